@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from config.views import healthz
+
+admin.site.site_header = "TikTok Inbox administration"
+admin.site.site_title = "TikTok Inbox admin"
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("webhooks/infobip/tiktok/", include("tiktok_channel.urls")),
+    # The agent inbox UI arrives with its own issue; until then the front door is the admin.
+    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+]

@@ -1,0 +1,199 @@
+"""The channel-agnostic contact center: inboxes, contacts, conversations, messages, audit log.
+
+Nothing here knows TikTok or Infobip: a channel identifies itself by a short `channel` name
+(e.g. "tiktok") and an `endpoint_id` (the business-side address a contact writes to).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Inbox(models.Model):
+    name = models.CharField(max_length=120, unique=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="inboxes", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "inboxes"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Contact(models.Model):
+    channel = models.CharField(max_length=32)
+    endpoint_id = models.CharField(max_length=200, help_text="Business-side address the contact writes to.")
+    channel_user_id = models.CharField(max_length=200)
+    display_name = models.CharField(max_length=200, blank=True)
+    first_seen_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "endpoint_id", "channel_user_id"], name="contact_unique_user_per_endpoint"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name or self.channel_user_id
+
+
+class Conversation(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        PENDING = "pending", "Pending"
+        RESOLVED = "resolved", "Resolved"
+
+    class Priority(models.TextChoices):
+        NONE = "none", "None"
+        LOW = "low", "Low"
+        MEDIUM = "medium", "Medium"
+        HIGH = "high", "High"
+        URGENT = "urgent", "Urgent"
+
+    inbox = models.ForeignKey(Inbox, on_delete=models.PROTECT, related_name="conversations")
+    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="conversations")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    priority = models.CharField(max_length=16, choices=Priority.choices, default=Priority.NONE)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_conversations",
+    )
+    provider_conversation_id = models.CharField(max_length=200, blank=True)
+    last_inbound_at = models.DateTimeField(
+        null=True, blank=True, help_text="The user's last message: the reply window runs from here."
+    )
+    last_activity_at = models.DateTimeField(db_index=True)
+    referral = models.JSONField(default=dict, blank=True, help_text="Ad / TikTok.me attribution.")
+    agent_last_seen_at = models.DateTimeField(null=True, blank=True)
+    # Bumped on every change an agent sees, so clients can ignore live updates older than their state.
+    version = models.PositiveBigIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            # TikTok keeps one thread per user and business account: so do we (a resolved one reopens).
+            models.UniqueConstraint(fields=["inbox", "contact"], name="conversation_unique_contact_per_inbox"),
+        ]
+        indexes = [
+            models.Index(fields=["inbox", "status", "-last_activity_at"], name="conv_inbox_status_activity"),
+            models.Index(fields=["assignee", "status", "-last_activity_at"], name="conv_assignee_status_activity"),
+            models.Index(fields=["inbox", "status", "last_inbound_at"], name="conv_inbox_status_window"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact} in {self.inbox}"
+
+    def reply_window_closes_at(self) -> datetime | None:
+        if self.last_inbound_at is None:
+            return None
+        return self.last_inbound_at + timedelta(hours=settings.REPLY_WINDOW_HOURS)
+
+
+class Message(models.Model):
+    class Direction(models.TextChoices):
+        IN = "in", "Inbound"
+        OUT = "out", "Outbound"
+
+    class Type(models.TextChoices):
+        TEXT = "text", "Text"
+        IMAGE = "image", "Image"
+        SHARE_POST = "share_post", "Share post"
+        REACTION = "reaction", "Reaction"
+        REFERRAL = "referral", "Referral"
+        UNSUPPORTED = "unsupported", "Unsupported"
+
+    class Status(models.TextChoices):
+        """Delivery status of an outbound message; only ever moves forward (see services)."""
+
+        QUEUED = "queued", "Queued"
+        ACCEPTED = "accepted", "Accepted"
+        DELIVERED = "delivered", "Delivered"
+        SEEN = "seen", "Seen"
+        FAILED = "failed", "Failed"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    type = models.CharField(max_length=16, choices=Type.choices)
+    text = models.TextField(blank=True)
+    media_url = models.URLField(max_length=2048, blank=True)
+    embed_url = models.URLField(max_length=2048, blank=True, help_text="Share-post or ad embed URL.")
+    post_id = models.CharField(max_length=200, blank=True, help_text="Outbound SHARE_POST post id.")
+    reaction_emoji = models.CharField(max_length=64, blank=True)
+    reaction_action = models.CharField(max_length=16, blank=True)
+    quoted_provider_message_id = models.CharField(
+        max_length=200, blank=True, help_text="The message this one replies or reacts to."
+    )
+    payload = models.JSONField(default=dict, blank=True)
+    channel = models.CharField(max_length=32)
+    provider_message_id = models.CharField(max_length=200, null=True, blank=True)
+    provider_conversation_id = models.CharField(max_length=200, blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    attempt = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=Status.choices, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    seen_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    provider_status = models.JSONField(default=dict, blank=True, help_text="Provider's last status object.")
+    error = models.JSONField(default=dict, blank=True, help_text="Provider error: name, description, permanent.")
+    sent_at = models.DateTimeField(help_text="When the user sent it (inbound) or we created it (outbound).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "provider_message_id"],
+                condition=Q(provider_message_id__isnull=False),
+                name="message_unique_provider_id_per_channel",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["conversation", "sent_at", "id"], name="message_thread"),
+            models.Index(fields=["status", "queued_at"], name="message_status_queued"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_direction_display()} {self.type} #{self.pk}"
+
+
+class AuditLog(models.Model):
+    class ActorKind(models.TextChoices):
+        AGENT = "agent", "Agent"
+        PROVIDER = "provider", "Provider"
+        SYSTEM = "system", "System"
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
+    action = models.CharField(max_length=64)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, null=True, blank=True, related_name="audit_entries"
+    )
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor or self.actor_kind}"

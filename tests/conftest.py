@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pytest
+
+from inbox.models import Inbox
+from tiktok_channel.models import InfobipAccount, TikTokSender
+
+
+@pytest.fixture
+def inbox(db) -> Inbox:
+    return Inbox.objects.create(name="Support")
+
+
+@pytest.fixture
+def make_account(db, inbox):
+    """An Infobip account with one sender; keyword arguments override account fields."""
+    counter = iter(range(1, 10_000))
+
+    def make(*, sender_id: str | None = None, **fields) -> InfobipAccount:
+        n = next(counter)
+        values = {
+            "name": f"Account {n}",
+            "base_url": "https://xyz.api.infobip.com",
+            "api_key": f"api-key-{n}-0123456789abcdef",
+            "webhook_auth": "hmac",
+            "webhook_secret": f"hmac-secret-{n}",
+        }
+        values.update(fields)
+        account = InfobipAccount.objects.create(**values)
+        TikTokSender.objects.create(account=account, business_account_id=sender_id or f"biz-{n}", inbox=inbox)
+        return account
+
+    return make
+
+
+@pytest.fixture
+def agent(db, django_user_model, inbox):
+    user = django_user_model.objects.create_user("agent1", password="agent-pass-123")
+    inbox.members.add(user)
+    return user

@@ -1,0 +1,124 @@
+from django import forms
+from django.contrib import admin
+from django.utils.html import format_html
+
+from tiktok_channel.models import InfobipAccount, TikTokSender
+
+SECRET_FIELDS = ["api_key", "webhook_secret", "basic_password"]
+
+
+class InfobipAccountForm(forms.ModelForm):
+    """Secrets are write-only: never rendered back; leaving the box empty keeps the stored value."""
+
+    base_url = forms.URLField(assume_scheme="https", help_text=InfobipAccount._meta.get_field("base_url").help_text)
+    api_key = forms.CharField(
+        required=False, widget=forms.PasswordInput(render_value=False), help_text="Leave empty to keep."
+    )
+    webhook_secret = forms.CharField(
+        required=False, widget=forms.PasswordInput(render_value=False), help_text="Leave empty to keep."
+    )
+    basic_password = forms.CharField(
+        required=False, widget=forms.PasswordInput(render_value=False), help_text="Leave empty to keep."
+    )
+
+    class Meta:
+        model = InfobipAccount
+        fields = [
+            "name",
+            "base_url",
+            "active",
+            "api_key",
+            "webhook_auth",
+            "hmac_algorithm",
+            "signature_header",
+            "signature_encoding",
+            "signature_prefix",
+            "webhook_secret",
+            "basic_username",
+            "basic_password",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in SECRET_FIELDS:
+            self.initial[name] = ""
+
+    def clean(self):
+        cleaned = super().clean()
+        instance = self.instance
+        for name in SECRET_FIELDS:
+            if not cleaned.get(name) and instance.pk:
+                cleaned[name] = getattr(instance, name)
+        if not cleaned.get("api_key"):
+            self.add_error("api_key", "An API key is required.")
+        auth = cleaned.get("webhook_auth")
+        if auth in (InfobipAccount.AuthMode.HMAC, InfobipAccount.AuthMode.HEADER) and not cleaned.get("webhook_secret"):
+            self.add_error("webhook_secret", f"Required for {auth} authentication.")
+        if auth == InfobipAccount.AuthMode.BASIC and not (
+            cleaned.get("basic_username") and cleaned.get("basic_password")
+        ):
+            self.add_error("basic_password", "Basic authentication needs a username and a password.")
+        return cleaned
+
+
+class TikTokSenderInline(admin.TabularInline):
+    model = TikTokSender
+    extra = 1
+    fields = ["business_account_id", "display_name", "inbox", "active"]
+
+
+def _masked(value: str) -> str:
+    if not value:
+        return "— not set —"
+    return "•" * 8 + (value[-4:] if len(value) >= 12 else "")
+
+
+@admin.register(InfobipAccount)
+class InfobipAccountAdmin(admin.ModelAdmin):
+    form = InfobipAccountForm
+    list_display = ["name", "base_url", "webhook_auth", "active", "sender_count", "created_at"]
+    list_filter = ["webhook_auth", "active"]
+    search_fields = ["name", "base_url", "senders__business_account_id"]
+    readonly_fields = ["webhook_url_for_infobip", "api_key_stored"]
+    inlines = [TikTokSenderInline]
+    fieldsets = [
+        (None, {"fields": ["name", "base_url", "active", "api_key", "api_key_stored"]}),
+        (
+            "Webhook (paste the URL into your Infobip notification profile)",
+            {
+                "fields": [
+                    "webhook_url_for_infobip",
+                    "webhook_auth",
+                    "hmac_algorithm",
+                    "signature_header",
+                    "signature_encoding",
+                    "signature_prefix",
+                    "webhook_secret",
+                    "basic_username",
+                    "basic_password",
+                ]
+            },
+        ),
+    ]
+
+    @admin.display(description="Webhook URL")
+    def webhook_url_for_infobip(self, obj: InfobipAccount) -> str:
+        if not obj.pk:
+            return "Shown after saving."
+        return format_html('<code style="user-select:all">{}</code>', obj.webhook_url)
+
+    @admin.display(description="Stored API key")
+    def api_key_stored(self, obj: InfobipAccount) -> str:
+        return _masked(obj.api_key) if obj.pk else "—"
+
+    @admin.display(description="Senders")
+    def sender_count(self, obj: InfobipAccount) -> int:
+        return obj.senders.count()
+
+
+@admin.register(TikTokSender)
+class TikTokSenderAdmin(admin.ModelAdmin):
+    list_display = ["business_account_id", "display_name", "account", "inbox", "active"]
+    list_filter = ["active", "account", "inbox"]
+    search_fields = ["business_account_id", "display_name"]
+    list_select_related = ["account", "inbox"]

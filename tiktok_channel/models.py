@@ -1,0 +1,102 @@
+"""Infobip accounts and the TikTok business accounts (senders) connected through them."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+
+from tiktok_channel.fields import EncryptedTextField
+from tiktok_channel.webhook_auth import HMAC_ALGORITHMS, WebhookAuth
+
+CHANNEL = "tiktok"
+
+
+def new_webhook_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class InfobipAccount(models.Model):
+    class AuthMode(models.TextChoices):
+        HMAC = "hmac", "HMAC signature"
+        BASIC = "basic", "Basic (username and password)"
+        HEADER = "header", "Static secret header"
+
+    class HmacAlgorithm(models.TextChoices):
+        HMAC_MD5 = "HMAC_MD5"
+        HMAC_SHA_1 = "HMAC_SHA_1"
+        HMAC_SHA_224 = "HMAC_SHA_224"
+        HMAC_SHA_256 = "HMAC_SHA_256"
+        HMAC_SHA_384 = "HMAC_SHA_384"
+        HMAC_SHA_512 = "HMAC_SHA_512"
+
+    class SignatureEncoding(models.TextChoices):
+        HEX = "hex", "hex"
+        BASE64 = "base64", "base64"
+
+    name = models.CharField(max_length=120, unique=True)
+    base_url = models.URLField(help_text="Your Infobip API base URL, e.g. https://xxxxx.api.infobip.com")
+    api_key = EncryptedTextField(help_text="Needs scopes tiktok:manage and saas:tiktok-ads:manage.")
+    webhook_auth = models.CharField(max_length=16, choices=AuthMode.choices, default=AuthMode.HMAC)
+    hmac_algorithm = models.CharField(max_length=16, choices=HmacAlgorithm.choices, default=HmacAlgorithm.HMAC_SHA_256)
+    signature_header = models.CharField(
+        max_length=100,
+        default="X-Hub-Signature",
+        help_text="Header carrying the HMAC signature, or the static secret in 'header' mode.",
+    )
+    signature_encoding = models.CharField(
+        max_length=8, choices=SignatureEncoding.choices, default=SignatureEncoding.HEX
+    )
+    signature_prefix = models.CharField(max_length=32, blank=True, help_text="e.g. sha256=")
+    webhook_secret = EncryptedTextField(blank=True, help_text="HMAC key, or the static header's value.")
+    basic_username = models.CharField(max_length=200, blank=True)
+    basic_password = EncryptedTextField(blank=True)
+    webhook_token = models.CharField(max_length=64, unique=True, default=new_webhook_token, editable=False)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(hmac_algorithm__in=list(HMAC_ALGORITHMS)), name="account_known_hmac_algorithm"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def webhook_url(self) -> str:
+        """The URL to paste into Infobip's notification profile (all event kinds)."""
+        return f"{settings.PUBLIC_BASE_URL}/webhooks/infobip/tiktok/{self.webhook_token}/"
+
+    def webhook_auth_settings(self) -> WebhookAuth:
+        return WebhookAuth(
+            mode=self.webhook_auth,
+            secret=self.webhook_secret or "",
+            hmac_algorithm=self.hmac_algorithm,
+            signature_header=self.signature_header,
+            signature_encoding=self.signature_encoding,
+            signature_prefix=self.signature_prefix,
+            username=self.basic_username,
+            password=self.basic_password or "",
+        )
+
+
+class TikTokSender(models.Model):
+    """A TikTok business account reachable through an Infobip account; its messages land in one inbox."""
+
+    account = models.ForeignKey(InfobipAccount, on_delete=models.CASCADE, related_name="senders")
+    business_account_id = models.CharField(max_length=200, unique=True)
+    display_name = models.CharField(max_length=200, blank=True)
+    inbox = models.ForeignKey("inbox.Inbox", on_delete=models.PROTECT, related_name="tiktok_senders")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "TikTok sender"
+
+    def __str__(self) -> str:
+        return self.display_name or self.business_account_id
