@@ -1,5 +1,7 @@
 """The test suite: SQLite + embedded Redis by default, PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set."""
 
+import os
+
 from .base import *  # noqa: F403
 from .base import BASE_DIR, RUN_DIR, database_from_env
 
@@ -8,8 +10,9 @@ SECRET_KEY = "test-only-secret-key"
 ALLOWED_HOSTS = ["*"]
 DATABASES = {"default": database_from_env(f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # A file, not memory, so servers and workers started by the tests see the same data.
-    DATABASES["default"]["TEST"] = {"NAME": str(RUN_DIR / "test.sqlite3")}
+    # A file, not memory, so servers and workers started by the tests see the same data; one per run,
+    # so two runs on one machine do not share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(RUN_DIR / f"test-{os.getpid()}.sqlite3")}
 FIELD_ENCRYPTION_KEYS = ["dGVzdC1vbmx5LWZlcm5ldC1rZXktMzItYnl0ZXMhISE="]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {
