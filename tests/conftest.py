@@ -38,3 +38,17 @@ def agent(db, django_user_model, inbox):
     user = django_user_model.objects.create_user("agent1", password="agent-pass-123")
     inbox.members.add(user)
     return user
+
+
+@pytest.fixture
+def account(make_account):
+    """An HMAC account whose sender `biz-1` feeds the `inbox` fixture (as in the JSON fixtures)."""
+    return make_account(sender_id="biz-1")
+
+
+@pytest.fixture
+def live_events(monkeypatch):
+    """Every live event sent, as (group, event); on-commit callbacks are run by the test."""
+    sent: list[tuple[str, dict]] = []
+    monkeypatch.setattr("inbox.live.send_now", lambda group, event: sent.append((group, event)))
+    return sent

@@ -1,8 +1,9 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from tiktok_channel.models import InfobipAccount, TikTokSender
+from tiktok_channel.ingest import PayloadError, replay_event
+from tiktok_channel.models import InfobipAccount, TikTokSender, UnmatchedReport, WebhookEvent
 
 SECRET_FIELDS = ["api_key", "webhook_secret", "basic_password"]
 
@@ -122,3 +123,35 @@ class TikTokSenderAdmin(admin.ModelAdmin):
     list_filter = ["active", "account", "inbox"]
     search_fields = ["business_account_id", "display_name"]
     list_select_related = ["account", "inbox"]
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(admin.ModelAdmin):
+    list_display = ["id", "received_at", "account", "path_kind", "result_count", "verdict", "replayed_at"]
+    list_filter = ["verdict", "path_kind", "account"]
+    search_fields = ["body", "error"]
+    date_hierarchy = "received_at"
+    readonly_fields = [f.name for f in WebhookEvent._meta.fields]
+    actions = ["replay"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Replay the selected webhook requests")
+    def replay(self, request, queryset) -> None:
+        for event in queryset.select_related("account"):
+            try:
+                outcome = replay_event(event)
+            except PayloadError as exc:
+                self.message_user(request, f"#{event.pk}: {exc}", messages.ERROR)
+                continue
+            level = messages.WARNING if outcome.errors else messages.SUCCESS
+            self.message_user(request, f"#{event.pk} replayed: {outcome.counts}", level)
+
+
+@admin.register(UnmatchedReport)
+class UnmatchedReportAdmin(admin.ModelAdmin):
+    list_display = ["provider_message_id", "status", "account", "received_at", "applied_at"]
+    list_filter = ["status", "applied_at"]
+    search_fields = ["provider_message_id"]
+    readonly_fields = [f.name for f in UnmatchedReport._meta.fields]

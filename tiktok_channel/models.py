@@ -100,3 +100,53 @@ class TikTokSender(models.Model):
 
     def __str__(self) -> str:
         return self.display_name or self.business_account_id
+
+
+class WebhookEvent(models.Model):
+    """The raw ledger: every authenticated webhook request, as received, with what became of it."""
+
+    class Verdict(models.TextChoices):
+        PROCESSED = "processed", "Processed"
+        PARTIAL = "partial", "Processed with errors"
+        REJECTED = "rejected", "Rejected (bad input)"
+        FAILED = "failed", "Processing failed"
+
+    account = models.ForeignKey(InfobipAccount, on_delete=models.CASCADE, related_name="webhook_events")
+    path_kind = models.CharField(max_length=16, help_text="any, inbound, delivery or seen (from the URL)")
+    received_at = models.DateTimeField(db_index=True)
+    headers = models.JSONField(default=dict, help_text="Request headers, credentials removed.")
+    body = models.TextField()
+    result_count = models.PositiveIntegerField(default=0)
+    verdict = models.CharField(max_length=16, choices=Verdict.choices)
+    summary = models.JSONField(default=dict, blank=True, help_text="Counts per outcome.")
+    error = models.TextField(blank=True)
+    replayed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["verdict", "received_at"], name="webhookevent_verdict_time")]
+
+    def __str__(self) -> str:
+        return f"{self.path_kind} webhook #{self.pk} ({self.verdict})"
+
+
+class UnmatchedReport(models.Model):
+    """A delivery or seen report for a message we do not have (yet): applied when it appears."""
+
+    account = models.ForeignKey(InfobipAccount, on_delete=models.CASCADE, related_name="+")
+    provider_message_id = models.CharField(max_length=200)
+    status = models.CharField(max_length=16)
+    report = models.JSONField(help_text="The report as received.")
+    received_at = models.DateTimeField()
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider_message_id", "status"], name="unmatchedreport_once_per_message_status"
+            )
+        ]
+        indexes = [models.Index(fields=["applied_at", "received_at"], name="unmatchedreport_pending")]
+
+    def __str__(self) -> str:
+        return f"{self.status} report for {self.provider_message_id}"

@@ -1,0 +1,35 @@
+"""Small typed events a channel hands to the contact center (built at the channel's edge)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    channel: str
+    endpoint_id: str  # business-side address the user wrote to
+    channel_user_id: str
+    provider_message_id: str
+    provider_conversation_id: str
+    sent_at: datetime
+    type: str  # a Message.Type value
+    text: str = ""
+    media_url: str = ""
+    embed_url: str = ""
+    reaction_emoji: str = ""
+    reaction_action: str = ""
+    quoted_provider_message_id: str = ""
+    referral: dict = field(default_factory=dict)
+    payload: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    channel: str
+    provider_message_id: str
+    status: str  # a Message.Status value: accepted, delivered, seen or failed
+    at: datetime
+    provider_status: dict = field(default_factory=dict)
+    error: dict = field(default_factory=dict)

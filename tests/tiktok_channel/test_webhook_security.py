@@ -1,0 +1,190 @@
+import base64
+import logging
+
+import pytest
+
+from inbox.models import Message
+from tests.tiktok_channel.webhooks import encode, fixture, post, webhook_path
+from tiktok_channel.models import WebhookEvent
+from tiktok_channel.webhook_auth import HMAC_ALGORITHMS
+
+pytestmark = pytest.mark.django_db
+
+
+def nothing_stored() -> bool:
+    return not WebhookEvent.objects.exists() and not Message.objects.exists()
+
+
+@pytest.mark.parametrize("algorithm", sorted(HMAC_ALGORITHMS))
+@pytest.mark.parametrize(("encoding", "prefix"), [("hex", ""), ("base64", ""), ("hex", "sha256=")])
+def test_hmac_each_algorithm_and_encoding(client, make_account, algorithm, encoding, prefix):
+    account = make_account(
+        sender_id="biz-1",
+        hmac_algorithm=algorithm,
+        signature_encoding=encoding,
+        signature_prefix=prefix,
+        signature_header="X-Infobip-Signature",
+    )
+    assert post(client, account, fixture("inbound_text")).status_code == 200
+    assert Message.objects.count() == 1
+
+
+def test_basic_auth(client, make_account):
+    account = make_account(
+        sender_id="biz-1", webhook_auth="basic", basic_username="infobip", basic_password="pa:ss", webhook_secret=""
+    )
+    assert post(client, account, fixture("inbound_text")).status_code == 200
+    bad = "Basic " + base64.b64encode(b"infobip:wrong").decode()
+    response = post(client, account, fixture("inbound_image"), signed=False, headers={"Authorization": bad})
+    assert response.status_code == 401
+    assert Message.objects.count() == 1
+
+
+def test_static_secret_header(client, make_account):
+    account = make_account(
+        sender_id="biz-1", webhook_auth="header", signature_header="X-Webhook-Secret", webhook_secret="static-secret"
+    )
+    assert post(client, account, fixture("inbound_text")).status_code == 200
+    response = post(client, account, fixture("inbound_image"), signed=False, headers={"X-Webhook-Secret": "nope"})
+    assert response.status_code == 401
+    stored = WebhookEvent.objects.get()
+    assert "static-secret" not in str(stored.headers)  # the secret header is not kept in the ledger
+
+
+def test_tampered_body_is_refused_with_a_reason_and_nothing_stored(client, account, caplog):
+    body = encode(fixture("inbound_text"))
+    headers = {"X-Hub-Signature": "0" * 64}
+    with caplog.at_level(logging.WARNING):
+        response = post(client, account, body, signed=False, headers=headers)
+    assert response.status_code == 401
+    assert response.json() == {"code": "unauthenticated", "message": "signature does not match the body"}
+    assert nothing_stored()
+    assert f"webhook auth failed for account {account.pk}" in caplog.text
+    assert account.webhook_secret not in caplog.text
+
+
+def test_missing_signature_header(client, account):
+    response = post(client, account, fixture("inbound_text"), signed=False)
+    assert response.status_code == 401 and "missing signature header" in response.json()["message"]
+    assert nothing_stored()
+
+
+def test_body_signed_for_another_account_is_refused(client, account, make_account):
+    other = make_account(sender_id="biz-2")
+    body = encode(fixture("inbound_text"))
+    from tests.tiktok_channel.webhooks import signed_headers
+
+    response = client.generic(
+        "POST", webhook_path(account), body, content_type="application/json", headers=signed_headers(other, body)
+    )
+    assert response.status_code == 401
+    assert nothing_stored()
+
+
+def test_unknown_or_inactive_token_is_404(client, account):
+    response = client.post("/webhooks/infobip/tiktok/not-a-token/", b"{}", content_type="application/json")
+    assert response.status_code == 404
+    account.active = False
+    account.save()
+    assert post(client, account, fixture("inbound_text")).status_code == 404
+    assert nothing_stored()
+
+
+@pytest.mark.parametrize("method", ["get", "put", "delete", "patch"])
+def test_other_methods_are_405(client, account, method):
+    response = getattr(client, method)(webhook_path(account))
+    assert response.status_code == 405 and response["Allow"] == "POST"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"not json", "body is not valid JSON"),
+        (b"\xff\xfe\x00garbage", "body is not valid JSON"),
+        (b"[1, 2]", "body must be a JSON object"),
+        (b"{}", "missing 'results'"),
+        (b'{"results": {"a": 1}}', "'results' must be an array"),
+        (b'{"results": [1]}', "results[0] must be an object"),
+        (b'{"results": [{"message": {"type": "TEXT"}, "sender": "u", "to": "b"}]}', "results[0].messageId is required"),
+        (
+            b'{"results": [{"message": {"type": "TEXT"}, "messageId": 5, "sender": "u", "to": "b"}]}',
+            "results[0].messageId has the wrong type",
+        ),
+        (
+            b'{"results": [{"message": "hi", "messageId": "m", "sender": "u", "to": "b"}]}',
+            "results[0].message must be an object",
+        ),
+        (
+            b'{"results": [{"message": {"type": 1}, "messageId": "m", "sender": "u", "to": "b"}]}',
+            "results[0].message.type must be a string",
+        ),
+        (
+            b'{"results": [{"message": {"type": "TEXT", "text": ["x"]}, "messageId": "m", "sender": "u", "to": "b"}]}',
+            "results[0].message.text has the wrong type",
+        ),
+        (b'{"results": [{"messageId": "m", "status": "DELIVERED"}]}', "results[0].status must be an object"),
+        (
+            b'{"results": [{"messageId": ["m"], "seenAt": "2026-01-01T00:00:00.000+0000"}]}',
+            "results[0].messageId has the wrong type",
+        ),
+        (b"[" * 100_000 + b"]" * 100_000, "body is not valid JSON"),
+    ],
+)
+def test_bad_payloads_get_400_with_a_reason_and_are_kept_as_rejected(client, account, body, reason):
+    response = post(client, account, body)
+    assert response.status_code == 400
+    assert response.json() == {"code": "bad_payload", "message": reason}
+    event = WebhookEvent.objects.get()
+    assert event.verdict == "rejected" and event.error == reason
+    assert not Message.objects.exists()
+
+
+def test_wrong_content_type_is_415(client, account):
+    response = post(client, account, fixture("inbound_text"), content_type="text/plain")
+    assert response.status_code == 415
+    assert nothing_stored()
+
+
+def test_body_over_the_limit_is_413(client, account, settings):
+    settings.WEBHOOK_MAX_BODY_BYTES = 1000
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    items = [fixture("inbound_text")["results"][0] for _ in range(20)]
+    response = post(client, account, {"results": items})
+    assert response.status_code == 413
+    assert response.json()["code"] == "body_too_large"
+    assert nothing_stored()
+
+
+def test_ledger_keeps_headers_without_credentials(client, make_account):
+    account = make_account(
+        sender_id="biz-1", webhook_auth="basic", basic_username="u", basic_password="p", webhook_secret=""
+    )
+    post(client, account, fixture("inbound_text"), headers={"X-Request-Id": "req-42"})
+    headers = {k.lower(): v for k, v in WebhookEvent.objects.get().headers.items()}
+    assert headers["x-request-id"] == "req-42"
+    assert "authorization" not in headers
+
+
+def test_a_result_that_fails_to_process_is_kept_and_can_be_replayed(client, account, admin_client, monkeypatch):
+    import tiktok_channel.ingest as ingest
+
+    real = ingest.message_receive
+
+    def broken(**kwargs):
+        raise RuntimeError("database hiccup")
+
+    monkeypatch.setattr(ingest, "message_receive", broken)
+    response = post(client, account, fixture("inbound_text"))
+    assert response.status_code == 200
+    event = WebhookEvent.objects.get()
+    assert event.verdict == "partial" and "RuntimeError: database hiccup" in event.error
+    assert not Message.objects.exists()
+
+    monkeypatch.setattr(ingest, "message_receive", real)
+    response = admin_client.post(
+        "/admin/tiktok_channel/webhookevent/", {"action": "replay", "_selected_action": [event.pk]}, follow=True
+    )
+    assert "replayed" in response.content.decode()
+    event.refresh_from_db()
+    assert event.verdict == "processed" and event.replayed_at is not None and event.error == ""
+    assert Message.objects.get().provider_message_id == "in-text-1"

@@ -1,0 +1,350 @@
+"""Infobip webhook payloads → typed inbox events, and their processing.
+
+Each item of `results[]` is classified by its shape (no field names the kind): an inbound message
+has a `message` object, a delivery report a `status`/`error`/`doneAt`, a seen report a `seenAt`.
+Anything else is kept in the ledger and counted as unrecognized.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from inbox.events import InboundMessage, StatusReport
+from inbox.models import Message
+from inbox.services import StatusOutcome, message_receive, message_status_apply
+from tiktok_channel.models import CHANNEL, InfobipAccount, TikTokSender, UnmatchedReport
+
+logger = logging.getLogger(__name__)
+
+INBOUND, DELIVERY, SEEN, UNRECOGNIZED = "inbound", "delivery", "seen", "unrecognized"
+
+MESSAGE_TYPES = {
+    "TEXT": Message.Type.TEXT,
+    "IMAGE": Message.Type.IMAGE,
+    "SHARE_POST": Message.Type.SHARE_POST,
+    "REACTION": Message.Type.REACTION,
+    "REFERRAL_AD": Message.Type.REFERRAL,
+    "REFERRAL_SHORT_LINK": Message.Type.REFERRAL,
+}
+
+# Delivery report status groups (Infobip groupName) → our delivery status.
+STATUS_GROUPS = {
+    "PENDING": Message.Status.ACCEPTED,
+    "ACCEPTED": Message.Status.ACCEPTED,
+    "DELIVERED": Message.Status.DELIVERED,
+    "UNDELIVERABLE": Message.Status.FAILED,
+    "EXPIRED": Message.Status.FAILED,
+    "REJECTED": Message.Status.FAILED,
+}
+STATUS_GROUP_IDS = {0: "ACCEPTED", 1: "PENDING", 2: "UNDELIVERABLE", 3: "DELIVERED", 4: "EXPIRED", 5: "REJECTED"}
+# Infobip refused a repeated destinations[].messageId: the earlier attempt went through, nothing failed.
+DUPLICATE_MESSAGE_ID = "REJECTED_DUPLICATE_MESSAGE_ID"
+
+
+class PayloadError(ValueError):
+    """The body is not a webhook payload we can accept; the message is the 400 reason."""
+
+
+def parse_body(body: bytes) -> list[dict]:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        raise PayloadError("body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise PayloadError("body must be a JSON object")
+    results = data.get("results")
+    if results is None:
+        raise PayloadError("missing 'results'")
+    if not isinstance(results, list):
+        raise PayloadError("'results' must be an array")
+    for index, item in enumerate(results):
+        if not isinstance(item, dict):
+            raise PayloadError(f"results[{index}] must be an object")
+        kind = classify(item)
+        if kind == INBOUND:
+            _check_inbound(item, index)
+        elif kind in (DELIVERY, SEEN):
+            _check_report(item, index)
+    return results
+
+
+def classify(item: dict) -> str:
+    if "message" in item:
+        return INBOUND
+    if "seenAt" in item:
+        return SEEN
+    if any(key in item for key in ("status", "error", "doneAt")):
+        return DELIVERY
+    return UNRECOGNIZED
+
+
+def _expect(item: dict, key: str, types: type | tuple, index: int, *, required: bool = False) -> None:
+    value = item.get(key)
+    if value is None:
+        if required:
+            raise PayloadError(f"results[{index}].{key} is required")
+        return
+    if not isinstance(value, types) or isinstance(value, bool) and types is not bool:
+        raise PayloadError(f"results[{index}].{key} has the wrong type")
+
+
+def _check_inbound(item: dict, index: int) -> None:
+    for key in ("messageId", "sender", "to"):
+        _expect(item, key, str, index, required=True)
+    _expect(item, "receivedAt", str, index)
+    _expect(item, "callbackData", str, index)
+    message = item["message"]
+    if not isinstance(message, dict):
+        raise PayloadError(f"results[{index}].message must be an object")
+    if not isinstance(message.get("type"), str):
+        raise PayloadError(f"results[{index}].message.type must be a string")
+    for key in (
+        "text",
+        "mediaUrl",
+        "embedUrl",
+        "conversationId",
+        "emoji",
+        "aiEmojiUrl",
+        "action",
+        "ref",
+        "prefilledMessage",
+        "adId",
+        "adName",
+        "advertiserId",
+    ):
+        value = message.get(key)
+        if value is not None and not isinstance(value, str):
+            raise PayloadError(f"results[{index}].message.{key} has the wrong type")
+    for key in ("context", "referral"):
+        if message.get(key) is not None and not isinstance(message[key], dict):
+            raise PayloadError(f"results[{index}].message.{key} must be an object")
+
+
+def _check_report(item: dict, index: int) -> None:
+    for key in ("messageId", "sentAt", "doneAt", "seenAt", "callbackData", "bulkId"):
+        _expect(item, key, str, index)
+    for key in ("status", "error"):
+        if item.get(key) is not None and not isinstance(item[key], dict):
+            raise PayloadError(f"results[{index}].{key} must be an object")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """Infobip's `2019-11-09T16:00:00.000+0000` (and other ISO 8601 forms) as an aware datetime."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, timezone.utc)
+    return parsed
+
+
+def _drop_empty(values: dict) -> dict:
+    return {key: value for key, value in values.items() if value not in (None, "")}
+
+
+def referral_of(message: dict, received_at: datetime) -> dict:
+    """Ad / TikTok.me attribution carried by an inbound message, normalized; {} when none."""
+    kind = message.get("type")
+    if kind == "REFERRAL_AD":
+        data = {
+            "source": "ad",
+            "ad_id": message.get("adId"),
+            "ad_name": message.get("adName"),
+            "advertiser_id": message.get("advertiserId"),
+            "embed_url": message.get("embedUrl"),
+            "message_material_id": message.get("messageMaterialId"),
+        }
+    elif kind == "REFERRAL_SHORT_LINK":
+        data = {
+            "source": "tiktok_me",
+            "ref": message.get("ref"),
+            "prefilled_message": message.get("prefilledMessage"),
+            "prefilled_message_audit_status": message.get("prefilledMessageAuditStatus"),
+        }
+    elif isinstance(message.get("referral"), dict):
+        ref = message["referral"]
+        data = {
+            "source": {"AD": "ad", "SHORT_LINK": "tiktok_me"}.get(ref.get("sourceType"), "other"),
+            "source_type": ref.get("sourceType"),
+            "source_id": ref.get("sourceId"),
+            "source_name": ref.get("sourceName"),
+            "source_url": ref.get("sourceUrl"),
+            "creative_id": ref.get("creativeId"),
+            "advertiser_id": ref.get("advertiserId"),
+            "tracking_ref": ref.get("trackingRef"),
+            "source_status": ref.get("sourceStatus"),
+        }
+    else:
+        return {}
+    return {**_drop_empty(data), "received_at": received_at.isoformat()}
+
+
+def inbound_event(item: dict) -> InboundMessage:
+    message = item["message"]
+    received_at = parse_time(item.get("receivedAt")) or timezone.now()
+    kind = message["type"]
+    context = message.get("context") or {}
+    return InboundMessage(
+        channel=CHANNEL,
+        endpoint_id=item["to"],
+        channel_user_id=item["sender"],
+        provider_message_id=item["messageId"],
+        # Replies go to conversationId; in every official example it equals the sender. Keep both.
+        provider_conversation_id=message.get("conversationId") or item["sender"],
+        sent_at=received_at,
+        type=MESSAGE_TYPES.get(kind, Message.Type.UNSUPPORTED),
+        text=message.get("text") or "",
+        media_url=message.get("mediaUrl") or message.get("aiEmojiUrl") or "",
+        embed_url=message.get("embedUrl") or "",
+        reaction_emoji=message.get("emoji") or "",
+        reaction_action=message.get("action") or "",
+        quoted_provider_message_id=context.get("id") or "",
+        referral=referral_of(message, received_at),
+        payload=item,
+    )
+
+
+def status_report(item: dict) -> StatusReport | None:
+    """A delivery or seen report as a status change; None when it changes nothing we track."""
+    message_id = item.get("messageId")
+    if not message_id:
+        return None
+    if "seenAt" in item:
+        at = parse_time(item.get("seenAt")) or timezone.now()
+        return StatusReport(channel=CHANNEL, provider_message_id=message_id, status=Message.Status.SEEN, at=at)
+    status = item.get("status") or {}
+    group = status.get("groupName") or STATUS_GROUP_IDS.get(status.get("groupId"))
+    if status.get("name") == DUPLICATE_MESSAGE_ID or group not in STATUS_GROUPS:
+        return None
+    ours = STATUS_GROUPS[group]
+    at = parse_time(item.get("doneAt")) or parse_time(item.get("sentAt")) or timezone.now()
+    error = {}
+    if ours == Message.Status.FAILED:
+        raw_error = item.get("error") or {}
+        error = _drop_empty(
+            {
+                "status": status.get("name"),
+                "status_description": status.get("description"),
+                "name": raw_error.get("name"),
+                "description": raw_error.get("description"),
+                "code": raw_error.get("id"),
+                "permanent": raw_error.get("permanent"),
+            }
+        )
+    provider_status = _drop_empty({**status, "sentAt": item.get("sentAt"), "doneAt": item.get("doneAt")})
+    return StatusReport(
+        channel=CHANNEL,
+        provider_message_id=message_id,
+        status=ours,
+        at=at,
+        provider_status=provider_status,
+        error=error,
+    )
+
+
+@dataclass
+class Outcome:
+    counts: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, key: str) -> None:
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+
+def process_results(account: InfobipAccount, results: list[dict]) -> Outcome:
+    """Apply each result; one result's failure is recorded and does not stop the others."""
+    outcome = Outcome()
+    senders: dict[str, TikTokSender | None] = {}
+    for index, item in enumerate(results):
+        try:
+            with transaction.atomic():
+                outcome.add(_process_one(account, item, senders))
+        except Exception as exc:  # noqa: BLE001 - kept in the ledger with the error, replayable
+            logger.exception("webhook result %d for account %s failed", index, account.pk)
+            outcome.add("error")
+            outcome.errors.append(f"results[{index}]: {type(exc).__name__}: {exc}")
+    return outcome
+
+
+def _process_one(account: InfobipAccount, item: dict, senders: dict[str, TikTokSender | None]) -> str:
+    kind = classify(item)
+    if kind == INBOUND:
+        business_id = item["to"]
+        if business_id not in senders:
+            senders[business_id] = (
+                TikTokSender.objects.filter(account=account, business_account_id=business_id, active=True)
+                .only("id", "inbox_id")
+                .first()
+            )
+        sender = senders[business_id]
+        if sender is None:
+            return "ignored_unknown_sender"
+        _, created = message_receive(inbox_id=sender.inbox_id, event=inbound_event(item))
+        return "inbound" if created else "duplicate"
+    if kind in (DELIVERY, SEEN):
+        report = status_report(item)
+        if report is None:
+            return "ignored_report"
+        result = message_status_apply(report=report)
+        if result == StatusOutcome.UNKNOWN:
+            _keep_unmatched(account, report, item)
+            return "unmatched_report"
+        return f"{kind}_{result}"
+    return UNRECOGNIZED
+
+
+def _keep_unmatched(account: InfobipAccount, report: StatusReport, item: dict) -> None:
+    try:
+        with transaction.atomic():
+            UnmatchedReport.objects.create(
+                account=account,
+                provider_message_id=report.provider_message_id,
+                status=report.status,
+                report=item,
+                received_at=timezone.now(),
+            )
+    except IntegrityError:
+        pass  # the same report again
+
+
+def apply_unmatched_reports(*, provider_message_ids: list[str] | None = None) -> int:
+    """Apply kept reports whose message now exists (called when a message gets its id, and periodically)."""
+    pending = UnmatchedReport.objects.filter(applied_at__isnull=True)
+    if provider_message_ids is not None:
+        pending = pending.filter(provider_message_id__in=provider_message_ids)
+    applied = 0
+    for kept in pending.order_by("received_at", "id"):
+        report = status_report(kept.report)
+        if report is None:
+            continue
+        with transaction.atomic():
+            if message_status_apply(report=report) != StatusOutcome.UNKNOWN:
+                UnmatchedReport.objects.filter(pk=kept.pk).update(applied_at=timezone.now())
+                applied += 1
+    return applied
+
+
+def replay_event(event) -> Outcome:
+    """Process a stored webhook request again (admin action). Safe: effects are idempotent."""
+    from tiktok_channel.models import WebhookEvent
+
+    results = parse_body(event.body.encode())
+    with transaction.atomic():
+        outcome = process_results(event.account, results)
+        WebhookEvent.objects.filter(pk=event.pk).update(
+            verdict=WebhookEvent.Verdict.PARTIAL if outcome.errors else WebhookEvent.Verdict.PROCESSED,
+            summary=outcome.counts,
+            error="\n".join(outcome.errors),
+            result_count=len(results),
+            replayed_at=timezone.now(),
+        )
+    return outcome

@@ -1,0 +1,112 @@
+"""Infobip's webhook: inbound messages, delivery reports and seen reports, in any mix.
+
+Order matters: method, size and content type are checked without touching the database; the
+account is looked up by its unguessable token and the request authenticated before anything is
+written. Then the request goes to the ledger and its results are applied in one transaction, so
+a request answered 200 is stored with all its effects, and a request that fails mid-way leaves
+nothing half-written (Infobip retries it).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError, transaction
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from tiktok_channel.ingest import PayloadError, parse_body, process_results
+from tiktok_channel.models import InfobipAccount, WebhookEvent
+from tiktok_channel.webhook_auth import AuthError, verify
+
+logger = logging.getLogger(__name__)
+
+REDACTED_HEADERS = {"authorization", "cookie", "proxy-authorization"}
+
+
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse({"code": code, "message": message}, status=status)
+
+
+def ledger_headers(request: HttpRequest, account: InfobipAccount) -> dict[str, str]:
+    """Request headers fit to store: credentials and the account's secret-bearing header removed."""
+    hidden = REDACTED_HEADERS | {account.signature_header.lower()}
+    return {name: value for name, value in request.headers.items() if name.lower() not in hidden}
+
+
+@csrf_exempt
+def infobip_webhook(request: HttpRequest, token: str, kind: str = "any") -> JsonResponse:
+    if request.method != "POST":
+        response = _error(405, "method_not_allowed", "use POST")
+        response["Allow"] = "POST"
+        return response
+    try:
+        length = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        return _error(400, "bad_content_length", "Content-Length is not a number")
+    if length > settings.WEBHOOK_MAX_BODY_BYTES:
+        return _error(413, "body_too_large", f"body over {settings.WEBHOOK_MAX_BODY_BYTES} bytes")
+    content_type = request.content_type or ""
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        return _error(415, "unsupported_media_type", "Content-Type must be application/json")
+
+    try:
+        account = InfobipAccount.objects.filter(webhook_token=token, active=True).first()
+    except DatabaseError:
+        logger.exception("webhook: database unavailable")
+        return _error(503, "unavailable", "try again later")
+    if account is None:
+        return _error(404, "unknown_webhook", "no such webhook")
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        return _error(413, "body_too_large", f"body over {settings.WEBHOOK_MAX_BODY_BYTES} bytes")
+    try:
+        verify(account.webhook_auth_settings(), request.headers, body)
+    except AuthError as exc:
+        logger.warning("webhook auth failed for account %s: %s", account.pk, exc)
+        return _error(401, "unauthenticated", str(exc))
+
+    received_at = timezone.now()
+    text = body.decode("utf-8", errors="replace")
+    ledger = {
+        "account": account,
+        "path_kind": kind,
+        "received_at": received_at,
+        "headers": ledger_headers(request, account),
+        "body": text,
+    }
+    try:
+        try:
+            results = parse_body(body)
+        except PayloadError as exc:
+            WebhookEvent.objects.create(**ledger, verdict=WebhookEvent.Verdict.REJECTED, error=str(exc))
+            return _error(400, "bad_payload", str(exc))
+        try:
+            with transaction.atomic():
+                outcome = process_results(account, results)
+                WebhookEvent.objects.create(
+                    **ledger,
+                    result_count=len(results),
+                    verdict=WebhookEvent.Verdict.PARTIAL if outcome.errors else WebhookEvent.Verdict.PROCESSED,
+                    summary=outcome.counts,
+                    error="\n".join(outcome.errors),
+                )
+        except DatabaseError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - keep the request for replay, answer 200
+            logger.exception("webhook processing failed for account %s", account.pk)
+            WebhookEvent.objects.create(
+                **ledger,
+                result_count=len(results),
+                verdict=WebhookEvent.Verdict.FAILED,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return JsonResponse({"status": "stored", "results": len(results)})
+    except DatabaseError:
+        logger.exception("webhook: database unavailable")
+        return _error(503, "unavailable", "try again later")
+    return JsonResponse({"status": "ok", "results": len(results), **outcome.counts})
