@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from inbox.events import InboundMessage, StatusReport
@@ -51,7 +51,14 @@ class PayloadError(ValueError):
     """The body is not a webhook payload we can accept; the message is the 400 reason."""
 
 
+def ledger_text(body: bytes) -> str:
+    """The body as storable text: invalid UTF-8 escaped, NUL (which PostgreSQL text refuses) made visible."""
+    return body.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
+
+
 def parse_body(body: bytes) -> list[dict]:
+    # PostgreSQL cannot store U+0000 in text or jsonb: turn it into U+FFFD before it reaches any column.
+    body = body.replace(b"\\u0000", b"\\ufffd")
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
@@ -268,6 +275,8 @@ def process_results(account: InfobipAccount, results: list[dict]) -> Outcome:
         try:
             with transaction.atomic():
                 outcome.add(_process_one(account, item, senders))
+        except (OperationalError, InterfaceError):
+            raise  # the database itself is in trouble: fail the request so Infobip retries it
         except Exception as exc:  # noqa: BLE001 - kept in the ledger with the error, replayable
             logger.exception("webhook result %d for account %s failed", index, account.pk)
             outcome.add("error")

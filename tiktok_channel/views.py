@@ -18,7 +18,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from tiktok_channel.ingest import PayloadError, parse_body, process_results
+from tiktok_channel.ingest import PayloadError, ledger_text, parse_body, process_results
 from tiktok_channel.models import InfobipAccount, WebhookEvent
 from tiktok_channel.webhook_auth import AuthError, verify
 
@@ -71,7 +71,7 @@ def infobip_webhook(request: HttpRequest, token: str, kind: str = "any") -> Json
         return _error(401, "unauthenticated", str(exc))
 
     received_at = timezone.now()
-    text = body.decode("utf-8", errors="replace")
+    text = ledger_text(body)
     ledger = {
         "account": account,
         "path_kind": kind,

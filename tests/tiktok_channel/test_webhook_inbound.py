@@ -217,3 +217,11 @@ def test_duplicate_publishes_nothing(client, account, live_events, django_captur
     with django_capture_on_commit_callbacks(execute=True):
         post(client, account, fixture("inbound_text"))
     assert live_events == []
+
+
+def test_nul_characters_are_stored_as_replacement_characters(client, account):
+    payload = fixture("inbound_text")
+    payload["results"][0]["message"]["text"] = "before\u0000after"
+    response = post(client, account, payload)
+    assert response.status_code == 200
+    assert Message.objects.get().text == "before\ufffdafter"
