@@ -19,6 +19,10 @@ def inbox_group(inbox_id: int) -> str:
     return f"inbox.{inbox_id}"
 
 
+def user_group(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
 def send_now(group: str, event: dict) -> None:
     try:
         async_to_sync(get_channel_layer().group_send)(group, {"type": "inbox.event", "event": event})

@@ -1,3 +1,7 @@
-"""Websocket routes of the agent inbox (the consumer arrives with the inbox UI issue)."""
+"""Websocket routes of the agent inbox."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from inbox.consumers import InboxConsumer
+
+websocket_urlpatterns = [path("ws/inbox/", InboxConsumer.as_asgi())]

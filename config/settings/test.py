@@ -7,7 +7,7 @@ from .base import BASE_DIR, RUN_DIR, database_from_env
 
 DEBUG = False
 SECRET_KEY = "test-only-secret-key"
-ALLOWED_HOSTS = ["*"]
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 DATABASES = {"default": database_from_env(f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so servers and workers started by the tests see the same data; one per run,

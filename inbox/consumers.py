@@ -1,0 +1,41 @@
+"""The agents' websocket: live hints for the inboxes an agent belongs to (REST stays the truth)."""
+
+from __future__ import annotations
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from inbox.live import inbox_group, user_group
+from inbox.selectors import inbox_ids_visible_to
+
+# Close codes in the 4000 range are the application's own.
+CLOSE_UNAUTHENTICATED = 4401
+
+
+class InboxConsumer(AsyncJsonWebsocketConsumer):
+    """Joins the groups of the user's inboxes (all inboxes for admins) and the user's own group."""
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated or not user.is_active:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.groups_joined = [user_group(user.pk)] + [
+            inbox_group(pk) for pk in await database_sync_to_async(inbox_ids_visible_to)(user)
+        ]
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+        await self.send_json({"type": "hello", "inboxes": len(self.groups_joined) - 1})
+
+    async def disconnect(self, code: int) -> None:
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs) -> None:
+        # Clients only listen; a ping keeps proxies from closing an idle socket.
+        if isinstance(content, dict) and content.get("type") == "ping":
+            await self.send_json({"type": "pong"})
+
+    async def inbox_event(self, message: dict) -> None:
+        await self.send_json(message["event"])

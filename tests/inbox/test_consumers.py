@@ -1,0 +1,129 @@
+"""The agents' websocket, over the real Redis channel layer, fed by the real services."""
+
+from datetime import UTC, datetime
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing.websocket import WebsocketCommunicator  # (channels.testing would import daphne)
+from django.contrib.auth.models import AnonymousUser
+
+from inbox.consumers import CLOSE_UNAUTHENTICATED, InboxConsumer
+from inbox.events import InboundMessage, StatusReport
+from inbox.models import Inbox, Message
+from inbox.services import message_receive, message_status_apply
+
+pytestmark = [pytest.mark.anyio, pytest.mark.django_db(transaction=True)]
+T = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+def inbound(n: int) -> InboundMessage:
+    return InboundMessage(
+        channel="tiktok",
+        endpoint_id="biz-1",
+        channel_user_id="user-1",
+        provider_message_id=f"in-{n}",
+        provider_conversation_id="user-1",
+        sent_at=T,
+        type="text",
+        text=f"hello {n}",
+    )
+
+
+async def connect(user) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(InboxConsumer.as_asgi(), "/ws/inbox/")
+    communicator.scope["user"] = user
+    connected, _ = await communicator.connect()
+    assert connected
+    assert (await communicator.receive_json_from())["type"] == "hello"
+    return communicator
+
+
+async def test_anonymous_connection_is_refused():
+    communicator = WebsocketCommunicator(InboxConsumer.as_asgi(), "/ws/inbox/")
+    communicator.scope["user"] = AnonymousUser()
+    connected, code = await communicator.connect()
+    assert not connected and code == CLOSE_UNAUTHENTICATED
+    await communicator.wait()
+
+
+async def test_member_receives_each_event_type_and_outsider_nothing(django_user_model):
+    inbox = await Inbox.objects.acreate(name="Support")
+    other = await Inbox.objects.acreate(name="Other team")
+    member = await django_user_model.objects.acreate(username="member")
+    outsider = await django_user_model.objects.acreate(username="outsider")
+    await sync_to_async(inbox.members.add)(member)
+    await sync_to_async(other.members.add)(outsider)
+
+    member_ws, outsider_ws = await connect(member), await connect(outsider)
+
+    message, _ = await sync_to_async(message_receive)(inbox_id=inbox.pk, event=inbound(1))
+    created = await member_ws.receive_json_from(timeout=5)
+    assert created == {"type": "conversation.created", "conversation_id": message.conversation_id, "version": 1}
+    new_message = await member_ws.receive_json_from(timeout=5)
+    assert new_message["type"] == "message.created" and new_message["message_id"] == message.pk
+
+    outbound = await Message.objects.acreate(
+        conversation_id=message.conversation_id,
+        direction="out",
+        type="text",
+        channel="tiktok",
+        provider_message_id="out-1",
+        status="accepted",
+        sent_at=T,
+    )
+    await sync_to_async(message_status_apply)(
+        report=StatusReport(channel="tiktok", provider_message_id="out-1", status="delivered", at=T)
+    )
+    tick = await member_ws.receive_json_from(timeout=5)
+    assert (tick["type"], tick["message_id"], tick["status"]) == ("message.status", outbound.pk, "delivered")
+
+    assert await outsider_ws.receive_nothing(timeout=0.5)
+    await member_ws.disconnect()
+    await outsider_ws.disconnect()
+
+
+async def test_admin_joins_every_inbox(django_user_model):
+    inbox = await Inbox.objects.acreate(name="Support")
+    admin = await django_user_model.objects.acreate(username="boss", is_superuser=True, is_staff=True)
+    ws = await connect(admin)
+    await sync_to_async(message_receive)(inbox_id=inbox.pk, event=inbound(2))
+    assert (await ws.receive_json_from(timeout=5))["type"] == "conversation.created"
+    await ws.disconnect()
+
+
+async def test_full_stack_uses_the_session_and_checks_the_origin(django_user_model):
+    from django.test import Client
+
+    from config.asgi import application
+
+    await django_user_model.objects.acreate(username="agent")
+    client = Client()
+    await sync_to_async(client.force_login)(await django_user_model.objects.aget(username="agent"))
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+
+    good = WebsocketCommunicator(
+        application, "/ws/inbox/", headers=[(b"origin", b"http://testserver"), (b"cookie", cookie)]
+    )
+    connected, _ = await good.connect()
+    assert connected
+    assert (await good.receive_json_from())["type"] == "hello"
+    await good.send_json_to({"type": "ping"})
+    assert await good.receive_json_from() == {"type": "pong"}
+    await good.disconnect()
+
+    foreign = WebsocketCommunicator(
+        application, "/ws/inbox/", headers=[(b"origin", b"https://evil.example"), (b"cookie", cookie)]
+    )
+    connected, _ = await foreign.connect()
+    assert not connected
+    await foreign.wait()
+
+    anonymous = WebsocketCommunicator(application, "/ws/inbox/", headers=[(b"origin", b"http://testserver")])
+    connected, code = await anonymous.connect()
+    assert not connected and code == CLOSE_UNAUTHENTICATED
+    await anonymous.wait()
