@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from config.views import healthz
 
@@ -11,6 +12,9 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("webhooks/infobip/tiktok/", include("tiktok_channel.urls")),
+    path("api/v1/", include("inbox.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
     # The agent inbox UI arrives with its own issue; until then the front door is the admin.
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
 ]

@@ -2,10 +2,139 @@
 
 from __future__ import annotations
 
-from inbox.models import Inbox
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    DateTimeField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from inbox.models import Contact, Conversation, Inbox, Message
 
 
 def inbox_ids_visible_to(user) -> list[int]:
     """Admins see every inbox; an agent only the inboxes they are a member of."""
-    inboxes = Inbox.objects.all() if user.is_superuser else Inbox.objects.filter(members=user)
-    return list(inboxes.values_list("pk", flat=True))
+    return list(inboxes_visible_to(user).values_list("pk", flat=True))
+
+
+def inboxes_visible_to(user) -> QuerySet[Inbox]:
+    return Inbox.objects.all() if user.is_superuser else Inbox.objects.filter(members=user)
+
+
+def conversations_visible_to(user) -> QuerySet[Conversation]:
+    qs = Conversation.objects.all()
+    if not user.is_superuser:
+        qs = qs.filter(inbox__members=user)
+    return qs
+
+
+def replies_counted_since(last_inbound_at_ref) -> Subquery:
+    """Outbound messages that use up the reply quota: sent since the user's last message, not failed."""
+    return Subquery(
+        Message.objects.filter(
+            conversation=OuterRef("pk"),
+            direction=Message.Direction.OUT,
+            queued_at__gte=last_inbound_at_ref,
+        )
+        .exclude(status=Message.Status.FAILED)
+        .order_by()
+        .values("conversation")
+        .annotate(n=Count("pk"))
+        .values("n"),
+        output_field=IntegerField(),
+    )
+
+
+def with_list_annotations(qs: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    """Everything a conversation list row shows, in one query whatever the page holds."""
+    latest = Message.objects.filter(conversation=OuterRef("pk")).order_by("-sent_at", "-id")
+    unread = (
+        Message.objects.filter(conversation=OuterRef("pk"), direction=Message.Direction.IN)
+        .filter(Q(sent_at__gt=OuterRef("agent_last_seen_at")) | Q(conversation__agent_last_seen_at__isnull=True))
+        .order_by()
+        .values("conversation")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return qs.select_related("inbox", "contact", "assignee").annotate(
+        last_message_text=Subquery(latest.values("text")[:1], output_field=CharField()),
+        last_message_type=Subquery(latest.values("type")[:1], output_field=CharField()),
+        last_message_direction=Subquery(latest.values("direction")[:1], output_field=CharField()),
+        last_message_at=Subquery(latest.values("sent_at")[:1], output_field=DateTimeField()),
+        unread_count=Coalesce(Subquery(unread, output_field=IntegerField()), Value(0)),
+        replies_used=Coalesce(replies_counted_since(OuterRef("last_inbound_at")), Value(0)),
+    )
+
+
+def window_rank():
+    """Sort key for 'reply window closing soonest': open windows first, soonest to close first."""
+    cutoff = timezone.now() - timedelta(hours=settings.REPLY_WINDOW_HOURS)
+    far = timedelta(days=365 * 100)
+    return Case(
+        When(last_inbound_at__gte=cutoff, then=F("last_inbound_at")),
+        When(last_inbound_at__isnull=False, then=ExpressionWrapper(F("last_inbound_at") + far, DateTimeField())),
+        default=Value(timezone.now() + 2 * far, output_field=DateTimeField()),
+        output_field=DateTimeField(),
+    )
+
+
+def conversation_list(
+    *, user, status: str | None = None, assignee: str | None = None, inbox: int | None = None, q: str | None = None
+) -> QuerySet[Conversation]:
+    qs = conversations_visible_to(user)
+    if status:
+        qs = qs.filter(status=status)
+    if assignee == "me":
+        qs = qs.filter(assignee=user)
+    elif assignee == "none":
+        qs = qs.filter(assignee__isnull=True)
+    elif assignee:
+        qs = qs.filter(assignee_id=int(assignee))
+    if inbox:
+        qs = qs.filter(inbox_id=inbox)
+    if q:
+        matching_messages = Message.objects.filter(conversation=OuterRef("pk"), text__icontains=q)
+        qs = qs.filter(
+            Q(contact__display_name__icontains=q)
+            | Q(contact__channel_user_id__icontains=q)
+            | Q(pk__in=Subquery(matching_messages.values("conversation")))
+        )
+    return with_list_annotations(qs).annotate(window_rank=window_rank())
+
+
+def messages_of(conversation: Conversation) -> QuerySet[Message]:
+    quoted = Message.objects.filter(
+        conversation=conversation, provider_message_id=OuterRef("quoted_provider_message_id")
+    )
+    return (
+        Message.objects.filter(conversation=conversation)
+        .select_related("author")
+        .annotate(quoted_message_id=Subquery(quoted.values("pk")[:1], output_field=IntegerField()))
+    )
+
+
+def contacts_visible_to(user) -> QuerySet[Contact]:
+    if user.is_superuser:
+        return Contact.objects.all()
+    return Contact.objects.filter(conversations__inbox__members=user).distinct()
+
+
+def contact_search(*, user, q: str = "") -> QuerySet[Contact]:
+    qs = contacts_visible_to(user)
+    if q:
+        qs = qs.filter(Q(display_name__icontains=q) | Q(channel_user_id__icontains=q))
+    return qs

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
+from inbox.errors import ApplicationError
 from inbox.events import InboundMessage, StatusReport
 from inbox.live import publish_on_commit
 from inbox.models import AuditLog, Contact, Conversation, Inbox, Message
@@ -168,3 +170,82 @@ def message_status_apply(*, report: StatusReport) -> str:
             },
         )
     return StatusOutcome.APPLIED
+
+
+# --- Conversation actions by agents -------------------------------------------------------------
+
+
+def _conversation_change(*, conversation_id: int, actor, action: str, changes: dict) -> Conversation:
+    """Apply `changes` to a locked conversation, audit before/after, publish `conversation.updated`."""
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+        before = {field: _audit_value(getattr(conversation, field)) for field in changes}
+        if all(getattr(conversation, field) == value for field, value in changes.items()):
+            return conversation
+        for field, value in changes.items():
+            setattr(conversation, field, value)
+        conversation.version += 1
+        conversation.save(update_fields=[*changes, "version", "updated_at"])
+        AuditLog.objects.create(
+            actor=actor,
+            actor_kind=AuditLog.ActorKind.AGENT if actor else AuditLog.ActorKind.SYSTEM,
+            action=action,
+            conversation=conversation,
+            before=before,
+            after={field: _audit_value(value) for field, value in changes.items()},
+        )
+        publish_on_commit(
+            inbox_id=conversation.inbox_id,
+            event={
+                "type": "conversation.updated",
+                "conversation_id": conversation.pk,
+                "status": conversation.status,
+                "priority": conversation.priority,
+                "assignee_id": conversation.assignee_id,
+                "version": conversation.version,
+            },
+        )
+    return conversation
+
+
+def _audit_value(value):
+    return getattr(value, "pk", value)
+
+
+def conversation_assign(*, conversation_id: int, assignee, actor) -> Conversation:
+    """Assign to an agent who can see the conversation's inbox (a member, or an admin)."""
+    inbox = Conversation.objects.select_related("inbox").get(pk=conversation_id).inbox
+    allowed = assignee.is_superuser or inbox.members.filter(pk=assignee.pk).exists()
+    if not (assignee.is_active and allowed):
+        raise ApplicationError(
+            "invalid_assignee",
+            "that agent is not a member of this conversation's inbox",
+            status=422,
+            fields={"assignee": ["not a member of the inbox"]},
+        )
+    return _conversation_change(
+        conversation_id=conversation_id, actor=actor, action="conversation.assigned", changes={"assignee": assignee}
+    )
+
+
+def conversation_unassign(*, conversation_id: int, actor) -> Conversation:
+    return _conversation_change(
+        conversation_id=conversation_id, actor=actor, action="conversation.unassigned", changes={"assignee": None}
+    )
+
+
+def conversation_set_status(*, conversation_id: int, status: str, actor) -> Conversation:
+    return _conversation_change(
+        conversation_id=conversation_id, actor=actor, action=f"conversation.{status}", changes={"status": status}
+    )
+
+
+def conversation_set_priority(*, conversation_id: int, priority: str, actor) -> Conversation:
+    return _conversation_change(
+        conversation_id=conversation_id, actor=actor, action="conversation.priority", changes={"priority": priority}
+    )
+
+
+def conversation_mark_read(*, conversation_id: int, actor) -> None:
+    """Agents have read the thread up to now (drives unread counts). Not audited: it changes no state."""
+    Conversation.objects.filter(pk=conversation_id).update(agent_last_seen_at=timezone.now())

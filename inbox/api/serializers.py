@@ -1,0 +1,243 @@
+"""Output and input shapes of the agents' API (one pair per operation where they differ)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from inbox.models import Contact, Conversation, Message
+
+
+class UserSummary(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    name = serializers.SerializerMethodField()
+
+    def get_name(self, user) -> str:
+        return user.get_full_name() or user.username
+
+
+class ContactSummary(serializers.ModelSerializer):
+    tiktok_user_id = serializers.CharField(source="channel_user_id")
+
+    class Meta:
+        model = Contact
+        fields = ["id", "display_name", "tiktok_user_id"]
+
+
+class InboxSummary(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class LastMessage(serializers.Serializer):
+    text = serializers.CharField(allow_blank=True)
+    type = serializers.CharField()
+    direction = serializers.CharField()
+    sent_at = serializers.DateTimeField()
+
+
+class ReferralSummary(serializers.Serializer):
+    source = serializers.CharField(help_text="ad, tiktok_me or other")
+    label = serializers.CharField(help_text="Ad name or TikTok.me ref, for a banner")
+    received_at = serializers.CharField(required=False)
+
+
+def reply_window_closes_at(conversation: Conversation):
+    if conversation.last_inbound_at is None:
+        return None
+    return conversation.last_inbound_at + timedelta(hours=settings.REPLY_WINDOW_HOURS)
+
+
+class ConversationOut(serializers.ModelSerializer):
+    inbox = InboxSummary()
+    contact = ContactSummary()
+    assignee = UserSummary(allow_null=True)
+    last_message = serializers.SerializerMethodField()
+    unread_count = serializers.IntegerField()
+    reply_window_closes_at = serializers.SerializerMethodField()
+    replies_left = serializers.SerializerMethodField()
+    referral = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Conversation
+        fields = [
+            "id",
+            "inbox",
+            "contact",
+            "status",
+            "priority",
+            "assignee",
+            "last_message",
+            "unread_count",
+            "last_inbound_at",
+            "last_activity_at",
+            "reply_window_closes_at",
+            "replies_left",
+            "referral",
+            "version",
+        ]
+
+    @extend_schema_field(LastMessage(allow_null=True))
+    def get_last_message(self, conversation) -> dict | None:
+        if conversation.last_message_type is None:
+            return None
+        return {
+            "text": conversation.last_message_text[:200],
+            "type": conversation.last_message_type,
+            "direction": conversation.last_message_direction,
+            "sent_at": serializers.DateTimeField().to_representation(conversation.last_message_at),
+        }
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_reply_window_closes_at(self, conversation):
+        closes = reply_window_closes_at(conversation)
+        return serializers.DateTimeField().to_representation(closes) if closes else None
+
+    def get_replies_left(self, conversation) -> int:
+        closes = reply_window_closes_at(conversation)
+        from django.utils import timezone
+
+        if closes is None or closes <= timezone.now():
+            return 0
+        return max(settings.REPLY_QUOTA_PER_WINDOW - conversation.replies_used, 0)
+
+    @extend_schema_field(ReferralSummary(allow_null=True))
+    def get_referral(self, conversation) -> dict | None:
+        referral = conversation.referral or {}
+        if not referral:
+            return None
+        label = (
+            referral.get("ad_name")
+            or referral.get("source_name")
+            or referral.get("ref")
+            or referral.get("ad_id")
+            or referral.get("source_id")
+            or ""
+        )
+        summary = {"source": referral.get("source", "other"), "label": label}
+        if referral.get("received_at"):
+            summary["received_at"] = referral["received_at"]
+        return summary
+
+
+class ConversationDetailOut(ConversationOut):
+    referral_data = serializers.JSONField(source="referral", help_text="Everything known about the referral")
+
+    class Meta(ConversationOut.Meta):
+        fields = [*ConversationOut.Meta.fields, "provider_conversation_id", "created_at", "referral_data"]
+
+
+class MessageError(serializers.Serializer):
+    name = serializers.CharField(required=False)
+    description = serializers.CharField(required=False)
+    permanent = serializers.BooleanField(required=False, allow_null=True)
+
+
+class Reaction(serializers.Serializer):
+    emoji = serializers.CharField(allow_blank=True)
+    action = serializers.CharField(allow_blank=True)
+
+
+class MessageOut(serializers.ModelSerializer):
+    author = UserSummary(allow_null=True)
+    reaction = serializers.SerializerMethodField()
+    quoted_message_id = serializers.IntegerField(allow_null=True)
+    quoted_provider_message_id = serializers.CharField()
+    status = serializers.SerializerMethodField()
+    provider_status_name = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
+    share_post_embed_url = serializers.CharField(source="embed_url")
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "conversation_id",
+            "direction",
+            "type",
+            "text",
+            "media_url",
+            "share_post_embed_url",
+            "post_id",
+            "reaction",
+            "quoted_message_id",
+            "quoted_provider_message_id",
+            "author",
+            "status",
+            "sent_at",
+            "queued_at",
+            "accepted_at",
+            "delivered_at",
+            "seen_at",
+            "failed_at",
+            "provider_status_name",
+            "error",
+            "attempt",
+        ]
+
+    @extend_schema_field(Reaction(allow_null=True))
+    def get_reaction(self, message) -> dict | None:
+        if message.type != Message.Type.REACTION:
+            return None
+        return {"emoji": message.reaction_emoji, "action": message.reaction_action}
+
+    @extend_schema_field(serializers.ChoiceField(choices=Message.Status.choices, allow_null=True))
+    def get_status(self, message) -> str | None:
+        return message.status or None
+
+    def get_provider_status_name(self, message) -> str:
+        return (message.provider_status or {}).get("name", "")
+
+    @extend_schema_field(MessageError(allow_null=True))
+    def get_error(self, message) -> dict | None:
+        if not message.error:
+            return None
+        return {key: message.error[key] for key in ("name", "description", "permanent") if key in message.error}
+
+
+class ConversationOfContact(serializers.ModelSerializer):
+    inbox = InboxSummary()
+
+    class Meta:
+        model = Conversation
+        fields = ["id", "inbox", "status", "last_activity_at"]
+
+
+class ContactOut(serializers.ModelSerializer):
+    tiktok_user_id = serializers.CharField(source="channel_user_id")
+    business_account_id = serializers.CharField(source="endpoint_id")
+
+    class Meta:
+        model = Contact
+        fields = [
+            "id",
+            "display_name",
+            "tiktok_user_id",
+            "business_account_id",
+            "first_seen_at",
+            "last_seen_at",
+            "attributes",
+        ]
+
+
+class ContactDetailOut(ContactOut):
+    conversations = serializers.SerializerMethodField()
+
+    class Meta(ContactOut.Meta):
+        fields = [*ContactOut.Meta.fields, "conversations"]
+
+    @extend_schema_field(ConversationOfContact(many=True))
+    def get_conversations(self, contact) -> list:
+        return ConversationOfContact(self.context["conversations"], many=True).data
+
+
+class AssignIn(serializers.Serializer):
+    assignee = serializers.CharField(help_text='An agent\'s user id, or "me"')
+
+
+class PriorityIn(serializers.Serializer):
+    priority = serializers.ChoiceField(choices=Conversation.Priority.choices)

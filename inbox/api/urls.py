@@ -1,0 +1,17 @@
+from django.urls import path
+
+from inbox.api import views
+
+urlpatterns = [
+    path("conversations/", views.ConversationListView.as_view(), name="conversation-list"),
+    path("conversations/<int:pk>/", views.ConversationDetailView.as_view(), name="conversation-detail"),
+    path("conversations/<int:pk>/messages/", views.MessageListView.as_view(), name="conversation-messages"),
+    path("conversations/<int:pk>/assign/", views.AssignView.as_view(), name="conversation-assign"),
+    path("conversations/<int:pk>/unassign/", views.UnassignView.as_view(), name="conversation-unassign"),
+    path("conversations/<int:pk>/resolve/", views.ResolveView.as_view(), name="conversation-resolve"),
+    path("conversations/<int:pk>/reopen/", views.ReopenView.as_view(), name="conversation-reopen"),
+    path("conversations/<int:pk>/priority/", views.PriorityView.as_view(), name="conversation-priority"),
+    path("conversations/<int:pk>/read/", views.ReadView.as_view(), name="conversation-read"),
+    path("contacts/", views.ContactListView.as_view(), name="contact-list"),
+    path("contacts/<int:pk>/", views.ContactDetailView.as_view(), name="contact-detail"),
+]

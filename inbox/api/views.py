@@ -1,0 +1,200 @@
+"""The agents' and integrations' REST API (one view per operation).
+
+Visibility is decided by the selectors: a conversation, message or contact outside the user's
+inboxes is simply not found (404), so ids do not leak.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.generics import GenericAPIView, ListAPIView
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from inbox import selectors, services
+from inbox.api import serializers as out
+from inbox.errors import ApplicationError
+from inbox.models import Conversation
+
+
+class ConversationCursor(CursorPagination):
+    page_size = 25
+    max_page_size = 100
+    page_size_query_param = "page_size"
+    orderings = {"last_activity": ("-last_activity_at", "-id"), "window": ("window_rank", "id")}
+
+    def get_ordering(self, request, queryset, view):
+        return self.orderings[view.filters["ordering"]]
+
+
+class MessageCursor(CursorPagination):
+    page_size = 50
+    max_page_size = 200
+    page_size_query_param = "page_size"
+
+    def get_ordering(self, request, queryset, view):
+        return ("-sent_at", "-id") if view.filters["order"] == "desc" else ("sent_at", "id")
+
+
+class ConversationFilters(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Conversation.Status.choices, required=False)
+    assignee = serializers.RegexField(r"^(me|none|\d{1,18})$", required=False, help_text='"me", "none" or a user id')
+    inbox = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
+    q = serializers.CharField(required=False, max_length=200, help_text="Contact name/id or message text")
+    ordering = serializers.ChoiceField(choices=list(ConversationCursor.orderings), default="last_activity")
+
+
+class MessageFilters(serializers.Serializer):
+    order = serializers.ChoiceField(choices=["asc", "desc"], default="asc", help_text="asc: oldest first")
+
+
+def _parse_filters(serializer_class, request: Request) -> dict:
+    params = serializer_class(data={k: v for k, v in request.query_params.items() if k in serializer_class().fields})
+    params.is_valid(raise_exception=True)
+    return params.validated_data
+
+
+@extend_schema(parameters=[ConversationFilters])
+class ConversationListView(ListAPIView):
+    serializer_class = out.ConversationOut
+    pagination_class = ConversationCursor
+
+    def get_queryset(self):
+        self.filters = _parse_filters(ConversationFilters, self.request)
+        return selectors.conversation_list(
+            user=self.request.user,
+            status=self.filters.get("status"),
+            assignee=self.filters.get("assignee"),
+            inbox=self.filters.get("inbox"),
+            q=self.filters.get("q"),
+        )
+
+
+def visible_conversation(request: Request, pk: int) -> Conversation:
+    return get_object_or_404(selectors.with_list_annotations(selectors.conversations_visible_to(request.user)), pk=pk)
+
+
+class ConversationDetailView(GenericAPIView):
+    serializer_class = out.ConversationDetailOut
+
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(self.get_serializer(visible_conversation(request, pk)).data)
+
+
+@extend_schema(parameters=[MessageFilters])
+class MessageListView(ListAPIView):
+    serializer_class = out.MessageOut
+    pagination_class = MessageCursor
+
+    def get_queryset(self):
+        conversation = get_object_or_404(selectors.conversations_visible_to(self.request.user), pk=self.kwargs["pk"])
+        self.filters = _parse_filters(MessageFilters, self.request)
+        return selectors.messages_of(conversation)
+
+
+class _ConversationAction(GenericAPIView):
+    serializer_class = out.ConversationDetailOut
+
+    def respond(self, request: Request, pk: int) -> Response:
+        return Response(self.get_serializer(visible_conversation(request, pk)).data)
+
+    def check(self, request: Request, pk: int) -> Conversation:
+        return get_object_or_404(selectors.conversations_visible_to(request.user).only("pk", "inbox_id"), pk=pk)
+
+
+class AssignView(_ConversationAction):
+    @extend_schema(request=out.AssignIn, responses=out.ConversationDetailOut)
+    def post(self, request: Request, pk: int) -> Response:
+        conversation = self.check(request, pk)
+        data = out.AssignIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        value = data.validated_data["assignee"]
+        user_model = get_user_model()
+        if value == "me":
+            assignee = request.user
+        elif value.isdigit() and len(value) <= 18:
+            assignee = user_model.objects.filter(pk=int(value)).first()
+        else:
+            assignee = None
+        if assignee is None:
+            raise ApplicationError(
+                "invalid_assignee", "no such agent", status=422, fields={"assignee": ["no such agent"]}
+            )
+        services.conversation_assign(conversation_id=conversation.pk, assignee=assignee, actor=request.user)
+        return self.respond(request, pk)
+
+
+class UnassignView(_ConversationAction):
+    @extend_schema(request=None, responses=out.ConversationDetailOut)
+    def post(self, request: Request, pk: int) -> Response:
+        services.conversation_unassign(conversation_id=self.check(request, pk).pk, actor=request.user)
+        return self.respond(request, pk)
+
+
+class ResolveView(_ConversationAction):
+    @extend_schema(request=None, responses=out.ConversationDetailOut)
+    def post(self, request: Request, pk: int) -> Response:
+        services.conversation_set_status(
+            conversation_id=self.check(request, pk).pk, status=Conversation.Status.RESOLVED, actor=request.user
+        )
+        return self.respond(request, pk)
+
+
+class ReopenView(_ConversationAction):
+    @extend_schema(request=None, responses=out.ConversationDetailOut)
+    def post(self, request: Request, pk: int) -> Response:
+        services.conversation_set_status(
+            conversation_id=self.check(request, pk).pk, status=Conversation.Status.OPEN, actor=request.user
+        )
+        return self.respond(request, pk)
+
+
+class PriorityView(_ConversationAction):
+    @extend_schema(request=out.PriorityIn, responses=out.ConversationDetailOut)
+    def post(self, request: Request, pk: int) -> Response:
+        conversation = self.check(request, pk)
+        data = out.PriorityIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.conversation_set_priority(
+            conversation_id=conversation.pk, priority=data.validated_data["priority"], actor=request.user
+        )
+        return self.respond(request, pk)
+
+
+class ReadView(_ConversationAction):
+    @extend_schema(request=None, responses=out.ConversationDetailOut)
+    def post(self, request: Request, pk: int) -> Response:
+        services.conversation_mark_read(conversation_id=self.check(request, pk).pk, actor=request.user)
+        return self.respond(request, pk)
+
+
+class ContactCursor(CursorPagination):
+    page_size = 50
+    ordering = ("-id",)
+
+
+@extend_schema(parameters=[OpenApiParameter("q", str, description="Name or TikTok user id")])
+class ContactListView(ListAPIView):
+    serializer_class = out.ContactOut
+    pagination_class = ContactCursor
+
+    def get_queryset(self):
+        return selectors.contact_search(user=self.request.user, q=self.request.query_params.get("q", "")[:200])
+
+
+class ContactDetailView(GenericAPIView):
+    serializer_class = out.ContactDetailOut
+
+    def get(self, request: Request, pk: int) -> Response:
+        contact = get_object_or_404(selectors.contacts_visible_to(request.user), pk=pk)
+        conversations = (
+            selectors.conversations_visible_to(request.user)
+            .filter(contact=contact)
+            .select_related("inbox")
+            .order_by("-last_activity_at")
+        )
+        return Response(self.get_serializer(contact, context={"conversations": conversations}).data)
