@@ -18,3 +18,6 @@ urlpatterns = [
     # The agent inbox UI arrives with its own issue; until then the front door is the admin.
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
 ]
+
+handler404 = "config.views.not_found"
+handler500 = "config.views.server_error"

@@ -10,3 +10,23 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except Exception as exc:  # noqa: BLE001 - report any database failure as unhealthy
         return JsonResponse({"status": "error", "database": type(exc).__name__}, status=503)
     return JsonResponse({"status": "ok"})
+
+
+JSON_PREFIXES = ("/api/", "/webhooks/")
+
+
+def not_found(request: HttpRequest, exception=None):
+    """API and webhook clients get the JSON error shape; people get Django's page."""
+    if request.path.startswith(JSON_PREFIXES):
+        return JsonResponse({"code": "not_found", "message": "Not found.", "fields": {}}, status=404)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest):
+    if request.path.startswith(JSON_PREFIXES):
+        return JsonResponse({"code": "server_error", "message": "Server error.", "fields": {}}, status=500)
+    from django.views.defaults import server_error as default_server_error
+
+    return default_server_error(request)

@@ -236,7 +236,7 @@ class ContactDetailOut(ContactOut):
 
 
 class AssignIn(serializers.Serializer):
-    assignee = serializers.CharField(help_text='An agent\'s user id, or "me"')
+    assignee = serializers.RegexField(r"^(me|[1-9][0-9]{0,17})$", help_text='An agent\'s user id, or "me"')
 
 
 class PriorityIn(serializers.Serializer):

@@ -369,3 +369,10 @@ def test_schema_and_docs_are_served(world, client):
     assert schema.status_code == 200
     assert "/api/v1/conversations/{id}/assign/" in schema.json()["paths"]
     assert client.get("/api/docs/").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/api/v1/contacts/-1/", "/api/v1/nothing-here/", "/webhooks/infobip/tiktok/x/y/z/"])
+def test_unknown_api_paths_answer_json_404(world, path):
+    response = api(world["agent"]).get(path)
+    assert response.status_code == 404
+    assert response.json() == {"code": "not_found", "message": "Not found.", "fields": {}}
