@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from functools import partial
+from urllib.parse import urlsplit
+from uuid import uuid4
+
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from inbox import channels
 from inbox.errors import ApplicationError
 from inbox.events import InboundMessage, StatusReport
 from inbox.live import publish_on_commit
@@ -19,6 +26,11 @@ STATUS_RANK = {
     Message.Status.DELIVERED: 3,
     Message.Status.SEEN: 4,
 }
+
+
+def message_version(attempt: int, status: str) -> int:
+    """Order of a message's live updates: later attempts above earlier ones, then up the status ladder."""
+    return attempt * 10 + STATUS_RANK[status]
 
 
 def inbox_get_or_create(*, name: str) -> Inbox:
@@ -138,7 +150,13 @@ def message_status_apply(*, report: StatusReport) -> str:
         messages = Message.objects.filter(
             channel=report.channel, provider_message_id=report.provider_message_id, direction=Message.Direction.OUT
         )
-        row = messages.select_for_update().values("id", "status", "conversation_id", "conversation__inbox_id").first()
+        # of=("self",): lock the message row only, never the joined conversation (services that lock
+        # both take the conversation first; locking it here in the other order could deadlock).
+        row = (
+            messages.select_for_update(of=("self",))
+            .values("id", "status", "attempt", "conversation_id", "conversation__inbox_id")
+            .first()
+        )
         if row is None:
             return StatusOutcome.UNKNOWN
         fields = {"status": new, at_field: report.at}
@@ -166,7 +184,326 @@ def message_status_apply(*, report: StatusReport) -> str:
                 "message_id": row["id"],
                 "status": new,
                 "at": report.at.isoformat(),
-                "version": STATUS_RANK[new],
+                "version": message_version(row["attempt"], new),
+            },
+        )
+    return StatusOutcome.APPLIED
+
+
+# --- Replies (outbound) -------------------------------------------------------------------------
+
+REPLY_TEXT_MAX_CHARS = 6000
+MEDIA_URL_MAX_CHARS = 2048
+MEDIA_URL_EXTENSIONS = (".jpg", ".jpeg", ".png")
+POST_ID_MAX_CHARS = 200
+CALLBACK_DATA_MAX_CHARS = 4000
+REPLY_TYPES = (Message.Type.TEXT, Message.Type.IMAGE, Message.Type.SHARE_POST)
+
+
+def new_provider_message_id() -> str:
+    """Our id for one send attempt: sent as the provider's message id, so its reports point at our row
+    and a repeated send of the same attempt is refused by the provider as a duplicate."""
+    return str(uuid4())
+
+
+def _invalid(code: str, message: str, field: str) -> ApplicationError:
+    return ApplicationError(code, message, fields={field: [message]}, status=422)
+
+
+def _reply_content_check(*, type: str, text: str, media_url: str, post_id: str, callback_data: str) -> None:
+    if type not in REPLY_TYPES:
+        raise _invalid("invalid_type", f"a reply is one of {', '.join(REPLY_TYPES)}", "type")
+    if type == Message.Type.TEXT:
+        if not text.strip():
+            raise _invalid("text_required", "a text reply needs text", "text")
+        if len(text) > REPLY_TEXT_MAX_CHARS:
+            raise _invalid("text_too_long", f"text is longer than {REPLY_TEXT_MAX_CHARS} characters", "text")
+    elif text:
+        raise _invalid("text_not_allowed", "an image or shared post carries no text: send the text on its own", "text")
+    if type == Message.Type.IMAGE:
+        parts = urlsplit(media_url)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or len(media_url) > MEDIA_URL_MAX_CHARS
+            or not parts.path.lower().endswith(MEDIA_URL_EXTENSIONS)
+        ):
+            raise _invalid(
+                "invalid_media_url",
+                f"the image must be an http(s) URL of a JPG or PNG file, at most {MEDIA_URL_MAX_CHARS} characters",
+                "media_url",
+            )
+    if type == Message.Type.SHARE_POST:
+        if not post_id.strip():
+            raise _invalid("post_id_required", "sharing a post needs the post's id", "post_id")
+        if len(post_id) > POST_ID_MAX_CHARS:
+            raise _invalid("invalid_post_id", f"a post id is at most {POST_ID_MAX_CHARS} characters", "post_id")
+    if len(callback_data) > CALLBACK_DATA_MAX_CHARS:
+        raise _invalid(
+            "callback_data_too_long",
+            f"callback data is longer than {CALLBACK_DATA_MAX_CHARS} characters",
+            "callback_data",
+        )
+
+
+def _reply_window_check(conversation: Conversation, *, now: datetime, exclude_message_id: int | None = None) -> None:
+    """Refuse (409) unless the user wrote first, the window is open and the quota is not used up.
+
+    The quota counts this window's outbound messages whose current attempt was queued since the user's
+    last message, except failed ones: a reply the provider refused did not reach the user.
+    """
+    closes_at = conversation.reply_window_closes_at()
+    if closes_at is None:
+        raise ApplicationError(
+            "no_user_message", "the user has not written yet: a conversation must start with them", status=409
+        )
+    if now >= closes_at:
+        raise ApplicationError(
+            "reply_window_closed",
+            f"the reply window closed at {closes_at.isoformat()} ({settings.REPLY_WINDOW_HOURS} h after the user's "
+            "last message); it opens again when the user writes",
+            status=409,
+        )
+    used = (
+        Message.objects.filter(
+            conversation=conversation,
+            direction=Message.Direction.OUT,
+            queued_at__gte=conversation.last_inbound_at,
+        )
+        .exclude(status=Message.Status.FAILED)
+        .exclude(pk=exclude_message_id)
+        .count()
+    )
+    if used >= settings.REPLY_QUOTA_PER_WINDOW:
+        raise ApplicationError(
+            "reply_quota_used",
+            f"{settings.REPLY_QUOTA_PER_WINDOW} replies were already sent since the user's last message; "
+            "more are allowed when the user writes again",
+            status=409,
+        )
+
+
+def _conversation_lock(conversation_id: int) -> Conversation:
+    try:
+        return Conversation.objects.select_for_update(of=("self",)).select_related("contact").get(pk=conversation_id)
+    except Conversation.DoesNotExist:
+        raise ApplicationError("not_found", "no such conversation", status=404) from None
+
+
+def _conversation_touch(conversation: Conversation, now: datetime) -> None:
+    conversation.version += 1  # safe: the caller holds the row lock
+    changed = ["version", "updated_at"]
+    if now > conversation.last_activity_at:
+        conversation.last_activity_at = now
+        changed.append("last_activity_at")
+    conversation.save(update_fields=changed)
+
+
+def reply_queue(
+    *,
+    conversation_id: int,
+    author,
+    type: str,
+    text: str = "",
+    media_url: str = "",
+    post_id: str = "",
+    quoted_message_id: int | None = None,
+    callback_data: str = "",
+) -> Message:
+    """Queue an agent's reply (TEXT, IMAGE or SHARE_POST) and schedule its send once committed.
+
+    Refuses with ApplicationError: 422 for invalid content (checked first, without the database),
+    404 for an unknown conversation, 409 when the user never wrote, the reply window is closed or
+    the quota is used. The conversation row is locked while counting, so two concurrent replies
+    cannot both take the last slot. The row is written `queued` with our id for attempt 1 before any
+    task exists; a lost task is recovered by the channel's sweeper.
+    """
+    _reply_content_check(type=type, text=text, media_url=media_url, post_id=post_id, callback_data=callback_data)
+    with transaction.atomic():
+        conversation = _conversation_lock(conversation_id)
+        now = timezone.now()
+        _reply_window_check(conversation, now=now)
+        contact = conversation.contact
+        if not channels.can_send(contact.channel):
+            raise ApplicationError("channel_unavailable", f"cannot send on channel {contact.channel!r}", status=409)
+
+        quoted_provider_message_id = ""
+        if quoted_message_id is not None:
+            if type != Message.Type.TEXT:
+                raise _invalid("invalid_quote", "only a text reply can quote a message", "quoted_message_id")
+            quoted = Message.objects.filter(
+                pk=quoted_message_id, conversation=conversation, direction=Message.Direction.IN
+            ).first()
+            if quoted is None or not quoted.provider_message_id:
+                raise _invalid(
+                    "invalid_quote",
+                    "a reply can only quote a message the user sent in this conversation",
+                    "quoted_message_id",
+                )
+            quoted_provider_message_id = quoted.provider_message_id
+
+        message = Message.objects.create(
+            conversation=conversation,
+            direction=Message.Direction.OUT,
+            type=type,
+            text=text,
+            media_url=media_url if type == Message.Type.IMAGE else "",
+            post_id=post_id if type == Message.Type.SHARE_POST else "",
+            quoted_provider_message_id=quoted_provider_message_id,
+            payload={"callback_data": callback_data} if callback_data else {},
+            channel=contact.channel,
+            provider_message_id=new_provider_message_id(),
+            provider_conversation_id=conversation.provider_conversation_id,
+            author=author,
+            attempt=1,
+            status=Message.Status.QUEUED,
+            queued_at=now,
+            sent_at=now,
+        )
+        _conversation_touch(conversation, now)
+        AuditLog.objects.create(
+            actor=author,
+            actor_kind=AuditLog.ActorKind.AGENT,
+            action="message.queued",
+            conversation=conversation,
+            message=message,
+            after={"type": type, "attempt": 1, "provider_message_id": message.provider_message_id},
+        )
+        publish_on_commit(
+            inbox_id=conversation.inbox_id,
+            event={
+                "type": "message.created",
+                "conversation_id": conversation.pk,
+                "message_id": message.pk,
+                "direction": message.direction,
+                "status": message.status,
+                "version": conversation.version,
+            },
+        )
+        transaction.on_commit(partial(channels.enqueue_send, message))
+    return message
+
+
+def message_retry(*, message_id: int, author) -> Message:
+    """Send a failed outbound message again, as a new attempt with a new provider message id.
+
+    Allowed only while the reply window is open and the quota has room (the failed message did not
+    count). Reports for the old attempt's id no longer match this row. Locks the conversation, then
+    the message (the order reply_queue uses).
+    """
+    conversation_id = (
+        Message.objects.filter(pk=message_id, direction=Message.Direction.OUT)
+        .values_list("conversation_id", flat=True)
+        .first()
+    )
+    if conversation_id is None:
+        raise ApplicationError("not_found", "no such outbound message", status=404)
+    with transaction.atomic():
+        conversation = _conversation_lock(conversation_id)
+        message = Message.objects.select_for_update().get(pk=message_id)
+        if message.status != Message.Status.FAILED:
+            raise ApplicationError(
+                "not_failed", f"only a failed message can be retried (this one is {message.status})", status=409
+            )
+        now = timezone.now()
+        _reply_window_check(conversation, now=now, exclude_message_id=message.pk)
+        before = {
+            "status": message.status,
+            "attempt": message.attempt,
+            "provider_message_id": message.provider_message_id,
+            "error": message.error,
+        }
+        # A new attempt, not a status report: the forward-only ladder applies within one attempt.
+        message.attempt += 1
+        message.provider_message_id = new_provider_message_id()
+        message.status = Message.Status.QUEUED
+        message.queued_at = now
+        message.accepted_at = message.delivered_at = message.seen_at = message.failed_at = None
+        message.error = {}
+        message.provider_status = {}
+        message.save(
+            update_fields=[
+                "attempt",
+                "provider_message_id",
+                "status",
+                "queued_at",
+                "accepted_at",
+                "delivered_at",
+                "seen_at",
+                "failed_at",
+                "error",
+                "provider_status",
+            ]
+        )
+        _conversation_touch(conversation, now)
+        AuditLog.objects.create(
+            actor=author,
+            actor_kind=AuditLog.ActorKind.AGENT,
+            action="message.retried",
+            conversation=conversation,
+            message=message,
+            before=before,
+            after={
+                "status": message.status,
+                "attempt": message.attempt,
+                "provider_message_id": message.provider_message_id,
+            },
+        )
+        publish_on_commit(
+            inbox_id=conversation.inbox_id,
+            event={
+                "type": "message.retried",
+                "conversation_id": conversation.pk,
+                "message_id": message.pk,
+                "attempt": message.attempt,
+                "status": message.status,
+                "version": message_version(message.attempt, message.status),
+            },
+        )
+        transaction.on_commit(partial(channels.enqueue_send, message))
+    return message
+
+
+def message_send_failed(*, channel: str, provider_message_id: str, error: dict) -> str:
+    """Mark a queued attempt failed because its send did not succeed (refused, or retries spent).
+
+    Only `queued` is replaced: if a report already moved the attempt on, the provider has it. Keyed by
+    the attempt's provider id, so a stale task cannot fail a newer attempt. Returns a StatusOutcome.
+    """
+    now = timezone.now()
+    with transaction.atomic(savepoint=False):
+        row = (
+            Message.objects.filter(
+                channel=channel, provider_message_id=provider_message_id, direction=Message.Direction.OUT
+            )
+            .select_for_update(of=("self",))  # the message only: services lock conversation → message
+            .values("id", "status", "attempt", "conversation_id", "conversation__inbox_id")
+            .first()
+        )
+        if row is None:
+            return StatusOutcome.UNKNOWN
+        updated = Message.objects.filter(pk=row["id"], status=Message.Status.QUEUED).update(
+            status=Message.Status.FAILED, failed_at=now, error=error
+        )
+        if not updated:
+            return StatusOutcome.STALE
+        AuditLog.objects.create(
+            actor_kind=AuditLog.ActorKind.SYSTEM,
+            action="message.send_failed",
+            conversation_id=row["conversation_id"],
+            message_id=row["id"],
+            before={"status": row["status"]},
+            after={"status": Message.Status.FAILED, "error": error},
+        )
+        publish_on_commit(
+            inbox_id=row["conversation__inbox_id"],
+            event={
+                "type": "message.status",
+                "conversation_id": row["conversation_id"],
+                "message_id": row["id"],
+                "status": Message.Status.FAILED,
+                "at": now.isoformat(),
+                "version": message_version(row["attempt"], Message.Status.FAILED),
             },
         )
     return StatusOutcome.APPLIED

@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class TikTokChannelConfig(AppConfig):
     name = "tiktok_channel"
     verbose_name = "TikTok over Infobip"
+
+    def ready(self) -> None:
+        # The contact center reaches the channel only through this hook (inbox/channels.py).
+        from inbox import channels
+        from tiktok_channel.models import CHANNEL
+        from tiktok_channel.tasks import enqueue_send
+
+        channels.register(CHANNEL, enqueue_send)

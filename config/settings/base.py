@@ -139,6 +139,14 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE["tiktok-sweep-queued-messages"] = {
+    "task": "tiktok_channel.tasks.sweep_queued_messages",
+    "schedule": 30.0,
+}
+CELERY_BEAT_SCHEDULE["tiktok-apply-pending-reports"] = {
+    "task": "tiktok_channel.tasks.apply_pending_reports",
+    "schedule": 60.0,
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -174,6 +182,17 @@ REPLY_WINDOW_HOURS = env.int("REPLY_WINDOW_HOURS", default=48)
 REPLY_QUOTA_PER_WINDOW = env.int("REPLY_QUOTA_PER_WINDOW", default=10)
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=5 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES
+
+# Sending to Infobip (tiktok_channel/tasks.py): timeouts of every call, and the retry budget of one
+# attempt (tries and seconds since its first try) before it is marked failed.
+INFOBIP_CONNECT_TIMEOUT = env.float("INFOBIP_CONNECT_TIMEOUT", default=5.0)
+INFOBIP_READ_TIMEOUT = env.float("INFOBIP_READ_TIMEOUT", default=15.0)
+INFOBIP_SEND_MAX_TRIES = env.int("INFOBIP_SEND_MAX_TRIES", default=6)
+INFOBIP_SEND_BUDGET_SECONDS = env.float("INFOBIP_SEND_BUDGET_SECONDS", default=600.0)
+INFOBIP_SEND_RETRY_BASE_SECONDS = env.float("INFOBIP_SEND_RETRY_BASE_SECONDS", default=5.0)
+INFOBIP_SEND_RETRY_MAX_DELAY_SECONDS = env.float("INFOBIP_SEND_RETRY_MAX_DELAY_SECONDS", default=300.0)
+# A queued outbound message with no live task for this long is re-enqueued by the sweeper.
+OUTBOUND_STUCK_AFTER_SECONDS = env.int("OUTBOUND_STUCK_AFTER_SECONDS", default=60)
 
 LOGGING = {
     "version": 1,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.pagination import CursorPagination
@@ -177,13 +177,18 @@ class ContactCursor(CursorPagination):
     ordering = ("-id",)
 
 
-@extend_schema(parameters=[OpenApiParameter("q", str, description="Name or TikTok user id")])
+class ContactFilters(serializers.Serializer):
+    q = serializers.CharField(required=False, max_length=200, help_text="Name or TikTok user id")
+
+
+@extend_schema(parameters=[ContactFilters])
 class ContactListView(ListAPIView):
     serializer_class = out.ContactOut
     pagination_class = ContactCursor
 
     def get_queryset(self):
-        return selectors.contact_search(user=self.request.user, q=self.request.query_params.get("q", "")[:200])
+        filters = _parse_filters(ContactFilters, self.request)
+        return selectors.contact_search(user=self.request.user, q=filters.get("q", ""))
 
 
 class ContactDetailView(GenericAPIView):

@@ -376,3 +376,9 @@ def test_unknown_api_paths_answer_json_404(world, path):
     response = api(world["agent"]).get(path)
     assert response.status_code == 404
     assert response.json() == {"code": "not_found", "message": "Not found.", "fields": {}}
+
+
+@pytest.mark.parametrize("url", ["/api/v1/conversations/", "/api/v1/contacts/"])
+def test_nul_characters_in_search_are_refused_not_a_500(world, url):
+    response = api(world["agent"]).get(url, {"q": "a\x00b"})
+    assert response.status_code == 422 and response.json()["fields"]["q"]
