@@ -2,6 +2,13 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
 
+def uploaded_media(request: HttpRequest, path: str):
+    from django.conf import settings
+    from django.views.static import serve
+
+    return serve(request, path, document_root=settings.MEDIA_ROOT)
+
+
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness and database reachability, for load balancers and `make run`'s readiness check."""
     try:

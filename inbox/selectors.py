@@ -116,6 +116,13 @@ def conversation_list(
     return with_list_annotations(qs).annotate(window_rank=window_rank())
 
 
+def messages_visible_to(user) -> QuerySet[Message]:
+    qs = Message.objects.all()
+    if not user.is_superuser:
+        qs = qs.filter(conversation__inbox__members=user)
+    return qs
+
+
 def messages_of(conversation: Conversation) -> QuerySet[Message]:
     quoted = Message.objects.filter(
         conversation=conversation, provider_message_id=OuterRef("quoted_provider_message_id")

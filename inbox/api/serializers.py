@@ -241,3 +241,21 @@ class AssignIn(serializers.Serializer):
 
 class PriorityIn(serializers.Serializer):
     priority = serializers.ChoiceField(choices=Conversation.Priority.choices)
+
+
+class ReplyIn(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["text", "image", "share_post"], default="text")
+    text = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False, max_length=6000)
+    media_url = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=2048,
+        help_text="An image's public http(s) URL (JPG or PNG); or upload `image`",
+    )
+    image = serializers.FileField(required=False, help_text="JPG or PNG, at most 3 MB (multipart)")
+    post_id = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    quoted_message_id = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, max_value=2**62
+    )
+    callback_data = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)

@@ -12,6 +12,7 @@ urlpatterns = [
     path("conversations/<int:pk>/reopen/", views.ReopenView.as_view(), name="conversation-reopen"),
     path("conversations/<int:pk>/priority/", views.PriorityView.as_view(), name="conversation-priority"),
     path("conversations/<int:pk>/read/", views.ReadView.as_view(), name="conversation-read"),
+    path("messages/<int:pk>/retry/", views.MessageRetryView.as_view(), name="message-retry"),
     path("contacts/", views.ContactListView.as_view(), name="contact-list"),
     path("contacts/<int:pk>/", views.ContactDetailView.as_view(), name="contact-detail"),
 ]

@@ -19,6 +19,7 @@ from inbox import selectors, services
 from inbox.api import serializers as out
 from inbox.errors import ApplicationError
 from inbox.models import Conversation
+from inbox.uploads import image_store
 
 
 class ConversationCursor(CursorPagination):
@@ -94,6 +95,44 @@ class MessageListView(ListAPIView):
         conversation = get_object_or_404(selectors.conversations_visible_to(self.request.user), pk=self.kwargs["pk"])
         self.filters = _parse_filters(MessageFilters, self.request)
         return selectors.messages_of(conversation)
+
+    @extend_schema(
+        request={"application/json": out.ReplyIn, "multipart/form-data": out.ReplyIn},
+        responses={201: out.MessageOut},
+        parameters=[],
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        """Queue a reply. 409 when the window is closed or the quota used; 422 for invalid input."""
+        conversation = get_object_or_404(selectors.conversations_visible_to(request.user).only("pk"), pk=pk)
+        data = out.ReplyIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        reply = data.validated_data
+        media_url = reply["media_url"]
+        if reply.get("image") is not None:
+            media_url = image_store(reply["image"])
+        message = services.reply_queue(
+            conversation_id=conversation.pk,
+            author=request.user,
+            type=reply["type"],
+            text=reply["text"],
+            media_url=media_url,
+            post_id=reply["post_id"],
+            quoted_message_id=reply["quoted_message_id"],
+            callback_data=reply["callback_data"],
+        )
+        return Response(out.MessageOut(selectors.messages_of(message.conversation).get(pk=message.pk)).data, status=201)
+
+
+class MessageRetryView(GenericAPIView):
+    serializer_class = out.MessageOut
+
+    @extend_schema(request=None, responses=out.MessageOut)
+    def post(self, request: Request, pk: int) -> Response:
+        """Send a failed reply again as a new attempt (while the reply window is open)."""
+        visible = selectors.messages_visible_to(request.user)
+        message = get_object_or_404(visible.only("pk"), pk=pk)
+        message = services.message_retry(message_id=message.pk, author=request.user)
+        return Response(out.MessageOut(selectors.messages_of(message.conversation).get(pk=message.pk)).data)
 
 
 class _ConversationAction(GenericAPIView):

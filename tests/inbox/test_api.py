@@ -7,59 +7,10 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from inbox.events import InboundMessage
-from inbox.models import AuditLog, Conversation, Inbox, Message
-from inbox.services import message_receive
+from inbox.models import AuditLog, Conversation, Message
+from tests.inbox.helpers import api, receive
 
 pytestmark = pytest.mark.django_db
-
-
-def receive(inbox, user_id, n, *, text="hello", minutes_ago=0, **kw):
-    event = InboundMessage(
-        channel="tiktok",
-        endpoint_id="biz-1",
-        channel_user_id=user_id,
-        provider_message_id=f"{user_id}-{n}",
-        provider_conversation_id=user_id,
-        sent_at=timezone.now() - timedelta(minutes=minutes_ago),
-        type=kw.pop("type", "text"),
-        text=text,
-        **kw,
-    )
-    message, _ = message_receive(inbox_id=inbox.pk, event=event)
-    return message.conversation
-
-
-@pytest.fixture
-def world(django_user_model):
-    support = Inbox.objects.create(name="Support")
-    other = Inbox.objects.create(name="Other team")
-    agent = django_user_model.objects.create_user("agent", password="pw")
-    colleague = django_user_model.objects.create_user("colleague", password="pw")
-    outsider = django_user_model.objects.create_user("outsider", password="pw")
-    admin = django_user_model.objects.create_superuser("admin", password="pw")
-    support.members.add(agent, colleague)
-    other.members.add(outsider)
-    alice = receive(support, "alice", 1, text="Where is my order?", minutes_ago=30)
-    bob = receive(support, "bob", 1, text="Do you ship to Berlin?", minutes_ago=10)
-    carol = receive(other, "carol", 1, text="secret of the other team", minutes_ago=5)
-    return {
-        "support": support,
-        "other": other,
-        "agent": agent,
-        "colleague": colleague,
-        "outsider": outsider,
-        "admin": admin,
-        "alice": alice,
-        "bob": bob,
-        "carol": carol,
-    }
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def ids(response) -> list[int]:

@@ -11,7 +11,7 @@ from hypothesis import settings as hypothesis_settings
 from rest_framework.authtoken.models import Token
 from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 
-from tests.inbox.test_api import receive
+from tests.inbox.helpers import receive
 
 TOKEN = "0123456789abcdef0123456789abcdef01234567"
 

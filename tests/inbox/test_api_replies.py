@@ -1,0 +1,158 @@
+"""Replying and retrying through the API."""
+
+import io
+import struct
+import zlib
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from inbox import channels
+from inbox.models import Conversation, Message
+from tests.inbox.helpers import api
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def enqueued(monkeypatch):
+    sent: list[int] = []
+    monkeypatch.setitem(channels._senders, "tiktok", sent.append)
+    return sent
+
+
+def png_bytes() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    raw = zlib.compress(b"\x00\xff\x00\x00")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", raw)
+        + chunk(b"IEND", b"")
+    )
+
+
+def url(world, tail="messages/"):
+    return f"/api/v1/conversations/{world['bob'].pk}/{tail}"
+
+
+def test_text_reply_is_queued_and_enqueued_after_commit(world, enqueued, django_capture_on_commit_callbacks):
+    inbound = world["bob"].messages.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api(world["agent"]).post(
+            url(world), {"text": "Yes, we do!\nTwo days.", "quoted_message_id": inbound.pk}, format="json"
+        )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["direction"], body["type"], body["status"], body["attempt"]) == ("out", "text", "queued", 1)
+    assert body["text"] == "Yes, we do!\nTwo days." and body["quoted_message_id"] == inbound.pk
+    assert body["author"]["username"] == "agent" and body["queued_at"]
+    assert enqueued == [body["id"]]
+
+
+def test_image_upload_is_stored_and_served_publicly(world, enqueued, client, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    image = io.BytesIO(png_bytes())
+    image.name = "photo.png"
+    response = api(world["agent"]).post(url(world), {"type": "image", "image": image}, format="multipart")
+    assert response.status_code == 201, response.content
+    media_url = response.json()["media_url"]
+    assert media_url.startswith("https://inbox.example.test/media/uploads/") and media_url.endswith(".png")
+    served = client.get(media_url.removeprefix("https://inbox.example.test"))
+    assert served.status_code == 200 and b"".join(served.streaming_content) == png_bytes()
+
+
+@pytest.mark.parametrize(
+    ("content", "code"),
+    [(b"<svg onload=alert(1)>", "invalid_image"), (b"\xff\xd8\xff" + b"0" * (3 * 1024 * 1024), "image_too_large")],
+)
+def test_uploads_that_are_not_small_jpg_or_png_are_refused(world, enqueued, content, code):
+    upload = io.BytesIO(content)
+    upload.name = "photo.png"
+    response = api(world["agent"]).post(url(world), {"type": "image", "image": upload}, format="multipart")
+    assert response.status_code == 422 and response.json()["code"] == code
+    assert not Message.objects.filter(direction="out").exists() and enqueued == []
+
+
+def test_image_url_and_share_post(world, enqueued):
+    client = api(world["agent"])
+    image = client.post(url(world), {"type": "image", "media_url": "https://cdn.example.com/a.jpg"}, format="json")
+    assert image.status_code == 201 and image.json()["media_url"] == "https://cdn.example.com/a.jpg"
+    post = client.post(url(world), {"type": "share_post", "post_id": "7301234567890"}, format="json")
+    assert post.status_code == 201 and post.json()["post_id"] == "7301234567890"
+
+
+def test_closed_window_is_409_before_anything_is_queued(world, enqueued):
+    Conversation.objects.filter(pk=world["bob"].pk).update(last_inbound_at=timezone.now() - timedelta(hours=49))
+    response = api(world["agent"]).post(url(world), {"text": "hello?"}, format="json")
+    assert response.status_code == 409 and response.json()["code"] == "reply_window_closed"
+    assert not Message.objects.filter(direction="out").exists() and enqueued == []
+
+
+def test_used_quota_is_409(world, enqueued, settings):
+    settings.REPLY_QUOTA_PER_WINDOW = 2
+    client = api(world["agent"])
+    assert [client.post(url(world), {"text": f"r{n}"}, format="json").status_code for n in range(3)] == [201, 201, 409]
+    assert client.get(url(world, "")).json()["replies_left"] == 0
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"text": ""}, "text"),
+        ({"text": "x" * 6001}, "text"),
+        ({"type": "image", "media_url": "ftp://x/a.gif"}, "media_url"),
+        ({"type": "video"}, "type"),
+        ({"text": "x", "callback_data": "c" * 4001}, "callback_data"),
+    ],
+)
+def test_invalid_replies_are_422(world, enqueued, payload, field):
+    response = api(world["agent"]).post(url(world), payload, format="json")
+    assert response.status_code == 422 and field in response.json()["fields"]
+
+
+def test_retry_a_failed_message(world, enqueued):
+    now = timezone.now()
+    failed = Message.objects.create(
+        conversation=world["bob"],
+        direction="out",
+        type="text",
+        text="hi",
+        channel="tiktok",
+        provider_message_id="first-try",
+        status="failed",
+        queued_at=now,
+        failed_at=now,
+        sent_at=now,
+        error={"name": "EC_NO_SESSION"},
+    )
+    response = api(world["agent"]).post(f"/api/v1/messages/{failed.pk}/retry/")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["attempt"], body["error"]) == ("queued", 2, None)
+    failed.refresh_from_db()
+    assert failed.provider_message_id != "first-try"
+    again = api(world["agent"]).post(f"/api/v1/messages/{failed.pk}/retry/")
+    assert again.status_code == 409 and again.json()["code"] == "not_failed"
+
+
+def test_outsider_cannot_reply_or_retry(world, enqueued):
+    now = timezone.now()
+    failed = Message.objects.create(
+        conversation=world["bob"],
+        direction="out",
+        type="text",
+        text="hi",
+        channel="tiktok",
+        provider_message_id="x-1",
+        status="failed",
+        queued_at=now,
+        sent_at=now,
+    )
+    outsider = api(world["outsider"])
+    assert outsider.post(url(world), {"text": "hi"}, format="json").status_code == 404
+    assert outsider.post(f"/api/v1/messages/{failed.pk}/retry/").status_code == 404
+    assert Message.objects.filter(direction="out").count() == 1 and enqueued == []
