@@ -197,3 +197,60 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} by {self.actor or self.actor_kind}"
+
+
+class Conversion(models.Model):
+    """A conversion an agent reported for a conversation that came from an ad, and what became of the report."""
+
+    class Event(models.TextChoices):
+        """TikTok's standard event names."""
+
+        COMPLETE_PAYMENT = "CompletePayment", "Complete payment"
+        PLACE_AN_ORDER = "PlaceAnOrder", "Place an order"
+        SUBMIT_FORM = "SubmitForm", "Submit form"
+        CONTACT = "Contact", "Contact"
+        COMPLETE_REGISTRATION = "CompleteRegistration", "Complete registration"
+        ADD_TO_CART = "AddToCart", "Add to cart"
+        INITIATE_CHECKOUT = "InitiateCheckout", "Initiate checkout"
+        VIEW_CONTENT = "ViewContent", "View content"
+        SUBSCRIBE = "Subscribe", "Subscribe"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="conversions")
+    event = models.CharField(max_length=32, choices=Event.choices)
+    value = models.DecimalField(
+        max_digits=16, decimal_places=4, null=True, blank=True, help_text="Total value of the conversion."
+    )
+    currency = models.CharField(max_length=3, blank=True, help_text="ISO 4217 code of the value, e.g. EUR.")
+    quantity = models.PositiveIntegerField(default=1)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    provider_response = models.JSONField(default=dict, blank=True, help_text="The provider's answer when sent.")
+    error = models.JSONField(default=dict, blank=True, help_text="Provider error: name, description, permanent.")
+    tries = models.PositiveSmallIntegerField(default=0)
+    occurred_at = models.DateTimeField(help_text="When the conversion happened (reported as the event time).")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(value__isnull=True) | Q(value__gte=0), name="conversion_value_not_negative"
+            ),
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="conversion_quantity_positive"),
+        ]
+        indexes = [
+            models.Index(fields=["conversation", "-created_at"], name="conversion_of_conversation"),
+            models.Index(fields=["status", "created_at"], name="conversion_status_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} on conversation {self.conversation_id} ({self.status})"

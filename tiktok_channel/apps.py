@@ -6,9 +6,11 @@ class TikTokChannelConfig(AppConfig):
     verbose_name = "TikTok over Infobip"
 
     def ready(self) -> None:
-        # The contact center reaches the channel only through this hook (inbox/channels.py).
+        # The contact center reaches the channel only through these hooks (inbox/channels.py).
         from inbox import channels
         from tiktok_channel.models import CHANNEL
-        from tiktok_channel.tasks import enqueue_send
+        from tiktok_channel.tasks import enqueue_conversion, enqueue_event, enqueue_send
 
         channels.register(CHANNEL, enqueue_send)
+        channels.register_events(CHANNEL, enqueue_event)
+        channels.register_conversions(CHANNEL, enqueue_conversion)

@@ -1,7 +1,8 @@
-"""Infobip's TikTok API, outbound: build the `POST /tiktok/1/messages` body and classify the answer.
+"""Infobip's TikTok API, outbound: build the bodies of `POST /tiktok/1/messages`, `POST /tiktok/1/events`
+and `POST /saas/tiktok-ads/1/conversions`, and classify the answers.
 
 Every call has connect and read timeouts; one `requests.Session` per account keeps connections alive.
-The result is one of three outcomes the sending task acts on: accepted, retryable, permanent.
+The result is one of three outcomes the tasks act on: accepted, retryable, permanent.
 """
 
 from __future__ import annotations
@@ -16,13 +17,20 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 
-from inbox.models import Conversation, Message
+from inbox import channels
+from inbox.models import Conversation, Conversion, Message
 from tiktok_channel.ingest import DUPLICATE_MESSAGE_ID
 from tiktok_channel.models import InfobipAccount
 
 logger = logging.getLogger(__name__)
 
 MESSAGES_PATH = "/tiktok/1/messages"
+EVENTS_PATH = "/tiktok/1/events"
+CONVERSIONS_PATH = "/saas/tiktok-ads/1/conversions"
+# Events are a courtesy: a slow answer is not worth a worker's time (a typing indicator is stale in seconds).
+EVENT_TIMEOUT = (3.0, 5.0)
+# inbox.channels event kinds → the spec's TikTokOutboundEventContentType.
+EVENT_TYPES = {channels.EVENT_TYPING: "TYPING_INDICATOR", channels.EVENT_READ: "MARK_AS_READ"}
 # Infobip cuts a longer validity to 48 h anyway.
 MAX_VALIDITY_SECONDS = 48 * 3600
 
@@ -37,6 +45,7 @@ class SendResult:
     duplicate: bool = False  # Infobip refused our id as already used: an earlier try got through
     error: dict = field(default_factory=dict)  # name, description, permanent, http_status, violations
     retry_after: float | None = None  # seconds, from a 429's Retry-After
+    body: dict = field(default_factory=dict)  # the JSON answer of a call without per-message statuses
 
 
 def validity_seconds(conversation: Conversation, *, now: datetime) -> int:
@@ -60,6 +69,50 @@ def message_content(message: Message) -> dict:
     raise ValueError(f"cannot send a {message.type} message")
 
 
+def destination(conversation: Conversation) -> str:
+    """Who a message or event goes to: the conversation's TikTok id, else the user's id (the same in
+    every official example)."""
+    return conversation.provider_conversation_id or conversation.contact.channel_user_id
+
+
+def event_request(conversation: Conversation, *, business_account_id: str, kind: str) -> dict:
+    """The request body of one typing indicator or read receipt (schema TikTokEventRequest in the spec)."""
+    return {
+        "events": [
+            {
+                "sender": business_account_id,
+                "destinations": [{"to": destination(conversation)}],
+                "content": {"type": EVENT_TYPES[kind]},
+            }
+        ]
+    }
+
+
+def conversion_request(conversion: Conversion, *, business_account_id: str) -> dict:
+    """The request body of one Direct Messaging Ads conversion (shape from Infobip's guide; not in the spec).
+
+    `price` is the unit price (value / quantity); value, price and currency are left out when no value
+    was given (e.g. SubmitForm).
+    """
+    properties: dict = {"quantity": conversion.quantity}
+    if conversion.value is not None:
+        properties["price"] = float(round(conversion.value / conversion.quantity, 4))
+        properties["value"] = float(conversion.value)
+    if conversion.currency:
+        properties["currency"] = conversion.currency
+    return {
+        "sourceId": business_account_id,
+        "conversions": [
+            {
+                "event": conversion.event,
+                "event_time": int(conversion.occurred_at.timestamp()),
+                "user": {"tiktok_unique_identifier": conversion.conversation.contact.channel_user_id},
+                "properties": properties,
+            }
+        ],
+    }
+
+
 def message_request(message: Message, *, account: InfobipAccount, business_account_id: str, validity: int) -> dict:
     """The request body for one message to one destination (schema TikTokRequest in the spec)."""
     conversation = message.conversation
@@ -74,12 +127,7 @@ def message_request(message: Message, *, account: InfobipAccount, business_accou
         "messages": [
             {
                 "sender": business_account_id,
-                "destinations": [
-                    {
-                        "to": conversation.provider_conversation_id or conversation.contact.channel_user_id,
-                        "messageId": message.provider_message_id,
-                    }
-                ],
+                "destinations": [{"to": destination(conversation), "messageId": message.provider_message_id}],
                 "content": message_content(message),
                 "options": {"validityPeriod": {"amount": validity, "timeUnit": "SECONDS"}},
                 "webhooks": webhooks,
@@ -102,22 +150,50 @@ def session_for(account: InfobipAccount) -> requests.Session:
         return session
 
 
-def send_messages(account: InfobipAccount, body: dict) -> SendResult:
-    """POST the body; classify the outcome. Never raises for HTTP or network trouble."""
-    url = f"{account.base_url.rstrip('/')}{MESSAGES_PATH}"
+def _post(
+    account: InfobipAccount, path: str, body: dict, *, timeout: tuple[float, float]
+) -> requests.Response | SendResult:
+    """POST JSON to the account; a network failure comes back as a RETRYABLE result, never raised."""
     try:
-        response = session_for(account).post(
-            url,
+        return session_for(account).post(
+            f"{account.base_url.rstrip('/')}{path}",
             json=body,
             headers={"Authorization": f"App {account.api_key}", "Accept": "application/json"},
-            timeout=(settings.INFOBIP_CONNECT_TIMEOUT, settings.INFOBIP_READ_TIMEOUT),
+            timeout=timeout,
         )
     except requests.Timeout as exc:
-        # The request may have arrived: a retry repeats our messageId, which Infobip refuses as duplicate.
         return SendResult(RETRYABLE, error=_error("TIMEOUT", str(exc) or "Infobip did not answer in time"))
     except requests.RequestException as exc:
         return SendResult(RETRYABLE, error=_error("CONNECTION_ERROR", str(exc) or type(exc).__name__))
-    return classify_response(response)
+
+
+def _default_timeout() -> tuple[float, float]:
+    return (settings.INFOBIP_CONNECT_TIMEOUT, settings.INFOBIP_READ_TIMEOUT)
+
+
+def send_messages(account: InfobipAccount, body: dict) -> SendResult:
+    """POST the body; classify the outcome. Never raises for HTTP or network trouble.
+
+    After a timeout the request may have arrived: a retry repeats our messageId, which Infobip refuses as
+    a duplicate."""
+    response = _post(account, MESSAGES_PATH, body, timeout=_default_timeout())
+    return response if isinstance(response, SendResult) else classify_response(response)
+
+
+def send_events(account: InfobipAccount, body: dict) -> SendResult:
+    """POST typing indicators / read receipts with short timeouts. Never raises for HTTP or network trouble."""
+    response = _post(account, EVENTS_PATH, body, timeout=EVENT_TIMEOUT)
+    return response if isinstance(response, SendResult) else classify_response(response)
+
+
+def send_conversions(account: InfobipAccount, body: dict) -> SendResult:
+    """POST ads conversions. Never raises for HTTP or network trouble; a 2xx is ACCEPTED with its body."""
+    response = _post(account, CONVERSIONS_PATH, body, timeout=_default_timeout())
+    if isinstance(response, SendResult):
+        return response
+    if 200 <= response.status_code < 300:
+        return SendResult(ACCEPTED, body=_json(response))
+    return classify_failure(response, _json(response))
 
 
 def classify_response(response: requests.Response) -> SendResult:
@@ -136,6 +212,12 @@ def classify_response(response: requests.Response) -> SendResult:
             logger.warning("Infobip answered %s without a message status: %.300s", status_code, response.text)
         return SendResult(ACCEPTED, provider_message_id=first.get("messageId", ""), status=status)
 
+    return classify_failure(response, data)
+
+
+def classify_failure(response: requests.Response, data: dict) -> SendResult:
+    """A non-2xx answer: 429 (with Retry-After), 408 and 5xx are worth retrying; anything else is not."""
+    status_code = response.status_code
     error = _api_error(data, response)
     if status_code == 429:
         return SendResult(RETRYABLE, error=error, retry_after=retry_after_seconds(response.headers.get("Retry-After")))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
@@ -150,8 +150,14 @@ def parse_time(value: str | None) -> datetime | None:
     except ValueError:
         return None
     if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, timezone.utc)
-    return parsed
+        parsed = timezone.make_aware(parsed, UTC)
+    try:
+        # UTC: PostgreSQL refuses offsets beyond ±15:59, which ISO 8601 (and Python) allow.
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:
+        return None
+    # A timestamp from the future (a skewed clock) must not hold the reply window open longer.
+    return min(parsed, timezone.now())
 
 
 def _drop_empty(values: dict) -> dict:

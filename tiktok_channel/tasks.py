@@ -1,4 +1,5 @@
-"""Celery tasks of the TikTok channel: send a queued reply, sweep stuck ones, apply kept reports.
+"""Celery tasks of the TikTok channel: send a queued reply, sweep stuck ones, apply kept reports; send
+typing indicators and read receipts (best effort); report ads conversions.
 
 Sending is safe to repeat: each attempt carries our own `destinations[].messageId`, and Infobip refuses a
 second send with that id (REJECTED_DUPLICATE_MESSAGE_ID), which we read as "the earlier try got through".
@@ -18,9 +19,10 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from inbox import channels
 from inbox.events import StatusReport
-from inbox.models import Message
-from inbox.services import message_send_failed, message_status_apply
+from inbox.models import Conversation, Conversion, Message
+from inbox.services import conversion_result_record, message_send_failed, message_status_apply
 from tiktok_channel import client
 from tiktok_channel.ingest import apply_unmatched_reports
 from tiktok_channel.models import CHANNEL, TikTokSender
@@ -30,6 +32,10 @@ logger = logging.getLogger(__name__)
 SWEEP_BATCH = 500
 # How long a sweeper's re-enqueue counts as "a task is on its way" before the row may be swept again.
 SWEEP_LEASE_SECONDS = 300
+# An event still waiting in the queue after this long is dropped: a late typing indicator is wrong.
+EVENT_EXPIRES_SECONDS = 30
+# A read receipt gets one retry after this long; a typing indicator none (it would be stale).
+EVENT_RETRY_SECONDS = 5
 
 
 def in_flight_key(provider_message_id: str) -> str:
@@ -45,6 +51,24 @@ def enqueue_send(message_id: int) -> None:
     send_message.delay(message_id)
 
 
+def enqueue_event(conversation_id: int, kind: str) -> None:
+    """The channel's event hook for `inbox.channels` (registered in apps.py)."""
+    send_event.apply_async(args=[conversation_id, kind], expires=EVENT_EXPIRES_SECONDS)
+
+
+def enqueue_conversion(conversion_id: int) -> None:
+    """The channel's conversion hook for `inbox.channels` (registered in apps.py); called on commit."""
+    report_conversion.delay(conversion_id)
+
+
+def active_sender(business_account_id: str) -> TikTokSender | None:
+    """The active sender (with its active account) that owns a business account id, or None."""
+    sender = TikTokSender.objects.select_related("account").filter(business_account_id=business_account_id).first()
+    if sender is None or not sender.active or not sender.account.active:
+        return None
+    return sender
+
+
 def retry_countdown(retries: int, retry_after: float | None = None) -> float:
     """Exponential backoff with jitter (half fixed, half random), at least Retry-After, capped."""
     delay = min(settings.INFOBIP_SEND_RETRY_MAX_DELAY_SECONDS, settings.INFOBIP_SEND_RETRY_BASE_SECONDS * 2**retries)
@@ -52,6 +76,17 @@ def retry_countdown(retries: int, retry_after: float | None = None) -> float:
     if retry_after is not None:
         countdown = max(countdown, retry_after)
     return min(countdown, settings.INFOBIP_SEND_RETRY_MAX_DELAY_SECONDS)
+
+
+def next_retry_countdown(task, started: datetime, result: client.SendResult) -> float | None:
+    """Seconds before a retryable call's next try, or None when the budget (tries or time) is spent."""
+    countdown = retry_countdown(task.request.retries, result.retry_after)
+    elapsed = (timezone.now() - started).total_seconds()
+    if task.request.retries + 1 >= settings.INFOBIP_SEND_MAX_TRIES:
+        return None
+    if elapsed + countdown > settings.INFOBIP_SEND_BUDGET_SECONDS:
+        return None
+    return countdown
 
 
 def _failed(message: Message, error: dict) -> str:
@@ -78,12 +113,8 @@ def send_message(self, message_id: int, first_try_at: str | None = None) -> str:
             message,
             {"name": "REPLY_WINDOW_CLOSED", "description": "the reply window closed before sending", "permanent": True},
         )
-    sender = (
-        TikTokSender.objects.select_related("account")
-        .filter(business_account_id=message.conversation.contact.endpoint_id)
-        .first()
-    )
-    if sender is None or not sender.active or not sender.account.active:
+    sender = active_sender(message.conversation.contact.endpoint_id)
+    if sender is None:
         return _failed(
             message,
             {
@@ -104,12 +135,8 @@ def send_message(self, message_id: int, first_try_at: str | None = None) -> str:
         )
         result = client.send_messages(sender.account, body)
         if result.outcome == client.RETRYABLE:
-            tries = self.request.retries + 1
-            countdown = retry_countdown(self.request.retries, result.retry_after)
-            elapsed = (timezone.now() - started).total_seconds()
-            if tries >= settings.INFOBIP_SEND_MAX_TRIES or elapsed + countdown > settings.INFOBIP_SEND_BUDGET_SECONDS:
-                countdown = None
-            else:
+            countdown = next_retry_countdown(self, started, result)
+            if countdown is not None:
                 # Set before the in-flight key goes, so the sweeper never sees this attempt unattended.
                 cache.set(scheduled_key(attempt_id), 1, timeout=countdown + settings.OUTBOUND_STUCK_AFTER_SECONDS)
     finally:
@@ -174,3 +201,81 @@ def sweep_queued_messages() -> int:
 def apply_pending_reports() -> int:
     """Apply delivery and seen reports kept for messages that now exist."""
     return apply_unmatched_reports()
+
+
+@shared_task(bind=True, max_retries=1, ignore_result=True, time_limit=30)
+def send_event(self, conversation_id: int, kind: str) -> str:
+    """Send a typing indicator or read receipt. Best effort: a failure is logged, never recorded or raised;
+    a read receipt gets one retry, a typing indicator none (it would be stale by then)."""
+    conversation = Conversation.objects.select_related("contact").filter(pk=conversation_id).first()
+    if conversation is None or conversation.contact.channel != CHANNEL or kind not in client.EVENT_TYPES:
+        return "skipped"
+    if client.validity_seconds(conversation, now=timezone.now()) <= 0:
+        return "window_closed"  # TikTok only takes events within an open conversation
+    sender = active_sender(conversation.contact.endpoint_id)
+    if sender is None:
+        logger.info("no active TikTok sender %s for a %s event", conversation.contact.endpoint_id, kind)
+        return "skipped"
+    body = client.event_request(conversation, business_account_id=sender.business_account_id, kind=kind)
+    result = client.send_events(sender.account, body)
+    if result.outcome == client.ACCEPTED:
+        return "sent"
+    if result.outcome == client.RETRYABLE and kind == channels.EVENT_READ and self.request.retries < self.max_retries:
+        countdown = max(EVENT_RETRY_SECONDS, min(result.retry_after or 0, 60))
+        raise self.retry(countdown=countdown, expires=countdown + EVENT_EXPIRES_SECONDS)
+    logger.warning(
+        "%s event for conversation %s not sent: %s %s",
+        kind,
+        conversation_id,
+        result.error.get("name"),
+        result.error.get("description"),
+    )
+    return "failed"
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def report_conversion(self, conversion_id: int, first_try_at: str | None = None) -> str:
+    """Report one queued ads conversion to Infobip and record the result on its row.
+
+    Retried like a send (5xx, 429, timeouts; bounded by tries and time); 4xx fails at once with Infobip's
+    description. The API takes no id of ours, so a retry after a timeout could count a conversion twice:
+    an accepted risk, as a lost conversion is the worse error for the advertiser.
+    """
+    conversion = (
+        Conversion.objects.select_related("conversation__contact")
+        .filter(pk=conversion_id, conversation__contact__channel=CHANNEL)
+        .first()
+    )
+    if conversion is None or conversion.status != Conversion.Status.QUEUED:
+        return "skipped"
+    started = datetime.fromisoformat(first_try_at) if first_try_at else timezone.now()
+    tries = self.request.retries + 1
+    sender = active_sender(conversion.conversation.contact.endpoint_id)
+    if sender is None:
+        error = {
+            "name": "SENDER_UNAVAILABLE",
+            "description": f"no active TikTok sender {conversion.conversation.contact.endpoint_id}",
+            "permanent": True,
+        }
+        conversion_result_record(conversion_id=conversion_id, sent=False, tries=tries, error=error)
+        return "failed"
+    body = client.conversion_request(conversion, business_account_id=sender.business_account_id)
+    result = client.send_conversions(sender.account, body)
+    if result.outcome == client.ACCEPTED:
+        conversion_result_record(conversion_id=conversion_id, sent=True, tries=tries, response=result.body)
+        return "sent"
+    if result.outcome == client.RETRYABLE:
+        countdown = next_retry_countdown(self, started, result)
+        if countdown is not None:
+            logger.info("conversion %s: %s, retry in %.1fs", conversion_id, result.error.get("name"), countdown)
+            raise self.retry(
+                args=[conversion_id],
+                kwargs={"first_try_at": started.isoformat()},
+                countdown=countdown,
+                max_retries=None,
+            )
+        error = {**result.error, "permanent": False, "tries": tries, "retries_exhausted": True}
+    else:
+        error = result.error
+    conversion_result_record(conversion_id=conversion_id, sent=False, tries=tries, error=error)
+    return "failed"

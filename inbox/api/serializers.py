@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from inbox.models import Contact, Conversation, Message
+from inbox.models import Contact, Conversation, Conversion, Message
 
 
 class UserSummary(serializers.Serializer):
@@ -124,11 +125,84 @@ class ConversationOut(serializers.ModelSerializer):
         return summary
 
 
+class ConversionError(serializers.Serializer):
+    name = serializers.CharField(required=False)
+    description = serializers.CharField(required=False)
+    permanent = serializers.BooleanField(required=False, allow_null=True)
+
+
+class ConversionOut(serializers.ModelSerializer):
+    author = UserSummary(allow_null=True)
+    value = serializers.DecimalField(max_digits=16, decimal_places=4, allow_null=True)
+    error = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Conversion
+        fields = [
+            "id",
+            "conversation_id",
+            "event",
+            "value",
+            "currency",
+            "quantity",
+            "author",
+            "status",
+            "error",
+            "tries",
+            "occurred_at",
+            "created_at",
+            "sent_at",
+            "failed_at",
+        ]
+
+    @extend_schema_field(ConversionError(allow_null=True))
+    def get_error(self, conversion) -> dict | None:
+        if not conversion.error:
+            return None
+        return {key: conversion.error[key] for key in ("name", "description", "permanent") if key in conversion.error}
+
+
+class ConversionIn(serializers.Serializer):
+    event = serializers.ChoiceField(choices=Conversion.Event.choices, help_text="One of TikTok's standard events")
+    value = serializers.DecimalField(
+        max_digits=16,
+        decimal_places=4,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Total value, e.g. 49.90 (needs `currency`)",
+    )
+    currency = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=16, help_text="ISO 4217 code, e.g. EUR"
+    )
+    quantity = serializers.IntegerField(required=False, default=1, min_value=1, max_value=1_000_000)
+
+
+class TypingOut(serializers.Serializer):
+    queued = serializers.BooleanField(help_text="False when throttled: an indicator was sent moments ago")
+
+
 class ConversationDetailOut(ConversationOut):
     referral_data = serializers.JSONField(source="referral", help_text="Everything known about the referral")
+    conversions = serializers.SerializerMethodField()
 
     class Meta(ConversationOut.Meta):
-        fields = [*ConversationOut.Meta.fields, "provider_conversation_id", "created_at", "referral_data"]
+        fields = [
+            *ConversationOut.Meta.fields,
+            "provider_conversation_id",
+            "created_at",
+            "referral_data",
+            "conversions",
+        ]
+
+    @extend_schema_field(ConversionOut(many=True))
+    def get_conversions(self, conversation) -> list:
+        """Ads conversions reported on this conversation, newest first."""
+        return ConversionOut(conversions_of(conversation), many=True).data
+
+
+def conversions_of(conversation: Conversation) -> QuerySet[Conversion]:
+    return Conversion.objects.filter(conversation=conversation).select_related("author").order_by("-created_at", "-id")
 
 
 class MessageError(serializers.Serializer):

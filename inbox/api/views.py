@@ -211,6 +211,39 @@ class ReadView(_ConversationAction):
         return self.respond(request, pk)
 
 
+class TypingView(GenericAPIView):
+    serializer_class = out.TypingOut
+
+    @extend_schema(request=None, responses={202: out.TypingOut})
+    def post(self, request: Request, pk: int) -> Response:
+        """The agent is typing: show the user a typing indicator (throttled; 409 when the window is closed)."""
+        conversation = get_object_or_404(selectors.conversations_visible_to(request.user).only("pk"), pk=pk)
+        queued = services.conversation_typing(conversation_id=conversation.pk, actor=request.user)
+        return Response(out.TypingOut({"queued": queued}).data, status=202)
+
+
+class ConversionListView(GenericAPIView):
+    serializer_class = out.ConversionOut
+
+    @extend_schema(responses=out.ConversionOut(many=True))
+    def get(self, request: Request, pk: int) -> Response:
+        """Ads conversions reported on the conversation, newest first."""
+        conversation = get_object_or_404(selectors.conversations_visible_to(request.user).only("pk"), pk=pk)
+        return Response(out.ConversionOut(out.conversions_of(conversation), many=True).data)
+
+    @extend_schema(request=out.ConversionIn, responses={202: out.ConversionOut})
+    def post(self, request: Request, pk: int) -> Response:
+        """Report a Direct Messaging Ads conversion (sent in the background; 409 `not_from_ad` unless the
+        conversation came from an ad; 422 for invalid input)."""
+        conversation = get_object_or_404(selectors.conversations_visible_to(request.user).only("pk"), pk=pk)
+        data = out.ConversionIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        conversion = services.conversion_report(
+            conversation_id=conversation.pk, author=request.user, **data.validated_data
+        )
+        return Response(out.ConversionOut(conversion).data, status=202)
+
+
 class ContactCursor(CursorPagination):
     page_size = 50
     ordering = ("-id",)

@@ -25,9 +25,10 @@ def port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_run_serves_admin_with_worker_and_beat_and_stops_cleanly(tmp_path):
+def test_run_serves_admin_with_worker_beat_and_the_sandbox_demo_and_stops_cleanly(tmp_path):
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
+    drop = ("REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE", "DEMO", "PUBLIC_BASE_URL", "SANDBOX_PORT")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update({"PORT": str(port), "DATABASE_URL": f"sqlite:///{tmp_path / 'run.sqlite3'}"})
     proc = subprocess.Popen(
         [sys.executable, "scripts/run.py"],
@@ -60,6 +61,8 @@ def test_run_serves_admin_with_worker_and_beat_and_stops_cleanly(tmp_path):
         wait_for(r"celery@\S+ ready")
         wait_for(r"beat: Starting")
         wait_for(r"Uvicorn running on")
+        wait_for(r"Demo: TikTok sender 'demo-business'")
+        sandbox_port = int(wait_for(r"Infobip sandbox listening on http://127\.0\.0\.1:(\d+)").group(1))
 
         session = requests.Session()
         base = f"http://127.0.0.1:{port}"
@@ -75,8 +78,19 @@ def test_run_serves_admin_with_worker_and_beat_and_stops_cleanly(tmp_path):
         )
         assert index.status_code == 200 and "TikTok Inbox administration" in index.text
         assert "Infobip accounts" in index.text
+
+        # The demo: a simulated TikTok user writes in through the sandbox, signed, and our webhook accepts it.
+        sandbox = f"http://127.0.0.1:{sandbox_port}"
+        assert requests.get(f"{sandbox}/sandbox/state", timeout=5).status_code == 200
+        inbound = requests.post(
+            f"{sandbox}/sandbox/inbound",
+            json={"sender": "demo-business", "user": "e2e-user", "text": "Hello from the e2e test"},
+            timeout=10,
+        )
+        assert inbound.status_code == 200 and inbound.json()["status"] == 200, inbound.text
+
         children = psutil.Process(proc.pid).children(recursive=True)
-        assert len(children) >= 4  # honcho, web, worker, beat (plus redis)
+        assert len(children) >= 5  # honcho, web, worker, beat, sandbox (plus redis)
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -86,7 +100,7 @@ def test_run_serves_admin_with_worker_and_beat_and_stops_cleanly(tmp_path):
             raise AssertionError(f"make run did not stop on Ctrl-C:\n{output()}") from None
 
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], output()
-    assert not port_open(port) and not port_open(redis_port)
+    assert not port_open(port) and not port_open(redis_port) and not port_open(sandbox_port)
 
     # A second start prints no new credentials: they were shown once.
     again = subprocess.run(

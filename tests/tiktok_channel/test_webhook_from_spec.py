@@ -29,7 +29,7 @@ def body_schema(kind: str) -> dict:
 
 
 def generated(kind: str):
-    return from_schema(body_schema(kind))
+    return from_schema(body_schema(kind), codec="utf-8")
 
 
 HYPOTHESIS = settings(

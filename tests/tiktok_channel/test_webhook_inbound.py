@@ -1,6 +1,7 @@
 from datetime import UTC, datetime
 
 import pytest
+from django.utils import timezone
 
 from inbox.models import AuditLog, Contact, Conversation, Message
 from tests.tiktok_channel.webhooks import fixture, post, with_message_id
@@ -91,20 +92,20 @@ def test_message_without_referral_keeps_the_existing_referral(client, account):
 def test_second_message_joins_the_conversation_and_moves_the_window(client, account):
     post(client, account, fixture("inbound_text"))
     later = fixture("inbound_image")
-    later["results"][0]["receivedAt"] = "2026-11-24T08:30:00.000+0000"
+    later["results"][0]["receivedAt"] = "2026-11-23T11:30:00.000+0000"
     post(client, account, later)
     conversation = Conversation.objects.get()
     assert conversation.messages.count() == 2
-    assert conversation.last_inbound_at == datetime(2026, 11, 24, 8, 30, tzinfo=UTC)
+    assert conversation.last_inbound_at == datetime(2026, 11, 23, 11, 30, tzinfo=UTC)
     assert Contact.objects.count() == 1
 
 
 def test_an_older_message_arriving_late_does_not_move_the_window_back(client, account):
     later = fixture("inbound_image")
-    later["results"][0]["receivedAt"] = "2026-11-24T08:30:00.000+0000"
+    later["results"][0]["receivedAt"] = "2026-11-23T11:30:00.000+0000"
     post(client, account, later)
     post(client, account, fixture("inbound_text"))
-    assert Conversation.objects.get().last_inbound_at == datetime(2026, 11, 24, 8, 30, tzinfo=UTC)
+    assert Conversation.objects.get().last_inbound_at == datetime(2026, 11, 23, 11, 30, tzinfo=UTC)
 
 
 def test_new_message_reopens_a_resolved_conversation_and_is_audited(client, account):
@@ -225,3 +226,24 @@ def test_nul_characters_are_stored_as_replacement_characters(client, account):
     response = post(client, account, payload)
     assert response.status_code == 200
     assert Message.objects.get().text == "before\ufffdafter"
+
+
+@pytest.mark.parametrize(
+    ("received_at", "expected"),
+    [
+        ("2026-11-23T10:00:00.000+2138", datetime(2026, 11, 22, 12, 22, tzinfo=UTC)),  # beyond PostgreSQL's ±15:59
+        ("2026-11-23T10:00:00.000+0000", RECEIVED),
+    ],
+)
+def test_received_at_is_stored_in_utc(client, account, received_at, expected):
+    payload = fixture("inbound_text")
+    payload["results"][0]["receivedAt"] = received_at
+    assert post(client, account, payload).status_code == 200
+    assert Message.objects.get().sent_at == expected
+
+
+def test_a_future_received_at_cannot_hold_the_window_open(client, account):
+    payload = fixture("inbound_text")
+    payload["results"][0]["receivedAt"] = "2099-01-01T00:00:00.000+0000"
+    assert post(client, account, payload).status_code == 200
+    assert Conversation.objects.get().last_inbound_at <= timezone.now()

@@ -1,0 +1,74 @@
+"""`manage.py infobip_sandbox --port PORT`: run the Infobip sandbox until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import signal
+import threading
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from tiktok_channel.sandbox.accounts import DatabaseAccounts
+from tiktok_channel.sandbox.behaviour import Behaviour
+from tiktok_channel.sandbox.server import Sandbox, SandboxServer
+
+
+def _interval(value: str) -> tuple[float, float]:
+    low, _, high = value.partition("-")
+    return float(low), float(high or low)
+
+
+class Command(BaseCommand):
+    help = "Run a local stand-in for Infobip's TikTok API (accounts come from this project's database)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8001)
+        for f in dataclasses.fields(Behaviour):
+            flag = "--" + f.name.replace("_", "-")
+            default = getattr(Behaviour(), f.name)
+            if f.type == "bool":
+                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+            elif f.type == "list[str]":
+                parser.add_argument(flag, default=",".join(default), help="comma-separated")
+            else:
+                parser.add_argument(flag, type=int if f.type == "int" else float, default=default)
+        parser.add_argument(
+            "--chatter-sender",
+            action="append",
+            default=[],
+            help="demo: simulated users write to this business account id now and then (repeatable)",
+        )
+        parser.add_argument("--chatter-every", type=_interval, default=(30.0, 60.0), help="seconds, e.g. 30-60")
+
+    def handle(self, *args, **options) -> None:
+        values = {}
+        for f in dataclasses.fields(Behaviour):
+            value = options[f.name]
+            values[f.name] = [v for v in value.split(",") if v] if f.type == "list[str]" else value
+        try:
+            behaviour = Behaviour(**values)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        sandbox = Sandbox(DatabaseAccounts(), behaviour)
+        try:
+            server = SandboxServer(sandbox, options["host"], options["port"])
+        except OSError as exc:
+            sandbox.close()
+            raise CommandError(f"cannot listen on {options['host']}:{options['port']}: {exc}") from None
+        for sender in options["chatter_sender"]:
+            sandbox.chatter(sender, every_s=options["chatter_every"])
+        self.stdout.write(f"Infobip sandbox listening on {server.url}  (state: {server.url}/sandbox/state)")
+        self.stdout.write("behaviour " + json.dumps(behaviour.as_dict()))
+        self.stdout.flush()
+
+        # serve_forever in a thread so SIGTERM/SIGINT can shut it down cleanly from the main thread.
+        done = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: done.set())
+        server.start()
+        done.wait()
+        server.stop()
+        self.stdout.write("Infobip sandbox stopped")

@@ -1,0 +1,108 @@
+"""The sandbox's switches: report timing, message failures and HTTP faults, settable at start and at run time."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from tiktok_channel.sandbox.payloads import FAILURES
+
+
+@dataclass
+class Behaviour:
+    # Reports: the delivery report this long after the send, the seen report this long after delivery.
+    delivery_delay_ms: int = 1000
+    seen_delay_ms: int = 3000
+    send_seen: bool = True
+    # A share of messages (0..1, drawn from `seed`) and/or the next N messages end in one of `failure_kinds`.
+    failure_rate: float = 0.0
+    fail_next_messages: int = 0
+    failure_kinds: list[str] = field(default_factory=lambda: list(FAILURES))
+    seed: int = 0
+    # Reports posted twice; the seen report posted before the delivery report.
+    duplicate_reports: bool = False
+    reorder_reports: bool = False
+    # HTTP faults of the API (/tiktok/...), checked in this order: hold the connection `timeout_ms` and close
+    # it unanswered; answer `fail_status`; answer 429 with Retry-After; otherwise answer after `slow_ms`.
+    timeout_next: int = 0
+    timeout_ms: int = 30_000
+    fail_next: int = 0
+    http_error_rate: float = 0.0
+    fail_status: int = 503
+    throttle_next: int = 0
+    retry_after_s: int = 1
+    slow_ms: int = 0
+    # Posting webhooks: per-try timeout; failed tries are repeated after retry_ms * (1 + n²), as Infobip does
+    # with minutes.
+    webhook_timeout_s: float = 5.0
+    webhook_retries: int = 3
+    webhook_retry_ms: int = 1000
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.validate()
+
+    def validate(self) -> None:
+        if not 0 <= self.failure_rate <= 1 or not 0 <= self.http_error_rate <= 1:
+            raise ValueError("failure_rate and http_error_rate must be between 0 and 1")
+        unknown = set(self.failure_kinds) - set(FAILURES)
+        if unknown or not self.failure_kinds:
+            raise ValueError(f"failure_kinds must be a non-empty subset of {sorted(FAILURES)}")
+        if not 400 <= self.fail_status <= 599:
+            raise ValueError("fail_status must be an HTTP error status (400-599)")
+        numbers = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.type in ("int", "float")}
+        negative = [name for name, value in numbers.items() if value < 0]
+        if negative:
+            raise ValueError(f"must not be negative: {', '.join(negative)}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Apply a partial update (the control endpoint's body); all or nothing, raises ValueError."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        unknown = set(changes) - set(fields)
+        if unknown:
+            raise ValueError(f"unknown switches: {', '.join(sorted(unknown))}")
+        candidate = dataclasses.replace(self)
+        for name, value in changes.items():
+            setattr(candidate, name, _coerce(name, fields[name].type, value))
+        candidate.validate()
+        for name in changes:
+            setattr(self, name, getattr(candidate, name))
+        if "seed" in changes:
+            self.rng = random.Random(self.seed)
+
+    def take(self, counter: str) -> bool:
+        """Consume one from a "next N" counter; True if there was one."""
+        if getattr(self, counter) > 0:
+            setattr(self, counter, getattr(self, counter) - 1)
+            return True
+        return False
+
+    def message_failure(self) -> str | None:
+        """The final status group a new message ends in, if it fails."""
+        if self.take("fail_next_messages") or (self.failure_rate and self.rng.random() < self.failure_rate):
+            return self.rng.choice(self.failure_kinds)
+        return None
+
+
+def _coerce(name: str, kind: str, value: Any) -> Any:
+    # bool is an int in Python: reject it where a number is meant, and numbers where a bool is meant.
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false")
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be an integer")
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{name} must be a number")
+        return float(value)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{name} must be a list of strings")
+    return list(value)
