@@ -33,6 +33,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "csp",
     "channels",
     "inbox",
     "tiktok_channel",
@@ -41,6 +43,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -164,12 +167,32 @@ REST_FRAMEWORK = {
     ],
 }
 
+# Content-Security-Policy (django-csp): scripts only from our own origin, so injected markup cannot run.
+# Inline styles stay allowed (Django admin uses style attributes; styles cannot execute code).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "https:", "data:", "blob:"],
+        "media-src": ["'self'", "https:"],
+        "connect-src": ["'self'", "ws:", "wss:"],
+        "frame-src": ["https://www.tiktok.com"],
+        "frame-ancestors": ["'none'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+    }
+}
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "TikTok Inbox API",
     "DESCRIPTION": "Conversations, messages and contacts of the TikTok contact center. Errors are always "
     '`{"code", "message", "fields"}`.',
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Documentation assets from the drf-spectacular-sidecar package, not a CDN.
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "ConversationStatus": "inbox.models.Conversation.Status",

@@ -1,0 +1,79 @@
+"""Deployment hardening, the Content-Security-Policy, and secrets kept out of logs."""
+
+import logging
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import responses
+from django.utils import timezone
+
+from inbox import channels
+from inbox.models import Contact, Conversation
+from inbox.services import reply_queue
+from tests.tiktok_channel.webhooks import fixture, post
+from tiktok_channel.tasks import send_message
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_check_deploy_with_production_settings_has_no_warnings(tmp_path):
+    env = {
+        "PATH": os.environ["PATH"],
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "SECRET_KEY": "k" * 20 + "Xy7!pQ2@rS9#tU4$vW6%zA1^bC3&dE5*fG8(hJ0)",
+        "ALLOWED_HOSTS": "inbox.example.com",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "REDIS_URL": "redis://127.0.0.1:6399/0",
+        "FIELD_ENCRYPTION_KEYS": "ZGV2LW9ubHktZmVybmV0LWtleS1ub3Qtc2VjcmV0ISE=",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+@pytest.mark.django_db
+def test_pages_carry_a_strict_content_security_policy(client):
+    policy = client.get("/admin/login/")["Content-Security-Policy"]
+    directives = dict(part.strip().split(" ", 1) for part in policy.split(";") if part.strip())
+    assert directives["script-src"] == "'self'"
+    assert directives["object-src"] == "'none'" and directives["frame-ancestors"] == "'none'"
+
+
+@pytest.mark.django_db
+@responses.activate
+def test_secrets_never_reach_the_logs(client, account, agent, inbox, caplog, monkeypatch):
+    """Webhooks (good and forged), a send that Infobip refuses, and the setup listing, all at DEBUG."""
+    monkeypatch.setitem(channels._senders, "tiktok", lambda message_id: None)
+    secrets = [account.api_key, account.webhook_secret]
+    caplog.set_level(logging.DEBUG)
+
+    post(client, account, fixture("inbound_text"))
+    post(client, account, fixture("inbound_image"), signed=False, headers={"X-Hub-Signature": "forged"})
+    contact = Contact.objects.get()
+    Conversation.objects.filter(contact=contact).update(last_inbound_at=timezone.now() - timedelta(minutes=5))
+    responses.post(
+        "https://xyz.api.infobip.com/tiktok/1/messages",
+        status=401,
+        json={"requestError": {"serviceException": {"messageId": "UNAUTHORIZED", "text": "Invalid login"}}},
+    )
+    conversation = Conversation.objects.get()
+    message = reply_queue(conversation_id=conversation.pk, author=agent, type="text", text="hello")
+    send_message.apply(args=[message.pk])
+    message.refresh_from_db()
+    assert message.status == "failed"  # the refusal went through the logging paths
+    assert responses.calls[0].request.headers["Authorization"] == f"App {account.api_key}"
+
+    logged = caplog.text + repr([record.args for record in caplog.records])
+    assert "webhook auth failed" in logged
+    for secret in secrets:
+        assert secret not in logged
