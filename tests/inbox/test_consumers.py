@@ -10,7 +10,7 @@ from django.contrib.auth.models import AnonymousUser
 from inbox.consumers import CLOSE_UNAUTHENTICATED, InboxConsumer
 from inbox.events import InboundMessage, StatusReport
 from inbox.models import Inbox, Message
-from inbox.services import message_receive, message_status_apply
+from inbox.services import conversation_assign, message_receive, message_retry, message_status_apply
 
 pytestmark = [pytest.mark.anyio, pytest.mark.django_db(transaction=True)]
 T = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -51,7 +51,10 @@ async def test_anonymous_connection_is_refused():
     await communicator.wait()
 
 
-async def test_member_receives_each_event_type_and_outsider_nothing(django_user_model):
+async def test_member_receives_each_event_type_and_outsider_nothing(django_user_model, monkeypatch):
+    from inbox import channels
+
+    monkeypatch.setitem(channels._senders, "tiktok", lambda message_id: None)
     inbox = await Inbox.objects.acreate(name="Support")
     other = await Inbox.objects.acreate(name="Other team")
     member = await django_user_model.objects.acreate(username="member")
@@ -82,7 +85,16 @@ async def test_member_receives_each_event_type_and_outsider_nothing(django_user_
     tick = await member_ws.receive_json_from(timeout=5)
     assert (tick["type"], tick["message_id"], tick["status"]) == ("message.status", outbound.pk, "delivered")
 
-    assert await outsider_ws.receive_nothing(timeout=0.5)
+    # The remaining event types: an agent action, a failed send, a retry.
+    await sync_to_async(conversation_assign)(conversation_id=message.conversation_id, assignee=member, actor=member)
+    updated = await member_ws.receive_json_from(timeout=5)
+    assert (updated["type"], updated["assignee_id"]) == ("conversation.updated", member.pk)
+    await Message.objects.filter(pk=outbound.pk).aupdate(status="failed")
+    await sync_to_async(message_retry)(message_id=outbound.pk, author=member)
+    event = await member_ws.receive_json_from(timeout=5)
+    assert (event["type"], event["message_id"], event["attempt"]) == ("message.retried", outbound.pk, 2)
+
+    assert await outsider_ws.receive_nothing(timeout=0.5)  # none of the seven events above reached the outsider
     await member_ws.disconnect()
     await outsider_ws.disconnect()
 
