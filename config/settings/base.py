@@ -87,7 +87,9 @@ def database_from_env(default: str) -> dict:
             }
         )
     else:
-        db.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+        # 0 by default: under ASGI (uvicorn) each request runs in its own thread and a persistent connection
+        # per thread exhausts PostgreSQL; WSGI workers (gunicorn) may set CONN_MAX_AGE=60 (see README).
+        db.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
         db.setdefault("CONN_HEALTH_CHECKS", True)
     return db
 
@@ -134,6 +136,11 @@ CHANNEL_LAYERS = {
 }
 
 CELERY_BROKER_URL = REDIS_URL
+# A task reserved but not acknowledged this long (a worker killed mid-task) is handed out again. It must
+# exceed the longest retry countdown plus a task's run time, or a waiting retry is delivered twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+# The queue every task goes to and workers consume; the end-to-end tests use one per run.
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

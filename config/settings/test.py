@@ -3,11 +3,11 @@
 import os
 
 from .base import *  # noqa: F403
-from .base import BASE_DIR, RUN_DIR, database_from_env
+from .base import BASE_DIR, RUN_DIR, database_from_env, env
 
 DEBUG = False
 SECRET_KEY = "test-only-secret-key"
-ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1", *env.list("E2E_ALLOWED_HOSTS", default=[])]
 DATABASES = {"default": database_from_env(f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so servers and workers started by the tests see the same data; one per run,
@@ -22,4 +22,6 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 MEDIA_ROOT = RUN_DIR / "test-media"
-PUBLIC_BASE_URL = "https://inbox.example.test"
+# The end-to-end stack (tests/e2e/conftest.py) points its web server and worker at their real address. Its
+# own name, so a PUBLIC_BASE_URL in a developer's .env never leaks into the suite.
+PUBLIC_BASE_URL = env("E2E_PUBLIC_BASE_URL", default="https://inbox.example.test").rstrip("/")

@@ -523,10 +523,11 @@ class Handler(BaseHTTPRequestHandler):
         sandbox = self.server.sandbox
         with sandbox.lock:
             b = sandbox.behaviour
+            # One fault per request: a later kind's "next N" is not used up by a request an earlier kind took.
             hold = b.timeout_ms / 1000 if b.take("timeout_next") else None
-            fail = b.take("fail_next") or (b.http_error_rate and b.rng.random() < b.http_error_rate)
+            fail = hold is None and (b.take("fail_next") or (b.http_error_rate and b.rng.random() < b.http_error_rate))
             fail_status = b.fail_status
-            throttle = not fail and b.take("throttle_next")
+            throttle = hold is None and not fail and b.take("throttle_next")
             retry_after, slow = b.retry_after_s, b.slow_ms / 1000
         if hold is not None:
             sandbox.count("fault_timeout")

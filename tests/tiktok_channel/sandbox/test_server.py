@@ -238,6 +238,15 @@ def test_timeout_holds_the_connection_past_the_client_read_timeout(running):
     assert running.sandbox.state()["counters"]["fault_timeout"] == 1
 
 
+def test_each_request_takes_one_fault_so_every_next_n_counter_is_honoured(running):
+    running.control(timeout_next=1, timeout_ms=2000, fail_next=1, throttle_next=1)
+    with pytest.raises(requests.ReadTimeout):
+        running.post("/tiktok/1/messages", text_message("held"), timeout=0.3)
+    assert running.post("/tiktok/1/messages", text_message()).status_code == 503
+    assert running.post("/tiktok/1/messages", text_message()).status_code == 429
+    assert running.post("/tiktok/1/messages", text_message()).status_code == 200
+
+
 def test_slow_answers(running):
     running.control(slow_ms=300)
     started = time.monotonic()
