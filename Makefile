@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-smoke clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py makemigrations --check --dry-run
+
+# Benchmarks (bench/README.md): needs wrk; PostgreSQL/Redis from DATABASE_URL/REDIS_URL (a fresh <db>_bench).
+bench: $(STAMP)
+	$(PY) bench/run.py
+
+bench-smoke: $(STAMP)
+	$(PY) bench/run.py --smoke
 
 clean:
 	rm -rf .run staticfiles .pytest_cache

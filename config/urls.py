@@ -1,10 +1,12 @@
+import os
+
 from csp.decorators import csp_exempt
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from config.views import healthz, uploaded_media
+from inbox.views import LoginView, LogoutView
 
 admin.site.site_header = "TikTok Inbox administration"
 admin.site.site_title = "TikTok Inbox admin"
@@ -20,9 +22,17 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The docs page boots Redoc with an inline script (and a blob: worker): the one page without our CSP.
     path("api/docs/", csp_exempt()(SpectacularRedocView.as_view(url_name="api-schema")), name="api-docs"),
-    # The agent inbox UI arrives with its own issue; until then the front door is the admin.
-    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    path("login/", LoginView.as_view(), name="login"),
+    path("logout/", LogoutView.as_view(), name="logout"),
+    # The agents' inbox is the front door (admins still have /admin/).
+    path("", include("inbox.urls")),
 ]
 
 handler404 = "config.views.not_found"
 handler500 = "config.views.server_error"
+
+# The benchmark's baseline (bench/run.py): a bare view on the same server, never routed by default.
+if os.environ.get("BENCH_BASELINE") == "1":
+    from config.views import bench_noop
+
+    urlpatterns.insert(0, path("bench/noop", bench_noop, name="bench-noop"))

@@ -1,5 +1,6 @@
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 
 
 def uploaded_media(request: HttpRequest, path: str):
@@ -37,3 +38,9 @@ def server_error(request: HttpRequest):
     from django.views.defaults import server_error as default_server_error
 
     return default_server_error(request)
+
+
+@csrf_exempt
+def bench_noop(request: HttpRequest) -> HttpResponse:
+    """The benchmark's baseline: a bare view on the same server (routed only when BENCH_BASELINE=1)."""
+    return HttpResponse(b"", content_type="text/plain")

@@ -4,6 +4,7 @@ Environment-specific modules (dev, test, production) import this and supply defa
 or, in production, insist on explicit values.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -36,6 +37,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "csp",
     "channels",
+    "axes",
     "inbox",
     "tiktok_channel",
 ]
@@ -50,6 +52,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login attempt into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -119,6 +123,21 @@ STORAGES = {
 }
 
 LOGIN_URL = "admin:login"
+
+# Failed-login throttling (django-axes) for the agents' login page and the admin's alike: after
+# AXES_FAILURE_LIMIT failures for one username from one IP address, that pair is locked out for
+# AXES_COOLOFF_TIME; a successful login resets the count. The lock is per username *and* IP so a third
+# party cannot lock an agent out from elsewhere. Behind a proxy, REMOTE_ADDR must be the client's address.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
 
 # Fernet keys for secrets at rest (API keys, webhook secrets). The first key encrypts,
 # every key decrypts: prepend a new key, run `manage.py rotate_encryption_keys`, then drop the old one.

@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from inbox.models import Contact, Conversation, Conversion, Message
+from inbox.services import message_version
 
 
 class UserSummary(serializers.Serializer):
@@ -225,6 +226,7 @@ class MessageOut(serializers.ModelSerializer):
     provider_status_name = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
     share_post_embed_url = serializers.CharField(source="embed_url")
+    version = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
@@ -251,7 +253,19 @@ class MessageOut(serializers.ModelSerializer):
             "provider_status_name",
             "error",
             "attempt",
+            "version",
         ]
+
+    @extend_schema_field(
+        serializers.IntegerField(
+            help_text="Orders this message's live updates (the `version` of message.status events): "
+            "ignore an event whose version is not above the one shown"
+        )
+    )
+    def get_version(self, message) -> int:
+        if not message.status:
+            return message_version(message.attempt, Message.Status.QUEUED)
+        return message_version(message.attempt, message.status)
 
     @extend_schema_field(Reaction(allow_null=True))
     def get_reaction(self, message) -> dict | None:

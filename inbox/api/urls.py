@@ -14,6 +14,7 @@ urlpatterns = [
     path("conversations/<int:pk>/read/", views.ReadView.as_view(), name="conversation-read"),
     path("conversations/<int:pk>/typing/", views.TypingView.as_view(), name="conversation-typing"),
     path("conversations/<int:pk>/conversions/", views.ConversionListView.as_view(), name="conversation-conversions"),
+    path("messages/<int:pk>/", views.MessageDetailView.as_view(), name="message-detail"),
     path("messages/<int:pk>/retry/", views.MessageRetryView.as_view(), name="message-retry"),
     path("contacts/", views.ContactListView.as_view(), name="contact-list"),
     path("contacts/<int:pk>/", views.ContactDetailView.as_view(), name="contact-detail"),

@@ -123,6 +123,15 @@ class MessageListView(ListAPIView):
         return Response(out.MessageOut(selectors.messages_of(message.conversation).get(pk=message.pk)).data, status=201)
 
 
+class MessageDetailView(GenericAPIView):
+    serializer_class = out.MessageOut
+
+    def get(self, request: Request, pk: int) -> Response:
+        """One message, as in its conversation's thread (what a live `message.*` event points at)."""
+        message = get_object_or_404(selectors.messages_visible_to(request.user).only("pk", "conversation_id"), pk=pk)
+        return Response(self.get_serializer(selectors.messages_of(message.conversation).get(pk=message.pk)).data)
+
+
 class MessageRetryView(GenericAPIView):
     serializer_class = out.MessageOut
 

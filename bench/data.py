@@ -1,0 +1,247 @@
+"""Bench fixtures: the account, inboxes and agents, and bulk data (COPY on PostgreSQL), repeatable (fixed seed).
+
+Runs in the orchestrator's process against the bench database (Django set up with the stack's settings).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.sessions.backends.db import SessionStore
+from django.db import connection, models, transaction
+from django.utils import timezone
+
+SEED = 20260101
+BUSINESS_ID = "bench-business"
+SECRET_HEADER = "X-Bench-Secret"
+
+
+@dataclass
+class Fixtures:
+    token: str  # webhook token
+    secret: str  # static secret header value
+    inbox_id: int
+    agent_token: str  # REST API token of agent 0
+    session_keys: list[str]
+    reads_inbox_id: int = 0
+    reads_token: str = ""
+
+
+def setup_base(*, sandbox_url: str, agents: int) -> Fixtures:
+    from rest_framework.authtoken.models import Token
+
+    from inbox.models import Inbox
+    from tiktok_channel.models import InfobipAccount, TikTokSender
+
+    secret = "bench-" + "s" * 32
+    with transaction.atomic():
+        inbox = Inbox.objects.create(name="Bench")
+        account = InfobipAccount.objects.create(
+            name="Bench (sandbox)",
+            base_url=sandbox_url,
+            api_key="bench-api-key",
+            webhook_auth=InfobipAccount.AuthMode.HEADER,
+            signature_header=SECRET_HEADER,
+            webhook_secret=secret,
+        )
+        TikTokSender.objects.create(account=account, business_account_id=BUSINESS_ID, inbox=inbox)
+        User = get_user_model()
+        users = User.objects.bulk_create(
+            [User(username=f"bench-agent-{i}", password="!", is_active=True) for i in range(agents)]
+        )
+        inbox.members.add(*users)
+        token = Token.objects.create(user=users[0])
+        session_keys = [session_for(user) for user in users]
+    return Fixtures(
+        token=account.webhook_token,
+        secret=secret,
+        inbox_id=inbox.pk,
+        agent_token=token.key,
+        session_keys=session_keys,
+    )
+
+
+def session_for(user) -> str:
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    return session.session_key
+
+
+# --- bulk rows ---------------------------------------------------------------------------------------
+
+
+def _columns(model: type[models.Model]) -> list[models.Field]:
+    return [f for f in model._meta.concrete_fields]
+
+
+def _defaults(model: type[models.Model], now) -> dict[str, object]:
+    values = {}
+    for f in _columns(model):
+        default = f.get_default()
+        if default is None and not f.null and isinstance(f, models.DateTimeField):
+            default = now
+        values[f.attname] = default
+    return values
+
+
+def _cell(value):
+    return json.dumps(value) if isinstance(value, dict | list) else value
+
+
+def bulk_insert(model: type[models.Model], rows: Iterable[dict], *, now) -> int:
+    """Insert rows (dicts of attname → value, ids included) with COPY (PostgreSQL) or executemany."""
+    fields = _columns(model)
+    defaults = _defaults(model, now)
+    names = [f.column for f in fields]
+    table = model._meta.db_table
+    count = 0
+
+    def tuples() -> Iterator[tuple]:
+        nonlocal count
+        for row in rows:
+            count += 1
+            yield tuple(_cell(row.get(f.attname, defaults[f.attname])) for f in fields)
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            columns = ", ".join(f'"{n}"' for n in names)
+            with cursor.cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN') as copy:
+                for values in tuples():
+                    copy.write_row(values)
+        else:
+            placeholders = ", ".join(["%s"] * len(names))
+            columns = ", ".join(f'"{n}"' for n in names)
+            insert = f'INSERT INTO "{table}" ({columns}) VALUES ({placeholders})'  # noqa: S608 - our names
+            batch: list[tuple] = []
+            for values in tuples():
+                batch.append(values)
+                if len(batch) >= 5000:
+                    cursor.executemany(insert, batch)
+                    batch.clear()
+            if batch:
+                cursor.executemany(insert, batch)
+    return count
+
+
+def _new_ids(model: type[models.Model], n: int) -> list[int]:
+    """`n` ids nobody else will use: the web workers and the Celery worker may be inserting meanwhile."""
+    if connection.vendor != "postgresql":
+        first = (model.objects.aggregate(m=models.Max("pk"))["m"] or 0) + 1
+        return list(range(first, first + n))
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [f'"{table}"', n]
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def conversations_with_messages(
+    *, inbox_id: int, conversations: int, messages_per: int, prefix: str, outbound_status: str = "accepted"
+) -> dict[str, object]:
+    """`conversations` contacts + open conversations (reply window open) with `messages_per` messages each,
+    alternating inbound / outbound (outbound ones `outbound_status`, provider id `<prefix>-out-<c>-<k>`).
+    Returns the conversation id range and the outbound provider ids, in creation order."""
+    from inbox.models import Contact, Conversation, Message
+    from tiktok_channel.models import CHANNEL
+
+    rng = random.Random(SEED)
+    now = timezone.now()
+    words = ["hello", "order", "refund", "where", "is", "my", "parcel", "thanks", "size", "colour", "price"]
+    with transaction.atomic():
+        contact_ids = _new_ids(Contact, conversations)
+        conversation_ids = _new_ids(Conversation, conversations)
+        message_ids = _new_ids(Message, conversations * messages_per)
+        bulk_insert(
+            Contact,
+            (
+                {
+                    "id": contact_ids[i],
+                    "channel": CHANNEL,
+                    "endpoint_id": BUSINESS_ID,
+                    "channel_user_id": f"{prefix}-user-{i}",
+                    "display_name": f"User {prefix} {i}",
+                    "first_seen_at": now - timedelta(days=30),
+                    "last_seen_at": now,
+                }
+                for i in range(conversations)
+            ),
+            now=now,
+        )
+        bulk_insert(
+            Conversation,
+            (
+                {
+                    "id": conversation_ids[i],
+                    "inbox_id": inbox_id,
+                    "contact_id": contact_ids[i],
+                    "provider_conversation_id": f"{prefix}-user-{i}",
+                    # Spread over a month so list ordering and windows are realistic; recent ones reply-able.
+                    "last_inbound_at": now - timedelta(seconds=i * 20),
+                    "last_activity_at": now - timedelta(seconds=i * 20),
+                    "agent_last_seen_at": now - timedelta(seconds=i * 20 + rng.randint(-600, 600)),
+                }
+                for i in range(conversations)
+            ),
+            now=now,
+        )
+        out_ids: list[str] = []
+
+        def message_rows() -> Iterator[dict]:
+            n = 0
+            for c in range(conversations):
+                base = now - timedelta(seconds=c * 20 + messages_per * 60)
+                for k in range(messages_per):
+                    inbound = k % 2 == 0
+                    row = {
+                        "id": message_ids[n],
+                        "conversation_id": conversation_ids[c],
+                        "direction": "in" if inbound else "out",
+                        "type": "text",
+                        "text": " ".join(rng.choice(words) for _ in range(rng.randint(2, 12))),
+                        "channel": CHANNEL,
+                        "sent_at": base + timedelta(seconds=k * 60),
+                    }
+                    if inbound:
+                        row["provider_message_id"] = f"{prefix}-in-{c}-{k}"
+                        row["status"] = ""
+                    else:
+                        pid = f"{prefix}-out-{c}-{k}"
+                        out_ids.append(pid)
+                        row.update(
+                            provider_message_id=pid,
+                            status=outbound_status,
+                            queued_at=row["sent_at"],
+                            accepted_at=row["sent_at"],
+                        )
+                    n += 1
+                    yield row
+
+        bulk_insert(Message, message_rows(), now=now)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+    return {
+        "conversation_ids": conversation_ids,
+        "outbound_ids": out_ids,
+    }
+
+
+def reads_user(*, inbox_name: str) -> tuple[int, str]:
+    """A second inbox with its own agent (and API token): the reads scenario lists only its data."""
+    from rest_framework.authtoken.models import Token
+
+    from inbox.models import Inbox
+
+    inbox = Inbox.objects.create(name=inbox_name)
+    user = get_user_model().objects.create(username=f"bench-reader-{inbox.pk}", password="!")
+    inbox.members.add(user)
+    return inbox.pk, Token.objects.create(user=user).key

@@ -1,0 +1,571 @@
+"""The scenarios. Each appends rows (scenario, figure, value, baseline, ratio, target, met) and latency curves."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import statistics
+import time
+import urllib.request
+from dataclasses import dataclass, field
+
+from bench import data, wrk
+from bench.stack import Stack
+from tiktok_channel.sandbox import payloads
+
+
+@dataclass
+class Config:
+    smoke: bool
+    seconds: float  # one saturated load run
+    read_conversations: int
+    read_messages_per: int
+    report_conversations: int
+    report_messages_per: int
+    ticks: int
+    agents: int = 100
+    connections: int = 16
+
+
+@dataclass
+class Row:
+    scenario: str
+    figure: str
+    value: float | None
+    unit: str
+    target: str = "reported"
+    baseline: float | None = None
+    met: bool | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.value is None or not self.baseline:
+            return None
+        return self.value / self.baseline
+
+
+@dataclass
+class Results:
+    rows: list[Row] = field(default_factory=list)
+    # name → {percentile: ms}
+    curves: dict[str, dict[float, float]] = field(default_factory=dict)
+    info: dict[str, object] = field(default_factory=dict)
+
+    def add(self, row: Row) -> Row:
+        self.rows.append(row)
+        return row
+
+
+def percentiles(samples_ms: list[float]) -> dict[float, float]:
+    if not samples_ms:
+        return {}
+    ordered = sorted(samples_ms)
+    out = {}
+    for p in wrk.PERCENTILES:
+        index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))
+        out[float(p)] = ordered[index]
+    return out
+
+
+def _headers(fx: data.Fixtures) -> dict[str, str]:
+    return {"Content-Type": "application/json", data.SECRET_HEADER: fx.secret}
+
+
+def _inbound_template(text: str = "@@T@@") -> str:
+    result = payloads.inbound_result(
+        user_id="@@U@@", business_id=data.BUSINESS_ID, content=payloads.text_content(text), message_id="@@M@@"
+    )
+    result["receivedAt"] = "@@R@@"
+    return json.dumps(result, separators=(",", ":"))
+
+
+def _single_body() -> str:
+    return '{"results":[' + _inbound_template() + '],"messageCount":1,"pendingMessageCount":0}'
+
+
+NOW_LUA = 'os.date("!%Y-%m-%dT%H:%M:%S.000+0000")'
+
+
+def _single_script(fx: data.Fixtures, *, prefix: str, users: int, delay_ms: float = 0) -> wrk.Script:
+    body = wrk.template_function("body", _single_body())
+    body += f"""
+local received = {NOW_LUA}
+request = function()
+  counter = counter + 1
+  if counter % 200 == 0 then received = {NOW_LUA} end
+  local user = "{prefix}-u" .. (counter % {users})
+  return wrk.format(nil, nil, nil, body({{U = user, M = "{prefix}-" .. counter, T = "hello " .. counter,
+                                         R = received}}))
+end
+"""
+    return wrk.Script("POST", _headers(fx), body, delay_ms)
+
+
+def _noop_script(delay_ms: float = 0) -> wrk.Script:
+    # The same body the single-ingest run posts, so both runs cost wrk the same.
+    body = wrk.template_function("body", _single_body())
+    body += """
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, nil, nil, body({U = "u", M = "m-" .. counter, T = "hello", R = "r"}))
+end
+"""
+    return wrk.Script("POST", {"Content-Type": "application/json"}, body, delay_ms)
+
+
+def baseline_and_ingest(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> float:
+    hook = f"{stack.web}/webhooks/infobip/tiktok/{fx.token}/"
+    noop = f"{stack.web}/bench/noop"
+    wrk.run(noop, _noop_script(), seconds=1, connections=cfg.connections)  # warm every worker up
+    base = wrk.run(noop, _noop_script(), seconds=cfg.seconds, connections=cfg.connections)
+    res.curves["baseline (saturated)"] = base.percentiles_ms
+    res.add(Row("baseline: bare view, same server", "req/s at saturation", base.rate, "req/s"))
+
+    users = 2000 if cfg.smoke else 20000
+    sat = wrk.run(hook, _single_script(fx, prefix="s1", users=users), seconds=cfg.seconds, connections=cfg.connections)
+    res.curves["ingest 1/POST (saturated)"] = sat.percentiles_ms
+    half_conns = 8
+    delay = wrk.paced(sat.rate, 0.5, half_conns)
+    half = wrk.run(
+        hook, _single_script(fx, prefix="s1h", users=users, delay_ms=delay), seconds=cfg.seconds, connections=half_conns
+    )
+    base_half = wrk.run(noop, _noop_script(delay), seconds=cfg.seconds, connections=half_conns)
+    settle()
+    res.curves["ingest 1/POST (half of saturation)"] = half.percentiles_ms
+    res.curves["baseline (same pacing)"] = base_half.percentiles_ms
+    errors = f"; wrk errors {sat.errors} {half.errors}" if sat.failed or half.failed else ""
+    res.add(
+        Row(
+            "ingest, 1 inbound/POST, unique",
+            "events/s at saturation",
+            sat.rate if not sat.failed else None,
+            "events/s",
+            "≥ 0.5 × baseline",
+            baseline=base.rate,
+            met=sat.rate >= 0.5 * base.rate and not sat.failed,
+            note=f"generator check: baseline {base.rate:.0f} req/s > ingest {sat.rate:.0f} req/s{errors}",
+        )
+    )
+    res.add(
+        Row(
+            "ingest, 1 inbound/POST, unique",
+            f"p50 at half ({half.rate:.0f}/s)",
+            half.pct(50) if not half.failed else None,
+            "ms",
+            baseline=base_half.pct(50),
+        )
+    )
+    res.add(
+        Row(
+            "ingest, 1 inbound/POST, unique",
+            f"p99 at half ({half.rate:.0f}/s)",
+            half.pct(99) if not half.failed else None,
+            "ms",
+            "≤ 50 ms",
+            baseline=base_half.pct(99),
+            met=half.pct(99) <= 50 and not half.failed,
+        )
+    )
+    return base.rate
+
+
+def ingest_batch(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> None:
+    hook = f"{stack.web}/webhooks/infobip/tiktok/{fx.token}/"
+    per = 100
+    users = 2000 if cfg.smoke else 20000
+    body = wrk.template_function("item", _inbound_template())
+    body += f"""
+local received = {NOW_LUA}
+request = function()
+  local items = {{}}
+  for i = 1, {per} do
+    counter = counter + 1
+    items[i] = item({{U = "b-u" .. (counter % {users}), M = "b-" .. counter, T = "hi " .. counter, R = received}})
+  end
+  received = {NOW_LUA}
+  local body = '{{"results":[' .. table.concat(items, ",") .. '],"messageCount":{per},"pendingMessageCount":0}}'
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+    # Few connections and a longer run: one POST takes long, and wrk only counts the ones that finish.
+    result = wrk.run(
+        hook, wrk.Script("POST", _headers(fx), body), seconds=max(cfg.seconds, 5), connections=2, timeout_s=30
+    )
+    settle()
+    res.curves["ingest 100/POST (per POST)"] = result.percentiles_ms
+    events = result.rate * per
+    res.add(
+        Row(
+            "ingest, 100 inbound/POST",
+            "events/s at saturation",
+            events if not result.failed and result.requests else None,
+            "events/s",
+            "≥ 5,000",
+            met=events >= 5000 and not result.failed,
+            note=f"{result.rate:.1f} POST/s, p99 {result.pct(99):.0f} ms per POST"
+            + (f"; wrk errors {result.errors}" if result.failed else ""),
+        )
+    )
+
+
+def settle(timeout: float = 60) -> None:
+    """Wait until the web workers have finished what a load run left them (requests wrk gave up on)."""
+    from tiktok_channel.models import WebhookEvent
+
+    deadline = time.monotonic() + timeout
+    last = -1
+    while time.monotonic() < deadline:
+        count = WebhookEvent.objects.count()
+        if count == last:
+            return
+        last = count
+        time.sleep(1)
+
+
+def reports(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results, baseline: float) -> None:
+    made = data.conversations_with_messages(
+        inbox_id=fx.inbox_id,
+        conversations=cfg.report_conversations,
+        messages_per=cfg.report_messages_per,
+        prefix="rep",
+    )
+    out_per = cfg.report_messages_per // 2
+    total = len(made["outbound_ids"])
+    sent_at = payloads.infobip_time()
+    delivery = payloads.delivery_report(
+        message_id="@@M@@", to="user", sender=data.BUSINESS_ID, sent_at=sent_at, status=payloads.STATUS_DELIVERED
+    )
+    delivery["doneAt"] = "@@R@@"
+    seen = payloads.seen_report(message_id="@@M@@", business_id=data.BUSINESS_ID, user_id="user", sent_at=sent_at)
+    seen["seenAt"] = "@@R@@"
+    body = wrk.template_function("delivery", json.dumps({"results": [delivery]}, separators=(",", ":")))
+    body += wrk.template_function("seen", json.dumps({"results": [seen]}, separators=(",", ":")))
+    # Message i: its delivery report, then its seen report (both apply: accepted → delivered → seen).
+    body += f"""
+request = function()
+  counter = counter + 1
+  local i = math.floor((counter - 1) / 2) % {total}
+  local conv = math.floor(i / {out_per})
+  local k = 2 * (i % {out_per}) + 1
+  local v = {{M = "rep-out-" .. conv .. "-" .. k, R = {NOW_LUA}}}
+  if counter % 2 == 1 then return wrk.format(nil, nil, nil, delivery(v)) end
+  return wrk.format(nil, nil, nil, seen(v))
+end
+"""
+    hook = f"{stack.web}/webhooks/infobip/tiktok/{fx.token}/"
+    result = wrk.run(hook, wrk.Script("POST", _headers(fx), body), seconds=cfg.seconds, connections=cfg.connections)
+    res.curves["delivery + seen reports (saturated)"] = result.percentiles_ms
+    settle()
+    wrapped = result.requests > 2 * total
+    res.add(
+        Row(
+            "delivery + seen reports, existing messages",
+            "events/s at saturation",
+            result.rate if not result.failed and result.requests else None,
+            "events/s",
+            "≥ 0.5 × baseline",
+            baseline=baseline,
+            met=result.rate >= 0.5 * baseline and not result.failed,
+            note=(f"{total} messages" + ("; wrapped around: later reports were stale" if wrapped else ""))
+            + (f"; wrk errors {result.errors}" if result.failed else ""),
+        )
+    )
+
+
+# --- live tick -----------------------------------------------------------------------------------------
+
+
+def live_tick(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> None:
+    from inbox.models import Message
+
+    made = data.conversations_with_messages(
+        inbox_id=fx.inbox_id, conversations=10, messages_per=2 * ((cfg.ticks + 9) // 10), prefix="tick"
+    )
+    ids = made["outbound_ids"][: cfg.ticks]
+    pks = dict(Message.objects.filter(provider_message_id__in=ids).values_list("provider_message_id", "pk"))
+    samples, answered, missing = asyncio.run(_live_tick(stack, fx, cfg, [(pid, pks[pid]) for pid in ids]))
+    res.curves["live tick: report POST sent → frame at agent"] = percentiles(samples)
+    res.info["live_tick_post_ms_p50"] = statistics.median(answered) if answered else None
+    for p, target in ((50, "reported"), (95, "≤ 50 ms"), (99, "reported")):
+        value = percentiles(samples).get(float(p)) if samples else None
+        res.add(
+            Row(
+                f"live tick, {cfg.agents} agents connected",
+                f"p{p} report POST → frame",
+                value,
+                "ms",
+                target,
+                met=(value is not None and value <= 50) if target != "reported" else None,
+                note=f"{len(samples)} frames, {missing} missing; POST answered p50 "
+                f"{statistics.median(answered) if answered else float('nan'):.1f} ms"
+                if p == 50
+                else "",
+            )
+        )
+
+
+async def _live_tick(stack: Stack, fx: data.Fixtures, cfg: Config, ticks: list[tuple[str, int]]):
+    import websockets
+
+    url = f"ws://127.0.0.1:{stack.ws_port}/ws/inbox/"
+    origin = f"http://127.0.0.1:{stack.ws_port}"
+    sent_at: dict[int, float] = {}
+    samples: list[float] = []
+    expected = {pk for _, pk in ticks}
+    arrivals: dict[int, int] = {}
+
+    async def agent(session_key: str, ready: asyncio.Event, stop: asyncio.Event, counter: list[int]):
+        async with websockets.connect(
+            url, origin=origin, additional_headers={"Cookie": f"sessionid={session_key}"}, open_timeout=20
+        ) as ws:
+            hello = json.loads(await ws.recv())
+            assert hello.get("type") == "hello", hello
+            counter[0] += 1
+            if counter[0] == len(fx.session_keys):
+                ready.set()
+            while not stop.is_set():
+                try:
+                    frame = await asyncio.wait_for(ws.recv(), 0.5)
+                except TimeoutError:
+                    continue
+                now = time.perf_counter()
+                event = json.loads(frame)
+                pk = event.get("message_id")
+                if event.get("type") == "message.status" and pk in expected and pk in sent_at:
+                    samples.append((now - sent_at[pk]) * 1000)
+                    arrivals[pk] = arrivals.get(pk, 0) + 1
+
+    ready, stop, connected = asyncio.Event(), asyncio.Event(), [0]
+    tasks = [asyncio.create_task(agent(key, ready, stop, connected)) for key in fx.session_keys]
+    waiter = asyncio.create_task(ready.wait())
+    done, _ = await asyncio.wait([waiter, *tasks], timeout=60, return_when=asyncio.FIRST_COMPLETED)
+    if waiter not in done:
+        for task in tasks:
+            task.cancel()
+        failed = [t for t in done if t is not waiter]
+        raise RuntimeError(f"agents did not connect: {failed[0].exception() if failed else 'timeout'}")
+
+    hook = f"{stack.web}/webhooks/infobip/tiktok/{fx.token}/"
+    answered: list[float] = []
+
+    def post(provider_id: str, pk: int) -> None:
+        report = payloads.delivery_report(
+            message_id=provider_id,
+            to="user",
+            sender=data.BUSINESS_ID,
+            sent_at=payloads.infobip_time(),
+            status=payloads.STATUS_DELIVERED,
+        )
+        request = urllib.request.Request(  # noqa: S310 - loopback
+            hook, data=json.dumps({"results": [report]}).encode(), headers=_headers(fx), method="POST"
+        )
+        start = time.perf_counter()
+        sent_at[pk] = start
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+            response.read()
+        answered.append((time.perf_counter() - start) * 1000)
+
+    interval = 0.05  # 20 ticks/s: light load, the latency of one tick is the figure
+    for provider_id, pk in ticks:
+        started = time.perf_counter()
+        await asyncio.to_thread(post, provider_id, pk)
+        await asyncio.sleep(max(0.0, interval - (time.perf_counter() - started)))
+    await asyncio.sleep(2)
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    missing = len(ticks) * len(fx.session_keys) - len(samples)
+    return samples, answered, missing
+
+
+# --- outbound --------------------------------------------------------------------------------------------
+
+
+def outbound(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> None:
+    from django.db.models import Max, Min
+
+    from inbox.models import Message
+
+    n_conv = 200
+    made = data.conversations_with_messages(inbox_id=fx.inbox_id, conversations=n_conv, messages_per=1, prefix="out")
+    conv_ids = made["conversation_ids"]
+    body = f"""
+local ids = {{{", ".join(map(str, conv_ids))}}}
+request = function()
+  counter = counter + 1
+  local path = "/api/v1/conversations/" .. ids[counter % {n_conv} + 1] .. "/messages/"
+  return wrk.format(nil, path, nil, '{{"type": "text", "text": "reply ' .. counter .. '"}}')
+end
+"""
+    headers = {"Content-Type": "application/json", "Authorization": f"Token {fx.agent_token}"}
+    replies = Message.objects.filter(conversation_id__in=conv_ids, direction=Message.Direction.OUT)
+
+    # Throughput: the API fills the queue while the worker is stopped, then the one worker process drains it.
+    stack.pause("worker")
+    try:
+        api = wrk.run(stack.web, wrk.Script("POST", headers, body), seconds=cfg.seconds, connections=8)
+    finally:
+        stack.resume("worker")
+    res.curves["reply via REST API (saturated)"] = api.percentiles_ms
+    settle()
+    _wait_sent(replies, timeout=30 if cfg.smoke else 180)
+    created = replies.count()
+    done = replies.exclude(status=Message.Status.QUEUED)
+    span = done.aggregate(first=Min("accepted_at"), last=Max("accepted_at"))
+    n_done = done.count()
+    seconds = (span["last"] - span["first"]).total_seconds() if n_done > 1 else 0
+    rate = (n_done - 1) / seconds if seconds else None
+    res.add(
+        Row(
+            "outbound, 1 worker process",
+            "messages/s queue drained → accepted",
+            rate,
+            "msg/s",
+            "≥ 200",
+            met=rate is not None and rate >= 200 and n_done == created,
+            note=f"{n_done}/{created} sent; replies created via the API at {api.rate:.0f}/s"
+            + (f"; wrk errors {api.errors}" if api.failed else ""),
+        )
+    )
+
+    # Light load: 10 replies/s, one by one, latency queued → accepted from the rows' own timestamps.
+    marker = Message.objects.aggregate(m=Max("pk"))["m"] or 0
+    count = 20 if cfg.smoke else 100
+    for i in range(count):
+        started = time.perf_counter()
+        request = urllib.request.Request(  # noqa: S310 - loopback
+            f"{stack.web}/api/v1/conversations/{conv_ids[i % n_conv]}/messages/",
+            data=json.dumps({"type": "text", "text": f"light {i}"}).encode(),
+            headers=headers,
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+            response.read()
+        time.sleep(max(0.0, 0.1 - (time.perf_counter() - started)))
+    light = replies.filter(pk__gt=marker)
+    _wait_sent(light, timeout=30)
+    latencies = [
+        (accepted - queued).total_seconds() * 1000
+        for queued, accepted in light.exclude(accepted_at=None).values_list("queued_at", "accepted_at")
+    ]
+    curve = percentiles(latencies)
+    res.curves["outbound queued → accepted (10/s)"] = curve
+    res.add(
+        Row(
+            "outbound, 1 worker process",
+            "p95 queued → accepted at 10/s",
+            curve.get(95.0),
+            "ms",
+            "≤ 200 ms",
+            met=curve.get(95.0) is not None and curve[95.0] <= 200 and len(latencies) == count,
+            note=f"{len(latencies)}/{count} accepted; p50 {curve.get(50.0, float('nan')):.0f} ms",
+        )
+    )
+
+
+def _wait_sent(qs, timeout: float) -> None:
+    from inbox.models import Message
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and qs.filter(status=Message.Status.QUEUED).exists():
+        time.sleep(0.25)
+
+
+# --- reads -----------------------------------------------------------------------------------------------
+
+
+def reads(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> None:
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    inbox_id, token = data.reads_user(inbox_name="Bench reads")
+    started = time.perf_counter()
+    made = data.conversations_with_messages(
+        inbox_id=inbox_id,
+        conversations=cfg.read_conversations,
+        messages_per=cfg.read_messages_per,
+        prefix="r",
+        outbound_status="seen",
+    )
+    res.info["reads_data_seconds"] = round(time.perf_counter() - started, 1)
+    total = cfg.read_conversations * cfg.read_messages_per
+    res.info["reads_data"] = f"{cfg.read_conversations:,} conversations, {total:,} messages"
+    conv_ids = made["conversation_ids"]
+    first = conv_ids[0]
+    # Threads opened at random (a fixed sample: LuaJIT limits a script's constants to 65,536).
+    sample = random.Random(data.SEED).sample(conv_ids, min(len(conv_ids), 5000))
+    headers = {"Authorization": f"Token {token}"}
+
+    client = Client()
+    counts: dict[str, list[int]] = {}
+    for name, path in (
+        ("conversation list", "/api/v1/conversations/?page_size={n}"),
+        ("thread", f"/api/v1/conversations/{first}/messages/?page_size={{n}}"),
+    ):
+        for n in (10, 50):
+            with CaptureQueriesContext(connection) as queries:
+                response = client.get(path.format(n=n), headers=headers)
+            assert response.status_code == 200, (path, response.status_code, response.content[:300])
+            counts.setdefault(name, []).append(len(queries))
+
+    list_script = wrk.Script("GET", headers, "request = function() return wrk.format(nil, nil) end")
+    thread_script = wrk.Script(
+        "GET",
+        headers,
+        f"""
+math.randomseed({data.SEED})
+local ids = {{{", ".join(map(str, sample))}}}
+request = function()
+  return wrk.format(nil, "/api/v1/conversations/" .. ids[math.random(1, #ids)] .. "/messages/")
+end
+""",
+    )
+    for name, url, script in (
+        ("conversation list", f"{stack.web}/api/v1/conversations/", list_script),
+        ("thread", stack.web, thread_script),
+    ):
+        result = wrk.run(url, script, seconds=cfg.seconds, connections=2)
+        res.curves[f"read: {name} (2 connections)"] = result.percentiles_ms
+        ok = not result.failed and result.requests > 0
+        res.add(
+            Row(
+                f"reads, {res.info['reads_data']}",
+                f"{name}: p95 (2 connections)",
+                result.pct(95) if ok else None,
+                "ms",
+                "≤ 50 ms",
+                met=ok and result.pct(95) <= 50,
+                note=f"{result.rate:.0f} req/s, p50 {result.pct(50):.1f} ms"
+                + (f"; wrk errors {result.errors}" if result.failed else ""),
+            )
+        )
+        a, b = counts[name]
+        res.add(
+            Row(
+                f"reads, {res.info['reads_data']}",
+                f"{name}: queries, page 10 / 50",
+                b,
+                "queries",
+                "constant",
+                met=a == b,
+                note=f"{a} / {b}",
+            )
+        )
+
+
+def memory(sampler, res: Results) -> None:
+    labels = {"web": "web (gunicorn, all workers)", "ws": "websockets (uvicorn)", "worker": "Celery worker"}
+    for name, label in labels.items():
+        total = sampler.peak_total.get(name)
+        largest = sampler.peak_process.get(name)
+        res.add(
+            Row(
+                "memory, peak RSS",
+                label,
+                total / 2**20 if total else None,
+                "MiB",
+                note=f"largest process {largest / 2**20:.0f} MiB" if largest else "",
+            )
+        )
