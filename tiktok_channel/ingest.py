@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -45,6 +46,48 @@ STATUS_GROUPS = {
 STATUS_GROUP_IDS = {0: "ACCEPTED", 1: "PENDING", 2: "UNDELIVERABLE", 3: "DELIVERED", 4: "EXPIRED", 5: "REJECTED"}
 # Infobip refused a repeated destinations[].messageId: the earlier attempt went through, nothing failed.
 DUPLICATE_MESSAGE_ID = "REJECTED_DUPLICATE_MESSAGE_ID"
+
+
+# Per-process caches of the two lookups every webhook request makes. Only hits are cached, so a new account or
+# sender works at once. Saving or deleting one clears them in this process; other processes see a deactivation
+# within LOOKUP_TTL_SECONDS.
+LOOKUP_TTL_SECONDS = 30.0
+_accounts: dict[str, tuple[float, InfobipAccount]] = {}
+_sender_inboxes: dict[tuple[int, str], tuple[float, int]] = {}
+
+
+def account_for_token(token: str) -> InfobipAccount | None:
+    """The active account whose webhook URL carries `token`, or None."""
+    now = time.monotonic()
+    cached = _accounts.get(token)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    account = InfobipAccount.objects.filter(webhook_token=token, active=True).first()
+    if account is not None:
+        _accounts[token] = (now + LOOKUP_TTL_SECONDS, account)
+    return account
+
+
+def inbox_for_sender(account_id: int, business_account_id: str) -> int | None:
+    """The inbox of this account's active sender `business_account_id`, or None."""
+    key = (account_id, business_account_id)
+    now = time.monotonic()
+    cached = _sender_inboxes.get(key)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    inbox_id = (
+        TikTokSender.objects.filter(account_id=account_id, business_account_id=business_account_id, active=True)
+        .values_list("inbox_id", flat=True)
+        .first()
+    )
+    if inbox_id is not None:
+        _sender_inboxes[key] = (now + LOOKUP_TTL_SECONDS, inbox_id)
+    return inbox_id
+
+
+def clear_lookup_caches(**_kwargs) -> None:
+    _accounts.clear()
+    _sender_inboxes.clear()
 
 
 class PayloadError(ValueError):
@@ -276,11 +319,10 @@ class Outcome:
 def process_results(account: InfobipAccount, results: list[dict]) -> Outcome:
     """Apply each result; one result's failure is recorded and does not stop the others."""
     outcome = Outcome()
-    senders: dict[str, TikTokSender | None] = {}
     for index, item in enumerate(results):
         try:
             with transaction.atomic():
-                outcome.add(_process_one(account, item, senders))
+                outcome.add(_process_one(account, item))
         except (OperationalError, InterfaceError):
             raise  # the database itself is in trouble: fail the request so Infobip retries it
         except Exception as exc:  # noqa: BLE001 - kept in the ledger with the error, replayable
@@ -290,20 +332,13 @@ def process_results(account: InfobipAccount, results: list[dict]) -> Outcome:
     return outcome
 
 
-def _process_one(account: InfobipAccount, item: dict, senders: dict[str, TikTokSender | None]) -> str:
+def _process_one(account: InfobipAccount, item: dict) -> str:
     kind = classify(item)
     if kind == INBOUND:
-        business_id = item["to"]
-        if business_id not in senders:
-            senders[business_id] = (
-                TikTokSender.objects.filter(account=account, business_account_id=business_id, active=True)
-                .only("id", "inbox_id")
-                .first()
-            )
-        sender = senders[business_id]
-        if sender is None:
+        inbox_id = inbox_for_sender(account.pk, item["to"])
+        if inbox_id is None:
             return "ignored_unknown_sender"
-        _, created = message_receive(inbox_id=sender.inbox_id, event=inbound_event(item))
+        _, created = message_receive(inbox_id=inbox_id, event=inbound_event(item))
         return "inbound" if created else "duplicate"
     if kind in (DELIVERY, SEEN):
         report = status_report(item)

@@ -18,7 +18,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from tiktok_channel.ingest import PayloadError, ledger_text, parse_body, process_results
+from tiktok_channel.ingest import PayloadError, account_for_token, ledger_text, parse_body, process_results
 from tiktok_channel.models import InfobipAccount, WebhookEvent
 from tiktok_channel.webhook_auth import AuthError, verify
 
@@ -54,7 +54,7 @@ def infobip_webhook(request: HttpRequest, token: str, kind: str = "any") -> Json
         return _error(415, "unsupported_media_type", "Content-Type must be application/json")
 
     try:
-        account = InfobipAccount.objects.filter(webhook_token=token, active=True).first()
+        account = account_for_token(token)
     except DatabaseError:
         logger.exception("webhook: database unavailable")
         return _error(503, "unavailable", "try again later")

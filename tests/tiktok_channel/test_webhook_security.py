@@ -188,3 +188,15 @@ def test_a_result_that_fails_to_process_is_kept_and_can_be_replayed(client, acco
     event.refresh_from_db()
     assert event.verdict == "processed" and event.replayed_at is not None and event.error == ""
     assert Message.objects.get().provider_message_id == "in-text-1"
+
+
+def test_deactivating_an_account_or_sender_takes_effect_at_once_in_this_process(client, account):
+    assert post(client, account, fixture("inbound_text")).status_code == 200  # lookups now cached
+    sender = account.senders.get()
+    sender.active = False
+    sender.save()
+    response = post(client, account, fixture("inbound_image"))
+    assert response.json()["ignored_unknown_sender"] == 1
+    account.active = False
+    account.save()
+    assert post(client, account, fixture("inbound_image")).status_code == 404
