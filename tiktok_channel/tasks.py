@@ -17,6 +17,7 @@ from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from inbox import channels
@@ -78,11 +79,15 @@ def retry_countdown(retries: int, retry_after: float | None = None) -> float:
     return min(countdown, settings.INFOBIP_SEND_RETRY_MAX_DELAY_SECONDS)
 
 
-def next_retry_countdown(task, started: datetime, result: client.SendResult) -> float | None:
-    """Seconds before a retryable call's next try, or None when the budget (tries or time) is spent."""
-    countdown = retry_countdown(task.request.retries, result.retry_after)
+def next_retry_countdown(task, started: datetime, result: client.SendResult, waits: int = 0) -> float | None:
+    """Seconds before a retryable call's next try, or None when the budget (tries or time) is spent.
+
+    `waits` are the task's retries that only waited for an older reply (see send_message): not tries.
+    """
+    tries = task.request.retries - waits
+    countdown = retry_countdown(tries, result.retry_after)
     elapsed = (timezone.now() - started).total_seconds()
-    if task.request.retries + 1 >= settings.INFOBIP_SEND_MAX_TRIES:
+    if tries + 1 >= settings.INFOBIP_SEND_MAX_TRIES:
         return None
     if elapsed + countdown > settings.INFOBIP_SEND_BUDGET_SECONDS:
         return None
@@ -94,9 +99,28 @@ def _failed(message: Message, error: dict) -> str:
     return "failed"
 
 
+# How long a reply waits before looking again whether the older reply of its conversation has gone out.
+ORDER_WAIT_SECONDS = 0.5
+
+
+def earlier_reply_queued(message: Message) -> bool:
+    """Is an older reply of the same conversation still waiting to be sent? (Replies go out in queue order.)"""
+    return (
+        Message.objects.filter(
+            conversation_id=message.conversation_id, direction=Message.Direction.OUT, status=Message.Status.QUEUED
+        )
+        .filter(Q(queued_at__lt=message.queued_at) | Q(queued_at=message.queued_at, pk__lt=message.pk))
+        .exists()
+    )
+
+
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
-def send_message(self, message_id: int, first_try_at: str | None = None) -> str:
-    """Send one queued outbound message's current attempt to Infobip and record what became of it."""
+def send_message(self, message_id: int, first_try_at: str | None = None, waits: int = 0) -> str:
+    """Send one queued outbound message's current attempt to Infobip and record what became of it.
+
+    Replies of one conversation reach Infobip in the order they were queued: while an older one is still
+    queued (sending, or waiting out a retry), this one waits too, without spending its retry budget.
+    """
     message = (
         Message.objects.select_related("conversation__contact")
         .filter(pk=message_id, direction=Message.Direction.OUT, channel=CHANNEL)
@@ -125,6 +149,14 @@ def send_message(self, message_id: int, first_try_at: str | None = None) -> str:
         )
 
     attempt_id = message.provider_message_id
+    if earlier_reply_queued(message):
+        cache.set(scheduled_key(attempt_id), 1, timeout=ORDER_WAIT_SECONDS + settings.OUTBOUND_STUCK_AFTER_SECONDS)
+        raise self.retry(
+            args=[message_id],
+            kwargs={"first_try_at": first_try_at, "waits": waits + 1},
+            countdown=ORDER_WAIT_SECONDS,
+            max_retries=None,
+        )
     lock_seconds = settings.INFOBIP_CONNECT_TIMEOUT + settings.INFOBIP_READ_TIMEOUT + 15
     if not cache.add(in_flight_key(attempt_id), 1, timeout=lock_seconds):
         return "in_flight"  # another task is sending this attempt right now
@@ -135,7 +167,7 @@ def send_message(self, message_id: int, first_try_at: str | None = None) -> str:
         )
         result = client.send_messages(sender.account, body)
         if result.outcome == client.RETRYABLE:
-            countdown = next_retry_countdown(self, started, result)
+            countdown = next_retry_countdown(self, started, result, waits)
             if countdown is not None:
                 # Set before the in-flight key goes, so the sweeper never sees this attempt unattended.
                 cache.set(scheduled_key(attempt_id), 1, timeout=countdown + settings.OUTBOUND_STUCK_AFTER_SECONDS)
@@ -160,11 +192,14 @@ def send_message(self, message_id: int, first_try_at: str | None = None) -> str:
     if countdown is None:
         return _failed(
             message,
-            {**result.error, "permanent": False, "tries": self.request.retries + 1, "retries_exhausted": True},
+            {**result.error, "permanent": False, "tries": self.request.retries - waits + 1, "retries_exhausted": True},
         )
     logger.info("message %s: %s, retry in %.1fs", message_id, result.error.get("name"), countdown)
     raise self.retry(
-        args=[message_id], kwargs={"first_try_at": started.isoformat()}, countdown=countdown, max_retries=None
+        args=[message_id],
+        kwargs={"first_try_at": started.isoformat(), "waits": waits},
+        countdown=countdown,
+        max_retries=None,
     )
 
 

@@ -64,6 +64,14 @@ def test_infobip_failing_for_a_while_then_recovering_sends_every_reply_exactly_o
     assert_each_sent_once(stack, message_ids)
     assert not Message.objects.filter(pk__in=message_ids).exclude(error={}).exists()
     assert stack.sweep() == 0  # none stuck
+    # In order per conversation: each reply was accepted by Infobip after the one queued before it.
+    replies = Message.objects.filter(pk__in=message_ids).order_by("conversation_id", "queued_at", "pk")
+    by_conversation: dict[int, list] = {}
+    for reply in replies:
+        by_conversation.setdefault(reply.conversation_id, []).append(reply.accepted_at)
+    assert len(by_conversation) == 4
+    for accepted in by_conversation.values():
+        assert None not in accepted and accepted == sorted(accepted)
 
 
 def test_webhook_redelivery_storm_stores_each_event_once(stack):

@@ -375,3 +375,37 @@ def test_beat_runs_the_sweeper_and_the_report_task():
     scheduled = {entry["task"] for entry in django_settings.CELERY_BEAT_SCHEDULE.values()}
     assert {"tiktok_channel.tasks.sweep_queued_messages", "tiktok_channel.tasks.apply_pending_reports"} <= scheduled
     assert scheduled <= set(celery_app.tasks)
+
+
+@responses.activate
+def test_replies_of_one_conversation_go_out_in_queue_order(conversation, agent, monkeypatch):
+    from celery.exceptions import Retry
+
+    from tiktok_channel.tasks import ORDER_WAIT_SECONDS
+
+    older = reply_queue(conversation_id=conversation.pk, author=agent, type="text", text="first")
+    younger = reply_queue(conversation_id=conversation.pk, author=agent, type="text", text="second")
+    waits: list[dict] = []
+
+    def wait_recorded(*args, **kwargs):
+        waits.append(kwargs)
+        raise Retry()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(send_message, "retry", wait_recorded)
+        run(younger)  # the older reply is still queued: wait, and send nothing
+    assert len(responses.calls) == 0
+    assert (waits[0]["countdown"], waits[0]["kwargs"]["waits"], waits[0]["kwargs"]["first_try_at"]) == (
+        ORDER_WAIT_SECONDS,
+        1,
+        None,
+    )  # a wait is not a try: the budget has not started
+
+    responses.post(URL, json=ok(older))
+    responses.post(URL, json=ok(younger))
+    run(older)
+    run(younger, waits=1)
+    sent = [body["messages"][0]["content"]["text"] for body in sent_bodies()]
+    assert sent == ["first", "second"]
+    younger.refresh_from_db()
+    assert younger.status == "accepted"
