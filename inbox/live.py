@@ -13,14 +13,47 @@ import asyncio
 import logging
 import os
 import threading
-from concurrent.futures import Future
 
 from channels.layers import get_channel_layer
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
-_publisher: tuple[int, asyncio.AbstractEventLoop] | None = None
+
+class _Publisher:
+    """One event loop thread per process draining a FIFO queue: events leave in the order they were published."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.queue: asyncio.Queue = asyncio.Queue()
+        ready = threading.Event()
+        threading.Thread(target=self._run, args=(ready,), name="live-publisher", daemon=True).start()
+        ready.wait()
+
+    def _run(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(ready.set)
+        self.loop.run_until_complete(self._drain())
+
+    async def _drain(self) -> None:
+        layer = get_channel_layer()
+        while True:
+            group, message, done = await self.queue.get()
+            try:
+                await layer.group_send(group, message)
+            except Exception as exc:  # noqa: BLE001 - a live hint must never take the publisher down
+                logger.warning("live event %s to %s not delivered: %r", message["event"].get("type"), group, exc)
+            finally:
+                done.set()
+
+    def put(self, group: str, message: dict) -> threading.Event:
+        done = threading.Event()
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, (group, message, done))
+        return done
+
+
+_publisher: _Publisher | None = None
 _publisher_lock = threading.Lock()
 
 
@@ -32,28 +65,13 @@ def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
-def _publisher_loop() -> asyncio.AbstractEventLoop:
-    """This process's publishing loop (a forked worker starts its own)."""
+def send_now(group: str, event: dict) -> threading.Event:
+    """Hand the event to this process's publisher; returns at once (an Event set once it has left)."""
     global _publisher
     with _publisher_lock:
-        if _publisher is None or _publisher[0] != os.getpid():
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="live-publisher", daemon=True).start()
-            _publisher = (os.getpid(), loop)
-        return _publisher[1]
-
-
-def _report_failure(group: str, event_type: str, future: Future) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        logger.warning("live event %s to %s not delivered: %r", event_type, group, future.exception())
-
-
-def send_now(group: str, event: dict) -> Future:
-    """Hand the event to the publishing loop; returns at once (the future is for tests and shutdown)."""
-    message = {"type": "inbox.event", "event": event}
-    future = asyncio.run_coroutine_threadsafe(get_channel_layer().group_send(group, message), _publisher_loop())
-    future.add_done_callback(lambda done: _report_failure(group, event.get("type", "?"), done))
-    return future
+        if _publisher is None or _publisher.pid != os.getpid():  # a forked worker starts its own
+            _publisher = _Publisher()
+    return _publisher.put(group, {"type": "inbox.event", "event": event})
 
 
 def publish_on_commit(*, inbox_id: int, event: dict) -> None:

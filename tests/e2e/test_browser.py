@@ -360,6 +360,8 @@ def test_the_badge_shows_when_live_updates_are_down_and_a_reconnect_catches_up(s
     page.goto(stack.web_url + "/")
     badge = page.locator("#live-status")
     expect(badge).to_have_attribute("data-state", "live")
+    # Let the page's first list loads finish: one still in flight could show the new row without any live event.
+    page.wait_for_load_state("networkidle")
 
     network["down"] = True
     for client_side, server_side in links:
