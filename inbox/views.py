@@ -5,10 +5,11 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
+from inbox import selectors
 from inbox.models import Conversation
 
 
@@ -42,5 +43,7 @@ def inbox_config(request: HttpRequest, conversation_id: int | None) -> dict:
 
 @login_required(login_url="login")
 def inbox_page(request: HttpRequest, pk: int | None = None) -> HttpResponse:
-    """The inbox, optionally with one conversation open (its id is checked by the API, not here)."""
+    """The inbox, optionally with one conversation open: 404 for a conversation outside the agent's inboxes."""
+    if pk is not None and not selectors.conversations_visible_to(request.user).filter(pk=pk).exists():
+        raise Http404("no such conversation")
     return render(request, "inbox/inbox.html", {"inbox_config": inbox_config(request, pk)})

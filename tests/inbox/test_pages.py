@@ -137,11 +137,15 @@ def test_the_inbox_page_hands_the_script_its_configuration(client, agent_user):
     assert {"value": "urgent", "label": "Urgent"} in config["priorities"]
 
 
-def test_a_conversation_url_opens_the_inbox_on_that_conversation(client, agent_user):
+def test_a_conversation_url_opens_the_inbox_on_that_conversation(client, agent_user, inbox):
+    from tests.inbox.helpers import receive
+
+    conversation = receive(inbox, "user-42", 1)
     client.force_login(agent_user)
-    response = client.get(reverse("inbox:conversation", args=[42]))
+    response = client.get(reverse("inbox:conversation", args=[conversation.pk]))
     assert response.status_code == 200
-    assert inbox_config(response)["conversation_id"] == 42
+    assert inbox_config(response)["conversation_id"] == conversation.pk
+    assert client.get(reverse("inbox:conversation", args=[conversation.pk + 1000])).status_code == 404
 
 
 def test_user_data_in_the_configuration_cannot_close_the_script_tag(client, db, django_user_model):
@@ -234,3 +238,12 @@ def test_a_message_outside_the_agents_inboxes_is_not_found(agent_user, django_us
     from rest_framework.test import APIClient
 
     assert APIClient().get(f"/api/v1/messages/{message.pk}/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_a_conversation_page_of_another_inbox_is_404(client, world):
+    client.force_login(world["outsider"])
+    assert client.get(f"/c/{world['bob'].pk}/").status_code == 404
+    assert client.get(f"/c/{world['carol'].pk}/").status_code == 200
+    client.force_login(world["admin"])
+    assert client.get(f"/c/{world['bob'].pk}/").status_code == 200

@@ -76,3 +76,26 @@ def test_static_header():
 def test_repr_never_shows_secrets():
     auth = WebhookAuth(mode="basic", secret="topsecret", username="u", password="hunter2")
     assert "topsecret" not in repr(auth) and "hunter2" not in repr(auth)
+
+
+@pytest.mark.parametrize(
+    ("auth", "headers_"),
+    [
+        (WebhookAuth(mode="hmac", secret="s", signature_header="X-Sig"), {"X-Sig": "00"}),
+        (
+            WebhookAuth(mode="basic", username="u", password="p"),
+            {"Authorization": "Basic " + base64.b64encode(b"u:x").decode()},
+        ),
+        (WebhookAuth(mode="header", secret="s", signature_header="X-Secret"), {"X-Secret": "x"}),
+    ],
+)
+def test_every_mode_compares_in_constant_time(auth, headers_, monkeypatch):
+    """Every secret comparison goes through hmac.compare_digest (timing-safe), never ==."""
+    import hmac as hmac_module
+
+    calls = []
+    real = hmac_module.compare_digest
+    monkeypatch.setattr(hmac_module, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
+    with pytest.raises(AuthError):
+        verify(auth, headers(headers_), BODY)
+    assert calls
