@@ -61,11 +61,12 @@ class Stack:
 
     # --- processes ---------------------------------------------------------------------------------
 
-    def start(self, name: str, cmd: list[str]) -> subprocess.Popen:
+    def start(self, name: str, cmd: list[str], extra_env: dict[str, str] | None = None) -> subprocess.Popen:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         log = open(LOG_DIR / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
         process = subprocess.Popen(
-            cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            cmd, cwd=ROOT, env={**self.env, **(extra_env or {})}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.processes[name] = process
         return process
@@ -126,6 +127,8 @@ class Stack:
             "web",
             [PY, "-m", "gunicorn", "config.wsgi", "--workers", str(self.web_workers), "--bind",
              f"127.0.0.1:{self.web_port}", "--log-level", "warning"],
+            # As README "Deployment at scale" says: WSGI workers keep their database connection.
+            {"CONN_MAX_AGE": "60"},
         )  # fmt: skip
         self.start(
             "ws",
