@@ -23,7 +23,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from inbox.models import Contact, Conversation, Inbox, Message
+from inbox.models import Contact, Conversation, Conversion, Inbox, Message
 
 
 def inbox_ids_visible_to(user) -> list[int]:
@@ -42,15 +42,20 @@ def conversations_visible_to(user) -> QuerySet[Conversation]:
     return qs
 
 
+def quota_replies(*, conversation, since) -> QuerySet[Message]:
+    """The replies that use up a window's quota: outbound, queued since the user's last message, not failed.
+
+    The one definition of the quota, for the list (`replies_left`) and for `reply_queue`'s refusal alike.
+    """
+    return Message.objects.filter(
+        conversation=conversation, direction=Message.Direction.OUT, queued_at__gte=since
+    ).exclude(status=Message.Status.FAILED)
+
+
 def replies_counted_since(last_inbound_at_ref) -> Subquery:
-    """Outbound messages that use up the reply quota: sent since the user's last message, not failed."""
+    """How many replies of the outer conversation count against its quota (see quota_replies)."""
     return Subquery(
-        Message.objects.filter(
-            conversation=OuterRef("pk"),
-            direction=Message.Direction.OUT,
-            queued_at__gte=last_inbound_at_ref,
-        )
-        .exclude(status=Message.Status.FAILED)
+        quota_replies(conversation=OuterRef("pk"), since=last_inbound_at_ref)
         .order_by()
         .values("conversation")
         .annotate(n=Count("pk"))
@@ -132,6 +137,10 @@ def messages_of(conversation: Conversation) -> QuerySet[Message]:
         .select_related("author")
         .annotate(quoted_message_id=Subquery(quoted.values("pk")[:1], output_field=IntegerField()))
     )
+
+
+def conversions_of(conversation) -> QuerySet[Conversion]:
+    return Conversion.objects.filter(conversation=conversation).select_related("author").order_by("-created_at", "-id")
 
 
 def contacts_visible_to(user) -> QuerySet[Contact]:

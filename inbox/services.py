@@ -20,6 +20,7 @@ from inbox.errors import ApplicationError
 from inbox.events import InboundMessage, StatusReport
 from inbox.live import publish_on_commit
 from inbox.models import AuditLog, Contact, Conversation, Conversion, Inbox, Message
+from inbox.selectors import quota_replies
 
 logger = logging.getLogger(__name__)
 
@@ -276,12 +277,7 @@ def _reply_window_check(conversation: Conversation, *, now: datetime, exclude_me
     """
     _reply_window_open_check(conversation, now=now)
     used = (
-        Message.objects.filter(
-            conversation=conversation,
-            direction=Message.Direction.OUT,
-            queued_at__gte=conversation.last_inbound_at,
-        )
-        .exclude(status=Message.Status.FAILED)
+        quota_replies(conversation=conversation, since=conversation.last_inbound_at)
         .exclude(pk=exclude_message_id)
         .count()
     )

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.conf import settings
-from django.db.models import QuerySet
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from inbox import selectors
 from inbox.models import Contact, Conversation, Conversion, Message
 from inbox.services import message_version
 
@@ -46,12 +45,6 @@ class ReferralSummary(serializers.Serializer):
     source = serializers.CharField(help_text="ad, tiktok_me or other")
     label = serializers.CharField(help_text="Ad name or TikTok.me ref, for a banner")
     received_at = serializers.CharField(required=False)
-
-
-def reply_window_closes_at(conversation: Conversation):
-    if conversation.last_inbound_at is None:
-        return None
-    return conversation.last_inbound_at + timedelta(hours=settings.REPLY_WINDOW_HOURS)
 
 
 class ConversationOut(serializers.ModelSerializer):
@@ -96,13 +89,11 @@ class ConversationOut(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_reply_window_closes_at(self, conversation):
-        closes = reply_window_closes_at(conversation)
+        closes = conversation.reply_window_closes_at()
         return serializers.DateTimeField().to_representation(closes) if closes else None
 
     def get_replies_left(self, conversation) -> int:
-        closes = reply_window_closes_at(conversation)
-        from django.utils import timezone
-
+        closes = conversation.reply_window_closes_at()
         if closes is None or closes <= timezone.now():
             return 0
         return max(settings.REPLY_QUOTA_PER_WINDOW - conversation.replies_used, 0)
@@ -199,11 +190,7 @@ class ConversationDetailOut(ConversationOut):
     @extend_schema_field(ConversionOut(many=True))
     def get_conversions(self, conversation) -> list:
         """Ads conversions reported on this conversation, newest first."""
-        return ConversionOut(conversions_of(conversation), many=True).data
-
-
-def conversions_of(conversation: Conversation) -> QuerySet[Conversion]:
-    return Conversion.objects.filter(conversation=conversation).select_related("author").order_by("-created_at", "-id")
+        return ConversionOut(selectors.conversions_of(conversation), many=True).data
 
 
 class MessageError(serializers.Serializer):

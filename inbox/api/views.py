@@ -238,7 +238,7 @@ class ConversionListView(GenericAPIView):
     def get(self, request: Request, pk: int) -> Response:
         """Ads conversions reported on the conversation, newest first."""
         conversation = get_object_or_404(selectors.conversations_visible_to(request.user).only("pk"), pk=pk)
-        return Response(out.ConversionOut(out.conversions_of(conversation), many=True).data)
+        return Response(out.ConversionOut(selectors.conversions_of(conversation), many=True).data)
 
     @extend_schema(request=out.ConversionIn, responses={202: out.ConversionOut})
     def post(self, request: Request, pk: int) -> Response:
