@@ -34,7 +34,7 @@ def main() -> int:
         env.setdefault("HOST", "127.0.0.1")
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         manage = [sys.executable, str(ROOT / "manage.py")]
-        processes = ["web", "worker", "beat"]
+        processes = ["web", "ingest", "worker", "beat"]
         if demo_wanted(env):
             # The sandbox posts webhooks to the URL the account shows, so it must be where web listens.
             env.setdefault("PUBLIC_BASE_URL", f"http://{env['HOST']}:{env['PORT']}")

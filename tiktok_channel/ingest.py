@@ -17,9 +17,10 @@ from django.db import IntegrityError, InterfaceError, OperationalError, transact
 from django.utils import timezone
 
 from inbox.events import InboundMessage, StatusReport
+from inbox.intake import message_statuses_apply, messages_receive
 from inbox.models import Message
 from inbox.services import StatusOutcome, message_receive, message_status_apply
-from tiktok_channel.models import CHANNEL, InfobipAccount, TikTokSender, UnmatchedReport
+from tiktok_channel.models import CHANNEL, InfobipAccount, TikTokSender, UnmatchedReport, WebhookEvent
 
 logger = logging.getLogger(__name__)
 
@@ -383,10 +384,89 @@ def apply_unmatched_reports(*, provider_message_ids: list[str] | None = None) ->
     return applied
 
 
+def process_ledger(events: list[WebhookEvent], *, results: list[list[dict]] | None = None) -> None:
+    """Apply stored webhook requests in bulk and record each one's verdict; the caller holds the transaction.
+
+    All results of all the requests go through `inbox.intake` in a fixed number of statements. If that
+    fails for any reason but the database's own trouble, the batch is rolled back to a savepoint and each
+    request is processed result by result instead (`process_results`), so one bad result is recorded
+    against its request and does not hold back the others. `results`: the parsed bodies, when the
+    caller has them already.
+    """
+    parsed: list[tuple[WebhookEvent, list[dict]]] = []
+    for position, event in enumerate(events):
+        try:
+            parsed.append((event, results[position] if results is not None else parse_body(event.body.encode())))
+        except PayloadError as exc:  # the webhook stores only bodies it parsed; a hand-edited row lands here
+            event.verdict, event.error, event.summary = WebhookEvent.Verdict.REJECTED, str(exc), {}
+    try:
+        with transaction.atomic():
+            outcomes = _process_bulk(parsed)
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception:  # noqa: BLE001 - retried result by result, where each failure is recorded
+        logger.exception("bulk webhook processing failed; processing %d requests one result at a time", len(parsed))
+        outcomes = []
+        for event, results in parsed:
+            with transaction.atomic():
+                outcomes.append(process_results(event.account, results))
+    for (event, items), outcome in zip(parsed, outcomes, strict=True):
+        event.result_count = len(items)
+        event.verdict = WebhookEvent.Verdict.PARTIAL if outcome.errors else WebhookEvent.Verdict.PROCESSED
+        event.summary = outcome.counts
+        event.error = "\n".join(outcome.errors)
+    WebhookEvent.objects.bulk_update(events, ["result_count", "verdict", "summary", "error"])
+
+
+def _process_bulk(parsed: list[tuple[WebhookEvent, list[dict]]]) -> list[Outcome]:
+    outcomes = [Outcome() for _ in parsed]
+    inbound: list[tuple[int, InboundMessage]] = []
+    inbound_of: list[int] = []  # the request of each inbound item
+    reports: list[StatusReport] = []
+    report_of: list[tuple[int, dict]] = []  # (request, raw item) of each report
+    for position, (event, results) in enumerate(parsed):
+        for item in results:
+            kind = classify(item)
+            if kind == INBOUND:
+                inbox_id = inbox_for_sender(event.account_id, item["to"])
+                if inbox_id is None:
+                    outcomes[position].add("ignored_unknown_sender")
+                    continue
+                inbound.append((inbox_id, inbound_event(item)))
+                inbound_of.append(position)
+            elif kind in (DELIVERY, SEEN):
+                report = status_report(item)
+                if report is None:
+                    outcomes[position].add("ignored_report")
+                    continue
+                reports.append(report)
+                report_of.append((position, item))
+            else:
+                outcomes[position].add(UNRECOGNIZED)
+    for position, created in zip(inbound_of, messages_receive(inbound), strict=True):
+        outcomes[position].add("inbound" if created else "duplicate")
+    unmatched: list[UnmatchedReport] = []
+    for (position, item), report, result in zip(report_of, reports, message_statuses_apply(reports), strict=True):
+        if result == StatusOutcome.UNKNOWN:
+            unmatched.append(
+                UnmatchedReport(
+                    account_id=parsed[position][0].account_id,
+                    provider_message_id=report.provider_message_id,
+                    status=report.status,
+                    report=item,
+                    received_at=timezone.now(),
+                )
+            )
+            outcomes[position].add("unmatched_report")
+        else:
+            outcomes[position].add(f"{classify(item)}_{result}")
+    if unmatched:
+        UnmatchedReport.objects.bulk_create(unmatched, ignore_conflicts=True)  # the same report again: kept once
+    return outcomes
+
+
 def replay_event(event) -> Outcome:
     """Process a stored webhook request again (admin action). Safe: effects are idempotent."""
-    from tiktok_channel.models import WebhookEvent
-
     results = parse_body(event.body.encode())
     with transaction.atomic():
         outcome = process_results(event.account, results)

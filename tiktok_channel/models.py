@@ -106,6 +106,7 @@ class WebhookEvent(models.Model):
     """The raw ledger: every authenticated webhook request, as received, with what became of it."""
 
     class Verdict(models.TextChoices):
+        PENDING = "pending", "Stored, not processed yet"
         PROCESSED = "processed", "Processed"
         PARTIAL = "partial", "Processed with errors"
         REJECTED = "rejected", "Rejected (bad input)"
@@ -124,7 +125,11 @@ class WebhookEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
-        indexes = [models.Index(fields=["verdict", "received_at"], name="webhookevent_verdict_time")]
+        indexes = [
+            models.Index(fields=["verdict", "received_at"], name="webhookevent_verdict_time"),
+            # The processor's queue: `WHERE verdict = 'pending' ORDER BY id`, small however large the ledger.
+            models.Index(fields=["id"], condition=models.Q(verdict="pending"), name="webhookevent_pending"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.path_kind} webhook #{self.pk} ({self.verdict})"

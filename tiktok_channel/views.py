@@ -2,9 +2,14 @@
 
 Order matters: method, size and content type are checked without touching the database; the
 account is looked up by its unguessable token and the request authenticated before anything is
-written. Then the request goes to the ledger and its results are applied in one transaction, so
-a request answered 200 is stored with all its effects, and a request that fails mid-way leaves
-nothing half-written (Infobip retries it).
+written. Then the request goes to the ledger:
+
+- deferred (WEBHOOK_PROCESSING=deferred, production): one INSERT, a wake-up for the webhook processor
+  (`tiktok_channel.processor`), and 200. The processor applies pending requests in batches.
+- inline (tests, and bodies that are not UTF-8): the ledger row and its effects in one transaction.
+
+Either way a request answered 200 is durably stored, and a request that fails before that leaves nothing
+half-written (Infobip retries it).
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from tiktok_channel.ingest import PayloadError, account_for_token, ledger_text, parse_body, process_results
+from tiktok_channel.ingest import PayloadError, account_for_token, ledger_text, parse_body, process_ledger
 from tiktok_channel.models import InfobipAccount, WebhookEvent
+from tiktok_channel.processor import wake_processor
 from tiktok_channel.webhook_auth import AuthError, verify
 
 logger = logging.getLogger(__name__)
@@ -85,16 +91,17 @@ def infobip_webhook(request: HttpRequest, token: str, kind: str = "any") -> Json
         except PayloadError as exc:
             WebhookEvent.objects.create(**ledger, verdict=WebhookEvent.Verdict.REJECTED, error=str(exc))
             return _error(400, "bad_payload", str(exc))
+        if settings.WEBHOOK_PROCESSING == "deferred" and text.encode() == body:
+            # Stored is what Infobip needs to hear about: the processor applies it within milliseconds.
+            WebhookEvent.objects.create(**ledger, verdict=WebhookEvent.Verdict.PENDING, result_count=len(results))
+            wake_processor()
+            return JsonResponse({"status": "accepted", "results": len(results)})
         try:
             with transaction.atomic():
-                outcome = process_results(account, results)
-                WebhookEvent.objects.create(
-                    **ledger,
-                    result_count=len(results),
-                    verdict=WebhookEvent.Verdict.PARTIAL if outcome.errors else WebhookEvent.Verdict.PROCESSED,
-                    summary=outcome.counts,
-                    error="\n".join(outcome.errors),
+                event = WebhookEvent.objects.create(
+                    **ledger, verdict=WebhookEvent.Verdict.PENDING, result_count=len(results)
                 )
+                process_ledger([event], results=[results])
         except DatabaseError:
             raise
         except Exception as exc:  # noqa: BLE001 - keep the request for replay, answer 200
@@ -109,4 +116,4 @@ def infobip_webhook(request: HttpRequest, token: str, kind: str = "any") -> Json
     except DatabaseError:
         logger.exception("webhook: database unavailable")
         return _error(503, "unavailable", "try again later")
-    return JsonResponse({"status": "ok", "results": len(results), **outcome.counts})
+    return JsonResponse({"status": "ok", "results": len(results), **event.summary})

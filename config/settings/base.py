@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 RUN_DIR = BASE_DIR / ".run"
@@ -231,6 +232,11 @@ REPLY_WINDOW_HOURS = env.int("REPLY_WINDOW_HOURS", default=48)
 REPLY_QUOTA_PER_WINDOW = env.int("REPLY_QUOTA_PER_WINDOW", default=10)
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=5 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES
+# deferred: the webhook stores the request (one INSERT) and answers; `manage.py process_webhooks` applies it.
+# inline: the webhook applies it before answering (no processor needed; slower under load).
+WEBHOOK_PROCESSING = env.str("WEBHOOK_PROCESSING", default="deferred")
+if WEBHOOK_PROCESSING not in ("deferred", "inline"):
+    raise ImproperlyConfigured("WEBHOOK_PROCESSING must be 'deferred' or 'inline'")
 
 # Sending to Infobip (tiktok_channel/tasks.py): timeouts of every call, and the retry budget of one
 # attempt (tries and seconds since its first try) before it is marked failed.

@@ -13,6 +13,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so servers and workers started by the tests see the same data; one per run,
     # so two runs on one machine do not share it.
     DATABASES["default"]["TEST"] = {"NAME": str(RUN_DIR / f"test-{os.getpid()}.sqlite3")}
+# Unit tests post through Django's test client and look at the effects at once; the e2e stack runs deferred,
+# with a processor.
+WEBHOOK_PROCESSING = env.str("WEBHOOK_PROCESSING", default="inline")
 FIELD_ENCRYPTION_KEYS = ["dGVzdC1vbmx5LWZlcm5ldC1rZXktMzItYnl0ZXMhISE="]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {

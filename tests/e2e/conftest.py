@@ -242,6 +242,7 @@ class Stack:
     sandbox: SandboxHandle
     web: Process | None = None
     worker: Process | None = None
+    ingest: Process | None = None
     workers_started: int = 0
     extra_worker_env: dict[str, str] = field(default_factory=dict)
     # Set per test by the `stack` fixture.
@@ -276,6 +277,8 @@ class Stack:
                 "CELERY_TASK_DEFAULT_QUEUE": self.queue,
                 "PYTHONUNBUFFERED": "1",
                 "LOG_LEVEL": "INFO",
+                # As in production: the webhook stores and answers, the processor (`self.ingest`) applies.
+                "WEBHOOK_PROCESSING": "deferred",
                 **WORKER_ENV,
                 **self.extra_worker_env,
             }
@@ -303,9 +306,27 @@ class Stack:
             self.log_dir / "web.log",
         )
         self.web.start()
+        self.ingest = self.start_processor("ingest", wait=False)
         self._spawn_worker()
         self._wait_web()
+        self._wait_processor(self.ingest)
         self._wait_worker()
+
+    def start_processor(self, name: str, *, wait: bool = True) -> Process:
+        """A webhook processor (`manage.py process_webhooks`); the stack runs one, a test may add more."""
+        process = Process(
+            name,
+            [sys.executable, "manage.py", "process_webhooks", "--idle-wait", "0.5"],
+            self.env(),
+            self.log_dir / f"{name}.log",
+        )
+        process.start()
+        if wait:
+            self._wait_processor(process)
+        return process
+
+    def _wait_processor(self, process: Process) -> None:
+        self._wait_ready(lambda: "webhook processor: started" in process.log(), "the webhook processor", process)
 
     def _wait_web(self) -> None:
         def healthy() -> bool:
@@ -380,7 +401,7 @@ class Stack:
         self.worker.kill()
 
     def stop(self) -> None:
-        for process in (self.worker, self.web):
+        for process in (self.worker, self.ingest, self.web):
             if process is not None:
                 process.stop()
 
@@ -425,7 +446,15 @@ class Stack:
             options["text"] = text
         result = self.sandbox.sandbox.inbound(options)
         assert result["status"] == 200, result
+        self.wait_processed()
         return result
+
+    def wait_processed(self, timeout: float = 10.0) -> None:
+        """Until the processor has applied every webhook request stored so far (they are stored before 200)."""
+        from tiktok_channel.models import WebhookEvent
+
+        pending = WebhookEvent.objects.filter(verdict=WebhookEvent.Verdict.PENDING)
+        wait_for(lambda: not pending.exists(), timeout, "the webhook processor to apply the stored requests")
 
     def conversation(self, user: str):
         """The conversation of a TikTok user of this test's sender (after `simulate_inbound`)."""

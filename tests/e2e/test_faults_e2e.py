@@ -97,11 +97,17 @@ def test_webhook_redelivery_storm_stores_each_event_once(stack):
         headers = {"Content-Type": "application/json", **sign(auth, body)}
         return session.post(url, data=body, headers=headers, timeout=60).status_code
 
-    # Each event three times, the copies side by side so they are in flight at the same moment and race.
-    with ThreadPoolExecutor(max_workers=12) as pool:
-        statuses = list(pool.map(deliver, [body for body in bodies for _ in range(3)]))
-
-    assert statuses == [200] * (3 * STORM_EVENTS)
+    # A second processor, so copies of one event are also applied by two batches at the same moment.
+    second = stack.start_processor("ingest-storm")
+    try:
+        # Each event three times, the copies side by side so they are in flight at the same moment and race.
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            statuses = list(pool.map(deliver, [body for body in bodies for _ in range(3)]))
+        assert statuses == [200] * (3 * STORM_EVENTS)
+        stack.wait_processed(timeout=60)
+    finally:
+        second.stop()
+    assert "webhook processor: started" in second.log() and "Traceback" not in second.log()
     assert Message.objects.filter(direction="in").count() == STORM_EVENTS
     assert Contact.objects.count() == 20 and Conversation.objects.count() == 20
     assert WebhookEvent.objects.count() == 3 * STORM_EVENTS

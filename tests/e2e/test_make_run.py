@@ -60,6 +60,7 @@ def test_run_serves_admin_with_worker_beat_and_the_sandbox_demo_and_stops_cleanl
         admin_password = wait_for(r"admin / (\S+)").group(1)
         wait_for(r"celery@\S+ ready")
         wait_for(r"beat: Starting")
+        wait_for(r"webhook processor: started")
         wait_for(r"Uvicorn running on")
         wait_for(r"Demo: TikTok sender 'demo-business'")
         sandbox_port = int(wait_for(r"Infobip sandbox listening on http://127\.0\.0\.1:(\d+)").group(1))
@@ -90,7 +91,7 @@ def test_run_serves_admin_with_worker_beat_and_the_sandbox_demo_and_stops_cleanl
         assert inbound.status_code == 200 and inbound.json()["status"] == 200, inbound.text
 
         children = psutil.Process(proc.pid).children(recursive=True)
-        assert len(children) >= 5  # honcho, web, worker, beat, sandbox (plus redis)
+        assert len(children) >= 6  # honcho, web, ingest, worker, beat, sandbox (plus redis)
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -170,9 +170,11 @@ def test_a_result_that_fails_to_process_is_kept_and_can_be_replayed(client, acco
 
     real = ingest.message_receive
 
-    def broken(**kwargs):
+    def broken(*args, **kwargs):
         raise RuntimeError("database hiccup")
 
+    # The batch path fails, and so does its result-by-result fallback: the failure is recorded per result.
+    monkeypatch.setattr(ingest, "messages_receive", broken)
     monkeypatch.setattr(ingest, "message_receive", broken)
     response = post(client, account, fixture("inbound_text"))
     assert response.status_code == 200

@@ -1,0 +1,292 @@
+"""Deferred webhook processing: the webhook stores and answers, the processor applies pending requests in batches.
+
+The batch path (`inbox.intake`) must leave exactly the state the single-event services leave; the
+equivalence test below plays one mixed stream both ways and compares everything an agent or Infobip could see.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import transaction
+
+from inbox.models import AuditLog, Contact, Conversation, Message
+from tests.tiktok_channel.webhooks import fixture, post
+from tiktok_channel import processor
+from tiktok_channel.ingest import process_results
+from tiktok_channel.models import UnmatchedReport, WebhookEvent
+from tiktok_channel.sandbox import payloads as p
+
+pytestmark = pytest.mark.django_db
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+def at(minutes: int) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+@pytest.fixture
+def deferred(settings):
+    settings.WEBHOOK_PROCESSING = "deferred"
+
+
+def test_deferred_webhook_stores_answers_and_the_processor_applies(client, account, deferred):
+    response = post(client, account, fixture("inbound_text"))
+    assert response.status_code == 200
+    assert response.json() == {"status": "accepted", "results": 1}
+    event = WebhookEvent.objects.get()
+    assert event.verdict == "pending" and event.result_count == 1
+    assert not Message.objects.exists()
+
+    assert processor.drain() == 1
+    event.refresh_from_db()
+    assert event.verdict == "processed" and event.summary == {"inbound": 1}
+    assert Message.objects.get().text == "Hello!\nDo you ship to Berlin? 🚚"
+    assert processor.drain() == 0
+
+
+def test_deferred_webhook_still_refuses_bad_input_at_once(client, account, deferred):
+    response = post(client, account, b'{"results": "nope"}')
+    assert response.status_code == 400 and response.json()["code"] == "bad_payload"
+    assert WebhookEvent.objects.get().verdict == "rejected"
+    assert processor.drain() == 0
+
+
+def test_a_body_that_is_not_utf8_is_processed_inline(client, account, deferred):
+    body = fixture("inbound_text")
+    response = post(client, account, __import__("json").dumps(body).encode("utf-16"))
+    assert response.status_code == 200 and response.json()["inbound"] == 1
+    assert WebhookEvent.objects.get().verdict == "processed"
+
+
+def test_batch_size_bounds_one_transaction(client, account, deferred):
+    for n in range(5):
+        post(
+            client,
+            account,
+            p.inbound_event(p.inbound_result(user_id="u", business_id="biz-1", content=p.text_content(f"{n}"))),
+        )
+    assert processor.drain_once(2) == 2
+    assert WebhookEvent.objects.filter(verdict="pending").count() == 3
+    assert processor.drain() == 3
+    assert list(Message.objects.order_by("sent_at", "id").values_list("text", flat=True)) == ["0", "1", "2", "3", "4"]
+
+
+# --- the batch path leaves what the single-event path leaves --------------------------------------------------
+
+
+def _stream(prefix: str, business_id: str) -> list[dict]:
+    """One mixed stream of webhook bodies: new users, a redelivery, an old message arriving late, a referral,
+    a reopened conversation, reports in and out of order, a failure, an unknown message, noise."""
+
+    def inbound(user: str, n: int, minutes: int, content: dict | None = None) -> dict:
+        return p.inbound_result(
+            user_id=f"{prefix}-{user}",
+            business_id=business_id,
+            content=content or p.text_content(f"{user} says {n}"),
+            message_id=f"{prefix}-in-{n}",
+            received_at=at(minutes),
+        )
+
+    def delivered(n: int, minutes: int, status=p.STATUS_DELIVERED, error=None) -> dict:
+        return p.delivery_report(
+            message_id=f"{prefix}-out-{n}",
+            to=f"{prefix}-u2",
+            sender=business_id,
+            sent_at=p.infobip_time(at(0)),
+            status=status,
+            error=error,
+            done_at=at(minutes),
+        )
+
+    def seen(n: int, minutes: int) -> dict:
+        report = p.seen_report(
+            message_id=f"{prefix}-out-{n}",
+            business_id=business_id,
+            user_id=f"{prefix}-u2",
+            sent_at=p.infobip_time(at(0)),
+        )
+        report["seenAt"] = p.infobip_time(at(minutes))
+        return report
+
+    undeliverable_status, undeliverable_error = p.FAILURES["UNDELIVERABLE"]
+    first = inbound("u1", 1, 1)
+    return [
+        p.inbound_event(first),
+        p.inbound_event(inbound("u2", 2, 2), inbound("u1", 3, 3)),  # u2's conversation was resolved: reopened
+        p.inbound_event(first),  # redelivered
+        p.inbound_event(inbound("u1", 4, -5)),  # older than what we have: the window does not move back
+        p.inbound_event(inbound("u3", 5, 4, p.referral_ad_content())),
+        p.reports(delivered(1, 5), seen(1, 6)),
+        p.reports(seen(2, 7), delivered(2, 6)),  # seen before delivered
+        p.reports(delivered(3, 8, undeliverable_status, undeliverable_error)),
+        p.reports(delivered(9, 8)),  # a message we do not have (yet)
+        p.inbound_event(
+            p.inbound_result(
+                user_id=f"{prefix}-u4", business_id="nobody", content=p.text_content("?"), message_id=f"{prefix}-in-6"
+            )
+        ),
+        {"results": [{"something": "else"}]},
+        p.inbound_event(inbound("u1", 7, 9), inbound("u1", 7, 9)),  # the same message twice in one body
+    ]
+
+
+def _prepare(prefix: str, business_id: str, inbox) -> None:
+    """u2 had a conversation, resolved, with three replies Infobip accepted."""
+    contact = Contact.objects.create(
+        channel="tiktok",
+        endpoint_id=business_id,
+        channel_user_id=f"{prefix}-u2",
+        first_seen_at=at(-60),
+        last_seen_at=at(-60),
+    )
+    conversation = Conversation.objects.create(
+        inbox=inbox, contact=contact, status="resolved", last_activity_at=at(-60), last_inbound_at=at(-60)
+    )
+    for n in (1, 2, 3):
+        Message.objects.create(
+            conversation=conversation,
+            direction="out",
+            type="text",
+            text=f"reply {n}",
+            channel="tiktok",
+            provider_message_id=f"{prefix}-out-{n}",
+            status="accepted",
+            queued_at=at(-1),
+            accepted_at=at(-1),
+            sent_at=at(-1),
+        )
+
+
+def _state(prefix: str, events: list[tuple[str, dict]]) -> dict:
+    def strip(value):
+        return value.replace(f"{prefix}-", "") if isinstance(value, str) else value
+
+    def mine(group_event):
+        return group_event[1].get("conversation_id") in conversation_ids
+
+    conversations = Conversation.objects.filter(contact__channel_user_id__startswith=f"{prefix}-")
+    conversation_ids = set(conversations.values_list("pk", flat=True))
+    return {
+        "conversations": {
+            strip(c.contact.channel_user_id): (
+                c.status,
+                c.last_inbound_at,
+                c.last_activity_at,
+                c.version,
+                strip(c.provider_conversation_id),
+                {k: v for k, v in c.referral.items() if k != "received_at"},
+            )
+            for c in conversations.select_related("contact")
+        },
+        "contacts": {
+            strip(c.channel_user_id): (c.first_seen_at, c.last_seen_at)
+            for c in Contact.objects.filter(channel_user_id__startswith=f"{prefix}-")
+        },
+        "inbound": sorted(
+            (strip(m.provider_message_id), strip(m.conversation.contact.channel_user_id), m.text, m.sent_at, m.type)
+            for m in Message.objects.filter(direction="in", conversation_id__in=conversation_ids).select_related(
+                "conversation__contact"
+            )
+        ),
+        "outbound": {
+            strip(m.provider_message_id): (
+                m.status,
+                m.accepted_at,
+                m.delivered_at,
+                m.seen_at,
+                m.failed_at,
+                m.error,
+                m.provider_status.get("name"),
+            )
+            for m in Message.objects.filter(direction="out", conversation_id__in=conversation_ids)
+        },
+        "audit": Counter(
+            (a.action, str(a.before), str(a.after))
+            for a in AuditLog.objects.filter(conversation_id__in=conversation_ids)
+        ),
+        "unmatched": sorted(
+            (strip(r.provider_message_id), r.status)
+            for r in UnmatchedReport.objects.filter(provider_message_id__startswith=f"{prefix}-")
+        ),
+        "live": Counter((e["type"], e.get("version"), e.get("status")) for _, e in filter(mine, events)),
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_batch_leaves_what_the_single_event_path_leaves(client, make_account, inbox, live_events, settings):
+    single_account, batch_account = make_account(sender_id="biz-single"), make_account(sender_id="biz-batch")
+    _prepare("s", "biz-single", inbox)
+    _prepare("b", "biz-batch", inbox)
+
+    for body in _stream("s", "biz-single"):
+        with transaction.atomic():
+            process_results(single_account, body["results"])
+
+    settings.WEBHOOK_PROCESSING = "deferred"
+    for body in _stream("b", "biz-batch"):
+        assert post(client, batch_account, body).status_code == 200
+    assert processor.drain_once(100) == len(_stream("b", "biz-batch"))  # all of it in one transaction
+
+    single, batch = _state("s", live_events), _state("b", live_events)
+    for key in single:
+        assert batch[key] == single[key], key
+    # And the stream did what it says.
+    assert single["conversations"]["u2"][0] == "open"
+    assert single["outbound"]["out-2"][0] == "seen" and single["outbound"]["out-3"][0] == "failed"
+    assert single["unmatched"] == [("out-9", "delivered")]
+    assert len(single["inbound"]) == 6
+    summaries = list(
+        WebhookEvent.objects.filter(account=batch_account).order_by("pk").values_list("summary", flat=True)
+    )
+    assert summaries[2] == {"duplicate": 1} and summaries[-1] == {"inbound": 1, "duplicate": 1}
+    assert summaries[9] == {"ignored_unknown_sender": 1} and summaries[10] == {"unrecognized": 1}
+
+
+# --- the processor process's loop -----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_loop_applies_a_request_as_soon_as_the_webhook_wakes_it(client, account, deferred):
+    loop = processor.Processor(idle_wait=30.0)  # a poll would come far too late: only the wake-up can explain it
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    try:
+        deadline = threading.Event()
+        while not deadline.wait(0.05):  # subscribed once the first (empty) drain is over
+            if loop.pubsub is not None and loop.pubsub.subscribed:
+                break
+        assert post(client, account, fixture("inbound_text")).status_code == 200
+        for _ in range(100):
+            if Message.objects.exists():
+                break
+            deadline.wait(0.05)
+        assert Message.objects.count() == 1
+        assert WebhookEvent.objects.get().verdict == "processed"
+    finally:
+        loop.stop()
+        thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_loop_polls_when_no_wake_up_comes(client, account, deferred, monkeypatch):
+    monkeypatch.setattr(processor, "wake_processor", lambda: None)
+    monkeypatch.setattr("tiktok_channel.views.wake_processor", lambda: None)
+    loop = processor.Processor(idle_wait=0.2)
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    try:
+        assert post(client, account, fixture("inbound_text")).status_code == 200
+        waited = threading.Event()
+        for _ in range(100):
+            if Message.objects.exists():
+                break
+            waited.wait(0.05)
+        assert Message.objects.count() == 1
+    finally:
+        loop.stop()
+        thread.join(timeout=5)

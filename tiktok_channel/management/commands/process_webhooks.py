@@ -1,0 +1,25 @@
+"""`manage.py process_webhooks`: apply stored webhook requests until SIGTERM or Ctrl-C (see processor.py)."""
+
+from __future__ import annotations
+
+import signal
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from tiktok_channel.processor import Processor
+
+
+class Command(BaseCommand):
+    help = "Apply the webhook ledger's pending requests in batches (run one or more with WEBHOOK_PROCESSING=deferred)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--batch-size", type=int, default=500, help="requests per transaction at most")
+        parser.add_argument(
+            "--idle-wait", type=float, default=1.0, help="seconds between looks when no wake-up arrives"
+        )
+
+    def handle(self, *args, batch_size: int, idle_wait: float, **options) -> None:
+        processor = Processor(batch_size=batch_size, idle_wait=idle_wait)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: processor.stop())
+        processor.run()

@@ -1,0 +1,132 @@
+"""The webhook processor: applies the ledger's pending requests in batches (`manage.py process_webhooks`).
+
+The webhook answers Infobip after one INSERT (WEBHOOK_PROCESSING=deferred) and publishes a wake-up on
+Redis; this loop takes whatever is pending — one request when traffic is light, hundreds under load — and
+applies it in one transaction through `ingest.process_ledger`. Rows are claimed with `FOR UPDATE SKIP
+LOCKED`, so several processors can share the work on PostgreSQL; a processor that dies mid-batch leaves its
+rows pending for the next one, and every effect is idempotent.
+
+The wake-up is only a hint: without it (Redis down, a message missed) the loop still looks every
+`idle_wait` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+import redis
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection, transaction
+
+from tiktok_channel.ingest import process_ledger
+from tiktok_channel.models import WebhookEvent
+
+logger = logging.getLogger(__name__)
+
+_client: tuple[int, redis.Redis] | None = None
+
+
+def wake_channel() -> str:
+    """One channel per database, so stacks sharing a Redis server do not wake each other."""
+    return f"webhooks.pending.{settings.DATABASES['default']['NAME']}"
+
+
+def _redis() -> redis.Redis:
+    global _client
+    if _client is None or _client[0] != os.getpid():  # a forked worker opens its own
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1.0, socket_connect_timeout=1.0)
+        _client = (os.getpid(), client)
+    return _client[1]
+
+
+def wake_processor() -> None:
+    """Tell the processors there is work; never fails the caller (they poll anyway)."""
+    try:
+        _redis().publish(wake_channel(), b"1")
+    except redis.RedisError as exc:
+        logger.warning("webhook processor not woken (it will poll): %r", exc)
+
+
+def drain_once(batch_size: int) -> int:
+    """Apply up to `batch_size` pending requests in one transaction; returns how many."""
+    with transaction.atomic():
+        postgres = connection.vendor == "postgresql"
+        if postgres:
+            # Never queue behind a table lock (a migration, a TRUNCATE) while holding ours: that can deadlock
+            # the other side. Give up quickly instead; the loop tries again.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '200ms'")
+        events = list(
+            WebhookEvent.objects.select_for_update(skip_locked=True)
+            .filter(verdict=WebhookEvent.Verdict.PENDING)
+            .order_by("pk")[:batch_size]
+        )
+        if postgres:
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = DEFAULT")
+        if events:
+            process_ledger(events)
+    return len(events)
+
+
+def drain(batch_size: int = 500) -> int:
+    """Apply everything pending now; returns how many requests."""
+    total = 0
+    while n := drain_once(batch_size):
+        total += n
+    return total
+
+
+class Processor:
+    """The loop of `manage.py process_webhooks`; `stop()` ends it after the batch in hand."""
+
+    def __init__(self, *, batch_size: int = 500, idle_wait: float = 1.0) -> None:
+        self.batch_size = batch_size
+        self.idle_wait = idle_wait
+        self.stopping = threading.Event()
+        self.pubsub = None
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run(self) -> None:
+        logger.info("webhook processor: started (batch %d, channel %s)", self.batch_size, wake_channel())
+        while not self.stopping.is_set():
+            try:
+                if drain_once(self.batch_size):
+                    continue
+            except (OperationalError, InterfaceError) as exc:
+                logger.warning("webhook processor: database unavailable, retrying: %r", exc)
+                connection.close()  # a fresh connection next time
+                self.stopping.wait(self.idle_wait)
+                continue
+            self._wait()
+        if self.pubsub is not None:
+            self.pubsub.close()
+        connection.close()
+        logger.info("webhook processor: stopped")
+
+    def _wait(self) -> None:
+        """Until a wake-up arrives or `idle_wait` passes; wake-ups that piled up are consumed together."""
+        try:
+            if self.pubsub is None:
+                self.pubsub = _redis().pubsub(ignore_subscribe_messages=True)
+                self.pubsub.subscribe(wake_channel())
+            deadline = time.monotonic() + self.idle_wait
+            while not self.stopping.is_set() and (left := deadline - time.monotonic()) > 0:
+                if self.pubsub.get_message(timeout=min(left, 0.25)) is not None:
+                    while self.pubsub.get_message(timeout=0) is not None:
+                        pass
+                    return
+        except redis.RedisError as exc:
+            logger.warning("webhook processor: no wake-ups from Redis, polling: %r", exc)
+            if self.pubsub is not None:
+                try:
+                    self.pubsub.close()
+                except redis.RedisError:
+                    pass
+            self.pubsub = None
+            self.stopping.wait(self.idle_wait)
