@@ -140,6 +140,11 @@ class Stack:
              "--workers", str(self.ws_workers), "--no-access-log", "--log-level", "warning"],
         )  # fmt: skip
         self.start(
+            "ingest",
+            [PY, "manage.py", "process_webhooks"],
+            {"LOG_LEVEL": "INFO"},  # its start line is how the harness knows it is up
+        )  # fmt: skip
+        self.start(
             "worker",
             [PY, "-m", "celery", "-A", "config", "worker", "--concurrency", "1", "--pool", "prefork",
              "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO"],
@@ -153,6 +158,7 @@ class Stack:
         self.wait_http(f"http://127.0.0.1:{self.ws_port}/healthz")
         self.wait_http(f"http://127.0.0.1:{self.sandbox_port}/sandbox/state")
         self.wait_log("worker", "ready.")
+        self.wait_log("ingest", "webhook processor: started")
 
 
 def _postgres_bench_url(url: str) -> str:

@@ -39,3 +39,8 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
 
     async def inbox_event(self, message: dict) -> None:
         await self.send_json(message["event"])
+
+    async def inbox_events(self, message: dict) -> None:
+        """Events published together (a webhook batch): still one frame each, in order."""
+        for event in message["events"]:
+            await self.send_json(event)

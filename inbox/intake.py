@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from django.db.models import F, Value
-from django.db.models.functions import Coalesce, Greatest
+from django.db import connection
+from django.db.models import F, Model
 from django.utils import timezone
 
 from inbox.events import InboundMessage, StatusReport
@@ -26,6 +26,27 @@ from inbox.services import STATUS_RANK, StatusOutcome, message_version
 
 # (channel, endpoint_id, channel_user_id)
 ContactKey = tuple[str, str, str]
+
+
+def _update_rows(model: type[Model], fields: list[str], objects: list[Model]) -> None:
+    """UPDATE `fields` of each object by primary key: one statement with many parameter sets.
+
+    Not `bulk_update`: its CASE WHEN per object and field costs Django and the database time quadratic in
+    the batch (8 s for 2,000 conversations in a profile); psycopg pipelines `executemany` in one round trip.
+    """
+    if not objects:
+        return
+    quote = connection.ops.quote_name
+    columns = [model._meta.get_field(name) for name in fields]
+    assignments = ", ".join(f"{quote(column.column)} = %s" for column in columns)
+    table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
+    sql = f"UPDATE {table} SET {assignments} WHERE {pk} = %s"  # noqa: S608 - identifiers from the model, quoted
+    rows = [
+        [column.get_db_prep_save(getattr(obj, column.attname), connection) for column in columns] + [obj.pk]
+        for obj in objects
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def _contacts(events: list[InboundMessage]) -> dict[ContactKey, int]:
@@ -207,8 +228,8 @@ def messages_receive(items: list[tuple[int, InboundMessage]]) -> list[bool]:
         contact_id = conversation.contact_id
         last_seen[contact_id] = max(last_seen.get(contact_id, event.sent_at), event.sent_at)
 
-    Conversation.objects.bulk_update(
-        list(touched.values()),
+    _update_rows(
+        Conversation,
         [
             "last_inbound_at",
             "last_activity_at",
@@ -218,14 +239,16 @@ def messages_receive(items: list[tuple[int, InboundMessage]]) -> list[bool]:
             "version",
             "updated_at",
         ],
+        sorted(touched.values(), key=lambda c: c.pk),
     )
-    contacts = []
-    for contact_id, seen_at in sorted(last_seen.items()):
-        contact = Contact(pk=contact_id)
-        # Never backwards, whatever a concurrent batch wrote: the later of the stored and this time.
-        contact.last_seen_at = Greatest(Coalesce(F("last_seen_at"), Value(seen_at)), Value(seen_at))
-        contacts.append(contact)
-    Contact.objects.bulk_update(contacts, ["last_seen_at"])
+    # Never backwards, whatever a concurrent batch wrote: the later of the stored and this time.
+    at = connection.ops.adapt_datetimefield_value
+    table, column = connection.ops.quote_name(Contact._meta.db_table), connection.ops.quote_name("last_seen_at")
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {table} SET {column} = %s WHERE id = %s AND ({column} IS NULL OR {column} < %s)",  # noqa: S608
+            [(at(seen_at), contact_id, at(seen_at)) for contact_id, seen_at in sorted(last_seen.items())],
+        )
     if audits:
         AuditLog.objects.bulk_create(audits)
     return created
@@ -308,7 +331,7 @@ def message_statuses_apply(reports: list[StatusReport]) -> list[str]:
         )
         outcomes.append(StatusOutcome.APPLIED)
     if changed:
-        Message.objects.bulk_update(list(changed.values()), sorted(fields))
+        _update_rows(Message, sorted(fields), sorted(changed.values(), key=lambda m: m.pk))
     if audits:
         AuditLog.objects.bulk_create(audits)
     return outcomes

@@ -20,6 +20,10 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 
+# Events waiting together leave together: at most this many per group_send.
+MAX_BATCH = 200
+
+
 class _Publisher:
     """One event loop thread per process draining a FIFO queue: events leave in the order they were published."""
 
@@ -39,17 +43,29 @@ class _Publisher:
     async def _drain(self) -> None:
         layer = get_channel_layer()
         while True:
-            group, message, done = await self.queue.get()
-            try:
-                await layer.group_send(group, message)
-            except Exception as exc:  # noqa: BLE001 - a live hint must never take the publisher down
-                logger.warning("live event %s to %s not delivered: %r", message["event"].get("type"), group, exc)
-            finally:
+            batch = [await self.queue.get()]
+            while len(batch) < MAX_BATCH and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            # What piled up (a webhook batch of hundreds of messages) leaves as one message per group.
+            by_group: dict[str, list[dict]] = {}
+            for group, event, _ in batch:
+                by_group.setdefault(group, []).append(event)
+            for group, events in by_group.items():
+                message = (
+                    {"type": "inbox.event", "event": events[0]}
+                    if len(events) == 1
+                    else {"type": "inbox.events", "events": events}
+                )
+                try:
+                    await layer.group_send(group, message)
+                except Exception as exc:  # noqa: BLE001 - a live hint must never take the publisher down
+                    logger.warning("%d live events to %s not delivered: %r", len(events), group, exc)
+            for *_, done in batch:
                 done.set()
 
-    def put(self, group: str, message: dict) -> threading.Event:
+    def put(self, group: str, event: dict) -> threading.Event:
         done = threading.Event()
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, (group, message, done))
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, (group, event, done))
         return done
 
 
@@ -71,7 +87,7 @@ def send_now(group: str, event: dict) -> threading.Event:
     with _publisher_lock:
         if _publisher is None or _publisher.pid != os.getpid():  # a forked worker starts its own
             _publisher = _Publisher()
-    return _publisher.put(group, {"type": "inbox.event", "event": event})
+    return _publisher.put(group, event)
 
 
 def publish_on_commit(*, inbox_id: int, event: dict) -> None:

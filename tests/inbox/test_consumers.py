@@ -139,3 +139,35 @@ async def test_full_stack_uses_the_session_and_checks_the_origin(django_user_mod
     connected, code = await anonymous.connect()
     assert not connected and code == CLOSE_UNAUTHENTICATED
     await anonymous.wait()
+
+
+async def test_a_batch_of_messages_arrives_as_one_frame_each_in_order(django_user_model):
+    """A webhook batch publishes hundreds of events at once; they leave grouped but reach the agent one by one."""
+    from django.db import transaction
+
+    from inbox.intake import messages_receive
+
+    inbox = await Inbox.objects.acreate(name="Support")
+    member = await django_user_model.objects.acreate(username="member")
+    await sync_to_async(inbox.members.add)(member)
+    ws = await connect(member)
+
+    def receive_batch():
+        with transaction.atomic():
+            return messages_receive([(inbox.pk, inbound(n)) for n in range(60)])
+
+    assert await sync_to_async(receive_batch)() == [True] * 60
+    frames = [await ws.receive_json_from(timeout=5) for _ in range(61)]
+    assert frames[0]["type"] == "conversation.created"
+    assert [f["type"] for f in frames[1:]] == ["message.created"] * 60
+    assert [f["version"] for f in frames[1:]] == list(range(2, 62))
+    texts = await sync_to_async(
+        lambda: list(
+            Message.objects.filter(pk__in=[f["message_id"] for f in frames[1:]])
+            .order_by("pk")
+            .values_list("text", flat=True)
+        )
+    )()
+    assert texts == [f"hello {n}" for n in range(60)]
+    assert await ws.receive_nothing(timeout=0.3)
+    await ws.disconnect()
