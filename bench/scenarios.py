@@ -122,6 +122,19 @@ def baseline_and_ingest(stack: Stack, fx: data.Fixtures, cfg: Config, res: Resul
     base = wrk.run(noop, _noop_script(), seconds=cfg.seconds, connections=cfg.connections)
     res.curves["baseline (saturated)"] = base.percentiles_ms
     res.add(Row("baseline: bare view, same server", "req/s at saturation", base.rate, "req/s"))
+    # The floor of any webhook that stores before it answers: a view doing one INSERT of the body, no more.
+    _create_floor_table()
+    floor = wrk.run(f"{stack.web}/bench/insert", _noop_script(), seconds=cfg.seconds, connections=cfg.connections)
+    res.add(
+        Row(
+            "floor: one INSERT per POST, same server",
+            "req/s at saturation",
+            floor.rate if not floor.failed else None,
+            "req/s",
+            baseline=base.rate,
+            note="what storing a request durably costs, whatever else a webhook does",
+        )
+    )
 
     users = 2000 if cfg.smoke else 20000
     sat, applied = run_and_apply(
@@ -149,8 +162,8 @@ def baseline_and_ingest(stack: Stack, fx: data.Fixtures, cfg: Config, res: Resul
             "≥ 0.5 × baseline",
             baseline=base.rate,
             met=sat.rate >= 0.5 * base.rate and not sat.failed,
-            note=f"stored and answered; generator check: baseline {base.rate:.0f} req/s > ingest "
-            f"{sat.rate:.0f} req/s{errors}",
+            note=f"stored and answered; {sat.rate / floor.rate:.2f} × the one-INSERT floor; generator check: "
+            f"baseline {base.rate:.0f} req/s > ingest {sat.rate:.0f} req/s{errors}",
         )
     )
     res.add(
@@ -226,6 +239,14 @@ end
             + (f"; wrk errors {result.errors}" if result.failed else ""),
         )
     )
+
+
+def _create_floor_table() -> None:
+    from django.db import connection
+
+    key = "bigserial PRIMARY KEY" if connection.vendor == "postgresql" else "INTEGER PRIMARY KEY"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE IF NOT EXISTS bench_floor (id {key}, body text NOT NULL)")
 
 
 def settle(timeout: float = 60) -> None:

@@ -131,8 +131,8 @@ class Stack:
             "web",
             [PY, "-m", "gunicorn", "config.wsgi", "--workers", str(self.web_workers), "--bind",
              f"127.0.0.1:{self.web_port}", "--log-level", "warning"],
-            # As README "Deployment at scale" says: WSGI workers keep their database connection.
-            {"CONN_MAX_AGE": "60"},
+            # As README "Deployment at scale" says: WSGI workers keep their database connection, unchecked.
+            {"CONN_MAX_AGE": "60", "CONN_HEALTH_CHECKS": "false"},
         )  # fmt: skip
         self.start(
             "ws",

@@ -33,6 +33,7 @@ handler500 = "config.views.server_error"
 
 # The benchmark's baseline (bench/run.py): a bare view on the same server, never routed by default.
 if os.environ.get("BENCH_BASELINE") == "1":
-    from config.views import bench_noop
+    from config.views import bench_insert, bench_noop
 
     urlpatterns.insert(0, path("bench/noop", bench_noop, name="bench-noop"))
+    urlpatterns.insert(0, path("bench/insert", bench_insert, name="bench-insert"))

@@ -44,3 +44,12 @@ def server_error(request: HttpRequest):
 def bench_noop(request: HttpRequest) -> HttpResponse:
     """The benchmark's baseline: a bare view on the same server (routed only when BENCH_BASELINE=1)."""
     return HttpResponse(b"", content_type="text/plain")
+
+
+@csrf_exempt
+def bench_insert(request: HttpRequest) -> HttpResponse:
+    """The benchmark's floor of a webhook that stores before it answers: one INSERT of the body, nothing else
+    (table `bench_floor`, created by the harness; routed only when BENCH_BASELINE=1)."""
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO bench_floor (body) VALUES (%s)", [request.body.decode("utf-8", "replace")])
+    return HttpResponse(b"", content_type="text/plain")

@@ -28,7 +28,7 @@ from inbox.services import STATUS_RANK, StatusOutcome, message_version
 ContactKey = tuple[str, str, str]
 
 
-def _update_rows(model: type[Model], fields: list[str], objects: list[Model]) -> None:
+def update_rows(model: type[Model], fields: list[str], objects: list[Model]) -> None:
     """UPDATE `fields` of each object by primary key: one statement with many parameter sets.
 
     Not `bulk_update`: its CASE WHEN per object and field costs Django and the database time quadratic in
@@ -228,7 +228,7 @@ def messages_receive(items: list[tuple[int, InboundMessage]]) -> list[bool]:
         contact_id = conversation.contact_id
         last_seen[contact_id] = max(last_seen.get(contact_id, event.sent_at), event.sent_at)
 
-    _update_rows(
+    update_rows(
         Conversation,
         [
             "last_inbound_at",
@@ -331,7 +331,7 @@ def message_statuses_apply(reports: list[StatusReport]) -> list[str]:
         )
         outcomes.append(StatusOutcome.APPLIED)
     if changed:
-        _update_rows(Message, sorted(fields), sorted(changed.values(), key=lambda m: m.pk))
+        update_rows(Message, sorted(fields), sorted(changed.values(), key=lambda m: m.pk))
     if audits:
         AuditLog.objects.bulk_create(audits)
     return outcomes

@@ -17,7 +17,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, transact
 from django.utils import timezone
 
 from inbox.events import InboundMessage, StatusReport
-from inbox.intake import message_statuses_apply, messages_receive
+from inbox.intake import message_statuses_apply, messages_receive, update_rows
 from inbox.models import Message
 from inbox.services import StatusOutcome, message_receive, message_status_apply
 from tiktok_channel.models import CHANNEL, InfobipAccount, TikTokSender, UnmatchedReport, WebhookEvent
@@ -415,7 +415,7 @@ def process_ledger(events: list[WebhookEvent], *, results: list[list[dict]] | No
         event.verdict = WebhookEvent.Verdict.PARTIAL if outcome.errors else WebhookEvent.Verdict.PROCESSED
         event.summary = outcome.counts
         event.error = "\n".join(outcome.errors)
-    WebhookEvent.objects.bulk_update(events, ["result_count", "verdict", "summary", "error"])
+    update_rows(WebhookEvent, ["result_count", "verdict", "summary", "error"], events)
 
 
 def _process_bulk(parsed: list[tuple[WebhookEvent, list[dict]]]) -> list[Outcome]:

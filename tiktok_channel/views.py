@@ -25,7 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from tiktok_channel.ingest import PayloadError, account_for_token, ledger_text, parse_body, process_ledger
 from tiktok_channel.models import InfobipAccount, WebhookEvent
-from tiktok_channel.processor import wake_processor
+from tiktok_channel.processor import store_pending
 from tiktok_channel.webhook_auth import AuthError, verify
 
 logger = logging.getLogger(__name__)
@@ -93,8 +93,14 @@ def infobip_webhook(request: HttpRequest, token: str, kind: str = "any") -> Json
             return _error(400, "bad_payload", str(exc))
         if settings.WEBHOOK_PROCESSING == "deferred" and text.encode() == body:
             # Stored is what Infobip needs to hear about: the processor applies it within milliseconds.
-            WebhookEvent.objects.create(**ledger, verdict=WebhookEvent.Verdict.PENDING, result_count=len(results))
-            wake_processor()
+            store_pending(
+                account_id=account.pk,
+                path_kind=kind,
+                received_at=received_at,
+                headers=ledger["headers"],
+                body=text,
+                result_count=len(results),
+            )
             return JsonResponse({"status": "accepted", "results": len(results)})
         try:
             with transaction.atomic():

@@ -95,7 +95,10 @@ def database_from_env(default: str) -> dict:
         # 0 by default: under ASGI (uvicorn) each request runs in its own thread and a persistent connection
         # per thread exhausts PostgreSQL; WSGI workers (gunicorn) may set CONN_MAX_AGE=60 (see README).
         db.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
-        db.setdefault("CONN_HEALTH_CHECKS", True)
+        # A round trip before each request's first query. WSGI workers with persistent connections may turn it
+        # off (README "Deployment at scale"): after a database restart each worker then fails one request (the
+        # webhook answers 503, Infobip retries) and reconnects.
+        db.setdefault("CONN_HEALTH_CHECKS", env.bool("CONN_HEALTH_CHECKS", default=True))
     return db
 
 

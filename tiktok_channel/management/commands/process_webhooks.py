@@ -17,9 +17,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--idle-wait", type=float, default=1.0, help="seconds between looks when no wake-up arrives"
         )
+        parser.add_argument(
+            "--linger", type=float, default=0.02, help="seconds to wait after a batch, so the next one is larger"
+        )
 
-    def handle(self, *args, batch_size: int, idle_wait: float, **options) -> None:
-        processor = Processor(batch_size=batch_size, idle_wait=idle_wait)
+    def handle(self, *args, batch_size: int, idle_wait: float, linger: float, **options) -> None:
+        processor = Processor(batch_size=batch_size, idle_wait=idle_wait, linger=linger)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: processor.stop())
         processor.run()
