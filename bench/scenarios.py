@@ -662,7 +662,12 @@ end
 
 
 def memory(sampler, res: Results) -> None:
-    labels = {"web": "web (gunicorn, all workers)", "ws": "websockets (uvicorn)", "worker": "Celery worker"}
+    labels = {
+        "web": "web (gunicorn, all workers)",
+        "ws": "websockets (uvicorn)",
+        "ingest": "webhook processor",
+        "worker": "Celery worker (16 threads)",
+    }
     for name, label in labels.items():
         total = sampler.peak_total.get(name)
         largest = sampler.peak_process.get(name)

@@ -31,6 +31,7 @@ from tiktok_channel.models import WebhookEvent
 logger = logging.getLogger(__name__)
 
 _client: tuple[int, redis.Redis] | None = None
+MAX_RESULTS_PER_BATCH = 5000
 NOTIFY_CHANNEL = "webhooks_pending"  # PostgreSQL notifications are per database already
 _INSERT_AND_NOTIFY = """
 WITH stored AS (
@@ -87,8 +88,9 @@ def store_pending(*, account_id: int, path_kind: str, received_at, headers: dict
     wake_processor()
 
 
-def drain_once(batch_size: int) -> int:
-    """Apply up to `batch_size` pending requests in one transaction; returns how many."""
+def drain_once(batch_size: int, max_results: int = MAX_RESULTS_PER_BATCH) -> int:
+    """Apply up to `batch_size` pending requests (and about `max_results` results) in one transaction;
+    returns how many requests."""
     with transaction.atomic():
         postgres = connection.vendor == "postgresql"
         if postgres:
@@ -96,7 +98,7 @@ def drain_once(batch_size: int) -> int:
             # the other side. Give up quickly instead; the loop tries again.
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL lock_timeout = '200ms'")
-        events = list(
+        claimed = list(
             WebhookEvent.objects.select_for_update(skip_locked=True)
             .filter(verdict=WebhookEvent.Verdict.PENDING)
             .order_by("pk")[:batch_size]
@@ -104,12 +106,20 @@ def drain_once(batch_size: int) -> int:
         if postgres:
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL lock_timeout = DEFAULT")
+        # Infobip batches up to 2,000 results per request: keep a transaction (and this process) to a
+        # bounded size. The requests not taken stay pending for the next batch.
+        events, results = [], 0
+        for event in claimed:
+            if events and results + event.result_count > max_results:
+                break
+            events.append(event)
+            results += event.result_count
         if events:
             process_ledger(events)
     return len(events)
 
 
-def drain(batch_size: int = 500) -> int:
+def drain(batch_size: int = 200) -> int:
     """Apply everything pending now; returns how many requests."""
     total = 0
     while n := drain_once(batch_size):
@@ -120,12 +130,12 @@ def drain(batch_size: int = 500) -> int:
 class Processor:
     """The loop of `manage.py process_webhooks`; `stop()` ends it after the batch in hand."""
 
-    def __init__(self, *, batch_size: int = 500, idle_wait: float = 1.0, linger: float = 0.02) -> None:
+    def __init__(self, *, batch_size: int = 200, idle_wait: float = 1.0, linger: float = 0.02) -> None:
         self.batch_size = batch_size
         self.idle_wait = idle_wait
-        # After a batch, wait this long before the next: under load the next batch is then larger, and a
-        # batch costs about the same dozen statements whatever its size. A lone event is not delayed: it
-        # finds the processor waiting for a wake-up, not lingering.
+        # After a batch of several requests (there is load), wait this long before the next: the next batch is
+        # then larger, and a batch costs about the same dozen statements whatever its size. After a batch of
+        # one, no wait: light traffic (a live tick) is applied as soon as it arrives.
         self.linger = linger
         self.stopping = threading.Event()
         self.pubsub = None
@@ -139,7 +149,7 @@ class Processor:
         while not self.stopping.is_set():
             try:
                 if n := drain_once(self.batch_size):
-                    if n < self.batch_size and self.linger:
+                    if 1 < n < self.batch_size and self.linger:
                         self.stopping.wait(self.linger)
                     continue
             except (OperationalError, InterfaceError) as exc:

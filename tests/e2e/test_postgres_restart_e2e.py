@@ -87,7 +87,17 @@ def cluster():
     shutil.rmtree(root, ignore_errors=True)
 
 
-def test_postgres_restart_webhooks_answer_503_then_recover_without_restarting_us(cluster, tmp_path):
+# How the web side runs: uvicorn applying each webhook inline (persistent connections, health-checked), and
+# production's shape from README "Deployment at scale": gunicorn workers keeping unchecked connections, storing
+# and answering, and a webhook processor (its own connections, and a LISTEN one) applying.
+MODES = {
+    "uvicorn-inline": {"CONN_MAX_AGE": "60", "WEBHOOK_PROCESSING": "inline"},
+    "gunicorn-deferred": {"CONN_MAX_AGE": "60", "CONN_HEALTH_CHECKS": "false", "WEBHOOK_PROCESSING": "deferred"},
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_postgres_restart_webhooks_answer_503_then_recover_without_restarting_us(cluster, tmp_path, mode):
     cluster.run("createdb", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", "inbox")
     port = free_port()
     env = {
@@ -95,7 +105,7 @@ def test_postgres_restart_webhooks_answer_503_then_recover_without_restarting_us
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "DATABASE_URL": cluster.url(),
         "E2E_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        "CONN_MAX_AGE": "60",
+        **MODES[mode],
     }
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
@@ -126,13 +136,27 @@ def test_postgres_restart_webhooks_answer_503_then_recover_without_restarting_us
     )
     webhook = json.loads(added.stdout)["webhook_url"]
     log = open(tmp_path / "web.log", "w")  # noqa: SIM115 - closed below
-    web = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    if mode == "uvicorn-inline":
+        server = ["uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+    else:
+        server = ["gunicorn", "config.wsgi", "--workers", "2", "--bind", f"127.0.0.1:{port}"]
+    web = subprocess.Popen([sys.executable, "-m", *server], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    processor = None
+    if mode == "gunicorn-deferred":
+        processor = subprocess.Popen(
+            [*manage, "process_webhooks", "--idle-wait", "0.5"],
+            cwd=ROOT,
+            env={**env, "LOG_LEVEL": "INFO"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def all_applied() -> bool:
+        try:
+            return cluster.count("SELECT count(*) FROM tiktok_channel_webhookevent WHERE verdict = 'pending'") == 0
+        except Exception:  # noqa: BLE001 - the database is down: not applied
+            return False
+
     auth = WebhookAuth(mode="hmac", secret=SECRET)
 
     def deliver(message_id: str) -> int:
@@ -158,6 +182,10 @@ def test_postgres_restart_webhooks_answer_503_then_recover_without_restarting_us
         assert [deliver(f"during-{n}") for n in range(3)] == [200] * 3  # retries again: duplicates, stored once
         assert [deliver(f"after-{n}") for n in range(2)] == [200] * 2
 
+        deadline = time.monotonic() + 20
+        while not all_applied():  # the processor too came back by itself
+            assert time.monotonic() < deadline, "the webhook processor did not recover"
+            time.sleep(0.2)
         assert cluster.count("SELECT count(*) FROM inbox_message") == 3 + 3 + 2
         assert cluster.count("SELECT count(DISTINCT provider_message_id) FROM inbox_message") == 8
         # Nothing half-written: every ledger row belongs to an answered request, all processed.
@@ -168,9 +196,12 @@ def test_postgres_restart_webhooks_answer_503_then_recover_without_restarting_us
         print((tmp_path / "web.log").read_text()[-4000:])
         raise
     finally:
-        web.terminate()
-        try:
-            web.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            web.kill()
+        for process in (web, processor):
+            if process is None:
+                continue
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
         log.close()

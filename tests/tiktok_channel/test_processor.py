@@ -298,3 +298,22 @@ def test_the_loop_polls_when_no_wake_up_comes(client, account, deferred, monkeyp
     finally:
         loop.stop()
         thread.join(timeout=5)
+
+
+def test_a_batch_stops_at_about_max_results_and_leaves_the_rest_pending(client, account, deferred):
+    def body(n: int, size: int) -> dict:
+        return p.inbound_event(
+            *[
+                p.inbound_result(user_id="u", business_id="biz-1", content=p.text_content(f"{n}-{i}"))
+                for i in range(size)
+            ]
+        )
+
+    for n in range(3):
+        post(client, account, body(n, 4))
+    assert processor.drain_once(10, max_results=6) == 1  # 4 + 4 > 6: one request
+    assert processor.drain_once(10, max_results=8) == 2
+    assert Message.objects.count() == 12
+    post(client, account, body(9, 20))
+    assert processor.drain_once(10, max_results=6) == 1  # a request larger than the cap still goes, alone
+    assert Message.objects.count() == 32

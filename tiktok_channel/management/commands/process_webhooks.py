@@ -13,7 +13,7 @@ class Command(BaseCommand):
     help = "Apply the webhook ledger's pending requests in batches (run one or more with WEBHOOK_PROCESSING=deferred)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--batch-size", type=int, default=500, help="requests per transaction at most")
+        parser.add_argument("--batch-size", type=int, default=200, help="requests per transaction at most")
         parser.add_argument(
             "--idle-wait", type=float, default=1.0, help="seconds between looks when no wake-up arrives"
         )
