@@ -90,6 +90,7 @@ class Conversation(models.Model):
         ]
         indexes = [
             models.Index(fields=["inbox", "status", "-last_activity_at"], name="conv_inbox_status_activity"),
+            models.Index(fields=["inbox", "-last_activity_at", "-id"], name="conv_inbox_activity"),
             models.Index(fields=["assignee", "status", "-last_activity_at"], name="conv_assignee_status_activity"),
             models.Index(fields=["inbox", "status", "last_inbound_at"], name="conv_inbox_status_window"),
         ]

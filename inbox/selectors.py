@@ -100,7 +100,12 @@ def window_rank():
 def conversation_list(
     *, user, status: str | None = None, assignee: str | None = None, inbox: int | None = None, q: str | None = None
 ) -> QuerySet[Conversation]:
-    qs = conversations_visible_to(user)
+    # The agent's inbox ids first (one small query), not a join on memberships: with the ids as constants
+    # PostgreSQL walks `conv_inbox_activity` for the newest conversations of those inboxes instead of the
+    # newest of every inbox, filtering out other teams' rows (19 ms → <1 ms at 100,000, bench/README.md).
+    qs = Conversation.objects.all()
+    if not user.is_superuser:
+        qs = qs.filter(inbox_id__in=inbox_ids_visible_to(user))
     if status:
         qs = qs.filter(status=status)
     if assignee == "me":
