@@ -16,6 +16,9 @@ What runs (started once per test session, shared by every test that asks for `st
   (whitenoise, finders on) and websockets (`/ws/inbox/`); `stack.web_url`.
 - a Celery worker (`--pool threads --concurrency 2`) on a queue unique to this run (`stack.queue`; the test
   process itself sends there too). No beat: call `stack.sweep()` to run the sweeper.
+- a webhook processor (`manage.py process_webhooks`, WEBHOOK_PROCESSING=deferred as in production), started
+  for each test and stopped after it, so in-process tests of the same session keep their pending rows;
+  `stack.wait_processed()` waits until it has applied what was stored (`simulate_inbound` does).
 - the Infobip sandbox, in this process (`tiktok_channel.sandbox.server`), with fresh state (switches,
   counters, sent messages, scheduled reports) for every test; `stack.sandbox`.
 
@@ -285,8 +288,8 @@ class Stack:
         )
         return env
 
-    def start(self) -> None:
-        """Start the web server and a worker together; wait until both are ready."""
+    def start(self, *, processor: bool = True) -> None:
+        """Start the web server, a worker and (unless `processor=False`) a webhook processor; wait until ready."""
         self.web = Process(
             "web",
             [
@@ -306,10 +309,12 @@ class Stack:
             self.log_dir / "web.log",
         )
         self.web.start()
-        self.ingest = self.start_processor("ingest", wait=False)
+        if processor:
+            self.ingest = self.start_processor("ingest", wait=False)
         self._spawn_worker()
         self._wait_web()
-        self._wait_processor(self.ingest)
+        if processor:
+            self._wait_processor(self.ingest)
         self._wait_worker()
 
     def start_processor(self, name: str, *, wait: bool = True) -> Process:
@@ -514,7 +519,9 @@ def e2e_stack_processes(django_db_setup, django_db_blocker, tmp_path_factory) ->
     previous_queue = celery_app.conf.task_default_queue
     celery_app.conf.task_default_queue = queue
     try:
-        stack.start()
+        # The processor is started per test (`stack`): outside e2e tests it must not take the pending rows that
+        # in-process tests of the same session leave for their own `drain()`.
+        stack.start(processor=False)
         yield stack
     finally:
         celery_app.conf.task_default_queue = previous_queue
@@ -566,8 +573,10 @@ def stack(e2e_stack_processes: Stack, transactional_db, settings, django_user_mo
     stack.sandbox.api_key = api_key
     stack.api = requests.Session()
     stack.api.headers["Authorization"] = f"Token {stack.token}"
+    stack.ingest = stack.start_processor("ingest")
     stack.mark_logs()
     yield stack
+    stack.ingest.stop()  # SIGTERM: it finishes the batch in hand and closes its connections
     stack.api.close()
     # Nothing left scheduled by this test (reports, webhook retries) may reach the next one.
     stack.sandbox.renew()
