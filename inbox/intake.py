@@ -19,6 +19,7 @@ from django.db import connection
 from django.db.models import F, Model
 from django.utils import timezone
 
+from inbox import live
 from inbox.events import InboundMessage, StatusReport
 from inbox.live import publish_on_commit
 from inbox.models import AuditLog, Contact, Conversation, Message
@@ -211,19 +212,15 @@ def messages_receive(items: list[tuple[int, InboundMessage]]) -> list[bool]:
         conversation.updated_at = now
         if conversation.pk in to_announce:
             to_announce.discard(conversation.pk)
-            publish_on_commit(
-                inbox_id=conversation.inbox_id,
-                event={"type": "conversation.created", "conversation_id": conversation.pk, "version": 1},
-            )
+            publish_on_commit(inbox_id=conversation.inbox_id, event=live.conversation_created(conversation.pk))
         publish_on_commit(
             inbox_id=conversation.inbox_id,
-            event={
-                "type": "message.created",
-                "conversation_id": conversation.pk,
-                "message_id": message.pk,
-                "direction": message.direction,
-                "version": conversation.version,
-            },
+            event=live.message_created(
+                conversation_id=conversation.pk,
+                message_id=message.pk,
+                direction=message.direction,
+                version=conversation.version,
+            ),
         )
         contact_id = conversation.contact_id
         last_seen[contact_id] = max(last_seen.get(contact_id, event.sent_at), event.sent_at)
@@ -320,14 +317,13 @@ def message_statuses_apply(reports: list[StatusReport]) -> list[str]:
         )
         publish_on_commit(
             inbox_id=message.inbox_id,
-            event={
-                "type": "message.status",
-                "conversation_id": message.conversation_id,
-                "message_id": message.pk,
-                "status": new,
-                "at": report.at.isoformat(),
-                "version": message_version(message.attempt, new),
-            },
+            event=live.message_status(
+                conversation_id=message.conversation_id,
+                message_id=message.pk,
+                status=new,
+                at=report.at,
+                version=message_version(message.attempt, new),
+            ),
         )
         outcomes.append(StatusOutcome.APPLIED)
     if changed:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import threading
+from datetime import datetime
 
 from channels.layers import get_channel_layer
 from django.db import transaction
@@ -88,6 +89,39 @@ def send_now(group: str, event: dict) -> threading.Event:
         if _publisher is None or _publisher.pid != os.getpid():  # a forked worker starts its own
             _publisher = _Publisher()
     return _publisher.put(group, event)
+
+
+# The events several writers publish, built in one place so their shapes cannot drift apart.
+
+
+def conversation_created(conversation_id: int) -> dict:
+    return {"type": "conversation.created", "conversation_id": conversation_id, "version": 1}
+
+
+def message_created(
+    *, conversation_id: int, message_id: int, direction: str, version: int, status: str | None = None
+) -> dict:
+    event = {
+        "type": "message.created",
+        "conversation_id": conversation_id,
+        "message_id": message_id,
+        "direction": direction,
+        "version": version,
+    }
+    if status is not None:  # outbound messages carry their delivery status
+        event["status"] = status
+    return event
+
+
+def message_status(*, conversation_id: int, message_id: int, status: str, at: datetime, version: int) -> dict:
+    return {
+        "type": "message.status",
+        "conversation_id": conversation_id,
+        "message_id": message_id,
+        "status": status,
+        "at": at.isoformat(),
+        "version": version,
+    }
 
 
 def publish_on_commit(*, inbox_id: int, event: dict) -> None:

@@ -15,7 +15,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from inbox import channels
+from inbox import channels, live
 from inbox.errors import ApplicationError
 from inbox.events import InboundMessage, StatusReport
 from inbox.live import publish_on_commit
@@ -120,19 +120,15 @@ def message_receive(*, inbox_id: int, event: InboundMessage) -> tuple[Message, b
                 after={"status": conversation.status},
             )
         if conversation_created:
-            publish_on_commit(
-                inbox_id=inbox_id,
-                event={"type": "conversation.created", "conversation_id": conversation.pk, "version": 1},
-            )
+            publish_on_commit(inbox_id=inbox_id, event=live.conversation_created(conversation.pk))
         publish_on_commit(
             inbox_id=inbox_id,
-            event={
-                "type": "message.created",
-                "conversation_id": conversation.pk,
-                "message_id": message.pk,
-                "direction": message.direction,
-                "version": conversation.version,
-            },
+            event=live.message_created(
+                conversation_id=conversation.pk,
+                message_id=message.pk,
+                direction=message.direction,
+                version=conversation.version,
+            ),
         )
     return message, True
 
@@ -185,14 +181,13 @@ def message_status_apply(*, report: StatusReport) -> str:
         )
         publish_on_commit(
             inbox_id=row["conversation__inbox_id"],
-            event={
-                "type": "message.status",
-                "conversation_id": row["conversation_id"],
-                "message_id": row["id"],
-                "status": new,
-                "at": report.at.isoformat(),
-                "version": message_version(row["attempt"], new),
-            },
+            event=live.message_status(
+                conversation_id=row["conversation_id"],
+                message_id=row["id"],
+                status=new,
+                at=report.at,
+                version=message_version(row["attempt"], new),
+            ),
         )
     return StatusOutcome.APPLIED
 
@@ -378,14 +373,13 @@ def reply_queue(
         )
         publish_on_commit(
             inbox_id=conversation.inbox_id,
-            event={
-                "type": "message.created",
-                "conversation_id": conversation.pk,
-                "message_id": message.pk,
-                "direction": message.direction,
-                "status": message.status,
-                "version": conversation.version,
-            },
+            event=live.message_created(
+                conversation_id=conversation.pk,
+                message_id=message.pk,
+                direction=message.direction,
+                status=message.status,
+                version=conversation.version,
+            ),
         )
         transaction.on_commit(partial(channels.enqueue_send, message))
     return message
@@ -504,14 +498,13 @@ def message_send_failed(*, channel: str, provider_message_id: str, error: dict) 
         )
         publish_on_commit(
             inbox_id=row["conversation__inbox_id"],
-            event={
-                "type": "message.status",
-                "conversation_id": row["conversation_id"],
-                "message_id": row["id"],
-                "status": Message.Status.FAILED,
-                "at": now.isoformat(),
-                "version": message_version(row["attempt"], Message.Status.FAILED),
-            },
+            event=live.message_status(
+                conversation_id=row["conversation_id"],
+                message_id=row["id"],
+                status=Message.Status.FAILED,
+                at=now,
+                version=message_version(row["attempt"], Message.Status.FAILED),
+            ),
         )
     return StatusOutcome.APPLIED
 
