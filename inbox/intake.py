@@ -23,7 +23,7 @@ from inbox import live
 from inbox.events import InboundMessage, StatusReport
 from inbox.live import publish_on_commit
 from inbox.models import AuditLog, Contact, Conversation, Message
-from inbox.services import STATUS_RANK, StatusOutcome, message_version
+from inbox.services import STATUS_RANK, StatusOutcome, conversation_take_inbound, inbound_message, message_version
 
 # (channel, endpoint_id, channel_user_id)
 ContactKey = tuple[str, str, str]
@@ -159,22 +159,7 @@ def messages_receive(items: list[tuple[int, InboundMessage]]) -> list[bool]:
         stored.add((event.channel, event.provider_message_id))  # a repeat inside the batch is a duplicate too
         contact_id = contact_ids[(event.channel, event.endpoint_id, event.channel_user_id)]
         conversation = conversations[(inbox_id, contact_id)]
-        message = Message(
-            conversation=conversation,
-            direction=Message.Direction.IN,
-            channel=event.channel,
-            provider_message_id=event.provider_message_id,
-            provider_conversation_id=event.provider_conversation_id,
-            sent_at=event.sent_at,
-            type=event.type,
-            text=event.text,
-            media_url=event.media_url,
-            embed_url=event.embed_url,
-            reaction_emoji=event.reaction_emoji,
-            reaction_action=event.reaction_action,
-            quoted_provider_message_id=event.quoted_provider_message_id,
-            payload=event.payload,
-        )
+        message = inbound_message(conversation, event)
         new.append((index, conversation, event, message))
         created[index] = True
     if not new:
@@ -188,16 +173,7 @@ def messages_receive(items: list[tuple[int, InboundMessage]]) -> list[bool]:
     audits: list[AuditLog] = []
     for _, conversation, event, message in new:
         touched[conversation.pk] = conversation
-        if conversation.last_inbound_at is None or event.sent_at > conversation.last_inbound_at:
-            conversation.last_inbound_at = event.sent_at
-        if event.sent_at > conversation.last_activity_at:
-            conversation.last_activity_at = event.sent_at
-        if event.provider_conversation_id:
-            conversation.provider_conversation_id = event.provider_conversation_id
-        if event.referral:
-            conversation.referral = event.referral
-        if conversation.status == Conversation.Status.RESOLVED:
-            conversation.status = Conversation.Status.OPEN
+        if "status" in conversation_take_inbound(conversation, event):  # reopened
             audits.append(
                 AuditLog(
                     actor_kind=AuditLog.ActorKind.PROVIDER,

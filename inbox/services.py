@@ -46,6 +46,49 @@ def inbox_get_or_create(*, name: str) -> Inbox:
     return inbox
 
 
+def inbound_message(conversation: Conversation, event: InboundMessage) -> Message:
+    """The (unsaved) row of an inbound message: the one mapping for the single-event and the batch path."""
+    return Message(
+        conversation=conversation,
+        direction=Message.Direction.IN,
+        channel=event.channel,
+        provider_message_id=event.provider_message_id,
+        provider_conversation_id=event.provider_conversation_id,
+        sent_at=event.sent_at,
+        type=event.type,
+        text=event.text,
+        media_url=event.media_url,
+        embed_url=event.embed_url,
+        reaction_emoji=event.reaction_emoji,
+        reaction_action=event.reaction_action,
+        quoted_provider_message_id=event.quoted_provider_message_id,
+        payload=event.payload,
+    )
+
+
+def conversation_take_inbound(conversation: Conversation, event: InboundMessage) -> list[str]:
+    """Move a (locked) conversation for a newly stored inbound message: the reply window and activity only
+    forward, the reply address, the referral, a resolved conversation reopened. Returns the changed fields;
+    the caller bumps the version, saves, and audits a reopening."""
+    changed = []
+    if conversation.last_inbound_at is None or event.sent_at > conversation.last_inbound_at:
+        conversation.last_inbound_at = event.sent_at
+        changed.append("last_inbound_at")
+    if event.sent_at > conversation.last_activity_at:
+        conversation.last_activity_at = event.sent_at
+        changed.append("last_activity_at")
+    if event.provider_conversation_id and event.provider_conversation_id != conversation.provider_conversation_id:
+        conversation.provider_conversation_id = event.provider_conversation_id
+        changed.append("provider_conversation_id")
+    if event.referral:
+        conversation.referral = event.referral
+        changed.append("referral")
+    if conversation.status == Conversation.Status.RESOLVED:
+        conversation.status = Conversation.Status.OPEN
+        changed.append("status")
+    return changed
+
+
 def message_receive(*, inbox_id: int, event: InboundMessage) -> tuple[Message, bool]:
     """Store an inbound message once; returns (message, created).
 
@@ -68,43 +111,14 @@ def message_receive(*, inbox_id: int, event: InboundMessage) -> tuple[Message, b
         )
         try:
             with transaction.atomic():
-                message = Message.objects.create(
-                    conversation=conversation,
-                    direction=Message.Direction.IN,
-                    channel=event.channel,
-                    provider_message_id=event.provider_message_id,
-                    provider_conversation_id=event.provider_conversation_id,
-                    sent_at=event.sent_at,
-                    type=event.type,
-                    text=event.text,
-                    media_url=event.media_url,
-                    embed_url=event.embed_url,
-                    reaction_emoji=event.reaction_emoji,
-                    reaction_action=event.reaction_action,
-                    quoted_provider_message_id=event.quoted_provider_message_id,
-                    payload=event.payload,
-                )
+                message = inbound_message(conversation, event)
+                message.save(force_insert=True)
         except IntegrityError:
             existing = Message.objects.get(channel=event.channel, provider_message_id=event.provider_message_id)
             return existing, False
 
         before_status = conversation.status
-        changed = ["version", "updated_at"]
-        if conversation.last_inbound_at is None or event.sent_at > conversation.last_inbound_at:
-            conversation.last_inbound_at = event.sent_at
-            changed.append("last_inbound_at")
-        if event.sent_at > conversation.last_activity_at:
-            conversation.last_activity_at = event.sent_at
-            changed.append("last_activity_at")
-        if event.provider_conversation_id and event.provider_conversation_id != conversation.provider_conversation_id:
-            conversation.provider_conversation_id = event.provider_conversation_id
-            changed.append("provider_conversation_id")
-        if event.referral:
-            conversation.referral = event.referral
-            changed.append("referral")
-        if conversation.status == Conversation.Status.RESOLVED:
-            conversation.status = Conversation.Status.OPEN
-            changed.append("status")
+        changed = ["version", "updated_at", *conversation_take_inbound(conversation, event)]
         conversation.version += 1  # safe: the row is locked (select_for_update above)
         conversation.save(update_fields=changed)
         if contact.last_seen_at is None or event.sent_at > contact.last_seen_at:
