@@ -1,11 +1,12 @@
 """The agents' websocket, over the real Redis channel layer, fed by the real services."""
 
-from datetime import UTC, datetime
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing.websocket import WebsocketCommunicator  # (channels.testing would import daphne)
 from django.contrib.auth.models import AnonymousUser
+from django.utils import timezone
 
 from inbox.consumers import CLOSE_UNAUTHENTICATED, InboxConsumer
 from inbox.events import InboundMessage, StatusReport
@@ -13,7 +14,8 @@ from inbox.models import Inbox, Message
 from inbox.services import conversation_assign, message_receive, message_retry, message_status_apply
 
 pytestmark = [pytest.mark.anyio, pytest.mark.django_db(transaction=True)]
-T = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+# Relative to the real clock: a retry below checks the reply window against it.
+T = timezone.now().replace(microsecond=0) - timedelta(minutes=5)
 
 
 @pytest.fixture
