@@ -1,0 +1,64 @@
+"""Writes of the contact center, by topic. Views, serializers, consumers and tasks call these, never .save().
+
+The names below are re-exported so callers can write `from inbox.services import reply_queue`.
+"""
+
+from inbox.services.common import (
+    STATUS_RANK,
+    StatusOutcome,
+    inbox_get_or_create,
+    message_version,
+    new_provider_message_id,
+)
+from inbox.services.conversations import (
+    TYPING_THROTTLE_SECONDS,
+    conversation_assign,
+    conversation_mark_read,
+    conversation_set_priority,
+    conversation_set_status,
+    conversation_typing,
+    conversation_unassign,
+    typing_throttle_key,
+)
+from inbox.services.conversions import conversion_report, conversion_result_record
+from inbox.services.inbound import conversation_take_inbound, inbound_message, message_receive
+from inbox.services.replies import (
+    CALLBACK_DATA_MAX_CHARS,
+    MEDIA_URL_MAX_CHARS,
+    POST_ID_MAX_CHARS,
+    REPLY_TEXT_MAX_CHARS,
+    REPLY_TYPES,
+    message_retry,
+    reply_queue,
+)
+from inbox.services.statuses import message_send_failed, message_status_apply
+
+__all__ = [
+    "CALLBACK_DATA_MAX_CHARS",
+    "MEDIA_URL_MAX_CHARS",
+    "POST_ID_MAX_CHARS",
+    "REPLY_TEXT_MAX_CHARS",
+    "REPLY_TYPES",
+    "STATUS_RANK",
+    "TYPING_THROTTLE_SECONDS",
+    "StatusOutcome",
+    "conversation_assign",
+    "conversation_mark_read",
+    "conversation_set_priority",
+    "conversation_set_status",
+    "conversation_take_inbound",
+    "conversation_typing",
+    "conversation_unassign",
+    "conversion_report",
+    "conversion_result_record",
+    "inbound_message",
+    "inbox_get_or_create",
+    "message_receive",
+    "message_retry",
+    "message_send_failed",
+    "message_status_apply",
+    "message_version",
+    "new_provider_message_id",
+    "reply_queue",
+    "typing_throttle_key",
+]

@@ -1,0 +1,149 @@
+"""Conversation actions by agents: assignment, status, priority, read, typing."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from inbox import channels
+from inbox.errors import ApplicationError
+from inbox.live import publish_on_commit
+from inbox.models import AuditLog, Conversation
+from inbox.services.common import (
+    audit_value,
+)
+from inbox.services.replies import reply_window_open_check
+
+logger = logging.getLogger(__name__)
+
+# --- Conversation actions by agents -------------------------------------------------------------
+
+
+def _conversation_change(*, conversation_id: int, actor, action: str, changes: dict) -> Conversation:
+    """Apply `changes` to a locked conversation, audit before/after, publish `conversation.updated`."""
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+        before = {field: audit_value(getattr(conversation, field)) for field in changes}
+        if all(getattr(conversation, field) == value for field, value in changes.items()):
+            return conversation
+        for field, value in changes.items():
+            setattr(conversation, field, value)
+        conversation.version += 1
+        conversation.save(update_fields=[*changes, "version", "updated_at"])
+        AuditLog.objects.create(
+            actor=actor,
+            actor_kind=AuditLog.ActorKind.AGENT if actor else AuditLog.ActorKind.SYSTEM,
+            action=action,
+            conversation=conversation,
+            before=before,
+            after={field: audit_value(value) for field, value in changes.items()},
+        )
+        publish_on_commit(
+            inbox_id=conversation.inbox_id,
+            event={
+                "type": "conversation.updated",
+                "conversation_id": conversation.pk,
+                "status": conversation.status,
+                "priority": conversation.priority,
+                "assignee_id": conversation.assignee_id,
+                "version": conversation.version,
+            },
+        )
+    return conversation
+
+
+def conversation_assign(*, conversation_id: int, assignee, actor) -> Conversation:
+    """Assign to an agent who can see the conversation's inbox (a member, or an admin)."""
+    inbox = Conversation.objects.select_related("inbox").get(pk=conversation_id).inbox
+    allowed = assignee.is_superuser or inbox.members.filter(pk=assignee.pk).exists()
+    if not (assignee.is_active and allowed):
+        raise ApplicationError(
+            "invalid_assignee",
+            "that agent is not a member of this conversation's inbox",
+            status=422,
+            fields={"assignee": ["not a member of the inbox"]},
+        )
+    return _conversation_change(
+        conversation_id=conversation_id, actor=actor, action="conversation.assigned", changes={"assignee": assignee}
+    )
+
+
+def conversation_unassign(*, conversation_id: int, actor) -> Conversation:
+    return _conversation_change(
+        conversation_id=conversation_id, actor=actor, action="conversation.unassigned", changes={"assignee": None}
+    )
+
+
+def conversation_set_status(*, conversation_id: int, status: str, actor) -> Conversation:
+    return _conversation_change(
+        conversation_id=conversation_id, actor=actor, action=f"conversation.{status}", changes={"status": status}
+    )
+
+
+def conversation_set_priority(*, conversation_id: int, priority: str, actor) -> Conversation:
+    return _conversation_change(
+        conversation_id=conversation_id, actor=actor, action="conversation.priority", changes={"priority": priority}
+    )
+
+
+def conversation_mark_read(*, conversation_id: int, actor) -> None:
+    """Agents have read the thread up to now (drives unread counts). Not audited: it changes no state.
+
+    When the user wrote since agents last looked, the channel is asked (on commit, best effort) to tell
+    the user their messages were read. The row lock makes two agents opening it at once send one receipt.
+    """
+    with transaction.atomic():
+        conversation = (
+            Conversation.objects.select_for_update(of=("self",))
+            .select_related("contact")
+            .filter(pk=conversation_id)
+            .first()
+        )
+        if conversation is None:
+            return
+        last_seen = conversation.agent_last_seen_at
+        # last_inbound_at is the newest inbound message's time (it only moves forward).
+        unread = conversation.last_inbound_at is not None and (
+            last_seen is None or conversation.last_inbound_at > last_seen
+        )
+        Conversation.objects.filter(pk=conversation_id).update(agent_last_seen_at=timezone.now())
+        if unread:
+            transaction.on_commit(partial(channels.enqueue_event, conversation, channels.EVENT_READ))
+
+
+TYPING_THROTTLE_SECONDS = 5
+
+
+def typing_throttle_key(conversation_id: int) -> str:
+    return f"inbox:typing:{conversation_id}"
+
+
+def conversation_typing(*, conversation_id: int, actor) -> bool:
+    """An agent is typing: show the user a typing indicator, at most once per TYPING_THROTTLE_SECONDS.
+
+    Refuses (409) when the user never wrote or the reply window is closed. Returns whether an indicator
+    was scheduled (False when throttled or the channel has no events). Writes nothing but a cache key:
+    the browser calls this on keystrokes, so it must stay cheap.
+    """
+    conversation = Conversation.objects.select_related("contact").filter(pk=conversation_id).first()
+    if conversation is None:
+        raise ApplicationError("not_found", "no such conversation", status=404)
+    reply_window_open_check(conversation, now=timezone.now())
+    if not channels.can_send_events(conversation.contact.channel):
+        return False
+    try:
+        # cache.add is atomic: of concurrent calls within the throttle period exactly one wins.
+        first = cache.add(
+            typing_throttle_key(conversation_id), actor.pk if actor else 0, timeout=TYPING_THROTTLE_SECONDS
+        )
+    except Exception:  # noqa: BLE001 - no cache, no indicator: never an error for the agent
+        logger.warning("typing throttle unavailable for conversation %s", conversation_id, exc_info=True)
+        return False
+    if not first:
+        return False
+    channels.enqueue_event(conversation, channels.EVENT_TYPING)
+    return True

@@ -1,0 +1,275 @@
+"""Agents' replies: content and reply-window checks, queueing, retrying."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from functools import partial
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from inbox import channels, live
+from inbox.errors import ApplicationError
+from inbox.live import publish_on_commit
+from inbox.models import AuditLog, Conversation, Message
+from inbox.selectors import quota_replies
+from inbox.services.common import (
+    conversation_lock,
+    conversation_touch,
+    invalid_input,
+    message_version,
+    new_provider_message_id,
+)
+
+logger = logging.getLogger(__name__)
+
+# --- Replies (outbound) -------------------------------------------------------------------------
+
+REPLY_TEXT_MAX_CHARS = 6000
+MEDIA_URL_MAX_CHARS = 2048
+MEDIA_URL_EXTENSIONS = (".jpg", ".jpeg", ".png")
+POST_ID_MAX_CHARS = 200
+CALLBACK_DATA_MAX_CHARS = 4000
+REPLY_TYPES = (Message.Type.TEXT, Message.Type.IMAGE, Message.Type.SHARE_POST)
+
+
+def reply_content_check(*, type: str, text: str, media_url: str, post_id: str, callback_data: str) -> None:
+    if type not in REPLY_TYPES:
+        raise invalid_input("invalid_type", f"a reply is one of {', '.join(REPLY_TYPES)}", "type")
+    if type == Message.Type.TEXT:
+        if not text.strip():
+            raise invalid_input("text_required", "a text reply needs text", "text")
+        if len(text) > REPLY_TEXT_MAX_CHARS:
+            raise invalid_input("text_too_long", f"text is longer than {REPLY_TEXT_MAX_CHARS} characters", "text")
+    elif text:
+        raise invalid_input(
+            "text_not_allowed", "an image or shared post carries no text: send the text on its own", "text"
+        )
+    if type == Message.Type.IMAGE:
+        parts = urlsplit(media_url)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or len(media_url) > MEDIA_URL_MAX_CHARS
+            or not parts.path.lower().endswith(MEDIA_URL_EXTENSIONS)
+        ):
+            raise invalid_input(
+                "invalid_media_url",
+                f"the image must be an http(s) URL of a JPG or PNG file, at most {MEDIA_URL_MAX_CHARS} characters",
+                "media_url",
+            )
+    if type == Message.Type.SHARE_POST:
+        if not post_id.strip():
+            raise invalid_input("post_id_required", "sharing a post needs the post's id", "post_id")
+        if len(post_id) > POST_ID_MAX_CHARS:
+            raise invalid_input("invalid_post_id", f"a post id is at most {POST_ID_MAX_CHARS} characters", "post_id")
+    if len(callback_data) > CALLBACK_DATA_MAX_CHARS:
+        raise invalid_input(
+            "callback_data_too_long",
+            f"callback data is longer than {CALLBACK_DATA_MAX_CHARS} characters",
+            "callback_data",
+        )
+
+
+def reply_window_open_check(conversation: Conversation, *, now: datetime) -> None:
+    """Refuse (409) unless the user wrote first and the reply window is open."""
+    closes_at = conversation.reply_window_closes_at()
+    if closes_at is None:
+        raise ApplicationError(
+            "no_user_message", "the user has not written yet: a conversation must start with them", status=409
+        )
+    if now >= closes_at:
+        raise ApplicationError(
+            "reply_window_closed",
+            f"the reply window closed at {closes_at.isoformat()} ({settings.REPLY_WINDOW_HOURS} h after the user's "
+            "last message); it opens again when the user writes",
+            status=409,
+        )
+
+
+def reply_window_check(conversation: Conversation, *, now: datetime, exclude_message_id: int | None = None) -> None:
+    """Refuse (409) unless the user wrote first, the window is open and the quota is not used up.
+
+    The quota counts this window's outbound messages whose current attempt was queued since the user's
+    last message, except failed ones: a reply the provider refused did not reach the user.
+    """
+    reply_window_open_check(conversation, now=now)
+    used = (
+        quota_replies(conversation=conversation, since=conversation.last_inbound_at)
+        .exclude(pk=exclude_message_id)
+        .count()
+    )
+    if used >= settings.REPLY_QUOTA_PER_WINDOW:
+        raise ApplicationError(
+            "reply_quota_used",
+            f"{settings.REPLY_QUOTA_PER_WINDOW} replies were already sent since the user's last message; "
+            "more are allowed when the user writes again",
+            status=409,
+        )
+
+
+def reply_queue(
+    *,
+    conversation_id: int,
+    author,
+    type: str,
+    text: str = "",
+    media_url: str = "",
+    post_id: str = "",
+    quoted_message_id: int | None = None,
+    callback_data: str = "",
+) -> Message:
+    """Queue an agent's reply (TEXT, IMAGE or SHARE_POST) and schedule its send once committed.
+
+    Refuses with ApplicationError: 422 for invalid content (checked first, without the database),
+    404 for an unknown conversation, 409 when the user never wrote, the reply window is closed or
+    the quota is used. The conversation row is locked while counting, so two concurrent replies
+    cannot both take the last slot. The row is written `queued` with our id for attempt 1 before any
+    task exists; a lost task is recovered by the channel's sweeper.
+    """
+    reply_content_check(type=type, text=text, media_url=media_url, post_id=post_id, callback_data=callback_data)
+    with transaction.atomic():
+        conversation = conversation_lock(conversation_id)
+        now = timezone.now()
+        reply_window_check(conversation, now=now)
+        contact = conversation.contact
+        if not channels.can_send(contact.channel):
+            raise ApplicationError("channel_unavailable", f"cannot send on channel {contact.channel!r}", status=409)
+
+        quoted_provider_message_id = ""
+        if quoted_message_id is not None:
+            if type != Message.Type.TEXT:
+                raise invalid_input("invalid_quote", "only a text reply can quote a message", "quoted_message_id")
+            quoted = Message.objects.filter(
+                pk=quoted_message_id, conversation=conversation, direction=Message.Direction.IN
+            ).first()
+            if quoted is None or not quoted.provider_message_id:
+                raise invalid_input(
+                    "invalid_quote",
+                    "a reply can only quote a message the user sent in this conversation",
+                    "quoted_message_id",
+                )
+            quoted_provider_message_id = quoted.provider_message_id
+
+        message = Message.objects.create(
+            conversation=conversation,
+            direction=Message.Direction.OUT,
+            type=type,
+            text=text,
+            media_url=media_url if type == Message.Type.IMAGE else "",
+            post_id=post_id if type == Message.Type.SHARE_POST else "",
+            quoted_provider_message_id=quoted_provider_message_id,
+            payload={"callback_data": callback_data} if callback_data else {},
+            channel=contact.channel,
+            provider_message_id=new_provider_message_id(),
+            provider_conversation_id=conversation.provider_conversation_id,
+            author=author,
+            attempt=1,
+            status=Message.Status.QUEUED,
+            queued_at=now,
+            sent_at=now,
+        )
+        conversation_touch(conversation, now)
+        AuditLog.objects.create(
+            actor=author,
+            actor_kind=AuditLog.ActorKind.AGENT,
+            action="message.queued",
+            conversation=conversation,
+            message=message,
+            after={"type": type, "attempt": 1, "provider_message_id": message.provider_message_id},
+        )
+        publish_on_commit(
+            inbox_id=conversation.inbox_id,
+            event=live.message_created(
+                conversation_id=conversation.pk,
+                message_id=message.pk,
+                direction=message.direction,
+                status=message.status,
+                version=conversation.version,
+            ),
+        )
+        transaction.on_commit(partial(channels.enqueue_send, message))
+    return message
+
+
+def message_retry(*, message_id: int, author) -> Message:
+    """Send a failed outbound message again, as a new attempt with a new provider message id.
+
+    Allowed only while the reply window is open and the quota has room (the failed message did not
+    count). Reports for the old attempt's id no longer match this row. Locks the conversation, then
+    the message (the order reply_queue uses).
+    """
+    conversation_id = (
+        Message.objects.filter(pk=message_id, direction=Message.Direction.OUT)
+        .values_list("conversation_id", flat=True)
+        .first()
+    )
+    if conversation_id is None:
+        raise ApplicationError("not_found", "no such outbound message", status=404)
+    with transaction.atomic():
+        conversation = conversation_lock(conversation_id)
+        message = Message.objects.select_for_update().get(pk=message_id)
+        if message.status != Message.Status.FAILED:
+            raise ApplicationError(
+                "not_failed", f"only a failed message can be retried (this one is {message.status})", status=409
+            )
+        now = timezone.now()
+        reply_window_check(conversation, now=now, exclude_message_id=message.pk)
+        before = {
+            "status": message.status,
+            "attempt": message.attempt,
+            "provider_message_id": message.provider_message_id,
+            "error": message.error,
+        }
+        # A new attempt, not a status report: the forward-only ladder applies within one attempt.
+        message.attempt += 1
+        message.provider_message_id = new_provider_message_id()
+        message.status = Message.Status.QUEUED
+        message.queued_at = now
+        message.accepted_at = message.delivered_at = message.seen_at = message.failed_at = None
+        message.error = {}
+        message.provider_status = {}
+        message.save(
+            update_fields=[
+                "attempt",
+                "provider_message_id",
+                "status",
+                "queued_at",
+                "accepted_at",
+                "delivered_at",
+                "seen_at",
+                "failed_at",
+                "error",
+                "provider_status",
+            ]
+        )
+        conversation_touch(conversation, now)
+        AuditLog.objects.create(
+            actor=author,
+            actor_kind=AuditLog.ActorKind.AGENT,
+            action="message.retried",
+            conversation=conversation,
+            message=message,
+            before=before,
+            after={
+                "status": message.status,
+                "attempt": message.attempt,
+                "provider_message_id": message.provider_message_id,
+            },
+        )
+        publish_on_commit(
+            inbox_id=conversation.inbox_id,
+            event={
+                "type": "message.retried",
+                "conversation_id": conversation.pk,
+                "message_id": message.pk,
+                "attempt": message.attempt,
+                "status": message.status,
+                "version": message_version(message.attempt, message.status),
+            },
+        )
+        transaction.on_commit(partial(channels.enqueue_send, message))
+    return message
