@@ -21,6 +21,7 @@ class InboundMessage:
     reaction_emoji: str = ""
     reaction_action: str = ""
     quoted_provider_message_id: str = ""
+    provider: str = ""  # the backend that received it (inbox.providers); routes the conversation's replies
     referral: dict = field(default_factory=dict)
     payload: dict = field(default_factory=dict)
 

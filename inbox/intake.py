@@ -207,6 +207,7 @@ def messages_receive(items: list[tuple[int, InboundMessage]]) -> list[bool]:
             "last_inbound_at",
             "last_activity_at",
             "provider_conversation_id",
+            "provider",
             "referral",
             "status",
             "version",

@@ -71,6 +71,11 @@ class Conversation(models.Model):
         blank=True,
         related_name="assigned_conversations",
     )
+    provider = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="The backend of the connection the user last wrote through (e.g. infobip); replies go there.",
+    )
     provider_conversation_id = models.CharField(max_length=200, blank=True)
     last_inbound_at = models.DateTimeField(
         null=True, blank=True, help_text="The user's last message: the reply window runs from here."

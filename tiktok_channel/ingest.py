@@ -20,7 +20,7 @@ from inbox.events import InboundMessage, StatusReport
 from inbox.intake import message_statuses_apply, messages_receive, update_rows
 from inbox.models import Message
 from inbox.services import StatusOutcome, message_receive, message_status_apply
-from tiktok_channel.models import CHANNEL, InfobipAccount, TikTokSender, UnmatchedReport, WebhookEvent
+from tiktok_channel.models import CHANNEL, PROVIDER, InfobipAccount, TikTokSender, UnmatchedReport, WebhookEvent
 
 logger = logging.getLogger(__name__)
 
@@ -266,6 +266,7 @@ def inbound_event(item: dict) -> InboundMessage:
         reaction_action=message.get("action") or "",
         quoted_provider_message_id=context.get("id") or "",
         referral=referral_of(message, received_at),
+        provider=PROVIDER,
         payload=item,
     )
 

@@ -11,6 +11,8 @@ from tiktok_channel.fields import EncryptedTextField
 from tiktok_channel.webhook_auth import HMAC_ALGORITHMS, WebhookAuth
 
 CHANNEL = "tiktok"
+# The name of the Infobip backend in inbox.providers (a conversation's `provider`).
+PROVIDER = "infobip"
 
 
 def new_webhook_token() -> str:

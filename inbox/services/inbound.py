@@ -48,6 +48,9 @@ def conversation_take_inbound(conversation: Conversation, event: InboundMessage)
     if event.provider_conversation_id and event.provider_conversation_id != conversation.provider_conversation_id:
         conversation.provider_conversation_id = event.provider_conversation_id
         changed.append("provider_conversation_id")
+    if event.provider and event.provider != conversation.provider:
+        conversation.provider = event.provider  # replies follow the connection the user wrote through last
+        changed.append("provider")
     if event.referral:
         conversation.referral = event.referral
         changed.append("referral")
