@@ -151,7 +151,7 @@ def conversations_with_messages(
     alternating inbound / outbound (outbound ones `outbound_status`, provider id `<prefix>-out-<c>-<k>`).
     Returns the conversation id range and the outbound provider ids, in creation order."""
     from inbox.models import Contact, Conversation, Message
-    from tiktok_channel.models import CHANNEL
+    from tiktok_channel.models import CHANNEL, PROVIDER
 
     rng = random.Random(SEED)
     now = timezone.now()
@@ -183,6 +183,7 @@ def conversations_with_messages(
                     "id": conversation_ids[i],
                     "inbox_id": inbox_id,
                     "contact_id": contact_ids[i],
+                    "provider": PROVIDER,
                     "provider_conversation_id": f"{prefix}-user-{i}",
                     # Spread over a month so list ordering and windows are realistic; recent ones reply-able.
                     "last_inbound_at": now - timedelta(seconds=i * 20),

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from inbox.models import AuditLog, Contact, Conversation, Inbox, Message
+from inbox.models import AuditLog, Contact, Conversation, Inbox, Message, ParkedReport
 
 
 @admin.register(Inbox)
@@ -61,4 +61,20 @@ class AuditLogAdmin(admin.ModelAdmin):
         return False
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(ParkedReport)
+class ParkedReportAdmin(admin.ModelAdmin):
+    """Reports that arrived before their message; read-only (the outbox applies them)."""
+
+    list_display = ["provider_message_id", "channel", "status", "at", "received_at", "applied_at"]
+    list_filter = ["channel", "status"]
+    search_fields = ["provider_message_id"]
+    readonly_fields = [f.name for f in ParkedReport._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False

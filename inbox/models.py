@@ -260,3 +260,32 @@ class Conversion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} on conversation {self.conversation_id} ({self.status})"
+
+
+class ParkedReport(models.Model):
+    """A delivery or seen report for an outbound message we do not have (yet): applied when it appears.
+
+    Reports can overtake the answer to our own send (Infobip posts a report before the worker records the
+    acceptance); whatever the provider, the outbox parks them here and applies them when the message gets
+    that id, or on the periodic pass.
+    """
+
+    channel = models.CharField(max_length=32)
+    provider_message_id = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, help_text="The Message.Status the report moves to.")
+    at = models.DateTimeField(help_text="When the provider says the status was reached.")
+    provider_status = models.JSONField(default=dict, blank=True)
+    error = models.JSONField(default=dict, blank=True)
+    received_at = models.DateTimeField()
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "provider_message_id", "status"], name="parkedreport_once_per_message_status"
+            )
+        ]
+        indexes = [models.Index(fields=["applied_at", "received_at"], name="parkedreport_pending")]
+
+    def __str__(self) -> str:
+        return f"{self.status} report for {self.provider_message_id}"

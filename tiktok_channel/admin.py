@@ -3,7 +3,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from tiktok_channel.ingest import PayloadError, replay_event
-from tiktok_channel.models import InfobipAccount, TikTokSender, UnmatchedReport, WebhookEvent
+from tiktok_channel.models import InfobipAccount, TikTokSender, WebhookEvent
 
 SECRET_FIELDS = ["api_key", "webhook_secret", "basic_password"]
 
@@ -147,11 +147,3 @@ class WebhookEventAdmin(admin.ModelAdmin):
                 continue
             level = messages.WARNING if outcome.errors else messages.SUCCESS
             self.message_user(request, f"#{event.pk} replayed: {outcome.counts}", level)
-
-
-@admin.register(UnmatchedReport)
-class UnmatchedReportAdmin(admin.ModelAdmin):
-    list_display = ["provider_message_id", "status", "account", "received_at", "applied_at"]
-    list_filter = ["status", "applied_at"]
-    search_fields = ["provider_message_id"]
-    readonly_fields = [f.name for f in UnmatchedReport._meta.fields]

@@ -6,19 +6,16 @@ class TikTokChannelConfig(AppConfig):
     verbose_name = "TikTok over Infobip"
 
     def ready(self) -> None:
-        # The contact center reaches the channel only through these hooks (inbox/channels.py).
+        # The contact center reaches the channel only through its backend (inbox/providers.py).
         from django.db.models.signals import post_delete, post_save
 
-        from inbox import channels
         from tiktok_channel.ingest import clear_lookup_caches
         from tiktok_channel.models import InfobipAccount, TikTokSender
 
         for model in (InfobipAccount, TikTokSender):
             post_save.connect(clear_lookup_caches, sender=model, dispatch_uid=f"clear-lookups-{model.__name__}")
             post_delete.connect(clear_lookup_caches, sender=model, dispatch_uid=f"clear-lookups-del-{model.__name__}")
-        from tiktok_channel.models import CHANNEL
-        from tiktok_channel.tasks import enqueue_conversion, enqueue_event, enqueue_send
+        from inbox import providers
+        from tiktok_channel.backend import InfobipBackend
 
-        channels.register(CHANNEL, enqueue_send)
-        channels.register_events(CHANNEL, enqueue_event)
-        channels.register_conversions(CHANNEL, enqueue_conversion)
+        providers.register(InfobipBackend())

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from email.utils import parsedate_to_datetime
 
 import requests
 from django.conf import settings
 from django.utils import timezone
 
-from inbox import channels
+from inbox import providers
 from inbox.models import Conversation, Conversion, Message
 from tiktok_channel.ingest import DUPLICATE_MESSAGE_ID
 from tiktok_channel.models import InfobipAccount
@@ -29,31 +28,14 @@ EVENTS_PATH = "/tiktok/1/events"
 CONVERSIONS_PATH = "/saas/tiktok-ads/1/conversions"
 # Events are a courtesy: a slow answer is not worth a worker's time (a typing indicator is stale in seconds).
 EVENT_TIMEOUT = (3.0, 5.0)
-# inbox.channels event kinds → the spec's TikTokOutboundEventContentType.
-EVENT_TYPES = {channels.EVENT_TYPING: "TYPING_INDICATOR", channels.EVENT_READ: "MARK_AS_READ"}
+# inbox.providers event kinds → the spec's TikTokOutboundEventContentType.
+EVENT_TYPES = {providers.EVENT_TYPING: "TYPING_INDICATOR", providers.EVENT_READ: "MARK_AS_READ"}
 # Infobip cuts a longer validity to 48 h anyway.
 MAX_VALIDITY_SECONDS = 48 * 3600
 
-ACCEPTED, RETRYABLE, PERMANENT = "accepted", "retryable", "permanent"
-
-
-@dataclass(frozen=True)
-class SendResult:
-    outcome: str  # ACCEPTED, RETRYABLE or PERMANENT
-    provider_message_id: str = ""  # Infobip's messageId (ours, echoed back)
-    status: dict = field(default_factory=dict)  # Infobip's per-message status object
-    duplicate: bool = False  # Infobip refused our id as already used: an earlier try got through
-    error: dict = field(default_factory=dict)  # name, description, permanent, http_status, violations
-    retry_after: float | None = None  # seconds, from a 429's Retry-After
-    body: dict = field(default_factory=dict)  # the JSON answer of a call without per-message statuses
-
-
-def validity_seconds(conversation: Conversation, *, now: datetime) -> int:
-    """What is left of the reply window, in whole seconds (0 when closed)."""
-    closes_at = conversation.reply_window_closes_at()
-    if closes_at is None:
-        return 0
-    return max(0, min(MAX_VALIDITY_SECONDS, int((closes_at - now).total_seconds())))
+# The outcomes and result of a call are the core's (inbox.providers); re-exported for this module's callers.
+ACCEPTED, RETRYABLE, PERMANENT = providers.ACCEPTED, providers.RETRYABLE, providers.PERMANENT
+SendResult = providers.SendResult
 
 
 def message_content(message: Message) -> dict:

@@ -13,14 +13,15 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from inbox.events import InboundMessage, StatusReport
 from inbox.intake import message_statuses_apply, messages_receive, update_rows
 from inbox.models import Message
+from inbox.outbox import apply_parked_reports, park_reports
 from inbox.services import StatusOutcome, message_receive, message_status_apply
-from tiktok_channel.models import CHANNEL, PROVIDER, InfobipAccount, TikTokSender, UnmatchedReport, WebhookEvent
+from tiktok_channel.models import CHANNEL, PROVIDER, InfobipAccount, TikTokSender, WebhookEvent
 
 logger = logging.getLogger(__name__)
 
@@ -355,34 +356,13 @@ def _process_one(account: InfobipAccount, item: dict) -> str:
 
 
 def _keep_unmatched(account: InfobipAccount, report: StatusReport, item: dict) -> None:
-    try:
-        with transaction.atomic():
-            UnmatchedReport.objects.create(
-                account=account,
-                provider_message_id=report.provider_message_id,
-                status=report.status,
-                report=item,
-                received_at=timezone.now(),
-            )
-    except IntegrityError:
-        pass  # the same report again
+    """Park a report for a message we do not have yet (the outbox applies it when the message gets the id)."""
+    park_reports([report])
 
 
 def apply_unmatched_reports(*, provider_message_ids: list[str] | None = None) -> int:
-    """Apply kept reports whose message now exists (called when a message gets its id, and periodically)."""
-    pending = UnmatchedReport.objects.filter(applied_at__isnull=True)
-    if provider_message_ids is not None:
-        pending = pending.filter(provider_message_id__in=provider_message_ids)
-    applied = 0
-    for kept in pending.order_by("received_at", "id"):
-        report = status_report(kept.report)
-        if report is None:
-            continue
-        with transaction.atomic():
-            if message_status_apply(report=report) != StatusOutcome.UNKNOWN:
-                UnmatchedReport.objects.filter(pk=kept.pk).update(applied_at=timezone.now())
-                applied += 1
-    return applied
+    """Apply parked reports whose message now exists (called when a message gets its id, and periodically)."""
+    return apply_parked_reports(channel=CHANNEL, provider_message_ids=provider_message_ids)
 
 
 def process_ledger(events: list[WebhookEvent], *, results: list[list[dict]] | None = None) -> None:
@@ -446,23 +426,14 @@ def _process_bulk(parsed: list[tuple[WebhookEvent, list[dict]]]) -> list[Outcome
                 outcomes[position].add(UNRECOGNIZED)
     for position, created in zip(inbound_of, messages_receive(inbound), strict=True):
         outcomes[position].add("inbound" if created else "duplicate")
-    unmatched: list[UnmatchedReport] = []
+    unmatched: list[StatusReport] = []
     for (position, item), report, result in zip(report_of, reports, message_statuses_apply(reports), strict=True):
         if result == StatusOutcome.UNKNOWN:
-            unmatched.append(
-                UnmatchedReport(
-                    account_id=parsed[position][0].account_id,
-                    provider_message_id=report.provider_message_id,
-                    status=report.status,
-                    report=item,
-                    received_at=timezone.now(),
-                )
-            )
+            unmatched.append(report)
             outcomes[position].add("unmatched_report")
         else:
             outcomes[position].add(f"{classify(item)}_{result}")
-    if unmatched:
-        UnmatchedReport.objects.bulk_create(unmatched, ignore_conflicts=True)  # the same report again: kept once
+    park_reports(unmatched)  # the same report again: kept once
     return outcomes
 
 

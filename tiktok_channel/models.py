@@ -135,25 +135,3 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.path_kind} webhook #{self.pk} ({self.verdict})"
-
-
-class UnmatchedReport(models.Model):
-    """A delivery or seen report for a message we do not have (yet): applied when it appears."""
-
-    account = models.ForeignKey(InfobipAccount, on_delete=models.CASCADE, related_name="+")
-    provider_message_id = models.CharField(max_length=200)
-    status = models.CharField(max_length=16)
-    report = models.JSONField(help_text="The report as received.")
-    received_at = models.DateTimeField()
-    applied_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["provider_message_id", "status"], name="unmatchedreport_once_per_message_status"
-            )
-        ]
-        indexes = [models.Index(fields=["applied_at", "received_at"], name="unmatchedreport_pending")]
-
-    def __str__(self) -> str:
-        return f"{self.status} report for {self.provider_message_id}"

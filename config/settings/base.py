@@ -175,12 +175,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULE: dict = {}
-CELERY_BEAT_SCHEDULE["tiktok-sweep-queued-messages"] = {
-    "task": "tiktok_channel.tasks.sweep_queued_messages",
+CELERY_BEAT_SCHEDULE["outbox-sweep-queued-messages"] = {
+    "task": "inbox.tasks.sweep_queued_messages",
     "schedule": 30.0,
 }
-CELERY_BEAT_SCHEDULE["tiktok-apply-pending-reports"] = {
-    "task": "tiktok_channel.tasks.apply_pending_reports",
+CELERY_BEAT_SCHEDULE["outbox-apply-parked-reports"] = {
+    "task": "inbox.tasks.apply_parked_reports",
     "schedule": 60.0,
 }
 
@@ -244,15 +244,23 @@ WEBHOOK_PROCESSING = env.str("WEBHOOK_PROCESSING", default="deferred")
 if WEBHOOK_PROCESSING not in ("deferred", "inline"):
     raise ImproperlyConfigured("WEBHOOK_PROCESSING must be 'deferred' or 'inline'")
 
-# Sending to Infobip (tiktok_channel/tasks.py): timeouts of every call, and the retry budget of one
-# attempt (tries and seconds since its first try) before it is marked failed.
+# Calls to Infobip (tiktok_channel/client.py): connect and read timeouts of every call.
 INFOBIP_CONNECT_TIMEOUT = env.float("INFOBIP_CONNECT_TIMEOUT", default=5.0)
 INFOBIP_READ_TIMEOUT = env.float("INFOBIP_READ_TIMEOUT", default=15.0)
-INFOBIP_SEND_MAX_TRIES = env.int("INFOBIP_SEND_MAX_TRIES", default=6)
-INFOBIP_SEND_BUDGET_SECONDS = env.float("INFOBIP_SEND_BUDGET_SECONDS", default=600.0)
-INFOBIP_SEND_RETRY_BASE_SECONDS = env.float("INFOBIP_SEND_RETRY_BASE_SECONDS", default=5.0)
-INFOBIP_SEND_RETRY_MAX_DELAY_SECONDS = env.float("INFOBIP_SEND_RETRY_MAX_DELAY_SECONDS", default=300.0)
-# A queued outbound message with no live task for this long is re-enqueued by the sweeper.
+# The outbox (inbox/outbox.py), for every provider: the retry budget of one attempt (tries and seconds since
+# its first try) before it is marked failed, the backoff, and how long one send may hold its lease. The
+# INFOBIP_SEND_* names of earlier releases are still read when the OUTBOX_* ones are not set.
+OUTBOX_SEND_MAX_TRIES = env.int("OUTBOX_SEND_MAX_TRIES", default=env.int("INFOBIP_SEND_MAX_TRIES", default=6))
+OUTBOX_SEND_BUDGET_SECONDS = env.float(
+    "OUTBOX_SEND_BUDGET_SECONDS", default=env.float("INFOBIP_SEND_BUDGET_SECONDS", default=600.0)
+)
+OUTBOX_RETRY_BASE_SECONDS = env.float(
+    "OUTBOX_RETRY_BASE_SECONDS", default=env.float("INFOBIP_SEND_RETRY_BASE_SECONDS", default=5.0)
+)
+OUTBOX_RETRY_MAX_DELAY_SECONDS = env.float(
+    "OUTBOX_RETRY_MAX_DELAY_SECONDS", default=env.float("INFOBIP_SEND_RETRY_MAX_DELAY_SECONDS", default=300.0)
+)
+OUTBOX_SEND_LEASE_SECONDS = env.float("OUTBOX_SEND_LEASE_SECONDS", default=35.0)
 OUTBOUND_STUCK_AFTER_SECONDS = env.int("OUTBOUND_STUCK_AFTER_SECONDS", default=60)
 
 LOGGING = {

@@ -9,7 +9,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from inbox import channels
+from inbox import outbox, providers
 from inbox.errors import ApplicationError
 from inbox.live import publish_on_commit
 from inbox.models import AuditLog, Conversation
@@ -112,7 +112,7 @@ def conversation_mark_read(*, conversation_id: int, actor) -> None:
         )
         Conversation.objects.filter(pk=conversation_id).update(agent_last_seen_at=timezone.now())
         if unread:
-            transaction.on_commit(partial(channels.enqueue_event, conversation, channels.EVENT_READ))
+            transaction.on_commit(partial(outbox.enqueue_event, conversation, providers.EVENT_READ))
 
 
 TYPING_THROTTLE_SECONDS = 5
@@ -126,14 +126,14 @@ def conversation_typing(*, conversation_id: int, actor) -> bool:
     """An agent is typing: show the user a typing indicator, at most once per TYPING_THROTTLE_SECONDS.
 
     Refuses (409) when the user never wrote or the reply window is closed. Returns whether an indicator
-    was scheduled (False when throttled or the channel has no events). Writes nothing but a cache key:
-    the browser calls this on keystrokes, so it must stay cheap.
+    was scheduled (False when throttled or the conversation's provider sends no typing events). Writes
+    nothing but a cache key: the browser calls this on keystrokes, so it must stay cheap.
     """
     conversation = Conversation.objects.select_related("contact").filter(pk=conversation_id).first()
     if conversation is None:
         raise ApplicationError("not_found", "no such conversation", status=404)
     reply_window_open_check(conversation, now=timezone.now())
-    if not channels.can_send_events(conversation.contact.channel):
+    if not outbox.can_send_event(conversation, providers.EVENT_TYPING):
         return False
     try:
         # cache.add is atomic: of concurrent calls within the throttle period exactly one wins.
@@ -145,5 +145,5 @@ def conversation_typing(*, conversation_id: int, actor) -> bool:
         return False
     if not first:
         return False
-    channels.enqueue_event(conversation, channels.EVENT_TYPING)
+    outbox.enqueue_event(conversation, providers.EVENT_TYPING)
     return True

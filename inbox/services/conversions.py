@@ -10,7 +10,7 @@ from functools import partial
 from django.db import transaction
 from django.utils import timezone
 
-from inbox import channels
+from inbox import outbox, providers
 from inbox.errors import ApplicationError
 from inbox.live import publish_on_commit
 from inbox.models import AuditLog, Conversation, Conversion
@@ -89,10 +89,11 @@ def conversion_report(
             raise ApplicationError(
                 "not_from_ad", "conversions can only be reported for conversations that came from an ad", status=409
             )
-        if not channels.can_report_conversions(conversation.contact.channel):
+        backend = providers.for_conversation(conversation)
+        if backend is None or not backend.capabilities.conversions:
             raise ApplicationError(
                 "channel_unavailable",
-                f"channel {conversation.contact.channel!r} cannot report conversions",
+                f"the provider of this conversation ({conversation.provider or 'none'}) cannot report conversions",
                 status=409,
             )
         conversion = Conversion.objects.create(
@@ -119,7 +120,7 @@ def conversion_report(
             },
         )
         _conversion_published(conversion, conversation.inbox_id)
-        transaction.on_commit(partial(channels.enqueue_conversion, conversion))
+        transaction.on_commit(partial(outbox.enqueue_conversion, conversion))
     return conversion
 
 

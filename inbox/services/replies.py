@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from inbox import channels, live
+from inbox import live, outbox, providers
 from inbox.errors import ApplicationError
 from inbox.live import publish_on_commit
 from inbox.models import AuditLog, Conversation, Message
@@ -111,6 +111,18 @@ def reply_window_check(conversation: Conversation, *, now: datetime, exclude_mes
         )
 
 
+def reply_backend(conversation: Conversation) -> providers.Backend:
+    """The backend that sends this conversation's replies; 409 when its provider is not installed."""
+    backend = providers.for_conversation(conversation)
+    if backend is None:
+        raise ApplicationError(
+            "channel_unavailable",
+            f"cannot send: the provider of this conversation ({conversation.provider or 'none'}) is not installed",
+            status=409,
+        )
+    return backend
+
+
 def reply_queue(
     *,
     conversation_id: int,
@@ -128,21 +140,27 @@ def reply_queue(
     404 for an unknown conversation, 409 when the user never wrote, the reply window is closed or
     the quota is used. The conversation row is locked while counting, so two concurrent replies
     cannot both take the last slot. The row is written `queued` with our id for attempt 1 before any
-    task exists; a lost task is recovered by the channel's sweeper.
+    task exists; a lost task is recovered by the outbox's sweeper.
     """
     reply_content_check(type=type, text=text, media_url=media_url, post_id=post_id, callback_data=callback_data)
     with transaction.atomic():
         conversation = conversation_lock(conversation_id)
         now = timezone.now()
-        reply_window_check(conversation, now=now)
+        backend = reply_backend(conversation)
+        if backend.capabilities.user_initiated:
+            reply_window_check(conversation, now=now)
         contact = conversation.contact
-        if not channels.can_send(contact.channel):
-            raise ApplicationError("channel_unavailable", f"cannot send on channel {contact.channel!r}", status=409)
+        if type not in backend.capabilities.content_types:
+            raise invalid_input("invalid_type", f"this conversation's provider cannot send {type} messages", "type")
 
         quoted_provider_message_id = ""
         if quoted_message_id is not None:
             if type != Message.Type.TEXT:
                 raise invalid_input("invalid_quote", "only a text reply can quote a message", "quoted_message_id")
+            if not backend.capabilities.quoting:
+                raise invalid_input(
+                    "invalid_quote", "this conversation's provider cannot quote messages", "quoted_message_id"
+                )
             quoted = Message.objects.filter(
                 pk=quoted_message_id, conversation=conversation, direction=Message.Direction.IN
             ).first()
@@ -191,7 +209,7 @@ def reply_queue(
                 version=conversation.version,
             ),
         )
-        transaction.on_commit(partial(channels.enqueue_send, message))
+        transaction.on_commit(partial(outbox.enqueue_send, message))
     return message
 
 
@@ -217,7 +235,8 @@ def message_retry(*, message_id: int, author) -> Message:
                 "not_failed", f"only a failed message can be retried (this one is {message.status})", status=409
             )
         now = timezone.now()
-        reply_window_check(conversation, now=now, exclude_message_id=message.pk)
+        if reply_backend(conversation).capabilities.user_initiated:
+            reply_window_check(conversation, now=now, exclude_message_id=message.pk)
         before = {
             "status": message.status,
             "attempt": message.attempt,
@@ -271,5 +290,5 @@ def message_retry(*, message_id: int, author) -> Message:
                 "version": message_version(message.attempt, message.status),
             },
         )
-        transaction.on_commit(partial(channels.enqueue_send, message))
+        transaction.on_commit(partial(outbox.enqueue_send, message))
     return message

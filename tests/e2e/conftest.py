@@ -76,10 +76,10 @@ LOG_TAIL_LINES = 80
 WORKER_ENV = {
     "INFOBIP_CONNECT_TIMEOUT": "2",
     "INFOBIP_READ_TIMEOUT": "2",
-    "INFOBIP_SEND_MAX_TRIES": "12",
-    "INFOBIP_SEND_BUDGET_SECONDS": "60",
-    "INFOBIP_SEND_RETRY_BASE_SECONDS": "0.2",
-    "INFOBIP_SEND_RETRY_MAX_DELAY_SECONDS": "2",
+    "OUTBOX_SEND_MAX_TRIES": "12",
+    "OUTBOX_SEND_BUDGET_SECONDS": "60",
+    "OUTBOX_RETRY_BASE_SECONDS": "0.2",
+    "OUTBOX_RETRY_MAX_DELAY_SECONDS": "2",
     # Longer than any retry countdown plus a held (timed-out) request, so a waiting retry is not redelivered.
     "CELERY_VISIBILITY_TIMEOUT": "10",
     # Django runs each ASGI request's sync code in a thread of its own: persistent connections would be
@@ -489,7 +489,7 @@ class Stack:
         """Run the sweeper (beat's job) now, in this process, with no grace period; the count re-enqueued."""
         from django.test import override_settings
 
-        from tiktok_channel.tasks import sweep_queued_messages
+        from inbox.tasks import sweep_queued_messages
 
         with override_settings(OUTBOUND_STUCK_AFTER_SECONDS=0):
             return sweep_queued_messages()

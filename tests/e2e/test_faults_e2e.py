@@ -153,7 +153,7 @@ class RedisServer:
 def sweep_in(stack: Stack) -> int:
     """Run the sweeper as beat would, in a process of that stack (its Redis), with no grace period."""
     env = {**stack.env(), "OUTBOUND_STUCK_AFTER_SECONDS": "0"}
-    code = "from tiktok_channel.tasks import sweep_queued_messages as s; print('swept', s())"
+    code = "from inbox.tasks import sweep_queued_messages as s; print('swept', s())"
     done = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", code],
         cwd=ROOT,

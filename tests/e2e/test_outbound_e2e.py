@@ -14,8 +14,8 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from inbox.models import Conversation, Message
+from inbox.outbox import in_flight_key
 from inbox.services import reply_queue
-from tiktok_channel.tasks import in_flight_key
 
 pytestmark = [pytest.mark.e2e]
 

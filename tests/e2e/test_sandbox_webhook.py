@@ -20,7 +20,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 def test_sandbox_reports_make_a_sent_message_delivered_then_seen(live_server, settings, account, inbox):
     settings.PUBLIC_BASE_URL = live_server.url
     contact = Contact.objects.create(channel="tiktok", endpoint_id="biz-1", channel_user_id="user-1")
-    conversation = Conversation.objects.create(inbox=inbox, contact=contact, last_activity_at=timezone.now())
+    conversation = Conversation.objects.create(
+        provider="infobip", inbox=inbox, contact=contact, last_activity_at=timezone.now()
+    )
     message = Message.objects.create(
         conversation=conversation,
         direction="out",

@@ -19,6 +19,7 @@ def receive(inbox, user_id, n, *, text="hello", minutes_ago=0, **kw):
         sent_at=timezone.now() - timedelta(minutes=minutes_ago),
         type=kw.pop("type", "text"),
         text=text,
+        provider=kw.pop("provider", "infobip"),
         **kw,
     )
     message, _ = message_receive(inbox_id=inbox.pk, event=event)

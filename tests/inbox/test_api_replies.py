@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from inbox import channels
 from inbox.models import Conversation, Message
 from tests.inbox.helpers import api
 
@@ -18,7 +17,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def enqueued(monkeypatch):
     sent: list[int] = []
-    monkeypatch.setitem(channels._senders, "tiktok", sent.append)
+    monkeypatch.setattr("inbox.outbox.schedule_send", sent.append)
     return sent
 
 

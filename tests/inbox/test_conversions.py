@@ -6,7 +6,6 @@ from decimal import Decimal
 import pytest
 from rest_framework.test import APIClient
 
-from inbox import channels
 from inbox.errors import ApplicationError
 from inbox.models import AuditLog, Conversation, Conversion
 from inbox.services import conversion_report, conversion_result_record
@@ -19,7 +18,7 @@ pytestmark = pytest.mark.django_db
 def reported(monkeypatch):
     """Conversion ids the inbox asked the channel to report."""
     asked: list[int] = []
-    monkeypatch.setitem(channels._conversion_reporters, "tiktok", asked.append)
+    monkeypatch.setattr("inbox.outbox.schedule_conversion", asked.append)
     return asked
 
 

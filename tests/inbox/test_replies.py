@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from inbox import channels
+from inbox import outbox, providers
 from inbox.errors import ApplicationError
 from inbox.events import StatusReport
 from inbox.models import AuditLog, Contact, Conversation, Inbox, Message
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 def enqueued(monkeypatch):
     """Message ids handed to the channel's send hook (run on commit)."""
     sent: list[int] = []
-    monkeypatch.setitem(channels._senders, "tiktok", sent.append)
+    monkeypatch.setattr("inbox.outbox.schedule_send", sent.append)
     return sent
 
 
@@ -29,6 +29,7 @@ def make_conversation(inbox, *, user="user-1", last_inbound_ago: timedelta | Non
     contact = Contact.objects.create(channel="tiktok", endpoint_id="biz-1", channel_user_id=user)
     now = timezone.now()
     return Conversation.objects.create(
+        provider="infobip",
         inbox=inbox,
         contact=contact,
         provider_conversation_id=f"conv-{user}",
@@ -79,10 +80,11 @@ def refused(code: str, status: int, **kwargs) -> ApplicationError:
     return caught.value
 
 
-def test_the_tiktok_channel_registers_its_send_hook():
-    from tiktok_channel.tasks import enqueue_send
+def test_the_tiktok_channel_registers_its_backend():
+    from tiktok_channel.backend import InfobipBackend
 
-    assert channels._senders["tiktok"] is enqueue_send
+    backend = providers.get("infobip")
+    assert isinstance(backend, InfobipBackend) and backend.channel == "tiktok"
 
 
 def test_a_text_reply_is_queued_audited_published_and_enqueued_on_commit(
@@ -247,7 +249,7 @@ def test_unknown_conversation_is_404(agent, enqueued):
 def test_concurrent_replies_cannot_both_take_the_last_slot(settings, django_user_model):
     settings.REPLY_QUOTA_PER_WINDOW = 1
     sent: list[int] = []
-    channels._senders["tiktok"], original = sent.append, channels._senders["tiktok"]
+    outbox.schedule_send, original = sent.append, outbox.schedule_send
     try:
         inbox = Inbox.objects.create(name="Race")
         agent = django_user_model.objects.create_user("racer")
@@ -274,7 +276,7 @@ def test_concurrent_replies_cannot_both_take_the_last_slot(settings, django_user
         assert Message.objects.filter(direction="out").count() == 1
         assert len(sent) == 1
     finally:
-        channels._senders["tiktok"] = original
+        outbox.schedule_send = original
 
 
 # --- retry ---------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from inbox import channels
 from inbox.models import Conversation
 from inbox.services import conversation_mark_read, typing_throttle_key
 from tests.inbox.helpers import api, receive
@@ -21,8 +20,8 @@ pytestmark = pytest.mark.django_db
 def events(monkeypatch, world):
     """The events the inbox asked the channel for, as (conversation id, kind); throttles reset."""
     asked: list[tuple[int, str]] = []
-    monkeypatch.setitem(
-        channels._event_senders, "tiktok", lambda conversation_id, kind: asked.append((conversation_id, kind))
+    monkeypatch.setattr(
+        "inbox.outbox.schedule_event", lambda conversation_id, kind: asked.append((conversation_id, kind))
     )
     cache.delete_many([typing_throttle_key(pk) for pk in Conversation.objects.values_list("pk", flat=True)])
     return asked
@@ -84,7 +83,7 @@ class TestMarkAsRead:
         def broken(conversation_id, kind):
             raise ConnectionError("broker down")
 
-        monkeypatch.setitem(channels._event_senders, "tiktok", broken)
+        monkeypatch.setattr("inbox.outbox.schedule_event", broken)
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
             response = api(world["agent"]).post(f"/api/v1/conversations/{world['bob'].pk}/read/")
         assert response.status_code == 200
@@ -127,7 +126,7 @@ class TestTyping:
         def broken(conversation_id, kind):
             raise ConnectionError("broker down")
 
-        monkeypatch.setitem(channels._event_senders, "tiktok", broken)
+        monkeypatch.setattr("inbox.outbox.schedule_event", broken)
         response = api(world["agent"]).post(self.url(world))
         assert (response.status_code, response.json()) == (202, {"queued": True})
 

@@ -1,5 +1,6 @@
 """The Infobip client: exact request bodies (checked against the spec) and the classification of answers."""
 
+import json
 import uuid
 from datetime import timedelta
 
@@ -8,8 +9,10 @@ import requests
 import responses
 from django.utils import timezone
 
+from inbox import outbox
 from inbox.models import Contact, Conversation, Message
 from tiktok_channel import client
+from tiktok_channel.backend import InfobipBackend
 from tiktok_channel.spec import request_validator, violations
 
 pytestmark = pytest.mark.django_db
@@ -24,6 +27,7 @@ def spec_violations(body: dict) -> list[dict]:
 def conversation(account, inbox):
     contact = Contact.objects.create(channel="tiktok", endpoint_id="biz-1", channel_user_id="user-1")
     return Conversation.objects.create(
+        provider="infobip",
         inbox=inbox,
         contact=contact,
         provider_conversation_id="conv-1",
@@ -121,13 +125,20 @@ def test_destination_falls_back_to_the_user_id(account, conversation):
     ]
 
 
-def test_validity_is_what_is_left_of_the_window(conversation, settings):
+def test_validity_is_what_is_left_of_the_window(conversation):
     now = conversation.last_inbound_at + timedelta(hours=1)
-    assert client.validity_seconds(conversation, now=now) == 47 * 3600
-    assert client.validity_seconds(conversation, now=conversation.last_inbound_at + timedelta(hours=48)) == 0
-    assert client.validity_seconds(conversation, now=conversation.last_inbound_at + timedelta(hours=50)) == 0
-    settings.REPLY_WINDOW_HOURS = 72  # Infobip cuts validity to 48 h
-    assert client.validity_seconds(conversation, now=conversation.last_inbound_at) == 48 * 3600
+    assert outbox.reply_window_seconds(conversation, now=now) == 47 * 3600
+    assert outbox.reply_window_seconds(conversation, now=conversation.last_inbound_at + timedelta(hours=48)) == 0
+    assert outbox.reply_window_seconds(conversation, now=conversation.last_inbound_at + timedelta(hours=50)) == 0
+
+
+@responses.activate
+def test_the_backend_cuts_validity_to_48_hours(conversation, settings):
+    settings.REPLY_WINDOW_HOURS = 72  # Infobip cuts validity to 48 h anyway: never ask for more
+    responses.post(URL, json={"messages": []})
+    InfobipBackend().send(message(conversation), validity_seconds=72 * 3600)
+    sent = json.loads(responses.calls[0].request.body)
+    assert sent["messages"][0]["options"]["validityPeriod"] == {"amount": 48 * 3600, "timeUnit": "SECONDS"}
 
 
 def accepted_body(status: dict, message_id="ours-1") -> dict:

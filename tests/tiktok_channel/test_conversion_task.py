@@ -9,12 +9,11 @@ import pytest
 import responses
 from django.utils import timezone
 
-from inbox import channels
+from inbox import providers
 from inbox.models import AuditLog, Contact, Conversation, Conversion
 from inbox.services import conversion_report
-from tiktok_channel import tasks
+from inbox.tasks import report_conversion
 from tiktok_channel.models import TikTokSender
-from tiktok_channel.tasks import report_conversion
 
 pytestmark = pytest.mark.django_db
 URL = "https://xyz.api.infobip.com/saas/tiktok-ads/1/conversions"
@@ -23,7 +22,7 @@ URL = "https://xyz.api.infobip.com/saas/tiktok-ads/1/conversions"
 @pytest.fixture(autouse=True)
 def no_real_enqueue(monkeypatch):
     enqueued: list[int] = []
-    monkeypatch.setitem(channels._conversion_reporters, "tiktok", enqueued.append)
+    monkeypatch.setattr("inbox.outbox.schedule_conversion", enqueued.append)
     return enqueued
 
 
@@ -31,6 +30,7 @@ def no_real_enqueue(monkeypatch):
 def conversion(account, inbox, agent) -> Conversion:
     contact = Contact.objects.create(channel="tiktok", endpoint_id="biz-1", channel_user_id="user-1")
     conversation = Conversation.objects.create(
+        provider="infobip",
         inbox=inbox,
         contact=contact,
         provider_conversation_id="user-1",
@@ -81,7 +81,7 @@ def test_sent_with_the_documented_body(conversion, account, no_real_enqueue):
 def test_without_value_only_the_quantity_is_sent(account, inbox, agent):
     contact = Contact.objects.create(channel="tiktok", endpoint_id="biz-1", channel_user_id="user-2")
     conversation = Conversation.objects.create(
-        inbox=inbox, contact=contact, last_activity_at=timezone.now(), referral={"source": "ad"}
+        provider="infobip", inbox=inbox, contact=contact, last_activity_at=timezone.now(), referral={"source": "ad"}
     )
     conversion = conversion_report(conversation_id=conversation.pk, author=agent, event="SubmitForm")
     responses.post(URL, json={})
@@ -137,7 +137,7 @@ def test_429_honours_retry_after(conversion, monkeypatch):
 
 @responses.activate
 def test_retries_are_bounded_then_failed_with_the_reason(conversion, settings):
-    settings.INFOBIP_SEND_MAX_TRIES = 3
+    settings.OUTBOX_SEND_MAX_TRIES = 3
     responses.post(URL, status=503, json={"errorCode": "E500", "description": "Something went wrong."})
     assert run(conversion) == "failed"
     assert len(responses.calls) == 3
@@ -169,6 +169,6 @@ def test_channel_registers_its_conversion_hook(monkeypatch):
 
     from tiktok_channel.apps import TikTokChannelConfig
 
-    monkeypatch.setattr(channels, "_conversion_reporters", {})
+    monkeypatch.setattr(providers, "_backends", {})
     TikTokChannelConfig.ready(apps.get_app_config("tiktok_channel"))
-    assert channels._conversion_reporters["tiktok"] is tasks.enqueue_conversion
+    assert providers.get("infobip").capabilities.conversions

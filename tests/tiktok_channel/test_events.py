@@ -10,12 +10,12 @@ import requests
 import responses
 from django.utils import timezone
 
-from inbox import channels
+from inbox import outbox, providers
 from inbox.models import Contact, Conversation
-from tiktok_channel import client, tasks
+from inbox.tasks import send_event
+from tiktok_channel import client
 from tiktok_channel.models import TikTokSender
 from tiktok_channel.spec import request_validator, violations
-from tiktok_channel.tasks import send_event
 
 pytestmark = pytest.mark.django_db
 URL = "https://xyz.api.infobip.com/tiktok/1/events"
@@ -29,6 +29,7 @@ OK = {
 def conversation(account, inbox):
     contact = Contact.objects.create(channel="tiktok", endpoint_id="biz-1", channel_user_id="user-1")
     return Conversation.objects.create(
+        provider="infobip",
         inbox=inbox,
         contact=contact,
         provider_conversation_id="conv-1",
@@ -92,7 +93,7 @@ def test_read_receipt_retries_a_503_once_then_succeeds(conversation):
 @responses.activate
 def test_read_receipt_gives_up_after_one_retry_and_only_logs(conversation, caplog):
     responses.post(URL, status=503, json={"errorCode": "E500", "description": "Something went wrong."})
-    with caplog.at_level(logging.WARNING, logger="tiktok_channel.tasks"):
+    with caplog.at_level(logging.WARNING, logger="inbox.tasks"):
         assert run(conversation, "read") == "failed"
     assert len(responses.calls) == 2
     assert "Something went wrong." in caplog.text
@@ -108,7 +109,7 @@ def test_typing_indicator_is_never_retried(conversation):
 @responses.activate
 def test_permanent_error_is_logged_not_raised(conversation, caplog):
     responses.post(URL, status=400, json={"errorCode": "E400", "description": "Invalid destination."})
-    with caplog.at_level(logging.WARNING, logger="tiktok_channel.tasks"):
+    with caplog.at_level(logging.WARNING, logger="inbox.tasks"):
         assert run(conversation, "read") == "failed"
     assert len(responses.calls) == 1
     assert "Invalid destination." in caplog.text
@@ -128,12 +129,13 @@ def test_nothing_is_sent_without_an_active_sender(conversation):
     assert len(responses.calls) == 0
 
 
-def test_channel_registers_its_event_hook_which_enqueues_with_an_expiry(monkeypatch, conversation):
-    assert channels._event_senders["tiktok"] is tasks.enqueue_event
+def test_the_backend_declares_events_which_are_enqueued_with_an_expiry(monkeypatch, conversation):
+    capabilities = providers.get("infobip").capabilities
+    assert capabilities.typing_events and capabilities.read_receipts
     calls = []
     monkeypatch.setattr(send_event, "apply_async", lambda **kwargs: calls.append(kwargs))
-    channels.enqueue_event(conversation, channels.EVENT_TYPING)
-    assert calls == [{"args": [conversation.pk, "typing"], "expires": tasks.EVENT_EXPIRES_SECONDS}]
+    outbox.enqueue_event(conversation, providers.EVENT_TYPING)
+    assert calls == [{"args": [conversation.pk, "typing"], "expires": outbox.EVENT_EXPIRES_SECONDS}]
 
 
 def test_a_broker_failure_while_enqueuing_is_swallowed(monkeypatch, conversation, caplog):
@@ -141,6 +143,6 @@ def test_a_broker_failure_while_enqueuing_is_swallowed(monkeypatch, conversation
         raise ConnectionError("broker down")
 
     monkeypatch.setattr(send_event, "apply_async", down)
-    with caplog.at_level(logging.WARNING, logger="inbox.channels"):
-        channels.enqueue_event(conversation, channels.EVENT_READ)
+    with caplog.at_level(logging.WARNING, logger="inbox.outbox"):
+        outbox.enqueue_event(conversation, providers.EVENT_READ)
     assert "could not enqueue the read event" in caplog.text

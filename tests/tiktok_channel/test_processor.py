@@ -15,11 +15,11 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from inbox.models import AuditLog, Contact, Conversation, Message
+from inbox.models import AuditLog, Contact, Conversation, Message, ParkedReport
 from tests.tiktok_channel.webhooks import fixture, post
 from tiktok_channel import processor
 from tiktok_channel.ingest import process_results
-from tiktok_channel.models import UnmatchedReport, WebhookEvent
+from tiktok_channel.models import WebhookEvent
 from tiktok_channel.sandbox import payloads as p
 
 pytestmark = pytest.mark.django_db
@@ -152,7 +152,12 @@ def _prepare(prefix: str, business_id: str, inbox) -> None:
         last_seen_at=at(-60),
     )
     conversation = Conversation.objects.create(
-        inbox=inbox, contact=contact, status="resolved", last_activity_at=at(-60), last_inbound_at=at(-60)
+        provider="infobip",
+        inbox=inbox,
+        contact=contact,
+        status="resolved",
+        last_activity_at=at(-60),
+        last_inbound_at=at(-60),
     )
     for n in (1, 2, 3):
         Message.objects.create(
@@ -218,7 +223,7 @@ def _state(prefix: str, events: list[tuple[str, dict]]) -> dict:
         ),
         "unmatched": sorted(
             (strip(r.provider_message_id), r.status)
-            for r in UnmatchedReport.objects.filter(provider_message_id__startswith=f"{prefix}-")
+            for r in ParkedReport.objects.filter(provider_message_id__startswith=f"{prefix}-")
         ),
         "live": Counter((e["type"], e.get("version"), e.get("status")) for _, e in filter(mine, events)),
     }

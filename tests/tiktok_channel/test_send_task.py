@@ -12,13 +12,11 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from config.celery import app as celery_app
-from inbox import channels
-from inbox.models import AuditLog, Contact, Conversation, Message
+from inbox import outbox
+from inbox.models import AuditLog, Contact, Conversation, Message, ParkedReport
 from inbox.services import message_retry, reply_queue
-from tiktok_channel import tasks
-from tiktok_channel.models import UnmatchedReport
+from inbox.tasks import send_message, sweep_queued_messages
 from tiktok_channel.spec import request_validator, violations
-from tiktok_channel.tasks import send_message, sweep_queued_messages
 
 pytestmark = pytest.mark.django_db
 URL = "https://xyz.api.infobip.com/tiktok/1/messages"
@@ -30,7 +28,7 @@ DUPLICATE = {"groupId": 5, "groupName": "REJECTED", "id": 23, "name": "REJECTED_
 def no_real_enqueue(monkeypatch):
     """reply_queue's on-commit hook and the sweeper enqueue here instead of the broker."""
     enqueued: list[int] = []
-    monkeypatch.setitem(channels._senders, "tiktok", enqueued.append)
+    monkeypatch.setattr("inbox.outbox.schedule_send", enqueued.append)
     monkeypatch.setattr(send_message, "delay", enqueued.append)
     return enqueued
 
@@ -53,6 +51,7 @@ def countdowns(monkeypatch):
 def conversation(account, inbox):
     contact = Contact.objects.create(channel="tiktok", endpoint_id="biz-1", channel_user_id="user-1")
     return Conversation.objects.create(
+        provider="infobip",
         inbox=inbox,
         contact=contact,
         provider_conversation_id="user-1",
@@ -100,7 +99,7 @@ def test_accepted(queued, countdowns):
 
 @responses.activate
 def test_5xx_then_success_sends_one_message_with_one_id(queued, countdowns, settings):
-    settings.INFOBIP_SEND_RETRY_BASE_SECONDS = 4
+    settings.OUTBOX_RETRY_BASE_SECONDS = 4
     responses.post(URL, status=503, json={"errorCode": "E500", "description": "Something went wrong."})
     responses.post(URL, json=ok(queued))
     assert run(queued).result == "accepted"
@@ -116,8 +115,8 @@ def test_5xx_then_success_sends_one_message_with_one_id(queued, countdowns, sett
 
 @responses.activate
 def test_backoff_grows_exponentially(queued, countdowns, settings):
-    settings.INFOBIP_SEND_RETRY_BASE_SECONDS = 4
-    settings.INFOBIP_SEND_MAX_TRIES = 4
+    settings.OUTBOX_RETRY_BASE_SECONDS = 4
+    settings.OUTBOX_SEND_MAX_TRIES = 4
     for _ in range(3):
         responses.post(URL, status=500)
     responses.post(URL, json=ok(queued))
@@ -138,7 +137,7 @@ def test_429_honours_retry_after(queued, countdowns):
 
 @responses.activate
 def test_retry_after_is_capped_by_the_max_delay(queued, countdowns, settings):
-    settings.INFOBIP_SEND_RETRY_MAX_DELAY_SECONDS = 60
+    settings.OUTBOX_RETRY_MAX_DELAY_SECONDS = 60
     responses.post(URL, status=429, headers={"Retry-After": "3600"})
     responses.post(URL, json=ok(queued))
     run(queued)
@@ -196,7 +195,7 @@ def test_duplicate_rejection_means_accepted_and_nothing_more_is_sent(queued, cou
 
 @responses.activate
 def test_retries_spent_marks_failed_with_the_reason(queued, countdowns, settings):
-    settings.INFOBIP_SEND_MAX_TRIES = 3
+    settings.OUTBOX_SEND_MAX_TRIES = 3
     responses.post(URL, status=500, json={"errorCode": "E500", "description": "Something went wrong."})
     assert run(queued).result == "failed"
 
@@ -209,7 +208,7 @@ def test_retries_spent_marks_failed_with_the_reason(queued, countdowns, settings
 
 @responses.activate
 def test_time_budget_spent_marks_failed(queued, countdowns, settings):
-    settings.INFOBIP_SEND_BUDGET_SECONDS = 600
+    settings.OUTBOX_SEND_BUDGET_SECONDS = 600
     responses.post(URL, body=requests.ConnectionError("refused"))
     first_try_at = (timezone.now() - timedelta(seconds=599)).isoformat()
     assert run(queued, first_try_at=first_try_at).result == "failed"
@@ -246,7 +245,7 @@ def test_an_inactive_sender_fails_without_sending(queued, account):
 
 @responses.activate
 def test_an_attempt_being_sent_elsewhere_is_not_sent_twice(queued):
-    cache.set(tasks.in_flight_key(queued.provider_message_id), 1, timeout=30)
+    cache.set(outbox.in_flight_key(queued.provider_message_id), 1, timeout=30)
     assert run(queued).result == "in_flight"
     assert len(responses.calls) == 0
 
@@ -278,16 +277,12 @@ def test_a_retried_message_is_sent_with_its_new_id(queued, agent):
 
 @responses.activate
 def test_reports_kept_before_the_send_are_applied_after_it(queued, account):
-    UnmatchedReport.objects.create(
-        account=account,
+    ParkedReport.objects.create(
+        channel="tiktok",
         provider_message_id=queued.provider_message_id,
         status="delivered",
-        report={
-            "messageId": queued.provider_message_id,
-            "sentAt": "2026-11-23T10:05:00.000+0000",
-            "doneAt": "2026-11-23T10:05:02.000+0000",
-            "status": {"groupId": 3, "groupName": "DELIVERED", "id": 5, "name": "DELIVERED_TO_HANDSET"},
-        },
+        at=timezone.now(),
+        provider_status={"groupId": 3, "groupName": "DELIVERED", "id": 5, "name": "DELIVERED_TO_HANDSET"},
         received_at=timezone.now(),
     )
     # Kept as unmatched although the row exists (e.g. a report that raced an id change): the send applies it.
@@ -295,11 +290,11 @@ def test_reports_kept_before_the_send_are_applied_after_it(queued, account):
     run(queued)
     queued.refresh_from_db()
     assert queued.status == "delivered"
-    assert UnmatchedReport.objects.get().applied_at is not None
+    assert ParkedReport.objects.get().applied_at is not None
 
 
 def test_the_task_is_safe_to_redeliver():
-    task = celery_app.tasks["tiktok_channel.tasks.send_message"]
+    task = celery_app.tasks["inbox.tasks.send_message"]
     assert task.acks_late is True and task.reject_on_worker_lost is True
 
 
@@ -339,8 +334,8 @@ def test_sweeper_reenqueues_stuck_rows_and_leaves_fresh_ones(conversation, agent
 def test_sweeper_leaves_rows_with_a_live_task(conversation, agent, no_real_enqueue, sweep):
     waiting = aged(reply_queue(conversation_id=conversation.pk, author=agent, type="text", text="retry pending"), 120)
     sending = aged(reply_queue(conversation_id=conversation.pk, author=agent, type="text", text="in flight"), 120)
-    cache.set(tasks.scheduled_key(waiting.provider_message_id), 1, timeout=60)
-    cache.set(tasks.in_flight_key(sending.provider_message_id), 1, timeout=60)
+    cache.set(outbox.scheduled_key(waiting.provider_message_id), 1, timeout=60)
+    cache.set(outbox.in_flight_key(sending.provider_message_id), 1, timeout=60)
     no_real_enqueue.clear()
     assert sweep() == 0 and no_real_enqueue == []
 
@@ -363,7 +358,7 @@ def test_a_waiting_retry_is_not_swept(queued, no_real_enqueue, sweep, monkeypatc
     monkeypatch.setattr(send_message, "retry", no_eager_rerun)
     responses.post(URL, status=502)
     run(queued)
-    key = cache.make_and_validate_key(tasks.scheduled_key(queued.provider_message_id))
+    key = cache.make_and_validate_key(outbox.scheduled_key(queued.provider_message_id))
     ttl = cache._cache.get_client(key).ttl(key)  # Django's RedisCache has no ttl(); ask Redis
     assert ttl > django_settings.OUTBOUND_STUCK_AFTER_SECONDS
     aged(queued, 120)
@@ -373,7 +368,7 @@ def test_a_waiting_retry_is_not_swept(queued, no_real_enqueue, sweep, monkeypatc
 
 def test_beat_runs_the_sweeper_and_the_report_task():
     scheduled = {entry["task"] for entry in django_settings.CELERY_BEAT_SCHEDULE.values()}
-    assert {"tiktok_channel.tasks.sweep_queued_messages", "tiktok_channel.tasks.apply_pending_reports"} <= scheduled
+    assert {"inbox.tasks.sweep_queued_messages", "inbox.tasks.apply_parked_reports"} <= scheduled
     assert scheduled <= set(celery_app.tasks)
 
 
@@ -381,7 +376,7 @@ def test_beat_runs_the_sweeper_and_the_report_task():
 def test_replies_of_one_conversation_go_out_in_queue_order(conversation, agent, monkeypatch):
     from celery.exceptions import Retry
 
-    from tiktok_channel.tasks import ORDER_WAIT_SECONDS
+    from inbox.outbox import ORDER_WAIT_SECONDS
 
     older = reply_queue(conversation_id=conversation.pk, author=agent, type="text", text="first")
     younger = reply_queue(conversation_id=conversation.pk, author=agent, type="text", text="second")

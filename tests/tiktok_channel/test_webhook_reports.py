@@ -5,10 +5,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inbox.models import AuditLog, Message
+from inbox.models import AuditLog, Message, ParkedReport
 from tests.tiktok_channel.webhooks import fixture, post, with_message_id
 from tiktok_channel.ingest import apply_unmatched_reports
-from tiktok_channel.models import UnmatchedReport
 
 pytestmark = pytest.mark.django_db
 T = datetime(2026, 11, 23, 10, 5, tzinfo=UTC)
@@ -19,7 +18,9 @@ def outbound(account, inbox):
     from inbox.models import Contact, Conversation
 
     contact = Contact.objects.create(channel="tiktok", endpoint_id="biz-1", channel_user_id="user-1")
-    conversation = Conversation.objects.create(inbox=inbox, contact=contact, last_activity_at=T, last_inbound_at=T)
+    conversation = Conversation.objects.create(
+        provider="infobip", inbox=inbox, contact=contact, last_activity_at=T, last_inbound_at=T
+    )
 
     def make(status="accepted", provider_message_id="out-1") -> Message:
         return Message.objects.create(
@@ -144,13 +145,13 @@ def test_report_for_an_unknown_message_is_kept_and_applied_when_the_message_appe
     response = post(client, account, fixture("delivery_delivered"))
     assert response.status_code == 200 and response.json()["unmatched_report"] == 1
     post(client, account, fixture("delivery_delivered"))  # redelivered: still kept once
-    assert UnmatchedReport.objects.count() == 1
+    assert ParkedReport.objects.count() == 1
 
     message = outbound(status="queued")
     assert apply_unmatched_reports(provider_message_ids=["out-1"]) == 1
     message.refresh_from_db()
     assert message.status == "delivered"
-    assert UnmatchedReport.objects.get().applied_at is not None
+    assert ParkedReport.objects.get().applied_at is not None
     assert apply_unmatched_reports() == 0
 
 

@@ -1,0 +1,207 @@
+"""The outbox: how a queued reply reaches its provider exactly once, in order, whatever the provider.
+
+A reply is a row in state `queued` before any task exists (services.replies). From there the core owns:
+- **scheduling** on commit (`enqueue_send`), never raising: a broker outage leaves the row to the sweeper;
+- **order**: replies of one conversation go out in queue order (`earlier_reply_queued`; a wait is not a try);
+- **leases**: two short-lived cache keys per attempt say a task is alive for it, `in-flight` while the
+  provider call runs and `scheduled` while a retry waits; without either, the sweeper re-enqueues the row;
+- **retries**: exponential backoff with jitter, at least the provider's Retry-After, within a budget of tries
+  and seconds (`next_retry_countdown`); a permanent refusal or a spent budget marks the attempt failed;
+- **parking** of delivery/seen reports that arrive before the message has the id they name.
+
+Sending is safe to repeat because each attempt carries our own id (`Message.provider_message_id`), which
+a provider refuses as a duplicate the second time (the backend reports that as accepted + duplicate).
+The Celery tasks that run this are in `inbox/tasks.py`; the provider's part is `inbox.providers.Backend`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from inbox import providers
+from inbox.events import StatusReport
+from inbox.models import Conversation, Conversion, Message, ParkedReport
+
+logger = logging.getLogger(__name__)
+
+# How long a reply waits before looking again whether the older reply of its conversation has gone out.
+ORDER_WAIT_SECONDS = 0.5
+# How long a sweeper's re-enqueue counts as "a task is on its way" before the row may be swept again.
+SWEEP_LEASE_SECONDS = 300
+SWEEP_BATCH = 500
+# An event still waiting in the queue after this long is dropped: a late typing indicator is wrong.
+EVENT_EXPIRES_SECONDS = 30
+# A read receipt gets one retry after this long; a typing indicator none (it would be stale).
+EVENT_RETRY_SECONDS = 5
+
+
+def in_flight_key(provider_message_id: str) -> str:
+    return f"outbox:send:in-flight:{provider_message_id}"
+
+
+def scheduled_key(provider_message_id: str) -> str:
+    return f"outbox:send:scheduled:{provider_message_id}"
+
+
+# --- Scheduling (called by services on commit; never raise) -------------------------------------------------
+
+
+def schedule_send(message_id: int) -> None:
+    from inbox.tasks import send_message  # the tasks module imports this one
+
+    send_message.delay(message_id)
+
+
+def schedule_event(conversation_id: int, kind: str) -> None:
+    from inbox.tasks import send_event
+
+    send_event.apply_async(args=[conversation_id, kind], expires=EVENT_EXPIRES_SECONDS)
+
+
+def schedule_conversion(conversion_id: int) -> None:
+    from inbox.tasks import report_conversion
+
+    report_conversion.delay(conversion_id)
+
+
+def enqueue_send(message: Message) -> None:
+    """Schedule the send of a queued outbound message. Never raises: after the row is committed a broker
+    outage must not fail the agent's request; the sweeper re-enqueues rows left `queued`."""
+    try:
+        schedule_send(message.pk)
+    except Exception:  # noqa: BLE001 - the sweeper picks the row up again
+        logger.warning("could not enqueue the send of message %s; the sweeper will", message.pk, exc_info=True)
+
+
+def enqueue_event(conversation: Conversation, kind: str) -> None:
+    """Schedule a typing indicator or read receipt. Best effort: a backend without such events, or a broker
+    outage, only logs (nothing is recorded, nothing retried)."""
+    if kind not in providers.EVENT_KINDS:
+        logger.error("unknown event kind %r (conversation %s)", kind, conversation.pk)
+        return
+    if not can_send_event(conversation, kind):
+        logger.debug("provider %r sends no %s events", conversation.provider, kind)
+        return
+    try:
+        schedule_event(conversation.pk, kind)
+    except Exception:  # noqa: BLE001 - an event is a courtesy, never worth failing the agent's request
+        logger.warning("could not enqueue the %s event of conversation %s", kind, conversation.pk, exc_info=True)
+
+
+def enqueue_conversion(conversion: Conversion) -> None:
+    """Schedule the report of a queued conversion. Never raises; the row stays `queued` if this fails."""
+    try:
+        schedule_conversion(conversion.pk)
+    except Exception:  # noqa: BLE001 - the row is committed; an admin can see it stayed queued
+        logger.warning("could not enqueue the report of conversion %s", conversion.pk, exc_info=True)
+
+
+def can_send_event(conversation: Conversation, kind: str) -> bool:
+    backend = providers.for_conversation(conversation)
+    if backend is None:
+        return False
+    capabilities = backend.capabilities
+    return capabilities.typing_events if kind == providers.EVENT_TYPING else capabilities.read_receipts
+
+
+# --- Order, window, retries ---------------------------------------------------------------------------------
+
+
+def earlier_reply_queued(message: Message) -> bool:
+    """Is an older reply of the same conversation still waiting to be sent? (Replies go out in queue order.)"""
+    return (
+        Message.objects.filter(
+            conversation_id=message.conversation_id, direction=Message.Direction.OUT, status=Message.Status.QUEUED
+        )
+        .filter(Q(queued_at__lt=message.queued_at) | Q(queued_at=message.queued_at, pk__lt=message.pk))
+        .exists()
+    )
+
+
+def reply_window_seconds(conversation: Conversation, *, now: datetime) -> int:
+    """What is left of the reply window, in whole seconds (0 when closed or never opened)."""
+    closes_at = conversation.reply_window_closes_at()
+    if closes_at is None:
+        return 0
+    return max(0, int((closes_at - now).total_seconds()))
+
+
+def retry_countdown(tries: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with jitter (half fixed, half random), at least Retry-After, capped."""
+    delay = min(settings.OUTBOX_RETRY_MAX_DELAY_SECONDS, settings.OUTBOX_RETRY_BASE_SECONDS * 2**tries)
+    countdown = delay / 2 + random.uniform(0, delay / 2)
+    if retry_after is not None:
+        countdown = max(countdown, retry_after)
+    return min(countdown, settings.OUTBOX_RETRY_MAX_DELAY_SECONDS)
+
+
+def next_retry_countdown(*, tries: int, started: datetime, retry_after: float | None) -> float | None:
+    """Seconds before the next try of a call that failed `tries + 1` times, or None when the budget (tries or
+    time since `started`) is spent."""
+    countdown = retry_countdown(tries, retry_after)
+    elapsed = (timezone.now() - started).total_seconds()
+    if tries + 1 >= settings.OUTBOX_SEND_MAX_TRIES:
+        return None
+    if elapsed + countdown > settings.OUTBOX_SEND_BUDGET_SECONDS:
+        return None
+    return countdown
+
+
+# --- Reports that overtake their message --------------------------------------------------------------------
+
+
+def park_reports(reports: list[StatusReport]) -> None:
+    """Keep reports for messages we do not have yet, each (message, status) once."""
+    if not reports:
+        return
+    now = timezone.now()
+    rows = [
+        ParkedReport(
+            channel=report.channel,
+            provider_message_id=report.provider_message_id,
+            status=report.status,
+            at=report.at,
+            provider_status=report.provider_status,
+            error=report.error,
+            received_at=now,
+        )
+        for report in reports
+    ]
+    ParkedReport.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def apply_parked_reports(*, channel: str | None = None, provider_message_ids: list[str] | None = None) -> int:
+    """Apply parked reports whose message now exists (called when a message gets its id, and periodically)."""
+    from inbox.services.statuses import StatusOutcome, message_status_apply
+
+    pending = ParkedReport.objects.filter(applied_at__isnull=True)
+    if channel is not None:
+        pending = pending.filter(channel=channel)
+    if provider_message_ids is not None:
+        pending = pending.filter(provider_message_id__in=provider_message_ids)
+    parked = list(pending.order_by("received_at", "id")[:SWEEP_BATCH])
+    if not parked:
+        return 0
+    reports = [
+        StatusReport(
+            channel=row.channel,
+            provider_message_id=row.provider_message_id,
+            status=row.status,
+            at=row.at,
+            provider_status=row.provider_status,
+            error=row.error,
+        )
+        for row in parked
+    ]
+    with transaction.atomic():
+        outcomes = [message_status_apply(report=report) for report in reports]
+        done = [row.pk for row, outcome in zip(parked, outcomes, strict=True) if outcome != StatusOutcome.UNKNOWN]
+        ParkedReport.objects.filter(pk__in=done).update(applied_at=timezone.now())
+    return len(done)

@@ -1,0 +1,100 @@
+"""Provider backends: what the contact center asks of a provider, and which one serves a conversation.
+
+A provider (Infobip's TikTok API, TikTok's own API, a test double) is a `Backend` registered under a
+unique name by its app's `AppConfig.ready`. A conversation belongs to a connection — the sender or account
+the user wrote to — and `Conversation.provider` names that connection's backend, so two providers of the
+same channel serve inboxes side by side. The core owns everything around a send (the outbox in
+`inbox/outbox.py`: order, leases, retries, the sweeper, parked reports); a backend only builds one request,
+sends it, and classifies the answer as accepted / retry later / permanent.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from inbox.models import Conversation, Conversion, Message
+
+logger = logging.getLogger(__name__)
+
+# The outcome of one call to a provider. UNAVAILABLE: the conversation's connection is gone or switched off
+# (nothing was called); a send or conversion fails with the reason, a typing/read event is just skipped.
+ACCEPTED, RETRYABLE, PERMANENT, UNAVAILABLE = "accepted", "retryable", "permanent", "unavailable"
+
+# What an agent's activity tells the user, best effort (kinds of `Backend.send_event`).
+EVENT_TYPING = "typing"
+EVENT_READ = "read"
+EVENT_KINDS = (EVENT_TYPING, EVENT_READ)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: str  # ACCEPTED, RETRYABLE, PERMANENT or UNAVAILABLE
+    provider_message_id: str = ""  # the provider's id of the message (ours, echoed back, for Infobip)
+    status: dict = field(default_factory=dict)  # the provider's per-message status object, kept on the row
+    duplicate: bool = False  # the provider refused our id as already used: an earlier try got through
+    error: dict = field(default_factory=dict)  # name, description, permanent, and what the provider adds
+    retry_after: float | None = None  # seconds the provider asked us to wait (429 Retry-After)
+    body: dict = field(default_factory=dict)  # the JSON answer of a call without per-message statuses
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do; the core refuses what it cannot (422/409 with the reason) before queueing."""
+
+    content_types: tuple[str, ...] = (Message.Type.TEXT,)  # Message.Type values it can send
+    quoting: bool = False  # a text reply may quote a message of the user's
+    user_initiated: bool = True  # the user writes first; replies live in REPLY_WINDOW_HOURS with the quota
+    typing_events: bool = False
+    read_receipts: bool = False
+    conversions: bool = False  # Direct Messaging Ads conversions
+    delivery_reports: bool = True  # False: only read receipts move a sent message on
+    max_text_chars: int = 6000
+
+
+class Backend:
+    """One provider. Subclasses set `name`, `channel` and `capabilities` and implement the calls they declare.
+
+    Every method is called from a Celery task of the core, outside any transaction, and must not raise for
+    HTTP or network trouble: it classifies it into a SendResult (RETRYABLE when a later try may work).
+    """
+
+    name: str = ""
+    channel: str = ""
+    capabilities: Capabilities = Capabilities()
+
+    def send(self, message: Message, *, validity_seconds: int) -> SendResult:
+        """Send the message's current attempt (its `provider_message_id` is ours and must be sent along when
+        the provider can take it, so a repeated try is refused as a duplicate)."""
+        raise NotImplementedError
+
+    def send_event(self, conversation: Conversation, kind: str) -> SendResult:
+        """A typing indicator or read receipt (EVENT_KINDS)."""
+        return SendResult(PERMANENT, error={"name": "UNSUPPORTED", "description": f"{self.name} sends no events"})
+
+    def report_conversion(self, conversion: Conversion) -> SendResult:
+        return SendResult(
+            PERMANENT, error={"name": "UNSUPPORTED", "description": f"{self.name} reports no conversions"}
+        )
+
+
+_backends: dict[str, Backend] = {}
+
+
+def register(backend: Backend) -> None:
+    if not backend.name or not backend.channel:
+        raise ValueError("a backend needs a name and a channel")
+    _backends[backend.name] = backend
+
+
+def unregister(name: str) -> None:
+    _backends.pop(name, None)
+
+
+def get(name: str) -> Backend | None:
+    return _backends.get(name) if name else None
+
+
+def for_conversation(conversation: Conversation) -> Backend | None:
+    """The backend of the connection this conversation belongs to, or None (no such provider installed)."""
+    return get(conversation.provider)

@@ -1,0 +1,72 @@
+"""Infobip's TikTok API as an `inbox.providers.Backend`: the one provider-specific step of each send."""
+
+from __future__ import annotations
+
+from inbox import providers
+from inbox.models import Conversation, Conversion, Message
+from tiktok_channel import client
+from tiktok_channel.models import CHANNEL, PROVIDER, TikTokSender
+
+
+def active_sender(business_account_id: str) -> TikTokSender | None:
+    """The active sender (with its active account) that owns a business account id, or None."""
+    sender = TikTokSender.objects.select_related("account").filter(business_account_id=business_account_id).first()
+    if sender is None or not sender.active or not sender.account.active:
+        return None
+    return sender
+
+
+def _sender_unavailable(business_account_id: str) -> providers.SendResult:
+    return providers.SendResult(
+        providers.UNAVAILABLE,
+        error={
+            "name": "SENDER_UNAVAILABLE",
+            "description": f"no active TikTok sender {business_account_id}",
+            "permanent": True,
+        },
+    )
+
+
+class InfobipBackend(providers.Backend):
+    """TikTok business accounts (senders) reached through an Infobip account; the conversation's contact's
+    `endpoint_id` is the sender's business account id."""
+
+    name = PROVIDER
+    channel = CHANNEL
+    capabilities = providers.Capabilities(
+        content_types=(Message.Type.TEXT, Message.Type.IMAGE, Message.Type.SHARE_POST),
+        quoting=True,
+        user_initiated=True,
+        typing_events=True,
+        read_receipts=True,
+        conversions=True,
+        delivery_reports=True,
+    )
+
+    def send(self, message: Message, *, validity_seconds: int) -> providers.SendResult:
+        endpoint_id = message.conversation.contact.endpoint_id
+        sender = active_sender(endpoint_id)
+        if sender is None:
+            return _sender_unavailable(endpoint_id)
+        body = client.message_request(
+            message,
+            account=sender.account,
+            business_account_id=sender.business_account_id,
+            validity=min(validity_seconds, client.MAX_VALIDITY_SECONDS),
+        )
+        return client.send_messages(sender.account, body)
+
+    def send_event(self, conversation: Conversation, kind: str) -> providers.SendResult:
+        sender = active_sender(conversation.contact.endpoint_id)
+        if sender is None:
+            return _sender_unavailable(conversation.contact.endpoint_id)
+        body = client.event_request(conversation, business_account_id=sender.business_account_id, kind=kind)
+        return client.send_events(sender.account, body)
+
+    def report_conversion(self, conversion: Conversion) -> providers.SendResult:
+        endpoint_id = conversion.conversation.contact.endpoint_id
+        sender = active_sender(endpoint_id)
+        if sender is None:
+            return _sender_unavailable(endpoint_id)
+        body = client.conversion_request(conversion, business_account_id=sender.business_account_id)
+        return client.send_conversions(sender.account, body)
