@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
+from inbox.db import update_rows
 from inbox.events import InboundMessage, StatusReport
-from inbox.intake import message_statuses_apply, messages_receive, update_rows
 from inbox.models import Message
 from inbox.outbox import apply_parked_reports, park_reports
-from inbox.services import StatusOutcome, message_receive, message_status_apply
+from inbox.services import StatusOutcome, message_statuses_apply, messages_receive
 from tiktok_channel.models import CHANNEL, PROVIDER, InfobipAccount, TikTokSender, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -315,44 +315,27 @@ class Outcome:
     counts: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
-    def add(self, key: str) -> None:
-        self.counts[key] = self.counts.get(key, 0) + 1
+    def add(self, key: str, count: int = 1) -> None:
+        self.counts[key] = self.counts.get(key, 0) + count
 
 
 def process_results(account: InfobipAccount, results: list[dict]) -> Outcome:
-    """Apply each result; one result's failure is recorded and does not stop the others."""
+    """Apply each result as a batch of one; one result's failure is recorded and does not stop the others."""
     outcome = Outcome()
     for index, item in enumerate(results):
         try:
             with transaction.atomic():
-                outcome.add(_process_one(account, item))
+                [one] = apply_results([(account.pk, [item])])
         except (OperationalError, InterfaceError):
             raise  # the database itself is in trouble: fail the request so Infobip retries it
         except Exception as exc:  # noqa: BLE001 - kept in the ledger with the error, replayable
             logger.exception("webhook result %d for account %s failed", index, account.pk)
             outcome.add("error")
             outcome.errors.append(f"results[{index}]: {type(exc).__name__}: {exc}")
+            continue
+        for key, count in one.counts.items():
+            outcome.add(key, count)
     return outcome
-
-
-def _process_one(account: InfobipAccount, item: dict) -> str:
-    kind = classify(item)
-    if kind == INBOUND:
-        inbox_id = inbox_for_sender(account.pk, item["to"])
-        if inbox_id is None:
-            return "ignored_unknown_sender"
-        _, created = message_receive(inbox_id=inbox_id, event=inbound_event(item))
-        return "inbound" if created else "duplicate"
-    if kind in (DELIVERY, SEEN):
-        report = status_report(item)
-        if report is None:
-            return "ignored_report"
-        result = message_status_apply(report=report)
-        if result == StatusOutcome.UNKNOWN:
-            _keep_unmatched(account, report, item)
-            return "unmatched_report"
-        return f"{kind}_{result}"
-    return UNRECOGNIZED
 
 
 def _keep_unmatched(account: InfobipAccount, report: StatusReport, item: dict) -> None:
@@ -368,7 +351,7 @@ def apply_unmatched_reports(*, provider_message_ids: list[str] | None = None) ->
 def process_ledger(events: list[WebhookEvent], *, results: list[list[dict]] | None = None) -> None:
     """Apply stored webhook requests in bulk and record each one's verdict; the caller holds the transaction.
 
-    All results of all the requests go through `inbox.intake` in a fixed number of statements. If that
+    All results of all the requests are applied together (`apply_results`), in a fixed number of statements. If that
     fails for any reason but the database's own trouble, the batch is rolled back to a savepoint and each
     request is processed result by result instead (`process_results`), so one bad result is recorded
     against its request and does not hold back the others. `results`: the parsed bodies, when the
@@ -382,7 +365,7 @@ def process_ledger(events: list[WebhookEvent], *, results: list[list[dict]] | No
             event.verdict, event.error, event.summary = WebhookEvent.Verdict.REJECTED, str(exc), {}
     try:
         with transaction.atomic():
-            outcomes = _process_bulk(parsed)
+            outcomes = apply_results([(event.account_id, results) for event, results in parsed])
     except (OperationalError, InterfaceError):
         raise
     except Exception:  # noqa: BLE001 - retried result by result, where each failure is recorded
@@ -399,17 +382,20 @@ def process_ledger(events: list[WebhookEvent], *, results: list[list[dict]] | No
     update_rows(WebhookEvent, ["result_count", "verdict", "summary", "error"], events)
 
 
-def _process_bulk(parsed: list[tuple[WebhookEvent, list[dict]]]) -> list[Outcome]:
-    outcomes = [Outcome() for _ in parsed]
+def apply_results(requests: list[tuple[int, list[dict]]]) -> list[Outcome]:
+    """Apply the results of webhook requests, given as (account id, results), all together: the one path for
+    a batch of requests and for a single result. Returns each request's outcome; the caller holds the
+    transaction."""
+    outcomes = [Outcome() for _ in requests]
     inbound: list[tuple[int, InboundMessage]] = []
     inbound_of: list[int] = []  # the request of each inbound item
     reports: list[StatusReport] = []
     report_of: list[tuple[int, dict]] = []  # (request, raw item) of each report
-    for position, (event, results) in enumerate(parsed):
+    for position, (account_id, results) in enumerate(requests):
         for item in results:
             kind = classify(item)
             if kind == INBOUND:
-                inbox_id = inbox_for_sender(event.account_id, item["to"])
+                inbox_id = inbox_for_sender(account_id, item["to"])
                 if inbox_id is None:
                     outcomes[position].add("ignored_unknown_sender")
                     continue
@@ -424,7 +410,7 @@ def _process_bulk(parsed: list[tuple[WebhookEvent, list[dict]]]) -> list[Outcome
                 report_of.append((position, item))
             else:
                 outcomes[position].add(UNRECOGNIZED)
-    for position, created in zip(inbound_of, messages_receive(inbound), strict=True):
+    for position, (_, created) in zip(inbound_of, messages_receive(inbound), strict=True):
         outcomes[position].add("inbound" if created else "duplicate")
     unmatched: list[StatusReport] = []
     for (position, item), report, result in zip(report_of, reports, message_statuses_apply(reports), strict=True):

@@ -21,7 +21,7 @@ from inbox.services.conversations import (
     typing_throttle_key,
 )
 from inbox.services.conversions import conversion_report, conversion_result_record
-from inbox.services.inbound import conversation_take_inbound, inbound_message, message_receive
+from inbox.services.inbound import conversation_take_inbound, inbound_message, message_receive, messages_receive
 from inbox.services.replies import (
     CALLBACK_DATA_MAX_CHARS,
     MEDIA_URL_MAX_CHARS,
@@ -31,7 +31,7 @@ from inbox.services.replies import (
     message_retry,
     reply_queue,
 )
-from inbox.services.statuses import message_send_failed, message_status_apply
+from inbox.services.statuses import message_send_failed, message_status_apply, message_statuses_apply
 
 __all__ = [
     "CALLBACK_DATA_MAX_CHARS",
@@ -57,7 +57,9 @@ __all__ = [
     "message_retry",
     "message_send_failed",
     "message_status_apply",
+    "message_statuses_apply",
     "message_version",
+    "messages_receive",
     "new_provider_message_id",
     "reply_queue",
     "typing_throttle_key",

@@ -1,13 +1,20 @@
-"""Delivery status of outbound messages: the forward-only ladder, in one place."""
+"""Delivery status of outbound messages: the forward-only ladder, in one place.
+
+`message_statuses_apply` is the implementation, for a webhook's batch as for one report
+(`message_status_apply` is a batch of one), in a fixed number of statements per batch.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from inbox import live
+from inbox.db import update_rows
 from inbox.events import StatusReport
 from inbox.live import publish_on_commit
 from inbox.models import AuditLog, Message
@@ -20,57 +27,125 @@ from inbox.services.common import (
 logger = logging.getLogger(__name__)
 
 
-def message_status_apply(*, report: StatusReport) -> str:
-    """Move an outbound message's delivery status forward; never backward (see STATUS_RANK).
+AT_FIELDS = {status: f"{status}_at" for status in STATUS_RANK if status != Message.Status.QUEUED}
+# The fields a report may change, written together for every message a batch moves.
+STATUS_FIELDS = ["status", "provider_status", "error", *AT_FIELDS.values()]
 
-    Locks the row, and guards the UPDATE itself with the allowed previous statuses, so two reports
-    applied concurrently cannot move a status down. A report for a status already passed still
-    records when that state was reached (except failure, which a delivered message never had).
+
+def moves_up(current: str, new: str) -> bool:
+    """The ladder's rule, for the Python side (outcomes, audits) of what `_ladder_guard` enforces in SQL."""
+    return STATUS_RANK[new] > STATUS_RANK[current]
+
+
+def _ladder_guard() -> str:
+    """SQL: the row's current status is below the rank given as the parameter (the status it moves to).
+
+    Part of the UPDATE's WHERE, so no write can move a status down, whatever a concurrent writer did.
     """
-    new = report.status
-    lower = [status for status, rank in STATUS_RANK.items() if rank < STATUS_RANK[new]]
-    at_field = f"{new}_at"
+    column = connection.ops.quote_name("status")
+    ranks = " ".join(f"WHEN '{status}' THEN {rank}" for status, rank in STATUS_RANK.items())
+    return f"CASE {column} {ranks} END < %s"
+
+
+def message_statuses_apply(reports: list[StatusReport]) -> list[str]:
+    """Move outbound messages' delivery status forward, never backward (see STATUS_RANK); returns per report
+    a `StatusOutcome` (applied, stale: already there or further, unknown: no such message yet).
+
+    Reports are applied in order. The messages' rows are locked (not their conversations': services that
+    lock both take the conversation first, so locking it here in the other order could deadlock), and the
+    UPDATE itself is guarded by the ladder. A report for a status already passed still records when that
+    state was reached (except failure, which a delivered message never had). Each move is audited and
+    published once the transaction commits.
+    """
+    if not reports:
+        return []
     with transaction.atomic(savepoint=False):
-        messages = Message.objects.filter(
-            channel=report.channel, provider_message_id=report.provider_message_id, direction=Message.Direction.OUT
+        return _apply(reports)
+
+
+def message_status_apply(*, report: StatusReport) -> str:
+    """Apply one status report: a batch of one (`message_statuses_apply`). Returns a `StatusOutcome`."""
+    [outcome] = message_statuses_apply([report])
+    return outcome
+
+
+def _apply(reports: list[StatusReport]) -> list[str]:
+    by_channel: dict[str, set[str]] = defaultdict(set)
+    for report in reports:
+        by_channel[report.channel].add(report.provider_message_id)
+    rows: dict[tuple[str, str], Message] = {}
+    for channel, ids in by_channel.items():
+        locked = (
+            Message.objects.select_for_update(of=("self",))
+            .filter(channel=channel, provider_message_id__in=ids, direction=Message.Direction.OUT)
+            .annotate(inbox_id=F("conversation__inbox_id"))
+            .only("pk", "provider_message_id", "conversation_id", "attempt", *STATUS_FIELDS)
+            .order_by("pk")
         )
-        # of=("self",): lock the message row only, never the joined conversation (services that lock
-        # both take the conversation first; locking it here in the other order could deadlock).
-        row = (
-            messages.select_for_update(of=("self",))
-            .values("id", "status", "attempt", "conversation_id", "conversation__inbox_id")
-            .first()
-        )
-        if row is None:
-            return StatusOutcome.UNKNOWN
-        fields = {"status": new, at_field: report.at}
+        rows.update({(channel, m.provider_message_id): m for m in locked})
+
+    outcomes: list[str] = []
+    moved: dict[int, Message] = {}
+    filled: dict[int, Message] = {}  # times of passed states recorded, status unchanged
+    filled_fields: set[str] = set()
+    audits: list[AuditLog] = []
+    for report in reports:
+        message = rows.get((report.channel, report.provider_message_id))
+        if message is None:
+            outcomes.append(StatusOutcome.UNKNOWN)
+            continue
+        new, at_field = report.status, AT_FIELDS[report.status]
+        if not moves_up(message.status, new):
+            if new != Message.Status.FAILED and getattr(message, at_field) is None:
+                setattr(message, at_field, report.at)
+                filled[message.pk] = message
+                filled_fields.add(at_field)
+            outcomes.append(StatusOutcome.STALE)
+            continue
+        before = message.status
+        message.status = new
+        setattr(message, at_field, report.at)
         if report.provider_status:
-            fields["provider_status"] = report.provider_status
+            message.provider_status = report.provider_status
         if new == Message.Status.FAILED:
-            fields["error"] = report.error
-        if not Message.objects.filter(pk=row["id"], status__in=lower).update(**fields):
-            if new != Message.Status.FAILED:
-                Message.objects.filter(pk=row["id"], **{f"{at_field}__isnull": True}).update(**{at_field: report.at})
-            return StatusOutcome.STALE
-        AuditLog.objects.create(
-            actor_kind=AuditLog.ActorKind.PROVIDER,
-            action="message.status",
-            conversation_id=row["conversation_id"],
-            message_id=row["id"],
-            before={"status": row["status"]},
-            after={"status": new, **({"error": report.error} if report.error else {})},
+            message.error = report.error
+        moved[message.pk] = message
+        audits.append(
+            AuditLog(
+                actor_kind=AuditLog.ActorKind.PROVIDER,
+                action="message.status",
+                conversation_id=message.conversation_id,
+                message_id=message.pk,
+                before={"status": before},
+                after={"status": new, **({"error": report.error} if report.error else {})},
+            )
         )
         publish_on_commit(
-            inbox_id=row["conversation__inbox_id"],
+            inbox_id=message.inbox_id,
             event=live.message_status(
-                conversation_id=row["conversation_id"],
-                message_id=row["id"],
+                conversation_id=message.conversation_id,
+                message_id=message.pk,
                 status=new,
                 at=report.at,
-                version=message_version(row["attempt"], new),
+                version=message_version(message.attempt, new),
             ),
         )
-    return StatusOutcome.APPLIED
+        outcomes.append(StatusOutcome.APPLIED)
+    if moved:
+        # Each moved message once, with everything this batch did to it, guarded by the ladder.
+        update_rows(
+            Message,
+            STATUS_FIELDS,
+            sorted(moved.values(), key=lambda m: m.pk),
+            where=_ladder_guard(),
+            params=[lambda m: STATUS_RANK[m.status]],
+        )
+    unmoved = [message for pk, message in sorted(filled.items()) if pk not in moved]
+    if unmoved:
+        update_rows(Message, sorted(filled_fields), unmoved)
+    if audits:
+        AuditLog.objects.bulk_create(audits)
+    return outcomes
 
 
 def message_send_failed(*, channel: str, provider_message_id: str, error: dict) -> str:

@@ -147,7 +147,7 @@ async def test_a_batch_of_messages_arrives_as_one_frame_each_in_order(django_use
     """A webhook batch publishes hundreds of events at once; they leave grouped but reach the agent one by one."""
     from django.db import transaction
 
-    from inbox.intake import messages_receive
+    from inbox.services import messages_receive
 
     inbox = await Inbox.objects.acreate(name="Support")
     member = await django_user_model.objects.acreate(username="member")
@@ -156,7 +156,7 @@ async def test_a_batch_of_messages_arrives_as_one_frame_each_in_order(django_use
 
     def receive_batch():
         with transaction.atomic():
-            return messages_receive([(inbox.pk, inbound(n)) for n in range(60)])
+            return [created for _, created in messages_receive([(inbox.pk, inbound(n)) for n in range(60)])]
 
     assert await sync_to_async(receive_batch)() == [True] * 60
     frames = [await ws.receive_json_from(timeout=5) for _ in range(61)]

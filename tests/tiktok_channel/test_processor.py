@@ -1,6 +1,7 @@
 """Deferred webhook processing: the webhook stores and answers, the processor applies pending requests in batches.
 
-The batch path (`inbox.intake`) must leave exactly the state the single-event services leave; the
+A batch of many requests must leave exactly the state the same results applied one by one leave (each a batch of
+one: the single-event services are one-item calls of the batch functions); the
 equivalence test below plays one mixed stream both ways and compares everything an agent or Infobip could see.
 """
 
@@ -322,3 +323,58 @@ def test_a_batch_stops_at_about_max_results_and_leaves_the_rest_pending(client, 
     post(client, account, body(9, 20))
     assert processor.drain_once(10, max_results=6) == 1  # a request larger than the cap still goes, alone
     assert Message.objects.count() == 32
+
+
+# --- a batch costs a fixed number of statements ------------------------------------------------------------------
+
+
+def _statements(account_id: int, results: list[dict]) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tiktok_channel.ingest import apply_results
+
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        apply_results([(account_id, results)])
+    return len(queries)
+
+
+def test_one_result_and_thirty_cost_the_same_statements(account):
+    # Thirty: SQLite's bulk INSERT splits at 999 parameters (about 40 messages), PostgreSQL's does not.
+    from tiktok_channel.ingest import inbox_for_sender
+
+    inbox_for_sender(account.pk, "biz-1")  # the sender lookup is cached per process: out of the count
+
+    def inbound(prefix: str, n: int) -> dict:
+        return p.inbound_result(
+            user_id=f"{prefix}-user-{n}", business_id="biz-1", content=p.text_content("hi"), message_id=f"{prefix}-{n}"
+        )
+
+    def seen(prefix: str, n: int) -> dict:
+        return p.seen_report(
+            message_id=f"{prefix}-{n}", business_id="biz-1", user_id=f"{prefix}-user-{n}", sent_at=p.infobip_time()
+        )
+
+    def outbound(prefix: str, count: int) -> None:  # replies to report on, one per conversation
+        for n in range(count):
+            conversation = Message.objects.get(provider_message_id=f"{prefix}-{n}").conversation
+            Message.objects.create(
+                conversation=conversation,
+                direction="out",
+                type="text",
+                text="re",
+                channel="tiktok",
+                provider_message_id=f"{prefix}-out-{n}",
+                status="accepted",
+                sent_at=timezone.now(),
+            )
+
+    one = _statements(account.pk, [inbound("a", 0)])
+    thirty = _statements(account.pk, [inbound("b", n) for n in range(30)])
+    assert one == thirty
+    outbound("a", 1)
+    outbound("b", 30)
+    one = _statements(account.pk, [seen("a-out", 0)])
+    thirty = _statements(account.pk, [seen("b-out", n) for n in range(30)])
+    assert one == thirty
+    assert Message.objects.filter(status="seen").count() == 31

@@ -198,3 +198,16 @@ def test_all_orders_of_four_reports_enumerated(client, account, outbound):
             post(client, account, with_message_id(fixture(REPORTS[status]), f"perm-{number}"))
         message.refresh_from_db()
         assert message.status == "seen", order
+
+
+def test_the_ladder_is_enforced_by_the_update_itself(outbound, monkeypatch):
+    """Even when the Python side would move a status down (as a writer racing past the row lock might),
+    the UPDATE's WHERE refuses it."""
+    from inbox.events import StatusReport
+    from inbox.services import message_status_apply, statuses
+
+    message = outbound(status="seen")
+    monkeypatch.setattr(statuses, "moves_up", lambda current, new: True)
+    message_status_apply(report=StatusReport(channel="tiktok", provider_message_id="out-1", status="delivered", at=T))
+    message.refresh_from_db()
+    assert message.status == "seen"
