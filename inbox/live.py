@@ -18,6 +18,8 @@ from datetime import datetime
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from inbox import domain_events
+
 logger = logging.getLogger(__name__)
 
 
@@ -128,3 +130,91 @@ def publish_on_commit(*, inbox_id: int, event: dict) -> None:
     """Send `event` to the inbox's watchers once the current transaction commits."""
     group = inbox_group(inbox_id)
     transaction.on_commit(lambda: send_now(group, event))
+
+
+# --- The live layer as a subscriber of the domain events -----------------------------------------------------
+
+
+def events_for(event: domain_events.DomainEvent) -> list[dict]:
+    """The live events (what agents' browsers receive) of one domain event; shapes as the browser expects."""
+    from inbox.services.common import message_version
+    from inbox.services.conversions import CONVERSION_RANK
+
+    match event:
+        case domain_events.ConversationCreated():
+            return [conversation_created(event.conversation_id)]
+        case domain_events.MessageReceived():
+            return [
+                message_created(
+                    conversation_id=event.conversation_id,
+                    message_id=event.message_id,
+                    direction="in",
+                    version=event.conversation_version,
+                )
+            ]
+        case domain_events.MessageQueued():
+            return [
+                message_created(
+                    conversation_id=event.conversation_id,
+                    message_id=event.message_id,
+                    direction="out",
+                    status="queued",
+                    version=event.conversation_version,
+                )
+            ]
+        case domain_events.MessageRetried():
+            return [
+                {
+                    "type": "message.retried",
+                    "conversation_id": event.conversation_id,
+                    "message_id": event.message_id,
+                    "attempt": event.attempt,
+                    "status": "queued",
+                    "version": message_version(event.attempt, "queued"),
+                }
+            ]
+        case domain_events.MessageStatusChanged():
+            return [
+                message_status(
+                    conversation_id=event.conversation_id,
+                    message_id=event.message_id,
+                    status=event.status,
+                    at=event.at,
+                    version=message_version(event.attempt, event.status),
+                )
+            ]
+        case domain_events.ConversationResolved():
+            return []  # its ConversationStatusChanged carries the same state
+        case domain_events.ConversationChanged():
+            return [
+                {
+                    "type": "conversation.updated",
+                    "conversation_id": event.conversation_id,
+                    "status": event.status,
+                    "priority": event.priority,
+                    "assignee_id": event.assignee_id,
+                    "version": event.version,
+                }
+            ]
+        case domain_events.ConversionUpdated():
+            return [
+                {
+                    "type": "conversion.updated",
+                    "conversation_id": event.conversation_id,
+                    "conversion_id": event.conversion_id,
+                    "status": event.status,
+                    "version": CONVERSION_RANK[event.status],
+                }
+            ]
+    return []
+
+
+def on_domain_events(events: list[domain_events.DomainEvent]) -> None:
+    """Subscriber (inbox/apps.py): hand each domain event's live events to this process's publisher, in order.
+
+    Two agent-visible changes of one conversation in one transaction (e.g. assign and resolve) publish one
+    `conversation.updated` each, as before."""
+    for event in events:
+        group = inbox_group(event.inbox_id)
+        for live_event in events_for(event):
+            send_now(group, live_event)

@@ -179,7 +179,7 @@ def park_reports(reports: list[StatusReport]) -> None:
 
 def apply_parked_reports(*, channel: str | None = None, provider_message_ids: list[str] | None = None) -> int:
     """Apply parked reports whose message now exists (called when a message gets its id, and periodically)."""
-    from inbox.services.statuses import StatusOutcome, message_status_apply
+    from inbox.services.statuses import StatusOutcome, message_statuses_apply
 
     pending = ParkedReport.objects.filter(applied_at__isnull=True)
     if channel is not None:
@@ -201,7 +201,7 @@ def apply_parked_reports(*, channel: str | None = None, provider_message_ids: li
         for row in parked
     ]
     with transaction.atomic():
-        outcomes = [message_status_apply(report=report) for report in reports]
+        outcomes = message_statuses_apply(reports)
         done = [row.pk for row, outcome in zip(parked, outcomes, strict=True) if outcome != StatusOutcome.UNKNOWN]
         ParkedReport.objects.filter(pk__in=done).update(applied_at=timezone.now())
     return len(done)

@@ -16,6 +16,31 @@ def _fresh_lookup_caches():
     clear_lookup_caches()
 
 
+@pytest.fixture(autouse=True)
+def _domain_events_match_their_schemas(monkeypatch):
+    """Every domain event any service emits in any test is checked against its schema (as Zulip's
+    event_schema). Collected events are available to tests through the `domain_events` fixture."""
+    from inbox import domain_events
+
+    emitted: list = []
+    original = domain_events.emit
+
+    def checked(*events):
+        for event in events:
+            domain_events.check(event)
+        emitted.extend(events)
+        original(*events)
+
+    monkeypatch.setattr(domain_events, "emit", checked)
+    return emitted
+
+
+@pytest.fixture
+def domain_events(_domain_events_match_their_schemas) -> list:
+    """The domain events emitted so far in this test (each already checked against its schema)."""
+    return _domain_events_match_their_schemas
+
+
 @pytest.fixture
 def inbox(db) -> Inbox:
     return Inbox.objects.create(name="Support")

@@ -9,9 +9,8 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from inbox import outbox, providers
+from inbox import domain_events, outbox, providers
 from inbox.errors import ApplicationError
-from inbox.live import publish_on_commit
 from inbox.models import AuditLog, Conversation
 from inbox.services.common import (
     audit_value,
@@ -24,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 
 def _conversation_change(*, conversation_id: int, actor, action: str, changes: dict) -> Conversation:
-    """Apply `changes` to a locked conversation, audit before/after, publish `conversation.updated`."""
+    """Apply `changes` to a locked conversation, audit before/after, emit what changed (domain events)."""
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
         before = {field: audit_value(getattr(conversation, field)) for field in changes}
@@ -42,18 +41,30 @@ def _conversation_change(*, conversation_id: int, actor, action: str, changes: d
             before=before,
             after={field: audit_value(value) for field, value in changes.items()},
         )
-        publish_on_commit(
-            inbox_id=conversation.inbox_id,
-            event={
-                "type": "conversation.updated",
-                "conversation_id": conversation.pk,
-                "status": conversation.status,
-                "priority": conversation.priority,
-                "assignee_id": conversation.assignee_id,
-                "version": conversation.version,
-            },
-        )
+        domain_events.emit(*_changed_events(conversation, actor, before))
     return conversation
+
+
+def _changed_events(conversation: Conversation, actor, before: dict) -> list[domain_events.ConversationChanged]:
+    state = {
+        "inbox_id": conversation.inbox_id,
+        "conversation_id": conversation.pk,
+        "status": conversation.status,
+        "priority": conversation.priority,
+        "assignee_id": conversation.assignee_id,
+        "version": conversation.version,
+        "actor_id": getattr(actor, "pk", None),
+    }
+    events: list[domain_events.ConversationChanged] = []
+    if "assignee" in before:
+        events.append(domain_events.ConversationAssigned(**state, previous_assignee_id=before["assignee"]))
+    if "status" in before:
+        events.append(domain_events.ConversationStatusChanged(**state, previous_status=before["status"]))
+        if conversation.status == Conversation.Status.RESOLVED:
+            events.append(domain_events.ConversationResolved(**state))
+    if "priority" in before:
+        events.append(domain_events.ConversationPriorityChanged(**state, previous_priority=before["priority"]))
+    return events
 
 
 def conversation_assign(*, conversation_id: int, assignee, actor) -> Conversation:

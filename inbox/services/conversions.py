@@ -10,9 +10,8 @@ from functools import partial
 from django.db import transaction
 from django.utils import timezone
 
-from inbox import outbox, providers
+from inbox import domain_events, outbox, providers
 from inbox.errors import ApplicationError
-from inbox.live import publish_on_commit
 from inbox.models import AuditLog, Conversation, Conversion
 from inbox.services.common import (
     invalid_input,
@@ -51,15 +50,13 @@ def _conversion_input_check(*, event: str, value: Decimal | None, currency: str,
 
 
 def _conversion_published(conversion: Conversion, inbox_id: int) -> None:
-    publish_on_commit(
-        inbox_id=inbox_id,
-        event={
-            "type": "conversion.updated",
-            "conversation_id": conversion.conversation_id,
-            "conversion_id": conversion.pk,
-            "status": conversion.status,
-            "version": CONVERSION_RANK[conversion.status],
-        },
+    domain_events.emit(
+        domain_events.ConversionUpdated(
+            inbox_id=inbox_id,
+            conversation_id=conversion.conversation_id,
+            conversion_id=conversion.pk,
+            status=conversion.status,
+        )
     )
 
 

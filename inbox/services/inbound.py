@@ -18,10 +18,9 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
-from inbox import live
+from inbox import domain_events
 from inbox.db import update_rows
 from inbox.events import InboundMessage
-from inbox.live import publish_on_commit
 from inbox.models import AuditLog, Contact, Conversation, Message
 
 logger = logging.getLogger(__name__)
@@ -210,9 +209,11 @@ def _receive(items: list[tuple[int, InboundMessage]]) -> list[tuple[Message, boo
     touched: dict[int, Conversation] = {}
     last_seen: dict[int, datetime] = {}
     audits: list[AuditLog] = []
+    announced: list[domain_events.DomainEvent] = []
     for conversation, event, message in new:
         touched[conversation.pk] = conversation
-        if "status" in conversation_take_inbound(conversation, event):  # reopened
+        reopened = "status" in conversation_take_inbound(conversation, event)
+        if reopened:
             audits.append(
                 AuditLog(
                     actor_kind=AuditLog.ActorKind.PROVIDER,
@@ -227,15 +228,24 @@ def _receive(items: list[tuple[int, InboundMessage]]) -> list[tuple[Message, boo
         conversation.updated_at = now
         if conversation.pk in to_announce:
             to_announce.discard(conversation.pk)
-            publish_on_commit(inbox_id=conversation.inbox_id, event=live.conversation_created(conversation.pk))
-        publish_on_commit(
-            inbox_id=conversation.inbox_id,
-            event=live.message_created(
+            announced.append(
+                domain_events.ConversationCreated(
+                    inbox_id=conversation.inbox_id,
+                    conversation_id=conversation.pk,
+                    contact_id=conversation.contact_id,
+                    provider=conversation.provider,
+                )
+            )
+        announced.append(
+            domain_events.MessageReceived(
+                inbox_id=conversation.inbox_id,
                 conversation_id=conversation.pk,
                 message_id=message.pk,
-                direction=message.direction,
-                version=conversation.version,
-            ),
+                message_type=message.type,
+                sent_at=message.sent_at,
+                conversation_version=conversation.version,
+                reopened=reopened,
+            )
         )
         contact_id = conversation.contact_id
         last_seen[contact_id] = max(last_seen.get(contact_id, event.sent_at), event.sent_at)
@@ -264,4 +274,5 @@ def _receive(items: list[tuple[int, InboundMessage]]) -> list[tuple[Message, boo
         )
     if audits:
         AuditLog.objects.bulk_create(audits)
+    domain_events.emit(*announced)
     return received

@@ -11,16 +11,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from inbox import live, outbox, providers
+from inbox import domain_events, outbox, providers
 from inbox.errors import ApplicationError
-from inbox.live import publish_on_commit
 from inbox.models import AuditLog, Conversation, Message
 from inbox.selectors import quota_replies
 from inbox.services.common import (
     conversation_lock,
     conversation_touch,
     invalid_input,
-    message_version,
     new_provider_message_id,
 )
 
@@ -199,15 +197,14 @@ def reply_queue(
             message=message,
             after={"type": type, "attempt": 1, "provider_message_id": message.provider_message_id},
         )
-        publish_on_commit(
-            inbox_id=conversation.inbox_id,
-            event=live.message_created(
+        domain_events.emit(
+            domain_events.MessageQueued(
+                inbox_id=conversation.inbox_id,
                 conversation_id=conversation.pk,
                 message_id=message.pk,
-                direction=message.direction,
-                status=message.status,
-                version=conversation.version,
-            ),
+                author_id=getattr(author, "pk", None),
+                conversation_version=conversation.version,
+            )
         )
         transaction.on_commit(partial(outbox.enqueue_send, message))
     return message
@@ -279,16 +276,14 @@ def message_retry(*, message_id: int, author) -> Message:
                 "provider_message_id": message.provider_message_id,
             },
         )
-        publish_on_commit(
-            inbox_id=conversation.inbox_id,
-            event={
-                "type": "message.retried",
-                "conversation_id": conversation.pk,
-                "message_id": message.pk,
-                "attempt": message.attempt,
-                "status": message.status,
-                "version": message_version(message.attempt, message.status),
-            },
+        domain_events.emit(
+            domain_events.MessageRetried(
+                inbox_id=conversation.inbox_id,
+                conversation_id=conversation.pk,
+                message_id=message.pk,
+                attempt=message.attempt,
+                author_id=getattr(author, "pk", None),
+            )
         )
         transaction.on_commit(partial(outbox.enqueue_send, message))
     return message

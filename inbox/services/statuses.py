@@ -13,15 +13,13 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from inbox import live
+from inbox import domain_events
 from inbox.db import update_rows
 from inbox.events import StatusReport
-from inbox.live import publish_on_commit
 from inbox.models import AuditLog, Message
 from inbox.services.common import (
     STATUS_RANK,
     StatusOutcome,
-    message_version,
 )
 
 logger = logging.getLogger(__name__)
@@ -89,6 +87,7 @@ def _apply(reports: list[StatusReport]) -> list[str]:
     filled: dict[int, Message] = {}  # times of passed states recorded, status unchanged
     filled_fields: set[str] = set()
     audits: list[AuditLog] = []
+    announced: list[domain_events.DomainEvent] = []
     for report in reports:
         message = rows.get((report.channel, report.provider_message_id))
         if message is None:
@@ -120,15 +119,16 @@ def _apply(reports: list[StatusReport]) -> list[str]:
                 after={"status": new, **({"error": report.error} if report.error else {})},
             )
         )
-        publish_on_commit(
-            inbox_id=message.inbox_id,
-            event=live.message_status(
+        announced.append(
+            domain_events.MessageStatusChanged(
+                inbox_id=message.inbox_id,
                 conversation_id=message.conversation_id,
                 message_id=message.pk,
+                attempt=message.attempt,
                 status=new,
+                previous_status=before,
                 at=report.at,
-                version=message_version(message.attempt, new),
-            ),
+            )
         )
         outcomes.append(StatusOutcome.APPLIED)
     if moved:
@@ -145,6 +145,7 @@ def _apply(reports: list[StatusReport]) -> list[str]:
         update_rows(Message, sorted(filled_fields), unmoved)
     if audits:
         AuditLog.objects.bulk_create(audits)
+    domain_events.emit(*announced)
     return outcomes
 
 
@@ -179,14 +180,15 @@ def message_send_failed(*, channel: str, provider_message_id: str, error: dict) 
             before={"status": row["status"]},
             after={"status": Message.Status.FAILED, "error": error},
         )
-        publish_on_commit(
-            inbox_id=row["conversation__inbox_id"],
-            event=live.message_status(
+        domain_events.emit(
+            domain_events.MessageStatusChanged(
+                inbox_id=row["conversation__inbox_id"],
                 conversation_id=row["conversation_id"],
                 message_id=row["id"],
+                attempt=row["attempt"],
                 status=Message.Status.FAILED,
+                previous_status=row["status"],
                 at=now,
-                version=message_version(row["attempt"], Message.Status.FAILED),
-            ),
+            )
         )
     return StatusOutcome.APPLIED

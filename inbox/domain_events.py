@@ -1,0 +1,191 @@
+"""Domain events: what happened in the contact center, announced once, after the transaction commits.
+
+Services call `emit(...)` — the one door — inside their transaction; subscribers (the live layer today;
+automation, CSAT, SLA and report roll-ups next) are called after commit, in emission order, and never run
+for a rolled-back change. A subscriber that fails is logged and does not stop the others: it must never
+fail the write that caused the event.
+
+Each event type is a frozen dataclass with a `type` name; `check(event)` validates it against its schema
+(its annotated fields). The test suite checks every event any service emits (tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar
+
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    type: ClassVar[str]
+    inbox_id: int
+    conversation_id: int
+
+
+@dataclass(frozen=True)
+class ConversationCreated(DomainEvent):
+    type: ClassVar[str] = "conversation.created"
+    contact_id: int
+    provider: str
+
+
+@dataclass(frozen=True)
+class MessageReceived(DomainEvent):
+    """A new inbound message was stored (never for a redelivery)."""
+
+    type: ClassVar[str] = "message.received"
+    message_id: int
+    message_type: str
+    sent_at: datetime
+    conversation_version: int
+    reopened: bool  # the conversation was resolved and this message reopened it
+
+
+@dataclass(frozen=True)
+class MessageQueued(DomainEvent):
+    """An agent's reply was stored `queued`; the outbox sends it."""
+
+    type: ClassVar[str] = "message.queued"
+    message_id: int
+    author_id: int | None
+    conversation_version: int
+
+
+@dataclass(frozen=True)
+class MessageRetried(DomainEvent):
+    type: ClassVar[str] = "message.retried"
+    message_id: int
+    attempt: int
+    author_id: int | None
+
+
+@dataclass(frozen=True)
+class MessageStatusChanged(DomainEvent):
+    """An outbound message moved up the status ladder (accepted, delivered, seen) or failed."""
+
+    type: ClassVar[str] = "message.status_changed"
+    message_id: int
+    attempt: int
+    status: str
+    previous_status: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ConversationChanged(DomainEvent):
+    """Base of the agent-visible changes of a conversation: each carries the conversation's new state."""
+
+    type: ClassVar[str] = "conversation.changed"
+    status: str
+    priority: str
+    assignee_id: int | None
+    version: int
+    actor_id: int | None
+
+
+@dataclass(frozen=True)
+class ConversationAssigned(ConversationChanged):
+    type: ClassVar[str] = "conversation.assigned"
+    previous_assignee_id: int | None
+
+
+@dataclass(frozen=True)
+class ConversationStatusChanged(ConversationChanged):
+    type: ClassVar[str] = "conversation.status_changed"
+    previous_status: str
+
+
+@dataclass(frozen=True)
+class ConversationResolved(ConversationChanged):
+    """Emitted with ConversationStatusChanged when the new status is `resolved` (CSAT and reports hook here)."""
+
+    type: ClassVar[str] = "conversation.resolved"
+
+
+@dataclass(frozen=True)
+class ConversationPriorityChanged(ConversationChanged):
+    type: ClassVar[str] = "conversation.priority_changed"
+    previous_priority: str
+
+
+@dataclass(frozen=True)
+class ConversionUpdated(DomainEvent):
+    type: ClassVar[str] = "conversion.updated"
+    conversion_id: int
+    status: str
+
+
+EVENT_TYPES: tuple[type[DomainEvent], ...] = (
+    ConversationCreated,
+    MessageReceived,
+    MessageQueued,
+    MessageRetried,
+    MessageStatusChanged,
+    ConversationAssigned,
+    ConversationStatusChanged,
+    ConversationResolved,
+    ConversationPriorityChanged,
+    ConversionUpdated,
+)
+
+Subscriber = Callable[[list[DomainEvent]], None]
+_subscribers: list[Subscriber] = []
+
+
+def subscribe(subscriber: Subscriber) -> None:
+    """Call `subscriber(events)` after each commit that emitted events (once per commit, in emission order)."""
+    if subscriber not in _subscribers:
+        _subscribers.append(subscriber)
+
+
+def emit(*events: DomainEvent) -> None:
+    """Announce `events` once the current transaction commits (at once outside a transaction).
+
+    One on-commit callback per call: a batch service emits its hundreds of events in one call. Django drops
+    the callback with a rolled-back savepoint, so events of a change that did not happen never leave.
+    """
+    if events:
+        transaction.on_commit(lambda: _dispatch(list(events)))
+
+
+def _dispatch(events: list[DomainEvent]) -> None:
+    for subscriber in list(_subscribers):
+        try:
+            subscriber(events)
+        except Exception:  # noqa: BLE001 - a subscriber must never fail the write that caused the events
+            logger.exception("domain event subscriber %r failed on %d events", subscriber, len(events))
+
+
+# --- Schemas --------------------------------------------------------------------------------------------------
+
+
+def _matches(value, annotation) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation)
+
+
+def check(event: DomainEvent) -> None:
+    """Raise ValueError unless `event` is of a known type and every field has its declared type."""
+    if type(event) not in EVENT_TYPES:
+        raise ValueError(f"unknown domain event type {type(event).__name__}")
+    hints = typing.get_type_hints(type(event))
+    for field in dataclasses.fields(event):
+        value = getattr(event, field.name)
+        if not _matches(value, hints[field.name]):
+            raise ValueError(f"{event.type}.{field.name} = {value!r} is not {hints[field.name]}")

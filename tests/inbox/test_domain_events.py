@@ -1,0 +1,101 @@
+"""Domain events: one door (emit), announced after commit, each type with a schema; every type is emitted by
+the services (the autouse fixture in tests/conftest.py checks each emitted event against its schema)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from inbox import domain_events as de
+from inbox.events import StatusReport
+from inbox.models import Message
+from inbox.services import (
+    conversation_assign,
+    conversation_set_priority,
+    conversation_set_status,
+    conversion_report,
+    message_retry,
+    message_status_apply,
+    reply_queue,
+)
+from tests.inbox.helpers import receive
+
+pytestmark = pytest.mark.django_db
+
+
+def test_check_refuses_a_field_of_the_wrong_type_and_unknown_types():
+    good = de.ConversionUpdated(inbox_id=1, conversation_id=2, conversion_id=3, status="sent")
+    de.check(good)
+    with pytest.raises(ValueError, match="conversion_id"):
+        de.check(de.ConversionUpdated(inbox_id=1, conversation_id=2, conversion_id="3", status="sent"))
+    with pytest.raises(ValueError, match="inbox_id"):
+        de.check(de.ConversionUpdated(inbox_id=True, conversation_id=2, conversion_id=3, status="sent"))
+
+    class Stray(de.DomainEvent):
+        type = "stray"
+
+    with pytest.raises(ValueError, match="unknown"):
+        de.check(Stray(inbox_id=1, conversation_id=2))
+
+
+def test_every_type_name_is_unique():
+    names = [event_type.type for event_type in de.EVENT_TYPES]
+    assert len(names) == len(set(names))
+
+
+def test_subscribers_hear_only_committed_changes_and_one_failing_subscriber_does_not_stop_the_others(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    heard: list = []
+
+    def broken(events):
+        raise RuntimeError("subscriber bug")
+
+    monkeypatch.setattr(de, "_subscribers", [broken, heard.extend])
+    event = de.ConversionUpdated(inbox_id=1, conversation_id=2, conversion_id=3, status="sent")
+    with django_capture_on_commit_callbacks(execute=True):
+        with transaction.atomic():
+            de.emit(event)
+            try:
+                with transaction.atomic():
+                    de.emit(de.ConversionUpdated(inbox_id=1, conversation_id=2, conversion_id=4, status="sent"))
+                    raise RuntimeError("roll this savepoint back")
+            except RuntimeError:
+                pass
+            assert heard == []  # nothing before the commit
+    assert heard == [event]  # the rolled-back change announced nothing
+
+
+def test_the_services_emit_every_event_type(agent, inbox, domain_events, settings, monkeypatch):
+    """One conversation's life through the services: each domain event type appears, each schema-checked."""
+    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id: None)
+    monkeypatch.setattr("inbox.outbox.schedule_conversion", lambda conversion_id: None)
+    conversation = receive(inbox, "ann", 1, text="Hi", provider="infobip", referral={"source": "ad", "ad_id": "7"})
+    reply = reply_queue(conversation_id=conversation.pk, author=agent, type="text", text="Hello!")
+    message_status_apply(
+        report=StatusReport(
+            channel="tiktok",
+            provider_message_id=reply.provider_message_id,
+            status="failed",
+            at=timezone.now(),
+            error={"name": "EC_NO_SESSION"},
+        )
+    )
+    message_retry(message_id=reply.pk, author=agent)
+    conversation_assign(conversation_id=conversation.pk, assignee=agent, actor=agent)
+    conversation_set_priority(conversation_id=conversation.pk, priority="high", actor=agent)
+    conversation_set_status(conversation_id=conversation.pk, status="resolved", actor=agent)
+    receive(inbox, "ann", 2, text="one more thing", provider="infobip")  # reopens
+    conversion_report(conversation_id=conversation.pk, author=agent, event="Contact")
+
+    emitted = {type(event) for event in domain_events}
+    assert emitted == set(de.EVENT_TYPES), set(de.EVENT_TYPES) - emitted
+    received = [e for e in domain_events if isinstance(e, de.MessageReceived)]
+    assert [e.reopened for e in received] == [False, True]
+    status = next(e for e in domain_events if isinstance(e, de.MessageStatusChanged))
+    assert (status.status, status.previous_status, status.attempt) == ("failed", "queued", 1)
+    assert Message.objects.filter(direction="out").get().attempt == 2
+    assert timezone.now() - status.at < timedelta(minutes=1)
