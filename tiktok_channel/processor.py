@@ -36,8 +36,8 @@ NOTIFY_CHANNEL = "webhooks_pending"  # PostgreSQL notifications are per database
 _INSERT_AND_NOTIFY = """
 WITH stored AS (
     INSERT INTO tiktok_channel_webhookevent
-        (account_id, path_kind, received_at, headers, body, result_count, verdict, summary, error)
-    VALUES (%s, %s, %s, %s, %s, %s, 'pending', '{}', '')
+        (account_id, path_kind, received_at, headers, body, result_count, verdict, summary, error, problems)
+    VALUES (%s, %s, %s, %s, %s, %s, 'pending', '{}', '', '[]')
     RETURNING id
 )
 SELECT pg_notify('webhooks_pending', '') FROM stored
