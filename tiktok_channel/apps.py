@@ -10,7 +10,7 @@ class TikTokChannelConfig(AppConfig):
         from django.db.models.signals import post_delete, post_save
 
         from inbox import channels
-        from tiktok_channel.ingest import clear_lookup_caches
+        from tiktok_channel.infobip_webhooks import clear_lookup_caches
         from tiktok_channel.models import InfobipAccount, TikTokSender
 
         for model in (InfobipAccount, TikTokSender):

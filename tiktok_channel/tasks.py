@@ -25,7 +25,7 @@ from inbox.events import StatusReport
 from inbox.models import Conversation, Conversion, Message
 from inbox.services import conversion_result_record, message_send_failed, message_status_apply
 from tiktok_channel import client
-from tiktok_channel.ingest import apply_unmatched_reports
+from tiktok_channel.infobip_webhooks import apply_unmatched_reports
 from tiktok_channel.models import CHANNEL, TikTokSender
 
 logger = logging.getLogger(__name__)

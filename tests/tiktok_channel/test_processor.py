@@ -19,7 +19,7 @@ from django.utils import timezone
 from inbox.models import AuditLog, Contact, Conversation, Message
 from tests.tiktok_channel.webhooks import fixture, post
 from tiktok_channel import processor
-from tiktok_channel.ingest import process_results
+from tiktok_channel.infobip_webhooks import process_results
 from tiktok_channel.models import UnmatchedReport, WebhookEvent
 from tiktok_channel.sandbox import payloads as p
 
@@ -354,7 +354,7 @@ def _statements(account_id: int, results: list[dict]) -> int:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from tiktok_channel.ingest import apply_results
+    from tiktok_channel.infobip_webhooks import apply_results
 
     with CaptureQueriesContext(connection) as queries, transaction.atomic():
         apply_results([(account_id, results)])
@@ -363,7 +363,7 @@ def _statements(account_id: int, results: list[dict]) -> int:
 
 def test_one_result_and_thirty_cost_the_same_statements(account):
     # Thirty: SQLite's bulk INSERT splits at 999 parameters (about 40 messages), PostgreSQL's does not.
-    from tiktok_channel.ingest import inbox_for_sender
+    from tiktok_channel.infobip_webhooks import inbox_for_sender
 
     inbox_for_sender(account.pk, "biz-1")  # the sender lookup is cached per process: out of the count
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from inbox.models import AuditLog, Message
 from tests.tiktok_channel.webhooks import fixture, post, with_message_id
-from tiktok_channel.ingest import apply_unmatched_reports
+from tiktok_channel.infobip_webhooks import apply_unmatched_reports
 from tiktok_channel.models import UnmatchedReport
 
 pytestmark = pytest.mark.django_db

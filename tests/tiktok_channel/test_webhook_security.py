@@ -187,23 +187,23 @@ def test_ledger_keeps_headers_without_credentials(client, make_account):
 
 
 def test_a_result_that_fails_to_process_is_kept_and_can_be_replayed(client, account, admin_client, monkeypatch):
-    import tiktok_channel.ingest as ingest
+    import tiktok_channel.infobip_webhooks as infobip_webhooks
 
-    real = ingest.messages_receive
+    real = infobip_webhooks.messages_receive
 
     def broken(*args, **kwargs):
         raise RuntimeError("database hiccup")
 
     # The batch fails, and so does its result-by-result fallback (the same function, a batch of one each):
     # the failure is recorded per result.
-    monkeypatch.setattr(ingest, "messages_receive", broken)
+    monkeypatch.setattr(infobip_webhooks, "messages_receive", broken)
     response = post(client, account, fixture("inbound_text"))
     assert response.status_code == 200
     event = WebhookEvent.objects.get()
     assert event.verdict == "partial" and "RuntimeError: database hiccup" in event.error
     assert not Message.objects.exists()
 
-    monkeypatch.setattr(ingest, "messages_receive", real)
+    monkeypatch.setattr(infobip_webhooks, "messages_receive", real)
     response = admin_client.post(
         "/admin/tiktok_channel/webhookevent/", {"action": "replay", "_selected_action": [event.pk]}, follow=True
     )

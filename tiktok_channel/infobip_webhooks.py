@@ -1,8 +1,10 @@
-"""Infobip webhook payloads → typed inbox events, and their processing.
+"""Infobip's webhooks: their results parsed into `inbox.events` types, the account and sender lookups, and the
+processing of the ledger (`WebhookEvent`) through the core's batch services (`inbox.services`).
 
 Each item of `results[]` is classified by its shape (no field names the kind): an inbound message
 has a `message` object, a delivery report a `status`/`error`/`doneAt`, a seen report a `seenAt`.
-Anything else is kept in the ledger and counted as unrecognized.
+A result of the wrong shape is kept in the ledger with its reason (invalid), one of no kind we know
+as unrecognized; neither stops the others.
 """
 
 from __future__ import annotations
