@@ -9,7 +9,7 @@ from tiktok_channel.models import InfobipAccount, TikTokSender
 @pytest.fixture(autouse=True)
 def _fresh_lookup_caches():
     """Ids repeat across tests (rolled back): never let a cached account or sender leak into the next test."""
-    from tiktok_channel.ingest import clear_lookup_caches
+    from tiktok_channel.infobip_webhooks import clear_lookup_caches
 
     clear_lookup_caches()
     yield

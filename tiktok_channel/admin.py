@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from tiktok_channel.ingest import PayloadError, replay_event
+from tiktok_channel.infobip_webhooks import PayloadError, replay_event
 from tiktok_channel.models import InfobipAccount, TikTokSender, WebhookEvent
 
 SECRET_FIELDS = ["api_key", "webhook_secret", "basic_password"]

@@ -9,7 +9,7 @@ class TikTokChannelConfig(AppConfig):
         # The contact center reaches the channel only through its backend (inbox/providers.py).
         from django.db.models.signals import post_delete, post_save
 
-        from tiktok_channel.ingest import clear_lookup_caches
+        from tiktok_channel.infobip_webhooks import clear_lookup_caches
         from tiktok_channel.models import InfobipAccount, TikTokSender
 
         for model in (InfobipAccount, TikTokSender):

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from inbox import providers
 from inbox.models import Conversation, Conversion, Message
-from tiktok_channel.ingest import DUPLICATE_MESSAGE_ID
+from tiktok_channel.infobip_webhooks import DUPLICATE_MESSAGE_ID
 from tiktok_channel.models import InfobipAccount
 
 logger = logging.getLogger(__name__)

@@ -123,6 +123,11 @@ class WebhookEvent(models.Model):
     verdict = models.CharField(max_length=16, choices=Verdict.choices)
     summary = models.JSONField(default=dict, blank=True, help_text="Counts per outcome.")
     error = models.TextField(blank=True)
+    problems = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Results kept but not applied, each {"index", "reason"}: a wrong shape, or one we do not understand.',
+    )
     replayed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -2,7 +2,7 @@
 
 The webhook answers Infobip after one statement (WEBHOOK_PROCESSING=deferred, `store_pending`) that also
 wakes the processors; this loop takes whatever is pending — one request when traffic is light, hundreds
-under load — and applies it in one transaction through `ingest.process_ledger`. Rows are claimed with
+under load — and applies it in one transaction through `infobip_webhooks.process_ledger`. Rows are claimed with
 `FOR UPDATE SKIP LOCKED`, so several processors can share the work on PostgreSQL; a processor that dies
 mid-batch leaves its rows pending for the next one, and every effect is idempotent.
 
@@ -25,7 +25,7 @@ import redis
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 
-from tiktok_channel.ingest import process_ledger
+from tiktok_channel.infobip_webhooks import process_ledger
 from tiktok_channel.models import WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -36,8 +36,8 @@ NOTIFY_CHANNEL = "webhooks_pending"  # PostgreSQL notifications are per database
 _INSERT_AND_NOTIFY = """
 WITH stored AS (
     INSERT INTO tiktok_channel_webhookevent
-        (account_id, path_kind, received_at, headers, body, result_count, verdict, summary, error)
-    VALUES (%s, %s, %s, %s, %s, %s, 'pending', '{}', '')
+        (account_id, path_kind, received_at, headers, body, result_count, verdict, summary, error, problems)
+    VALUES (%s, %s, %s, %s, %s, %s, 'pending', '{}', '', '[]')
     RETURNING id
 )
 SELECT pg_notify('webhooks_pending', '') FROM stored

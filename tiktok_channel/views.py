@@ -23,7 +23,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from tiktok_channel.ingest import PayloadError, account_for_token, ledger_text, parse_body, process_ledger
+from tiktok_channel.infobip_webhooks import PayloadError, account_for_token, ledger_text, parse_body, process_ledger
 from tiktok_channel.models import InfobipAccount, WebhookEvent
 from tiktok_channel.processor import store_pending
 from tiktok_channel.webhook_auth import AuthError, verify

@@ -19,7 +19,7 @@ from django.utils import timezone
 from inbox.models import AuditLog, Contact, Conversation, Message, ParkedReport
 from tests.tiktok_channel.webhooks import fixture, post
 from tiktok_channel import processor
-from tiktok_channel.ingest import process_results
+from tiktok_channel.infobip_webhooks import process_results
 from tiktok_channel.models import WebhookEvent
 from tiktok_channel.sandbox import payloads as p
 
@@ -47,7 +47,7 @@ def test_deferred_webhook_stores_answers_and_the_processor_applies(client, accou
     assert event.headers["X-Request-Id"] == "r-1" and "X-Hub-Signature" not in event.headers
     assert event.body == json.dumps(fixture("inbound_text"))
     assert abs((event.received_at - timezone.now()).total_seconds()) < 60
-    assert event.summary == {} and event.error == "" and event.replayed_at is None
+    assert event.summary == {} and event.error == "" and event.problems == [] and event.replayed_at is None
     assert not Message.objects.exists()
 
     assert processor.drain() == 1
@@ -62,6 +62,30 @@ def test_deferred_webhook_still_refuses_bad_input_at_once(client, account, defer
     assert response.status_code == 400 and response.json()["code"] == "bad_payload"
     assert WebhookEvent.objects.get().verdict == "rejected"
     assert processor.drain() == 0
+
+
+@pytest.mark.parametrize("processing", ["inline", "deferred"])
+def test_a_batch_whose_middle_result_is_malformed_is_answered_200_and_the_others_are_stored(
+    client, account, admin_client, settings, processing
+):
+    settings.WEBHOOK_PROCESSING = processing
+    good, other = fixture("inbound_text")["results"][0], fixture("inbound_image")["results"][0]
+    malformed = {"message": {"type": "TEXT", "text": "no id"}, "sender": "user-1", "to": "biz-1"}
+    response = post(client, account, {"results": [good, malformed, other]})
+    assert response.status_code == 200
+    processor.drain()
+    event = WebhookEvent.objects.get()
+    assert event.verdict == "partial" and event.summary == {"inbound": 2, "invalid": 1}
+    assert event.problems == [{"index": 1, "reason": "messageId is required"}]
+    stored = sorted(Message.objects.values_list("provider_message_id", flat=True))
+    assert stored == ["in-image-1", "in-text-1"]
+
+    # Kept whole, so it can be replayed (e.g. after a fix that understands it): the good ones are duplicates now.
+    admin_client.post("/admin/tiktok_channel/webhookevent/", {"action": "replay", "_selected_action": [event.pk]})
+    event.refresh_from_db()
+    assert event.replayed_at is not None and event.verdict == "partial"
+    assert event.summary == {"duplicate": 2, "invalid": 1} and event.problems[0]["index"] == 1
+    assert Message.objects.count() == 2
 
 
 def test_a_body_that_is_not_utf8_is_processed_inline(client, account, deferred):
@@ -89,7 +113,8 @@ def test_batch_size_bounds_one_transaction(client, account, deferred):
 
 def _stream(prefix: str, business_id: str) -> list[dict]:
     """One mixed stream of webhook bodies: new users, a redelivery, an old message arriving late, a referral,
-    a reopened conversation, reports in and out of order, a failure, an unknown message, noise."""
+    a reopened conversation, reports in and out of order, a failure, an unknown message, noise, a malformed
+    result between two good ones."""
 
     def inbound(user: str, n: int, minutes: int, content: dict | None = None) -> dict:
         return p.inbound_result(
@@ -139,6 +164,7 @@ def _stream(prefix: str, business_id: str) -> list[dict]:
             )
         ),
         {"results": [{"something": "else"}]},
+        {"results": [inbound("u5", 10, 10), {"message": "?"}, inbound("u5", 11, 11)]},  # a malformed result between
         p.inbound_event(inbound("u1", 7, 9), inbound("u1", 7, 9)),  # the same message twice in one body
     ]
 
@@ -252,12 +278,13 @@ def test_one_batch_leaves_what_the_single_event_path_leaves(client, make_account
     assert single["conversations"]["u2"][0] == "open"
     assert single["outbound"]["out-2"][0] == "seen" and single["outbound"]["out-3"][0] == "failed"
     assert single["unmatched"] == [("out-9", "delivered")]
-    assert len(single["inbound"]) == 6
+    assert len(single["inbound"]) == 8
     summaries = list(
         WebhookEvent.objects.filter(account=batch_account).order_by("pk").values_list("summary", flat=True)
     )
     assert summaries[2] == {"duplicate": 1} and summaries[-1] == {"inbound": 1, "duplicate": 1}
     assert summaries[9] == {"ignored_unknown_sender": 1} and summaries[10] == {"unrecognized": 1}
+    assert summaries[11] == {"inbound": 2, "invalid": 1}
 
 
 # --- the processor process's loop -----------------------------------------------------------------------------
@@ -332,7 +359,7 @@ def _statements(account_id: int, results: list[dict]) -> int:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from tiktok_channel.ingest import apply_results
+    from tiktok_channel.infobip_webhooks import apply_results
 
     with CaptureQueriesContext(connection) as queries, transaction.atomic():
         apply_results([(account_id, results)])
@@ -341,7 +368,7 @@ def _statements(account_id: int, results: list[dict]) -> int:
 
 def test_one_result_and_thirty_cost_the_same_statements(account):
     # Thirty: SQLite's bulk INSERT splits at 999 parameters (about 40 messages), PostgreSQL's does not.
-    from tiktok_channel.ingest import inbox_for_sender
+    from tiktok_channel.infobip_webhooks import inbox_for_sender
 
     inbox_for_sender(account.pk, "biz-1")  # the sender lookup is cached per process: out of the count
 

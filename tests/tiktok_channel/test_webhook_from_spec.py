@@ -2,7 +2,8 @@
 
 One tightening of the spec: `results` is required and non-empty. The spec marks nothing required on the
 report bodies, but a body without results carries no event; we answer it 400 (tested in
-test_webhook_security.py).
+test_webhook_security.py). A shape the spec allows that we do not understand (a message without `type`) is kept
+as unrecognized and answered 200.
 """
 
 import json

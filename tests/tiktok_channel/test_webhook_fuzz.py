@@ -1,6 +1,8 @@
 """Fuzzing the webhook: arbitrary bytes, JSON of every shape, other encodings, broken signatures.
 
 Never a 5xx; a request that fails authentication stores nothing; an authenticated one is kept in the ledger.
+A JSON object with a `results` array is answered 200 whatever its results hold: a bad one is kept with its reason
+and never costs the others; 400 is only for bodies that are not such an object.
 """
 
 import json
@@ -67,6 +69,25 @@ def test_arbitrary_signed_json_never_5xx(client, account):
     def check(value):
         response = post(client, account, json.dumps(value).encode())
         assert response.status_code in ACCEPTABLE, (response.status_code, value)
+        if isinstance(value, dict) and isinstance(value.get("results"), list):
+            assert response.status_code == 200, (response.content, value)
+
+    check()
+
+
+def test_arbitrary_results_never_cost_the_good_ones(client, account):
+    good = fixture("inbound_text")["results"][0]
+
+    @FUZZ
+    @given(results=st.lists(mangled_results | json_values, max_size=4), position=st.integers(0, 4))
+    def check(results, position):
+        Message.objects.filter(provider_message_id="in-text-1").delete()
+        results.insert(min(position, len(results)), good)
+        response = post(client, account, json.dumps({"results": results}).encode())
+        assert response.status_code == 200, (response.content, results)
+        assert Message.objects.filter(provider_message_id="in-text-1").exists(), results
+        event = WebhookEvent.objects.order_by("-pk").first()
+        assert event.verdict in ("processed", "partial") and event.result_count == len(results)
 
     check()
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from inbox.models import AuditLog, Message, ParkedReport
 from tests.tiktok_channel.webhooks import fixture, post, with_message_id
-from tiktok_channel.ingest import apply_unmatched_reports
+from tiktok_channel.infobip_webhooks import apply_unmatched_reports
 
 pytestmark = pytest.mark.django_db
 T = datetime(2026, 11, 23, 10, 5, tzinfo=UTC)

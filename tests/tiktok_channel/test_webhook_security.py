@@ -104,38 +104,59 @@ def test_other_methods_are_405(client, account, method):
         (b"[1, 2]", "body must be a JSON object"),
         (b"{}", "missing 'results'"),
         (b'{"results": {"a": 1}}', "'results' must be an array"),
-        (b'{"results": [1]}', "results[0] must be an object"),
-        (b'{"results": [{"message": {"type": "TEXT"}, "sender": "u", "to": "b"}]}', "results[0].messageId is required"),
-        (
-            b'{"results": [{"message": {"type": "TEXT"}, "messageId": 5, "sender": "u", "to": "b"}]}',
-            "results[0].messageId has the wrong type",
-        ),
-        (
-            b'{"results": [{"message": "hi", "messageId": "m", "sender": "u", "to": "b"}]}',
-            "results[0].message must be an object",
-        ),
-        (
-            b'{"results": [{"message": {"type": 1}, "messageId": "m", "sender": "u", "to": "b"}]}',
-            "results[0].message.type must be a string",
-        ),
-        (
-            b'{"results": [{"message": {"type": "TEXT", "text": ["x"]}, "messageId": "m", "sender": "u", "to": "b"}]}',
-            "results[0].message.text has the wrong type",
-        ),
-        (b'{"results": [{"messageId": "m", "status": "DELIVERED"}]}', "results[0].status must be an object"),
-        (
-            b'{"results": [{"messageId": ["m"], "seenAt": "2026-01-01T00:00:00.000+0000"}]}',
-            "results[0].messageId has the wrong type",
-        ),
         (b"[" * 100_000 + b"]" * 100_000, "body is not valid JSON"),
     ],
 )
-def test_bad_payloads_get_400_with_a_reason_and_are_kept_as_rejected(client, account, body, reason):
+def test_bodies_that_are_not_webhook_payloads_get_400_with_a_reason_and_are_kept_as_rejected(
+    client, account, body, reason
+):
     response = post(client, account, body)
     assert response.status_code == 400
     assert response.json() == {"code": "bad_payload", "message": reason}
     event = WebhookEvent.objects.get()
     assert event.verdict == "rejected" and event.error == reason
+    assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("result", "reason"),
+    [
+        (1, "must be an object"),
+        ({"message": {"type": "TEXT"}, "sender": "u", "to": "b"}, "messageId is required"),
+        ({"message": {"type": "TEXT"}, "messageId": 5, "sender": "u", "to": "b"}, "messageId has the wrong type"),
+        ({"message": "hi", "messageId": "m", "sender": "u", "to": "b"}, "message must be an object"),
+        ({"message": {"type": 1}, "messageId": "m", "sender": "u", "to": "b"}, "message.type must be a string"),
+        (
+            {"message": {"type": "TEXT", "text": ["x"]}, "messageId": "m", "sender": "u", "to": "b"},
+            "message.text has the wrong type",
+        ),
+        ({"messageId": "m", "status": "DELIVERED"}, "status must be an object"),
+        ({"messageId": ["m"], "seenAt": "2026-01-01T00:00:00.000+0000"}, "messageId has the wrong type"),
+    ],
+)
+def test_a_bad_result_is_kept_with_its_reason_and_the_others_are_applied(client, account, result, reason):
+    good = fixture("inbound_text")["results"][0]
+    other = {**fixture("inbound_image")["results"][0]}
+    response = post(client, account, {"results": [good, result, other]})
+    assert response.status_code == 200
+    assert response.json()["inbound"] == 2 and response.json()["invalid"] == 1
+    event = WebhookEvent.objects.get()
+    assert event.verdict == "partial" and event.result_count == 3
+    assert event.problems == [{"index": 1, "reason": reason}]
+    assert Message.objects.count() == 2
+
+
+def test_a_shape_the_spec_allows_but_we_do_not_understand_is_kept_as_unrecognized(client, account):
+    untyped = {**fixture("inbound_text")["results"][0], "messageId": "in-untyped"}
+    untyped["message"] = {"conversationId": "user-1"}  # the spec does not require `type`
+    response = post(client, account, {"results": [untyped, {"something": "else"}]})
+    assert response.status_code == 200 and response.json()["unrecognized"] == 2
+    event = WebhookEvent.objects.get()
+    assert event.verdict == "processed"  # nothing failed: there is nothing to apply
+    assert event.problems == [
+        {"index": 0, "reason": "a message without a type"},
+        {"index": 1, "reason": "neither a message nor a delivery or seen report"},
+    ]
     assert not Message.objects.exists()
 
 
@@ -166,23 +187,23 @@ def test_ledger_keeps_headers_without_credentials(client, make_account):
 
 
 def test_a_result_that_fails_to_process_is_kept_and_can_be_replayed(client, account, admin_client, monkeypatch):
-    import tiktok_channel.ingest as ingest
+    import tiktok_channel.infobip_webhooks as infobip_webhooks
 
-    real = ingest.messages_receive
+    real = infobip_webhooks.messages_receive
 
     def broken(*args, **kwargs):
         raise RuntimeError("database hiccup")
 
     # The batch fails, and so does its result-by-result fallback (the same function, a batch of one each):
     # the failure is recorded per result.
-    monkeypatch.setattr(ingest, "messages_receive", broken)
+    monkeypatch.setattr(infobip_webhooks, "messages_receive", broken)
     response = post(client, account, fixture("inbound_text"))
     assert response.status_code == 200
     event = WebhookEvent.objects.get()
     assert event.verdict == "partial" and "RuntimeError: database hiccup" in event.error
     assert not Message.objects.exists()
 
-    monkeypatch.setattr(ingest, "messages_receive", real)
+    monkeypatch.setattr(infobip_webhooks, "messages_receive", real)
     response = admin_client.post(
         "/admin/tiktok_channel/webhookevent/", {"action": "replay", "_selected_action": [event.pk]}, follow=True
     )

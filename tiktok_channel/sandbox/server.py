@@ -53,22 +53,36 @@ class Scheduler:
         self._counter = itertools.count()
         self._wake = threading.Condition()
         self._stopped = False
+        self._running = 0  # jobs started and not finished (0 or 1: one thread)
         self._thread = threading.Thread(target=self._run, name="sandbox-scheduler", daemon=True)
         self._thread.start()
 
     def at(self, delay_s: float, job: Callable[[], None]) -> None:
         with self._wake:
             heapq.heappush(self._queue, (time.monotonic() + delay_s, next(self._counter), job))
-            self._wake.notify()
+            self._wake.notify_all()  # all: `wait_idle` callers wait on the same condition
 
     def pending(self) -> int:
         with self._wake:
             return len(self._queue)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing scheduled and nothing running: every report, retry and scripted message so far is done."""
+        with self._wake:
+            return not self._queue and not self._running
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Block until the scheduler is idle (an event, not a guess of how long the work takes); False on timeout.
+
+        What a test needs to say that something did *not* happen: once idle, nothing more is on its way."""
+        with self._wake:
+            return self._wake.wait_for(lambda: self._stopped or (not self._queue and not self._running), timeout)
+
     def stop(self) -> None:
         with self._wake:
             self._stopped = True
-            self._wake.notify()
+            self._wake.notify_all()
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
@@ -79,10 +93,15 @@ class Scheduler:
                 if self._stopped:
                     return
                 _, _, job = heapq.heappop(self._queue)
+                self._running += 1
             try:
                 job()
             except Exception:  # a failing job must not stop the scheduler
                 logger.exception("sandbox job failed")
+            finally:
+                with self._wake:
+                    self._running -= 1
+                    self._wake.notify_all()
 
 
 @dataclass
@@ -406,6 +425,7 @@ class Sandbox:
                 "messages": len(self.messages),
                 "unfetched_reports": sum(len(q) for q in self.unfetched_reports.values()),
                 "scheduled_jobs": self.scheduler.pending(),
+                "idle": self.scheduler.idle,
                 "webhooks": list(self.deliveries)[-50:],
             }
 

@@ -1,8 +1,10 @@
-"""Infobip webhook payloads → typed inbox events, and their processing.
+"""Infobip's webhooks: their results parsed into `inbox.events` types, the account and sender lookups, and the
+processing of the ledger (`WebhookEvent`) through the core's batch services (`inbox.services`).
 
 Each item of `results[]` is classified by its shape (no field names the kind): an inbound message
 has a `message` object, a delivery report a `status`/`error`/`doneAt`, a seen report a `seenAt`.
-Anything else is kept in the ledger and counted as unrecognized.
+A result of the wrong shape is kept in the ledger with its reason (invalid), one of no kind we know
+as unrecognized; neither stops the others.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ from tiktok_channel.models import CHANNEL, PROVIDER, InfobipAccount, TikTokSende
 
 logger = logging.getLogger(__name__)
 
-INBOUND, DELIVERY, SEEN, UNRECOGNIZED = "inbound", "delivery", "seen", "unrecognized"
+INBOUND, DELIVERY, SEEN = "inbound", "delivery", "seen"
+# Results kept in the ledger (`WebhookEvent.problems`) but not applied: a wrong shape or wrong types, or a shape
+# the spec allows that we do not understand. Neither stops the other results of the body.
+INVALID, UNRECOGNIZED = "invalid", "unrecognized"
 
 MESSAGE_TYPES = {
     "TEXT": Message.Type.TEXT,
@@ -93,7 +98,12 @@ def clear_lookup_caches(**_kwargs) -> None:
 
 
 class PayloadError(ValueError):
-    """The body is not a webhook payload we can accept; the message is the 400 reason."""
+    """The body is not a webhook payload at all (not a JSON object with a `results` array); the message is the
+    400 reason. One bad result is not this: it is kept with its reason and the others are applied."""
+
+
+class ResultError(ValueError):
+    """One result has the wrong shape or wrong types; the message is the reason kept in the ledger."""
 
 
 def ledger_text(body: bytes) -> str:
@@ -101,7 +111,8 @@ def ledger_text(body: bytes) -> str:
     return body.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
 
 
-def parse_body(body: bytes) -> list[dict]:
+def parse_body(body: bytes) -> list:
+    """The `results` of a webhook body, each still to be checked (`triage`)."""
     # PostgreSQL cannot store U+0000 in text or jsonb: turn it into U+FFFD before it reaches any column.
     body = body.replace(b"\\u0000", b"\\ufffd")
     try:
@@ -115,14 +126,6 @@ def parse_body(body: bytes) -> list[dict]:
         raise PayloadError("missing 'results'")
     if not isinstance(results, list):
         raise PayloadError("'results' must be an array")
-    for index, item in enumerate(results):
-        if not isinstance(item, dict):
-            raise PayloadError(f"results[{index}] must be an object")
-        kind = classify(item)
-        if kind == INBOUND:
-            _check_inbound(item, index)
-        elif kind in (DELIVERY, SEEN):
-            _check_report(item, index)
     return results
 
 
@@ -136,26 +139,46 @@ def classify(item: dict) -> str:
     return UNRECOGNIZED
 
 
-def _expect(item: dict, key: str, types: type | tuple, index: int, *, required: bool = False) -> None:
+def triage(item) -> tuple[str, str]:
+    """The kind of one result, and for one we cannot apply the reason: (INVALID, why) for a wrong shape or
+    wrong types, (UNRECOGNIZED, why) for a shape the spec allows but we do not understand."""
+    if not isinstance(item, dict):
+        return INVALID, "must be an object"
+    kind = classify(item)
+    try:
+        if kind == INBOUND:
+            _check_inbound(item)
+        elif kind in (DELIVERY, SEEN):
+            _check_report(item)
+    except ResultError as exc:
+        return INVALID, str(exc)
+    if kind == INBOUND and item["message"].get("type") is None:
+        return UNRECOGNIZED, "a message without a type"
+    if kind == UNRECOGNIZED:
+        return UNRECOGNIZED, "neither a message nor a delivery or seen report"
+    return kind, ""
+
+
+def _expect(item: dict, key: str, types: type | tuple, *, required: bool = False) -> None:
     value = item.get(key)
     if value is None:
         if required:
-            raise PayloadError(f"results[{index}].{key} is required")
+            raise ResultError(f"{key} is required")
         return
     if not isinstance(value, types) or isinstance(value, bool) and types is not bool:
-        raise PayloadError(f"results[{index}].{key} has the wrong type")
+        raise ResultError(f"{key} has the wrong type")
 
 
-def _check_inbound(item: dict, index: int) -> None:
+def _check_inbound(item: dict) -> None:
     for key in ("messageId", "sender", "to"):
-        _expect(item, key, str, index, required=True)
-    _expect(item, "receivedAt", str, index)
-    _expect(item, "callbackData", str, index)
+        _expect(item, key, str, required=True)
+    _expect(item, "receivedAt", str)
+    _expect(item, "callbackData", str)
     message = item["message"]
     if not isinstance(message, dict):
-        raise PayloadError(f"results[{index}].message must be an object")
-    if not isinstance(message.get("type"), str):
-        raise PayloadError(f"results[{index}].message.type must be a string")
+        raise ResultError("message must be an object")
+    if message.get("type") is not None and not isinstance(message["type"], str):
+        raise ResultError("message.type must be a string")
     for key in (
         "text",
         "mediaUrl",
@@ -172,18 +195,18 @@ def _check_inbound(item: dict, index: int) -> None:
     ):
         value = message.get(key)
         if value is not None and not isinstance(value, str):
-            raise PayloadError(f"results[{index}].message.{key} has the wrong type")
+            raise ResultError(f"message.{key} has the wrong type")
     for key in ("context", "referral"):
         if message.get(key) is not None and not isinstance(message[key], dict):
-            raise PayloadError(f"results[{index}].message.{key} must be an object")
+            raise ResultError(f"message.{key} must be an object")
 
 
-def _check_report(item: dict, index: int) -> None:
+def _check_report(item: dict) -> None:
     for key in ("messageId", "sentAt", "doneAt", "seenAt", "callbackData", "bulkId"):
-        _expect(item, key, str, index)
+        _expect(item, key, str)
     for key in ("status", "error"):
         if item.get(key) is not None and not isinstance(item[key], dict):
-            raise PayloadError(f"results[{index}].{key} must be an object")
+            raise ResultError(f"{key} must be an object")
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -312,14 +335,35 @@ def status_report(item: dict) -> StatusReport | None:
 
 @dataclass
 class Outcome:
+    """What became of one request's results: counts per outcome, processing errors, and the results kept
+    but not applied (`{"index", "reason"}`, invalid or unrecognized)."""
+
     counts: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    problems: list[dict] = field(default_factory=list)
 
     def add(self, key: str, count: int = 1) -> None:
         self.counts[key] = self.counts.get(key, 0) + count
 
+    @property
+    def verdict(self) -> str:
+        """Partial when a result failed or was invalid: the request is worth a look (and a replay)."""
+        if self.errors or self.counts.get(INVALID):
+            return WebhookEvent.Verdict.PARTIAL
+        return WebhookEvent.Verdict.PROCESSED
 
-def process_results(account: InfobipAccount, results: list[dict]) -> Outcome:
+    def record(self, event: WebhookEvent, result_count: int) -> None:
+        event.result_count = result_count
+        event.verdict = self.verdict
+        event.summary = self.counts
+        event.error = "\n".join(self.errors)
+        event.problems = self.problems
+
+
+LEDGER_FIELDS = ["result_count", "verdict", "summary", "error", "problems"]
+
+
+def process_results(account: InfobipAccount, results: list) -> Outcome:
     """Apply each result as a batch of one; one result's failure is recorded and does not stop the others."""
     outcome = Outcome()
     for index, item in enumerate(results):
@@ -335,6 +379,7 @@ def process_results(account: InfobipAccount, results: list[dict]) -> Outcome:
             continue
         for key, count in one.counts.items():
             outcome.add(key, count)
+        outcome.problems.extend({**problem, "index": index} for problem in one.problems)
     return outcome
 
 
@@ -348,24 +393,30 @@ def apply_unmatched_reports(*, provider_message_ids: list[str] | None = None) ->
     return apply_parked_reports(channel=CHANNEL, provider_message_ids=provider_message_ids)
 
 
-def process_ledger(events: list[WebhookEvent], *, results: list[list[dict]] | None = None) -> None:
+def process_ledger(events: list[WebhookEvent], *, results: list[list] | None = None) -> None:
     """Apply stored webhook requests in bulk and record each one's verdict; the caller holds the transaction.
 
-    All results of all the requests are applied together (`apply_results`), in a fixed number of statements. If that
-    fails for any reason but the database's own trouble, the batch is rolled back to a savepoint and each
-    request is processed result by result instead (`process_results`), so one bad result is recorded
-    against its request and does not hold back the others. `results`: the parsed bodies, when the
-    caller has them already.
+    `results`: the parsed bodies, when the caller has them already.
     """
-    parsed: list[tuple[WebhookEvent, list[dict]]] = []
+    parsed: list[tuple[WebhookEvent, list]] = []
     for position, event in enumerate(events):
         try:
             parsed.append((event, results[position] if results is not None else parse_body(event.body.encode())))
         except PayloadError as exc:  # the webhook stores only bodies it parsed; a hand-edited row lands here
-            event.verdict, event.error, event.summary = WebhookEvent.Verdict.REJECTED, str(exc), {}
+            event.verdict, event.error, event.summary, event.problems = WebhookEvent.Verdict.REJECTED, str(exc), {}, []
+    for (event, items), outcome in zip(parsed, _apply_requests(parsed), strict=True):
+        outcome.record(event, len(items))
+    update_rows(WebhookEvent, LEDGER_FIELDS, events)
+
+
+def _apply_requests(parsed: list[tuple[WebhookEvent, list]]) -> list[Outcome]:
+    """All results of all the requests together (`apply_results`), in a fixed number of statements. If that
+    fails for any reason but the database's own trouble, the batch is rolled back to a savepoint and each
+    request is applied result by result instead (`process_results`), so a result that fails is recorded
+    against its request and does not hold back the others."""
     try:
         with transaction.atomic():
-            outcomes = apply_results([(event.account_id, results) for event, results in parsed])
+            return apply_results([(event.account_id, results) for event, results in parsed])
     except (OperationalError, InterfaceError):
         raise
     except Exception:  # noqa: BLE001 - retried result by result, where each failure is recorded
@@ -374,12 +425,7 @@ def process_ledger(events: list[WebhookEvent], *, results: list[list[dict]] | No
         for event, results in parsed:
             with transaction.atomic():
                 outcomes.append(process_results(event.account, results))
-    for (event, items), outcome in zip(parsed, outcomes, strict=True):
-        event.result_count = len(items)
-        event.verdict = WebhookEvent.Verdict.PARTIAL if outcome.errors else WebhookEvent.Verdict.PROCESSED
-        event.summary = outcome.counts
-        event.error = "\n".join(outcome.errors)
-    update_rows(WebhookEvent, ["result_count", "verdict", "summary", "error"], events)
+        return outcomes
 
 
 def apply_results(requests: list[tuple[int, list[dict]]]) -> list[Outcome]:
@@ -392,8 +438,12 @@ def apply_results(requests: list[tuple[int, list[dict]]]) -> list[Outcome]:
     reports: list[StatusReport] = []
     report_of: list[tuple[int, dict]] = []  # (request, raw item) of each report
     for position, (account_id, results) in enumerate(requests):
-        for item in results:
-            kind = classify(item)
+        for index, item in enumerate(results):
+            kind, reason = triage(item)
+            if kind in (INVALID, UNRECOGNIZED):
+                outcomes[position].add(kind)
+                outcomes[position].problems.append({"index": index, "reason": reason})
+                continue
             if kind == INBOUND:
                 inbox_id = inbox_for_sender(account_id, item["to"])
                 if inbox_id is None:
@@ -408,8 +458,6 @@ def apply_results(requests: list[tuple[int, list[dict]]]) -> list[Outcome]:
                     continue
                 reports.append(report)
                 report_of.append((position, item))
-            else:
-                outcomes[position].add(UNRECOGNIZED)
     for position, (_, created) in zip(inbound_of, messages_receive(inbound), strict=True):
         outcomes[position].add("inbound" if created else "duplicate")
     unmatched: list[StatusReport] = []
@@ -423,16 +471,12 @@ def apply_results(requests: list[tuple[int, list[dict]]]) -> list[Outcome]:
     return outcomes
 
 
-def replay_event(event) -> Outcome:
-    """Process a stored webhook request again (admin action). Safe: effects are idempotent."""
+def replay_event(event: WebhookEvent) -> Outcome:
+    """Apply a stored webhook request again (admin action), as the processor does. Safe: effects are idempotent."""
     results = parse_body(event.body.encode())
     with transaction.atomic():
-        outcome = process_results(event.account, results)
-        WebhookEvent.objects.filter(pk=event.pk).update(
-            verdict=WebhookEvent.Verdict.PARTIAL if outcome.errors else WebhookEvent.Verdict.PROCESSED,
-            summary=outcome.counts,
-            error="\n".join(outcome.errors),
-            result_count=len(results),
-            replayed_at=timezone.now(),
-        )
+        [outcome] = _apply_requests([(event, results)])
+        outcome.record(event, len(results))
+        event.replayed_at = timezone.now()
+        update_rows(WebhookEvent, [*LEDGER_FIELDS, "replayed_at"], [event])
     return outcome
