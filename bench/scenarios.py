@@ -252,7 +252,7 @@ def _create_floor_table() -> None:
 def settle(timeout: float = 60) -> None:
     """Wait until the web workers have finished what a load run left them (requests wrk gave up on) and the
     webhook processor has applied everything stored."""
-    from tiktok_channel.models import WebhookEvent
+    from inbox.models import WebhookEvent
 
     deadline = time.monotonic() + timeout
     last = -1
@@ -266,14 +266,14 @@ def settle(timeout: float = 60) -> None:
 
 
 def ledger_mark() -> int:
-    from tiktok_channel.models import WebhookEvent
+    from inbox.models import WebhookEvent
 
     return WebhookEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
 
 
 def applied_by(deadline: float) -> float:
     """Wait until no stored webhook request is pending (the processor has applied it); when that was."""
-    from tiktok_channel.models import WebhookEvent
+    from inbox.models import WebhookEvent
 
     pending = WebhookEvent.objects.filter(verdict=WebhookEvent.Verdict.PENDING)
     while pending.exists():
@@ -303,7 +303,7 @@ def run_and_apply(run, *, timeout: float = 300) -> tuple[object, Applied]:
     """`run()` a load run; then wait for the processor to apply all it stored. Returns (run's result, Applied)."""
     from django.db.models import Count, Sum
 
-    from tiktok_channel.models import WebhookEvent
+    from inbox.models import WebhookEvent
 
     mark = ledger_mark()
     started = time.monotonic()

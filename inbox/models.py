@@ -289,3 +289,45 @@ class ParkedReport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.status} report for {self.provider_message_id}"
+
+
+class WebhookEvent(models.Model):
+    """The raw ledger, shared by every provider: each authenticated webhook request as received, with what
+    became of it. The webhook stores it (pending), the processor (`inbox/processor.py`) hands it to its
+    provider's backend, which parses and applies it through the services and records the verdict."""
+
+    class Verdict(models.TextChoices):
+        PENDING = "pending", "Stored, not processed yet"
+        PROCESSED = "processed", "Processed"
+        PARTIAL = "partial", "Processed with errors"
+        REJECTED = "rejected", "Rejected (bad input)"
+        FAILED = "failed", "Processing failed"
+
+    provider = models.CharField(max_length=32, help_text="The backend that received it (inbox.providers).")
+    connection_id = models.BigIntegerField(help_text="The provider's connection (e.g. Infobip account) it came to.")
+    path_kind = models.CharField(max_length=16, help_text="any, inbound, delivery or seen (from the URL)")
+    received_at = models.DateTimeField(db_index=True)
+    headers = models.JSONField(default=dict, help_text="Request headers, credentials removed.")
+    body = models.TextField()
+    result_count = models.PositiveIntegerField(default=0)
+    verdict = models.CharField(max_length=16, choices=Verdict.choices)
+    summary = models.JSONField(default=dict, blank=True, help_text="Counts per outcome.")
+    error = models.TextField(blank=True)
+    problems = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Results kept but not applied, each {"index", "reason"}: a wrong shape, or one we do not understand.',
+    )
+    replayed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [
+            models.Index(fields=["verdict", "received_at"], name="webhookevent_verdict_time"),
+            models.Index(fields=["provider", "connection_id", "-received_at"], name="webhookevent_connection"),
+            # The processor's queue: `WHERE verdict = 'pending' ORDER BY id`, small however large the ledger.
+            models.Index(fields=["id"], condition=models.Q(verdict="pending"), name="webhookevent_pending"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.path_kind} webhook #{self.pk} ({self.verdict})"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from inbox.models import Conversation, Conversion, Message
+from inbox.models import Conversation, Conversion, Message, WebhookEvent
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,16 @@ class Backend:
         return SendResult(
             PERMANENT, error={"name": "UNSUPPORTED", "description": f"{self.name} reports no conversions"}
         )
+
+    def process_webhooks(self, events: list[WebhookEvent]) -> None:
+        """Parse and apply stored webhook requests of this provider (the shared ledger's pending rows, claimed by
+        `inbox/processor.py` inside its transaction) through the services, and record each row's verdict,
+        summary and problems. A bad result is recorded, never a reason to lose the others."""
+        raise NotImplementedError
+
+    def replay_webhook(self, event: WebhookEvent) -> None:
+        """Apply one stored request again (admin action); effects are idempotent."""
+        raise NotImplementedError
 
 
 _backends: dict[str, Backend] = {}

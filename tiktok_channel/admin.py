@@ -2,8 +2,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from inbox.models import WebhookEvent
 from tiktok_channel.infobip_webhooks import PayloadError, replay_event
-from tiktok_channel.models import InfobipAccount, TikTokSender, WebhookEvent
+from tiktok_channel.models import InfobipAccount, TikTokSender
 
 SECRET_FIELDS = ["api_key", "webhook_secret", "basic_password"]
 
@@ -127,8 +128,17 @@ class TikTokSenderAdmin(admin.ModelAdmin):
 
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(admin.ModelAdmin):
-    list_display = ["id", "received_at", "account", "path_kind", "result_count", "verdict", "replayed_at"]
-    list_filter = ["verdict", "path_kind", "account"]
+    list_display = [
+        "id",
+        "received_at",
+        "provider",
+        "connection_id",
+        "path_kind",
+        "result_count",
+        "verdict",
+        "replayed_at",
+    ]
+    list_filter = ["verdict", "path_kind", "provider"]
     search_fields = ["body", "error"]
     date_hierarchy = "received_at"
     readonly_fields = [f.name for f in WebhookEvent._meta.fields]
@@ -139,7 +149,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
 
     @admin.action(description="Replay the selected webhook requests")
     def replay(self, request, queryset) -> None:
-        for event in queryset.select_related("account"):
+        for event in queryset:
             try:
                 outcome = replay_event(event)
             except PayloadError as exc:

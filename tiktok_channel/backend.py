@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from inbox import providers
-from inbox.models import Conversation, Conversion, Message
-from tiktok_channel import client
+from inbox.models import Conversation, Conversion, Message, WebhookEvent
+from tiktok_channel import client, infobip_webhooks
 from tiktok_channel.models import CHANNEL, PROVIDER, TikTokSender
 
 
@@ -62,6 +62,12 @@ class InfobipBackend(providers.Backend):
             return _sender_unavailable(conversation.contact.endpoint_id)
         body = client.event_request(conversation, business_account_id=sender.business_account_id, kind=kind)
         return client.send_events(sender.account, body)
+
+    def process_webhooks(self, events: list[WebhookEvent]) -> None:
+        infobip_webhooks.process_ledger(events)
+
+    def replay_webhook(self, event: WebhookEvent) -> None:
+        infobip_webhooks.replay_event(event)
 
     def report_conversion(self, conversion: Conversion) -> providers.SendResult:
         endpoint_id = conversion.conversation.contact.endpoint_id

@@ -20,10 +20,10 @@ from django.utils import timezone
 
 from inbox.db import update_rows
 from inbox.events import InboundMessage, StatusReport
-from inbox.models import Message
+from inbox.models import Message, WebhookEvent
 from inbox.outbox import apply_parked_reports, park_reports
 from inbox.services import StatusOutcome, message_statuses_apply, messages_receive
-from tiktok_channel.models import CHANNEL, PROVIDER, InfobipAccount, TikTokSender, WebhookEvent
+from tiktok_channel.models import CHANNEL, PROVIDER, InfobipAccount, TikTokSender
 
 logger = logging.getLogger(__name__)
 
@@ -363,17 +363,18 @@ class Outcome:
 LEDGER_FIELDS = ["result_count", "verdict", "summary", "error", "problems"]
 
 
-def process_results(account: InfobipAccount, results: list) -> Outcome:
+def process_results(account: InfobipAccount | int, results: list) -> Outcome:
     """Apply each result as a batch of one; one result's failure is recorded and does not stop the others."""
+    account_id = getattr(account, "pk", account)
     outcome = Outcome()
     for index, item in enumerate(results):
         try:
             with transaction.atomic():
-                [one] = apply_results([(account.pk, [item])])
+                [one] = apply_results([(account_id, [item])])
         except (OperationalError, InterfaceError):
             raise  # the database itself is in trouble: fail the request so Infobip retries it
         except Exception as exc:  # noqa: BLE001 - kept in the ledger with the error, replayable
-            logger.exception("webhook result %d for account %s failed", index, account.pk)
+            logger.exception("webhook result %d for account %s failed", index, account_id)
             outcome.add("error")
             outcome.errors.append(f"results[{index}]: {type(exc).__name__}: {exc}")
             continue
@@ -381,11 +382,6 @@ def process_results(account: InfobipAccount, results: list) -> Outcome:
             outcome.add(key, count)
         outcome.problems.extend({**problem, "index": index} for problem in one.problems)
     return outcome
-
-
-def _keep_unmatched(account: InfobipAccount, report: StatusReport, item: dict) -> None:
-    """Park a report for a message we do not have yet (the outbox applies it when the message gets the id)."""
-    park_reports([report])
 
 
 def apply_unmatched_reports(*, provider_message_ids: list[str] | None = None) -> int:
@@ -416,7 +412,7 @@ def _apply_requests(parsed: list[tuple[WebhookEvent, list]]) -> list[Outcome]:
     against its request and does not hold back the others."""
     try:
         with transaction.atomic():
-            return apply_results([(event.account_id, results) for event, results in parsed])
+            return apply_results([(event.connection_id, results) for event, results in parsed])
     except (OperationalError, InterfaceError):
         raise
     except Exception:  # noqa: BLE001 - retried result by result, where each failure is recorded
@@ -424,7 +420,7 @@ def _apply_requests(parsed: list[tuple[WebhookEvent, list]]) -> list[Outcome]:
         outcomes = []
         for event, results in parsed:
             with transaction.atomic():
-                outcomes.append(process_results(event.account, results))
+                outcomes.append(process_results(event.connection_id, results))
         return outcomes
 
 

@@ -5,7 +5,7 @@ account is looked up by its unguessable token and the request authenticated befo
 written. Then the request goes to the ledger:
 
 - deferred (WEBHOOK_PROCESSING=deferred, production): one INSERT, a wake-up for the webhook processor
-  (`tiktok_channel.processor`), and 200. The processor applies pending requests in batches.
+  (`inbox.processor`), and 200. The processor applies pending requests in batches.
 - inline (tests, and bodies that are not UTF-8): the ledger row and its effects in one transaction.
 
 Either way a request answered 200 is durably stored, and a request that fails before that leaves nothing
@@ -23,9 +23,10 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from inbox.models import WebhookEvent
+from inbox.processor import store_pending
 from tiktok_channel.infobip_webhooks import PayloadError, account_for_token, ledger_text, parse_body, process_ledger
-from tiktok_channel.models import InfobipAccount, WebhookEvent
-from tiktok_channel.processor import store_pending
+from tiktok_channel.models import PROVIDER, InfobipAccount
 from tiktok_channel.webhook_auth import AuthError, verify
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,8 @@ def infobip_webhook(request: HttpRequest, token: str, kind: str = "any") -> Json
     received_at = timezone.now()
     text = ledger_text(body)
     ledger = {
-        "account": account,
+        "provider": PROVIDER,
+        "connection_id": account.pk,
         "path_kind": kind,
         "received_at": received_at,
         "headers": ledger_headers(request, account),
@@ -94,7 +96,8 @@ def infobip_webhook(request: HttpRequest, token: str, kind: str = "any") -> Json
         if settings.WEBHOOK_PROCESSING == "deferred" and text.encode() == body:
             # Stored is what Infobip needs to hear about: the processor applies it within milliseconds.
             store_pending(
-                account_id=account.pk,
+                provider=PROVIDER,
+                connection_id=account.pk,
                 path_kind=kind,
                 received_at=received_at,
                 headers=ledger["headers"],

@@ -456,7 +456,7 @@ class Stack:
 
     def wait_processed(self, timeout: float = 10.0) -> None:
         """Until the processor has applied every webhook request stored so far (they are stored before 200)."""
-        from tiktok_channel.models import WebhookEvent
+        from inbox.models import WebhookEvent
 
         pending = WebhookEvent.objects.filter(verdict=WebhookEvent.Verdict.PENDING)
         wait_for(lambda: not pending.exists(), timeout, "the webhook processor to apply the stored requests")

@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from inbox.models import Contact, Conversation, Message
+from inbox.models import Contact, Conversation, Message, WebhookEvent
 from scripts.embedded import free_port, wait_for_port
 from tests.e2e.conftest import ROOT, Stack
-from tiktok_channel.models import WebhookEvent
 from tiktok_channel.sandbox import payloads
 from tiktok_channel.webhook_auth import sign
 

@@ -157,7 +157,7 @@ def test_postgres_restart_webhooks_answer_503_then_recover_without_restarting_us
 
     def all_applied() -> bool:
         try:
-            return cluster.count("SELECT count(*) FROM tiktok_channel_webhookevent WHERE verdict = 'pending'") == 0
+            return cluster.count("SELECT count(*) FROM inbox_webhookevent WHERE verdict = 'pending'") == 0
         except Exception:  # noqa: BLE001 - the database is down: not applied
             return False
 
@@ -203,7 +203,7 @@ def test_postgres_restart_webhooks_answer_503_then_recover_without_restarting_us
         assert cluster.count("SELECT count(*) FROM inbox_message") == 3 + 3 + 2
         assert cluster.count("SELECT count(DISTINCT provider_message_id) FROM inbox_message") == 8
         # Nothing half-written: every ledger row belongs to an answered request, all processed.
-        assert cluster.count("SELECT count(*) FROM tiktok_channel_webhookevent WHERE verdict <> 'processed'") == 0
+        assert cluster.count("SELECT count(*) FROM inbox_webhookevent WHERE verdict <> 'processed'") == 0
         assert cluster.count("SELECT count(*) FROM inbox_conversation") == 1
     except BaseException:
         log.flush()

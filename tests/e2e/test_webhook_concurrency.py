@@ -5,9 +5,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from inbox.models import Contact, Conversation, Message
+from inbox.models import Contact, Conversation, Message, WebhookEvent
 from tests.tiktok_channel.webhooks import encode, fixture, signed_headers, webhook_path
-from tiktok_channel.models import WebhookEvent
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

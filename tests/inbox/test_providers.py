@@ -175,3 +175,35 @@ def test_a_report_before_the_acceptance_is_parked_then_applied_by_the_send(inbox
     assert send_message.apply(args=[reply.pk]).result == "accepted"
     reply.refresh_from_db()
     assert reply.status == "delivered"
+
+
+def test_the_shared_ledger_hands_each_provider_its_own_rows(fake, account, monkeypatch):
+    """One processor for every provider: pending rows go to their provider's backend; a row of a provider that is
+    not installed is marked failed with the reason (and stays replayable)."""
+    from inbox import processor
+    from inbox.models import WebhookEvent
+
+    handed: list[list[int]] = []
+
+    def process(events):
+        handed.append([event.pk for event in events])
+        WebhookEvent.objects.filter(pk__in=[e.pk for e in events]).update(verdict=WebhookEvent.Verdict.PROCESSED)
+
+    monkeypatch.setattr(fake, "process_webhooks", process, raising=False)
+    rows = {}
+    for name in ("infobip", fake.name, "gone"):
+        processor.store_pending(
+            provider=name,
+            connection_id=account.pk,
+            path_kind="any",
+            received_at=timezone.now(),
+            headers={},
+            body='{"results": []}',
+            result_count=0,
+        )
+        rows[name] = WebhookEvent.objects.order_by("-pk").first()
+    assert processor.drain() == 3
+    assert handed == [[rows[fake.name].pk]]
+    verdicts = dict(WebhookEvent.objects.values_list("provider", "verdict"))
+    assert verdicts == {"infobip": "processed", fake.name: "processed", "gone": "failed"}
+    assert WebhookEvent.objects.get(provider="gone").error == "no provider 'gone' is installed"

@@ -16,11 +16,10 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from inbox.models import AuditLog, Contact, Conversation, Message, ParkedReport
+from inbox import processor
+from inbox.models import AuditLog, Contact, Conversation, Message, ParkedReport, WebhookEvent
 from tests.tiktok_channel.webhooks import fixture, post
-from tiktok_channel import processor
 from tiktok_channel.infobip_webhooks import process_results
-from tiktok_channel.models import WebhookEvent
 from tiktok_channel.sandbox import payloads as p
 
 pytestmark = pytest.mark.django_db
@@ -43,7 +42,7 @@ def test_deferred_webhook_stores_answers_and_the_processor_applies(client, accou
     event = WebhookEvent.objects.get()
     assert event.verdict == "pending" and event.result_count == 1
     # Every column as the ORM would write it (on PostgreSQL the row comes from a hand-written statement).
-    assert event.account_id == account.pk and event.path_kind == "inbound"
+    assert (event.provider, event.connection_id) == ("infobip", account.pk) and event.path_kind == "inbound"
     assert event.headers["X-Request-Id"] == "r-1" and "X-Hub-Signature" not in event.headers
     assert event.body == json.dumps(fixture("inbound_text"))
     assert abs((event.received_at - timezone.now()).total_seconds()) < 60
@@ -81,7 +80,7 @@ def test_a_batch_whose_middle_result_is_malformed_is_answered_200_and_the_others
     assert stored == ["in-image-1", "in-text-1"]
 
     # Kept whole, so it can be replayed (e.g. after a fix that understands it): the good ones are duplicates now.
-    admin_client.post("/admin/tiktok_channel/webhookevent/", {"action": "replay", "_selected_action": [event.pk]})
+    admin_client.post("/admin/inbox/webhookevent/", {"action": "replay", "_selected_action": [event.pk]})
     event.refresh_from_db()
     assert event.replayed_at is not None and event.verdict == "partial"
     assert event.summary == {"duplicate": 2, "invalid": 1} and event.problems[0]["index"] == 1
@@ -280,7 +279,7 @@ def test_one_batch_leaves_what_the_single_event_path_leaves(client, make_account
     assert single["unmatched"] == [("out-9", "delivered")]
     assert len(single["inbound"]) == 8
     summaries = list(
-        WebhookEvent.objects.filter(account=batch_account).order_by("pk").values_list("summary", flat=True)
+        WebhookEvent.objects.filter(connection_id=batch_account.pk).order_by("pk").values_list("summary", flat=True)
     )
     assert summaries[2] == {"duplicate": 1} and summaries[-1] == {"inbound": 1, "duplicate": 1}
     assert summaries[9] == {"ignored_unknown_sender": 1} and summaries[10] == {"unrecognized": 1}

@@ -11,9 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inbox.models import Message
+from inbox.models import Message, WebhookEvent
 from tests.tiktok_channel.webhooks import fixture, post
-from tiktok_channel.models import WebhookEvent
 
 pytestmark = pytest.mark.django_db
 FUZZ = settings(

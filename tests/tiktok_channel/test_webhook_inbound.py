@@ -3,9 +3,9 @@ from datetime import UTC, datetime
 import pytest
 from django.utils import timezone
 
-from inbox.models import AuditLog, Contact, Conversation, Message
+from inbox.models import AuditLog, Contact, Conversation, Message, WebhookEvent
 from tests.tiktok_channel.webhooks import fixture, post, with_message_id
-from tiktok_channel.models import TikTokSender, WebhookEvent
+from tiktok_channel.models import TikTokSender
 
 pytestmark = pytest.mark.django_db
 RECEIVED = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

@@ -3,9 +3,8 @@ import logging
 
 import pytest
 
-from inbox.models import Message
+from inbox.models import Message, WebhookEvent
 from tests.tiktok_channel.webhooks import encode, fixture, post, webhook_path
-from tiktok_channel.models import WebhookEvent
 from tiktok_channel.webhook_auth import HMAC_ALGORITHMS
 
 pytestmark = pytest.mark.django_db
@@ -205,7 +204,7 @@ def test_a_result_that_fails_to_process_is_kept_and_can_be_replayed(client, acco
 
     monkeypatch.setattr(infobip_webhooks, "messages_receive", real)
     response = admin_client.post(
-        "/admin/tiktok_channel/webhookevent/", {"action": "replay", "_selected_action": [event.pk]}, follow=True
+        "/admin/inbox/webhookevent/", {"action": "replay", "_selected_action": [event.pk]}, follow=True
     )
     assert "replayed" in response.content.decode()
     event.refresh_from_db()

@@ -2,7 +2,8 @@
 
 The webhook answers Infobip after one statement (WEBHOOK_PROCESSING=deferred, `store_pending`) that also
 wakes the processors; this loop takes whatever is pending — one request when traffic is light, hundreds
-under load — and applies it in one transaction through `infobip_webhooks.process_ledger`. Rows are claimed with
+under load — and applies it in one transaction through the backend of each row's provider
+(`Backend.process_webhooks`; Infobip's is `tiktok_channel/infobip_webhooks.process_ledger`). Rows are claimed with
 `FOR UPDATE SKIP LOCKED`, so several processors can share the work on PostgreSQL; a processor that dies
 mid-batch leaves its rows pending for the next one, and every effect is idempotent.
 
@@ -25,8 +26,8 @@ import redis
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 
-from tiktok_channel.infobip_webhooks import process_ledger
-from tiktok_channel.models import WebhookEvent
+from inbox import providers
+from inbox.models import WebhookEvent
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +36,10 @@ MAX_RESULTS_PER_BATCH = 5000
 NOTIFY_CHANNEL = "webhooks_pending"  # PostgreSQL notifications are per database already
 _INSERT_AND_NOTIFY = """
 WITH stored AS (
-    INSERT INTO tiktok_channel_webhookevent
-        (account_id, path_kind, received_at, headers, body, result_count, verdict, summary, error, problems)
-    VALUES (%s, %s, %s, %s, %s, %s, 'pending', '{}', '', '[]')
+    INSERT INTO inbox_webhookevent
+        (provider, connection_id, path_kind, received_at, headers, body, result_count, verdict, summary, error,
+         problems)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, 'pending', '{}', '', '[]')
     RETURNING id
 )
 SELECT pg_notify('webhooks_pending', '') FROM stored
@@ -65,7 +67,9 @@ def wake_processor() -> None:
         logger.warning("webhook processor not woken (it will poll): %r", exc)
 
 
-def store_pending(*, account_id: int, path_kind: str, received_at, headers: dict, body: str, result_count: int) -> None:
+def store_pending(
+    *, provider: str, connection_id: int, path_kind: str, received_at, headers: dict, body: str, result_count: int
+) -> None:
     """Store one webhook request as pending and wake the processors (the webhook's whole deferred write)."""
     if connection.vendor == "postgresql":
         # The hot path of every webhook: one hand-written statement, not the ORM's create() (half the time,
@@ -73,11 +77,12 @@ def store_pending(*, account_id: int, path_kind: str, received_at, headers: dict
         with connection.cursor() as cursor:
             cursor.execute(
                 _INSERT_AND_NOTIFY,
-                [account_id, path_kind, received_at, json.dumps(headers), body, result_count],
+                [provider, connection_id, path_kind, received_at, json.dumps(headers), body, result_count],
             )
         return
     WebhookEvent.objects.create(
-        account_id=account_id,
+        provider=provider,
+        connection_id=connection_id,
         path_kind=path_kind,
         received_at=received_at,
         headers=headers,
@@ -115,8 +120,24 @@ def drain_once(batch_size: int, max_results: int = MAX_RESULTS_PER_BATCH) -> int
             events.append(event)
             results += event.result_count
         if events:
-            process_ledger(events)
+            apply_ledger(events)
     return len(events)
+
+
+def apply_ledger(events: list[WebhookEvent]) -> None:
+    """Hand each provider its rows (in claim order); the caller holds the transaction. A row whose provider is
+    not installed is marked failed with the reason (replayable once it is)."""
+    by_provider: dict[str, list[WebhookEvent]] = {}
+    for event in events:
+        by_provider.setdefault(event.provider, []).append(event)
+    for name, rows in by_provider.items():
+        backend = providers.get(name)
+        if backend is None:
+            WebhookEvent.objects.filter(pk__in=[row.pk for row in rows]).update(
+                verdict=WebhookEvent.Verdict.FAILED, error=f"no provider {name!r} is installed"
+            )
+            continue
+        backend.process_webhooks(rows)
 
 
 def drain(batch_size: int = 200) -> int:

@@ -6,7 +6,7 @@ import signal
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from tiktok_channel.processor import Processor
+from inbox.processor import Processor
 
 
 class Command(BaseCommand):
