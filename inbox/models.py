@@ -154,6 +154,9 @@ class Message(models.Model):
     failed_at = models.DateTimeField(null=True, blank=True)
     provider_status = models.JSONField(default=dict, blank=True, help_text="Provider's last status object.")
     error = models.JSONField(default=dict, blank=True, help_text="Provider error: name, description, permanent.")
+    idempotency_key = models.CharField(
+        max_length=200, null=True, blank=True, help_text="The agent's Idempotency-Key: one reply per key."
+    )
     sent_at = models.DateTimeField(help_text="When the user sent it (inbound) or we created it (outbound).")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -163,6 +166,12 @@ class Message(models.Model):
                 fields=["channel", "provider_message_id"],
                 condition=Q(provider_message_id__isnull=False),
                 name="message_unique_provider_id_per_channel",
+            ),
+            # A repeated request (double Enter, a client retry) finds the reply its key already created.
+            models.UniqueConstraint(
+                fields=["conversation", "author", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="message_unique_idempotency_key",
             ),
         ]
         indexes = [

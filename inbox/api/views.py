@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.pagination import CursorPagination
@@ -99,10 +100,23 @@ class MessageListView(ListAPIView):
     @extend_schema(
         request={"application/json": out.ReplyIn, "multipart/form-data": out.ReplyIn},
         responses={201: out.MessageOut},
-        parameters=[],
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="One key per composed reply (e.g. a UUID). The same key again, by the same agent on "
+                "the same conversation, answers the first reply's 201 body and creates nothing. At most 200 "
+                "characters.",
+            )
+        ],
     )
     def post(self, request: Request, pk: int) -> Response:
-        """Queue a reply. 409 when the window is closed or the quota used; 422 for invalid input."""
+        """Queue a reply. 409 when the window is closed or the quota used; 422 for invalid input.
+
+        Send an `Idempotency-Key` header so that a repeated request (a double press, a retry after a lost
+        answer) does not send the reply twice."""
         conversation = get_object_or_404(selectors.conversations_visible_to(request.user).only("pk"), pk=pk)
         data = out.ReplyIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -119,6 +133,7 @@ class MessageListView(ListAPIView):
             post_id=reply["post_id"],
             quoted_message_id=reply["quoted_message_id"],
             callback_data=reply["callback_data"],
+            idempotency_key=request.headers.get("Idempotency-Key", "").strip(),
         )
         return Response(out.MessageOut(selectors.messages_of(message.conversation).get(pk=message.pk)).data, status=201)
 

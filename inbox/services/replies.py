@@ -8,7 +8,7 @@ from functools import partial
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from inbox import channels, live
@@ -33,6 +33,7 @@ MEDIA_URL_MAX_CHARS = 2048
 MEDIA_URL_EXTENSIONS = (".jpg", ".jpeg", ".png")
 POST_ID_MAX_CHARS = 200
 CALLBACK_DATA_MAX_CHARS = 4000
+IDEMPOTENCY_KEY_MAX_CHARS = 200
 REPLY_TYPES = (Message.Type.TEXT, Message.Type.IMAGE, Message.Type.SHARE_POST)
 
 
@@ -121,6 +122,7 @@ def reply_queue(
     post_id: str = "",
     quoted_message_id: int | None = None,
     callback_data: str = "",
+    idempotency_key: str = "",
 ) -> Message:
     """Queue an agent's reply (TEXT, IMAGE or SHARE_POST) and schedule its send once committed.
 
@@ -129,10 +131,62 @@ def reply_queue(
     the quota is used. The conversation row is locked while counting, so two concurrent replies
     cannot both take the last slot. The row is written `queued` with our id for attempt 1 before any
     task exists; a lost task is recovered by the channel's sweeper.
+
+    With an `idempotency_key`, the same key again (same author, same conversation) returns the reply
+    the first call created and creates nothing, whatever the window or quota says by then. The row lock
+    serializes such calls; the unique constraint on the key stops any that slip past it.
     """
+    if len(idempotency_key) > IDEMPOTENCY_KEY_MAX_CHARS:
+        raise invalid_input(
+            "invalid_idempotency_key",
+            f"an Idempotency-Key is at most {IDEMPOTENCY_KEY_MAX_CHARS} characters",
+            "idempotency_key",
+        )
     reply_content_check(type=type, text=text, media_url=media_url, post_id=post_id, callback_data=callback_data)
+    try:
+        return _reply_queue(
+            conversation_id=conversation_id,
+            author=author,
+            type=type,
+            text=text,
+            media_url=media_url,
+            post_id=post_id,
+            quoted_message_id=quoted_message_id,
+            callback_data=callback_data,
+            idempotency_key=idempotency_key or None,
+        )
+    except IntegrityError:
+        existing = _reply_with_key(conversation_id, author, idempotency_key)
+        if existing is None:
+            raise
+        return existing
+
+
+def _reply_with_key(conversation_id: int, author, idempotency_key: str | None) -> Message | None:
+    if not idempotency_key:
+        return None
+    return Message.objects.filter(
+        conversation_id=conversation_id, author=author, idempotency_key=idempotency_key
+    ).first()
+
+
+def _reply_queue(
+    *,
+    conversation_id: int,
+    author,
+    type: str,
+    text: str,
+    media_url: str,
+    post_id: str,
+    quoted_message_id: int | None,
+    callback_data: str,
+    idempotency_key: str | None,
+) -> Message:
     with transaction.atomic():
         conversation = conversation_lock(conversation_id)
+        existing = _reply_with_key(conversation_id, author, idempotency_key)
+        if existing is not None:
+            return existing
         now = timezone.now()
         reply_window_check(conversation, now=now)
         contact = conversation.contact
@@ -167,6 +221,7 @@ def reply_queue(
             provider_message_id=new_provider_message_id(),
             provider_conversation_id=conversation.provider_conversation_id,
             author=author,
+            idempotency_key=idempotency_key,
             attempt=1,
             status=Message.Status.QUEUED,
             queued_at=now,
