@@ -124,7 +124,24 @@ def message_status(*, conversation_id: int, message_id: int, status: str, at: da
     }
 
 
+def mentioned(*, conversation_id: int, message_id: int, author_name: str) -> dict:
+    """To one agent: a colleague mentioned them in a private note."""
+    return {
+        "type": "note.mentioned",
+        "conversation_id": conversation_id,
+        "message_id": message_id,
+        "author": author_name,
+        "version": 1,
+    }
+
+
 def publish_on_commit(*, inbox_id: int, event: dict) -> None:
     """Send `event` to the inbox's watchers once the current transaction commits."""
     group = inbox_group(inbox_id)
+    transaction.on_commit(lambda: send_now(group, event))
+
+
+def publish_to_user_on_commit(*, user_id: int, event: dict) -> None:
+    """Send `event` to one agent's browsers (every tab) once the current transaction commits."""
+    group = user_group(user_id)
     transaction.on_commit(lambda: send_now(group, event))

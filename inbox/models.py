@@ -108,6 +108,8 @@ class Message(models.Model):
     class Direction(models.TextChoices):
         IN = "in", "Inbound"
         OUT = "out", "Outbound"
+        # An agents-only note in the thread: no provider, no status, never in the outbox or the reply quota.
+        NOTE = "note", "Private note"
 
     class Type(models.TextChoices):
         TEXT = "text", "Text"
@@ -127,7 +129,7 @@ class Message(models.Model):
         FAILED = "failed", "Failed"
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
-    direction = models.CharField(max_length=3, choices=Direction.choices)
+    direction = models.CharField(max_length=4, choices=Direction.choices)
     type = models.CharField(max_length=16, choices=Type.choices)
     text = models.TextField(blank=True)
     media_url = models.URLField(max_length=2048, blank=True)

@@ -9,7 +9,8 @@ from rest_framework import serializers
 
 from inbox import selectors
 from inbox.models import Contact, Conversation, Conversion, Message
-from inbox.services import message_version
+from inbox.services import message_version, reply_blocked
+from inbox.services.replies import reply_window_closed_error
 
 
 class UserSummary(serializers.Serializer):
@@ -47,6 +48,11 @@ class ReferralSummary(serializers.Serializer):
     received_at = serializers.CharField(required=False)
 
 
+class ReplyLock(serializers.Serializer):
+    code = serializers.CharField(help_text="no_user_message, reply_window_closed or reply_quota_used")
+    message = serializers.CharField(help_text="For the agent: why the composer is locked")
+
+
 class ConversationOut(serializers.ModelSerializer):
     inbox = InboxSummary()
     contact = ContactSummary()
@@ -56,6 +62,8 @@ class ConversationOut(serializers.ModelSerializer):
     reply_window_closes_at = serializers.SerializerMethodField()
     replies_left = serializers.SerializerMethodField()
     referral = serializers.SerializerMethodField()
+    reply_lock = serializers.SerializerMethodField()
+    reply_window_closed_reason = serializers.SerializerMethodField()
 
     class Meta:
         model = Conversation
@@ -73,8 +81,22 @@ class ConversationOut(serializers.ModelSerializer):
             "reply_window_closes_at",
             "replies_left",
             "referral",
+            "reply_lock",
+            "reply_window_closed_reason",
             "version",
         ]
+
+    @extend_schema_field(ReplyLock(allow_null=True))
+    def get_reply_lock(self, conversation) -> dict | None:
+        """Why a reply would be refused now (the 409 it would get), or null: the composer shows this."""
+        blocked = reply_blocked(conversation, now=timezone.now(), used=conversation.replies_used)
+        return {"code": blocked.code, "message": blocked.message} if blocked else None
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_reply_window_closed_reason(self, conversation) -> str | None:
+        """The lock reason to show once `reply_window_closes_at` has passed (the page's clock says when)."""
+        closes = conversation.reply_window_closes_at()
+        return reply_window_closed_error(closes).message if closes else None
 
     @extend_schema_field(LastMessage(allow_null=True))
     def get_last_message(self, conversation) -> dict | None:
@@ -214,6 +236,7 @@ class MessageOut(serializers.ModelSerializer):
     error = serializers.SerializerMethodField()
     share_post_embed_url = serializers.CharField(source="embed_url")
     version = serializers.SerializerMethodField()
+    can_quote = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
@@ -241,7 +264,12 @@ class MessageOut(serializers.ModelSerializer):
             "error",
             "attempt",
             "version",
+            "can_quote",
         ]
+
+    def get_can_quote(self, message) -> bool:
+        """Whether a reply may quote this message (only the customer's own messages can be quoted)."""
+        return message.direction == Message.Direction.IN and bool(message.provider_message_id)
 
     @extend_schema_field(
         serializers.IntegerField(
@@ -316,6 +344,20 @@ class AssignIn(serializers.Serializer):
 
 class PriorityIn(serializers.Serializer):
     priority = serializers.ChoiceField(choices=Conversation.Priority.choices)
+
+
+class NoteIn(serializers.Serializer):
+    text = serializers.CharField(trim_whitespace=False, max_length=10000, help_text="`@username` notifies that agent")
+
+
+class LimitsOut(serializers.Serializer):
+    reply_text_max_chars = serializers.IntegerField()
+    note_text_max_chars = serializers.IntegerField()
+    image_max_bytes = serializers.IntegerField()
+    image_types = serializers.ListField(child=serializers.CharField())
+    post_id_max_chars = serializers.IntegerField()
+    reply_window_hours = serializers.IntegerField()
+    reply_quota_per_window = serializers.IntegerField()
 
 
 class ReplyIn(serializers.Serializer):

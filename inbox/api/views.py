@@ -138,6 +138,28 @@ class MessageListView(ListAPIView):
         return Response(out.MessageOut(selectors.messages_of(message.conversation).get(pk=message.pk)).data, status=201)
 
 
+class NoteCreateView(GenericAPIView):
+    serializer_class = out.MessageOut
+
+    @extend_schema(request=out.NoteIn, responses={201: out.MessageOut})
+    def post(self, request: Request, pk: int) -> Response:
+        """Add a private note to the thread: agents only, never sent, allowed when the reply window is closed.
+        `@username` of an inbox member notifies them (a `note.mentioned` live event)."""
+        conversation = get_object_or_404(selectors.conversations_visible_to(request.user).only("pk"), pk=pk)
+        data = out.NoteIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        note = services.note_add(conversation_id=conversation.pk, author=request.user, text=data.validated_data["text"])
+        return Response(out.MessageOut(selectors.messages_of(note.conversation).get(pk=note.pk)).data, status=201)
+
+
+class LimitsView(GenericAPIView):
+    serializer_class = out.LimitsOut
+
+    def get(self, request: Request) -> Response:
+        """What the composer must respect: text lengths, image size and types, the reply window and quota."""
+        return Response(out.LimitsOut(services.reply_limits()).data)
+
+
 class MessageDetailView(GenericAPIView):
     serializer_class = out.MessageOut
 
