@@ -45,7 +45,43 @@ class LastMessage(serializers.Serializer):
 class ReferralSummary(serializers.Serializer):
     source = serializers.CharField(help_text="ad, tiktok_me or other")
     label = serializers.CharField(help_text="Ad name or TikTok.me ref, for a banner")
+    kind_label = serializers.CharField(help_text="Short name of the source, for a list chip: Ad, TikTok.me, Referral")
+    title = serializers.CharField(help_text="Banner title, e.g. 'Came from an ad'")
+    opened_how = serializers.CharField(help_text="How the customer opened the chat, e.g. 'from an ad'")
     received_at = serializers.CharField(required=False)
+
+
+class ReferralFact(serializers.Serializer):
+    label = serializers.CharField()
+    value = serializers.CharField()
+    mono = serializers.BooleanField(help_text="An id: show it in a monospace font")
+
+
+# How each kind of referral is named to agents: (chip, banner title, "opened the chat …").
+REFERRAL_WORDS = {
+    "ad": ("Ad", "Came from an ad", "from an ad"),
+    "tiktok_me": ("TikTok.me", "Came via a TikTok.me link", "through a TikTok.me link"),
+}
+REFERRAL_WORDS_OTHER = ("Referral", "Came from a referral", "from a referral")
+# The referral fields an agent is shown, in order, with their labels.
+REFERRAL_FACT_LABELS = {
+    "source": "Source",
+    "ad_id": "Ad id",
+    "ad_name": "Ad",
+    "advertiser_id": "Advertiser id",
+    "message_material_id": "Material id",
+    "ref": "TikTok.me ref",
+    "prefilled_message": "Prefilled message",
+    "prefilled_message_audit_status": "Prefill audit",
+    "source_type": "Source type",
+    "source_id": "Source id",
+    "source_name": "Source name",
+    "source_url": "Source URL",
+    "creative_id": "Creative id",
+    "tracking_ref": "Tracking ref",
+    "source_status": "Source status",
+    "embed_url": "Embed URL",
+}
 
 
 class ReplyLock(serializers.Serializer):
@@ -133,7 +169,9 @@ class ConversationOut(serializers.ModelSerializer):
             or referral.get("source_id")
             or ""
         )
-        summary = {"source": referral.get("source", "other"), "label": label}
+        source = referral.get("source", "other")
+        kind_label, title, opened_how = REFERRAL_WORDS.get(source, REFERRAL_WORDS_OTHER)
+        summary = {"source": source, "label": label, "kind_label": kind_label, "title": title, "opened_how": opened_how}
         if referral.get("received_at"):
             summary["received_at"] = referral["received_at"]
         return summary
@@ -198,6 +236,7 @@ class TypingOut(serializers.Serializer):
 
 class ConversationDetailOut(ConversationOut):
     referral_data = serializers.JSONField(source="referral", help_text="Everything known about the referral")
+    referral_facts = serializers.SerializerMethodField()
     conversions = serializers.SerializerMethodField()
 
     class Meta(ConversationOut.Meta):
@@ -206,8 +245,22 @@ class ConversationDetailOut(ConversationOut):
             "provider_conversation_id",
             "created_at",
             "referral_data",
+            "referral_facts",
             "conversions",
         ]
+
+    @extend_schema_field(ReferralFact(many=True))
+    def get_referral_facts(self, conversation) -> list:
+        """The referral's fields an agent is shown, labelled, in order."""
+        data = conversation.referral or {}
+        facts = [
+            {"label": label, "value": str(data[key]), "mono": key.endswith("id")}
+            for key, label in REFERRAL_FACT_LABELS.items()
+            if isinstance(data.get(key), str | int | float) and not isinstance(data.get(key), bool) and data[key] != ""
+        ]
+        if data.get("received_at"):
+            facts.append({"label": "Referred", "value": str(data["received_at"]), "mono": False})
+        return facts
 
     @extend_schema_field(ConversionOut(many=True))
     def get_conversions(self, conversation) -> list:

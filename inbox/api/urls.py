@@ -15,6 +15,7 @@ urlpatterns = [
     path("conversations/<int:pk>/typing/", views.TypingView.as_view(), name="conversation-typing"),
     path("conversations/<int:pk>/conversions/", views.ConversionListView.as_view(), name="conversation-conversions"),
     path("conversations/<int:pk>/notes/", views.NoteCreateView.as_view(), name="conversation-notes"),
+    path("inboxes/<int:pk>/members/", views.InboxMembersView.as_view(), name="inbox-members"),
     path("limits/", views.LimitsView.as_view(), name="limits"),
     path("messages/<int:pk>/", views.MessageDetailView.as_view(), name="message-detail"),
     path("messages/<int:pk>/retry/", views.MessageRetryView.as_view(), name="message-retry"),

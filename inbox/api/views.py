@@ -152,6 +152,16 @@ class NoteCreateView(GenericAPIView):
         return Response(out.MessageOut(selectors.messages_of(note.conversation).get(pk=note.pk)).data, status=201)
 
 
+class InboxMembersView(GenericAPIView):
+    serializer_class = out.UserSummary
+
+    @extend_schema(responses=out.UserSummary(many=True))
+    def get(self, request: Request, pk: int) -> Response:
+        """The agents a conversation of this inbox can be assigned to (active members), by name."""
+        inbox = get_object_or_404(selectors.inboxes_visible_to(request.user), pk=pk)
+        return Response(out.UserSummary(selectors.inbox_members(inbox), many=True).data)
+
+
 class LimitsView(GenericAPIView):
     serializer_class = out.LimitsOut
 
