@@ -71,9 +71,11 @@ export function apiError(result, fallback) {
   toast((result.data && result.data.message) || fallback || "Something went wrong.", "error");
 }
 
-// Both the page and the tests read these: the page's last processed live event, per type.
+// The live events this page has handled, newest last (the last 200): what tests wait for instead of sleeping.
 export function markProcessed(event) {
-  document.body.dataset.lastEvent = event.type + ":" + (event.message_id || event.conversation_id || "");
-  window.__liveEvents = (window.__liveEvents || 0) + 1;
-  document.body.dataset.liveEvents = String(window.__liveEvents);
+  const key = event.type + ":" + (event.type === "conversation.created" ? event.conversation_id : event.message_id || event.conversation_id);
+  const processed = (window.__processed = window.__processed || []);
+  processed.push(key);
+  if (processed.length > 200) processed.shift();
+  document.body.dataset.lastEvent = key;
 }

@@ -176,7 +176,7 @@ $("help-button").addEventListener("click", () => ($("help-overlay").hidden = fal
 $("help-close").addEventListener("click", () => ($("help-overlay").hidden = true));
 
 bindShortcuts({
-  open: (id) => openConversation(id, true),
+  open: (id) => openConversation(id, true, { focus: false }),
   resolve: () => action("resolve"),
   assign: async () => {
     await loadMembers();
@@ -217,10 +217,10 @@ watchScroll();
 initialLayout();
 renderControls();
 renderNotifyButton();
-saveFilters();
-loadList();
 if (config.conversation_id) openConversation(config.conversation_id, false);
 else setPane("list");
+saveFilters(); // after the open above: the address keeps the conversation and gains the filters
+loadList();
 connectLive({
   path: config.ws_path,
   onEvent: handleEvent,

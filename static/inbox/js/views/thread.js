@@ -9,7 +9,8 @@ import { setPane } from "./layout.js";
 import { applyConversation, refreshConversation, renderList } from "./list.js";
 import { loadContact, renderSidePanel } from "./panel.js";
 
-export async function openConversation(id, push) {
+/** Opens a conversation; `focus` puts the cursor in the composer (not when walking the list with j/k). */
+export async function openConversation(id, push, { focus = true } = {}) {
   if (push && id !== state.currentId) history.pushState({ id }, "", conversationUrl(id) + filtersQuery(state));
   const switching = openThread(state, id);
   if (switching) {
@@ -44,7 +45,7 @@ export async function openConversation(id, push) {
   document.body.dataset.threadReady = String(id);
   markRead(id);
   loadContact();
-  if (switching && window.matchMedia("(min-width: 761px)").matches) $("composer-text").focus();
+  if (switching && focus && window.matchMedia("(min-width: 761px)").matches) $("composer-text").focus();
 }
 
 export function closeThread() {
