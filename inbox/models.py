@@ -78,6 +78,9 @@ class Conversation(models.Model):
     last_activity_at = models.DateTimeField(db_index=True)
     referral = models.JSONField(default=dict, blank=True, help_text="Ad / TikTok.me attribution.")
     agent_last_seen_at = models.DateTimeField(null=True, blank=True)
+    snoozed_until = models.DateTimeField(
+        null=True, blank=True, help_text="A pending conversation reopens then (or when the customer writes)."
+    )
     # Bumped on every change an agent sees, so clients can ignore live updates older than their state.
     version = models.PositiveBigIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -93,6 +96,7 @@ class Conversation(models.Model):
             models.Index(fields=["inbox", "-last_activity_at", "-id"], name="conv_inbox_activity"),
             models.Index(fields=["assignee", "status", "-last_activity_at"], name="conv_assignee_status_activity"),
             models.Index(fields=["inbox", "status", "last_inbound_at"], name="conv_inbox_status_window"),
+            models.Index(fields=["status", "snoozed_until"], name="conv_status_snoozed_until"),
         ]
 
     def __str__(self) -> str:

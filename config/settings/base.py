@@ -179,6 +179,10 @@ CELERY_BEAT_SCHEDULE["tiktok-sweep-queued-messages"] = {
     "task": "tiktok_channel.tasks.sweep_queued_messages",
     "schedule": 30.0,
 }
+CELERY_BEAT_SCHEDULE["inbox-wake-snoozed-conversations"] = {
+    "task": "inbox.tasks.wake_snoozed_conversations",
+    "schedule": 30.0,
+}
 CELERY_BEAT_SCHEDULE["tiktok-apply-pending-reports"] = {
     "task": "tiktok_channel.tasks.apply_pending_reports",
     "schedule": 60.0,

@@ -100,6 +100,7 @@ class ConversationOut(serializers.ModelSerializer):
     referral = serializers.SerializerMethodField()
     reply_lock = serializers.SerializerMethodField()
     reply_window_closed_reason = serializers.SerializerMethodField()
+    snoozed_until = serializers.SerializerMethodField()
 
     class Meta:
         model = Conversation
@@ -119,8 +120,16 @@ class ConversationOut(serializers.ModelSerializer):
             "referral",
             "reply_lock",
             "reply_window_closed_reason",
+            "snoozed_until",
             "version",
         ]
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_snoozed_until(self, conversation):
+        """When a snoozed (pending) conversation reopens by itself; null otherwise."""
+        if conversation.status != Conversation.Status.PENDING or not conversation.snoozed_until:
+            return None
+        return serializers.DateTimeField().to_representation(conversation.snoozed_until)
 
     @extend_schema_field(ReplyLock(allow_null=True))
     def get_reply_lock(self, conversation) -> dict | None:
@@ -393,6 +402,10 @@ class ContactDetailOut(ContactOut):
 
 class AssignIn(serializers.Serializer):
     assignee = serializers.RegexField(r"^(me|[1-9][0-9]{0,17})$", help_text='An agent\'s user id, or "me"')
+
+
+class SnoozeIn(serializers.Serializer):
+    until = serializers.DateTimeField(help_text="When it reopens by itself (future, at most 90 days away)")
 
 
 class PriorityIn(serializers.Serializer):

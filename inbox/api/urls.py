@@ -10,6 +10,7 @@ urlpatterns = [
     path("conversations/<int:pk>/unassign/", views.UnassignView.as_view(), name="conversation-unassign"),
     path("conversations/<int:pk>/resolve/", views.ResolveView.as_view(), name="conversation-resolve"),
     path("conversations/<int:pk>/reopen/", views.ReopenView.as_view(), name="conversation-reopen"),
+    path("conversations/<int:pk>/snooze/", views.SnoozeView.as_view(), name="conversation-snooze"),
     path("conversations/<int:pk>/priority/", views.PriorityView.as_view(), name="conversation-priority"),
     path("conversations/<int:pk>/read/", views.ReadView.as_view(), name="conversation-read"),
     path("conversations/<int:pk>/typing/", views.TypingView.as_view(), name="conversation-typing"),

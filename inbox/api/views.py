@@ -248,6 +248,19 @@ class ReopenView(_ConversationAction):
         return self.respond(request, pk)
 
 
+class SnoozeView(_ConversationAction):
+    @extend_schema(request=out.SnoozeIn, responses=out.ConversationDetailOut)
+    def post(self, request: Request, pk: int) -> Response:
+        """Set aside as pending until `until`: it reopens then, or as soon as the customer writes."""
+        conversation = self.check(request, pk)
+        data = out.SnoozeIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.conversation_snooze(
+            conversation_id=conversation.pk, until=data.validated_data["until"], actor=request.user
+        )
+        return self.respond(request, pk)
+
+
 class PriorityView(_ConversationAction):
     @extend_schema(request=out.PriorityIn, responses=out.ConversationDetailOut)
     def post(self, request: Request, pk: int) -> Response:

@@ -1,10 +1,10 @@
 """The agent workspace in Chromium: phone and tablet layouts, private notes with mentions (two agents),
 the composer's mends (counter, quotes, one reply per press), the thread opening at its latest message,
-assigning to a colleague, shortcuts and drafts. Saves the layout screenshots the README links."""
+assigning to a colleague, snooze, shortcuts and drafts. Saves the layout screenshots under tests/artifacts/
+(docs/inbox-*.png, which the README shows, are copies of them)."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 
 import pytest
@@ -12,14 +12,13 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from inbox.models import Message
-from tests.e2e.test_browser import ARTIFACTS, browser, shot  # noqa: F401 - `browser` is a fixture
+from tests.e2e.test_browser import browser, shot  # noqa: F401 - `browser` is a fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.flaky(reruns=2, reruns_delay=1)]
 
 PHONE = {"width": 390, "height": 844}
 TABLET = {"width": 1024, "height": 768}
 DESKTOP = {"width": 1440, "height": 900}
-DOCS = ARTIFACTS.parent.parent / "docs"
 
 
 @pytest.fixture
@@ -61,11 +60,6 @@ def add_history(conversation, count: int) -> None:
     )
 
 
-def keep_for_docs(path, name: str) -> None:
-    DOCS.mkdir(exist_ok=True)
-    shutil.copy(path, DOCS / name)
-
-
 def test_a_phone_shows_one_pane_at_a_time_with_back_navigation(stack, pages):
     stack.simulate_inbound("mia.rose", "Hi! Is the denim jacket still available in size M? 🧥")
     stack.simulate_inbound("jonas_k", "Do you ship to Berlin?")
@@ -78,7 +72,7 @@ def test_a_phone_shows_one_pane_at_a_time_with_back_navigation(stack, pages):
     row = page.locator(f'.conv-row[data-id="{mia.pk}"]')
     box = row.bounding_box()
     assert box["width"] > 350, box  # the list takes the phone's width
-    keep_for_docs(shot(page, "inbox-phone.png"), "inbox-phone.png")
+    shot(page, "inbox-phone.png")
 
     row.click()
     expect(page.locator(".thread-pane")).to_be_visible()
@@ -86,13 +80,13 @@ def test_a_phone_shows_one_pane_at_a_time_with_back_navigation(stack, pages):
     expect(page.locator(".msg-in .msg-text").last).to_have_text("The latest message")
     expect(page.locator(".msg-in .msg-text").last).to_be_in_viewport()
     assert page.locator("#messages").bounding_box()["width"] > 350
-    keep_for_docs(shot(page, "inbox-phone-thread.png"), "inbox-phone-thread.png")
+    shot(page, "inbox-phone-thread.png")
 
     page.click("#details-button")
     expect(page.locator("#side-panel")).to_be_visible()
     expect(page.locator(".thread-pane")).to_be_hidden()
     expect(page.locator("#contact-name")).to_have_text("mia.rose")
-    keep_for_docs(shot(page, "inbox-phone-details.png"), "inbox-phone-details.png")
+    shot(page, "inbox-phone-details.png")
     page.click("#back-to-thread")
     expect(page.locator(".thread-pane")).to_be_visible()
     page.click("#back-to-list")
@@ -112,7 +106,7 @@ def test_a_tablet_shows_list_and_thread_and_opens_the_details_over_the_thread(st
     page.click("#details-button")
     expect(page.locator("#side-panel")).to_be_visible()
     expect(page.locator("#attribution-facts")).to_contain_text("TikTok.me ref")
-    keep_for_docs(shot(page, "inbox-tablet.png"), "inbox-tablet.png")
+    shot(page, "inbox-tablet.png")
     page.click("#back-to-thread")
     expect(page.locator("#side-panel")).to_be_hidden()
 
@@ -291,4 +285,29 @@ def test_desktop_screenshot_with_a_note(stack, pages):
     expect(page.locator(".msg-note")).to_have_count(1)
     page.click('.mode-button[data-mode="reply"]')
     page.fill("#composer-text", "See you on Friday!")
-    keep_for_docs(shot(page, "inbox-desktop.png"), "inbox-desktop.png")
+    shot(page, "inbox-desktop.png")
+
+
+def test_snooze_sets_a_conversation_aside_and_the_customer_writing_reopens_it_for_everyone(
+    stack, pages, django_user_model
+):
+    colleague = django_user_model.objects.create_user("colleague", password="colleague-pass-1")
+    stack.inbox.members.add(colleague)
+    stack.simulate_inbound("tt-later", "Call me back tomorrow")
+    conversation = stack.conversation("tt-later")
+    page = pages(stack, path=f"/c/{conversation.pk}/")
+    other = pages(stack, colleague, path="/?status=pending")
+    row = other.locator(f'.conv-row[data-id="{conversation.pk}"]')
+    expect(other.locator('.seg[data-status="pending"]')).to_have_attribute("aria-pressed", "true")
+    expect(row).to_have_count(0)
+
+    page.select_option("#snooze-select", "tomorrow")
+    expect(page.locator("#thread-status")).to_have_text("pending")
+    expect(page.locator("#thread-sub")).to_contain_text("Snoozed until")
+    expect(row.locator(".snooze-chip")).to_have_text("Snoozed")  # live, in the colleague's Pending list
+
+    stack.simulate_inbound("tt-later", "Actually, now is fine")
+    expect(row).to_have_count(0)  # reopened: it left Pending
+    expect(page.locator("#thread-status")).to_have_text("open")
+    other.click('.seg[data-status="open"]')
+    expect(row).to_be_visible()

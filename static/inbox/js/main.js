@@ -4,6 +4,7 @@ import { actions, api, config, currentConv, ME, state } from "./ctx.js";
 import { $, apiError, el, markProcessed, toast } from "./dom.js";
 import { contactName } from "./format.js";
 import { connectLive } from "./live.js";
+import { snoozeUntil } from "./store.js";
 import { alertAgent, askPermission, renderNotifyButton } from "./notify.js";
 import { bindShortcuts } from "./shortcuts.js";
 import { attachImage, clearAttachment, clearQuote, closeShare, openShare, renderComposerState, send, setMode, typing } from "./views/composer.js";
@@ -145,6 +146,11 @@ $("assign-button").addEventListener("click", () => action("assign", { assignee: 
 $("unassign-button").addEventListener("click", () => action("unassign"));
 $("resolve-button").addEventListener("click", () => action("resolve"));
 $("reopen-button").addEventListener("click", () => action("reopen"));
+$("snooze-select").addEventListener("change", () => {
+  const until = snoozeUntil($("snooze-select").value, Date.now());
+  $("snooze-select").value = "";
+  if (until) action("snooze", { until: until.toISOString() });
+});
 $("assignee-select").addEventListener("focus", loadMembers);
 $("assignee-select").addEventListener("pointerdown", loadMembers);
 $("assignee-select").addEventListener("change", () => {

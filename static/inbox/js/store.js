@@ -205,6 +205,18 @@ export function outgoingReplies({ text, image, postId, quote }) {
   return outgoing;
 }
 
+/** The time a snooze preset means, in the agent's local time: 1h, 3h, tomorrow 09:00, next Monday 09:00. */
+export function snoozeUntil(choice, now) {
+  const at = new Date(now);
+  if (choice === "1h") return new Date(now + 3600000);
+  if (choice === "3h") return new Date(now + 3 * 3600000);
+  if (choice === "tomorrow") at.setDate(at.getDate() + 1);
+  else if (choice === "week") at.setDate(at.getDate() + (((8 - at.getDay()) % 7) || 7));
+  else return null;
+  at.setHours(9, 0, 0, 0);
+  return at;
+}
+
 export function draftKey(conversationId) {
   return "inbox.draft." + conversationId;
 }

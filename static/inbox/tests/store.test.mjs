@@ -15,6 +15,7 @@ import {
   sortedMessages,
   storeConv,
   storeMessage,
+  snoozeUntil,
   textCounter,
   unreadConversations,
 } from "../js/store.js";
@@ -192,4 +193,14 @@ test("an image, a shared post and text go as separate replies; a quote goes only
   ]);
   assert.deepEqual(outgoingReplies({ text: "  ", image: null, postId: "73", quote: 4 }), [{ type: "share_post", post_id: "73" }]);
   assert.deepEqual(outgoingReplies({ text: "", image: null, postId: "", quote: null }), []);
+});
+
+test("snooze presets", () => {
+  const monday = new Date(2026, 10, 30, 15, 30).getTime(); // Monday 30 Nov 2026, 15:30 local
+  assert.equal(snoozeUntil("1h", monday).getTime(), monday + 3600000);
+  const tomorrow = snoozeUntil("tomorrow", monday);
+  assert.deepEqual([tomorrow.getDate(), tomorrow.getHours(), tomorrow.getMinutes()], [1, 9, 0]);
+  const week = snoozeUntil("week", monday);
+  assert.deepEqual([week.getDay(), week.getDate(), week.getMonth(), week.getHours()], [1, 7, 11, 9]);
+  assert.equal(snoozeUntil("bogus", monday), null);
 });

@@ -102,6 +102,7 @@ export function renderThreadChrome() {
   $("thread-name").textContent = contactName(conv.contact);
   const sub = ["@" + conv.contact.tiktok_user_id, conv.inbox.name];
   sub.push(conv.assignee ? "Assigned to " + (conv.assignee.id === ME ? "you" : conv.assignee.name) : "Unassigned");
+  if (conv.snoozed_until) sub.push("Snoozed until " + fullTime(conv.snoozed_until));
   $("thread-sub").textContent = sub.join(" · ");
   const status = $("thread-status");
   status.textContent = conv.status;
@@ -111,6 +112,7 @@ export function renderThreadChrome() {
   $("unassign-button").hidden = !conv.assignee;
   $("resolve-button").hidden = conv.status === "resolved";
   $("reopen-button").hidden = conv.status === "open";
+  $("snooze-select").hidden = conv.status === "resolved";
   $("priority-select").value = conv.priority;
   renderReferralBanner(conv);
   renderComposerState();
