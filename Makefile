@@ -16,6 +16,8 @@ run: $(STAMP)
 	$(PY) scripts/run.py
 
 test: $(STAMP)
+	@if command -v node >/dev/null 2>&1; then node --test --test-reporter=dot static/inbox/tests/; \
+	else echo "SKIPPED: the browser's state tests need Node.js 20+ (apt-get install nodejs): node --test static/inbox/tests/"; fi
 	mkdir -p .run
 	$(PY) scripts/embedded.py -- $(PY) -m pytest $(PYTEST_ARGS)
 

@@ -63,6 +63,9 @@ class AuditLogAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the audit trail is append-only, for admins too
+
 
 @admin.register(ParkedReport)
 class ParkedReportAdmin(admin.ModelAdmin):

@@ -70,6 +70,18 @@ class MessageRetried(DomainEvent):
 
 
 @dataclass(frozen=True)
+class NoteAdded(DomainEvent):
+    """An agent wrote a private note (never sent to the contact); `mentioned_user_ids` were @mentioned."""
+
+    type: ClassVar[str] = "note.added"
+    message_id: int
+    author_id: int | None
+    author_name: str
+    mentioned_user_ids: tuple[int, ...]
+    conversation_version: int
+
+
+@dataclass(frozen=True)
 class MessageStatusChanged(DomainEvent):
     """An outbound message moved up the status ladder (accepted, delivered, seen) or failed."""
 
@@ -130,6 +142,7 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     MessageReceived,
     MessageQueued,
     MessageRetried,
+    NoteAdded,
     MessageStatusChanged,
     ConversationAssigned,
     ConversationStatusChanged,
@@ -175,6 +188,9 @@ def _matches(value, annotation) -> bool:
         return any(_matches(value, arg) for arg in typing.get_args(annotation))
     if annotation is type(None):
         return value is None
+    if origin is tuple:  # tuple[X, ...]: immutable, so a frozen event stays frozen
+        (item, _) = typing.get_args(annotation)
+        return isinstance(value, tuple) and all(_matches(element, item) for element in value)
     if annotation is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, annotation)

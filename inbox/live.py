@@ -1,4 +1,5 @@
-"""The one door to the live layer: services publish small events to the agents watching an inbox.
+"""The live layer: a subscriber of the domain events (inbox/domain_events.py, the one door services use) that
+sends the agents watching an inbox the small events their browsers expect.
 
 Push is a hint: delivery is at most once and never blocks or fails the write that caused it
 (Redis down means no live update, not a lost message). Clients reload from the REST API.
@@ -16,7 +17,6 @@ import threading
 from datetime import datetime
 
 from channels.layers import get_channel_layer
-from django.db import transaction
 
 from inbox import domain_events
 
@@ -126,17 +126,22 @@ def message_status(*, conversation_id: int, message_id: int, status: str, at: da
     }
 
 
-def publish_on_commit(*, inbox_id: int, event: dict) -> None:
-    """Send `event` to the inbox's watchers once the current transaction commits."""
-    group = inbox_group(inbox_id)
-    transaction.on_commit(lambda: send_now(group, event))
+def mentioned(*, conversation_id: int, message_id: int, author_name: str) -> dict:
+    """To one agent: a colleague mentioned them in a private note."""
+    return {
+        "type": "note.mentioned",
+        "conversation_id": conversation_id,
+        "message_id": message_id,
+        "author": author_name,
+        "version": 1,
+    }
 
 
 # --- The live layer as a subscriber of the domain events -----------------------------------------------------
 
 
 def events_for(event: domain_events.DomainEvent) -> list[dict]:
-    """The live events (what agents' browsers receive) of one domain event; shapes as the browser expects."""
+    """The live events to the inbox's watchers of one domain event; shapes as the browser expects."""
     from inbox.services.common import message_version
     from inbox.services.conversions import CONVERSION_RANK
 
@@ -159,6 +164,15 @@ def events_for(event: domain_events.DomainEvent) -> list[dict]:
                     message_id=event.message_id,
                     direction="out",
                     status="queued",
+                    version=event.conversation_version,
+                )
+            ]
+        case domain_events.NoteAdded():
+            return [
+                message_created(
+                    conversation_id=event.conversation_id,
+                    message_id=event.message_id,
+                    direction="note",
                     version=event.conversation_version,
                 )
             ]
@@ -218,3 +232,13 @@ def on_domain_events(events: list[domain_events.DomainEvent]) -> None:
         group = inbox_group(event.inbox_id)
         for live_event in events_for(event):
             send_now(group, live_event)
+        if isinstance(event, domain_events.NoteAdded):
+            for user_id in event.mentioned_user_ids:  # to the mentioned agent's own browsers, every tab
+                send_now(
+                    user_group(user_id),
+                    mentioned(
+                        conversation_id=event.conversation_id,
+                        message_id=event.message_id,
+                        author_name=event.author_name,
+                    ),
+                )

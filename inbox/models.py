@@ -83,6 +83,9 @@ class Conversation(models.Model):
     last_activity_at = models.DateTimeField(db_index=True)
     referral = models.JSONField(default=dict, blank=True, help_text="Ad / TikTok.me attribution.")
     agent_last_seen_at = models.DateTimeField(null=True, blank=True)
+    snoozed_until = models.DateTimeField(
+        null=True, blank=True, help_text="A pending conversation reopens then (or when the customer writes)."
+    )
     # Bumped on every change an agent sees, so clients can ignore live updates older than their state.
     version = models.PositiveBigIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -98,6 +101,7 @@ class Conversation(models.Model):
             models.Index(fields=["inbox", "-last_activity_at", "-id"], name="conv_inbox_activity"),
             models.Index(fields=["assignee", "status", "-last_activity_at"], name="conv_assignee_status_activity"),
             models.Index(fields=["inbox", "status", "last_inbound_at"], name="conv_inbox_status_window"),
+            models.Index(fields=["status", "snoozed_until"], name="conv_status_snoozed_until"),
         ]
 
     def __str__(self) -> str:
@@ -113,6 +117,8 @@ class Message(models.Model):
     class Direction(models.TextChoices):
         IN = "in", "Inbound"
         OUT = "out", "Outbound"
+        # An agents-only note in the thread: no provider, no status, never in the outbox or the reply quota.
+        NOTE = "note", "Private note"
 
     class Type(models.TextChoices):
         TEXT = "text", "Text"
@@ -132,7 +138,7 @@ class Message(models.Model):
         FAILED = "failed", "Failed"
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
-    direction = models.CharField(max_length=3, choices=Direction.choices)
+    direction = models.CharField(max_length=4, choices=Direction.choices)
     type = models.CharField(max_length=16, choices=Type.choices)
     text = models.TextField(blank=True)
     media_url = models.URLField(max_length=2048, blank=True)
@@ -159,6 +165,9 @@ class Message(models.Model):
     failed_at = models.DateTimeField(null=True, blank=True)
     provider_status = models.JSONField(default=dict, blank=True, help_text="Provider's last status object.")
     error = models.JSONField(default=dict, blank=True, help_text="Provider error: name, description, permanent.")
+    idempotency_key = models.CharField(
+        max_length=200, null=True, blank=True, help_text="The agent's Idempotency-Key: one reply per key."
+    )
     sent_at = models.DateTimeField(help_text="When the user sent it (inbound) or we created it (outbound).")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -168,6 +177,12 @@ class Message(models.Model):
                 fields=["channel", "provider_message_id"],
                 condition=Q(provider_message_id__isnull=False),
                 name="message_unique_provider_id_per_channel",
+            ),
+            # A repeated request (double Enter, a client retry) finds the reply its key already created.
+            models.UniqueConstraint(
+                fields=["conversation", "author", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="message_unique_idempotency_key",
             ),
         ]
         indexes = [

@@ -35,6 +35,11 @@ def inboxes_visible_to(user) -> QuerySet[Inbox]:
     return Inbox.objects.all() if user.is_superuser else Inbox.objects.filter(members=user)
 
 
+def inbox_members(inbox: Inbox) -> QuerySet:
+    """Who a conversation of the inbox can be assigned to: its active members (admins assign to anyone)."""
+    return inbox.members.filter(is_active=True).order_by("first_name", "username")
+
+
 def conversations_visible_to(user) -> QuerySet[Conversation]:
     qs = Conversation.objects.all()
     if not user.is_superuser:

@@ -1,5 +1,6 @@
-"""Celery tasks of the outbox, the same for every provider: send a queued reply, sweep stuck ones, apply
-parked reports; send typing indicators and read receipts (best effort); report ads conversions.
+"""Celery tasks of the core. The outbox, the same for every provider: send a queued reply, sweep stuck ones, apply
+parked reports; send typing indicators and read receipts (best effort); report ads conversions. And the
+wake-up of snoozed conversations.
 
 Thin tasks: they load rows, ask the conversation's backend (`inbox.providers`) to make one call, and record
 the classified answer through the services. The rules around the call are `inbox/outbox.py`'s.
@@ -227,3 +228,11 @@ def report_conversion(self, conversion_id: int, first_try_at: str | None = None)
         error = result.error
     conversion_result_record(conversion_id=conversion_id, sent=False, tries=tries, error=error)
     return "failed"
+
+
+@shared_task
+def wake_snoozed_conversations() -> int:
+    """Reopen snoozed conversations whose time has come; returns how many."""
+    from inbox.services import conversations_wake_due
+
+    return len(conversations_wake_due())

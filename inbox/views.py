@@ -9,7 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from inbox import selectors
+from inbox import selectors, services
 from inbox.models import Conversation
 
 
@@ -37,6 +37,7 @@ def inbox_config(request: HttpRequest, conversation_id: int | None) -> dict:
         "conversation_id": conversation_id,
         "reply_window_hours": settings.REPLY_WINDOW_HOURS,
         "reply_quota": settings.REPLY_QUOTA_PER_WINDOW,
+        "limits": services.reply_limits(),
         "priorities": [{"value": value, "label": label} for value, label in Conversation.Priority.choices],
     }
 

@@ -1,3 +1,5 @@
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
@@ -83,6 +85,10 @@ class InfobipAccountAdmin(admin.ModelAdmin):
     search_fields = ["name", "base_url", "senders__business_account_id"]
     readonly_fields = ["webhook_url_for_infobip", "api_key_stored"]
     inlines = [TikTokSenderInline]
+
+    class Media:
+        js = ["inbox/admin-copy.js"]
+
     fieldsets = [
         (None, {"fields": ["name", "base_url", "active", "api_key", "api_key_stored"]}),
         (
@@ -107,7 +113,11 @@ class InfobipAccountAdmin(admin.ModelAdmin):
     def webhook_url_for_infobip(self, obj: InfobipAccount) -> str:
         if not obj.pk:
             return "Shown after saving."
-        return format_html('<code style="user-select:all">{}</code>', obj.webhook_url)
+        return format_html(
+            '<code style="user-select:all" id="webhook-url">{}</code> '
+            '<button type="button" class="button copy-button" data-copy-target="webhook-url">Copy</button>',
+            obj.webhook_url,
+        )
 
     @admin.display(description="Stored API key")
     def api_key_stored(self, obj: InfobipAccount) -> str:
@@ -126,26 +136,63 @@ class TikTokSenderAdmin(admin.ModelAdmin):
     list_select_related = ["account", "inbox"]
 
 
+def _result_kind(result: object) -> str:
+    if not isinstance(result, dict):
+        return "unrecognized"
+    if "message" in result:
+        return "inbound"
+    if "seenAt" in result:
+        return "seen"
+    if "status" in result:
+        return "delivery"
+    return "unrecognized"
+
+
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(admin.ModelAdmin):
-    list_display = [
-        "id",
-        "received_at",
-        "provider",
-        "connection_id",
-        "path_kind",
-        "result_count",
-        "verdict",
-        "replayed_at",
-    ]
+    """The ledger: read-only (nothing to save), replayable, with the body pretty-printed."""
+
+    list_display = ["id", "received_at", "provider", "connection_id", "kind", "result_count", "verdict", "replayed_at"]
     list_filter = ["verdict", "path_kind", "provider"]
     search_fields = ["body", "error"]
     date_hierarchy = "received_at"
-    readonly_fields = [f.name for f in WebhookEvent._meta.fields]
+    readonly_fields = ["kind", "body_pretty", "headers_pretty"] + [
+        f.name for f in WebhookEvent._meta.fields if f.name not in ("body", "headers")
+    ]
+    exclude = ["body", "headers"]
     actions = ["replay"]
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Kind")
+    def kind(self, obj: WebhookEvent) -> str:
+        """What the request carried: the URL's kind, or for the one all-purpose URL ("any") the results' kind."""
+        if obj.path_kind != "any":
+            return obj.path_kind
+        try:
+            results = json.loads(obj.body).get("results")
+        except (ValueError, AttributeError):
+            return "unparsable (all-events URL)"
+        kinds = sorted({_result_kind(result) for result in results or []}) if isinstance(results, list) else []
+        return (", ".join(kinds) or "empty") + " (all-events URL)"
+
+    @admin.display(description="Body")
+    def body_pretty(self, obj: WebhookEvent) -> str:
+        try:
+            text = json.dumps(json.loads(obj.body), indent=2, ensure_ascii=False, sort_keys=False)
+        except ValueError:
+            text = obj.body
+        return format_html('<pre style="white-space:pre-wrap;margin:0">{}</pre>', text)
+
+    @admin.display(description="Headers")
+    def headers_pretty(self, obj: WebhookEvent) -> str:
+        return format_html(
+            '<pre style="white-space:pre-wrap;margin:0">{}</pre>', json.dumps(obj.headers, indent=2, sort_keys=True)
+        )
 
     @admin.action(description="Replay the selected webhook requests")
     def replay(self, request, queryset) -> None:

@@ -123,7 +123,7 @@ MEDIA_URL = "/media/"
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(BASE_DIR / "media"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "config.storage.StaticStorage"},
 }
 
 LOGIN_URL = "admin:login"
@@ -182,6 +182,10 @@ CELERY_BEAT_SCHEDULE["outbox-sweep-queued-messages"] = {
 CELERY_BEAT_SCHEDULE["outbox-apply-parked-reports"] = {
     "task": "inbox.tasks.apply_parked_reports",
     "schedule": 60.0,
+}
+CELERY_BEAT_SCHEDULE["inbox-wake-snoozed-conversations"] = {
+    "task": "inbox.tasks.wake_snoozed_conversations",
+    "schedule": 30.0,
 }
 
 REST_FRAMEWORK = {

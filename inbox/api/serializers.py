@@ -9,7 +9,8 @@ from rest_framework import serializers
 
 from inbox import selectors
 from inbox.models import Contact, Conversation, Conversion, Message
-from inbox.services import message_version
+from inbox.services import message_version, reply_blocked
+from inbox.services.replies import reply_window_closed_error
 
 
 class UserSummary(serializers.Serializer):
@@ -44,7 +45,48 @@ class LastMessage(serializers.Serializer):
 class ReferralSummary(serializers.Serializer):
     source = serializers.CharField(help_text="ad, tiktok_me or other")
     label = serializers.CharField(help_text="Ad name or TikTok.me ref, for a banner")
+    kind_label = serializers.CharField(help_text="Short name of the source, for a list chip: Ad, TikTok.me, Referral")
+    title = serializers.CharField(help_text="Banner title, e.g. 'Came from an ad'")
+    opened_how = serializers.CharField(help_text="How the customer opened the chat, e.g. 'from an ad'")
     received_at = serializers.CharField(required=False)
+
+
+class ReferralFact(serializers.Serializer):
+    label = serializers.CharField()
+    value = serializers.CharField()
+    mono = serializers.BooleanField(help_text="An id: show it in a monospace font")
+
+
+# How each kind of referral is named to agents: (chip, banner title, "opened the chat …").
+REFERRAL_WORDS = {
+    "ad": ("Ad", "Came from an ad", "from an ad"),
+    "tiktok_me": ("TikTok.me", "Came via a TikTok.me link", "through a TikTok.me link"),
+}
+REFERRAL_WORDS_OTHER = ("Referral", "Came from a referral", "from a referral")
+# The referral fields an agent is shown, in order, with their labels.
+REFERRAL_FACT_LABELS = {
+    "source": "Source",
+    "ad_id": "Ad id",
+    "ad_name": "Ad",
+    "advertiser_id": "Advertiser id",
+    "message_material_id": "Material id",
+    "ref": "TikTok.me ref",
+    "prefilled_message": "Prefilled message",
+    "prefilled_message_audit_status": "Prefill audit",
+    "source_type": "Source type",
+    "source_id": "Source id",
+    "source_name": "Source name",
+    "source_url": "Source URL",
+    "creative_id": "Creative id",
+    "tracking_ref": "Tracking ref",
+    "source_status": "Source status",
+    "embed_url": "Embed URL",
+}
+
+
+class ReplyLock(serializers.Serializer):
+    code = serializers.CharField(help_text="no_user_message, reply_window_closed or reply_quota_used")
+    message = serializers.CharField(help_text="For the agent: why the composer is locked")
 
 
 class ConversationOut(serializers.ModelSerializer):
@@ -56,6 +98,9 @@ class ConversationOut(serializers.ModelSerializer):
     reply_window_closes_at = serializers.SerializerMethodField()
     replies_left = serializers.SerializerMethodField()
     referral = serializers.SerializerMethodField()
+    reply_lock = serializers.SerializerMethodField()
+    reply_window_closed_reason = serializers.SerializerMethodField()
+    snoozed_until = serializers.SerializerMethodField()
 
     class Meta:
         model = Conversation
@@ -73,8 +118,30 @@ class ConversationOut(serializers.ModelSerializer):
             "reply_window_closes_at",
             "replies_left",
             "referral",
+            "reply_lock",
+            "reply_window_closed_reason",
+            "snoozed_until",
             "version",
         ]
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_snoozed_until(self, conversation):
+        """When a snoozed (pending) conversation reopens by itself; null otherwise."""
+        if conversation.status != Conversation.Status.PENDING or not conversation.snoozed_until:
+            return None
+        return serializers.DateTimeField().to_representation(conversation.snoozed_until)
+
+    @extend_schema_field(ReplyLock(allow_null=True))
+    def get_reply_lock(self, conversation) -> dict | None:
+        """Why a reply would be refused now (the 409 it would get), or null: the composer shows this."""
+        blocked = reply_blocked(conversation, now=timezone.now(), used=conversation.replies_used)
+        return {"code": blocked.code, "message": blocked.message} if blocked else None
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_reply_window_closed_reason(self, conversation) -> str | None:
+        """The lock reason to show once `reply_window_closes_at` has passed (the page's clock says when)."""
+        closes = conversation.reply_window_closes_at()
+        return reply_window_closed_error(closes).message if closes else None
 
     @extend_schema_field(LastMessage(allow_null=True))
     def get_last_message(self, conversation) -> dict | None:
@@ -111,7 +178,9 @@ class ConversationOut(serializers.ModelSerializer):
             or referral.get("source_id")
             or ""
         )
-        summary = {"source": referral.get("source", "other"), "label": label}
+        source = referral.get("source", "other")
+        kind_label, title, opened_how = REFERRAL_WORDS.get(source, REFERRAL_WORDS_OTHER)
+        summary = {"source": source, "label": label, "kind_label": kind_label, "title": title, "opened_how": opened_how}
         if referral.get("received_at"):
             summary["received_at"] = referral["received_at"]
         return summary
@@ -176,6 +245,7 @@ class TypingOut(serializers.Serializer):
 
 class ConversationDetailOut(ConversationOut):
     referral_data = serializers.JSONField(source="referral", help_text="Everything known about the referral")
+    referral_facts = serializers.SerializerMethodField()
     conversions = serializers.SerializerMethodField()
 
     class Meta(ConversationOut.Meta):
@@ -184,8 +254,22 @@ class ConversationDetailOut(ConversationOut):
             "provider_conversation_id",
             "created_at",
             "referral_data",
+            "referral_facts",
             "conversions",
         ]
+
+    @extend_schema_field(ReferralFact(many=True))
+    def get_referral_facts(self, conversation) -> list:
+        """The referral's fields an agent is shown, labelled, in order."""
+        data = conversation.referral or {}
+        facts = [
+            {"label": label, "value": str(data[key]), "mono": key.endswith("id")}
+            for key, label in REFERRAL_FACT_LABELS.items()
+            if isinstance(data.get(key), str | int | float) and not isinstance(data.get(key), bool) and data[key] != ""
+        ]
+        if data.get("received_at"):
+            facts.append({"label": "Referred", "value": str(data["received_at"]), "mono": False})
+        return facts
 
     @extend_schema_field(ConversionOut(many=True))
     def get_conversions(self, conversation) -> list:
@@ -214,6 +298,7 @@ class MessageOut(serializers.ModelSerializer):
     error = serializers.SerializerMethodField()
     share_post_embed_url = serializers.CharField(source="embed_url")
     version = serializers.SerializerMethodField()
+    can_quote = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
@@ -241,7 +326,12 @@ class MessageOut(serializers.ModelSerializer):
             "error",
             "attempt",
             "version",
+            "can_quote",
         ]
+
+    def get_can_quote(self, message) -> bool:
+        """Whether a reply may quote this message (only the customer's own messages can be quoted)."""
+        return message.direction == Message.Direction.IN and bool(message.provider_message_id)
 
     @extend_schema_field(
         serializers.IntegerField(
@@ -314,8 +404,26 @@ class AssignIn(serializers.Serializer):
     assignee = serializers.RegexField(r"^(me|[1-9][0-9]{0,17})$", help_text='An agent\'s user id, or "me"')
 
 
+class SnoozeIn(serializers.Serializer):
+    until = serializers.DateTimeField(help_text="When it reopens by itself (future, at most 90 days away)")
+
+
 class PriorityIn(serializers.Serializer):
     priority = serializers.ChoiceField(choices=Conversation.Priority.choices)
+
+
+class NoteIn(serializers.Serializer):
+    text = serializers.CharField(trim_whitespace=False, max_length=10000, help_text="`@username` notifies that agent")
+
+
+class LimitsOut(serializers.Serializer):
+    reply_text_max_chars = serializers.IntegerField()
+    note_text_max_chars = serializers.IntegerField()
+    image_max_bytes = serializers.IntegerField()
+    image_types = serializers.ListField(child=serializers.CharField())
+    post_id_max_chars = serializers.IntegerField()
+    reply_window_hours = serializers.IntegerField()
+    reply_quota_per_window = serializers.IntegerField()
 
 
 class ReplyIn(serializers.Serializer):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.pagination import CursorPagination
@@ -99,10 +100,23 @@ class MessageListView(ListAPIView):
     @extend_schema(
         request={"application/json": out.ReplyIn, "multipart/form-data": out.ReplyIn},
         responses={201: out.MessageOut},
-        parameters=[],
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="One key per composed reply (e.g. a UUID). The same key again, by the same agent on "
+                "the same conversation, answers the first reply's 201 body and creates nothing. At most 200 "
+                "characters.",
+            )
+        ],
     )
     def post(self, request: Request, pk: int) -> Response:
-        """Queue a reply. 409 when the window is closed or the quota used; 422 for invalid input."""
+        """Queue a reply. 409 when the window is closed or the quota used; 422 for invalid input.
+
+        Send an `Idempotency-Key` header so that a repeated request (a double press, a retry after a lost
+        answer) does not send the reply twice."""
         conversation = get_object_or_404(selectors.conversations_visible_to(request.user).only("pk"), pk=pk)
         data = out.ReplyIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -119,8 +133,41 @@ class MessageListView(ListAPIView):
             post_id=reply["post_id"],
             quoted_message_id=reply["quoted_message_id"],
             callback_data=reply["callback_data"],
+            idempotency_key=request.headers.get("Idempotency-Key", "").strip(),
         )
         return Response(out.MessageOut(selectors.messages_of(message.conversation).get(pk=message.pk)).data, status=201)
+
+
+class NoteCreateView(GenericAPIView):
+    serializer_class = out.MessageOut
+
+    @extend_schema(request=out.NoteIn, responses={201: out.MessageOut})
+    def post(self, request: Request, pk: int) -> Response:
+        """Add a private note to the thread: agents only, never sent, allowed when the reply window is closed.
+        `@username` of an inbox member notifies them (a `note.mentioned` live event)."""
+        conversation = get_object_or_404(selectors.conversations_visible_to(request.user).only("pk"), pk=pk)
+        data = out.NoteIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        note = services.note_add(conversation_id=conversation.pk, author=request.user, text=data.validated_data["text"])
+        return Response(out.MessageOut(selectors.messages_of(note.conversation).get(pk=note.pk)).data, status=201)
+
+
+class InboxMembersView(GenericAPIView):
+    serializer_class = out.UserSummary
+
+    @extend_schema(responses=out.UserSummary(many=True))
+    def get(self, request: Request, pk: int) -> Response:
+        """The agents a conversation of this inbox can be assigned to (active members), by name."""
+        inbox = get_object_or_404(selectors.inboxes_visible_to(request.user), pk=pk)
+        return Response(out.UserSummary(selectors.inbox_members(inbox), many=True).data)
+
+
+class LimitsView(GenericAPIView):
+    serializer_class = out.LimitsOut
+
+    def get(self, request: Request) -> Response:
+        """What the composer must respect: text lengths, image size and types, the reply window and quota."""
+        return Response(out.LimitsOut(services.reply_limits()).data)
 
 
 class MessageDetailView(GenericAPIView):
@@ -197,6 +244,19 @@ class ReopenView(_ConversationAction):
     def post(self, request: Request, pk: int) -> Response:
         services.conversation_set_status(
             conversation_id=self.check(request, pk).pk, status=Conversation.Status.OPEN, actor=request.user
+        )
+        return self.respond(request, pk)
+
+
+class SnoozeView(_ConversationAction):
+    @extend_schema(request=out.SnoozeIn, responses=out.ConversationDetailOut)
+    def post(self, request: Request, pk: int) -> Response:
+        """Set aside as pending until `until`: it reopens then, or as soon as the customer writes."""
+        conversation = self.check(request, pk)
+        data = out.SnoozeIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.conversation_snooze(
+            conversation_id=conversation.pk, until=data.validated_data["until"], actor=request.user
         )
         return self.respond(request, pk)
 

@@ -64,3 +64,10 @@ __all__ = [
     "reply_queue",
     "typing_throttle_key",
 ]
+from inbox.services.notes import mentioned_usernames, note_add  # noqa: E402
+from inbox.services.replies import NOTE_TEXT_MAX_CHARS, reply_blocked, reply_limits  # noqa: E402
+
+__all__ += ["NOTE_TEXT_MAX_CHARS", "mentioned_usernames", "note_add", "reply_blocked", "reply_limits"]
+from inbox.services.conversations import conversation_snooze, conversations_wake_due  # noqa: E402
+
+__all__ += ["conversation_snooze", "conversations_wake_due"]

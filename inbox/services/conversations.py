@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from functools import partial
 
 from django.core.cache import cache
@@ -12,14 +13,17 @@ from django.utils import timezone
 from inbox import domain_events, outbox, providers
 from inbox.errors import ApplicationError
 from inbox.models import AuditLog, Conversation
-from inbox.services.common import (
-    audit_value,
-)
+from inbox.services.common import audit_value as _audit_value
 from inbox.services.replies import reply_window_open_check
 
 logger = logging.getLogger(__name__)
 
 # --- Conversation actions by agents -------------------------------------------------------------
+
+
+def audit_value(value):
+    value = _audit_value(value)
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def _conversation_change(*, conversation_id: int, actor, action: str, changes: dict) -> Conversation:
@@ -90,9 +94,64 @@ def conversation_unassign(*, conversation_id: int, actor) -> Conversation:
 
 
 def conversation_set_status(*, conversation_id: int, status: str, actor) -> Conversation:
+    changes: dict = {"status": status}
+    if Conversation.objects.filter(pk=conversation_id, snoozed_until__isnull=False).exists():
+        changes["snoozed_until"] = None  # reopened or resolved by hand: the snooze is over
     return _conversation_change(
-        conversation_id=conversation_id, actor=actor, action=f"conversation.{status}", changes={"status": status}
+        conversation_id=conversation_id, actor=actor, action=f"conversation.{status}", changes=changes
     )
+
+
+SNOOZE_MAX_DAYS = 90
+
+
+def conversation_snooze(*, conversation_id: int, until: datetime, actor) -> Conversation:
+    """Set a conversation aside as pending until `until` (future, at most SNOOZE_MAX_DAYS away): the beat task
+    `inbox.tasks.wake_snoozed_conversations` reopens it then, and a message from the customer reopens it at once."""
+    now = timezone.now()
+    if until <= now or until > now + timedelta(days=SNOOZE_MAX_DAYS):
+        raise ApplicationError(
+            "invalid_snooze",
+            f"snooze until a time in the next {SNOOZE_MAX_DAYS} days",
+            status=422,
+            fields={"until": ["must be in the future, at most 90 days away"]},
+        )
+    return _conversation_change(
+        conversation_id=conversation_id,
+        actor=actor,
+        action="conversation.snoozed",
+        changes={"status": Conversation.Status.PENDING, "snoozed_until": until},
+    )
+
+
+def conversations_wake_due(*, now: datetime | None = None) -> list[int]:
+    """Reopen the snoozed conversations whose time has come (a system change, audited and pushed live).
+
+    Each goes through the locked change, which re-reads the row: one an agent reopened or re-snoozed meanwhile
+    is left as the agent set it.
+    """
+    now = now or timezone.now()
+    due = list(
+        Conversation.objects.filter(status=Conversation.Status.PENDING, snoozed_until__lte=now).values_list(
+            "pk", flat=True
+        )[:500]
+    )
+    woken = []
+    for conversation_id in due:
+        with transaction.atomic():
+            conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+            if conversation.status != Conversation.Status.PENDING or not conversation.snoozed_until:
+                continue
+            if conversation.snoozed_until > now:
+                continue
+            _conversation_change(
+                conversation_id=conversation_id,
+                actor=None,
+                action="conversation.woken",
+                changes={"status": Conversation.Status.OPEN, "snoozed_until": None},
+            )
+            woken.append(conversation_id)
+    return woken
 
 
 def conversation_set_priority(*, conversation_id: int, priority: str, actor) -> Conversation:

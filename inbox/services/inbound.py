@@ -69,7 +69,7 @@ def conversation_take_inbound(conversation: Conversation, event: InboundMessage)
     if event.referral:
         conversation.referral = event.referral
         changed.append("referral")
-    if conversation.status == Conversation.Status.RESOLVED:
+    if conversation.status != Conversation.Status.OPEN:  # resolved, or pending (snoozed): the customer wrote
         conversation.status = Conversation.Status.OPEN
         changed.append("status")
     return changed

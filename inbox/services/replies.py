@@ -8,7 +8,7 @@ from functools import partial
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from inbox import domain_events, outbox, providers
@@ -21,6 +21,7 @@ from inbox.services.common import (
     invalid_input,
     new_provider_message_id,
 )
+from inbox.uploads import MAX_IMAGE_BYTES
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ MEDIA_URL_MAX_CHARS = 2048
 MEDIA_URL_EXTENSIONS = (".jpg", ".jpeg", ".png")
 POST_ID_MAX_CHARS = 200
 CALLBACK_DATA_MAX_CHARS = 4000
+IDEMPOTENCY_KEY_MAX_CHARS = 200
+NOTE_TEXT_MAX_CHARS = 10000
 REPLY_TYPES = (Message.Type.TEXT, Message.Type.IMAGE, Message.Type.SHARE_POST)
 
 
@@ -72,20 +75,42 @@ def reply_content_check(*, type: str, text: str, media_url: str, post_id: str, c
         )
 
 
-def reply_window_open_check(conversation: Conversation, *, now: datetime) -> None:
-    """Refuse (409) unless the user wrote first and the reply window is open."""
+def reply_window_closed_error(closes_at: datetime) -> ApplicationError:
+    return ApplicationError(
+        "reply_window_closed",
+        f"The {settings.REPLY_WINDOW_HOURS}-hour reply window closed at {closes_at:%H:%M} UTC on "
+        f"{closes_at:%d %b %Y}. You can reply again when the customer writes.",
+        status=409,
+    )
+
+
+def reply_blocked(conversation: Conversation, *, now: datetime, used: int | None) -> ApplicationError | None:
+    """Why an agent cannot reply now (the 409 a reply would get), or None. The one place of these rules:
+    `reply_queue` raises it, the API shows it as the composer's lock reason. `used` None skips the quota."""
     closes_at = conversation.reply_window_closes_at()
     if closes_at is None:
-        raise ApplicationError(
-            "no_user_message", "the user has not written yet: a conversation must start with them", status=409
-        )
-    if now >= closes_at:
-        raise ApplicationError(
-            "reply_window_closed",
-            f"the reply window closed at {closes_at.isoformat()} ({settings.REPLY_WINDOW_HOURS} h after the user's "
-            "last message); it opens again when the user writes",
+        return ApplicationError(
+            "no_user_message",
+            "The customer has not written yet: on TikTok a conversation starts with them.",
             status=409,
         )
+    if now >= closes_at:
+        return reply_window_closed_error(closes_at)
+    if used is not None and used >= settings.REPLY_QUOTA_PER_WINDOW:
+        return ApplicationError(
+            "reply_quota_used",
+            f"All {settings.REPLY_QUOTA_PER_WINDOW} replies of this window are used. "
+            "You can reply again when the customer writes.",
+            status=409,
+        )
+    return None
+
+
+def reply_window_open_check(conversation: Conversation, *, now: datetime) -> None:
+    """Refuse (409) unless the user wrote first and the reply window is open."""
+    blocked = reply_blocked(conversation, now=now, used=None)
+    if blocked is not None:
+        raise blocked
 
 
 def reply_window_check(conversation: Conversation, *, now: datetime, exclude_message_id: int | None = None) -> None:
@@ -100,13 +125,22 @@ def reply_window_check(conversation: Conversation, *, now: datetime, exclude_mes
         .exclude(pk=exclude_message_id)
         .count()
     )
-    if used >= settings.REPLY_QUOTA_PER_WINDOW:
-        raise ApplicationError(
-            "reply_quota_used",
-            f"{settings.REPLY_QUOTA_PER_WINDOW} replies were already sent since the user's last message; "
-            "more are allowed when the user writes again",
-            status=409,
-        )
+    blocked = reply_blocked(conversation, now=now, used=used)
+    if blocked is not None:
+        raise blocked
+
+
+def reply_limits() -> dict:
+    """What a composer must know before sending (served by the API, so the browser hard-codes none)."""
+    return {
+        "reply_text_max_chars": REPLY_TEXT_MAX_CHARS,
+        "note_text_max_chars": NOTE_TEXT_MAX_CHARS,
+        "image_max_bytes": MAX_IMAGE_BYTES,
+        "image_types": ["image/jpeg", "image/png"],
+        "post_id_max_chars": POST_ID_MAX_CHARS,
+        "reply_window_hours": settings.REPLY_WINDOW_HOURS,
+        "reply_quota_per_window": settings.REPLY_QUOTA_PER_WINDOW,
+    }
 
 
 def reply_backend(conversation: Conversation) -> providers.Backend:
@@ -131,6 +165,7 @@ def reply_queue(
     post_id: str = "",
     quoted_message_id: int | None = None,
     callback_data: str = "",
+    idempotency_key: str = "",
 ) -> Message:
     """Queue an agent's reply (TEXT, IMAGE or SHARE_POST) and schedule its send once committed.
 
@@ -139,10 +174,62 @@ def reply_queue(
     the quota is used. The conversation row is locked while counting, so two concurrent replies
     cannot both take the last slot. The row is written `queued` with our id for attempt 1 before any
     task exists; a lost task is recovered by the outbox's sweeper.
+
+    With an `idempotency_key`, the same key again (same author, same conversation) returns the reply
+    the first call created and creates nothing, whatever the window or quota says by then. The row lock
+    serializes such calls; the unique constraint on the key stops any that slip past it.
     """
+    if len(idempotency_key) > IDEMPOTENCY_KEY_MAX_CHARS:
+        raise invalid_input(
+            "invalid_idempotency_key",
+            f"an Idempotency-Key is at most {IDEMPOTENCY_KEY_MAX_CHARS} characters",
+            "idempotency_key",
+        )
     reply_content_check(type=type, text=text, media_url=media_url, post_id=post_id, callback_data=callback_data)
+    try:
+        return _reply_queue(
+            conversation_id=conversation_id,
+            author=author,
+            type=type,
+            text=text,
+            media_url=media_url,
+            post_id=post_id,
+            quoted_message_id=quoted_message_id,
+            callback_data=callback_data,
+            idempotency_key=idempotency_key or None,
+        )
+    except IntegrityError:
+        existing = _reply_with_key(conversation_id, author, idempotency_key)
+        if existing is None:
+            raise
+        return existing
+
+
+def _reply_with_key(conversation_id: int, author, idempotency_key: str | None) -> Message | None:
+    if not idempotency_key:
+        return None
+    return Message.objects.filter(
+        conversation_id=conversation_id, author=author, idempotency_key=idempotency_key
+    ).first()
+
+
+def _reply_queue(
+    *,
+    conversation_id: int,
+    author,
+    type: str,
+    text: str,
+    media_url: str,
+    post_id: str,
+    quoted_message_id: int | None,
+    callback_data: str,
+    idempotency_key: str | None,
+) -> Message:
     with transaction.atomic():
         conversation = conversation_lock(conversation_id)
+        existing = _reply_with_key(conversation_id, author, idempotency_key)
+        if existing is not None:
+            return existing
         now = timezone.now()
         backend = reply_backend(conversation)
         if backend.capabilities.user_initiated:
@@ -183,11 +270,24 @@ def reply_queue(
             provider_message_id=new_provider_message_id(),
             provider_conversation_id=conversation.provider_conversation_id,
             author=author,
+            idempotency_key=idempotency_key,
             attempt=1,
             status=Message.Status.QUEUED,
             queued_at=now,
             sent_at=now,
         )
+        if conversation.status == Conversation.Status.RESOLVED:
+            # Writing to the customer again means the conversation is not done.
+            conversation.status = Conversation.Status.OPEN
+            conversation.save(update_fields=["status"])
+            AuditLog.objects.create(
+                actor=author,
+                actor_kind=AuditLog.ActorKind.AGENT,
+                action="conversation.open",
+                conversation=conversation,
+                before={"status": Conversation.Status.RESOLVED},
+                after={"status": Conversation.Status.OPEN},
+            )
         conversation_touch(conversation, now)
         AuditLog.objects.create(
             actor=author,

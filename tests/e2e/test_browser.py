@@ -365,6 +365,9 @@ def test_the_badge_shows_when_live_updates_are_down_and_a_reconnect_catches_up(s
     # Let the page's first list loads finish: one still in flight could show the new row without any live event.
     page.wait_for_load_state("networkidle")
 
+    # A colleague stays online: when their page has processed the new conversation's live event, ours would
+    # have too had it been listening (both listen to the same inbox group), so its absence here is the proof.
+    witness = logged_in_page(stack, contexts)
     network["down"] = True
     for client_side, server_side in links:
         server_side.close()
@@ -374,7 +377,9 @@ def test_the_badge_shows_when_live_updates_are_down_and_a_reconnect_catches_up(s
     stack.simulate_inbound("tt-dave", "Anyone there?")  # its live event is lost: nobody is listening
     conversation = stack.conversation("tt-dave")
     row = page.locator(f'.conv-row[data-id="{conversation.pk}"]')
-    page.wait_for_timeout(500)
+    witness.wait_for_function(
+        "key => (window.__processed || []).includes(key)", arg=f"conversation.created:{conversation.pk}"
+    )
     expect(row).to_have_count(0)
 
     network["down"] = False

@@ -42,7 +42,13 @@ class TestConversationList:
         closes = bob.last_inbound_at + timedelta(hours=48)
         assert item["reply_window_closes_at"] == closes.isoformat().replace("+00:00", "Z")
         assert item["replies_left"] == 10
-        assert item["referral"] == {"source": "ad", "label": "Winter sale"}
+        assert item["referral"] == {
+            "source": "ad",
+            "label": "Winter sale",
+            "kind_label": "Ad",
+            "title": "Came from an ad",
+            "opened_how": "from an ad",
+        }
 
     def test_replies_left_counts_replies_since_the_last_user_message_except_failed(self, world, settings):
         settings.REPLY_QUOTA_PER_WINDOW = 10

@@ -155,3 +155,62 @@ def test_outsider_cannot_reply_or_retry(world, enqueued):
     assert outsider.post(url(world), {"text": "hi"}, format="json").status_code == 404
     assert outsider.post(f"/api/v1/messages/{failed.pk}/retry/").status_code == 404
     assert Message.objects.filter(direction="out").count() == 1 and enqueued == []
+
+
+def test_the_same_idempotency_key_returns_the_first_reply_and_creates_nothing(world, enqueued):
+    client = api(world["agent"])
+    first = client.post(url(world), {"text": "Yes!"}, format="json", HTTP_IDEMPOTENCY_KEY="compose-1")
+    again = client.post(url(world), {"text": "Yes!"}, format="json", HTTP_IDEMPOTENCY_KEY="compose-1")
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json()
+    assert Message.objects.filter(direction="out").count() == 1
+    # Another key is another reply; the same key by a colleague is the colleague's own reply.
+    other = client.post(url(world), {"text": "Yes!"}, format="json", HTTP_IDEMPOTENCY_KEY="compose-2")
+    colleague = api(world["colleague"]).post(
+        url(world), {"text": "Yes!"}, format="json", HTTP_IDEMPOTENCY_KEY="compose-1"
+    )
+    assert len({first.json()["id"], other.json()["id"], colleague.json()["id"]}) == 3
+
+
+def test_a_replayed_key_answers_201_even_when_the_quota_is_used_since(world, enqueued, settings):
+    settings.REPLY_QUOTA_PER_WINDOW = 1
+    client = api(world["agent"])
+    first = client.post(url(world), {"text": "only one"}, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    again = client.post(url(world), {"text": "only one"}, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    assert (first.status_code, again.status_code) == (201, 201) and again.json()["id"] == first.json()["id"]
+    assert client.post(url(world), {"text": "more"}, format="json").status_code == 409
+
+
+def test_an_overlong_idempotency_key_is_422(world, enqueued):
+    response = api(world["agent"]).post(url(world), {"text": "hi"}, format="json", HTTP_IDEMPOTENCY_KEY="k" * 201)
+    assert response.status_code == 422 and "idempotency_key" in response.json()["fields"]
+    assert not Message.objects.filter(direction="out").exists()
+
+
+def test_the_database_refuses_a_second_reply_with_the_same_key(world):
+    from django.db import IntegrityError, transaction
+
+    now = timezone.now()
+    fields = dict(
+        conversation=world["bob"], direction="out", type="text", channel="tiktok", author=world["agent"], sent_at=now
+    )
+    Message.objects.create(idempotency_key="k", provider_message_id="a", **fields)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Message.objects.create(idempotency_key="k", provider_message_id="b", **fields)
+    # Without a key there is no such limit.
+    Message.objects.create(provider_message_id="c", **fields)
+    Message.objects.create(provider_message_id="d", **fields)
+
+
+def test_a_key_that_lost_the_race_at_the_constraint_returns_the_winner(world, enqueued, monkeypatch):
+    """The IntegrityError branch: as if a concurrent request committed the same key after our check."""
+    from inbox.services import replies
+
+    client = api(world["agent"])
+    winner = client.post(url(world), {"text": "Yes!"}, format="json", HTTP_IDEMPOTENCY_KEY="race").json()
+    lookups = iter([None])  # the check under the lock misses the winner once; the fetch after the error finds it
+    real = replies._reply_with_key
+    monkeypatch.setattr(replies, "_reply_with_key", lambda *a: next(lookups, None) or real(*a))
+    again = client.post(url(world), {"text": "Yes!"}, format="json", HTTP_IDEMPOTENCY_KEY="race")
+    assert again.status_code == 201 and again.json()["id"] == winner["id"]
+    assert Message.objects.filter(direction="out").count() == 1

@@ -19,6 +19,7 @@ from inbox.services import (
     conversion_report,
     message_retry,
     message_status_apply,
+    note_add,
     reply_queue,
 )
 from tests.inbox.helpers import receive
@@ -90,6 +91,7 @@ def test_the_services_emit_every_event_type(agent, inbox, domain_events, setting
     conversation_set_status(conversation_id=conversation.pk, status="resolved", actor=agent)
     receive(inbox, "ann", 2, text="one more thing", provider="infobip")  # reopens
     conversion_report(conversation_id=conversation.pk, author=agent, event="Contact")
+    note_add(conversation_id=conversation.pk, author=agent, text="VIP, be quick")
 
     emitted = {type(event) for event in domain_events}
     assert emitted == set(de.EVENT_TYPES), set(de.EVENT_TYPES) - emitted

@@ -1,0 +1,162 @@
+// The conversation list: tabs, status, search, rows; live changes are placed by the store's rules.
+import { coalesce } from "../api.js";
+import { actions, api, config, conversationUrl, ME, state } from "../ctx.js";
+import { $, apiError, el, fillAvatar } from "../dom.js";
+import { contactName, duration, fullTime, previewText, shortAgo, windowLeft } from "../format.js";
+import { filtersQuery, listParams, placeInList, storeConv, unreadConversations } from "../store.js";
+
+export function saveFilters() {
+  try {
+    localStorage.setItem("inbox.filters", JSON.stringify({ tab: state.tab, status: state.status, ordering: state.ordering }));
+  } catch (e) {
+    /* private mode: filters are simply not remembered */
+  }
+  // The address bar carries the filters too, so a view can be bookmarked or shared.
+  const path = state.currentId ? conversationUrl(state.currentId) : config.home;
+  history.replaceState(history.state, "", path + filtersQuery(state));
+}
+
+export async function loadList() {
+  const seq = ++state.listSeq;
+  const result = await api("GET", "conversations/?" + listParams(state));
+  if (seq !== state.listSeq) return; // a newer load (other filters) is on its way
+  if (!result.ok) return apiError(result, "Conversations could not be loaded.");
+  for (const conv of result.data.results) storeConv(state, conv);
+  state.order = result.data.results.map((c) => c.id);
+  state.next = result.data.next;
+  renderList();
+}
+
+export async function loadMore() {
+  if (!state.next) return;
+  const seq = state.listSeq;
+  const result = await api("GET", state.next);
+  if (seq !== state.listSeq || !result.ok) return;
+  for (const conv of result.data.results) {
+    storeConv(state, conv);
+    if (!state.order.includes(conv.id)) state.order.push(conv.id);
+  }
+  state.next = result.data.next;
+  renderList();
+}
+
+let searchReload = null;
+function place(conv) {
+  if (placeInList(state, conv, Date.now(), config.limits.reply_window_hours) === "reload") {
+    // Whether it matches the search only the server knows: reload the list (once for a burst).
+    clearTimeout(searchReload);
+    searchReload = setTimeout(loadList, 300);
+  }
+}
+
+function windowChip(conv) {
+  const left = windowLeft(conv);
+  if (left === null) return el("span", { class: "window-chip window-none", text: "No window" });
+  if (left <= 0) return el("span", { class: "window-chip window-closed", text: "Closed", title: "Reply window closed" });
+  const cls = left < 3600000 ? "window-danger" : left < 6 * 3600000 ? "window-warn" : "window-ok";
+  return el("span", { class: "window-chip " + cls, text: duration(left) + " left", title: "Reply window closes " + fullTime(conv.reply_window_closes_at) });
+}
+
+function renderRow(conv) {
+  const avatar = el("div", { class: "avatar", "aria-hidden": "true" });
+  fillAvatar(avatar, conv.contact);
+  const meta = el("div", { class: "row-meta" }, windowChip(conv));
+  if (conv.status === "pending" && conv.snoozed_until) {
+    meta.append(el("span", { class: "snooze-chip", text: "Snoozed", title: "Reopens " + fullTime(conv.snoozed_until) }));
+  }
+  if (conv.priority && conv.priority !== "none") meta.append(el("span", { class: "prio prio-" + conv.priority, text: conv.priority }));
+  if (conv.referral) meta.append(el("span", { class: "ref-chip", text: conv.referral.kind_label || "Referral" }));
+  if (conv.assignee) {
+    meta.append(
+      el("span", {
+        class: "assignee-chip" + (conv.assignee.id === ME ? " assignee-me" : ""),
+        text: conv.assignee.id === ME ? "You" : conv.assignee.name,
+        title: "Assigned to " + conv.assignee.name,
+      })
+    );
+  }
+  const unread = conv.unread_count > 0 ? el("span", { class: "unread-badge", text: String(conv.unread_count) }) : null;
+  const link = el(
+    "a",
+    {
+      href: conversationUrl(conv.id),
+      class: "row-link",
+      onclick: (event) => {
+        if (event.metaKey || event.ctrlKey || event.shiftKey) return;
+        event.preventDefault();
+        actions.openConversation(conv.id, true);
+      },
+    },
+    avatar,
+    el(
+      "div",
+      { class: "row-main" },
+      el(
+        "div",
+        { class: "row-top" },
+        el("span", { class: "row-name", text: contactName(conv.contact) }),
+        el("time", { class: "row-time", text: shortAgo(conv.last_activity_at), title: fullTime(conv.last_activity_at) })
+      ),
+      el("div", { class: "row-bottom" }, el("span", { class: "row-preview", dir: "auto", text: previewText(conv.last_message) }), unread),
+      meta
+    )
+  );
+  return el(
+    "li",
+    {
+      class: "conv-row" + (conv.id === state.currentId ? " active" : "") + (conv.unread_count > 0 ? " has-unread" : ""),
+      dataset: { id: String(conv.id), version: String(conv.version) },
+    },
+    link
+  );
+}
+
+export function renderList() {
+  const rows = state.order.map((id) => renderRow(state.convs.get(id)));
+  $("conversation-list").replaceChildren(...rows);
+  $("list-empty").hidden = rows.length > 0;
+  $("load-more").hidden = !state.next;
+  const unread = unreadConversations(state);
+  const tab = document.querySelector('.tab[aria-selected="true"] .tab-count');
+  if (tab) tab.textContent = unread ? String(unread) : "";
+  document.title = (unread ? "(" + unread + ") " : "") + "Inbox · TikTok Inbox";
+}
+
+export function renderControls() {
+  for (const tab of document.querySelectorAll(".tab")) {
+    tab.setAttribute("aria-selected", String(tab.dataset.tab === state.tab));
+    const count = tab.querySelector(".tab-count");
+    if (count && tab.dataset.tab !== state.tab) count.textContent = "";
+  }
+  for (const seg of document.querySelectorAll(".seg")) {
+    seg.classList.toggle("active", seg.dataset.status === state.status);
+    seg.setAttribute("aria-pressed", String(seg.dataset.status === state.status));
+  }
+  $("ordering").value = state.ordering;
+  if (document.activeElement !== $("search")) $("search").value = state.q;
+}
+
+// Fetch one conversation and put it wherever it now belongs (list row, open thread).
+export function refreshConversation(id) {
+  coalesce("conv:" + id, async () => {
+    const result = await api("GET", "conversations/" + id + "/");
+    if (result.status === 404) {
+      dropConversation(id);
+      return;
+    }
+    if (result.ok) applyConversation(result.data);
+  });
+}
+
+export function applyConversation(conv) {
+  if (!storeConv(state, conv)) return;
+  place(state.convs.get(conv.id));
+  renderList();
+  if (conv.id === state.currentId) actions.renderThreadChrome();
+}
+
+export function dropConversation(id) {
+  state.order = state.order.filter((other) => other !== id);
+  state.convs.delete(id);
+  renderList();
+}
