@@ -1,9 +1,31 @@
 from __future__ import annotations
 
+import os
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from inbox.models import Inbox
 from tiktok_channel.models import InfobipAccount, TikTokSender
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clock_shifted():
+    """TEST_CLOCK_SHIFT_DAYS=N runs the session with the wall clock N days ahead, still ticking (CI: 365), to prove
+    that no test depends on today's date.
+
+    time-machine shifts what Python reads as the date (datetime, time.time) in this process; monotonic clocks
+    keep running, so timeouts and waits behave. libfaketime cannot do this here: with the monotonic clock shifted
+    Python's timed waits (Event.wait, Lock.acquire with a timeout) hang, without it time.sleep fails (EINVAL).
+    """
+    days = int(os.environ.get("TEST_CLOCK_SHIFT_DAYS") or 0)
+    if not days:
+        yield
+        return
+    import time_machine
+
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=days), tick=True):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,6 @@
 """The agents' websocket, over the real Redis channel layer, fed by the real services."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -14,8 +14,12 @@ from inbox.models import Inbox, Message
 from inbox.services import conversation_assign, message_receive, message_retry, message_status_apply
 
 pytestmark = [pytest.mark.anyio, pytest.mark.django_db(transaction=True)]
-# Relative to the real clock: a retry below checks the reply window against it.
-T = timezone.now().replace(microsecond=0) - timedelta(minutes=5)
+
+
+def recently() -> datetime:
+    """Five minutes ago by the clock the test runs under (read when called, never at import: the clock may be
+    moved for the session); a retry below checks the reply window against it."""
+    return timezone.now().replace(microsecond=0) - timedelta(minutes=5)
 
 
 @pytest.fixture
@@ -23,14 +27,14 @@ def anyio_backend():
     return "asyncio"
 
 
-def inbound(n: int) -> InboundMessage:
+def inbound(n: int, at: datetime | None = None) -> InboundMessage:
     return InboundMessage(
         channel="tiktok",
         endpoint_id="biz-1",
         channel_user_id="user-1",
         provider_message_id=f"in-{n}",
         provider_conversation_id="user-1",
-        sent_at=T,
+        sent_at=at or recently(),
         type="text",
         text=f"hello {n}",
         provider="infobip",
@@ -79,10 +83,10 @@ async def test_member_receives_each_event_type_and_outsider_nothing(django_user_
         channel="tiktok",
         provider_message_id="out-1",
         status="accepted",
-        sent_at=T,
+        sent_at=recently(),
     )
     await sync_to_async(message_status_apply)(
-        report=StatusReport(channel="tiktok", provider_message_id="out-1", status="delivered", at=T)
+        report=StatusReport(channel="tiktok", provider_message_id="out-1", status="delivered", at=recently())
     )
     tick = await member_ws.receive_json_from(timeout=5)
     assert (tick["type"], tick["message_id"], tick["status"]) == ("message.status", outbound.pk, "delivered")
@@ -156,7 +160,8 @@ async def test_a_batch_of_messages_arrives_as_one_frame_each_in_order(django_use
 
     def receive_batch():
         with transaction.atomic():
-            return [created for _, created in messages_receive([(inbox.pk, inbound(n)) for n in range(60)])]
+            at = recently()
+            return [created for _, created in messages_receive([(inbox.pk, inbound(n, at)) for n in range(60)])]
 
     assert await sync_to_async(receive_batch)() == [True] * 60
     frames = [await ws.receive_json_from(timeout=5) for _ in range(61)]
