@@ -135,6 +135,16 @@ def mentioned(*, conversation_id: int, message_id: int, author_name: str) -> dic
     }
 
 
+def conversation_labels(*, conversation_id: int, labels: list[str], version: int) -> dict:
+    """A conversation's labels changed (names, sorted)."""
+    return {"type": "conversation.labels", "conversation_id": conversation_id, "labels": labels, "version": version}
+
+
+def labels_changed(*, inbox_id: int) -> dict:
+    """An inbox's label catalogue changed: clients refetch /api/v1/labels/."""
+    return {"type": "labels.changed", "inbox_id": inbox_id, "version": 1}
+
+
 def publish_on_commit(*, inbox_id: int, event: dict) -> None:
     """Send `event` to the inbox's watchers once the current transaction commits."""
     group = inbox_group(inbox_id)

@@ -23,7 +23,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from inbox.models import Contact, Conversation, Conversion, Inbox, Message
+from inbox.models import CannedResponse, Contact, Conversation, Conversion, Inbox, Label, Message
 
 
 def inbox_ids_visible_to(user) -> list[int]:
@@ -80,13 +80,17 @@ def with_list_annotations(qs: QuerySet[Conversation]) -> QuerySet[Conversation]:
         .annotate(n=Count("pk"))
         .values("n")
     )
-    return qs.select_related("inbox", "contact", "assignee").annotate(
-        last_message_text=Subquery(latest.values("text")[:1], output_field=CharField()),
-        last_message_type=Subquery(latest.values("type")[:1], output_field=CharField()),
-        last_message_direction=Subquery(latest.values("direction")[:1], output_field=CharField()),
-        last_message_at=Subquery(latest.values("sent_at")[:1], output_field=DateTimeField()),
-        unread_count=Coalesce(Subquery(unread, output_field=IntegerField()), Value(0)),
-        replies_used=Coalesce(replies_counted_since(OuterRef("last_inbound_at")), Value(0)),
+    return (
+        qs.select_related("inbox", "contact", "assignee")
+        .prefetch_related("labels")
+        .annotate(
+            last_message_text=Subquery(latest.values("text")[:1], output_field=CharField()),
+            last_message_type=Subquery(latest.values("type")[:1], output_field=CharField()),
+            last_message_direction=Subquery(latest.values("direction")[:1], output_field=CharField()),
+            last_message_at=Subquery(latest.values("sent_at")[:1], output_field=DateTimeField()),
+            unread_count=Coalesce(Subquery(unread, output_field=IntegerField()), Value(0)),
+            replies_used=Coalesce(replies_counted_since(OuterRef("last_inbound_at")), Value(0)),
+        )
     )
 
 
@@ -102,8 +106,25 @@ def window_rank():
     )
 
 
+def labels_visible_to(user, *, inbox: int | None = None) -> QuerySet[Label]:
+    qs = Label.objects.filter(inbox__in=inboxes_visible_to(user)).select_related("inbox")
+    return qs.filter(inbox_id=inbox) if inbox else qs
+
+
+def canned_responses_for(user, *, inbox: int | None = None) -> QuerySet[CannedResponse]:
+    """The inbox's shared responses and the user's own, of the inboxes the user sees."""
+    qs = CannedResponse.objects.filter(inbox__in=inboxes_visible_to(user)).filter(Q(owner__isnull=True) | Q(owner=user))
+    return qs.filter(inbox_id=inbox) if inbox else qs
+
+
 def conversation_list(
-    *, user, status: str | None = None, assignee: str | None = None, inbox: int | None = None, q: str | None = None
+    *,
+    user,
+    status: str | None = None,
+    assignee: str | None = None,
+    inbox: int | None = None,
+    q: str | None = None,
+    label: str | None = None,
 ) -> QuerySet[Conversation]:
     # The agent's inbox ids first (one small query), not a join on memberships: with the ids as constants
     # PostgreSQL walks `conv_inbox_activity` for the newest conversations of those inboxes instead of the
@@ -121,6 +142,12 @@ def conversation_list(
         qs = qs.filter(assignee_id=int(assignee))
     if inbox:
         qs = qs.filter(inbox_id=inbox)
+    if label:
+        qs = qs.filter(
+            pk__in=Subquery(
+                Label.conversations.through.objects.filter(label__name__iexact=label).values("conversation_id")
+            )
+        )
     if q:
         matching_messages = Message.objects.filter(conversation=OuterRef("pk"), text__icontains=q)
         qs = qs.filter(

@@ -8,8 +8,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from inbox import selectors
-from inbox.models import Contact, Conversation, Conversion, Message
-from inbox.services import message_version, reply_blocked
+from inbox.models import CannedResponse, Contact, Conversation, Conversion, Label, Message
+from inbox.services import canned_render, message_version, reply_blocked
 from inbox.services.replies import reply_window_closed_error
 
 
@@ -101,6 +101,7 @@ class ConversationOut(serializers.ModelSerializer):
     reply_lock = serializers.SerializerMethodField()
     reply_window_closed_reason = serializers.SerializerMethodField()
     snoozed_until = serializers.SerializerMethodField()
+    labels = serializers.SerializerMethodField()
 
     class Meta:
         model = Conversation
@@ -121,8 +122,13 @@ class ConversationOut(serializers.ModelSerializer):
             "reply_lock",
             "reply_window_closed_reason",
             "snoozed_until",
+            "labels",
             "version",
         ]
+
+    def get_labels(self, conversation) -> list[str]:
+        """The names of its labels (colours: GET /api/v1/labels/)."""
+        return sorted(label.name for label in conversation.labels.all())
 
     @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_snoozed_until(self, conversation):
@@ -402,6 +408,59 @@ class ContactDetailOut(ContactOut):
 
 class AssignIn(serializers.Serializer):
     assignee = serializers.RegexField(r"^(me|[1-9][0-9]{0,17})$", help_text='An agent\'s user id, or "me"')
+
+
+class LabelOut(serializers.ModelSerializer):
+    class Meta:
+        model = Label
+        fields = ["id", "inbox_id", "name", "color"]
+
+
+class LabelIn(serializers.Serializer):
+    inbox = serializers.IntegerField(min_value=1, max_value=2**62)
+    name = serializers.CharField(max_length=50)
+    color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", default="#75788a", help_text="#rrggbb")
+
+
+class LabelChangeIn(serializers.Serializer):
+    name = serializers.CharField(max_length=50)
+    color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", help_text="#rrggbb")
+
+
+class ConversationChangeIn(serializers.Serializer):
+    labels = serializers.ListField(
+        child=serializers.CharField(max_length=50), max_length=20, help_text="Names of the inbox's labels"
+    )
+
+
+class CannedResponseOut(serializers.ModelSerializer):
+    personal = serializers.SerializerMethodField()
+    rendered = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CannedResponse
+        fields = ["id", "inbox_id", "short_code", "text", "personal", "rendered"]
+
+    def get_personal(self, canned) -> bool:
+        return canned.owner_id is not None
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_rendered(self, canned) -> str | None:
+        """The text with {{contact.name}} / {{agent.name}} filled in for `?conversation=` (null without it)."""
+        variables = self.context.get("variables")
+        return canned_render(canned.text, **variables) if variables else None
+
+
+class CannedResponseIn(serializers.Serializer):
+    inbox = serializers.IntegerField(min_value=1, max_value=2**62)
+    short_code = serializers.CharField(max_length=40, help_text="lowercase letters, digits, - and _")
+    text = serializers.CharField(max_length=6000, trim_whitespace=False)
+    personal = serializers.BooleanField(default=False, help_text="Only for me (else shared with the inbox)")
+
+
+class CannedResponseChangeIn(serializers.Serializer):
+    short_code = serializers.CharField(max_length=40)
+    text = serializers.CharField(max_length=6000, trim_whitespace=False)
 
 
 class SnoozeIn(serializers.Serializer):

@@ -311,3 +311,64 @@ def test_snooze_sets_a_conversation_aside_and_the_customer_writing_reopens_it_fo
     expect(page.locator("#thread-status")).to_have_text("open")
     other.click('.seg[data-status="open"]')
     expect(row).to_be_visible()
+
+
+def test_labels_are_created_added_filtered_and_seen_live_by_a_colleague(stack, pages, django_user_model):
+    colleague = django_user_model.objects.create_user("colleague", password="colleague-pass-1")
+    stack.inbox.members.add(colleague)
+    stack.simulate_inbound("tt-vip", "I ordered 40 jackets")
+    stack.simulate_inbound("tt-plain", "Hello")
+    vip = stack.conversation("tt-vip")
+    page = pages(stack, path=f"/c/{vip.pk}/")
+    other = pages(stack, colleague, path="/")
+
+    page.fill("#new-label-name", "VIP")
+    page.click("#new-label-form button[type=submit]")
+    add = page.locator("#label-add")
+    expect(add.locator("option", has_text="VIP")).to_have_count(1)
+    add.select_option("VIP")
+    expect(page.locator('#thread-labels .label-chip[data-label="VIP"]')).to_be_visible()
+    other_row = other.locator(f'.conv-row[data-id="{vip.pk}"]')
+    expect(other_row.locator('.label-chip[data-label="VIP"]')).to_be_visible()  # live on the colleague's list
+
+    other.select_option("#label-filter", "VIP")
+    expect(other.locator(".conv-row")).to_have_count(1)
+    expect(other).to_have_url(stack.web_url + "/?label=VIP")
+
+    page.locator('#thread-labels .label-chip[data-label="VIP"] .label-remove').click()
+    expect(page.locator("#thread-labels .label-chip")).to_have_count(0)
+    expect(other.locator(".conv-row")).to_have_count(0)  # no longer matches the colleague's filter
+
+
+def test_canned_responses_are_saved_and_inserted_with_slash_arrows_and_enter(stack, pages):
+    stack.simulate_inbound("mia.rose", "Do you ship to Vienna?")
+    mia = stack.conversation("mia.rose")
+    type(mia.contact).objects.filter(pk=mia.contact_id).update(display_name="Mia Rose")
+    page = pages(stack, path=f"/c/{mia.pk}/")
+    for code, text in [("shipping", "Hi {{contact.name}}, we ship across the EU in 2 days."), ("thanks", "Thanks!")]:
+        page.fill("#new-canned-code", code)
+        page.fill("#new-canned-text", text)
+        page.click("#new-canned-form button[type=submit]")
+        expect(page.locator("#canned-manager .canned-code", has_text="/" + code)).to_be_visible()
+
+    composer = page.locator("#composer-text")
+    composer.fill("")
+    composer.type("/")
+    picker = page.locator("#canned-picker")
+    expect(picker.locator(".canned-option")).to_have_count(2)
+    composer.type("sh")
+    expect(picker.locator(".canned-option")).to_have_count(1)
+    expect(picker.locator('.canned-option[aria-selected="true"] .canned-text')).to_have_text(
+        "Hi Mia Rose, we ship across the EU in 2 days."
+    )
+    composer.press("Backspace")
+    composer.press("Backspace")
+    composer.press("ArrowDown")
+    expect(picker.locator('.canned-option[aria-selected="true"] .canned-code')).to_have_text("/thanks")
+    composer.press("ArrowUp")
+    composer.press("Enter")  # inserts, does not send
+    expect(composer).to_have_value("Hi Mia Rose, we ship across the EU in 2 days.")
+    expect(picker).to_be_hidden()
+    assert not Message.objects.filter(conversation=mia, direction="out").exists()
+    composer.press("Enter")
+    expect(page.locator(".msg-out .msg-text")).to_have_text("Hi Mia Rose, we ship across the EU in 2 days.")

@@ -8,11 +8,13 @@ import { snoozeUntil } from "./store.js";
 import { alertAgent, askPermission, renderNotifyButton } from "./notify.js";
 import { bindShortcuts } from "./shortcuts.js";
 import { attachImage, clearAttachment, clearQuote, closeShare, openShare, renderComposerState, send, setMode, typing } from "./views/composer.js";
+import { cannedKeydown, createCanned, openCannedFromShortcut, updateCannedPicker } from "./views/canned.js";
+import { addLabel, createLabel, loadLabels } from "./views/labels.js";
 import { initialLayout, setPane, toggleDetails } from "./views/layout.js";
 import { applyConversation, loadList, loadMore, refreshConversation, renderControls, renderList, saveFilters } from "./views/list.js";
 import { closeThread, loadEarlier, markRead, openConversation, refreshMessage, renderThread, renderThreadChrome, watchScroll } from "./views/thread.js";
 
-Object.assign(actions, { openConversation, renderThread, renderThreadChrome, refreshConversation });
+Object.assign(actions, { openConversation, renderThread, renderThreadChrome, refreshConversation, applyConversation });
 
 // ---------------------------------------------------------------- live events
 
@@ -23,7 +25,8 @@ function handleEvent(event) {
       refreshConversation(id);
       alertAgent("New conversation", "A customer wrote to the inbox.", () => openConversation(id, true));
       break;
-    case "conversation.updated": {
+    case "conversation.updated":
+    case "conversation.labels": {
       const shown = state.convs.get(id);
       if (!shown || event.version > shown.version) refreshConversation(id);
       break;
@@ -54,6 +57,9 @@ function handleEvent(event) {
       toast(event.author + " mentioned you in a note.");
       alertAgent("Mentioned by " + event.author, "In a private note.", () => openConversation(id, true));
       break;
+    case "labels.changed":
+      loadLabels();
+      break;
     case "conversion.updated":
       if (id === state.currentId) refreshConversation(id);
       break;
@@ -65,6 +71,7 @@ function handleEvent(event) {
 
 // After (re)connecting: whatever happened while we were away, the REST API knows.
 function resync() {
+  loadLabels();
   loadList();
   if (state.currentId) openConversation(state.currentId, false);
 }
@@ -161,12 +168,28 @@ $("assignee-select").addEventListener("change", () => {
 
 $("composer-form").addEventListener("submit", send);
 $("composer-text").addEventListener("keydown", (event) => {
+  if (cannedKeydown(event)) return;
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
     event.preventDefault();
     send();
   }
 });
-$("composer-text").addEventListener("input", typing);
+$("composer-text").addEventListener("input", () => {
+  typing();
+  updateCannedPicker();
+});
+$("composer-text").addEventListener("blur", () => setTimeout(() => ($("canned-picker").hidden = true), 150));
+$("label-add").addEventListener("change", () => {
+  addLabel($("label-add").value);
+  $("label-add").value = "";
+});
+$("label-filter").addEventListener("change", () => {
+  state.label = $("label-filter").value;
+  saveFilters();
+  loadList();
+});
+$("new-label-form").addEventListener("submit", createLabel);
+$("new-canned-form").addEventListener("submit", createCanned);
 for (const button of document.querySelectorAll(".mode-button")) button.addEventListener("click", () => setMode(button.dataset.mode));
 $("quote-clear").addEventListener("click", clearQuote);
 $("attachment-clear").addEventListener("click", clearAttachment);
@@ -196,7 +219,7 @@ bindShortcuts({
   noteMode: () => setMode("note"),
   canned: () => {
     $("composer-text").focus();
-    document.dispatchEvent(new CustomEvent("inbox:canned"));
+    openCannedFromShortcut();
   },
   escape: () => {
     if (state.pane === "details") toggleDetails(false);

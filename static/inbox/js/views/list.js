@@ -4,6 +4,7 @@ import { actions, api, config, conversationUrl, ME, state } from "../ctx.js";
 import { $, apiError, el, fillAvatar } from "../dom.js";
 import { contactName, duration, fullTime, previewText, shortAgo, windowLeft } from "../format.js";
 import { filtersQuery, listParams, placeInList, storeConv, unreadConversations } from "../store.js";
+import { labelChip } from "./labels.js";
 
 export function saveFilters() {
   try {
@@ -64,6 +65,7 @@ function renderRow(conv) {
   if (conv.status === "pending" && conv.snoozed_until) {
     meta.append(el("span", { class: "snooze-chip", text: "Snoozed", title: "Reopens " + fullTime(conv.snoozed_until) }));
   }
+  for (const name of conv.labels || []) meta.append(labelChip(conv, name));
   if (conv.priority && conv.priority !== "none") meta.append(el("span", { class: "prio prio-" + conv.priority, text: conv.priority }));
   if (conv.referral) meta.append(el("span", { class: "ref-chip", text: conv.referral.kind_label || "Referral" }));
   if (conv.assignee) {

@@ -4,7 +4,9 @@ import { api, config, conversationUrl, currentConv, ME, state } from "../ctx.js"
 import { $, apiError, el, fillAvatar, isHttpUrl, isTikTokEmbed, svg, toast } from "../dom.js";
 import { clockTime, contactName, dayLabel, fullTime, snippet } from "../format.js";
 import { filtersQuery, openThread, reactionsByTarget, sortedMessages, storeMessage } from "../store.js";
+import { forgetCanned, showCannedManager } from "./canned.js";
 import { loadDraft, renderComposerState, resetComposer, setQuote } from "./composer.js";
+import { renderLabelManager, renderThreadLabels } from "./labels.js";
 import { setPane } from "./layout.js";
 import { applyConversation, refreshConversation, renderList } from "./list.js";
 import { loadContact, renderSidePanel } from "./panel.js";
@@ -19,6 +21,7 @@ export async function openConversation(id, push, { focus = true } = {}) {
     $("thread-placeholder").hidden = true;
     $("thread").hidden = false;
     loadDraft(id);
+    forgetCanned();
   }
   setPane("thread");
   renderList();
@@ -45,6 +48,7 @@ export async function openConversation(id, push, { focus = true } = {}) {
   document.body.dataset.threadReady = String(id);
   markRead(id);
   loadContact();
+  if (switching) showCannedManager();
   if (switching && focus && window.matchMedia("(min-width: 761px)").matches) $("composer-text").focus();
 }
 
@@ -115,8 +119,10 @@ export function renderThreadChrome() {
   $("snooze-select").hidden = conv.status === "resolved";
   $("priority-select").value = conv.priority;
   renderReferralBanner(conv);
+  renderThreadLabels();
   renderComposerState();
   renderSidePanel();
+  renderLabelManager();
 }
 
 function renderReferralBanner(conv) {
