@@ -145,6 +145,11 @@ def labels_changed(*, inbox_id: int) -> dict:
     return {"type": "labels.changed", "inbox_id": inbox_id, "version": 1}
 
 
+def contact_updated(*, contact_id: int) -> dict:
+    """An agent edited a contact: clients showing it refetch /api/v1/contacts/{id}/ (and its conversations)."""
+    return {"type": "contact.updated", "contact_id": contact_id, "version": 1}
+
+
 def publish_on_commit(*, inbox_id: int, event: dict) -> None:
     """Send `event` to the inbox's watchers once the current transaction commits."""
     group = inbox_group(inbox_id)

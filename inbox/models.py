@@ -84,9 +84,12 @@ class Contact(models.Model):
     endpoint_id = models.CharField(max_length=200, help_text="Business-side address the contact writes to.")
     channel_user_id = models.CharField(max_length=200)
     display_name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    notes = models.TextField(blank=True, help_text="What agents know about this contact")
     first_seen_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
-    attributes = models.JSONField(default=dict, blank=True)
+    attributes = models.JSONField(default=dict, blank=True, help_text="Custom attributes agents set: text values")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

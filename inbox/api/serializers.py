@@ -378,6 +378,18 @@ class ConversationOfContact(serializers.ModelSerializer):
         fields = ["id", "inbox", "status", "last_activity_at"]
 
 
+class ContactChangeIn(serializers.Serializer):
+    display_name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    email = serializers.EmailField(required=False, allow_blank=True)
+    phone = serializers.CharField(required=False, allow_blank=True, max_length=40)
+    notes = serializers.CharField(required=False, allow_blank=True, max_length=5000, trim_whitespace=False)
+    attributes = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, max_length=500),
+        required=False,
+        help_text="Custom attributes (name → text); replaces the whole set",
+    )
+
+
 class ContactOut(serializers.ModelSerializer):
     tiktok_user_id = serializers.CharField(source="channel_user_id")
     business_account_id = serializers.CharField(source="endpoint_id")
@@ -389,6 +401,9 @@ class ContactOut(serializers.ModelSerializer):
             "display_name",
             "tiktok_user_id",
             "business_account_id",
+            "email",
+            "phone",
+            "notes",
             "first_seen_at",
             "last_seen_at",
             "attributes",

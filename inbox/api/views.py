@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from inbox import selectors, services
 from inbox.api import serializers as out
 from inbox.errors import ApplicationError
-from inbox.models import Conversation
+from inbox.models import Conversation, Message
 from inbox.uploads import image_store
 
 
@@ -53,6 +53,9 @@ class ConversationFilters(serializers.Serializer):
 
 class MessageFilters(serializers.Serializer):
     order = serializers.ChoiceField(choices=["asc", "desc"], default="asc", help_text="asc: oldest first")
+    type = serializers.ChoiceField(
+        choices=Message.Type.choices, required=False, help_text="Only this type, e.g. image (the attachments gallery)"
+    )
 
 
 def _parse_filters(serializer_class, request: Request) -> dict:
@@ -108,7 +111,8 @@ class MessageListView(ListAPIView):
     def get_queryset(self):
         conversation = get_object_or_404(selectors.conversations_visible_to(self.request.user), pk=self.kwargs["pk"])
         self.filters = _parse_filters(MessageFilters, self.request)
-        return selectors.messages_of(conversation)
+        messages = selectors.messages_of(conversation)
+        return messages.filter(type=self.filters["type"]) if self.filters.get("type") else messages
 
     @extend_schema(
         request={"application/json": out.ReplyIn, "multipart/form-data": out.ReplyIn},
@@ -471,3 +475,12 @@ class ContactDetailView(GenericAPIView):
             .order_by("-last_activity_at")
         )
         return Response(self.get_serializer(contact, context={"conversations": conversations}).data)
+
+    @extend_schema(request=out.ContactChangeIn, responses=out.ContactDetailOut)
+    def patch(self, request: Request, pk: int) -> Response:
+        """Edit the contact: name, email, phone, notes, custom attributes (only the fields sent change)."""
+        contact = get_object_or_404(selectors.contacts_visible_to(request.user), pk=pk)
+        data = out.ContactChangeIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.contact_update(contact_id=contact.pk, actor=request.user, **data.validated_data)
+        return self.get(request, pk)

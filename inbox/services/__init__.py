@@ -80,3 +80,6 @@ __all__ += ["conversation_set_labels", "label_create", "label_delete", "label_up
 from inbox.services.canned import canned_create, canned_delete, canned_render, canned_update  # noqa: E402
 
 __all__ += ["canned_create", "canned_delete", "canned_render", "canned_update"]
+from inbox.services.contacts import contact_update  # noqa: E402
+
+__all__ += ["contact_update"]

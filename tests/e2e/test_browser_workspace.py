@@ -372,3 +372,32 @@ def test_canned_responses_are_saved_and_inserted_with_slash_arrows_and_enter(sta
     assert not Message.objects.filter(conversation=mia, direction="out").exists()
     composer.press("Enter")
     expect(page.locator(".msg-out .msg-text")).to_have_text("Hi Mia Rose, we ship across the EU in 2 days.")
+
+
+def test_the_contact_is_edited_in_the_panel_and_a_colleague_sees_the_new_name_with_the_gallery(
+    stack, pages, django_user_model
+):
+    colleague = django_user_model.objects.create_user("colleague", password="colleague-pass-1")
+    stack.inbox.members.add(colleague)
+    stack.simulate_inbound("tt-sam", "Here is the broken part")
+    stack.simulate_inbound("tt-sam", image=f"{stack.web_url}/static/inbox/favicon.svg")
+    sam = stack.conversation("tt-sam")
+    page = pages(stack, path=f"/c/{sam.pk}/")
+    other = pages(stack, colleague, path="/")
+    expect(page.locator("#gallery .gallery-image")).to_have_count(1)
+
+    page.click("#contact-edit")
+    page.fill("#contact-display-name", "Sam Lee")
+    page.fill("#contact-email", "sam@example.com")
+    page.fill("#contact-notes", "Warranty until 2027")
+    page.click("#attribute-add")
+    page.locator(".attribute-key").last.fill("Order")
+    page.locator(".attribute-value").last.fill("A-1042")
+    page.click("#contact-form button[type=submit]")
+    expect(page.locator("#contact-form")).to_be_hidden()
+    facts = page.locator("#contact-facts")
+    for text in ("sam@example.com", "Warranty until 2027", "Order", "A-1042"):
+        expect(facts).to_contain_text(text)
+    expect(page.locator("#thread-name")).to_have_text("Sam Lee")
+    expect(other.locator(f'.conv-row[data-id="{sam.pk}"] .row-name')).to_have_text("Sam Lee")  # live
+    assert type(sam.contact).objects.get(pk=sam.contact_id).attributes == {"Order": "A-1042"}

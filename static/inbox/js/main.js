@@ -12,6 +12,7 @@ import { cannedKeydown, createCanned, openCannedFromShortcut, updateCannedPicker
 import { addLabel, createLabel, loadLabels } from "./views/labels.js";
 import { initialLayout, setPane, toggleDetails } from "./views/layout.js";
 import { applyConversation, loadList, loadMore, refreshConversation, renderControls, renderList, saveFilters } from "./views/list.js";
+import { addAttributeRow, closeContactForm, contactChanged, editContact, loadGallery, saveContact } from "./views/panel.js";
 import { closeThread, loadEarlier, markRead, openConversation, refreshMessage, renderThread, renderThreadChrome, watchScroll } from "./views/thread.js";
 
 Object.assign(actions, { openConversation, renderThread, renderThreadChrome, refreshConversation, applyConversation });
@@ -34,7 +35,10 @@ function handleEvent(event) {
     case "message.created": {
       const shown = state.convs.get(id);
       if (!shown || event.version > shown.version || id === state.currentId) refreshConversation(id);
-      if (id === state.currentId && !state.messages.has(event.message_id)) refreshMessage(event.message_id);
+      if (id === state.currentId && !state.messages.has(event.message_id)) {
+        refreshMessage(event.message_id);
+        loadGallery();
+      }
       if (event.direction === "in") {
         if (id === state.currentId) markRead();
         const mine = shown && shown.assignee && shown.assignee.id === ME;
@@ -56,6 +60,9 @@ function handleEvent(event) {
     case "note.mentioned":
       toast(event.author + " mentioned you in a note.");
       alertAgent("Mentioned by " + event.author, "In a private note.", () => openConversation(id, true));
+      break;
+    case "contact.updated":
+      contactChanged(event.contact_id);
       break;
     case "labels.changed":
       loadLabels();
@@ -189,6 +196,10 @@ $("label-filter").addEventListener("change", () => {
   loadList();
 });
 $("new-label-form").addEventListener("submit", createLabel);
+$("contact-edit").addEventListener("click", editContact);
+$("contact-cancel").addEventListener("click", closeContactForm);
+$("attribute-add").addEventListener("click", addAttributeRow);
+$("contact-form").addEventListener("submit", saveContact);
 $("new-canned-form").addEventListener("submit", createCanned);
 for (const button of document.querySelectorAll(".mode-button")) button.addEventListener("click", () => setMode(button.dataset.mode));
 $("quote-clear").addEventListener("click", clearQuote);

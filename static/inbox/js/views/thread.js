@@ -9,7 +9,7 @@ import { loadDraft, renderComposerState, resetComposer, setQuote } from "./compo
 import { renderLabelManager, renderThreadLabels } from "./labels.js";
 import { setPane } from "./layout.js";
 import { applyConversation, refreshConversation, renderList } from "./list.js";
-import { loadContact, renderSidePanel } from "./panel.js";
+import { closeContactForm, loadContact, loadGallery, renderSidePanel } from "./panel.js";
 
 /** Opens a conversation; `focus` puts the cursor in the composer (not when walking the list with j/k). */
 export async function openConversation(id, push, { focus = true } = {}) {
@@ -22,6 +22,7 @@ export async function openConversation(id, push, { focus = true } = {}) {
     $("thread").hidden = false;
     loadDraft(id);
     forgetCanned();
+    closeContactForm();
   }
   setPane("thread");
   renderList();
@@ -49,6 +50,7 @@ export async function openConversation(id, push, { focus = true } = {}) {
   markRead(id);
   loadContact();
   if (switching) showCannedManager();
+  loadGallery();
   if (switching && focus && window.matchMedia("(min-width: 761px)").matches) $("composer-text").focus();
 }
 
