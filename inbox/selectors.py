@@ -10,6 +10,7 @@ from django.db.models import (
     CharField,
     Count,
     DateTimeField,
+    Exists,
     ExpressionWrapper,
     F,
     IntegerField,
@@ -66,6 +67,21 @@ def replies_counted_since(last_inbound_at_ref) -> Subquery:
         .annotate(n=Count("pk"))
         .values("n"),
         output_field=IntegerField(),
+    )
+
+
+def unread_counts(*, user, status: str) -> dict[str, int]:
+    """How many conversations of each view (mine, unassigned, all) have messages agents have not read."""
+    unread = Message.objects.filter(conversation=OuterRef("pk"), direction=Message.Direction.IN).filter(
+        Q(sent_at__gt=OuterRef("agent_last_seen_at")) | Q(conversation__agent_last_seen_at__isnull=True)
+    )
+    qs = Conversation.objects.filter(status=status).filter(Exists(unread))
+    if not user.is_superuser:
+        qs = qs.filter(inbox_id__in=inbox_ids_visible_to(user))
+    return qs.aggregate(
+        all=Count("pk"),
+        mine=Count("pk", filter=Q(assignee=user)),
+        unassigned=Count("pk", filter=Q(assignee__isnull=True)),
     )
 
 

@@ -490,6 +490,12 @@ class NoteIn(serializers.Serializer):
     text = serializers.CharField(trim_whitespace=False, max_length=10000, help_text="`@username` notifies that agent")
 
 
+class UnreadCountsOut(serializers.Serializer):
+    mine = serializers.IntegerField()
+    unassigned = serializers.IntegerField()
+    all = serializers.IntegerField()
+
+
 class LimitsOut(serializers.Serializer):
     reply_text_max_chars = serializers.IntegerField()
     note_text_max_chars = serializers.IntegerField()

@@ -4,6 +4,7 @@ from inbox.api import views
 
 urlpatterns = [
     path("conversations/", views.ConversationListView.as_view(), name="conversation-list"),
+    path("conversations/unread-counts/", views.UnreadCountsView.as_view(), name="conversation-unread-counts"),
     path("conversations/<int:pk>/", views.ConversationDetailView.as_view(), name="conversation-detail"),
     path("conversations/<int:pk>/messages/", views.MessageListView.as_view(), name="conversation-messages"),
     path("conversations/<int:pk>/assign/", views.AssignView.as_view(), name="conversation-assign"),

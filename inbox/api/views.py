@@ -179,6 +179,20 @@ class InboxMembersView(GenericAPIView):
         return Response(out.UserSummary(selectors.inbox_members(inbox), many=True).data)
 
 
+class UnreadFilter(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Conversation.Status.choices, default=Conversation.Status.OPEN)
+
+
+class UnreadCountsView(GenericAPIView):
+    serializer_class = out.UnreadCountsOut
+
+    @extend_schema(parameters=[UnreadFilter])
+    def get(self, request: Request) -> Response:
+        """Conversations with unread customer messages, per view (Mine, Unassigned, All) of one status."""
+        filters = _parse_filters(UnreadFilter, request)
+        return Response(out.UnreadCountsOut(selectors.unread_counts(user=request.user, status=filters["status"])).data)
+
+
 class InboxFilter(serializers.Serializer):
     inbox = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
 

@@ -285,6 +285,10 @@ def test_desktop_screenshot_with_a_note(stack, pages):
     expect(page.locator(".msg-note")).to_have_count(1)
     page.click('.mode-button[data-mode="reply"]')
     page.fill("#composer-text", "See you on Friday!")
+    # Unread conversations per view: jonas_k and lea.m are unread and unassigned; none is mine.
+    expect(page.locator('.tab[data-tab="all"]')).to_have_attribute("data-unread", "2")
+    expect(page.locator('.tab[data-tab="unassigned"]')).to_have_attribute("data-unread", "2")
+    expect(page.locator('.tab[data-tab="mine"]')).to_have_attribute("data-unread", "0")
     shot(page, "inbox-desktop.png")
 
 

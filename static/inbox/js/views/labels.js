@@ -39,6 +39,7 @@ export function renderThreadLabels() {
   const options = labelsToAdd(state.labels, conv);
   add.replaceChildren(el("option", { value: "", text: "+ Label" }), ...options.map((label) => el("option", { value: label.name, text: label.name })));
   add.hidden = options.length === 0;
+  $("thread-labels-row").hidden = names.length === 0 && options.length === 0;
 }
 
 export function addLabel(name) {

@@ -119,16 +119,29 @@ export function renderList() {
   $("list-empty").hidden = rows.length > 0;
   $("load-more").hidden = !state.next;
   const unread = unreadConversations(state);
-  const tab = document.querySelector('.tab[aria-selected="true"] .tab-count');
-  if (tab) tab.textContent = unread ? String(unread) : "";
   document.title = (unread ? "(" + unread + ") " : "") + "Inbox · TikTok Inbox";
+  scheduleCounts();
+}
+
+// Unread conversations per view (Mine, Unassigned, All) of the shown status, from the server; a burst of
+// changes makes one request.
+let countsTimer = null;
+function scheduleCounts() {
+  clearTimeout(countsTimer);
+  countsTimer = setTimeout(async () => {
+    const result = await api("GET", "conversations/unread-counts/?status=" + state.status);
+    if (!result.ok) return;
+    for (const tab of document.querySelectorAll(".tab")) {
+      const count = result.data[tab.dataset.tab] || 0;
+      tab.querySelector(".tab-count").textContent = count ? String(count) : "";
+      tab.dataset.unread = String(count);
+    }
+  }, 250);
 }
 
 export function renderControls() {
   for (const tab of document.querySelectorAll(".tab")) {
     tab.setAttribute("aria-selected", String(tab.dataset.tab === state.tab));
-    const count = tab.querySelector(".tab-count");
-    if (count && tab.dataset.tab !== state.tab) count.textContent = "";
   }
   for (const seg of document.querySelectorAll(".seg")) {
     seg.classList.toggle("active", seg.dataset.status === state.status);
