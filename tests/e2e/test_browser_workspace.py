@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from inbox.models import Message
+from inbox.models import Label, Message
 from tests.e2e.test_browser import browser, shot  # noqa: F401 - `browser` is a fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.flaky(reruns=2, reruns_delay=1)]
@@ -278,6 +278,8 @@ def test_desktop_screenshot_with_a_note(stack, pages):
     stack.reply(mia.pk, "Yes! We have 3 left in M 😊")
     stack.simulate_inbound("jonas_k", "Do you ship to Berlin? 🇩🇪")
     stack.simulate_inbound("lea.m", "مرحبا، هل لديكم مقاس M؟ (size M?)")
+    mia.labels.add(Label.objects.create(inbox=stack.inbox, name="VIP", color="#fe2c55"))
+    Label.objects.create(inbox=stack.inbox, name="Wholesale", color="#25f4ee")
     page = pages(stack, path=f"/c/{mia.pk}/")
     page.click('.mode-button[data-mode="note"]')
     page.fill("#composer-text", "Reserved one in the back room for Friday.")
