@@ -28,6 +28,8 @@ function handleEvent(event) {
       break;
     case "conversation.updated":
     case "conversation.labels": {
+      // A label this page has not heard of (created by a colleague): its colour is in the catalogue.
+      if ((event.labels || []).some((name) => !state.labels.some((label) => label.name.toLowerCase() === name.toLowerCase()))) loadLabels();
       const shown = state.convs.get(id);
       if (!shown || event.version > shown.version) refreshConversation(id);
       break;
