@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from inbox.models import Label, Message
+from inbox.models import CannedResponse, Label, Message
 from tests.e2e.test_browser import browser, shot  # noqa: F401 - `browser` is a fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.flaky(reruns=2, reruns_delay=1)]
@@ -26,8 +26,10 @@ def pages(browser):  # noqa: F811 - the module-scoped fixture imported above
     """Open a logged-in page of an agent at a viewport: pages(stack, user, path, viewport)."""
     opened = []
 
-    def new(stack, user=None, path: str = "/", viewport=DESKTOP) -> Page:
-        context = browser.new_context(viewport=viewport, locale="en-GB", timezone_id="UTC")
+    def new(stack, user=None, path: str = "/", viewport=DESKTOP, permissions=()) -> Page:
+        context = browser.new_context(
+            viewport=viewport, locale="en-GB", timezone_id="UTC", permissions=list(permissions)
+        )
         context.set_default_timeout(10_000)
         opened.append(context)
         context.add_cookies([stack.session_cookie(user)])
@@ -407,3 +409,20 @@ def test_the_contact_is_edited_in_the_panel_and_a_colleague_sees_the_new_name_wi
     expect(page.locator("#thread-name")).to_have_text("Sam Lee")
     expect(other.locator(f'.conv-row[data-id="{sam.pk}"] .row-name')).to_have_text("Sam Lee")  # live
     assert type(sam.contact).objects.get(pk=sam.contact_id).attributes == {"Order": "A-1042"}
+
+
+def test_the_slash_shortcut_opens_the_canned_picker_and_notifications_are_opt_in(stack, pages):
+    stack.simulate_inbound("tt-slash", "Hi")
+    conversation = stack.conversation("tt-slash")
+    CannedResponse.objects.create(inbox=stack.inbox, short_code="hello", text="Hello {{contact.name}}!")
+    page = pages(stack, path=f"/c/{conversation.pk}/")
+    expect(page.locator("#notify-button")).to_be_visible()  # not asked yet: the agent may opt in
+    expect(page.locator("body")).to_have_attribute("data-thread-ready", str(conversation.pk))
+    page.keyboard.press("Escape")
+    page.keyboard.press("/")
+    expect(page.locator("#canned-picker .canned-text")).to_have_text("Hello tt-slash!")
+    page.keyboard.press("Enter")
+    expect(page.locator("#composer-text")).to_have_value("Hello tt-slash!")
+
+    allowed = pages(stack, path="/", permissions=["notifications"])
+    expect(allowed.locator("#notify-button")).to_be_hidden()  # already allowed: nothing to ask
