@@ -72,6 +72,7 @@ def test_a_phone_shows_one_pane_at_a_time_with_back_navigation(stack, pages):
     expect(page.locator(".list-pane")).to_be_visible()
     expect(page.locator(".thread-pane")).to_be_hidden()
     row = page.locator(f'.conv-row[data-id="{mia.pk}"]')
+    expect(row).to_be_visible()
     box = row.bounding_box()
     assert box["width"] > 350, box  # the list takes the phone's width
     shot(page, "inbox-phone.png")
