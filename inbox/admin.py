@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from inbox.models import AuditLog, Contact, Conversation, Inbox, Message, ParkedReport
+from inbox.models import AuditLog, CannedResponse, Contact, Conversation, Inbox, Label, Message, ParkedReport
 
 
 @admin.register(Inbox)
@@ -65,6 +65,21 @@ class AuditLogAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # the audit trail is append-only, for admins too
+
+
+@admin.register(Label)
+class LabelAdmin(admin.ModelAdmin):
+    list_display = ["name", "color", "inbox"]
+    list_filter = ["inbox"]
+    search_fields = ["name"]
+
+
+@admin.register(CannedResponse)
+class CannedResponseAdmin(admin.ModelAdmin):
+    list_display = ["short_code", "inbox", "owner", "updated_at"]
+    list_filter = ["inbox"]
+    search_fields = ["short_code", "text"]
+    raw_id_fields = ["owner"]
 
 
 @admin.register(ParkedReport)

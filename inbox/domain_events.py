@@ -29,18 +29,24 @@ logger = logging.getLogger(__name__)
 class DomainEvent:
     type: ClassVar[str]
     inbox_id: int
+
+
+@dataclass(frozen=True)
+class ConversationEvent(DomainEvent):
+    """Something that happened in one conversation (most events)."""
+
     conversation_id: int
 
 
 @dataclass(frozen=True)
-class ConversationCreated(DomainEvent):
+class ConversationCreated(ConversationEvent):
     type: ClassVar[str] = "conversation.created"
     contact_id: int
     provider: str
 
 
 @dataclass(frozen=True)
-class MessageReceived(DomainEvent):
+class MessageReceived(ConversationEvent):
     """A new inbound message was stored (never for a redelivery)."""
 
     type: ClassVar[str] = "message.received"
@@ -52,7 +58,7 @@ class MessageReceived(DomainEvent):
 
 
 @dataclass(frozen=True)
-class MessageQueued(DomainEvent):
+class MessageQueued(ConversationEvent):
     """An agent's reply was stored `queued`; the outbox sends it."""
 
     type: ClassVar[str] = "message.queued"
@@ -62,7 +68,7 @@ class MessageQueued(DomainEvent):
 
 
 @dataclass(frozen=True)
-class MessageRetried(DomainEvent):
+class MessageRetried(ConversationEvent):
     type: ClassVar[str] = "message.retried"
     message_id: int
     attempt: int
@@ -70,7 +76,7 @@ class MessageRetried(DomainEvent):
 
 
 @dataclass(frozen=True)
-class NoteAdded(DomainEvent):
+class NoteAdded(ConversationEvent):
     """An agent wrote a private note (never sent to the contact); `mentioned_user_ids` were @mentioned."""
 
     type: ClassVar[str] = "note.added"
@@ -82,7 +88,7 @@ class NoteAdded(DomainEvent):
 
 
 @dataclass(frozen=True)
-class MessageStatusChanged(DomainEvent):
+class MessageStatusChanged(ConversationEvent):
     """An outbound message moved up the status ladder (accepted, delivered, seen) or failed."""
 
     type: ClassVar[str] = "message.status_changed"
@@ -94,7 +100,7 @@ class MessageStatusChanged(DomainEvent):
 
 
 @dataclass(frozen=True)
-class ConversationChanged(DomainEvent):
+class ConversationChanged(ConversationEvent):
     """Base of the agent-visible changes of a conversation: each carries the conversation's new state."""
 
     type: ClassVar[str] = "conversation.changed"
@@ -131,10 +137,34 @@ class ConversationPriorityChanged(ConversationChanged):
 
 
 @dataclass(frozen=True)
-class ConversionUpdated(DomainEvent):
+class ConversionUpdated(ConversationEvent):
     type: ClassVar[str] = "conversion.updated"
     conversion_id: int
     status: str
+
+
+@dataclass(frozen=True)
+class ConversationLabelsChanged(ConversationEvent):
+    type: ClassVar[str] = "conversation.labels_changed"
+    labels: tuple[str, ...]  # names, sorted
+    version: int
+    actor_id: int | None
+
+
+@dataclass(frozen=True)
+class LabelsChanged(DomainEvent):
+    """An inbox's label catalogue changed (a label created, renamed, recoloured or deleted)."""
+
+    type: ClassVar[str] = "labels.changed"
+
+
+@dataclass(frozen=True)
+class ContactUpdated(DomainEvent):
+    """An agent edited a contact; emitted once per inbox the contact has a conversation in."""
+
+    type: ClassVar[str] = "contact.updated"
+    contact_id: int
+    actor_id: int | None
 
 
 EVENT_TYPES: tuple[type[DomainEvent], ...] = (
@@ -149,6 +179,9 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     ConversationResolved,
     ConversationPriorityChanged,
     ConversionUpdated,
+    ConversationLabelsChanged,
+    LabelsChanged,
+    ContactUpdated,
 )
 
 Subscriber = Callable[[list[DomainEvent]], None]

@@ -137,6 +137,21 @@ def mentioned(*, conversation_id: int, message_id: int, author_name: str) -> dic
     }
 
 
+def conversation_labels(*, conversation_id: int, labels: list[str], version: int) -> dict:
+    """A conversation's labels changed (names, sorted)."""
+    return {"type": "conversation.labels", "conversation_id": conversation_id, "labels": labels, "version": version}
+
+
+def labels_changed(*, inbox_id: int) -> dict:
+    """An inbox's label catalogue changed: clients refetch /api/v1/labels/."""
+    return {"type": "labels.changed", "inbox_id": inbox_id, "version": 1}
+
+
+def contact_updated(*, contact_id: int) -> dict:
+    """An agent edited a contact: clients showing it refetch /api/v1/contacts/{id}/ (and its conversations)."""
+    return {"type": "contact.updated", "contact_id": contact_id, "version": 1}
+
+
 # --- The live layer as a subscriber of the domain events -----------------------------------------------------
 
 
@@ -210,6 +225,16 @@ def events_for(event: domain_events.DomainEvent) -> list[dict]:
                     "version": event.version,
                 }
             ]
+        case domain_events.ConversationLabelsChanged():
+            return [
+                conversation_labels(
+                    conversation_id=event.conversation_id, labels=list(event.labels), version=event.version
+                )
+            ]
+        case domain_events.LabelsChanged():
+            return [labels_changed(inbox_id=event.inbox_id)]
+        case domain_events.ContactUpdated():
+            return [contact_updated(contact_id=event.contact_id)]
         case domain_events.ConversionUpdated():
             return [
                 {

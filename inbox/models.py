@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 
 
 class Inbox(models.Model):
@@ -26,14 +27,69 @@ class Inbox(models.Model):
         return self.name
 
 
+class Label(models.Model):
+    """A tag agents put on conversations of one inbox (filterable, shown on list rows)."""
+
+    inbox = models.ForeignKey(Inbox, on_delete=models.CASCADE, related_name="labels")
+    name = models.CharField(max_length=50)
+    color = models.CharField(max_length=7, default="#75788a", help_text="#rrggbb")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(Lower("name"), "inbox", name="label_unique_name_per_inbox"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CannedResponse(models.Model):
+    """A saved reply: shared by an inbox (no owner) or personal (an owner), found by its short code."""
+
+    inbox = models.ForeignKey(Inbox, on_delete=models.CASCADE, related_name="canned_responses")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="canned_responses",
+        help_text="Empty: shared with the inbox. Set: only this agent's.",
+    )
+    short_code = models.SlugField(max_length=40, help_text="Typed after / in the composer")
+    text = models.TextField(help_text="{{contact.name}} and {{agent.name}} are filled in when inserted")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["short_code"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["inbox", "short_code"], condition=Q(owner__isnull=True), name="canned_unique_shared_code"
+            ),
+            models.UniqueConstraint(
+                fields=["inbox", "owner", "short_code"],
+                condition=Q(owner__isnull=False),
+                name="canned_unique_personal_code",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"/{self.short_code}"
+
+
 class Contact(models.Model):
     channel = models.CharField(max_length=32)
     endpoint_id = models.CharField(max_length=200, help_text="Business-side address the contact writes to.")
     channel_user_id = models.CharField(max_length=200)
     display_name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    notes = models.TextField(blank=True, help_text="What agents know about this contact")
     first_seen_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
-    attributes = models.JSONField(default=dict, blank=True)
+    attributes = models.JSONField(default=dict, blank=True, help_text="Custom attributes agents set: text values")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -83,6 +139,7 @@ class Conversation(models.Model):
     last_activity_at = models.DateTimeField(db_index=True)
     referral = models.JSONField(default=dict, blank=True, help_text="Ad / TikTok.me attribution.")
     agent_last_seen_at = models.DateTimeField(null=True, blank=True)
+    labels = models.ManyToManyField(Label, blank=True, related_name="conversations")
     snoozed_until = models.DateTimeField(
         null=True, blank=True, help_text="A pending conversation reopens then (or when the customer writes)."
     )

@@ -10,6 +10,7 @@ from django.db.models import (
     CharField,
     Count,
     DateTimeField,
+    Exists,
     ExpressionWrapper,
     F,
     IntegerField,
@@ -23,7 +24,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from inbox.models import Contact, Conversation, Conversion, Inbox, Message
+from inbox.models import CannedResponse, Contact, Conversation, Conversion, Inbox, Label, Message
 
 
 def inbox_ids_visible_to(user) -> list[int]:
@@ -69,6 +70,21 @@ def replies_counted_since(last_inbound_at_ref) -> Subquery:
     )
 
 
+def unread_counts(*, user, status: str) -> dict[str, int]:
+    """How many conversations of each view (mine, unassigned, all) have messages agents have not read."""
+    unread = Message.objects.filter(conversation=OuterRef("pk"), direction=Message.Direction.IN).filter(
+        Q(sent_at__gt=OuterRef("agent_last_seen_at")) | Q(conversation__agent_last_seen_at__isnull=True)
+    )
+    qs = Conversation.objects.filter(status=status).filter(Exists(unread))
+    if not user.is_superuser:
+        qs = qs.filter(inbox_id__in=inbox_ids_visible_to(user))
+    return qs.aggregate(
+        all=Count("pk"),
+        mine=Count("pk", filter=Q(assignee=user)),
+        unassigned=Count("pk", filter=Q(assignee__isnull=True)),
+    )
+
+
 def with_list_annotations(qs: QuerySet[Conversation]) -> QuerySet[Conversation]:
     """Everything a conversation list row shows, in one query whatever the page holds."""
     latest = Message.objects.filter(conversation=OuterRef("pk")).order_by("-sent_at", "-id")
@@ -80,13 +96,17 @@ def with_list_annotations(qs: QuerySet[Conversation]) -> QuerySet[Conversation]:
         .annotate(n=Count("pk"))
         .values("n")
     )
-    return qs.select_related("inbox", "contact", "assignee").annotate(
-        last_message_text=Subquery(latest.values("text")[:1], output_field=CharField()),
-        last_message_type=Subquery(latest.values("type")[:1], output_field=CharField()),
-        last_message_direction=Subquery(latest.values("direction")[:1], output_field=CharField()),
-        last_message_at=Subquery(latest.values("sent_at")[:1], output_field=DateTimeField()),
-        unread_count=Coalesce(Subquery(unread, output_field=IntegerField()), Value(0)),
-        replies_used=Coalesce(replies_counted_since(OuterRef("last_inbound_at")), Value(0)),
+    return (
+        qs.select_related("inbox", "contact", "assignee")
+        .prefetch_related("labels")
+        .annotate(
+            last_message_text=Subquery(latest.values("text")[:1], output_field=CharField()),
+            last_message_type=Subquery(latest.values("type")[:1], output_field=CharField()),
+            last_message_direction=Subquery(latest.values("direction")[:1], output_field=CharField()),
+            last_message_at=Subquery(latest.values("sent_at")[:1], output_field=DateTimeField()),
+            unread_count=Coalesce(Subquery(unread, output_field=IntegerField()), Value(0)),
+            replies_used=Coalesce(replies_counted_since(OuterRef("last_inbound_at")), Value(0)),
+        )
     )
 
 
@@ -102,8 +122,25 @@ def window_rank():
     )
 
 
+def labels_visible_to(user, *, inbox: int | None = None) -> QuerySet[Label]:
+    qs = Label.objects.filter(inbox__in=inboxes_visible_to(user)).select_related("inbox")
+    return qs.filter(inbox_id=inbox) if inbox else qs
+
+
+def canned_responses_for(user, *, inbox: int | None = None) -> QuerySet[CannedResponse]:
+    """The inbox's shared responses and the user's own, of the inboxes the user sees."""
+    qs = CannedResponse.objects.filter(inbox__in=inboxes_visible_to(user)).filter(Q(owner__isnull=True) | Q(owner=user))
+    return qs.filter(inbox_id=inbox) if inbox else qs
+
+
 def conversation_list(
-    *, user, status: str | None = None, assignee: str | None = None, inbox: int | None = None, q: str | None = None
+    *,
+    user,
+    status: str | None = None,
+    assignee: str | None = None,
+    inbox: int | None = None,
+    q: str | None = None,
+    label: str | None = None,
 ) -> QuerySet[Conversation]:
     # The agent's inbox ids first (one small query), not a join on memberships: with the ids as constants
     # PostgreSQL walks `conv_inbox_activity` for the newest conversations of those inboxes instead of the
@@ -121,6 +158,12 @@ def conversation_list(
         qs = qs.filter(assignee_id=int(assignee))
     if inbox:
         qs = qs.filter(inbox_id=inbox)
+    if label:
+        qs = qs.filter(
+            pk__in=Subquery(
+                Label.conversations.through.objects.filter(label__name__iexact=label).values("conversation_id")
+            )
+        )
     if q:
         matching_messages = Message.objects.filter(conversation=OuterRef("pk"), text__icontains=q)
         qs = qs.filter(

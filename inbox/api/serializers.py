@@ -8,8 +8,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from inbox import selectors
-from inbox.models import Contact, Conversation, Conversion, Message
-from inbox.services import message_version, reply_blocked
+from inbox.models import CannedResponse, Contact, Conversation, Conversion, Label, Message
+from inbox.services import canned_render, message_version, reply_blocked
 from inbox.services.replies import reply_window_closed_error
 
 
@@ -101,6 +101,7 @@ class ConversationOut(serializers.ModelSerializer):
     reply_lock = serializers.SerializerMethodField()
     reply_window_closed_reason = serializers.SerializerMethodField()
     snoozed_until = serializers.SerializerMethodField()
+    labels = serializers.SerializerMethodField()
 
     class Meta:
         model = Conversation
@@ -121,8 +122,13 @@ class ConversationOut(serializers.ModelSerializer):
             "reply_lock",
             "reply_window_closed_reason",
             "snoozed_until",
+            "labels",
             "version",
         ]
+
+    def get_labels(self, conversation) -> list[str]:
+        """The names of its labels (colours: GET /api/v1/labels/)."""
+        return sorted(label.name for label in conversation.labels.all())
 
     @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_snoozed_until(self, conversation):
@@ -372,6 +378,18 @@ class ConversationOfContact(serializers.ModelSerializer):
         fields = ["id", "inbox", "status", "last_activity_at"]
 
 
+class ContactChangeIn(serializers.Serializer):
+    display_name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    email = serializers.EmailField(required=False, allow_blank=True)
+    phone = serializers.CharField(required=False, allow_blank=True, max_length=40)
+    notes = serializers.CharField(required=False, allow_blank=True, max_length=5000, trim_whitespace=False)
+    attributes = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, max_length=500),
+        required=False,
+        help_text="Custom attributes (name → text); replaces the whole set",
+    )
+
+
 class ContactOut(serializers.ModelSerializer):
     tiktok_user_id = serializers.CharField(source="channel_user_id")
     business_account_id = serializers.CharField(source="endpoint_id")
@@ -383,6 +401,9 @@ class ContactOut(serializers.ModelSerializer):
             "display_name",
             "tiktok_user_id",
             "business_account_id",
+            "email",
+            "phone",
+            "notes",
             "first_seen_at",
             "last_seen_at",
             "attributes",
@@ -404,6 +425,59 @@ class AssignIn(serializers.Serializer):
     assignee = serializers.RegexField(r"^(me|[1-9][0-9]{0,17})$", help_text='An agent\'s user id, or "me"')
 
 
+class LabelOut(serializers.ModelSerializer):
+    class Meta:
+        model = Label
+        fields = ["id", "inbox_id", "name", "color"]
+
+
+class LabelIn(serializers.Serializer):
+    inbox = serializers.IntegerField(min_value=1, max_value=2**62)
+    name = serializers.CharField(max_length=50)
+    color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", default="#75788a", help_text="#rrggbb")
+
+
+class LabelChangeIn(serializers.Serializer):
+    name = serializers.CharField(max_length=50)
+    color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", help_text="#rrggbb")
+
+
+class ConversationChangeIn(serializers.Serializer):
+    labels = serializers.ListField(
+        child=serializers.CharField(max_length=50), max_length=20, help_text="Names of the inbox's labels"
+    )
+
+
+class CannedResponseOut(serializers.ModelSerializer):
+    personal = serializers.SerializerMethodField()
+    rendered = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CannedResponse
+        fields = ["id", "inbox_id", "short_code", "text", "personal", "rendered"]
+
+    def get_personal(self, canned) -> bool:
+        return canned.owner_id is not None
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_rendered(self, canned) -> str | None:
+        """The text with {{contact.name}} / {{agent.name}} filled in for `?conversation=` (null without it)."""
+        variables = self.context.get("variables")
+        return canned_render(canned.text, **variables) if variables else None
+
+
+class CannedResponseIn(serializers.Serializer):
+    inbox = serializers.IntegerField(min_value=1, max_value=2**62)
+    short_code = serializers.CharField(max_length=40, help_text="lowercase letters, digits, - and _")
+    text = serializers.CharField(max_length=6000, trim_whitespace=False)
+    personal = serializers.BooleanField(default=False, help_text="Only for me (else shared with the inbox)")
+
+
+class CannedResponseChangeIn(serializers.Serializer):
+    short_code = serializers.CharField(max_length=40)
+    text = serializers.CharField(max_length=6000, trim_whitespace=False)
+
+
 class SnoozeIn(serializers.Serializer):
     until = serializers.DateTimeField(help_text="When it reopens by itself (future, at most 90 days away)")
 
@@ -414,6 +488,12 @@ class PriorityIn(serializers.Serializer):
 
 class NoteIn(serializers.Serializer):
     text = serializers.CharField(trim_whitespace=False, max_length=10000, help_text="`@username` notifies that agent")
+
+
+class UnreadCountsOut(serializers.Serializer):
+    mine = serializers.IntegerField()
+    unassigned = serializers.IntegerField()
+    all = serializers.IntegerField()
 
 
 class LimitsOut(serializers.Serializer):

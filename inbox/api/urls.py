@@ -4,6 +4,7 @@ from inbox.api import views
 
 urlpatterns = [
     path("conversations/", views.ConversationListView.as_view(), name="conversation-list"),
+    path("conversations/unread-counts/", views.UnreadCountsView.as_view(), name="conversation-unread-counts"),
     path("conversations/<int:pk>/", views.ConversationDetailView.as_view(), name="conversation-detail"),
     path("conversations/<int:pk>/messages/", views.MessageListView.as_view(), name="conversation-messages"),
     path("conversations/<int:pk>/assign/", views.AssignView.as_view(), name="conversation-assign"),
@@ -17,6 +18,10 @@ urlpatterns = [
     path("conversations/<int:pk>/conversions/", views.ConversionListView.as_view(), name="conversation-conversions"),
     path("conversations/<int:pk>/notes/", views.NoteCreateView.as_view(), name="conversation-notes"),
     path("inboxes/<int:pk>/members/", views.InboxMembersView.as_view(), name="inbox-members"),
+    path("labels/", views.LabelListView.as_view(), name="label-list"),
+    path("labels/<int:pk>/", views.LabelDetailView.as_view(), name="label-detail"),
+    path("canned-responses/", views.CannedResponseListView.as_view(), name="canned-list"),
+    path("canned-responses/<int:pk>/", views.CannedResponseDetailView.as_view(), name="canned-detail"),
     path("limits/", views.LimitsView.as_view(), name="limits"),
     path("messages/<int:pk>/", views.MessageDetailView.as_view(), name="message-detail"),
     path("messages/<int:pk>/retry/", views.MessageRetryView.as_view(), name="message-retry"),

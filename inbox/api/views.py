@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from inbox import selectors, services
 from inbox.api import serializers as out
 from inbox.errors import ApplicationError
-from inbox.models import Conversation
+from inbox.models import Conversation, Message
 from inbox.uploads import image_store
 
 
@@ -47,11 +47,15 @@ class ConversationFilters(serializers.Serializer):
     assignee = serializers.RegexField(r"^(me|none|\d{1,18})$", required=False, help_text='"me", "none" or a user id')
     inbox = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
     q = serializers.CharField(required=False, max_length=200, help_text="Contact name/id or message text")
+    label = serializers.CharField(required=False, max_length=50, help_text="A label's name")
     ordering = serializers.ChoiceField(choices=list(ConversationCursor.orderings), default="last_activity")
 
 
 class MessageFilters(serializers.Serializer):
     order = serializers.ChoiceField(choices=["asc", "desc"], default="asc", help_text="asc: oldest first")
+    type = serializers.ChoiceField(
+        choices=Message.Type.choices, required=False, help_text="Only this type, e.g. image (the attachments gallery)"
+    )
 
 
 def _parse_filters(serializer_class, request: Request) -> dict:
@@ -73,6 +77,7 @@ class ConversationListView(ListAPIView):
             assignee=self.filters.get("assignee"),
             inbox=self.filters.get("inbox"),
             q=self.filters.get("q"),
+            label=self.filters.get("label"),
         )
 
 
@@ -86,6 +91,17 @@ class ConversationDetailView(GenericAPIView):
     def get(self, request: Request, pk: int) -> Response:
         return Response(self.get_serializer(visible_conversation(request, pk)).data)
 
+    @extend_schema(request=out.ConversationChangeIn, responses=out.ConversationDetailOut)
+    def patch(self, request: Request, pk: int) -> Response:
+        """Set the conversation's labels (names of its inbox's labels; 422 for an unknown one)."""
+        conversation = get_object_or_404(selectors.conversations_visible_to(request.user).only("pk"), pk=pk)
+        data = out.ConversationChangeIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.conversation_set_labels(
+            conversation_id=conversation.pk, names=data.validated_data["labels"], actor=request.user
+        )
+        return Response(self.get_serializer(visible_conversation(request, pk)).data)
+
 
 @extend_schema(parameters=[MessageFilters])
 class MessageListView(ListAPIView):
@@ -95,7 +111,8 @@ class MessageListView(ListAPIView):
     def get_queryset(self):
         conversation = get_object_or_404(selectors.conversations_visible_to(self.request.user), pk=self.kwargs["pk"])
         self.filters = _parse_filters(MessageFilters, self.request)
-        return selectors.messages_of(conversation)
+        messages = selectors.messages_of(conversation)
+        return messages.filter(type=self.filters["type"]) if self.filters.get("type") else messages
 
     @extend_schema(
         request={"application/json": out.ReplyIn, "multipart/form-data": out.ReplyIn},
@@ -160,6 +177,134 @@ class InboxMembersView(GenericAPIView):
         """The agents a conversation of this inbox can be assigned to (active members), by name."""
         inbox = get_object_or_404(selectors.inboxes_visible_to(request.user), pk=pk)
         return Response(out.UserSummary(selectors.inbox_members(inbox), many=True).data)
+
+
+class UnreadFilter(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Conversation.Status.choices, default=Conversation.Status.OPEN)
+
+
+class UnreadCountsView(GenericAPIView):
+    serializer_class = out.UnreadCountsOut
+
+    @extend_schema(parameters=[UnreadFilter])
+    def get(self, request: Request) -> Response:
+        """Conversations with unread customer messages, per view (Mine, Unassigned, All) of one status."""
+        filters = _parse_filters(UnreadFilter, request)
+        return Response(out.UnreadCountsOut(selectors.unread_counts(user=request.user, status=filters["status"])).data)
+
+
+class InboxFilter(serializers.Serializer):
+    inbox = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
+
+
+class CannedFilters(InboxFilter):
+    conversation = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**62, help_text="Fill in the variables for this conversation"
+    )
+
+
+def visible_inbox(request: Request, inbox_id: int):
+    inbox = selectors.inboxes_visible_to(request.user).filter(pk=inbox_id).first()
+    if inbox is None:
+        raise ApplicationError("invalid_inbox", "no such inbox", status=422, fields={"inbox": ["no such inbox"]})
+    return inbox
+
+
+class LabelListView(GenericAPIView):
+    serializer_class = out.LabelOut
+
+    @extend_schema(parameters=[InboxFilter], responses=out.LabelOut(many=True))
+    def get(self, request: Request) -> Response:
+        """The labels of the caller's inboxes (or of one `inbox`), by name."""
+        filters = _parse_filters(InboxFilter, request)
+        return Response(
+            out.LabelOut(selectors.labels_visible_to(request.user, inbox=filters.get("inbox")), many=True).data
+        )
+
+    @extend_schema(request=out.LabelIn, responses={201: out.LabelOut})
+    def post(self, request: Request) -> Response:
+        """Add a label to an inbox (409 when the name is taken, in any case)."""
+        data = out.LabelIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        inbox = visible_inbox(request, data.validated_data["inbox"])
+        label = services.label_create(
+            inbox_id=inbox.pk, name=data.validated_data["name"], color=data.validated_data["color"], actor=request.user
+        )
+        return Response(out.LabelOut(label).data, status=201)
+
+
+class LabelDetailView(GenericAPIView):
+    serializer_class = out.LabelOut
+
+    @extend_schema(request=out.LabelChangeIn, responses=out.LabelOut)
+    def patch(self, request: Request, pk: int) -> Response:
+        """Rename or recolour a label."""
+        label = get_object_or_404(selectors.labels_visible_to(request.user), pk=pk)
+        data = out.LabelChangeIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        label = services.label_update(label_id=label.pk, actor=request.user, **data.validated_data)
+        return Response(out.LabelOut(label).data)
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request: Request, pk: int) -> Response:
+        """Delete a label (it leaves every conversation)."""
+        label = get_object_or_404(selectors.labels_visible_to(request.user), pk=pk)
+        services.label_delete(label_id=label.pk, actor=request.user)
+        return Response(status=204)
+
+
+class CannedResponseListView(GenericAPIView):
+    serializer_class = out.CannedResponseOut
+
+    @extend_schema(parameters=[CannedFilters], responses=out.CannedResponseOut(many=True))
+    def get(self, request: Request) -> Response:
+        """The inbox's shared responses and the caller's own; with `conversation`, each also `rendered` for it
+        (and only those of its inbox)."""
+        filters = _parse_filters(CannedFilters, request)
+        inbox_id, variables = filters.get("inbox"), None
+        if filters.get("conversation"):
+            conversation = get_object_or_404(
+                selectors.conversations_visible_to(request.user).select_related("contact"), pk=filters["conversation"]
+            )
+            inbox_id = conversation.inbox_id
+            contact = conversation.contact
+            variables = {
+                "contact_name": contact.display_name or contact.channel_user_id,
+                "agent_name": request.user.get_full_name() or request.user.get_username(),
+            }
+        canned = selectors.canned_responses_for(request.user, inbox=inbox_id)
+        return Response(out.CannedResponseOut(canned, many=True, context={"variables": variables}).data)
+
+    @extend_schema(request=out.CannedResponseIn, responses={201: out.CannedResponseOut})
+    def post(self, request: Request) -> Response:
+        """Save a response for the inbox (shared) or for me (`personal`); 409 when the short code is taken."""
+        data = out.CannedResponseIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        inbox = visible_inbox(request, data.validated_data["inbox"])
+        canned = services.canned_create(
+            inbox_id=inbox.pk,
+            owner=request.user if data.validated_data["personal"] else None,
+            short_code=data.validated_data["short_code"],
+            text=data.validated_data["text"],
+        )
+        return Response(out.CannedResponseOut(canned).data, status=201)
+
+
+class CannedResponseDetailView(GenericAPIView):
+    serializer_class = out.CannedResponseOut
+
+    @extend_schema(request=out.CannedResponseChangeIn, responses=out.CannedResponseOut)
+    def patch(self, request: Request, pk: int) -> Response:
+        canned = get_object_or_404(selectors.canned_responses_for(request.user), pk=pk)
+        data = out.CannedResponseChangeIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(out.CannedResponseOut(services.canned_update(canned_id=canned.pk, **data.validated_data)).data)
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request: Request, pk: int) -> Response:
+        canned = get_object_or_404(selectors.canned_responses_for(request.user), pk=pk)
+        services.canned_delete(canned_id=canned.pk)
+        return Response(status=204)
 
 
 class LimitsView(GenericAPIView):
@@ -344,3 +489,12 @@ class ContactDetailView(GenericAPIView):
             .order_by("-last_activity_at")
         )
         return Response(self.get_serializer(contact, context={"conversations": conversations}).data)
+
+    @extend_schema(request=out.ContactChangeIn, responses=out.ContactDetailOut)
+    def patch(self, request: Request, pk: int) -> Response:
+        """Edit the contact: name, email, phone, notes, custom attributes (only the fields sent change)."""
+        contact = get_object_or_404(selectors.contacts_visible_to(request.user), pk=pk)
+        data = out.ContactChangeIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.contact_update(contact_id=contact.pk, actor=request.user, **data.validated_data)
+        return self.get(request, pk)

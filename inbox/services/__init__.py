@@ -71,3 +71,17 @@ __all__ += ["NOTE_TEXT_MAX_CHARS", "mentioned_usernames", "note_add", "reply_blo
 from inbox.services.conversations import conversation_snooze, conversations_wake_due  # noqa: E402
 
 __all__ += ["conversation_snooze", "conversations_wake_due"]
+from inbox.services.labels import (  # noqa: E402
+    conversation_set_labels,
+    label_create,
+    label_delete,
+    label_update,
+)
+
+__all__ += ["conversation_set_labels", "label_create", "label_delete", "label_update"]
+from inbox.services.canned import canned_create, canned_delete, canned_render, canned_update  # noqa: E402
+
+__all__ += ["canned_create", "canned_delete", "canned_render", "canned_update"]
+from inbox.services.contacts import contact_update  # noqa: E402
+
+__all__ += ["contact_update"]

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from inbox.models import Message
+from inbox.models import CannedResponse, Label, Message
 from tests.e2e.test_browser import browser, shot  # noqa: F401 - `browser` is a fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.flaky(reruns=2, reruns_delay=1)]
@@ -26,8 +26,10 @@ def pages(browser):  # noqa: F811 - the module-scoped fixture imported above
     """Open a logged-in page of an agent at a viewport: pages(stack, user, path, viewport)."""
     opened = []
 
-    def new(stack, user=None, path: str = "/", viewport=DESKTOP) -> Page:
-        context = browser.new_context(viewport=viewport, locale="en-GB", timezone_id="UTC")
+    def new(stack, user=None, path: str = "/", viewport=DESKTOP, permissions=()) -> Page:
+        context = browser.new_context(
+            viewport=viewport, locale="en-GB", timezone_id="UTC", permissions=list(permissions)
+        )
         context.set_default_timeout(10_000)
         opened.append(context)
         context.add_cookies([stack.session_cookie(user)])
@@ -70,6 +72,7 @@ def test_a_phone_shows_one_pane_at_a_time_with_back_navigation(stack, pages):
     expect(page.locator(".list-pane")).to_be_visible()
     expect(page.locator(".thread-pane")).to_be_hidden()
     row = page.locator(f'.conv-row[data-id="{mia.pk}"]')
+    expect(row).to_be_visible()
     box = row.bounding_box()
     assert box["width"] > 350, box  # the list takes the phone's width
     shot(page, "inbox-phone.png")
@@ -278,6 +281,8 @@ def test_desktop_screenshot_with_a_note(stack, pages):
     stack.reply(mia.pk, "Yes! We have 3 left in M 😊")
     stack.simulate_inbound("jonas_k", "Do you ship to Berlin? 🇩🇪")
     stack.simulate_inbound("lea.m", "مرحبا، هل لديكم مقاس M؟ (size M?)")
+    mia.labels.add(Label.objects.create(inbox=stack.inbox, name="VIP", color="#fe2c55"))
+    Label.objects.create(inbox=stack.inbox, name="Wholesale", color="#25f4ee")
     page = pages(stack, path=f"/c/{mia.pk}/")
     page.click('.mode-button[data-mode="note"]')
     page.fill("#composer-text", "Reserved one in the back room for Friday.")
@@ -285,6 +290,10 @@ def test_desktop_screenshot_with_a_note(stack, pages):
     expect(page.locator(".msg-note")).to_have_count(1)
     page.click('.mode-button[data-mode="reply"]')
     page.fill("#composer-text", "See you on Friday!")
+    # Unread conversations per view: jonas_k and lea.m are unread and unassigned; none is mine.
+    expect(page.locator('.tab[data-tab="all"]')).to_have_attribute("data-unread", "2")
+    expect(page.locator('.tab[data-tab="unassigned"]')).to_have_attribute("data-unread", "2")
+    expect(page.locator('.tab[data-tab="mine"]')).to_have_attribute("data-unread", "0")
     shot(page, "inbox-desktop.png")
 
 
@@ -311,3 +320,110 @@ def test_snooze_sets_a_conversation_aside_and_the_customer_writing_reopens_it_fo
     expect(page.locator("#thread-status")).to_have_text("open")
     other.click('.seg[data-status="open"]')
     expect(row).to_be_visible()
+
+
+def test_labels_are_created_added_filtered_and_seen_live_by_a_colleague(stack, pages, django_user_model):
+    colleague = django_user_model.objects.create_user("colleague", password="colleague-pass-1")
+    stack.inbox.members.add(colleague)
+    stack.simulate_inbound("tt-vip", "I ordered 40 jackets")
+    stack.simulate_inbound("tt-plain", "Hello")
+    vip = stack.conversation("tt-vip")
+    page = pages(stack, path=f"/c/{vip.pk}/")
+    other = pages(stack, colleague, path="/")
+
+    page.fill("#new-label-name", "VIP")
+    page.click("#new-label-form button[type=submit]")
+    add = page.locator("#label-add")
+    expect(add.locator("option", has_text="VIP")).to_have_count(1)
+    add.select_option("VIP")
+    expect(page.locator('#thread-labels .label-chip[data-label="VIP"]')).to_be_visible()
+    other_row = other.locator(f'.conv-row[data-id="{vip.pk}"]')
+    expect(other_row.locator('.label-chip[data-label="VIP"]')).to_be_visible()  # live on the colleague's list
+
+    other.select_option("#label-filter", "VIP")
+    expect(other.locator(".conv-row")).to_have_count(1)
+    expect(other).to_have_url(stack.web_url + "/?label=VIP")
+
+    page.locator('#thread-labels .label-chip[data-label="VIP"] .label-remove').click()
+    expect(page.locator("#thread-labels .label-chip")).to_have_count(0)
+    expect(other.locator(".conv-row")).to_have_count(0)  # no longer matches the colleague's filter
+
+
+def test_canned_responses_are_saved_and_inserted_with_slash_arrows_and_enter(stack, pages):
+    stack.simulate_inbound("mia.rose", "Do you ship to Vienna?")
+    mia = stack.conversation("mia.rose")
+    type(mia.contact).objects.filter(pk=mia.contact_id).update(display_name="Mia Rose")
+    page = pages(stack, path=f"/c/{mia.pk}/")
+    for code, text in [("shipping", "Hi {{contact.name}}, we ship across the EU in 2 days."), ("thanks", "Thanks!")]:
+        page.fill("#new-canned-code", code)
+        page.fill("#new-canned-text", text)
+        page.click("#new-canned-form button[type=submit]")
+        expect(page.locator("#canned-manager .canned-code", has_text="/" + code)).to_be_visible()
+
+    composer = page.locator("#composer-text")
+    composer.fill("")
+    composer.type("/")
+    picker = page.locator("#canned-picker")
+    expect(picker.locator(".canned-option")).to_have_count(2)
+    composer.type("sh")
+    expect(picker.locator(".canned-option")).to_have_count(1)
+    expect(picker.locator('.canned-option[aria-selected="true"] .canned-text')).to_have_text(
+        "Hi Mia Rose, we ship across the EU in 2 days."
+    )
+    composer.press("Backspace")
+    composer.press("Backspace")
+    composer.press("ArrowDown")
+    expect(picker.locator('.canned-option[aria-selected="true"] .canned-code')).to_have_text("/thanks")
+    composer.press("ArrowUp")
+    composer.press("Enter")  # inserts, does not send
+    expect(composer).to_have_value("Hi Mia Rose, we ship across the EU in 2 days.")
+    expect(picker).to_be_hidden()
+    assert not Message.objects.filter(conversation=mia, direction="out").exists()
+    composer.press("Enter")
+    expect(page.locator(".msg-out .msg-text")).to_have_text("Hi Mia Rose, we ship across the EU in 2 days.")
+
+
+def test_the_contact_is_edited_in_the_panel_and_a_colleague_sees_the_new_name_with_the_gallery(
+    stack, pages, django_user_model
+):
+    colleague = django_user_model.objects.create_user("colleague", password="colleague-pass-1")
+    stack.inbox.members.add(colleague)
+    stack.simulate_inbound("tt-sam", "Here is the broken part")
+    stack.simulate_inbound("tt-sam", image=f"{stack.web_url}/static/inbox/favicon.svg")
+    sam = stack.conversation("tt-sam")
+    page = pages(stack, path=f"/c/{sam.pk}/")
+    other = pages(stack, colleague, path="/")
+    expect(page.locator("#gallery .gallery-image")).to_have_count(1)
+
+    page.click("#contact-edit")
+    page.fill("#contact-display-name", "Sam Lee")
+    page.fill("#contact-email", "sam@example.com")
+    page.fill("#contact-notes", "Warranty until 2027")
+    page.click("#attribute-add")
+    page.locator(".attribute-key").last.fill("Order")
+    page.locator(".attribute-value").last.fill("A-1042")
+    page.click("#contact-form button[type=submit]")
+    expect(page.locator("#contact-form")).to_be_hidden()
+    facts = page.locator("#contact-facts")
+    for text in ("sam@example.com", "Warranty until 2027", "Order", "A-1042"):
+        expect(facts).to_contain_text(text)
+    expect(page.locator("#thread-name")).to_have_text("Sam Lee")
+    expect(other.locator(f'.conv-row[data-id="{sam.pk}"] .row-name')).to_have_text("Sam Lee")  # live
+    assert type(sam.contact).objects.get(pk=sam.contact_id).attributes == {"Order": "A-1042"}
+
+
+def test_the_slash_shortcut_opens_the_canned_picker_and_notifications_are_opt_in(stack, pages):
+    stack.simulate_inbound("tt-slash", "Hi")
+    conversation = stack.conversation("tt-slash")
+    CannedResponse.objects.create(inbox=stack.inbox, short_code="hello", text="Hello {{contact.name}}!")
+    page = pages(stack, path=f"/c/{conversation.pk}/")
+    expect(page.locator("#notify-button")).to_be_visible()  # not asked yet: the agent may opt in
+    expect(page.locator("body")).to_have_attribute("data-thread-ready", str(conversation.pk))
+    page.keyboard.press("Escape")
+    page.keyboard.press("/")
+    expect(page.locator("#canned-picker .canned-text")).to_have_text("Hello tt-slash!")
+    page.keyboard.press("Enter")
+    expect(page.locator("#composer-text")).to_have_value("Hello tt-slash!")
+
+    allowed = pages(stack, path="/", permissions=["notifications"])
+    expect(allowed.locator("#notify-button")).to_be_hidden()  # already allowed: nothing to ask

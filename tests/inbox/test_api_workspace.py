@@ -35,3 +35,14 @@ def test_referral_facts_are_labelled_by_the_server(world):
         {"label": "Ad id", "value": "123", "mono": True},
         {"label": "Ad", "value": "Winter", "mono": False},
     ]
+
+
+def test_unread_counts_per_view(world):
+    client = api(world["agent"])
+    assert client.get("/api/v1/conversations/unread-counts/").json() == {"mine": 0, "unassigned": 2, "all": 2}
+    client.post(f"/api/v1/conversations/{world['bob'].pk}/assign/", {"assignee": "me"})
+    assert client.get("/api/v1/conversations/unread-counts/").json() == {"mine": 1, "unassigned": 1, "all": 2}
+    client.post(f"/api/v1/conversations/{world['bob'].pk}/read/")
+    assert client.get("/api/v1/conversations/unread-counts/").json() == {"mine": 0, "unassigned": 1, "all": 1}
+    assert client.get("/api/v1/conversations/unread-counts/?status=resolved").json()["all"] == 0
+    assert api(world["outsider"]).get("/api/v1/conversations/unread-counts/").json()["all"] == 1

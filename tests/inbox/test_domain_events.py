@@ -13,10 +13,13 @@ from inbox import domain_events as de
 from inbox.events import StatusReport
 from inbox.models import Message
 from inbox.services import (
+    contact_update,
     conversation_assign,
+    conversation_set_labels,
     conversation_set_priority,
     conversation_set_status,
     conversion_report,
+    label_create,
     message_retry,
     message_status_apply,
     note_add,
@@ -35,7 +38,7 @@ def test_check_refuses_a_field_of_the_wrong_type_and_unknown_types():
     with pytest.raises(ValueError, match="inbox_id"):
         de.check(de.ConversionUpdated(inbox_id=True, conversation_id=2, conversion_id=3, status="sent"))
 
-    class Stray(de.DomainEvent):
+    class Stray(de.ConversationEvent):
         type = "stray"
 
     with pytest.raises(ValueError, match="unknown"):
@@ -92,6 +95,9 @@ def test_the_services_emit_every_event_type(agent, inbox, domain_events, setting
     receive(inbox, "ann", 2, text="one more thing", provider="infobip")  # reopens
     conversion_report(conversation_id=conversation.pk, author=agent, event="Contact")
     note_add(conversation_id=conversation.pk, author=agent, text="VIP, be quick")
+    label_create(inbox_id=inbox.pk, name="vip", color="#ff0000", actor=agent)
+    conversation_set_labels(conversation_id=conversation.pk, names=["vip"], actor=agent)
+    contact_update(contact_id=conversation.contact_id, actor=agent, display_name="Ann")
 
     emitted = {type(event) for event in domain_events}
     assert emitted == set(de.EVENT_TYPES), set(de.EVENT_TYPES) - emitted

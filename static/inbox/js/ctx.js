@@ -27,6 +27,7 @@ export const actions = {
   renderThread: null,
   renderThreadChrome: null,
   refreshConversation: null,
+  applyConversation: null,
 };
 
 export function currentConv() {

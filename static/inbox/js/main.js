@@ -8,11 +8,14 @@ import { snoozeUntil } from "./store.js";
 import { alertAgent, askPermission, renderNotifyButton } from "./notify.js";
 import { bindShortcuts } from "./shortcuts.js";
 import { attachImage, clearAttachment, clearQuote, closeShare, openShare, renderComposerState, send, setMode, typing } from "./views/composer.js";
+import { cannedKeydown, createCanned, openCannedFromShortcut, updateCannedPicker } from "./views/canned.js";
+import { addLabel, createLabel, loadLabels } from "./views/labels.js";
 import { initialLayout, setPane, toggleDetails } from "./views/layout.js";
 import { applyConversation, loadList, loadMore, refreshConversation, renderControls, renderList, saveFilters } from "./views/list.js";
+import { addAttributeRow, closeContactForm, contactChanged, editContact, loadGallery, saveContact } from "./views/panel.js";
 import { closeThread, loadEarlier, markRead, openConversation, refreshMessage, renderThread, renderThreadChrome, watchScroll } from "./views/thread.js";
 
-Object.assign(actions, { openConversation, renderThread, renderThreadChrome, refreshConversation });
+Object.assign(actions, { openConversation, renderThread, renderThreadChrome, refreshConversation, applyConversation });
 
 // ---------------------------------------------------------------- live events
 
@@ -23,7 +26,10 @@ function handleEvent(event) {
       refreshConversation(id);
       alertAgent("New conversation", "A customer wrote to the inbox.", () => openConversation(id, true));
       break;
-    case "conversation.updated": {
+    case "conversation.updated":
+    case "conversation.labels": {
+      // A label this page has not heard of (created by a colleague): its colour is in the catalogue.
+      if ((event.labels || []).some((name) => !state.labels.some((label) => label.name.toLowerCase() === name.toLowerCase()))) loadLabels();
       const shown = state.convs.get(id);
       if (!shown || event.version > shown.version) refreshConversation(id);
       break;
@@ -31,7 +37,10 @@ function handleEvent(event) {
     case "message.created": {
       const shown = state.convs.get(id);
       if (!shown || event.version > shown.version || id === state.currentId) refreshConversation(id);
-      if (id === state.currentId && !state.messages.has(event.message_id)) refreshMessage(event.message_id);
+      if (id === state.currentId && !state.messages.has(event.message_id)) {
+        refreshMessage(event.message_id);
+        loadGallery();
+      }
       if (event.direction === "in") {
         if (id === state.currentId) markRead();
         const mine = shown && shown.assignee && shown.assignee.id === ME;
@@ -54,6 +63,12 @@ function handleEvent(event) {
       toast(event.author + " mentioned you in a note.");
       alertAgent("Mentioned by " + event.author, "In a private note.", () => openConversation(id, true));
       break;
+    case "contact.updated":
+      contactChanged(event.contact_id);
+      break;
+    case "labels.changed":
+      loadLabels();
+      break;
     case "conversion.updated":
       if (id === state.currentId) refreshConversation(id);
       break;
@@ -65,6 +80,7 @@ function handleEvent(event) {
 
 // After (re)connecting: whatever happened while we were away, the REST API knows.
 function resync() {
+  loadLabels();
   loadList();
   if (state.currentId) openConversation(state.currentId, false);
 }
@@ -161,12 +177,32 @@ $("assignee-select").addEventListener("change", () => {
 
 $("composer-form").addEventListener("submit", send);
 $("composer-text").addEventListener("keydown", (event) => {
+  if (cannedKeydown(event)) return;
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
     event.preventDefault();
     send();
   }
 });
-$("composer-text").addEventListener("input", typing);
+$("composer-text").addEventListener("input", () => {
+  typing();
+  updateCannedPicker();
+});
+$("composer-text").addEventListener("blur", () => setTimeout(() => ($("canned-picker").hidden = true), 150));
+$("label-add").addEventListener("change", () => {
+  addLabel($("label-add").value);
+  $("label-add").value = "";
+});
+$("label-filter").addEventListener("change", () => {
+  state.label = $("label-filter").value;
+  saveFilters();
+  loadList();
+});
+$("new-label-form").addEventListener("submit", createLabel);
+$("contact-edit").addEventListener("click", editContact);
+$("contact-cancel").addEventListener("click", closeContactForm);
+$("attribute-add").addEventListener("click", addAttributeRow);
+$("contact-form").addEventListener("submit", saveContact);
+$("new-canned-form").addEventListener("submit", createCanned);
 for (const button of document.querySelectorAll(".mode-button")) button.addEventListener("click", () => setMode(button.dataset.mode));
 $("quote-clear").addEventListener("click", clearQuote);
 $("attachment-clear").addEventListener("click", clearAttachment);
@@ -196,7 +232,7 @@ bindShortcuts({
   noteMode: () => setMode("note"),
   canned: () => {
     $("composer-text").focus();
-    document.dispatchEvent(new CustomEvent("inbox:canned"));
+    openCannedFromShortcut();
   },
   escape: () => {
     if (state.pane === "details") toggleDetails(false);

@@ -21,6 +21,7 @@ export function parseFilters(search, saved = {}) {
     status: pick("status", STATUSES, "open"),
     ordering: pick("ordering", ORDERINGS, "last_activity"),
     q: (params.get("q") || "").slice(0, 200),
+    label: (params.get("label") || "").slice(0, 50),
   };
 }
 
@@ -31,6 +32,7 @@ export function filtersQuery(state) {
   if (state.status !== "open") params.set("status", state.status);
   if (state.ordering !== "last_activity") params.set("ordering", state.ordering);
   if (state.q) params.set("q", state.q);
+  if (state.label) params.set("label", state.label);
   const query = params.toString();
   return query ? "?" + query : "";
 }
@@ -56,6 +58,8 @@ export function createState({ me, filters }) {
     pane: "list", // phones show one pane at a time: list, thread or details
     panelOpen: false,
     composeKey: null, // the Idempotency-Key of the reply being composed
+    labels: [], // every label of the agent's inboxes: {id, inbox_id, name, color}
+    canned: { conversationId: null, items: [], open: false, index: 0, start: 0 },
   };
 }
 
@@ -71,6 +75,7 @@ export function matchesFilters(state, conv) {
   if (state.status && conv.status !== state.status) return false;
   if (state.tab === "mine" && !(conv.assignee && conv.assignee.id === state.me)) return false;
   if (state.tab === "unassigned" && conv.assignee) return false;
+  if (state.label && !(conv.labels || []).some((name) => name.toLowerCase() === state.label.toLowerCase())) return false;
   return true;
 }
 
@@ -116,6 +121,7 @@ export function listParams(state) {
   if (state.tab === "mine") params.set("assignee", "me");
   if (state.tab === "unassigned") params.set("assignee", "none");
   if (state.q) params.set("q", state.q);
+  if (state.label) params.set("label", state.label);
   return params;
 }
 
@@ -215,6 +221,39 @@ export function snoozeUntil(choice, now) {
   else return null;
   at.setHours(9, 0, 0, 0);
   return at;
+}
+
+/** The label of an inbox with this name (any case), for its colour. */
+export function findLabel(labels, inboxId, name) {
+  const lower = name.toLowerCase();
+  return labels.find((label) => label.inbox_id === inboxId && label.name.toLowerCase() === lower) || null;
+}
+
+/** The inbox's labels a conversation does not have yet (what "+ Label" offers). */
+export function labelsToAdd(labels, conv) {
+  const have = new Set((conv.labels || []).map((name) => name.toLowerCase()));
+  return labels.filter((label) => label.inbox_id === conv.inbox.id && !have.has(label.name.toLowerCase()));
+}
+
+/** A `/code` being typed at the caret (at the start or after a space): {start, query}, else null. */
+export function cannedQuery(text, caret) {
+  const before = text.slice(0, caret);
+  const match = before.match(/(^|\s)\/([a-z0-9_-]*)$/i);
+  if (!match) return null;
+  return { start: caret - match[2].length - 1, query: match[2].toLowerCase() };
+}
+
+/** Canned responses whose short code starts with the query first, then those containing it (code or text). */
+export function filterCanned(items, query) {
+  const starts = items.filter((item) => item.short_code.startsWith(query));
+  const contains = items.filter((item) => !item.short_code.startsWith(query) && (item.short_code.includes(query) || item.text.toLowerCase().includes(query)));
+  return [...starts, ...contains].slice(0, 8);
+}
+
+/** The composer text with `/query` (from `start` to the caret) replaced by the response. */
+export function insertCanned(text, start, caret, rendered) {
+  const value = text.slice(0, start) + rendered + text.slice(caret);
+  return { value, caret: start + rendered.length };
 }
 
 export function draftKey(conversationId) {

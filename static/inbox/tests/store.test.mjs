@@ -15,6 +15,12 @@ import {
   sortedMessages,
   storeConv,
   storeMessage,
+  cannedQuery,
+  filterCanned,
+  findLabel,
+  insertCanned,
+  labelsToAdd,
+  matchesFilters,
   snoozeUntil,
   textCounter,
   unreadConversations,
@@ -52,12 +58,14 @@ test("filters come from the URL first, then the saved ones, then defaults; bad v
     status: "pending",
     ordering: "last_activity",
     q: "berlin",
+    label: "",
   });
   assert.deepEqual(parseFilters("?tab=evil", { tab: "unassigned", ordering: "window" }), {
     tab: "unassigned",
     status: "open",
     ordering: "window",
     q: "",
+    label: "",
   });
   const state = stateWith();
   Object.assign(state, { tab: "mine", status: "resolved", q: "a b" });
@@ -203,4 +211,37 @@ test("snooze presets", () => {
   const week = snoozeUntil("week", monday);
   assert.deepEqual([week.getDay(), week.getDate(), week.getMonth(), week.getHours()], [1, 7, 11, 9]);
   assert.equal(snoozeUntil("bogus", monday), null);
+});
+
+test("labels: filter, colours by inbox and name, what can still be added", () => {
+  const labels = [
+    { id: 1, inbox_id: 1, name: "VIP", color: "#fe2c55" },
+    { id: 2, inbox_id: 1, name: "Refund", color: "#25f4ee" },
+    { id: 3, inbox_id: 2, name: "VIP", color: "#000000" },
+  ];
+  assert.equal(findLabel(labels, 2, "vip").color, "#000000");
+  assert.equal(findLabel(labels, 1, "nope"), null);
+  const c = conv(1, { inbox: { id: 1 }, labels: ["vip"] });
+  assert.deepEqual(labelsToAdd(labels, c).map((l) => l.id), [2]);
+  const state = stateWith();
+  state.label = "VIP";
+  assert.equal(matchesFilters(state, c), true);
+  assert.equal(matchesFilters(state, conv(2, { labels: [] })), false);
+  assert.equal(parseFilters("?label=VIP", {}).label, "VIP");
+});
+
+test("canned: the /code at the caret, filtering, inserting", () => {
+  assert.deepEqual(cannedQuery("/th", 3), { start: 0, query: "th" });
+  assert.deepEqual(cannedQuery("Hi /Th", 6), { start: 3, query: "th" });
+  assert.deepEqual(cannedQuery("/", 1), { start: 0, query: "" });
+  assert.equal(cannedQuery("and/or", 6), null);
+  assert.equal(cannedQuery("/th x", 5), null);
+  const items = [
+    { short_code: "ship", text: "We ship in 2 days" },
+    { short_code: "thanks", text: "Thanks!" },
+    { short_code: "hours", text: "Open 9-5; thanks" },
+  ];
+  assert.deepEqual(filterCanned(items, "th").map((i) => i.short_code), ["thanks", "hours"]);
+  assert.deepEqual(filterCanned(items, "").length, 3);
+  assert.deepEqual(insertCanned("Hi /th!", 3, 6, "Thanks Mia"), { value: "Hi Thanks Mia!", caret: 13 });
 });

@@ -4,6 +4,7 @@ import { actions, api, config, conversationUrl, ME, state } from "../ctx.js";
 import { $, apiError, el, fillAvatar } from "../dom.js";
 import { contactName, duration, fullTime, previewText, shortAgo, windowLeft } from "../format.js";
 import { filtersQuery, listParams, placeInList, storeConv, unreadConversations } from "../store.js";
+import { labelChip } from "./labels.js";
 
 export function saveFilters() {
   try {
@@ -64,6 +65,7 @@ function renderRow(conv) {
   if (conv.status === "pending" && conv.snoozed_until) {
     meta.append(el("span", { class: "snooze-chip", text: "Snoozed", title: "Reopens " + fullTime(conv.snoozed_until) }));
   }
+  for (const name of conv.labels || []) meta.append(labelChip(conv, name));
   if (conv.priority && conv.priority !== "none") meta.append(el("span", { class: "prio prio-" + conv.priority, text: conv.priority }));
   if (conv.referral) meta.append(el("span", { class: "ref-chip", text: conv.referral.kind_label || "Referral" }));
   if (conv.assignee) {
@@ -117,16 +119,29 @@ export function renderList() {
   $("list-empty").hidden = rows.length > 0;
   $("load-more").hidden = !state.next;
   const unread = unreadConversations(state);
-  const tab = document.querySelector('.tab[aria-selected="true"] .tab-count');
-  if (tab) tab.textContent = unread ? String(unread) : "";
   document.title = (unread ? "(" + unread + ") " : "") + "Inbox · TikTok Inbox";
+  scheduleCounts();
+}
+
+// Unread conversations per view (Mine, Unassigned, All) of the shown status, from the server; a burst of
+// changes makes one request.
+let countsTimer = null;
+function scheduleCounts() {
+  clearTimeout(countsTimer);
+  countsTimer = setTimeout(async () => {
+    const result = await api("GET", "conversations/unread-counts/?status=" + state.status);
+    if (!result.ok) return;
+    for (const tab of document.querySelectorAll(".tab")) {
+      const count = result.data[tab.dataset.tab] || 0;
+      tab.querySelector(".tab-count").textContent = count ? String(count) : "";
+      tab.dataset.unread = String(count);
+    }
+  }, 250);
 }
 
 export function renderControls() {
   for (const tab of document.querySelectorAll(".tab")) {
     tab.setAttribute("aria-selected", String(tab.dataset.tab === state.tab));
-    const count = tab.querySelector(".tab-count");
-    if (count && tab.dataset.tab !== state.tab) count.textContent = "";
   }
   for (const seg of document.querySelectorAll(".seg")) {
     seg.classList.toggle("active", seg.dataset.status === state.status);

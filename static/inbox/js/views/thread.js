@@ -4,10 +4,12 @@ import { api, config, conversationUrl, currentConv, ME, state } from "../ctx.js"
 import { $, apiError, el, fillAvatar, isHttpUrl, isTikTokEmbed, svg, toast } from "../dom.js";
 import { clockTime, contactName, dayLabel, fullTime, snippet } from "../format.js";
 import { filtersQuery, openThread, reactionsByTarget, sortedMessages, storeMessage } from "../store.js";
+import { forgetCanned, showCannedManager } from "./canned.js";
 import { loadDraft, renderComposerState, resetComposer, setQuote } from "./composer.js";
+import { renderLabelManager, renderThreadLabels } from "./labels.js";
 import { setPane } from "./layout.js";
 import { applyConversation, refreshConversation, renderList } from "./list.js";
-import { loadContact, renderSidePanel } from "./panel.js";
+import { closeContactForm, loadContact, loadGallery, renderSidePanel } from "./panel.js";
 
 /** Opens a conversation; `focus` puts the cursor in the composer (not when walking the list with j/k). */
 export async function openConversation(id, push, { focus = true } = {}) {
@@ -19,6 +21,8 @@ export async function openConversation(id, push, { focus = true } = {}) {
     $("thread-placeholder").hidden = true;
     $("thread").hidden = false;
     loadDraft(id);
+    forgetCanned();
+    closeContactForm();
   }
   setPane("thread");
   renderList();
@@ -45,6 +49,8 @@ export async function openConversation(id, push, { focus = true } = {}) {
   document.body.dataset.threadReady = String(id);
   markRead(id);
   loadContact();
+  if (switching) showCannedManager();
+  loadGallery();
   if (switching && focus && window.matchMedia("(min-width: 761px)").matches) $("composer-text").focus();
 }
 
@@ -115,8 +121,10 @@ export function renderThreadChrome() {
   $("snooze-select").hidden = conv.status === "resolved";
   $("priority-select").value = conv.priority;
   renderReferralBanner(conv);
+  renderThreadLabels();
   renderComposerState();
   renderSidePanel();
+  renderLabelManager();
 }
 
 function renderReferralBanner(conv) {
