@@ -212,6 +212,7 @@ def _receive(items: list[tuple[int, InboundMessage]]) -> list[tuple[Message, boo
     announced: list[domain_events.DomainEvent] = []
     for conversation, event, message in new:
         touched[conversation.pk] = conversation
+        status_before = conversation.status
         reopened = "status" in conversation_take_inbound(conversation, event)
         if reopened:
             audits.append(
@@ -220,7 +221,7 @@ def _receive(items: list[tuple[int, InboundMessage]]) -> list[tuple[Message, boo
                     action="conversation.reopened",
                     conversation=conversation,
                     message=message,
-                    before={"status": Conversation.Status.RESOLVED},
+                    before={"status": status_before},
                     after={"status": Conversation.Status.OPEN},
                 )
             )

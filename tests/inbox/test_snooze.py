@@ -69,6 +69,8 @@ def test_a_message_from_the_customer_reopens_a_snoozed_conversation(world):
     snooze(world, timezone.now() + timedelta(days=2))
     receive(world["support"], "bob", 2, text="Any news?")
     assert Conversation.objects.get(pk=world["bob"].pk).status == "open"
+    reopened = AuditLog.objects.get(action="conversation.reopened", conversation=world["bob"])
+    assert (reopened.before, reopened.after) == ({"status": "pending"}, {"status": "open"})
     assert api(world["agent"]).get(f"/api/v1/conversations/{world['bob'].pk}/").json()["snoozed_until"] is None
 
 
