@@ -27,6 +27,8 @@ export function setMode(mode) {
 
 export function renderComposerState() {
   const conv = currentConv();
+  // Until the conversation has loaded there is nothing to send to: a click would be dropped silently.
+  $("send-button").disabled = !conv;
   if (!conv) return;
   const note = state.mode === "note";
   const reason = lockReason(conv, state.mode, Date.now());
