@@ -348,6 +348,12 @@ class ParkedReport(models.Model):
     at = models.DateTimeField(help_text="When the provider says the status was reached.")
     provider_status = models.JSONField(default=dict, blank=True)
     error = models.JSONField(default=dict, blank=True)
+    endpoint_ids = models.JSONField(
+        null=True,
+        blank=True,
+        default=None,
+        help_text="The reporting connection's endpoints it may apply to (null: any).",
+    )
     received_at = models.DateTimeField()
     applied_at = models.DateTimeField(null=True, blank=True)
 
