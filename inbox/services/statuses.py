@@ -79,7 +79,7 @@ def _apply(reports: list[StatusReport]) -> list[str]:
         locked = (
             Message.objects.select_for_update(of=("self",))
             .filter(channel=channel, provider_message_id__in=ids, direction=Message.Direction.OUT)
-            .annotate(inbox_id=F("conversation__inbox_id"), endpoint_id=F("conversation__contact__endpoint_id"))
+            .annotate(inbox_id=F("conversation__inbox_id"), contact_endpoint_id=F("conversation__contact__endpoint_id"))
             .only("pk", "provider_message_id", "conversation_id", "attempt", *STATUS_FIELDS)
             .order_by("pk")
         )
@@ -93,7 +93,11 @@ def _apply(reports: list[StatusReport]) -> list[str]:
     announced: list[domain_events.DomainEvent] = []
     for report in reports:
         message = rows.get((report.channel, report.provider_message_id))
-        if message is not None and report.endpoint_ids is not None and message.endpoint_id not in report.endpoint_ids:
+        if (
+            message is not None
+            and report.endpoint_ids is not None
+            and message.contact_endpoint_id not in report.endpoint_ids
+        ):
             message = None  # another connection's message: not this reporter's to move
         if message is None:
             outcomes.append(StatusOutcome.UNKNOWN)
