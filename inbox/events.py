@@ -34,3 +34,7 @@ class StatusReport:
     at: datetime
     provider_status: dict = field(default_factory=dict)
     error: dict = field(default_factory=dict)
+    # The endpoints (business-side addresses) of the connection that reported it: the report applies only to a
+    # message of a conversation whose contact wrote to one of them (none: to no message). None: not scoped (the
+    # answer to our own send).
+    endpoint_ids: tuple[str, ...] | None = None

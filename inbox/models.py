@@ -208,6 +208,13 @@ class Message(models.Model):
     )
     payload = models.JSONField(default=dict, blank=True)
     channel = models.CharField(max_length=32)
+    endpoint_id = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        help_text="Inbound: the business-side address it was received on (its contact's endpoint_id), which "
+        "scopes the provider id's uniqueness. Outbound: empty (our own ids are unique anyway).",
+    )
     provider_message_id = models.CharField(max_length=200, null=True, blank=True)
     provider_conversation_id = models.CharField(max_length=200, blank=True)
     author = models.ForeignKey(
@@ -230,10 +237,11 @@ class Message(models.Model):
 
     class Meta:
         constraints = [
+            # Per connection endpoint: another account's webhook reusing an id cannot make ours a duplicate.
             models.UniqueConstraint(
-                fields=["channel", "provider_message_id"],
+                fields=["channel", "endpoint_id", "provider_message_id"],
                 condition=Q(provider_message_id__isnull=False),
-                name="message_unique_provider_id_per_channel",
+                name="message_unique_provider_id_per_endpoint",
             ),
             # A repeated request (double Enter, a client retry) finds the reply its key already created.
             models.UniqueConstraint(
@@ -348,6 +356,12 @@ class ParkedReport(models.Model):
     at = models.DateTimeField(help_text="When the provider says the status was reached.")
     provider_status = models.JSONField(default=dict, blank=True)
     error = models.JSONField(default=dict, blank=True)
+    endpoint_ids = models.JSONField(
+        null=True,
+        blank=True,
+        default=None,
+        help_text="The reporting connection's endpoints it may apply to (null: any).",
+    )
     received_at = models.DateTimeField()
     applied_at = models.DateTimeField(null=True, blank=True)
 

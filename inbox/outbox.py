@@ -170,6 +170,7 @@ def park_reports(reports: list[StatusReport]) -> None:
             at=report.at,
             provider_status=report.provider_status,
             error=report.error,
+            endpoint_ids=None if report.endpoint_ids is None else list(report.endpoint_ids),
             received_at=now,
         )
         for report in reports
@@ -197,6 +198,7 @@ def apply_parked_reports(*, channel: str | None = None, provider_message_ids: li
             at=row.at,
             provider_status=row.provider_status,
             error=row.error,
+            endpoint_ids=None if row.endpoint_ids is None else tuple(row.endpoint_ids),
         )
         for row in parked
     ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from django.db import InterfaceError, OperationalError, transaction
@@ -90,6 +90,17 @@ def inbox_for_sender(account_id: int, business_account_id: str) -> int | None:
     if inbox_id is not None:
         _sender_inboxes[key] = (now + LOOKUP_TTL_SECONDS, inbox_id)
     return inbox_id
+
+
+def endpoints_of_accounts(account_ids: set[int]) -> dict[int, tuple[str, ...]]:
+    """Each account's senders' business account ids (active or not: a report may come after a deactivation), in
+    one query. Not cached: a report must never be refused because a sender added elsewhere is not seen yet."""
+    endpoints: dict[int, list[str]] = {account_id: [] for account_id in account_ids}
+    if account_ids:
+        rows = TikTokSender.objects.filter(account_id__in=account_ids).values_list("account_id", "business_account_id")
+        for account_id, business_account_id in rows.order_by("account_id", "business_account_id"):
+            endpoints[account_id].append(business_account_id)
+    return {account_id: tuple(ids) for account_id, ids in endpoints.items()}
 
 
 def clear_lookup_caches(**_kwargs) -> None:
@@ -456,6 +467,12 @@ def apply_results(requests: list[tuple[int, list[dict]]]) -> list[Outcome]:
                 report_of.append((position, item))
     for position, (_, created) in zip(inbound_of, messages_receive(inbound), strict=True):
         outcomes[position].add("inbound" if created else "duplicate")
+    # A report applies only to messages sent through the account whose webhook received it (its senders).
+    scopes = endpoints_of_accounts({requests[position][0] for position, _ in report_of})
+    reports = [
+        replace(report, endpoint_ids=scopes[requests[position][0]])
+        for (position, _), report in zip(report_of, reports, strict=True)
+    ]
     unmatched: list[StatusReport] = []
     for (position, item), report, result in zip(report_of, reports, message_statuses_apply(reports), strict=True):
         if result == StatusOutcome.UNKNOWN:

@@ -12,7 +12,7 @@ class ErrorOut(serializers.Serializer):
     fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
 
 
-ERROR_CODES = ["401", "403", "404", "409", "422"]
+ERROR_CODES = ["400", "401", "403", "404", "409", "422"]
 
 
 class AutoSchema(SpectacularAutoSchema):
@@ -21,5 +21,12 @@ class AutoSchema(SpectacularAutoSchema):
         for code in ERROR_CODES:
             if code == "409" and self.method == "GET":
                 continue
+            if code == "400" and not self._paginated():  # 400: a forged or stale pagination cursor
+                continue
             responses.setdefault(code, self._get_response_for_code(ErrorOut, code, direction=direction))
         return responses
+
+    def _paginated(self) -> bool:
+        return (
+            self.method == "GET" and getattr(self.view, "pagination_class", None) is not None and self._is_list_view()
+        )

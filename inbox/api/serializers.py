@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
@@ -11,6 +13,38 @@ from inbox import selectors
 from inbox.models import CannedResponse, Contact, Conversation, Conversion, Label, Message
 from inbox.services import canned_render, message_version, reply_blocked
 from inbox.services.replies import reply_window_closed_error
+
+
+def http_url(value) -> str:
+    """`value` when it is an absolute http(s) URL, else "": webhooks may carry `javascript:` or `data:` URLs,
+    which stay in the ledger (`WebhookEvent.body`) but are never handed to an API client."""
+    if not isinstance(value, str) or any(ch in value for ch in "\x00\r\n\t"):
+        return ""
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError:
+        return ""
+    return value if parts.scheme.lower() in ("http", "https") and parts.netloc else ""
+
+
+def without_unsafe_urls(data):
+    """A copy of a JSON value where every `*url` key whose value is not http(s) is left out (recursively)."""
+    if isinstance(data, dict):
+        return {
+            key: without_unsafe_urls(value)
+            for key, value in data.items()
+            if not (isinstance(key, str) and key.lower().endswith("url")) or http_url(value)
+        }
+    if isinstance(data, list):
+        return [without_unsafe_urls(item) for item in data]
+    return data
+
+
+class HttpUrlField(serializers.CharField):
+    """A stored URL as the API shows it: only http(s), else an empty string."""
+
+    def to_representation(self, value) -> str:
+        return http_url(value)
 
 
 class UserSummary(serializers.Serializer):
@@ -250,7 +284,9 @@ class TypingOut(serializers.Serializer):
 
 
 class ConversationDetailOut(ConversationOut):
-    referral_data = serializers.JSONField(source="referral", help_text="Everything known about the referral")
+    referral_data = serializers.SerializerMethodField(
+        help_text="Everything known about the referral (URLs only when http(s))"
+    )
     referral_facts = serializers.SerializerMethodField()
     conversions = serializers.SerializerMethodField()
 
@@ -264,10 +300,14 @@ class ConversationDetailOut(ConversationOut):
             "conversions",
         ]
 
+    @extend_schema_field(serializers.JSONField())
+    def get_referral_data(self, conversation) -> dict:
+        return without_unsafe_urls(conversation.referral or {})
+
     @extend_schema_field(ReferralFact(many=True))
     def get_referral_facts(self, conversation) -> list:
         """The referral's fields an agent is shown, labelled, in order."""
-        data = conversation.referral or {}
+        data = without_unsafe_urls(conversation.referral or {})
         facts = [
             {"label": label, "value": str(data[key]), "mono": key.endswith("id")}
             for key, label in REFERRAL_FACT_LABELS.items()
@@ -302,7 +342,8 @@ class MessageOut(serializers.ModelSerializer):
     status = serializers.SerializerMethodField()
     provider_status_name = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
-    share_post_embed_url = serializers.CharField(source="embed_url")
+    media_url = HttpUrlField(help_text="The image's URL (only http(s); else empty)")
+    share_post_embed_url = HttpUrlField(source="embed_url", help_text="Only http(s); else empty")
     version = serializers.SerializerMethodField()
     can_quote = serializers.SerializerMethodField()
 

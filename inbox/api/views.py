@@ -7,10 +7,11 @@ inboxes is simply not found (404), so ids do not leak.
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -23,7 +24,21 @@ from inbox.models import Conversation, Message
 from inbox.uploads import image_store
 
 
-class ConversationCursor(CursorPagination):
+class SafeCursor(CursorPagination):
+    """A cursor is decoded by us, but it comes from the client: a forged or stale one (`p=abc`, a bad offset)
+    is a 400 `invalid_cursor` with the error shape, never a database conversion error (a 500)."""
+
+    def paginate_queryset(self, queryset, request, view=None):
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except (exceptions.NotFound, DjangoValidationError, ValueError, TypeError, OverflowError) as exc:
+            if request.query_params.get(self.cursor_query_param) is None:
+                raise
+            message = "Invalid cursor: start again from the first page."
+            raise ApplicationError("invalid_cursor", message, fields={"cursor": [message]}) from exc
+
+
+class ConversationCursor(SafeCursor):
     page_size = 25
     max_page_size = 100
     page_size_query_param = "page_size"
@@ -33,7 +48,7 @@ class ConversationCursor(CursorPagination):
         return self.orderings[view.filters["ordering"]]
 
 
-class MessageCursor(CursorPagination):
+class MessageCursor(SafeCursor):
     page_size = 50
     max_page_size = 200
     page_size_query_param = "page_size"
@@ -458,7 +473,7 @@ class ConversionListView(GenericAPIView):
         return Response(out.ConversionOut(conversion).data, status=202)
 
 
-class ContactCursor(CursorPagination):
+class ContactCursor(SafeCursor):
     page_size = 50
     ordering = ("-id",)
 

@@ -35,6 +35,7 @@ def inbound_message(conversation: Conversation, event: InboundMessage) -> Messag
         conversation=conversation,
         direction=Message.Direction.IN,
         channel=event.channel,
+        endpoint_id=event.endpoint_id,
         provider_message_id=event.provider_message_id,
         provider_conversation_id=event.provider_conversation_id,
         sent_at=event.sent_at,
@@ -181,16 +182,19 @@ def _receive(items: list[tuple[int, InboundMessage]]) -> list[tuple[Message, boo
     by_channel: dict[str, list[str]] = defaultdict(list)
     for _, event in items:
         by_channel[event.channel].append(event.provider_message_id)
-    stored: dict[tuple[str, str], Message] = {
-        (channel, message.provider_message_id): message
+    # New or not is decided per (channel, endpoint, id): ids are unique only within one connection's endpoint.
+    stored: dict[tuple[str, str, str], Message] = {
+        (channel, message.endpoint_id, message.provider_message_id): message
         for channel, ids in by_channel.items()
-        for message in Message.objects.filter(channel=channel, provider_message_id__in=ids)
+        for message in Message.objects.filter(
+            channel=channel, direction=Message.Direction.IN, provider_message_id__in=ids
+        )
     }
 
     received: list[tuple[Message, bool]] = []
     new: list[tuple[Conversation, InboundMessage, Message]] = []
     for inbox_id, event in items:
-        key = (event.channel, event.provider_message_id)
+        key = (event.channel, event.endpoint_id, event.provider_message_id)
         if key in stored:
             received.append((stored[key], False))
             continue

@@ -49,6 +49,9 @@ def message_statuses_apply(reports: list[StatusReport]) -> list[str]:
     """Move outbound messages' delivery status forward, never backward (see STATUS_RANK); returns per report
     a `StatusOutcome` (applied, stale: already there or further, unknown: no such message yet).
 
+    A report scoped to `endpoint_ids` (the reporting connection's endpoints) sees only messages of
+    conversations with those endpoints: another connection's message is unknown to it.
+
     Reports are applied in order. The messages' rows are locked (not their conversations': services that
     lock both take the conversation first, so locking it here in the other order could deadlock), and the
     UPDATE itself is guarded by the ladder. A report for a status already passed still records when that
@@ -76,7 +79,7 @@ def _apply(reports: list[StatusReport]) -> list[str]:
         locked = (
             Message.objects.select_for_update(of=("self",))
             .filter(channel=channel, provider_message_id__in=ids, direction=Message.Direction.OUT)
-            .annotate(inbox_id=F("conversation__inbox_id"))
+            .annotate(inbox_id=F("conversation__inbox_id"), contact_endpoint_id=F("conversation__contact__endpoint_id"))
             .only("pk", "provider_message_id", "conversation_id", "attempt", *STATUS_FIELDS)
             .order_by("pk")
         )
@@ -90,6 +93,12 @@ def _apply(reports: list[StatusReport]) -> list[str]:
     announced: list[domain_events.DomainEvent] = []
     for report in reports:
         message = rows.get((report.channel, report.provider_message_id))
+        if (
+            message is not None
+            and report.endpoint_ids is not None
+            and message.contact_endpoint_id not in report.endpoint_ids
+        ):
+            message = None  # another connection's message: not this reporter's to move
         if message is None:
             outcomes.append(StatusOutcome.UNKNOWN)
             continue

@@ -1,5 +1,6 @@
 """The REST API: every endpoint, filter, ordering and permission rule."""
 
+import base64
 from datetime import timedelta
 
 import pytest
@@ -339,3 +340,25 @@ def test_unknown_api_paths_answer_json_404(world, path):
 def test_nul_characters_in_search_are_refused_not_a_500(world, url):
     response = api(world["agent"]).get(url, {"q": "a\x00b"})
     assert response.status_code == 422 and response.json()["fields"]["q"]
+
+
+class TestForgedCursor:
+    """A cursor is ours to decode: a forged one is a 400 with the error shape, never a 500 (issue 21, item 6)."""
+
+    @pytest.mark.parametrize("payload", ["p=abc", "o=0&p=abc", "r=1&p=2026-13-45", "o=x", None])
+    @pytest.mark.parametrize(
+        "path", ["/api/v1/conversations/", "/api/v1/conversations/{bob}/messages/", "/api/v1/contacts/"]
+    )
+    def test_forged_cursor_is_400(self, world, path, payload):
+        cursor = base64.b64encode(payload.encode()).decode() if payload else "%%not-base64"
+        response = api(world["agent"]).get(path.format(bob=world["bob"].pk), {"cursor": cursor})
+        assert response.status_code == 400, response.content
+        body = response.json()
+        assert body["code"] == "invalid_cursor" and body["fields"] == {"cursor": [body["message"]]}
+
+    def test_a_real_cursor_still_works(self, world):
+        client = api(world["agent"])
+        for path in ["/api/v1/conversations/?page_size=1", "/api/v1/contacts/?page_size=1"]:
+            next_url = client.get(path).json()["next"]
+            if next_url:
+                assert client.get(next_url).status_code == 200

@@ -50,6 +50,14 @@ class TestMessageConstraints:
         make_message(conversation, provider_message_id="m-1", channel="other")
         assert Message.objects.filter(provider_message_id="m-1").count() == 2
 
+    def test_same_provider_id_on_another_endpoint_is_allowed(self, inbox):
+        """Issue 21, item 5: ids are unique per (channel, endpoint), so another account cannot pre-empt ours."""
+        conversation = make_conversation(inbox, make_contact())
+        make_message(conversation, provider_message_id="m-1", endpoint_id="biz-1")
+        make_message(conversation, provider_message_id="m-1", endpoint_id="biz-2")
+        with pytest.raises(IntegrityError), transaction.atomic():
+            make_message(conversation, provider_message_id="m-1", endpoint_id="biz-2")
+
     def test_messages_without_provider_id_do_not_collide(self, inbox):
         conversation = make_conversation(inbox, make_contact())
         make_message(conversation, direction="out", status="queued")

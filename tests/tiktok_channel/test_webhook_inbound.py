@@ -247,3 +247,20 @@ def test_a_future_received_at_cannot_hold_the_window_open(client, account):
     payload["results"][0]["receivedAt"] = "2099-01-01T00:00:00.000+0000"
     assert post(client, account, payload).status_code == 200
     assert Conversation.objects.get().last_inbound_at <= timezone.now()
+
+
+def test_the_same_message_id_on_two_accounts_webhooks_stores_two_messages(client, account, make_account):
+    """Issue 21, item 5: de-duplication is per account's endpoint, not global across accounts."""
+    other = make_account(sender_id="biz-2")
+    first = fixture("inbound_text")
+    second = fixture("inbound_text")
+    second["results"][0]["to"] = "biz-2"
+    second["results"][0]["message"]["text"] = "A genuine message of the other account"
+    assert post(client, account, first).json()["inbound"] == 1
+    response = post(client, other, second)
+    assert response.json()["inbound"] == 1, response.json()
+    assert post(client, other, second).json()["duplicate"] == 1  # a redelivery on the same account still is one
+    messages = Message.objects.select_related("conversation__contact")
+    texts = {m.conversation.contact.endpoint_id: m.text for m in messages}
+    assert texts == {"biz-1": first["results"][0]["message"]["text"], "biz-2": "A genuine message of the other account"}
+    assert set(Message.objects.values_list("endpoint_id", flat=True)) == {"biz-1", "biz-2"}

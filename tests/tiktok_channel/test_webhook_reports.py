@@ -211,3 +211,36 @@ def test_the_ladder_is_enforced_by_the_update_itself(outbound, monkeypatch):
     message_status_apply(report=StatusReport(channel="tiktok", provider_message_id="out-1", status="delivered", at=T))
     message.refresh_from_db()
     assert message.status == "seen"
+
+
+# --- reports are bound to the account whose webhook received them (issue 21, item 4) ----------------------------
+
+
+@pytest.mark.parametrize("name", ["seen", "delivery_delivered", "delivery_undeliverable"])
+def test_a_report_signed_by_another_account_changes_nothing(client, account, make_account, outbound, name):
+    other = make_account(sender_id="biz-2")  # account B: its own secret and sender
+    message = outbound()  # sent through account A's sender biz-1
+    response = post(client, other, fixture(name))
+    assert response.status_code == 200 and response.json()["unmatched_report"] == 1
+    message.refresh_from_db()
+    assert (message.status, message.seen_at, message.delivered_at, message.failed_at) == ("accepted", None, None, None)
+    assert not AuditLog.objects.filter(action="message.status").exists()
+    assert apply_unmatched_reports() == 0  # parked with its account's scope: the sweep does not apply it either
+    message.refresh_from_db()
+    assert message.status == "accepted"
+
+    assert post(client, account, fixture(name)).status_code == 200  # account A's own report applies
+    message.refresh_from_db()
+    assert message.status != "accepted"
+
+
+def test_a_parked_report_applies_only_to_its_accounts_message(client, account, make_account, outbound):
+    other = make_account(sender_id="biz-2")
+    post(client, other, fixture("seen"))  # B reports on an id we have not recorded yet
+    message = outbound(status="queued")  # A's message gets that id
+    assert apply_unmatched_reports(provider_message_ids=["out-1"]) == 0
+    message.refresh_from_db()
+    assert message.status == "queued"
+    post(client, account, fixture("seen"))
+    message.refresh_from_db()
+    assert message.status == "seen"

@@ -222,3 +222,59 @@ def test_deactivating_an_account_or_sender_takes_effect_at_once_in_this_process(
     account.active = False
     account.save()
     assert post(client, account, fixture("inbound_image")).status_code == 404
+
+
+UNSAFE_URLS = ["javascript:alert(document.cookie)", "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg=="]
+
+
+@pytest.mark.parametrize("unsafe", UNSAFE_URLS)
+def test_unsafe_url_schemes_stay_in_the_ledger_but_never_reach_api_clients(client, account, agent, unsafe):
+    """Issue 21, item 8: media, share-post and referral URLs are exposed only when http(s)."""
+    from inbox.models import Conversation
+    from tests.inbox.helpers import api
+
+    image, share, text = fixture("inbound_image"), fixture("inbound_share_post"), fixture("inbound_text_referral")
+    image["results"][0]["message"]["mediaUrl"] = unsafe
+    share["results"][0]["message"]["embedUrl"] = unsafe
+    text["results"][0]["message"]["referral"]["sourceUrl"] = unsafe
+    text["results"][0]["message"]["referral"]["embedUrl"] = unsafe
+    ad = fixture("inbound_referral_ad")
+    ad["results"][0]["message"]["embedUrl"] = unsafe
+    ad["results"][0]["messageId"] = "in-ad-unsafe"
+    for payload in (image, share, text, ad):
+        assert post(client, account, payload).status_code == 200
+    assert all(unsafe in str(event.body) for event in WebhookEvent.objects.all()), "the ledger keeps the raw value"
+
+    conversation = Conversation.objects.get()
+    user_api = api(agent)
+    messages = user_api.get(f"/api/v1/conversations/{conversation.pk}/messages/").json()["results"]
+    assert len(messages) == 4
+    detail = user_api.get(f"/api/v1/conversations/{conversation.pk}/").json()
+    listing = user_api.get("/api/v1/conversations/").json()
+    for body in (messages, detail, listing):
+        assert unsafe.split(":")[0] + ":" not in str(body), body
+    assert {m["media_url"] for m in messages} == {""} and {m["share_post_embed_url"] for m in messages} == {""}
+    assert "source_url" not in detail["referral_data"] and "embed_url" not in detail["referral_data"]
+    assert detail["referral_data"]["source"] == "ad"
+
+    text["results"][0]["messageId"] = "in-text-referral-again"  # now the text's referral is the newest
+    assert post(client, account, text).status_code == 200
+    detail = user_api.get(f"/api/v1/conversations/{conversation.pk}/").json()
+    assert detail["referral_data"]["source_id"] == "ad-777" and unsafe.split(":")[0] + ":" not in str(detail)
+
+
+def test_http_urls_still_reach_api_clients(client, account, agent):
+    from inbox.models import Conversation
+    from tests.inbox.helpers import api
+
+    for name in ("inbound_image", "inbound_share_post", "inbound_text_referral"):
+        post(client, account, fixture(name))
+    conversation = Conversation.objects.get()
+    messages = api(agent).get(f"/api/v1/conversations/{conversation.pk}/messages/").json()["results"]
+    assert {m["media_url"] for m in messages} == {"", "https://cdn.example.com/photo.jpg"}
+    assert {m["share_post_embed_url"] for m in messages} == {"", "https://www.tiktok.com/embed/v2/7301"}
+    detail = api(agent).get(f"/api/v1/conversations/{conversation.pk}/").json()
+    assert detail["referral_data"]["source_url"] == "https://www.tiktok.com/@shop/video/1"
+    assert {"label": "Source URL", "value": "https://www.tiktok.com/@shop/video/1", "mono": False} in detail[
+        "referral_facts"
+    ]
