@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
@@ -10,6 +13,9 @@ from inbox.selectors import inbox_ids_visible_to
 
 # Close codes in the 4000 range are the application's own.
 CLOSE_UNAUTHENTICATED = 4401
+CLOSE_BAD_FRAME = 4400  # a frame that is not JSON text (binary, malformed, nested past the parser's limit)
+
+logger = logging.getLogger(__name__)
 
 
 class InboxConsumer(AsyncJsonWebsocketConsumer):
@@ -31,6 +37,23 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        """Our page sends small JSON text frames; anything else closes this socket (one warning, no traceback)."""
+        try:
+            if not text_data:
+                raise ValueError("binary or empty frame")
+            content = json.loads(text_data)
+        except (ValueError, RecursionError) as exc:
+            user = self.scope.get("user")
+            logger.warning(
+                "websocket of user %s closed: frame is not JSON text (%s)",
+                getattr(user, "pk", None),
+                type(exc).__name__,
+            )
+            await self.close(code=CLOSE_BAD_FRAME)
+            return
+        await self.receive_json(content, **kwargs)
 
     async def receive_json(self, content, **kwargs) -> None:
         # Clients only listen; a ping keeps proxies from closing an idle socket.

@@ -178,3 +178,22 @@ async def test_a_batch_of_messages_arrives_as_one_frame_each_in_order(django_use
     assert texts == [f"hello {n}" for n in range(60)]
     assert await ws.receive_nothing(timeout=0.3)
     await ws.disconnect()
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [{"text_data": "not json"}, {"text_data": "[" * 100_000 + "]" * 100_000}, {"bytes_data": b"\x00\x01"}],
+    ids=["not-json", "deeply-nested", "binary"],
+)
+async def test_a_frame_that_is_not_json_closes_the_socket_with_a_code_and_logs_once(django_user_model, caplog, frame):
+    """Non-JSON, nested past the parser's recursion limit, or binary: the socket closes, no ASGI exception."""
+    from inbox.consumers import CLOSE_BAD_FRAME
+
+    member = await django_user_model.objects.acreate(username="member")
+    ws = await connect(member)
+    with caplog.at_level("WARNING", logger="inbox.consumers"):
+        await ws.send_to(**frame)
+        output = await ws.receive_output(timeout=5)
+    assert output == {"type": "websocket.close", "code": CLOSE_BAD_FRAME}
+    assert len([r for r in caplog.records if r.name == "inbox.consumers"]) == 1
+    await ws.wait()
