@@ -197,3 +197,50 @@ async def test_a_frame_that_is_not_json_closes_the_socket_with_a_code_and_logs_o
     assert output == {"type": "websocket.close", "code": CLOSE_BAD_FRAME}
     assert len([r for r in caplog.records if r.name == "inbox.consumers"]) == 1
     await ws.wait()
+
+
+async def expect_revoked(ws: WebsocketCommunicator) -> None:
+    from inbox.consumers import CLOSE_REVOKED
+
+    assert await ws.receive_output(timeout=5) == {"type": "websocket.close", "code": CLOSE_REVOKED}
+    await ws.wait()
+
+
+async def test_logging_out_closes_the_users_open_sockets(django_user_model):
+    from django.test import Client
+
+    member = await django_user_model.objects.acreate(username="member")
+    ws = await connect(member)
+    client = Client()
+    await sync_to_async(client.force_login)(member)
+    await sync_to_async(client.logout)()
+    await expect_revoked(ws)
+
+
+async def test_deactivating_a_user_closes_their_open_sockets(django_user_model):
+    inbox = await Inbox.objects.acreate(name="Support")
+    member = await django_user_model.objects.acreate(username="member")
+    await sync_to_async(inbox.members.add)(member)
+    ws = await connect(member)
+    member.is_active = False
+    await member.asave()
+    await expect_revoked(ws)
+
+
+@pytest.mark.parametrize("how", ["remove", "reverse-remove", "clear"])
+async def test_removal_from_an_inbox_closes_the_members_open_sockets_and_no_event_follows(django_user_model, how):
+    inbox = await Inbox.objects.acreate(name="Support")
+    member = await django_user_model.objects.acreate(username="member")
+    await sync_to_async(inbox.members.add)(member)
+    ws = await connect(member)
+    bystander = await connect(await django_user_model.objects.acreate(username="bystander"))
+    change = {
+        "remove": lambda: inbox.members.remove(member),
+        "reverse-remove": lambda: member.inboxes.remove(inbox),
+        "clear": lambda: inbox.members.clear(),
+    }[how]
+    await sync_to_async(change)()
+    await expect_revoked(ws)
+    await sync_to_async(message_receive)(inbox_id=inbox.pk, event=inbound(3))
+    assert await bystander.receive_nothing(timeout=0.3)  # not a member of anything: not revoked either
+    await bystander.disconnect()
