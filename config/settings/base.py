@@ -187,6 +187,10 @@ CELERY_BEAT_SCHEDULE["inbox-wake-snoozed-conversations"] = {
     "task": "inbox.tasks.wake_snoozed_conversations",
     "schedule": 30.0,
 }
+CELERY_BEAT_SCHEDULE["inbox-sweep-orphan-uploads"] = {
+    "task": "inbox.tasks.sweep_orphan_uploads",
+    "schedule": 3600.0,
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
