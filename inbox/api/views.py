@@ -370,10 +370,6 @@ class AssignView(_ConversationAction):
             assignee = user_model.objects.filter(pk=int(value)).first()
         else:
             assignee = None
-        if assignee is None:
-            raise ApplicationError(
-                "invalid_assignee", "no such agent", status=422, fields={"assignee": ["no such agent"]}
-            )
         services.conversation_assign(conversation_id=conversation.pk, assignee=assignee, actor=request.user)
         return self.respond(request, pk)
 
