@@ -10,6 +10,7 @@ class InboxConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_out
         from django.db.models.signals import m2m_changed, post_save
 
+        from config import log_filters
         from inbox import domain_events, live
         from inbox.models import Inbox
 
@@ -20,3 +21,4 @@ class InboxConfig(AppConfig):
         user_logged_out.connect(live.on_user_logged_out, dispatch_uid="inbox.live.logout")
         post_save.connect(live.on_user_saved, sender=get_user_model(), dispatch_uid="inbox.live.user_saved")
         m2m_changed.connect(live.on_members_changed, sender=Inbox.members.through, dispatch_uid="inbox.live.members")
+        log_filters.install()  # webhook tokens masked in access logs

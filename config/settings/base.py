@@ -277,7 +277,15 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"mask_webhook_tokens": {"()": "config.log_filters.MaskWebhookTokens"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_webhook_tokens"]}
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # django.request writes request paths: webhook tokens are masked before any handler sees the record
+        # (django.server and uvicorn.access get the same filter in config/log_filters.py: install()).
+        "django.request": {"filters": ["mask_webhook_tokens"]},
+    },
 }
