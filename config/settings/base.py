@@ -129,16 +129,19 @@ STORAGES = {
 LOGIN_URL = "admin:login"
 
 # Failed-login throttling (django-axes) for the agents' login page and the admin's alike: after
-# AXES_FAILURE_LIMIT failures for one username from one IP address, that pair is locked out for
-# AXES_COOLOFF_TIME; a successful login resets the count. The lock is per username *and* IP so a third
-# party cannot lock an agent out from elsewhere. Behind a proxy, REMOTE_ADDR must be the client's address.
+# AXES_FAILURE_LIMIT failures for one username (from any address) lock that username out for
+# AXES_COOLOFF_TIME; a successful login resets the count. Per username, not only per (username, IP): an address
+# is cheap to change (many hosts, or a forwarded header a server trusts; issue 21), so a guesser cannot reset the
+# count by moving. The price: anyone can lock an agent out for the cool-off time; other agents still log in.
+# Behind a proxy, REMOTE_ADDR must be the client's address (README, Deployment: trusted proxy headers).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# (username, IP) is kept beside username alone: the same lock, and axes.W006 wants ip_address present.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
