@@ -101,3 +101,23 @@ def test_access_logs_of_runserver_and_uvicorn_mask_webhook_tokens(caplog):
     logging.getLogger("django.server").info('"%s" %s %s', f"POST {path} HTTP/1.1", "401", "10")
     assert "SeCrEtToKeN123" not in caplog.text + repr([r.args for r in caplog.records])
     assert caplog.text.count("/webhooks/infobip/tiktok/***/inbound/") == 2
+
+
+def csp_of(response) -> dict[str, str]:
+    policy = response["Content-Security-Policy"]
+    return dict(part.strip().split(" ", 1) for part in policy.split(";") if part.strip())
+
+
+@pytest.mark.django_db
+def test_connect_and_img_sources_are_our_origin_and_the_named_media_hosts(client, settings):
+    directives = csp_of(client.get("/admin/login/"))
+    assert directives["connect-src"] == "'self'"  # no ws:/wss: to any host ('self' covers our own ws/wss)
+    assert directives["img-src"].split() == ["'self'", "data:", "blob:", *settings.CSP_IMG_HOSTS]
+
+
+@pytest.mark.django_db
+def test_the_api_docs_page_has_the_same_policy_except_what_redoc_needs(client):
+    page, docs = csp_of(client.get("/admin/login/")), csp_of(client.get("/api/docs/"))
+    assert docs["script-src"].split() == ["'self'", "'unsafe-inline'"] and docs["worker-src"] == "blob:"
+    for name in ("connect-src", "img-src", "object-src", "frame-ancestors", "base-uri", "form-action"):
+        assert docs[name] == page[name], name
