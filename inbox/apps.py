@@ -6,7 +6,19 @@ class InboxConfig(AppConfig):
     verbose_name = "Inbox"
 
     def ready(self) -> None:
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.signals import user_logged_out
+        from django.db.models.signals import m2m_changed, post_save
+
+        from config import log_filters
         from inbox import domain_events, live
+        from inbox.models import Inbox
 
         # The live layer is the first subscriber of the domain events; automation, CSAT and reports subscribe too.
         domain_events.subscribe(live.on_domain_events)
+
+        # Open websockets lose what their user may no longer see (inbox/live.py: sockets_revoke).
+        user_logged_out.connect(live.on_user_logged_out, dispatch_uid="inbox.live.logout")
+        post_save.connect(live.on_user_saved, sender=get_user_model(), dispatch_uid="inbox.live.user_saved")
+        m2m_changed.connect(live.on_members_changed, sender=Inbox.members.through, dispatch_uid="inbox.live.members")
+        log_filters.install()  # webhook tokens masked in access logs

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from inbox.live import inbox_group, user_group
+from inbox.live import SESSION_REVOKED, inbox_group, user_group
 from inbox.selectors import inbox_ids_visible_to
 
 # Close codes in the 4000 range are the application's own.
 CLOSE_UNAUTHENTICATED = 4401
+CLOSE_BAD_FRAME = 4400  # a frame that is not JSON text (binary, malformed, nested past the parser's limit)
+CLOSE_REVOKED = 4003  # logout, deactivation or a membership change: reconnect to be authorized afresh
+
+logger = logging.getLogger(__name__)
 
 
 class InboxConsumer(AsyncJsonWebsocketConsumer):
@@ -29,8 +36,29 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "hello", "inboxes": len(self.groups_joined) - 1})
 
     async def disconnect(self, code: int) -> None:
-        for group in getattr(self, "groups_joined", []):
+        await self._leave_groups()
+
+    async def _leave_groups(self) -> None:
+        groups, self.groups_joined = getattr(self, "groups_joined", []), []
+        for group in groups:
             await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        """Our page sends small JSON text frames; anything else closes this socket (one warning, no traceback)."""
+        try:
+            if not text_data:
+                raise ValueError("binary or empty frame")
+            content = json.loads(text_data)
+        except (ValueError, RecursionError) as exc:
+            user = self.scope.get("user")
+            logger.warning(
+                "websocket of user %s closed: frame is not JSON text (%s)",
+                getattr(user, "pk", None),
+                type(exc).__name__,
+            )
+            await self.close(code=CLOSE_BAD_FRAME)
+            return
+        await self.receive_json(content, **kwargs)
 
     async def receive_json(self, content, **kwargs) -> None:
         # Clients only listen; a ping keeps proxies from closing an idle socket.
@@ -38,9 +66,19 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "pong"})
 
     async def inbox_event(self, message: dict) -> None:
-        await self.send_json(message["event"])
+        await self._deliver(message["event"])
 
     async def inbox_events(self, message: dict) -> None:
         """Events published together (a webhook batch): still one frame each, in order."""
         for event in message["events"]:
-            await self.send_json(event)
+            await self._deliver(event)
+
+    async def _deliver(self, event: dict) -> None:
+        if getattr(self, "revoked", False):
+            return  # closing: nothing more reaches this socket
+        if event.get("type") == SESSION_REVOKED:
+            self.revoked = True
+            await self._leave_groups()
+            await self.close(code=CLOSE_REVOKED)
+            return
+        await self.send_json(event)

@@ -267,3 +267,48 @@ def on_domain_events(events: list[domain_events.DomainEvent]) -> None:
                         author_name=event.author_name,
                     ),
                 )
+
+
+# --- Revoking open sockets ---------------------------------------------------------------------------------------
+# A socket joins its groups once, at connect. When what it may see shrinks (logout, deactivation, a membership
+# change), its user's group gets a `session.revoked` control event: the consumer closes (CLOSE_REVOKED) and the page
+# reconnects, which authorizes afresh (refused after logout or deactivation; the new set of inboxes otherwise).
+
+SESSION_REVOKED = "session.revoked"
+
+
+def sockets_revoke(user_ids) -> None:
+    """Close the open sockets of these users once the current transaction commits (at once outside one)."""
+    from django.db import transaction
+
+    ids = sorted({int(pk) for pk in user_ids})
+
+    def send() -> None:
+        for user_id in ids:
+            send_now(user_group(user_id), {"type": SESSION_REVOKED, "version": 1})
+
+    if ids:
+        transaction.on_commit(send)
+
+
+def on_user_logged_out(sender, request, user, **kwargs) -> None:
+    if user is not None:
+        sockets_revoke([user.pk])
+
+
+def on_user_saved(sender, instance, created, **kwargs) -> None:
+    if not created and not instance.is_active:
+        sockets_revoke([instance.pk])
+
+
+def on_members_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:
+    """Inbox.members changed, from either side (inbox.members.remove / user.inboxes.remove / clear)."""
+    if action == "pre_clear":
+        # pk_set is None for a clear: note who was there before the rows go.
+        instance._members_before_clear = (
+            [instance.pk] if reverse else list(instance.members.values_list("pk", flat=True))
+        )
+    elif action in ("post_add", "post_remove"):
+        sockets_revoke([instance.pk] if reverse else pk_set or [])
+    elif action == "post_clear":
+        sockets_revoke(getattr(instance, "_members_before_clear", []))

@@ -236,3 +236,11 @@ def wake_snoozed_conversations() -> int:
     from inbox.services import conversations_wake_due
 
     return len(conversations_wake_due())
+
+
+@shared_task
+def sweep_orphan_uploads() -> int:
+    """Delete uploaded images no message refers to, older than an hour (inbox/uploads.py)."""
+    from inbox.uploads import uploads_sweep
+
+    return len(uploads_sweep())

@@ -76,3 +76,48 @@ def test_secrets_never_reach_the_logs(client, account, agent, inbox, caplog, mon
     assert "webhook auth failed" in logged
     for secret in secrets:
         assert secret not in logged
+
+
+@pytest.mark.django_db
+def test_webhook_tokens_are_masked_in_request_logs(client, account, caplog):
+    """A refused webhook (forged signature: 401) and a near-miss token (404) are logged by django.request with the
+    path; the token in the path is masked, so the log is not a list of live webhook URLs."""
+    caplog.set_level(logging.DEBUG)
+    assert post(client, account, fixture("inbound_text"), signed=False, headers={"X-Hub-Signature": "f"}).status_code
+    near_miss = account.webhook_token[:-1] + "x"
+    client.post(f"/webhooks/infobip/tiktok/{near_miss}/inbound/", b"{}", content_type="application/json")
+    request_records = [r for r in caplog.records if r.name == "django.request"]
+    assert len(request_records) == 2
+    for record in request_records:
+        assert "/webhooks/infobip/tiktok/***/" in record.getMessage()
+    logged = caplog.text + repr([record.args for record in caplog.records])
+    assert account.webhook_token not in logged and near_miss not in logged
+
+
+def test_access_logs_of_runserver_and_uvicorn_mask_webhook_tokens(caplog):
+    caplog.set_level(logging.INFO)
+    path = "/webhooks/infobip/tiktok/SeCrEtToKeN123/inbound/"
+    logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "POST", path, "1.1", 200)
+    logging.getLogger("django.server").info('"%s" %s %s', f"POST {path} HTTP/1.1", "401", "10")
+    assert "SeCrEtToKeN123" not in caplog.text + repr([r.args for r in caplog.records])
+    assert caplog.text.count("/webhooks/infobip/tiktok/***/inbound/") == 2
+
+
+def csp_of(response) -> dict[str, str]:
+    policy = response["Content-Security-Policy"]
+    return dict(part.strip().split(" ", 1) for part in policy.split(";") if part.strip())
+
+
+@pytest.mark.django_db
+def test_connect_and_img_sources_are_our_origin_and_the_named_media_hosts(client, settings):
+    directives = csp_of(client.get("/admin/login/"))
+    assert directives["connect-src"] == "'self'"  # no ws:/wss: to any host ('self' covers our own ws/wss)
+    assert directives["img-src"].split() == ["'self'", "data:", "blob:", *settings.CSP_IMG_HOSTS]
+
+
+@pytest.mark.django_db
+def test_the_api_docs_page_has_the_same_policy_except_what_redoc_needs(client):
+    page, docs = csp_of(client.get("/admin/login/")), csp_of(client.get("/api/docs/"))
+    assert docs["script-src"].split() == ["'self'", "'unsafe-inline'"] and docs["worker-src"] == "blob:"
+    for name in ("connect-src", "img-src", "object-src", "frame-ancestors", "base-uri", "form-action"):
+        assert docs[name] == page[name], name

@@ -31,7 +31,22 @@ from tiktok_channel.webhook_auth import AuthError, verify
 
 logger = logging.getLogger(__name__)
 
-REDACTED_HEADERS = {"authorization", "cookie", "proxy-authorization"}
+# The request headers the ledger keeps (lower case); anything else (credentials, cookies, tokens a proxy adds under
+# names we cannot know) is dropped. The account's signature header is never kept, even if listed.
+LEDGER_HEADERS = {
+    "accept",
+    "accept-encoding",
+    "content-encoding",
+    "content-length",
+    "content-type",
+    "date",
+    "host",
+    "user-agent",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "x-request-id",
+}
 
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
@@ -39,9 +54,13 @@ def _error(status: int, code: str, message: str) -> JsonResponse:
 
 
 def ledger_headers(request: HttpRequest, account: InfobipAccount) -> dict[str, str]:
-    """Request headers fit to store: credentials and the account's secret-bearing header removed."""
-    hidden = REDACTED_HEADERS | {account.signature_header.lower()}
-    return {name: value for name, value in request.headers.items() if name.lower() not in hidden}
+    """Request headers fit to store: only the allow-list (LEDGER_HEADERS), never the account's signature header."""
+    hidden = account.signature_header.lower()
+    return {
+        name: value
+        for name, value in request.headers.items()
+        if name.lower() in LEDGER_HEADERS and name.lower() != hidden
+    }
 
 
 @csrf_exempt

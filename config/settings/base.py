@@ -129,16 +129,19 @@ STORAGES = {
 LOGIN_URL = "admin:login"
 
 # Failed-login throttling (django-axes) for the agents' login page and the admin's alike: after
-# AXES_FAILURE_LIMIT failures for one username from one IP address, that pair is locked out for
-# AXES_COOLOFF_TIME; a successful login resets the count. The lock is per username *and* IP so a third
-# party cannot lock an agent out from elsewhere. Behind a proxy, REMOTE_ADDR must be the client's address.
+# AXES_FAILURE_LIMIT failures for one username (from any address) lock that username out for
+# AXES_COOLOFF_TIME; a successful login resets the count. Per username, not only per (username, IP): an address
+# is cheap to change (many hosts, or a forwarded header a server trusts; issue 21), so a guesser cannot reset the
+# count by moving. The price: anyone can lock an agent out for the cool-off time; other agents still log in.
+# Behind a proxy, REMOTE_ADDR must be the client's address (README, Deployment: trusted proxy headers).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# (username, IP) is kept beside username alone: the same lock, and axes.W006 wants ip_address present.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
@@ -187,6 +190,10 @@ CELERY_BEAT_SCHEDULE["inbox-wake-snoozed-conversations"] = {
     "task": "inbox.tasks.wake_snoozed_conversations",
     "schedule": 30.0,
 }
+CELERY_BEAT_SCHEDULE["inbox-sweep-orphan-uploads"] = {
+    "task": "inbox.tasks.sweep_orphan_uploads",
+    "schedule": 3600.0,
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -206,14 +213,19 @@ REST_FRAMEWORK = {
 
 # Content-Security-Policy (django-csp): scripts only from our own origin, so injected markup cannot run.
 # Inline styles stay allowed (Django admin uses style attributes; styles cannot execute code).
+# connect-src 'self' covers our own ws:/wss: (CSP3); no other host can be reached from the page.
+# CSP_IMG_HOSTS: where shown images (customers' images, avatars, uploads behind a CDN) may come from besides us.
+# The hosts TikTok/Infobip serve media from are not documented to us, so the default stays "https:"; name them
+# (e.g. "https://*.tiktokcdn.com,https://api.infobip.com") once seen in production.
+CSP_IMG_HOSTS = env.list("CSP_IMG_HOSTS", default=["https:"])
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'", "'unsafe-inline'"],
-        "img-src": ["'self'", "https:", "data:", "blob:"],
-        "media-src": ["'self'", "https:"],
-        "connect-src": ["'self'", "ws:", "wss:"],
+        "img-src": ["'self'", "data:", "blob:", *CSP_IMG_HOSTS],
+        "media-src": ["'self'", *CSP_IMG_HOSTS],
+        "connect-src": ["'self'"],
         "frame-src": ["https://www.tiktok.com"],
         "frame-ancestors": ["'none'"],
         "object-src": ["'none'"],
@@ -240,6 +252,8 @@ SPECTACULAR_SETTINGS = {
 # Product limits (see README "Configuration").
 REPLY_WINDOW_HOURS = env.int("REPLY_WINDOW_HOURS", default=48)
 REPLY_QUOTA_PER_WINDOW = env.int("REPLY_QUOTA_PER_WINDOW", default=10)
+# Ads conversions an agent can report per conversation and hour (429 above): a sanity bound on fat fingers and abuse.
+CONVERSIONS_PER_CONVERSATION_PER_HOUR = env.int("CONVERSIONS_PER_CONVERSATION_PER_HOUR", default=10)
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=5 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES
 # deferred: the webhook stores the request (one INSERT) and answers; `manage.py process_webhooks` applies it.
@@ -271,7 +285,15 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"mask_webhook_tokens": {"()": "config.log_filters.MaskWebhookTokens"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_webhook_tokens"]}
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # django.request writes request paths: webhook tokens are masked before any handler sees the record
+        # (django.server and uvicorn.access get the same filter in config/log_filters.py: install()).
+        "django.request": {"filters": ["mask_webhook_tokens"]},
+    },
 }

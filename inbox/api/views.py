@@ -21,7 +21,7 @@ from inbox import selectors, services
 from inbox.api import serializers as out
 from inbox.errors import ApplicationError
 from inbox.models import Conversation, Message
-from inbox.uploads import image_store
+from inbox.uploads import image_prepare
 
 
 class SafeCursor(CursorPagination):
@@ -154,19 +154,29 @@ class MessageListView(ListAPIView):
         data.is_valid(raise_exception=True)
         reply = data.validated_data
         media_url = reply["media_url"]
-        if reply.get("image") is not None:
-            media_url = image_store(reply["image"])
-        message = services.reply_queue(
-            conversation_id=conversation.pk,
-            author=request.user,
-            type=reply["type"],
-            text=reply["text"],
-            media_url=media_url,
-            post_id=reply["post_id"],
-            quoted_message_id=reply["quoted_message_id"],
-            callback_data=reply["callback_data"],
-            idempotency_key=request.headers.get("Idempotency-Key", "").strip(),
-        )
+        # An upload is checked now and written by the service only once the reply passed every check.
+        pending = image_prepare(reply["image"]) if reply.get("image") is not None else None
+        if pending is not None:
+            media_url = pending.url
+        try:
+            message = services.reply_queue(
+                conversation_id=conversation.pk,
+                author=request.user,
+                type=reply["type"],
+                text=reply["text"],
+                media_url=media_url,
+                post_id=reply["post_id"],
+                quoted_message_id=reply["quoted_message_id"],
+                callback_data=reply["callback_data"],
+                idempotency_key=request.headers.get("Idempotency-Key", "").strip(),
+                media_store=pending.store if pending is not None else None,
+            )
+        except Exception:
+            if pending is not None:
+                pending.discard()  # written, then the transaction failed (e.g. lost the idempotency race)
+            raise
+        if pending is not None and message.media_url != pending.url:
+            pending.discard()  # a replayed Idempotency-Key answers the first reply, with the first file
         return Response(out.MessageOut(selectors.messages_of(message.conversation).get(pk=message.pk)).data, status=201)
 
 
@@ -375,10 +385,6 @@ class AssignView(_ConversationAction):
             assignee = user_model.objects.filter(pk=int(value)).first()
         else:
             assignee = None
-        if assignee is None:
-            raise ApplicationError(
-                "invalid_assignee", "no such agent", status=422, fields={"assignee": ["no such agent"]}
-            )
         services.conversation_assign(conversation_id=conversation.pk, assignee=assignee, actor=request.user)
         return self.respond(request, pk)
 

@@ -71,17 +71,22 @@ def _changed_events(conversation: Conversation, actor, before: dict) -> list[dom
     return events
 
 
+def invalid_assignee() -> ApplicationError:
+    """The one answer for an unknown, inactive or outside agent: assign does not tell them apart."""
+    return ApplicationError(
+        "invalid_assignee",
+        "no active member of this conversation's inbox has that id",
+        status=422,
+        fields={"assignee": ["not an active member of the inbox"]},
+    )
+
+
 def conversation_assign(*, conversation_id: int, assignee, actor) -> Conversation:
-    """Assign to an agent who can see the conversation's inbox (a member, or an admin)."""
+    """Assign to an active member of the conversation's inbox. Admins may assign anyone, but only a member can be
+    the assignee (an admin outside the inbox too: the inbox's assignee list would not show them)."""
     inbox = Conversation.objects.select_related("inbox").get(pk=conversation_id).inbox
-    allowed = assignee.is_superuser or inbox.members.filter(pk=assignee.pk).exists()
-    if not (assignee.is_active and allowed):
-        raise ApplicationError(
-            "invalid_assignee",
-            "that agent is not a member of this conversation's inbox",
-            status=422,
-            fields={"assignee": ["not a member of the inbox"]},
-        )
+    if assignee is None or not (assignee.is_active and inbox.members.filter(pk=assignee.pk).exists()):
+        raise invalid_assignee()
     return _conversation_change(
         conversation_id=conversation_id, actor=actor, action="conversation.assigned", changes={"assignee": assignee}
     )

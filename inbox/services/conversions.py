@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import timedelta
 from decimal import Decimal
 from functools import partial
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -74,14 +76,30 @@ def conversion_report(
     Refuses with ApplicationError: 422 for invalid input (checked first, without the database: an event
     outside TikTok's standard names, a negative or huge value, a currency that is not three letters, a
     value without currency, a quantity below 1), 404 for an unknown conversation, 409 `not_from_ad` when
-    the conversation did not come from an ad. The row exists before any task does.
+    the conversation did not come from an ad, 429 `conversion_rate_limited` past
+    CONVERSIONS_PER_CONVERSATION_PER_HOUR (the conversation row is locked while counting). The row exists before
+    any task does.
     """
     currency = (currency or "").strip().upper()
     value = _conversion_input_check(event=event, value=value, currency=currency, quantity=quantity)
     with transaction.atomic():
-        conversation = Conversation.objects.select_related("contact").filter(pk=conversation_id).first()
+        # Locked: two reports at once cannot both take the last one of the hour.
+        conversation = (
+            Conversation.objects.select_for_update(of=("self",))
+            .select_related("contact")
+            .filter(pk=conversation_id)
+            .first()
+        )
         if conversation is None:
             raise ApplicationError("not_found", "no such conversation", status=404)
+        limit = settings.CONVERSIONS_PER_CONVERSATION_PER_HOUR
+        since = timezone.now() - timedelta(hours=1)
+        if Conversion.objects.filter(conversation=conversation, occurred_at__gt=since).count() >= limit:
+            raise ApplicationError(
+                "conversion_rate_limited",
+                f"at most {limit} conversions per conversation and hour: try again later",
+                status=429,
+            )
         if (conversation.referral or {}).get("source") != "ad":
             raise ApplicationError(
                 "not_from_ad", "conversions can only be reported for conversations that came from an ad", status=409

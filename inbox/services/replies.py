@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 from urllib.parse import urlsplit
@@ -166,6 +167,7 @@ def reply_queue(
     quoted_message_id: int | None = None,
     callback_data: str = "",
     idempotency_key: str = "",
+    media_store: Callable[[], None] | None = None,
 ) -> Message:
     """Queue an agent's reply (TEXT, IMAGE or SHARE_POST) and schedule its send once committed.
 
@@ -178,6 +180,9 @@ def reply_queue(
     With an `idempotency_key`, the same key again (same author, same conversation) returns the reply
     the first call created and creates nothing, whatever the window or quota says by then. The row lock
     serializes such calls; the unique constraint on the key stops any that slip past it.
+
+    `media_store` (an uploaded image behind `media_url`) is called once every check passed, just before the row
+    is written, so a refused reply writes no file; the caller discards it if the transaction fails after all.
     """
     if len(idempotency_key) > IDEMPOTENCY_KEY_MAX_CHARS:
         raise invalid_input(
@@ -197,6 +202,7 @@ def reply_queue(
             quoted_message_id=quoted_message_id,
             callback_data=callback_data,
             idempotency_key=idempotency_key or None,
+            media_store=media_store,
         )
     except IntegrityError:
         existing = _reply_with_key(conversation_id, author, idempotency_key)
@@ -224,6 +230,7 @@ def _reply_queue(
     quoted_message_id: int | None,
     callback_data: str,
     idempotency_key: str | None,
+    media_store: Callable[[], None] | None = None,
 ) -> Message:
     with transaction.atomic():
         conversation = conversation_lock(conversation_id)
@@ -257,6 +264,8 @@ def _reply_queue(
                 )
             quoted_provider_message_id = quoted.provider_message_id
 
+        if media_store is not None and type == Message.Type.IMAGE:
+            media_store()
         message = Message.objects.create(
             conversation=conversation,
             direction=Message.Direction.OUT,

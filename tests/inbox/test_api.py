@@ -245,6 +245,21 @@ class TestActions:
         assert response.status_code == 422 and response.json()["fields"] == {"assignee": ["This field is required."]}
         assert Conversation.objects.get(pk=world["bob"].pk).assignee is None
 
+    def test_an_unknown_agent_and_a_non_member_look_the_same_and_admins_outside_the_inbox_are_refused(self, world):
+        """No user enumeration through assign; an admin who is not a member of the inbox cannot be assigned either
+        (they would own a conversation the inbox's assignee list does not show)."""
+        client = api(world["agent"])
+        url = f"/api/v1/conversations/{world['bob'].pk}/assign/"
+        unknown = client.post(url, {"assignee": "999999"}, format="json")
+        outsider = client.post(url, {"assignee": str(world["outsider"].pk)}, format="json")
+        assert unknown.status_code == outsider.status_code == 422
+        assert unknown.json() == outsider.json()
+        admin = client.post(url, {"assignee": str(world["admin"].pk)}, format="json")
+        assert admin.status_code == 422 and admin.json() == outsider.json()
+        itself = api(world["admin"]).post(url, {"assignee": "me"}, format="json")
+        assert itself.status_code == 422 and itself.json() == outsider.json()
+        assert Conversation.objects.get(pk=world["bob"].pk).assignee is None
+
     def test_resolve_reopen_priority(self, world):
         client = api(world["agent"])
         url = f"/api/v1/conversations/{world['bob'].pk}/"

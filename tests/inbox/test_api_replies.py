@@ -214,3 +214,58 @@ def test_a_key_that_lost_the_race_at_the_constraint_returns_the_winner(world, en
     again = client.post(url(world), {"text": "Yes!"}, format="json", HTTP_IDEMPOTENCY_KEY="race")
     assert again.status_code == 201 and again.json()["id"] == winner["id"]
     assert Message.objects.filter(direction="out").count() == 1
+
+
+def uploaded_files(root) -> list:
+    return sorted(p.name for p in (root / "uploads").glob("*")) if (root / "uploads").exists() else []
+
+
+def png_upload():
+    image = io.BytesIO(png_bytes())
+    image.name = "photo.png"
+    return image
+
+
+def test_a_refused_reply_with_an_image_leaves_no_file(world, enqueued, settings, tmp_path):
+    """409 (window closed) and 422 (provider cannot quote an image): nothing is written under the upload dir."""
+    settings.MEDIA_ROOT = tmp_path
+    client = api(world["agent"])
+    inbound = world["bob"].messages.get()
+    refused = client.post(
+        url(world), {"type": "image", "image": png_upload(), "quoted_message_id": inbound.pk}, format="multipart"
+    )
+    assert refused.status_code == 422 and uploaded_files(tmp_path) == []
+    Conversation.objects.filter(pk=world["bob"].pk).update(last_inbound_at=timezone.now() - timedelta(hours=49))
+    closed = client.post(url(world), {"type": "image", "image": png_upload()}, format="multipart")
+    assert closed.status_code == 409 and uploaded_files(tmp_path) == []
+
+
+def test_a_replayed_image_reply_keeps_only_the_first_file(world, enqueued, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    client = api(world["agent"])
+    first = client.post(
+        url(world), {"type": "image", "image": png_upload()}, format="multipart", HTTP_IDEMPOTENCY_KEY="k"
+    )
+    again = client.post(
+        url(world), {"type": "image", "image": png_upload()}, format="multipart", HTTP_IDEMPOTENCY_KEY="k"
+    )
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert uploaded_files(tmp_path) == [first.json()["media_url"].rsplit("/", 1)[1]]
+
+
+def test_the_orphan_sweep_deletes_old_unreferenced_uploads_only(world, enqueued, settings, tmp_path):
+    import os
+    import time
+
+    from django.core.management import call_command
+
+    settings.MEDIA_ROOT = tmp_path
+    sent = api(world["agent"]).post(url(world), {"type": "image", "image": png_upload()}, format="multipart")
+    kept = sent.json()["media_url"].rsplit("/", 1)[1]
+    (tmp_path / "uploads" / "orphan-old.png").write_bytes(png_bytes())
+    (tmp_path / "uploads" / "orphan-new.png").write_bytes(png_bytes())
+    two_hours_ago = time.time() - 7200
+    for name in (kept, "orphan-old.png"):
+        os.utime(tmp_path / "uploads" / name, (two_hours_ago, two_hours_ago))
+    call_command("sweep_uploads")
+    assert uploaded_files(tmp_path) == sorted([kept, "orphan-new.png"])

@@ -178,3 +178,69 @@ async def test_a_batch_of_messages_arrives_as_one_frame_each_in_order(django_use
     assert texts == [f"hello {n}" for n in range(60)]
     assert await ws.receive_nothing(timeout=0.3)
     await ws.disconnect()
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [{"text_data": "not json"}, {"text_data": "[" * 100_000 + "]" * 100_000}, {"bytes_data": b"\x00\x01"}],
+    ids=["not-json", "deeply-nested", "binary"],
+)
+async def test_a_frame_that_is_not_json_closes_the_socket_with_a_code_and_logs_once(django_user_model, caplog, frame):
+    """Non-JSON, nested past the parser's recursion limit, or binary: the socket closes, no ASGI exception."""
+    from inbox.consumers import CLOSE_BAD_FRAME
+
+    member = await django_user_model.objects.acreate(username="member")
+    ws = await connect(member)
+    with caplog.at_level("WARNING", logger="inbox.consumers"):
+        await ws.send_to(**frame)
+        output = await ws.receive_output(timeout=5)
+    assert output == {"type": "websocket.close", "code": CLOSE_BAD_FRAME}
+    assert len([r for r in caplog.records if r.name == "inbox.consumers"]) == 1
+    await ws.wait()
+
+
+async def expect_revoked(ws: WebsocketCommunicator) -> None:
+    from inbox.consumers import CLOSE_REVOKED
+
+    assert await ws.receive_output(timeout=5) == {"type": "websocket.close", "code": CLOSE_REVOKED}
+    await ws.wait()
+
+
+async def test_logging_out_closes_the_users_open_sockets(django_user_model):
+    from django.test import Client
+
+    member = await django_user_model.objects.acreate(username="member")
+    ws = await connect(member)
+    client = Client()
+    await sync_to_async(client.force_login)(member)
+    await sync_to_async(client.logout)()
+    await expect_revoked(ws)
+
+
+async def test_deactivating_a_user_closes_their_open_sockets(django_user_model):
+    inbox = await Inbox.objects.acreate(name="Support")
+    member = await django_user_model.objects.acreate(username="member")
+    await sync_to_async(inbox.members.add)(member)
+    ws = await connect(member)
+    member.is_active = False
+    await member.asave()
+    await expect_revoked(ws)
+
+
+@pytest.mark.parametrize("how", ["remove", "reverse-remove", "clear"])
+async def test_removal_from_an_inbox_closes_the_members_open_sockets_and_no_event_follows(django_user_model, how):
+    inbox = await Inbox.objects.acreate(name="Support")
+    member = await django_user_model.objects.acreate(username="member")
+    await sync_to_async(inbox.members.add)(member)
+    ws = await connect(member)
+    bystander = await connect(await django_user_model.objects.acreate(username="bystander"))
+    change = {
+        "remove": lambda: inbox.members.remove(member),
+        "reverse-remove": lambda: member.inboxes.remove(inbox),
+        "clear": lambda: inbox.members.clear(),
+    }[how]
+    await sync_to_async(change)()
+    await expect_revoked(ws)
+    await sync_to_async(message_receive)(inbox_id=inbox.pk, event=inbound(3))
+    assert await bystander.receive_nothing(timeout=0.3)  # not a member of anything: not revoked either
+    await bystander.disconnect()

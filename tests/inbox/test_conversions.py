@@ -1,9 +1,11 @@
 """Ads conversions from the inbox side: the service's checks, the row and audit it writes, the report scheduled
 through `inbox.channels` on commit, and the API."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from inbox.errors import ApplicationError
@@ -130,6 +132,18 @@ class TestApi:
         assert [item["id"] for item in listed.json()] == [body["id"]]
         detail = client.get(f"/api/v1/conversations/{from_ad.pk}/").json()
         assert [item["id"] for item in detail["conversions"]] == [body["id"]]
+
+    def test_more_than_the_hourly_limit_per_conversation_is_429_with_a_reason(self, world, from_ad, reported, settings):
+        """30 reports of 999,999,999 in a row were accepted; now the limit per conversation and hour holds."""
+        settings.CONVERSIONS_PER_CONVERSATION_PER_HOUR = 3
+        client = api(world["agent"])
+        body = {"event": "CompletePayment", "value": "999999999", "currency": "EUR"}
+        answers = [client.post(self.url(from_ad), body, format="json") for _ in range(4)]
+        assert [a.status_code for a in answers] == [202, 202, 202, 429]
+        assert answers[-1].json()["code"] == "conversion_rate_limited" and "3" in answers[-1].json()["message"]
+        assert Conversion.objects.filter(conversation=from_ad).count() == 3
+        Conversion.objects.update(occurred_at=timezone.now() - timedelta(hours=1, seconds=1))
+        assert client.post(self.url(from_ad), body, format="json").status_code == 202  # an hour later
 
     def test_not_from_ad_is_409(self, world, reported):
         response = api(world["agent"]).post(self.url(world["alice"]), {"event": "Contact"}, format="json")

@@ -83,6 +83,20 @@ def test_the_lock_is_per_username_so_other_agents_still_log_in(client, agent_use
     assert login(client, username="agent2", password="other-pass-123").status_code == 302
 
 
+def test_failures_from_many_addresses_still_lock_the_username(client, agent_user):
+    """A new address per guess (a rotating X-Forwarded-For a server trusted, or many hosts) does not reset the count:
+    the lock is per username as well as per (username, address)."""
+
+    def attempt(password: str, address: str):
+        return client.post(reverse("login"), {"username": "agent1", "password": password}, REMOTE_ADDR=address)
+
+    for n in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert attempt("wrong", f"203.0.113.{n + 1}").status_code == 200
+    assert attempt("wrong", "203.0.113.100").status_code == 429
+    assert attempt("agent-pass-123", "198.51.100.7").status_code == 429  # the right password, a fresh address
+    assert "_auth_user_id" not in client.session
+
+
 def test_a_success_before_the_limit_resets_the_count(client, agent_user):
     for _ in range(settings.AXES_FAILURE_LIMIT - 1):
         login(client, password="wrong")

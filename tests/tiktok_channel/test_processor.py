@@ -404,3 +404,13 @@ def test_one_result_and_thirty_cost_the_same_statements(account):
     thirty = _statements(account.pk, [seen("b-out", n) for n in range(30)])
     assert one == thirty
     assert Message.objects.filter(status="seen").count() == 31
+
+
+def test_the_ledger_keeps_only_allow_listed_headers(client, account, deferred):
+    """Unknown headers (a token a proxy adds, a cookie under another name) are not stored verbatim."""
+    headers = {"X-Request-Id": "r-2", "User-Agent": "Infobip", "X-Api-Token": "s3cr3t", "X-Custom-Session": "abc"}
+    assert post(client, account, fixture("inbound_text"), kind="inbound", headers=headers).status_code == 200
+    stored = WebhookEvent.objects.get().headers
+    assert stored["X-Request-Id"] == "r-2" and stored["User-Agent"] == "Infobip"
+    assert stored["Content-Type"] == "application/json"
+    assert "X-Api-Token" not in stored and "X-Custom-Session" not in stored and "X-Hub-Signature" not in stored
