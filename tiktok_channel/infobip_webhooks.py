@@ -170,7 +170,21 @@ def triage(item) -> tuple[str, str]:
     return kind, ""
 
 
-def _expect(item: dict, key: str, types: type | tuple, *, required: bool = False) -> None:
+# The longest value each stored field takes (the columns it lands in): longer is a result we cannot store, kept
+# unapplied with its reason instead of failing the whole request in the database.
+ID_MAX_CHARS = 200  # messageId, sender, to, conversationId, context.id
+URL_MAX_CHARS = 2048
+MESSAGE_FIELD_MAX_CHARS = {
+    "conversationId": ID_MAX_CHARS,
+    "mediaUrl": URL_MAX_CHARS,
+    "aiEmojiUrl": URL_MAX_CHARS,
+    "embedUrl": URL_MAX_CHARS,
+    "emoji": 64,
+    "action": 16,
+}
+
+
+def _expect(item: dict, key: str, types: type | tuple, *, required: bool = False, max_chars: int = 0) -> None:
     value = item.get(key)
     if value is None:
         if required:
@@ -178,11 +192,13 @@ def _expect(item: dict, key: str, types: type | tuple, *, required: bool = False
         return
     if not isinstance(value, types) or isinstance(value, bool) and types is not bool:
         raise ResultError(f"{key} has the wrong type")
+    if max_chars and len(value) > max_chars:
+        raise ResultError(f"{key} is longer than {max_chars} characters")
 
 
 def _check_inbound(item: dict) -> None:
     for key in ("messageId", "sender", "to"):
-        _expect(item, key, str, required=True)
+        _expect(item, key, str, required=True, max_chars=ID_MAX_CHARS)
     _expect(item, "receivedAt", str)
     _expect(item, "callbackData", str)
     message = item["message"]
@@ -207,13 +223,19 @@ def _check_inbound(item: dict) -> None:
         value = message.get(key)
         if value is not None and not isinstance(value, str):
             raise ResultError(f"message.{key} has the wrong type")
+        if value is not None and key in MESSAGE_FIELD_MAX_CHARS and len(value) > MESSAGE_FIELD_MAX_CHARS[key]:
+            raise ResultError(f"message.{key} is longer than {MESSAGE_FIELD_MAX_CHARS[key]} characters")
     for key in ("context", "referral"):
         if message.get(key) is not None and not isinstance(message[key], dict):
             raise ResultError(f"message.{key} must be an object")
+    context_id = (message.get("context") or {}).get("id")
+    if context_id is not None and (not isinstance(context_id, str) or len(context_id) > ID_MAX_CHARS):
+        raise ResultError(f"message.context.id must be a string of at most {ID_MAX_CHARS} characters")
 
 
 def _check_report(item: dict) -> None:
-    for key in ("messageId", "sentAt", "doneAt", "seenAt", "callbackData", "bulkId"):
+    _expect(item, "messageId", str, max_chars=ID_MAX_CHARS)
+    for key in ("sentAt", "doneAt", "seenAt", "callbackData", "bulkId"):
         _expect(item, key, str)
     for key in ("status", "error"):
         if item.get(key) is not None and not isinstance(item[key], dict):

@@ -63,6 +63,35 @@ def test_deferred_webhook_still_refuses_bad_input_at_once(client, account, defer
     assert processor.drain() == 0
 
 
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        ("messageId", "m" * 201),
+        ("to", "b" * 201),
+        ("conversationId", "c" * 201),
+        ("emoji", "x" * 65),
+        ("report", "r" * 201),
+    ],
+)
+def test_a_value_longer_than_its_column_is_kept_unapplied_not_a_failed_request(client, account, where, value):
+    """Found on PostgreSQL by the spec-driven fuzz test: a 201-character id failed the request in the database."""
+    good = fixture("inbound_text")["results"][0]
+    long = json.loads(json.dumps(fixture("inbound_image")["results"][0]))
+    if where == "report":
+        long = {"messageId": value, "seenAt": "2026-11-30T10:00:00.000+0000"}
+    elif where in ("conversationId", "emoji"):
+        long["message"][where] = value
+    else:
+        long[where] = value
+    response = post(client, account, {"results": [good, long]})
+    assert response.status_code == 200 and "error" not in response.json()
+    event = WebhookEvent.objects.get()
+    assert event.verdict == "partial" and event.problems[0]["index"] == 1
+    assert "longer than" in event.problems[0]["reason"]
+    assert list(Message.objects.values_list("provider_message_id", flat=True)) == ["in-text-1"]
+    assert not ParkedReport.objects.exists()
+
+
 @pytest.mark.parametrize("processing", ["inline", "deferred"])
 def test_a_batch_whose_middle_result_is_malformed_is_answered_200_and_the_others_are_stored(
     client, account, admin_client, settings, processing
