@@ -83,6 +83,9 @@ def logged_in_page(stack, contexts, user=None, path: str = "/") -> Page:
     page = context.new_page()
     page.goto(stack.web_url + path)
     expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+    opened_conversation = re.fullmatch(r"/c/(\d+)/", path)
+    if opened_conversation:  # an agent types once the thread is there: until then there is nothing to send to
+        expect(page.locator("body")).to_have_attribute("data-thread-ready", opened_conversation[1])
     return page
 
 

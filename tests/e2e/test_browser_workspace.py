@@ -5,6 +5,7 @@ assigning to a colleague, snooze, shortcuts and drafts. Saves the layout screens
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -36,6 +37,9 @@ def pages(browser):  # noqa: F811 - the module-scoped fixture imported above
         page = context.new_page()
         page.goto(stack.web_url + path)
         expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+        opened_conversation = re.fullmatch(r"/c/(\d+)/", path)
+        if opened_conversation:  # an agent types once the thread is there: until then there is nothing to send to
+            expect(page.locator("body")).to_have_attribute("data-thread-ready", opened_conversation[1])
         return page
 
     yield new

@@ -264,7 +264,9 @@ def test_the_orphan_sweep_deletes_old_unreferenced_uploads_only(world, enqueued,
     kept = sent.json()["media_url"].rsplit("/", 1)[1]
     (tmp_path / "uploads" / "orphan-old.png").write_bytes(png_bytes())
     (tmp_path / "uploads" / "orphan-new.png").write_bytes(png_bytes())
-    two_hours_ago = time.time() - 7200
+    # Both times from Python's clock (which a test run may have moved ahead), not the file system's.
+    now, two_hours_ago = time.time(), time.time() - 7200
+    os.utime(tmp_path / "uploads" / "orphan-new.png", (now, now))
     for name in (kept, "orphan-old.png"):
         os.utime(tmp_path / "uploads" / name, (two_hours_ago, two_hours_ago))
     call_command("sweep_uploads")
