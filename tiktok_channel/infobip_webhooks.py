@@ -21,7 +21,7 @@ from django.utils import timezone
 from inbox.db import update_rows
 from inbox.events import InboundMessage, StatusReport
 from inbox.models import Message, WebhookEvent
-from inbox.outbox import apply_parked_reports, park_reports
+from inbox.outbox import park_reports
 from inbox.services import StatusOutcome, message_statuses_apply, messages_receive
 from tiktok_channel.models import CHANNEL, PROVIDER, InfobipAccount, TikTokSender
 
@@ -415,11 +415,6 @@ def process_results(account: InfobipAccount | int, results: list) -> Outcome:
             outcome.add(key, count)
         outcome.problems.extend({**problem, "index": index} for problem in one.problems)
     return outcome
-
-
-def apply_unmatched_reports(*, provider_message_ids: list[str] | None = None) -> int:
-    """Apply parked reports whose message now exists (called when a message gets its id, and periodically)."""
-    return apply_parked_reports(channel=CHANNEL, provider_message_ids=provider_message_ids)
 
 
 def process_ledger(events: list[WebhookEvent], *, results: list[list] | None = None) -> None:

@@ -81,11 +81,7 @@ def logged_in_page(stack, contexts, user=None, path: str = "/") -> Page:
     context = contexts()
     context.add_cookies([stack.session_cookie(user)])
     page = context.new_page()
-    page.goto(stack.web_url + path)
-    expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
-    opened_conversation = re.fullmatch(r"/c/(\d+)/", path)
-    if opened_conversation:  # an agent types once the thread is there: until then there is nothing to send to
-        expect(page.locator("body")).to_have_attribute("data-thread-ready", opened_conversation[1])
+    wait_until_open(page, stack, path)
     return page
 
 
@@ -389,3 +385,13 @@ def test_the_badge_shows_when_live_updates_are_down_and_a_reconnect_catches_up(s
     expect(badge).to_have_attribute("data-state", "live", timeout=20_000)
     expect(row).to_be_visible()  # refetched from the REST API on reconnect
     expect(row.locator(".unread-badge")).to_have_text("1")
+
+
+def wait_until_open(page, stack, path: str) -> None:
+    """Open `path` and wait until the page is live and, for a conversation's URL, its thread is there (an agent
+    types once the thread is shown: before that there is nothing to send to)."""
+    page.goto(stack.web_url + path)
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+    opened_conversation = re.fullmatch(r"/c/(\d+)/", path)
+    if opened_conversation:
+        expect(page.locator("body")).to_have_attribute("data-thread-ready", opened_conversation[1])

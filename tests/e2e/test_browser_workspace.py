@@ -5,7 +5,6 @@ assigning to a colleague, snooze, shortcuts and drafts. Saves the layout screens
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 import pytest
@@ -13,7 +12,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from inbox.models import CannedResponse, Label, Message
-from tests.e2e.test_browser import browser, shot  # noqa: F401 - `browser` is a fixture
+from tests.e2e.test_browser import browser, shot, wait_until_open  # noqa: F401 - `browser` is a fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.flaky(reruns=2, reruns_delay=1)]
 
@@ -35,11 +34,7 @@ def pages(browser):  # noqa: F811 - the module-scoped fixture imported above
         opened.append(context)
         context.add_cookies([stack.session_cookie(user)])
         page = context.new_page()
-        page.goto(stack.web_url + path)
-        expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
-        opened_conversation = re.fullmatch(r"/c/(\d+)/", path)
-        if opened_conversation:  # an agent types once the thread is there: until then there is nothing to send to
-            expect(page.locator("body")).to_have_attribute("data-thread-ready", opened_conversation[1])
+        wait_until_open(page, stack, path)
         return page
 
     yield new

@@ -6,8 +6,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inbox.models import AuditLog, Message, ParkedReport
+from inbox.outbox import apply_parked_reports
 from tests.tiktok_channel.webhooks import fixture, post, with_message_id
-from tiktok_channel.infobip_webhooks import apply_unmatched_reports
 
 pytestmark = pytest.mark.django_db
 T = datetime(2026, 11, 23, 10, 5, tzinfo=UTC)
@@ -148,11 +148,11 @@ def test_report_for_an_unknown_message_is_kept_and_applied_when_the_message_appe
     assert ParkedReport.objects.count() == 1
 
     message = outbound(status="queued")
-    assert apply_unmatched_reports(provider_message_ids=["out-1"]) == 1
+    assert apply_parked_reports(channel="tiktok", provider_message_ids=["out-1"]) == 1
     message.refresh_from_db()
     assert message.status == "delivered"
     assert ParkedReport.objects.get().applied_at is not None
-    assert apply_unmatched_reports() == 0
+    assert apply_parked_reports() == 0
 
 
 def test_report_for_an_inbound_message_id_changes_nothing(client, account):
@@ -225,7 +225,7 @@ def test_a_report_signed_by_another_account_changes_nothing(client, account, mak
     message.refresh_from_db()
     assert (message.status, message.seen_at, message.delivered_at, message.failed_at) == ("accepted", None, None, None)
     assert not AuditLog.objects.filter(action="message.status").exists()
-    assert apply_unmatched_reports() == 0  # parked with its account's scope: the sweep does not apply it either
+    assert apply_parked_reports() == 0  # parked with its account's scope: the sweep does not apply it either
     message.refresh_from_db()
     assert message.status == "accepted"
 
@@ -238,7 +238,7 @@ def test_a_parked_report_applies_only_to_its_accounts_message(client, account, m
     other = make_account(sender_id="biz-2")
     post(client, other, fixture("seen"))  # B reports on an id we have not recorded yet
     message = outbound(status="queued")  # A's message gets that id
-    assert apply_unmatched_reports(provider_message_ids=["out-1"]) == 0
+    assert apply_parked_reports(channel="tiktok", provider_message_ids=["out-1"]) == 0
     message.refresh_from_db()
     assert message.status == "queued"
     post(client, account, fixture("seen"))
