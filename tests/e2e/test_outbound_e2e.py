@@ -125,6 +125,9 @@ def test_worker_killed_during_the_send_still_sends_exactly_one_message(stack):
     attempt_id = message(message_id).provider_message_id
 
     stack.wait_for(lambda: cache.get(in_flight_key(attempt_id)), 10, "the send to be in flight")
+    # The lease is taken before the request leaves: wait until the sandbox holds the request itself, or the
+    # worker may die before its request reaches the sandbox (seen once in CI).
+    stack.wait_for(lambda: stack.sandbox.counters().get("slow_held") == 1, 10, "the sandbox to hold the send")
     stack.kill_worker()
     stack.wait_for(lambda: stack.sandbox.counters().get("messages_accepted") == 1, 10, "the sandbox to accept it")
     assert message(message_id).status == "queued"

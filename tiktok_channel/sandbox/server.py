@@ -568,6 +568,7 @@ class Handler(BaseHTTPRequestHandler):
                 {"Retry-After": str(retry_after)},
             )
         if slow:
+            sandbox.count("slow_held")  # the request has arrived and is being held: tests wait for this
             self.server.stopping.wait(slow)
 
     def _account(self) -> SandboxAccount:

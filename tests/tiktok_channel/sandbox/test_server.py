@@ -252,6 +252,7 @@ def test_slow_answers(running):
     started = time.monotonic()
     assert running.post("/tiktok/1/messages", text_message()).status_code == 200
     assert time.monotonic() - started >= 0.3
+    assert running.sandbox.counters["slow_held"] == 1
 
 
 @pytest.mark.parametrize(
