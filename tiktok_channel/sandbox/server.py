@@ -2,13 +2,16 @@
 
 API (as the vendored spec describes it; `Authorization: App <key>` of an active account):
   POST /tiktok/1/messages, POST /tiktok/1/events, GET /tiktok/1/reports, GET /tiktok/1/logs
-Control (no authentication: the sandbox listens on loopback):
+Control (no authentication, so loopback clients only, whatever address the server binds; issue 21):
   GET /sandbox/state, POST /sandbox/control, POST /sandbox/inbound, POST /sandbox/conversation
+  Over HTTP a simulated message goes only to its account's own webhook URL: the sandbox signs with the
+  account's secret, so a caller must not choose where that signature goes.
 """
 
 from __future__ import annotations
 
 import heapq
+import ipaddress
 import itertools
 import json
 import logging
@@ -523,6 +526,8 @@ class Handler(BaseHTTPRequestHandler):
                     405 if path in known else 404,
                     payloads.api_error("E404" if path not in known else "E405", "Not found.", "Check the URL."),
                 )
+            if path.startswith("/sandbox/") and not is_loopback(self.client_address[0]):
+                raise ApiFault(403, {"error": "the sandbox's control endpoints answer loopback clients only"})
             if path.startswith("/tiktok/"):
                 self._faults()
             handler()
@@ -637,8 +642,17 @@ class Handler(BaseHTTPRequestHandler):
             self._send(400, {"error": str(exc)})
 
     def _inbound(self) -> None:
+        body = self._control_body()
+        if "webhook_url" in body:
+            raise ApiFault(
+                400,
+                {
+                    "error": "webhook_url is not accepted over HTTP: the sandbox posts a signed "
+                    "message only to its account's own webhook URL"
+                },
+            )
         try:
-            self._send(200, self.server.sandbox.inbound(self._control_body()))
+            self._send(200, self.server.sandbox.inbound(body))
         except ValueError as exc:
             self._send(400, {"error": str(exc)})
 
@@ -647,6 +661,13 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, self.server.sandbox.conversation(self._control_body()))
         except (ValueError, TypeError) as exc:
             self._send(400, {"error": str(exc)})
+
+
+def is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.removeprefix("::ffff:")).is_loopback
+    except ValueError:
+        return False
 
 
 class _HoldUnanswered(Exception):

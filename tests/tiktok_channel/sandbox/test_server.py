@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import re
+import socket
 import time
 
+import psutil
 import pytest
 import requests
 
 from tests.tiktok_channel.sandbox.conftest import API_KEY, BUSINESS_ID, text_message, wait_until
 from tiktok_channel import spec
+from tiktok_channel.sandbox.accounts import StaticAccounts
+from tiktok_channel.sandbox.behaviour import Behaviour
+from tiktok_channel.sandbox.server import Sandbox, SandboxServer, is_loopback
 from tiktok_channel.webhook_auth import WebhookAuth, verify
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$")
@@ -359,6 +364,44 @@ def test_control_inbound_posts_a_signed_spec_valid_inbound_event(running, receiv
 def test_control_inbound_for_an_unknown_sender_is_400(running):
     response = requests.post(f"{running.url}/sandbox/inbound", json={"sender": "nobody", "user": "u"}, timeout=5)
     assert response.status_code == 400
+
+
+def test_control_inbound_over_http_cannot_choose_where_the_signed_body_goes(running, receiver):
+    elsewhere = "http://127.0.0.1:9/collect/"
+    response = requests.post(
+        f"{running.url}/sandbox/inbound",
+        json={"sender": BUSINESS_ID, "user": "u", "text": "hi", "webhook_url": elsewhere},
+        timeout=5,
+    )
+    assert response.status_code == 400 and "webhook_url" in response.json()["error"]
+    assert receiver.requests == [] and list(running.sandbox.deliveries) == []
+
+
+def non_loopback_address() -> str | None:
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family == socket.AF_INET and not is_loopback(address.address):
+                return address.address
+    return None
+
+
+def test_control_endpoints_refuse_clients_off_loopback(receiver, auth):
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("::ffff:127.0.0.1")
+    assert not is_loopback("192.0.2.2") and not is_loopback("not an address")
+    address = non_loopback_address()
+    if address is None:  # a machine with loopback only: the rule above is all there is to check
+        return
+    sandbox = Sandbox(StaticAccounts([]), Behaviour())
+    server = SandboxServer(sandbox, "0.0.0.0", 0)
+    server.start()
+    try:
+        port = server.server_address[1]
+        for method, path in [("GET", "/sandbox/state"), ("POST", "/sandbox/control"), ("POST", "/sandbox/inbound")]:
+            answer = requests.request(method, f"http://{address}:{port}{path}", json={"reset": True}, timeout=5)
+            assert answer.status_code == 403, (path, answer.text)
+        assert requests.get(f"http://127.0.0.1:{port}/sandbox/state", timeout=5).status_code == 200
+    finally:
+        server.stop()
 
 
 def test_scripted_conversation_of_several_users(running, receiver):
