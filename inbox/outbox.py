@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -207,3 +207,43 @@ def apply_parked_reports(*, channel: str | None = None, provider_message_ids: li
         done = [row.pk for row, outcome in zip(parked, outcomes, strict=True) if outcome != StatusOutcome.UNKNOWN]
         ParkedReport.objects.filter(pk__in=done).update(applied_at=timezone.now())
     return len(done)
+
+
+def reconcile_accepted(*, older_than: timedelta | None = None, now: datetime | None = None) -> int:
+    """Settle outbound messages that stayed *accepted* longer than `older_than` (RECONCILE_ACCEPTED_AFTER_SECONDS):
+    their delivery report may be lost. Each provider is asked (`Backend.reconcile`) about its own messages; what
+    it reports goes through the same forward-only ladder as a webhook's report, so a report arriving later, or
+    twice, changes nothing. Messages older than RECONCILE_WINDOW_HOURS are no longer asked about (Infobip keeps
+    logs for 48 hours). Returns how many messages moved."""
+    from inbox.services.statuses import StatusOutcome, message_statuses_apply
+
+    now = now or timezone.now()
+    if older_than is None:
+        older_than = timedelta(seconds=settings.RECONCILE_ACCEPTED_AFTER_SECONDS)
+    stuck = list(
+        Message.objects.filter(
+            direction=Message.Direction.OUT,
+            status=Message.Status.ACCEPTED,
+            provider_message_id__isnull=False,
+            accepted_at__lte=now - older_than,
+            accepted_at__gte=now - timedelta(hours=settings.RECONCILE_WINDOW_HOURS),
+        )
+        .select_related("conversation__contact")
+        .order_by("accepted_at", "id")[: settings.RECONCILE_BATCH]
+    )
+    by_provider: dict[str, list[Message]] = {}
+    for message in stuck:
+        by_provider.setdefault(message.conversation.provider, []).append(message)
+    moved = 0
+    for name, messages in by_provider.items():
+        backend = providers.get(name)
+        if backend is None:
+            continue
+        reports = backend.reconcile(messages)
+        if reports:
+            with transaction.atomic():
+                outcomes = message_statuses_apply(reports)
+            moved += sum(outcome == StatusOutcome.APPLIED for outcome in outcomes)
+    if moved:
+        logger.info("reconciliation moved %d message(s) that stayed accepted", moved)
+    return moved

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from inbox.events import StatusReport
 from inbox.models import Conversation, Conversion, Message, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -86,6 +87,13 @@ class Backend:
     def replay_webhook(self, event: WebhookEvent) -> None:
         """Apply one stored request again (admin action); effects are idempotent."""
         raise NotImplementedError
+
+    def reconcile(self, messages: list[Message]) -> list[StatusReport]:
+        """What the provider now says about sent messages that stayed *accepted* (their reports may be lost):
+        status reports scoped to the connection that sent each one, applied by the core's reconciliation
+        (`inbox.outbox.reconcile_accepted`) through the forward-only ladder. Must not raise for HTTP or network
+        trouble: what could not be asked is simply not reported (the next run asks again)."""
+        return []
 
 
 _backends: dict[str, Backend] = {}

@@ -157,6 +157,12 @@ def apply_parked_reports() -> int:
     return outbox.apply_parked_reports()
 
 
+@shared_task
+def reconcile_accepted_messages() -> int:
+    """Settle messages that stayed accepted from what their provider now says (lost delivery reports)."""
+    return outbox.reconcile_accepted()
+
+
 @shared_task(bind=True, max_retries=1, ignore_result=True, time_limit=30)
 def send_event(self, conversation_id: int, kind: str) -> str:
     """Send a typing indicator or read receipt. Best effort: a failure is logged, never recorded or raised;

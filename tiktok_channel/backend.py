@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections import defaultdict
+
 from inbox import providers
+from inbox.events import StatusReport
 from inbox.models import Conversation, Conversion, Message, WebhookEvent
 from tiktok_channel import client, infobip_webhooks
 from tiktok_channel.models import CHANNEL, PROVIDER, TikTokSender
@@ -76,3 +80,22 @@ class InfobipBackend(providers.Backend):
             return _sender_unavailable(endpoint_id)
         body = client.conversion_request(conversion, business_account_id=sender.business_account_id)
         return client.send_conversions(sender.account, body)
+
+    def reconcile(self, messages: list[Message]) -> list[StatusReport]:
+        """Ask each message's account for its log entry: a final status there (delivered, undeliverable,
+        expired, rejected) becomes a report scoped to that account's senders, like its webhooks'."""
+        by_account: dict[int, list[Message]] = defaultdict(list)
+        accounts = {}
+        for message in messages:
+            sender = active_sender(message.conversation.contact.endpoint_id)
+            if sender is not None and message.provider_message_id:
+                accounts[sender.account_id] = sender.account
+                by_account[sender.account_id].append(message)
+        reports: list[StatusReport] = []
+        endpoints = infobip_webhooks.endpoints_of_accounts(set(by_account))
+        for account_id, sent in by_account.items():
+            for entry in client.message_logs(accounts[account_id], [m.provider_message_id for m in sent]):
+                report = infobip_webhooks.status_report(entry)
+                if report is not None and report.status != Message.Status.ACCEPTED:
+                    reports.append(dataclasses.replace(report, endpoint_ids=endpoints.get(account_id, ())))
+        return reports

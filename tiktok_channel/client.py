@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 MESSAGES_PATH = "/tiktok/1/messages"
 EVENTS_PATH = "/tiktok/1/events"
 CONVERSIONS_PATH = "/saas/tiktok-ads/1/conversions"
+LOGS_PATH = "/tiktok/1/logs"
+# GET /tiktok/1/logs: messageId takes comma-separated ids, at most 2048 characters; at most 1000 entries a page.
+LOGS_MESSAGE_IDS_MAX_CHARS = 2048
+LOGS_LIMIT = 1000
 # Events are a courtesy: a slow answer is not worth a worker's time (a typing indicator is stale in seconds).
 EVENT_TIMEOUT = (3.0, 5.0)
 # inbox.providers event kinds → the spec's TikTokOutboundEventContentType.
@@ -250,3 +254,41 @@ def _api_error(data: dict, response: requests.Response) -> dict:
     if isinstance(violations, list) and violations:
         extra["violations"] = violations
     return _error(name, description, **extra)
+
+
+def _id_chunks(message_ids: list[str]) -> list[list[str]]:
+    """Split ids into groups whose comma-joined length fits the logs endpoint's messageId parameter."""
+    chunks: list[list[str]] = []
+    length = 0
+    for message_id in message_ids:
+        if not chunks or length + 1 + len(message_id) > LOGS_MESSAGE_IDS_MAX_CHARS or len(chunks[-1]) >= LOGS_LIMIT:
+            chunks.append([])
+            length = -1
+        chunks[-1].append(message_id)
+        length += 1 + len(message_id)
+    return chunks
+
+
+def message_logs(account: InfobipAccount, message_ids: list[str]) -> list[dict]:
+    """Infobip's log entries (status, error, doneAt) of these messages sent through the account, last 48 h.
+
+    Best effort, for reconciliation: a network failure or an error answer ends the call with what was read so
+    far (logged without the key); the next run asks again. Infobip allows 120 of these requests a minute."""
+    entries: list[dict] = []
+    for chunk in _id_chunks(message_ids):
+        try:
+            response = session_for(account).get(
+                f"{account.base_url.rstrip('/')}{LOGS_PATH}",
+                params={"messageId": ",".join(chunk), "limit": LOGS_LIMIT},
+                headers={"Authorization": f"App {account.api_key}", "Accept": "application/json"},
+                timeout=_default_timeout(),
+            )
+        except requests.RequestException as exc:
+            logger.warning("message logs of account %s not read: %s", account.pk, type(exc).__name__)
+            break
+        if response.status_code != 200:
+            logger.warning("message logs of account %s not read: HTTP %s", account.pk, response.status_code)
+            break
+        results = _json(response).get("results")
+        entries.extend(entry for entry in results or [] if isinstance(entry, dict))
+    return entries

@@ -190,6 +190,10 @@ CELERY_BEAT_SCHEDULE["inbox-wake-snoozed-conversations"] = {
     "task": "inbox.tasks.wake_snoozed_conversations",
     "schedule": 30.0,
 }
+CELERY_BEAT_SCHEDULE["outbox-reconcile-accepted-messages"] = {
+    "task": "inbox.tasks.reconcile_accepted_messages",
+    "schedule": env.float("RECONCILE_EVERY_SECONDS", default=300.0),
+}
 CELERY_BEAT_SCHEDULE["inbox-sweep-orphan-uploads"] = {
     "task": "inbox.tasks.sweep_orphan_uploads",
     "schedule": 3600.0,
@@ -280,6 +284,11 @@ OUTBOX_RETRY_MAX_DELAY_SECONDS = env.float(
 )
 OUTBOX_SEND_LEASE_SECONDS = env.float("OUTBOX_SEND_LEASE_SECONDS", default=35.0)
 OUTBOUND_STUCK_AFTER_SECONDS = env.int("OUTBOUND_STUCK_AFTER_SECONDS", default=60)
+# Reconciliation (inbox.outbox.reconcile_accepted): a message still *accepted* after this long is settled from the
+# provider's own records (Infobip's message logs); only within the window the provider keeps them.
+RECONCILE_ACCEPTED_AFTER_SECONDS = env.int("RECONCILE_ACCEPTED_AFTER_SECONDS", default=1800)
+RECONCILE_WINDOW_HOURS = env.int("RECONCILE_WINDOW_HOURS", default=48)
+RECONCILE_BATCH = env.int("RECONCILE_BATCH", default=500)
 
 LOGGING = {
     "version": 1,

@@ -13,8 +13,8 @@ import websockets
 from django.core.cache import cache
 from django.utils import timezone
 
-from inbox.models import Conversation, Message
-from inbox.outbox import in_flight_key
+from inbox.models import AuditLog, Conversation, Message
+from inbox.outbox import in_flight_key, reconcile_accepted
 from inbox.services import reply_queue
 
 pytestmark = [pytest.mark.e2e]
@@ -165,6 +165,27 @@ def test_worker_killed_before_the_send_arrives_then_the_sweeper_sends_it_once(st
     counters = stack.sandbox.counters()
     assert counters["messages_accepted"] == 1 and counters.get("messages_duplicate", 0) == 0
     assert [entry["messageId"] for entry in stack.sandbox.logs()] == [attempt_id]
+
+
+def test_a_lost_delivery_report_is_recovered_from_infobips_logs_once(stack):
+    conversation = open_conversation(stack)
+    # Infobip's reports never arrive (the sandbox withholds them), though the message was delivered.
+    stack.sandbox.control(withhold_reports=True)
+    message_id = queue_reply(stack, conversation)
+    stack.wait_for(status_is(message_id, "accepted"), 20, "the reply to be accepted")
+    provider_id = message(message_id).provider_message_id
+    stack.wait_for(lambda: stack.sandbox.counters().get("reports_withheld", 0) == 2, 10, "both reports withheld")
+    assert stack.sandbox.logs(messageId=provider_id)[0]["status"]["groupName"] == "DELIVERED"
+    assert message(message_id).status == "accepted"
+
+    # The beat task's job, with its age threshold at zero: ask Infobip's logs through the real client.
+    assert reconcile_accepted(older_than=timedelta(0)) == 1
+
+    settled = message(message_id)
+    assert settled.status == "delivered" and settled.delivered_at is not None
+    assert reconcile_accepted(older_than=timedelta(0)) == 0  # applied once: nothing left to ask about
+    moves = AuditLog.objects.filter(message_id=message_id, action="message.status").order_by("id")
+    assert [entry.after.get("status") for entry in moves] == ["accepted", "delivered"]
 
 
 def test_closed_window_is_refused_before_queueing(stack):

@@ -24,6 +24,8 @@ class Behaviour:
     # Reports posted twice; the seen report posted before the delivery report.
     duplicate_reports: bool = False
     reorder_reports: bool = False
+    # Delivery and seen reports are not posted (lost on the way); the status still shows in logs and pulls.
+    withhold_reports: bool = False
     # HTTP faults of the API (/tiktok/...), checked in this order: hold the connection `timeout_ms` and close
     # it unanswered; answer `fail_status`; answer 429 with Retry-After; otherwise answer after `slow_ms`.
     timeout_next: int = 0

@@ -253,6 +253,9 @@ class Sandbox:
         delivery = sent.webhooks.get("delivery") or {}
         if delivery.get("notify") is False:
             return
+        if self.behaviour.withhold_reports:
+            self.count("reports_withheld")
+            return
         self._post("delivery", delivery.get("url") or sent.account.webhook_url, sent.account, payloads.reports(report))
 
     def _seen(self, sent: SentMessage) -> None:
@@ -263,6 +266,9 @@ class Sandbox:
             sent_at=sent.sent_at,
             platform=sent.platform,
         )
+        if self.behaviour.withhold_reports:
+            self.count("reports_withheld")
+            return
         url = (sent.webhooks.get("seen") or {}).get("url") or sent.account.webhook_url
         self._post("seen", url, sent.account, payloads.reports(report))
 
