@@ -346,3 +346,29 @@ def test_failed_webhooks_are_retried_with_backoff(running, receiver):
     wait_until(lambda: running.counter("webhooks_im_receive_msg_ok") == 1, what="the third try counted")
     attempts = [w["attempt"] for w in running.state()["webhooks"]]
     assert attempts == [1, 2, 3]
+
+
+def test_conversation_and_content_lists(connected):
+    running = connected.running
+    other = running.inbound(user="user-2", username="bob", text="Second conversation")
+    sent = running.send_text(connected.access_token, connected.conversation_id, "Answer")["data"]["message"]
+
+    query = f"/business/message/conversation/list/?business_id={BUSINESS}&conversation_type=SINGLE&limit=1"
+    first_page = running.api(query, token=connected.access_token).json()["data"]
+    assert [c["conversation_id"] for c in first_page["conversations"]] == [connected.conversation_id]  # latest
+    assert first_page["has_more"] is True
+    second = running.api(f"{query}&cursor={first_page['cursor']}", token=connected.access_token).json()["data"]
+    assert [c["conversation_id"] for c in second["conversations"]] == [other["conversation_id"]]
+    assert second["has_more"] is False
+    assert running.api(query.replace("SINGLE", "GROUP"), token=connected.access_token).json()["code"] == 40002
+
+    content = running.api(
+        f"/business/message/content/list/?business_id={BUSINESS}&conversation_id={connected.conversation_id}",
+        token=connected.access_token,
+    ).json()["data"]
+    assert [m["message_id"] for m in content["messages"]] == [connected.first_message_id, sent["message_id"]]
+    assert content["messages"][1]["text"] == {"body": "Answer"} and content["messages"][1]["message_type"] == "TEXT"
+    assert {p["role"]: p["id"] for p in content["participants"]} == {
+        "BUSINESS_ACCOUNT": BUSINESS,
+        "PERSONAL_ACCOUNT": "user-1",
+    }

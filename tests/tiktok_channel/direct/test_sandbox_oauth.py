@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import requests
 
 from tests.tiktok_channel.direct.conftest import (
@@ -210,3 +212,32 @@ def test_access_token_checks(connected):
     assert made_up["code"] == 40105
     other_business = running.send_text(connected.access_token, connected.conversation_id, business_id="someone-else")
     assert other_business["code"] == 40001 and "business_id" in other_business["message"]
+
+
+def test_two_refreshes_racing_with_one_refresh_token_one_wins(connected):
+    running = connected.running
+    answers: list[dict] = []
+    barrier = threading.Barrier(2)
+
+    def refresh() -> None:
+        barrier.wait()
+        answers.append(running.refresh(connected.tokens["refresh_token"]))
+
+    threads = [threading.Thread(target=refresh) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=5)
+
+    assert sorted(a["code"] for a in answers) == [0, 40107]
+
+
+def test_the_consent_page_escapes_the_app_name(running):
+    requests.post(
+        f"{running.url}/sandbox/apps",
+        json={"client_key": "evil", "client_secret": "s", "name": "<script>alert(1)</script>"},
+        timeout=5,
+    )
+    page = requests.get(running.authorize_url(client_key="evil"), timeout=5)
+    assert page.status_code == 200
+    assert "<script>" not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text

@@ -62,6 +62,13 @@ Business Messaging (§3)
        (403 otherwise).
   GET  /open_api/v1.3/business/message/capabilities/get/?business_id=&conversation_id=&conversation_type=SINGLE
        &capability_types=["IMAGE_SEND"] → data {"capability_infos": [{"capability_type", "capability_result"}]}
+  GET  /open_api/v1.3/business/message/conversation/list/?business_id=&conversation_type=SINGLE&limit=1..100&cursor=
+       → data {"conversations": [{"conversation_id", "up_time": <ms>, "referral": {"ad": [], "short_link": []}}],
+               "has_more", "cursor"}
+  GET  /open_api/v1.3/business/message/content/list/?business_id=&conversation_id=   (the 20 most recent)
+       → data {"messages": [{"message_id", "timestamp", "message_type": "TEXT"|…, "from_user": {"id", "role"},
+               "to_user", "text": {"body"}|…}] (this shape is a guess), "participants": [{"role":
+               "BUSINESS_ACCOUNT"|"PERSONAL_ACCOUNT", "id", "display_name", "profile_image", "is_follower"}]}
   POST /open_api/v1.3/business/webhook/update/   {"app_id", "secret", "event_type": "DIRECT_MESSAGE",
        "callback_url"} → data {"app_id", "event_type", "callback_url"}
   GET  /open_api/v1.3/business/webhook/list/?app_id=&secret=&event_type=   → the same data
@@ -204,6 +211,8 @@ class Handler(BaseHTTPRequestHandler):
             ("POST", f"{API}/business/message/media/upload/"): self._media_upload,
             ("POST", f"{API}/business/message/media/download/"): self._media_download,
             ("GET", f"{API}/business/message/capabilities/get/"): self._capabilities,
+            ("GET", f"{API}/business/message/conversation/list/"): self._conversation_list,
+            ("GET", f"{API}/business/message/content/list/"): self._content_list,
             ("POST", f"{API}/business/webhook/update/"): self._webhook_update,
             ("GET", f"{API}/business/webhook/list/"): self._webhook_list,
             ("POST", f"{API}/business/webhook/delete/"): self._webhook_delete,
@@ -400,6 +409,16 @@ class Handler(BaseHTTPRequestHandler):
         self._ok(
             {"capability_infos": [{"capability_type": k, "capability_result": capable} for k in kinds]},
         )
+
+    def _conversation_list(self) -> None:
+        query = self._query()
+        grant = self.sandbox.authenticate(self._token(), query.get("business_id"), "message.list.read")
+        self._ok(self.sandbox.conversation_list(grant, query))
+
+    def _content_list(self) -> None:
+        query = self._query()
+        grant = self.sandbox.authenticate(self._token(), query.get("business_id"), "message.list.read")
+        self._ok(self.sandbox.content_list(grant, query.get("conversation_id", "")))
 
     def _webhook_update(self) -> None:
         body = self._json_body()

@@ -574,6 +574,73 @@ class Sandbox:
                 return None
             return media
 
+    def conversation_list(self, grant: Grant, query: dict[str, str]) -> dict:
+        """§3.3: the account's conversations, the latest first, `limit` 1..100 from `cursor` (an offset here)."""
+        kind = query.get("conversation_type", "")
+        if kind not in ("SINGLE", "STRANGER"):
+            raise ApiError(payloads.PARAM_ERROR, "conversation_type must be SINGLE or STRANGER")
+        try:
+            limit, cursor = int(query.get("limit") or 20), int(query.get("cursor") or 0)
+        except ValueError:
+            raise ApiError(payloads.PARAM_ERROR, "limit and cursor must be integers") from None
+        if not 1 <= limit <= 100 or cursor < 0:
+            raise ApiError(payloads.PARAM_ERROR, "limit must be 1-100 and cursor not negative")
+        with self.lock:
+            # Every sandbox conversation was opened by its user writing in: none is a STRANGER request.
+            found = [c for c in self.conversations.values() if c.open_id == grant.open_id] if kind == "SINGLE" else []
+            up_time = {c.conversation_id: self._last_message_ms(c.conversation_id) for c in found}
+        found.sort(key=lambda c: up_time[c.conversation_id], reverse=True)
+        page = found[cursor : cursor + limit]
+        return {
+            "conversations": [
+                {
+                    "conversation_id": c.conversation_id,
+                    "up_time": up_time[c.conversation_id],
+                    "referral": {"ad": [], "short_link": []},
+                }
+                for c in page
+            ],
+            "has_more": cursor + limit < len(found),
+            "cursor": str(cursor + len(page)),
+        }
+
+    def _last_message_ms(self, conversation_id: str) -> int:
+        return max((m.timestamp_ms for m in self.messages.values() if m.conversation_id == conversation_id), default=0)
+
+    def content_list(self, grant: Grant, conversation_id: str) -> dict:
+        """§3.3: the 20 most recent messages and the participants. The shape of `messages[]` is not documented:
+        here each has `message_id`, `timestamp` (ms), uppercase `message_type`, `from_user`/`to_user` and the
+        body under the lowercase type, as the webhooks carry it."""
+        with self.lock:
+            conversation = self.conversations.get(conversation_id)
+            if conversation is None or conversation.open_id != grant.open_id:
+                raise ApiError(payloads.NOT_EXIST, f"conversation {conversation_id} does not exist")
+            account = self.accounts[grant.open_id]
+            ours = sorted(
+                (m for m in self.messages.values() if m.conversation_id == conversation_id),
+                key=lambda m: m.timestamp_ms,
+            )[-20:]
+        business = {"id": account.open_id, "role": "BUSINESS_ACCOUNT"}
+        user = {"id": conversation.user_id, "role": "PERSONAL_ACCOUNT"}
+        messages = []
+        for m in ours:
+            sender, receiver = (user, business) if m.direction == "in" else (business, user)
+            entry = {
+                "message_id": m.message_id,
+                "timestamp": m.timestamp_ms,
+                "message_type": m.kind.upper() if m.kind in QUOTABLE else "OTHER",
+                "from_user": sender,
+                "to_user": receiver,
+            }
+            if m.body is not None:
+                entry[m.kind] = m.body
+            messages.append(entry)
+        participants = [
+            {**business, "display_name": account.display_name, "profile_image": "", "is_follower": False},
+            {**user, "display_name": conversation.username, "profile_image": "", "is_follower": False},
+        ]
+        return {"messages": messages, "participants": participants}
+
     # --- webhook registration (§3.4) -------------------------------------------------------------------------
 
     def webhook_app(self, app_id: Any, secret: Any, event_type: Any) -> App:
