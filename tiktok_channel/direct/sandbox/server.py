@@ -492,7 +492,9 @@ h1 {{ font-size: 1.25rem; }} label {{ display: block; margin: .4rem 0; }}
 .buttons {{ display: flex; gap: .75rem; margin-top: 1.25rem; }}
 button {{ flex: 1; padding: .8rem; border-radius: 6px; border: 1px solid #ccc; font-size: 1rem; cursor: pointer; }}
 button[value=authorize] {{ background: #fe2c55; color: #fff; border-color: #fe2c55; }}
-</style></head><body><main>{body}</main></body></html>"""
+.note {{ color: #6b6b6b; font-size: .85rem; margin-top: 1rem; }}
+</style></head><body><main>{body}<p class="note">TikTok sandbox: no real TikTok account is involved.</p></main>
+</body></html>"""
 
 
 def _error_page(reason: str) -> str:
