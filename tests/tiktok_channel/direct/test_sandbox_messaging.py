@@ -12,11 +12,12 @@ from tests.tiktok_channel.direct.conftest import (
     BUSINESS,
     CLIENT_KEY,
     CLIENT_SECRET,
+    event_of,
     verify_signature,
     wait_until,
 )
 
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 64 + b"\r\n--boundary\r\n\n"  # binary, line ends
 GIF = b"GIF89a" + b"\x00" * 64
 
 
@@ -141,6 +142,7 @@ def test_image_send_uploads_first_and_only_text_can_quote(connected):
     uploaded = upload(running, connected.access_token, JPEG)
     assert uploaded["code"] == 0, uploaded
     media_id = uploaded["data"]["media_id"]
+    assert running.sandbox.media[media_id].data == JPEG  # the multipart upload kept every byte
     body = {
         "business_id": BUSINESS,
         "recipient_type": "CONVERSATION",
@@ -372,3 +374,20 @@ def test_conversation_and_content_lists(connected):
         "BUSINESS_ACCOUNT": BUSINESS,
         "PERSONAL_ACCOUNT": "user-1",
     }
+
+
+def test_every_app_the_account_authorized_gets_the_event_signed_with_its_own_secret(connected, receiver):
+    running = connected.running
+    second = {"client_key": "app-2", "client_secret": "secret-2", "webhook_url": f"{receiver.url}/two/"}
+    requests.post(f"{running.url}/sandbox/apps", json=second, timeout=5)
+    code = running.consent(client_key="app-2")["code"]
+    body = {"client_id": "app-2", "client_secret": "secret-2", "grant_type": "authorization_code"}
+    body |= {"auth_code": code, "redirect_uri": "https://inbox.example/tiktok/callback/"}
+    assert running.api("/tt_user/oauth2/token/", body).json()["code"] == 0
+
+    running.inbound(user="user-1", text="to both")
+
+    by_path = {c.path: c for c in receiver.wait_for(3)[1:]}
+    assert set(by_path) == {"/hook/", "/two/"}
+    assert event_of(by_path["/hook/"])[0]["client_key"] == CLIENT_KEY
+    assert event_of(by_path["/two/"], "secret-2")[0]["client_key"] == "app-2"
