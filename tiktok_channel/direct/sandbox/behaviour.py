@@ -1,0 +1,120 @@
+"""The TikTok sandbox's switches: the uncertain facts of the README (§11) and the faults, settable at start and
+at run time (`POST /sandbox/control {"set": {...}}`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Behaviour:
+    # OAuth (§2.1, §11.1-3). Lifetimes are what the token answers say; the sources disagree, so they are switches.
+    access_token_ttl_s: int = 86_400
+    refresh_token_ttl_s: int = 31_536_000
+    auth_code_ttl_s: int = 600
+    # The callback's code parameter: "code" (Chatwoot) or "auth_code" (a third-party spec).
+    callback_code_param: str = "code"
+    # Whether refresh rotates the refresh token (the old one then stops working) (§11.2: assume it does).
+    refresh_rotates: bool = True
+    # The deny redirect: `error=access_denied&error_code=<this>&error_description=...` (the value is a guess).
+    deny_error_code: str = "10001"
+    # Business Messaging rules (§3.1, §11.6-7); 0 turns a cap off.
+    reply_window_s: int = 48 * 3600
+    max_messages_before_reply: int = 10
+    max_messages_after_window: int = 3
+    text_max_chars: int = 6000
+    image_max_bytes: int = 3 * 1024 * 1024
+    image_types: list[str] = field(default_factory=lambda: ["image/jpeg", "image/png"])
+    media_ttl_s: int = 30 * 86_400
+    image_send_capable: bool = True
+    # Webhooks (§3.5, §10, §11.4-5): read events after `read_delay_ms`; echoes (`im_send_msg`) of API sends after
+    # `echo_delay_ms`, or before the send is answered (`echo_first`, as Chatwoot saw happen).
+    send_read: bool = True
+    read_delay_ms: int = 2000
+    echo_api_sends: bool = True
+    echo_delay_ms: int = 0
+    echo_first: bool = False
+    create_time_ms: bool = False
+    signature_skew_s: int = 0  # sign with a timestamp this much in the past (a replay, for the receiver to refuse)
+    webhook_timeout_s: float = 5.0
+    webhook_retries: int = 3
+    webhook_retry_ms: int = 1000  # then doubled per try
+    # Routes: a path without its trailing `/` is answered 404 / 40400 (reported, 2nd source).
+    strict_trailing_slash: bool = True
+    # Faults of the API (/open_api/...), checked in this order, one per request: hold the connection `hold_ms` and
+    # close it unanswered; answer HTTP `fail_status`; answer HTTP 200 with `throttle_code` (TikTok sends no
+    # Retry-After); answer `invalid_token_next` calls with 40105 whatever the token; otherwise answer after `slow_ms`.
+    hold_next: int = 0
+    hold_ms: int = 30_000
+    fail_next: int = 0
+    fail_status: int = 500
+    throttle_next: int = 0
+    throttle_code: int = 40100
+    invalid_token_next: int = 0
+    slow_ms: int = 0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if self.callback_code_param not in ("code", "auth_code"):
+            raise ValueError("callback_code_param must be code or auth_code")
+        if not 500 <= self.fail_status <= 599:
+            raise ValueError("fail_status must be a 5xx status")
+        if self.throttle_code not in (40100, 40132, 61000):
+            raise ValueError("throttle_code must be 40100, 40132 or 61000")
+        unknown = set(self.image_types) - {"image/jpeg", "image/png", "image/webp"}
+        if unknown or not self.image_types:
+            raise ValueError("image_types must be a non-empty subset of image/jpeg, image/png, image/webp")
+        numbers = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.type in ("int", "float")}
+        negative = [name for name, value in numbers.items() if value < 0]
+        if negative:
+            raise ValueError(f"must not be negative: {', '.join(negative)}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Apply a partial update (the control endpoint's `set`); all or nothing, raises ValueError."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        unknown = set(changes) - set(fields)
+        if unknown:
+            raise ValueError(f"unknown switches: {', '.join(sorted(unknown))}")
+        candidate = dataclasses.replace(self)
+        for name, value in changes.items():
+            setattr(candidate, name, coerce(name, fields[name].type, value))
+        candidate.validate()
+        for name in changes:
+            setattr(self, name, getattr(candidate, name))
+
+    def take(self, counter: str) -> bool:
+        """Consume one from a "next N" counter; True if there was one."""
+        if getattr(self, counter) > 0:
+            setattr(self, counter, getattr(self, counter) - 1)
+            return True
+        return False
+
+
+def coerce(name: str, kind: str, value: Any) -> Any:
+    # bool is an int in Python: reject it where a number is meant, and numbers where a bool is meant.
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false")
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be an integer")
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{name} must be a number")
+        return float(value)
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a string")
+        return value
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{name} must be a list of strings")
+    return list(value)

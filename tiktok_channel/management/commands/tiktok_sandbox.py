@@ -1,0 +1,134 @@
+"""`manage.py tiktok_sandbox --port PORT --client-key K --client-secret S ...`: run the TikTok sandbox until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import signal
+import threading
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from tiktok_channel.direct.sandbox.behaviour import Behaviour
+from tiktok_channel.direct.sandbox.server import SandboxServer
+from tiktok_channel.direct.sandbox.state import Sandbox
+
+DEMO_ACCOUNT = {"open_id": "demo-tt-business", "username": "demo_shop", "display_name": "Demo Shop"}
+
+
+def _interval(value: str) -> tuple[float, float]:
+    low, _, high = value.partition("-")
+    return float(low), float(high or low)
+
+
+def _account(value: str) -> dict:
+    open_id, _, rest = value.partition(":")
+    username, _, display_name = rest.partition(":")
+    return {"open_id": open_id, "username": username, "display_name": display_name}
+
+
+def configure(sandbox: Sandbox, options: dict) -> None:
+    """Register the apps and accounts of `--config FILE` and the repeatable flags (raises CommandError)."""
+    config: dict = {}
+    if options.get("config"):
+        try:
+            config = json.loads(Path(options["config"]).read_text())
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"cannot read {options['config']}: {exc}") from None
+        if not isinstance(config, dict):
+            raise CommandError('the config file must hold {"apps": [...], "accounts": [...]}')
+    apps = list(config.get("apps") or [])
+    keys, secrets_ = options.get("client_key") or [], options.get("client_secret") or []
+    if len(keys) != len(secrets_):
+        raise CommandError("give one --client-secret for every --client-key")
+    for n, key in enumerate(keys):
+        app = {"client_key": key, "client_secret": secrets_[n]}
+        for flag, name in (("redirect_uri", "redirect_uri"), ("webhook_url", "webhook_url"), ("app_name", "name")):
+            values = options.get(flag) or []
+            if n < len(values) and values[n]:
+                app[name] = values[n]
+        apps.append(app)
+    accounts = list(config.get("accounts") or []) + [_account(a) for a in options.get("account") or []]
+    try:
+        for app in apps:
+            sandbox.add_app(app)
+        for account in accounts or [DEMO_ACCOUNT]:
+            sandbox.add_account(account)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+
+
+class Command(BaseCommand):
+    help = "Run a local stand-in for TikTok's OAuth, Business Messaging API and webhooks (see the README)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8002)
+        parser.add_argument("--config", help='a JSON file: {"apps": [{"client_key", ...}], "accounts": [...]}')
+        parser.add_argument("--client-key", action="append", help="an app's client key (repeatable)")
+        parser.add_argument("--client-secret", action="append", help="its secret (one per --client-key)")
+        parser.add_argument("--redirect-uri", action="append", help="its OAuth redirect URI (one per app)")
+        parser.add_argument("--webhook-url", action="append", help="its DIRECT_MESSAGE webhook URL (one per app)")
+        parser.add_argument("--app-name", action="append", help="its name on the consent page (one per app)")
+        parser.add_argument(
+            "--account",
+            action="append",
+            metavar="OPEN_ID[:USERNAME[:DISPLAY NAME]]",
+            help=f"a business account (repeatable; default {DEMO_ACCOUNT['open_id']})",
+        )
+        parser.add_argument(
+            "--chatter-account",
+            action="append",
+            default=[],
+            help="demo: simulated users write to this account (open_id) now and then, once it is connected",
+        )
+        parser.add_argument("--chatter-every", type=_interval, default=(30.0, 60.0), help="seconds, e.g. 30-60")
+        for f in dataclasses.fields(Behaviour):
+            flag = "--" + f.name.replace("_", "-")
+            default = getattr(Behaviour(), f.name)
+            if f.type == "bool":
+                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+            elif f.type == "list[str]":
+                parser.add_argument(flag, default=",".join(default), help="comma-separated")
+            else:
+                kind = {"int": int, "float": float, "str": str}[f.type]
+                parser.add_argument(flag, type=kind, default=default)
+
+    def handle(self, *args, **options) -> None:
+        values = {}
+        for f in dataclasses.fields(Behaviour):
+            value = options[f.name]
+            values[f.name] = [v for v in value.split(",") if v] if f.type == "list[str]" else value
+        try:
+            behaviour = Behaviour(**values)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        sandbox = Sandbox(behaviour)
+        try:
+            configure(sandbox, options)
+            server = SandboxServer(sandbox, options["host"], options["port"])
+        except OSError as exc:
+            sandbox.close()
+            raise CommandError(f"cannot listen on {options['host']}:{options['port']}: {exc}") from None
+        except CommandError:
+            sandbox.close()
+            raise
+        for open_id in options["chatter_account"]:
+            sandbox.chatter(open_id, every_s=options["chatter_every"])
+        self.stdout.write(f"TikTok sandbox listening on {server.url}  (state: {server.url}/sandbox/state)")
+        for app in sandbox.apps.values():
+            self.stdout.write("app " + json.dumps(app.public()))
+        for account in sandbox.accounts.values():
+            self.stdout.write("account " + json.dumps(account.public()))
+        self.stdout.flush()
+
+        # serve_forever in a thread so SIGTERM/SIGINT can shut it down cleanly from the main thread.
+        done = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: done.set())
+        server.start()
+        done.wait()
+        server.stop()
+        self.stdout.write("TikTok sandbox stopped")
