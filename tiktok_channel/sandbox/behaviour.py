@@ -24,8 +24,9 @@ class Behaviour:
     # Reports posted twice; the seen report posted before the delivery report.
     duplicate_reports: bool = False
     reorder_reports: bool = False
-    # HTTP faults of the API (/tiktok/...), checked in this order: hold the connection `timeout_ms` and close
-    # it unanswered; answer `fail_status`; answer 429 with Retry-After; otherwise answer after `slow_ms`.
+    # HTTP faults of the API (every Infobip route, never /sandbox/...), checked in this order: hold the connection
+    # `timeout_ms` and close it unanswered; answer `fail_status`; answer 429 with Retry-After; otherwise answer
+    # after `slow_ms`.
     timeout_next: int = 0
     timeout_ms: int = 30_000
     fail_next: int = 0
