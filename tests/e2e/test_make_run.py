@@ -7,6 +7,7 @@ terminal's foreground process group exactly as in a shell, and `make`'s own exit
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -23,6 +24,7 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
+from websockets.sync.client import connect
 
 from scripts.embedded import free_port
 
@@ -97,6 +99,42 @@ def poll(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def redis_and_its_users(children: list[psutil.Process]) -> tuple[psutil.Process, dict[psutil.Process, str]]:
+    """The embedded Redis and the processes that use it (web, ingest, worker, beat), by command line."""
+    commands = {}
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            commands[child] = " ".join(child.cmdline())
+    redis = [c for c, command in commands.items() if "redis-server" in command]
+    users = {c: command for c, command in commands.items() if re.search(r"uvicorn|celery|process_webhooks", command)}
+    assert len(redis) == 1 and len(users) >= 4, commands
+    return redis[0], users
+
+
+def watch_the_stop(
+    make: subprocess.Popen, redis: psutil.Process, users: dict[psutil.Process, str], timeout: float = 60
+) -> bool | list[str]:
+    """Until make exits: True if Redis outlived every process that uses it, else those still running when it
+    stopped. Watches the processes themselves (their order of death), not the log."""
+    deadline = time.monotonic() + timeout
+    while make.poll() is None:
+        if not alive(redis):
+            running = [command for user, command in users.items() if alive(user)]
+            if running:
+                return running
+        if time.monotonic() > deadline:
+            raise subprocess.TimeoutExpired(make.args, timeout)
+        time.sleep(0.02)
+    return True
+
+
 def test_make_run_demo_from_an_ad_to_a_sent_conversion_then_ctrl_c_stops_everything(tmp_path):
     port = free_port()
     while port == 8000:
@@ -106,6 +144,8 @@ def test_make_run_demo_from_an_ad_to_a_sent_conversion_then_ctrl_c_stops_everyth
     shell_env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'run.sqlite3'}"
     terminal = Terminal(["make", "-o", STAMP, "run"], {**shell_env, "PORT": str(port)})
     children: list[psutil.Process] = []
+    websocket = None
+    redis_outlived: bool | list[str] = False
     try:
         terminal.wait_for(rf"starting at http://127\.0\.0\.1:{port}/")
         redis_port = int(terminal.wait_for(r"embedded Redis at redis://127\.0\.0\.1:(\d+)/0").group(1))
@@ -168,12 +208,21 @@ def test_make_run_demo_from_an_ad_to_a_sent_conversion_then_ctrl_c_stops_everyth
         (received,) = requests.get(f"http://127.0.0.1:{sandbox_port}/sandbox/state", timeout=5).json()["conversions"]
         assert received["status"] == "sent" and received["properties"]["currency"] == "EUR"
 
+        # An agent's page is open: its websocket holds a Redis subscription in the web server (channels_redis),
+        # which printed ConnectionError tracebacks when Redis stopped before the web server.
+        cookie = f"sessionid={session.cookies['sessionid']}"
+        websocket = connect(
+            f"ws://127.0.0.1:{port}/ws/inbox/", origin=base, additional_headers={"Cookie": cookie}, legacy=True
+        )
+        assert json.loads(websocket.recv(timeout=10))["type"] == "hello"
+
         children = psutil.Process(terminal.proc.pid).children(recursive=True)
         assert len(children) >= 7  # run.py, redis, honcho, web, ingest, worker, beat, sandbox (and their shells)
+        redis, redis_users = redis_and_its_users(children)
     finally:
         terminal.ctrl_c()
         try:
-            terminal.proc.wait(timeout=60)
+            redis_outlived = watch_the_stop(terminal.proc, redis, redis_users) if children else False
         except subprocess.TimeoutExpired:
             for process in [psutil.Process(terminal.proc.pid), *children]:
                 if process.is_running():
@@ -181,9 +230,12 @@ def test_make_run_demo_from_an_ad_to_a_sent_conversion_then_ctrl_c_stops_everyth
             raise AssertionError(f"make run did not stop on Ctrl-C:\n{terminal.output()}") from None
         terminal.reader.join(timeout=10)
         os.close(terminal.master)
+        if websocket is not None:
+            websocket.close()
 
     out = terminal.output()
     assert terminal.proc.returncode == 0, out
+    assert redis_outlived, f"Redis stopped while processes using it still ran: {redis_outlived}\n{out}"
     assert "Traceback" not in out and "make: ***" not in out, out
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], out
     assert not port_open(port) and not port_open(redis_port) and not port_open(sandbox_port)
