@@ -156,8 +156,9 @@ class Supervisor:
                     chunk = b""
                 if not chunk:
                     break
-                sys.stdout.buffer.write(chunk)
-                sys.stdout.flush()
+                with contextlib.suppress(OSError):  # our own output closed (`make run | head`): keep draining
+                    sys.stdout.buffer.write(chunk)
+                    sys.stdout.flush()
                 *lines, pending = (pending + chunk).split(b"\n")
                 for line in lines:
                     text = ANSI.sub(b"", line).decode(errors="replace")
