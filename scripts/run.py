@@ -4,7 +4,8 @@ Uses DATABASE_URL / REDIS_URL when set; otherwise the SQLite file and an embedde
 The demo (the Infobip sandbox and simulated TikTok users) is on with the development settings unless DEMO=0,
 and stays off when a real Infobip account is connected.
 
-Ctrl-C (or SIGTERM) stops honcho's processes first (they use Redis), then the embedded Redis, and exits 0.
+Ctrl-C (or SIGTERM, or SIGHUP when the terminal closes) stops honcho's processes first (they use Redis), then
+the embedded Redis, and exits 0.
 In a terminal this process takes the terminal's Ctrl-C for itself (its own foreground process group): GNU make,
 our parent, would otherwise get the SIGINT too and die of it (status 130) however cleanly everything stopped.
 """
@@ -92,9 +93,14 @@ def terminal_foreground() -> Iterator[None]:
         previous = None
     finally:
         signal.signal(signal.SIGTTOU, ttou)
+    # Ctrl-Z would stop this process with the terminal still ours and the shell waiting on make: a frozen
+    # terminal. Honcho's processes would not stop anyway (sessions of their own), so Ctrl-Z does nothing.
+    tstp = signal.signal(signal.SIGTSTP, signal.SIG_IGN) if previous is not None else None
     try:
         yield
     finally:
+        if tstp is not None:
+            signal.signal(signal.SIGTSTP, tstp)
         if previous is not None and previous != os.getpgrp():
             signal.signal(signal.SIGTTOU, signal.SIG_IGN)
             with contextlib.suppress(OSError):
@@ -140,8 +146,9 @@ class Supervisor:
 
     def stop(self, signum: int = signal.SIGINT, _frame=None) -> None:
         self.stop_requested.set()
+        # Honcho stops its processes on SIGINT and SIGTERM only; a SIGHUP (the terminal closed) would kill it alone.
         with contextlib.suppress(ProcessLookupError):
-            os.kill(self.process.pid, signum)
+            os.kill(self.process.pid, signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
 
     def relay(self, on_ready) -> None:
         """Copy honcho's output to ours until it ends; call on_ready() once every process said it is ready."""
@@ -216,8 +223,8 @@ def main() -> int:
         print(f"\n  TikTok Inbox is starting at {url}  (admin: {url}admin/)  Ctrl-C stops it.\n", flush=True)
         honcho = [sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile"), *processes]
         supervisor = Supervisor(honcho, env, processes)
-        signal.signal(signal.SIGINT, supervisor.stop)
-        signal.signal(signal.SIGTERM, supervisor.stop)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, supervisor.stop)
         box = welcome(url, bootstrap.stdout, DEMO_SENDER if demo else None)
         relay = threading.Thread(
             target=supervisor.relay, args=(lambda: sys.stdout.write(box),), name="relay", daemon=True
