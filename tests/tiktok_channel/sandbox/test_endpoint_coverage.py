@@ -8,6 +8,7 @@ The endpoints are read from the client's code (`tiktok_channel/client.py`), not 
 from __future__ import annotations
 
 import ast
+import contextlib
 import inspect
 import re
 
@@ -19,20 +20,38 @@ HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
 
 
 def _method_of(call: ast.Call) -> str | None:
-    """`_post(...)`, `session.post(...)`, `request("PUT", ...)` → the HTTP method."""
+    """`_post(...)`, `session.post(...)`, `_request(account, "PUT", ...)` → the HTTP method."""
     func = call.func
     name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
     name = name.lstrip("_").lower()
     if name in HTTP_METHODS:
         return name.upper()
-    if name == "request" and call.args and isinstance(call.args[0], ast.Constant):
-        return str(call.args[0].value).upper()
+    if name == "request":
+        arguments = [*call.args, *(k.value for k in call.keywords)]
+        named = [a.value for a in arguments if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        return next((m.upper() for m in named if m.lower() in HTTP_METHODS), None)
     return None
 
 
-def client_endpoints() -> set[tuple[str, str]]:
-    """(method, path) of every call of the client that names a `*_PATH` constant."""
-    tree = ast.parse(inspect.getsource(client))
+def _paths_in(argument: ast.AST, paths: dict[str, str]) -> set[str]:
+    """The `*_PATH` constants an argument uses; `X_PATH.format(channel="TIKTOK")` with constant values filled in."""
+    found, formatted = set(), set()
+    for node in ast.walk(argument):  # breadth first: a `.format(...)` call comes before the name it formats
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
+            target = node.func.value
+            values = {k.arg: k.value.value for k in node.keywords if isinstance(k.value, ast.Constant) and k.arg}
+            if isinstance(target, ast.Name) and target.id in paths:
+                with contextlib.suppress(KeyError, IndexError):
+                    found.add(paths[target.id].format(**values))
+                    formatted.add(target)
+        if isinstance(node, ast.Name) and node.id in paths and node not in formatted:
+            found.add(paths[node.id])
+    return found
+
+
+def client_endpoints(source: str | None = None) -> set[tuple[str, str]]:
+    """(method, path) of every call of the client (or of `source`) that names a `*_PATH` constant."""
+    tree = ast.parse(source if source is not None else inspect.getsource(client))
     paths = {
         target.id: node.value.value
         for node in tree.body
@@ -54,10 +73,30 @@ def client_endpoints() -> set[tuple[str, str]]:
         method = helpers.get(name) or _method_of(call)
         if not method:
             continue
-        arguments = [*call.args, *(k.value for k in call.keywords)]
-        named = {n.id for arg in arguments for n in ast.walk(arg) if isinstance(n, ast.Name)} & set(paths)
-        endpoints |= {(method, paths[constant]) for constant in named}
+        for argument in [*call.args, *(k.value for k in call.keywords)]:
+            endpoints |= {(method, path) for path in _paths_in(argument, paths)}
     return endpoints
+
+
+def test_the_derivation_reads_gets_formatted_paths_and_generic_request_helpers():
+    source = """
+LIST_PATH = "/subscriptions/1/subscription/{channel}"
+ONE_PATH = "/subscriptions/1/subscription/{channel}/{id}"
+PROFILE_PATH = "/subscriptions/1/profiles"
+def _request(account, method, path, body=None):
+    return session_for(account).request(method, account.base_url + path, json=body)
+def listing(account):
+    return session_for(account).get(f"{account.base_url}{LIST_PATH.format(channel='TIKTOK_BM')}")
+def remove(account, id):
+    return _request(account, "DELETE", ONE_PATH.format(channel="TIKTOK_BM", id=id))
+def profile(account, body):
+    return _request(account, "POST", PROFILE_PATH, body)
+"""
+    assert client_endpoints(source) == {
+        ("GET", "/subscriptions/1/subscription/TIKTOK_BM"),
+        ("DELETE", "/subscriptions/1/subscription/{channel}/{id}"),
+        ("POST", "/subscriptions/1/profiles"),
+    }
 
 
 def _concrete(path: str) -> str:
