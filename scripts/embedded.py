@@ -60,6 +60,9 @@ def embedded_redis(port: int | None = None) -> Iterator[str]:
             "warning",
         ],
         stdout=subprocess.DEVNULL,
+        # Not in the terminal's process group: Ctrl-C must not stop Redis before the processes that use it
+        # (they would print ConnectionError tracebacks); it is stopped below, after them.
+        start_new_session=True,
     )
     try:
         wait_for_port(port)

@@ -55,6 +55,12 @@ class InfobipAccount(models.Model):
     basic_username = models.CharField(max_length=200, blank=True)
     basic_password = EncryptedTextField(blank=True)
     webhook_token = models.CharField(max_length=64, unique=True, default=new_webhook_token, editable=False)
+    webhook_base_url = models.URLField(
+        blank=True,
+        editable=False,
+        help_text="Where this account's webhooks reach us (scheme://host:port); empty: PUBLIC_BASE_URL. "
+        "Set by make run's demo so every process posts where its web server listens.",
+    )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -72,7 +78,8 @@ class InfobipAccount(models.Model):
     @property
     def webhook_url(self) -> str:
         """The URL to paste into Infobip's notification profile (all event kinds)."""
-        return f"{settings.PUBLIC_BASE_URL}/webhooks/infobip/tiktok/{self.webhook_token}/"
+        base = (self.webhook_base_url or settings.PUBLIC_BASE_URL).rstrip("/")
+        return f"{base}/webhooks/infobip/tiktok/{self.webhook_token}/"
 
     def webhook_auth_settings(self) -> WebhookAuth:
         return WebhookAuth(

@@ -26,8 +26,9 @@ class Behaviour:
     reorder_reports: bool = False
     # Delivery and seen reports are not posted (lost on the way); the status still shows in logs and pulls.
     withhold_reports: bool = False
-    # HTTP faults of the API (/tiktok/...), checked in this order: hold the connection `timeout_ms` and close
-    # it unanswered; answer `fail_status`; answer 429 with Retry-After; otherwise answer after `slow_ms`.
+    # HTTP faults of the API (every Infobip route, never /sandbox/...), checked in this order: hold the connection
+    # `timeout_ms` and close it unanswered; answer `fail_status`; answer 429 with Retry-After; otherwise answer
+    # after `slow_ms`.
     timeout_next: int = 0
     timeout_ms: int = 30_000
     fail_next: int = 0

@@ -2,6 +2,7 @@
 
 API (as the vendored spec describes it; `Authorization: App <key>` of an active account):
   POST /tiktok/1/messages, POST /tiktok/1/events, GET /tiktok/1/reports, GET /tiktok/1/logs
+  POST /saas/tiktok-ads/1/conversions (Direct Messaging Ads conversions; the body as Infobip's guide shows it)
 Control (no authentication, so loopback clients only, whatever address the server binds; issue 21):
   GET /sandbox/state, POST /sandbox/control, POST /sandbox/inbound, POST /sandbox/conversation
   Over HTTP a simulated message goes only to its account's own webhook URL: the sandbox signs with the
@@ -26,7 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tiktok_channel import spec
-from tiktok_channel.sandbox import payloads
+from tiktok_channel.sandbox import conversions, payloads
 from tiktok_channel.sandbox.accounts import AccountDirectory, SandboxAccount
 from tiktok_channel.sandbox.behaviour import Behaviour
 from tiktok_channel.sandbox.users import Delivery, inbound_content, post_signed, send_inbound
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 10 * 1024 * 1024
 REPORTS_DEFAULT_LIMIT, REPORTS_MAX_LIMIT = 50, 1000
 KEPT_DELIVERIES = 500
+KEPT_CONVERSIONS = 500
 BAD_REQUEST_ACTION = "Check the syntax, violations and adjust the request."
 DEMO_LINES = [
     "Hi! Is the blue hoodie still in stock?",
@@ -156,6 +158,7 @@ class Sandbox:
         self.messages: dict[tuple[str, str], SentMessage] = {}  # (api key, messageId) -> message
         self.unfetched_reports: dict[str, deque[dict]] = {}  # api key -> delivery reports not yet pulled
         self.deliveries: deque[dict] = deque(maxlen=KEPT_DELIVERIES)
+        self.conversions: deque[dict] = deque(maxlen=KEPT_CONVERSIONS)  # the ads conversions received, newest last
         self.counters: dict[str, int] = {}
 
     def close(self) -> None:
@@ -229,6 +232,35 @@ class Sandbox:
                 )
                 self.count(f"events_{event['content']['type'].lower()}")
         return {"bulkId": payloads.new_id(), "messages": answers}
+
+    def accept_conversions(self, account: SandboxAccount, body: dict) -> dict:
+        """Record Direct Messaging Ads conversions (logged, and listed in the state as `conversions`)."""
+        results = []
+        for conversion in body["conversions"]:
+            entry = {
+                "id": payloads.new_id(),
+                "account": account.name,
+                "sourceId": body["sourceId"],
+                "event": conversion["event"],
+                "event_time": conversion["event_time"],
+                "user": conversion["user"]["tiktok_unique_identifier"],
+                "properties": conversion.get("properties") or {},
+                "status": "sent",
+                "at": payloads.infobip_time(),
+            }
+            with self.lock:
+                self.conversions.append(entry)
+            self.count("conversions_sent")
+            logger.info(
+                "sandbox: conversion %s sent (event %s, user %s, source %s, properties %s)",
+                entry["id"],
+                entry["event"],
+                entry["user"],
+                entry["sourceId"],
+                json.dumps(entry["properties"], sort_keys=True),
+            )
+            results.append({"id": entry["id"], "event": entry["event"], "status": "ACCEPTED"})
+        return {"conversions": results}
 
     def _finish(self, sent: SentMessage, status: dict, error: dict, *, record: bool = True) -> None:
         """The delivery report: kept for pulling and posted (unless `webhooks.delivery.notify` is false).
@@ -436,6 +468,7 @@ class Sandbox:
                 "scheduled_jobs": self.scheduler.pending(),
                 "idle": self.scheduler.idle,
                 "webhooks": list(self.deliveries)[-50:],
+                "conversions": list(self.conversions)[-50:],
             }
 
     def control(self, body: dict) -> dict:
@@ -519,6 +552,7 @@ class Handler(BaseHTTPRequestHandler):
             ("POST", "/tiktok/1/events"): self._events,
             ("GET", "/tiktok/1/reports"): self._reports,
             ("GET", "/tiktok/1/logs"): self._logs,
+            ("POST", conversions.PATH): self._conversions,
             ("GET", "/sandbox/state"): lambda: self._send(200, self.server.sandbox.state()),
             ("POST", "/sandbox/control"): self._control,
             ("POST", "/sandbox/inbound"): self._inbound,
@@ -534,7 +568,7 @@ class Handler(BaseHTTPRequestHandler):
                 )
             if path.startswith("/sandbox/") and not is_loopback(self.client_address[0]):
                 raise ApiFault(403, {"error": "the sandbox's control endpoints answer loopback clients only"})
-            if path.startswith("/tiktok/"):
+            if not path.startswith("/sandbox/"):  # every Infobip API route; never the control endpoints
                 self._faults()
             handler()
         except ApiFault as fault:
@@ -611,6 +645,18 @@ class Handler(BaseHTTPRequestHandler):
         self._account()
         body = self._validated("/tiktok/1/events")
         self._send(200, self.server.sandbox.accept_events(body))
+
+    def _conversions(self) -> None:
+        account = self._account()
+        body = self._json_body()
+        found = spec.violations(conversions.validator(), body)
+        # by_sender reloads the accounts when the id is unknown, so a sender added since the sandbox started counts.
+        owner = None if found else self.server.sandbox.accounts.by_sender(body["sourceId"])
+        if not found and (owner is None or owner.api_key != account.api_key):
+            found = [{"property": "sourceId", "violation": "is not a TikTok business account of this API key"}]
+        if found:
+            raise ApiFault(400, payloads.api_error("E400", "Request cannot be processed.", BAD_REQUEST_ACTION, found))
+        self._send(200, self.server.sandbox.accept_conversions(account, body))
 
     def _reports(self) -> None:
         account = self._account()

@@ -57,6 +57,34 @@ def test_simulate_tiktok_user_goes_to_the_account_webhook_url_by_default(make_ac
     verify(account.webhook_auth_settings(), captured.headers, captured.body)
 
 
+@pytest.mark.django_db
+def test_the_demo_account_keeps_the_runs_webhook_base_for_simulate_tiktok_user_in_another_shell(
+    settings, receiver, capsys
+):
+    """`PORT=18800 make run` sets PUBLIC_BASE_URL for its own processes only; a shell without it still posts there."""
+    from tiktok_channel.models import InfobipAccount
+
+    settings.DEBUG = True
+    settings.PUBLIC_BASE_URL = receiver.url  # what make run exported for its processes
+    call_command("sandbox_demo_setup", "--sandbox-url", "http://127.0.0.1:9")
+    account = InfobipAccount.objects.get(name="Demo (Infobip sandbox)")
+    printed = capsys.readouterr().out
+    assert f"Webhook: {receiver.url}/webhooks/infobip/tiktok/{account.webhook_token}/" in printed
+
+    settings.PUBLIC_BASE_URL = "http://127.0.0.1:8000"  # another shell: the default
+    call_command("simulate_tiktok_user", "--sender", "demo-business", "--user", "u1", "--text", "hi")
+    (captured,) = receiver.requests
+    assert captured.path == f"/webhooks/infobip/tiktok/{account.webhook_token}/"
+    assert json.loads(capsys.readouterr().out)["url"] == account.webhook_url
+
+    # The next run listens elsewhere: the account follows.
+    settings.PUBLIC_BASE_URL = "http://127.0.0.1:18801"
+    call_command("sandbox_demo_setup", "--sandbox-url", "http://127.0.0.1:10")
+    account.refresh_from_db()
+    assert account.webhook_url.startswith("http://127.0.0.1:18801/webhooks/infobip/tiktok/")
+    assert account.base_url == "http://127.0.0.1:10"
+
+
 def test_simulate_tiktok_user_fails_loudly(make_account, receiver):
     with pytest.raises(CommandError, match="no active sender"):
         call_command("simulate_tiktok_user", "--sender", "nope", "--user", "u", "--text", "Hi")

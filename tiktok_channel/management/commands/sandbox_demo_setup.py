@@ -42,10 +42,14 @@ class Command(BaseCommand):
                     secret=secrets.token_urlsafe(24),
                     inbox_name=DEMO_INBOX,
                 )
-            elif account.base_url != sandbox_url:
-                # The sandbox's port may change from one run to the next.
-                account.base_url = sandbox_url
-                account.save(update_fields=["base_url"])
+            # The sandbox's port and the web server's may change from one run to the next. The webhook base is
+            # kept on the account, so simulate_tiktok_user in another shell posts where this run listens.
+            changed = {"base_url": sandbox_url, "webhook_base_url": settings.PUBLIC_BASE_URL}
+            changed = {name: value for name, value in changed.items() if getattr(account, name) != value}
+            if changed:
+                for name, value in changed.items():
+                    setattr(account, name, value)
+                account.save(update_fields=list(changed))
         self.stdout.write(
             f"  Demo: TikTok sender '{DEMO_SENDER}' (inbox '{DEMO_INBOX}') talks to the Infobip sandbox at "
             f"{sandbox_url}; simulated TikTok users write in now and then.\n"
