@@ -40,6 +40,8 @@ def main() -> int:
             env.setdefault("PUBLIC_BASE_URL", f"http://{env['HOST']}:{env['PORT']}")
             env.setdefault("SANDBOX_PORT", str(free_port()))
             env["SANDBOX_CHATTER_SENDER"] = DEMO_SENDER
+            # Set up through the Subscriptions API by the sandbox once it listens (tiktok_channel/setup.py).
+            env["SANDBOX_SET_UP_ACCOUNTS"] = "Demo (Infobip sandbox)"  # sandbox_demo_setup.py: DEMO_ACCOUNT
         subprocess.run([*manage, "migrate", "--noinput"], env=env, cwd=ROOT, check=True)
         subprocess.run([*manage, "bootstrap_dev"], env=env, cwd=ROOT, check=True)
         if demo_wanted(env):

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from inbox.models import Message
 from tiktok_channel.infobip_webhooks import DELIVERY, INBOUND, SEEN, classify
-from tiktok_channel.models import InfobipAccount
+from tiktok_channel.models import PROVIDER, InfobipAccount
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +110,12 @@ def account_health(account: InfobipAccount) -> dict:
     bad_signatures = sum(int(get(f"badsig:{minute - n}") or 0) for n in range(SIGNATURE_WINDOW_MINUTES))
 
     endpoints = list(account.senders.values_list("business_account_id", flat=True))
-    sent = Message.objects.filter(direction=Message.Direction.OUT, endpoint_id__in=endpoints)
+    # An outbound row's own endpoint_id is not set; its conversation's contact says which sender it went from.
+    sent = Message.objects.filter(
+        direction=Message.Direction.OUT,
+        conversation__provider=PROVIDER,
+        conversation__contact__endpoint_id__in=endpoints,
+    )
     last_accepted = sent.aggregate(at=Max("accepted_at"))["at"]
     stuck = sent.filter(status=Message.Status.ACCEPTED, accepted_at__lt=now - silence)
     unanswered = sent.filter(accepted_at__isnull=False)

@@ -64,6 +64,8 @@ def test_run_serves_admin_with_worker_beat_and_the_sandbox_demo_and_stops_cleanl
         wait_for(r"Uvicorn running on")
         wait_for(r"Demo: TikTok sender 'demo-business'")
         sandbox_port = int(wait_for(r"Infobip sandbox listening on http://127\.0\.0\.1:(\d+)").group(1))
+        # The demo account is set up through the sandbox's Subscriptions API, as Set up in admin does.
+        wait_for(r"Set up 'Demo \(Infobip sandbox\)' through the Subscriptions API: complete")
 
         session = requests.Session()
         base = f"http://127.0.0.1:{port}"

@@ -45,7 +45,6 @@ def sent_message(account, *, accepted_ago: timedelta, status: str = Message.Stat
         type=Message.Type.TEXT,
         text="hello",
         channel="tiktok",
-        endpoint_id=sender.business_account_id,
         status=status,
         queued_at=accepted_at,
         sent_at=accepted_at,
