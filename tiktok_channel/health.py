@@ -45,7 +45,11 @@ def _safely(what: str, call) -> None:
 
 
 def record_webhook(account_id: int, results: list) -> None:
-    """An authenticated webhook arrived: its time for each kind of result it carries, and for any."""
+    """An authenticated webhook arrived: its time for each kind of result it carries, and for any.
+
+    An empty `results` (Infobip never sends one; our own webhook test does) is not an arrival."""
+    if not results:
+        return
     now = time.time()
     kinds = {classify(r) for r in results if isinstance(r, dict)} & set(KINDS)
     values = {_key(account_id, f"webhook:{kind}"): now for kind in ("any", *kinds)}

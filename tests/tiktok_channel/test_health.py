@@ -93,6 +93,11 @@ def test_a_webhook_after_the_send_clears_red(client, account, settings):
     assert health.account_health(account)["state"] == health.GREEN
 
 
+def test_our_own_empty_test_request_is_not_an_arrival(client, account):
+    assert post(client, account, {"results": []}).status_code == 200
+    assert health.account_health(account)["last_webhook"]["any"] is None
+
+
 def test_failed_signature_checks_are_counted(client, account):
     for _ in range(3):
         assert post(client, account, fixture("inbound_text"), signed=False).status_code == 401
