@@ -218,3 +218,53 @@ def test_command_setup_exit_codes(make_account, api):
     assert failed.value.returncode == 1
     with pytest.raises(CommandError, match="no Infobip account"):
         call_command("infobip_account", "setup", "999999", stdout=StringIO())
+
+
+def test_a_second_setup_while_one_runs_is_refused(make_account):
+    from django.core.cache import cache
+
+    from inbox.errors import ApplicationError
+
+    account = make_account(base_url=BASE)
+    cache.add(f"infobip:setup:{account.pk}", 1, 60)
+    try:
+        with pytest.raises(ApplicationError, match="already running"):
+            setup.account_setup(account.pk)
+    finally:
+        cache.delete(f"infobip:setup:{account.pk}")
+
+
+def test_admin_actions_set_up_and_disconnect(admin_client, make_account, api):
+    account = make_account(base_url=BASE)
+    key_ok(api)
+    nothing_exists(api)
+    changelist = "/admin/tiktok_channel/infobipaccount/"
+
+    response = admin_client.post(changelist, {"action": "set_up", "_selected_action": [account.pk]}, follow=True)
+
+    assert f"{account.name}: complete." in response.content.decode()
+    account.refresh_from_db()
+    ids = (account.infobip_subscription_id, account.infobip_profile_id, account.infobip_security_id)
+    assert all(ids)
+    api.delete(f"{SUBSCRIPTIONS}/{ids[0]}", json={})
+    api.delete(f"{PROFILES}/{ids[1]}", json={})
+    api.delete(f"{SECURITY}/{ids[2]}", json={})
+
+    response = admin_client.post(changelist, {"action": "disconnect", "_selected_action": [account.pk]}, follow=True)
+
+    assert "Removed from Infobip what the setup had created." in response.content.decode()
+    account.refresh_from_db()
+    assert not account.active and not account.infobip_profile_id
+
+
+def test_setup_never_logs_the_key_or_the_secret(make_account, api, caplog):
+    account = make_account(base_url=BASE, webhook_auth="basic", basic_username="u", basic_password="p")
+    key_ok(api)
+    nothing_exists(api)
+    api.replace(responses.POST, SUBSCRIPTIONS, status=400, json={"requestError": {"serviceException": {"text": "no"}}})
+    with caplog.at_level("DEBUG"):
+        setup.account_setup(account.pk)
+        setup.webhook_test(account.pk)
+    account.refresh_from_db()
+    assert account.webhook_secret and account.webhook_secret not in caplog.text
+    assert account.api_key not in caplog.text

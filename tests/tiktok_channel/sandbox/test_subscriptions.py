@@ -215,3 +215,9 @@ def test_webhook_connection_test_in_the_sandbox(sandbox, receiver):
     )
     assert response.status_code == 200
     assert response.json()["result"] == "SUCCESS"
+
+
+def test_subscription_fail_status_switch_is_checked():
+    with pytest.raises(ValueError, match="subscription_fail_status"):
+        Behaviour(subscription_fail_status=42)
+    assert Behaviour(subscription_fail_status=0).subscription_fail_status == 0
