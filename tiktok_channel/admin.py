@@ -156,6 +156,12 @@ class InfobipAccountAdmin(admin.ModelAdmin):
             obj.webhook_url,
         )
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # What Set up created in Infobip would be orphaned (and keep posting to a dead URL): Disconnect first.
+        if obj is not None and (obj.infobip_subscription_id or obj.infobip_profile_id or obj.infobip_security_id):
+            return False
+        return super().has_delete_permission(request, obj)
+
     @admin.display(description="Health")
     def connection_health(self, obj: InfobipAccount) -> str:
         if not obj.pk:

@@ -108,3 +108,14 @@ def test_admin_takes_just_the_api_key_for_set_up_and_refuses_webhooks_until_then
 )
 def test_inbox_admin_lists_search_and_filter(admin_client, url):
     assert admin_client.get(url).status_code == 200
+
+
+@pytest.mark.django_db
+def test_an_account_set_up_in_infobip_is_disconnected_before_it_can_be_deleted(admin_client, make_account):
+    account = make_account(infobip_profile_id="tiktok-inbox-profile-1")
+    delete = f"/admin/tiktok_channel/infobipaccount/{account.pk}/delete/"
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    assert InfobipAccount.objects.filter(pk=account.pk).exists()
+    InfobipAccount.objects.filter(pk=account.pk).update(infobip_profile_id="")
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 302
+    assert not InfobipAccount.objects.filter(pk=account.pk).exists()
