@@ -127,6 +127,7 @@ def test_staff_page_and_admin_show_the_health(client, admin_client, account, sta
     agent = django_user_model.objects.create_user("plain", password="pw-123456789")
     client.force_login(agent)
     assert client.get("/connections/infobip/").status_code == 403
+    assert client.post(f"/connections/infobip/{account.pk}/test/").status_code == 403
     client.force_login(staff)
     page = client.get("/connections/infobip/").content.decode()
     assert f'data-account="{account.pk}" data-state="green"' in page
@@ -146,3 +147,9 @@ def test_partial_setup_is_a_warning_with_the_portal_step(account):
     found = health.account_health(account)
     assert found["state"] == health.WARNING
     assert found["warnings"] == ["Finish in Infobip's portal: …"]
+
+
+def test_test_button_of_an_unknown_account_is_404(client, staff):
+    client.force_login(staff)
+    assert client.post("/connections/infobip/999999/test/").status_code == 404
+    assert client.get("/connections/infobip/999999/test/").status_code == 405

@@ -268,3 +268,25 @@ def test_setup_never_logs_the_key_or_the_secret(make_account, api, caplog):
     account.refresh_from_db()
     assert account.webhook_secret and account.webhook_secret not in caplog.text
     assert account.api_key not in caplog.text
+
+
+def test_webhook_test_runs_infobips_connection_test_when_a_certificate_is_set(make_account, api):
+    account = make_account(base_url=BASE, client_certificate_id="cert-7")
+    api.post(
+        f"{BASE}/subscriptions/1/certificates/test/webhook",
+        json={"certificateId": "cert-7", "result": "FAIL", "failReasons": ["TLS handshake failed"], "hint": "Check"},
+    )
+    outcome = setup.webhook_test(account.pk)
+    [call] = [c for c in api.calls if c.request.url.endswith("/certificates/test/webhook")]
+    body = json.loads(call.request.body)
+    assert spec.violations(spec.subscriptions_validator("CertificateConnectionTestRequest"), body) == []
+    assert body == {"certificateId": "cert-7", "webhookUrl": account.webhook_url}
+    assert outcome["infobip"] == {"result": "FAIL", "reasons": ["TLS handshake failed"], "hint": "Check"}
+    assert outcome["ok"] is False
+
+
+def test_webhook_test_without_a_certificate_skips_infobips_part(make_account, api):
+    account = make_account(base_url=BASE)
+    outcome = setup.webhook_test(account.pk)
+    assert outcome["infobip"]["result"] == "SKIPPED"
+    assert not any("certificates" in c.request.url for c in api.calls)
