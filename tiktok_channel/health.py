@@ -137,7 +137,13 @@ def account_health(account: InfobipAccount) -> dict:
         )
     if account.setup_state == InfobipAccount.SetupState.FAILED:
         problems.append(f"The last setup failed: {account.setup_message}")
-    if account.setup_state == InfobipAccount.SetupState.PARTIAL:
+    confirmed = bool(
+        account.setup_state == InfobipAccount.SetupState.PARTIAL
+        and account.setup_at
+        and last_webhook["any"]
+        and last_webhook["any"] > account.setup_at
+    )
+    if account.setup_state == InfobipAccount.SetupState.PARTIAL and not confirmed:
         warnings.append(account.setup_message)
     if bad_signatures:
         warnings.append(f"{bad_signatures} webhook request(s) failed the signature check in the last hour.")
@@ -164,4 +170,6 @@ def account_health(account: InfobipAccount) -> dict:
         "bad_signatures_last_hour": bad_signatures,
         "stuck_in_accepted": stuck_count,
         "silence_seconds": settings.INFOBIP_HEALTH_SILENCE_SECONDS,
+        # A partial setup (the subscription finished in Infobip's portal) that events have since confirmed.
+        "partial_confirmed": confirmed,
     }

@@ -167,13 +167,22 @@ def _security(api: SubscriptionsClient, account: InfobipAccount, report: SetupRe
         api.update(SECURITY_PATH, auth_id, credentials)
         report.step("security", UPDATED if existing.get("type") != "HMAC" else UNCHANGED, auth_id)
     # Our verifier matches what Infobip now signs with: HMAC over the raw body, our algorithm and secret. The
-    # header's name and encoding are not in Infobip's spec: the account's (default X-Hub-Signature, hex) stay.
+    # header's name and encoding are not in Infobip's spec: an HMAC account keeps its own (an admin may have tuned
+    # them after the first delivery); another mode's header (a static secret's) gives way to the defaults.
+    changes: dict = {}
+    if account.webhook_auth != InfobipAccount.AuthMode.HMAC:
+        changes = {
+            "signature_header": InfobipAccount._meta.get_field("signature_header").default,
+            "signature_encoding": InfobipAccount.SignatureEncoding.HEX,
+            "signature_prefix": "",
+        }
     return _save(
         account.pk,
         infobip_security_id=auth_id,
         webhook_auth=InfobipAccount.AuthMode.HMAC,
         hmac_algorithm=ALGORITHM,
         webhook_secret=secret,
+        **changes,
     )
 
 

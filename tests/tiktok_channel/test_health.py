@@ -153,3 +153,15 @@ def test_test_button_of_an_unknown_account_is_404(client, staff):
     client.force_login(staff)
     assert client.post("/connections/infobip/999999/test/").status_code == 404
     assert client.get("/connections/infobip/999999/test/").status_code == 405
+
+
+def test_partial_setup_is_confirmed_once_events_arrive(client, account):
+    InfobipAccount.objects.filter(pk=account.pk).update(
+        setup_state=InfobipAccount.SetupState.PARTIAL,
+        setup_message="Finish in Infobip's portal: …",
+        setup_at=timezone.now() - timedelta(minutes=5),
+    )
+    account.refresh_from_db()
+    assert post(client, account, fixture("inbound_text")).status_code == 200
+    found = health.account_health(account)
+    assert found["state"] == health.GREEN and found["partial_confirmed"]

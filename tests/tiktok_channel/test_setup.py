@@ -114,6 +114,29 @@ def test_a_new_secret_is_strong_when_there_was_none(make_account, api):
     assert len(account.webhook_secret) >= 64 and account.webhook_secret != "hmac-secret-1"
 
 
+def test_a_static_header_account_gets_the_default_hmac_header(make_account, api):
+    account = make_account(base_url=BASE, webhook_auth="header", signature_header="X-Static", webhook_secret="s")
+    key_ok(api)
+    nothing_exists(api)
+    setup.account_setup(account.pk)
+    account.refresh_from_db()
+    assert (account.webhook_auth, account.signature_header, account.signature_encoding) == (
+        "hmac",
+        "X-Hub-Signature",
+        "hex",
+    )
+    assert account.webhook_secret != "s"
+
+
+def test_an_hmac_account_keeps_its_tuned_header(make_account, api):
+    account = make_account(base_url=BASE, signature_header="X-Infobip-Signature", signature_encoding="base64")
+    key_ok(api)
+    nothing_exists(api)
+    setup.account_setup(account.pk)
+    account.refresh_from_db()
+    assert (account.signature_header, account.signature_encoding) == ("X-Infobip-Signature", "base64")
+
+
 def test_a_profile_of_ours_whose_id_was_lost_is_found_by_its_url_and_reused(make_account, api):
     account = make_account(base_url=BASE)
     key_ok(api)
