@@ -9,8 +9,8 @@
 
 Infobip lets the caller choose the ids (`authId`, `profileId`, `subscriptionId`); ours are derived from the account,
 so a rerun finds what an earlier run created (by the stored id, else by our id or, for the profile, our URL) and
-updates it instead of creating a second one; an unchanged profile or subscription is not written again. Each id is
-stored as soon as Infobip confirms it, so a run that fails half-way leaves a state the next run repairs.
+updates it instead of creating a second one; an unchanged profile or subscription is not written again. Each id
+Infobip returns is stored as soon as it confirms it, so a run that fails half-way leaves a state the next run repairs.
 
 When Infobip refuses the subscription's channel (the vendored spec lists no TIKTOK), what was created is kept and
 the account is marked *partial* with the exact step to finish in Infobip's portal; the health page confirms it once
@@ -160,7 +160,7 @@ def _security(api: SubscriptionsClient, account: InfobipAccount, report: SetupRe
         auth_id = our_id(account, "security")
         existing = api.get(SECURITY_PATH, auth_id)
     if existing is None:
-        api.create(SECURITY_PATH, {"authId": auth_id, **credentials})
+        auth_id = api.create(SECURITY_PATH, {"authId": auth_id, **credentials}).get("authId") or auth_id
         report.step("security", CREATED, auth_id)
     else:
         # Infobip never hands a secret back, so it cannot be compared: write it (the same values: no change).
@@ -209,7 +209,7 @@ def _profile(api: SubscriptionsClient, account: InfobipAccount, report: SetupRep
         )
         profile_id = existing["profileId"] if existing else profile_id
     if existing is None:
-        api.create(PROFILES_PATH, {"profileId": profile_id, **wanted})
+        profile_id = api.create(PROFILES_PATH, {"profileId": profile_id, **wanted}).get("profileId") or profile_id
         report.step("profile", CREATED, profile_id)
     elif (existing.get("webhook") or {}).get("notifyUrl") != account.webhook_url or (
         existing.get("security") or {}
@@ -234,7 +234,8 @@ def _subscription(api: SubscriptionsClient, account: InfobipAccount, report: Set
         existing = next((s for s in api.list(path) if s.get("name") == name), None)
         subscription_id = existing["subscriptionId"] if existing else subscription_id
     if existing is None:
-        api.create(path, {"subscriptionId": subscription_id, **wanted})
+        created = api.create(path, {"subscriptionId": subscription_id, **wanted})
+        subscription_id = created.get("subscriptionId") or subscription_id
         report.step("subscription", CREATED, subscription_id)
     elif (
         sorted(e if isinstance(e, str) else e.get("event", "") for e in existing.get("events") or []) != sorted(EVENTS)

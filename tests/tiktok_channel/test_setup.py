@@ -40,9 +40,17 @@ def nothing_exists(api) -> None:
         api.get(re.compile(re.escape(url) + "/.+"), status=404, json=NOT_FOUND)
     api.get(PROFILES, json=EMPTY_PAGE)
     api.get(SUBSCRIPTIONS, json=EMPTY_PAGE)
-    api.post(SECURITY, status=201, json={"authId": "x"})
-    api.post(PROFILES, status=201, json={"profileId": "x"})
-    api.post(SUBSCRIPTIONS, status=201, json={"subscriptionId": "x"})
+    for url, id_field in ((SECURITY, "authId"), (PROFILES, "profileId"), (SUBSCRIPTIONS, "subscriptionId")):
+        api.add_callback(responses.POST, url, callback=echo(id_field))
+
+
+def echo(id_field: str):
+    """Infobip's IdOnly answer: the id the request chose."""
+
+    def answer(request):
+        return 201, {}, json.dumps({id_field: json.loads(request.body)[id_field]})
+
+    return answer
 
 
 def sent(api, method: str, url: str) -> list[dict]:
@@ -203,7 +211,7 @@ def test_channel_is_configurable(make_account, api):
     nothing_exists(api)
     api.get(re.compile(re.escape(other) + "/.+"), status=404, json=NOT_FOUND)
     api.get(other, json=EMPTY_PAGE)
-    api.post(other, status=201, json={"subscriptionId": "x"})
+    api.add_callback(responses.POST, other, callback=echo("subscriptionId"))
     assert setup.account_setup(account.pk, channel="OPEN_CHANNEL").state == "complete"
     account.refresh_from_db()
     assert account.subscription_channel == "OPEN_CHANNEL"
@@ -313,3 +321,24 @@ def test_webhook_test_without_a_certificate_skips_infobips_part(make_account, ap
     outcome = setup.webhook_test(account.pk)
     assert outcome["infobip"]["result"] == "SKIPPED"
     assert not any("certificates" in c.request.url for c in api.calls)
+
+
+def test_the_ids_infobip_returns_are_stored(make_account, api):
+    account = make_account(base_url=BASE)
+    key_ok(api)
+    for url in (SECURITY, PROFILES, SUBSCRIPTIONS):
+        api.get(re.compile(re.escape(url) + "/.+"), status=404, json=NOT_FOUND)
+    api.get(PROFILES, json=EMPTY_PAGE)
+    api.get(SUBSCRIPTIONS, json=EMPTY_PAGE)
+    api.post(SECURITY, status=201, json={"authId": "ib-sec"})
+    api.post(PROFILES, status=201, json={"profileId": "ib-prof", "security": {"authId": "ib-sec"}})
+    api.post(SUBSCRIPTIONS, status=201, json={"subscriptionId": "ib-sub"})
+    setup.account_setup(account.pk)
+    account.refresh_from_db()
+    assert (account.infobip_security_id, account.infobip_profile_id, account.infobip_subscription_id) == (
+        "ib-sec",
+        "ib-prof",
+        "ib-sub",
+    )
+    assert sent(api, "POST", PROFILES)[0]["security"] == {"authId": "ib-sec"}
+    assert sent(api, "POST", SUBSCRIPTIONS)[0]["profile"] == {"profileId": "ib-prof"}
