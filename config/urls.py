@@ -15,6 +15,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("webhooks/infobip/tiktok/", include("tiktok_channel.urls")),
+    path("connections/infobip/", include("tiktok_channel.health_urls")),
     path("api/v1/", include("inbox.api.urls")),
     # Agents' uploaded images, fetched by TikTok through PUBLIC_BASE_URL (random names, nothing secret).
     # At scale serve MEDIA_ROOT from the proxy or object storage instead (see README).

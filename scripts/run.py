@@ -201,6 +201,8 @@ def main() -> int:
             env.setdefault("PUBLIC_BASE_URL", f"http://{env['HOST']}:{env['PORT']}")
             env.setdefault("SANDBOX_PORT", str(free_port()))
             env["SANDBOX_CHATTER_SENDER"] = DEMO_SENDER
+            # Set up through the Subscriptions API by the sandbox once it listens (tiktok_channel/setup.py).
+            env["SANDBOX_SET_UP_ACCOUNTS"] = "Demo (Infobip sandbox)"  # sandbox_demo_setup.py: DEMO_ACCOUNT
         migrate = subprocess.run([*manage, "migrate", "--noinput"], env=env, cwd=ROOT)
         if migrate.returncode:
             return migrate.returncode

@@ -2,11 +2,15 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.template.loader import render_to_string
 from django.utils.html import format_html
 
+from inbox.errors import ApplicationError
 from inbox.models import WebhookEvent
+from tiktok_channel.health import account_health
 from tiktok_channel.infobip_webhooks import PayloadError, replay_event
 from tiktok_channel.models import InfobipAccount, TikTokSender
+from tiktok_channel.setup import account_disconnect, account_setup, webhook_test
 
 SECRET_FIELDS = ["api_key", "webhook_secret", "basic_password"]
 
@@ -40,23 +44,28 @@ class InfobipAccountForm(forms.ModelForm):
             "webhook_secret",
             "basic_username",
             "basic_password",
+            "subscription_channel",
+            "client_certificate_id",
         ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for name in SECRET_FIELDS:
             self.initial[name] = ""
+        self.fields["subscription_channel"].required = False
 
     def clean(self):
         cleaned = super().clean()
         instance = self.instance
+        cleaned["subscription_channel"] = cleaned.get("subscription_channel") or "TIKTOK"
         for name in SECRET_FIELDS:
             if not cleaned.get(name) and instance.pk:
                 cleaned[name] = getattr(instance, name)
         if not cleaned.get("api_key"):
             self.add_error("api_key", "An API key is required.")
         auth = cleaned.get("webhook_auth")
-        if auth in (InfobipAccount.AuthMode.HMAC, InfobipAccount.AuthMode.HEADER) and not cleaned.get("webhook_secret"):
+        # HMAC without a secret is fine: Set up generates one (until then every webhook is refused).
+        if auth == InfobipAccount.AuthMode.HEADER and not cleaned.get("webhook_secret"):
             self.add_error("webhook_secret", f"Required for {auth} authentication.")
         if auth == InfobipAccount.AuthMode.BASIC and not (
             cleaned.get("basic_username") and cleaned.get("basic_password")
@@ -83,16 +92,44 @@ class InfobipAccountAdmin(admin.ModelAdmin):
     list_display = ["name", "base_url", "webhook_auth", "active", "sender_count", "created_at"]
     list_filter = ["webhook_auth", "active"]
     search_fields = ["name", "base_url", "senders__business_account_id"]
-    readonly_fields = ["webhook_url_for_infobip", "api_key_stored"]
+    readonly_fields = [
+        "webhook_url_for_infobip",
+        "api_key_stored",
+        "connection_health",
+        "setup_state",
+        "setup_message",
+        "setup_at",
+        "infobip_security_id",
+        "infobip_profile_id",
+        "infobip_subscription_id",
+    ]
     inlines = [TikTokSenderInline]
+    actions = ["set_up", "test_webhook", "disconnect"]
 
     class Media:
         js = ["inbox/admin-copy.js"]
+        css = {"all": ["tiktok_channel/health.css"]}
 
     fieldsets = [
         (None, {"fields": ["name", "base_url", "active", "api_key", "api_key_stored"]}),
         (
-            "Webhook (paste the URL into your Infobip notification profile)",
+            "Set up through Infobip's API (select the account in the list, action “Set up in Infobip”)",
+            {
+                "fields": [
+                    "connection_health",
+                    "setup_state",
+                    "setup_message",
+                    "setup_at",
+                    "subscription_channel",
+                    "client_certificate_id",
+                    "infobip_security_id",
+                    "infobip_profile_id",
+                    "infobip_subscription_id",
+                ]
+            },
+        ),
+        (
+            "Webhook (Set up fills this in; by hand: paste the URL into your Infobip notification profile)",
             {
                 "fields": [
                     "webhook_url_for_infobip",
@@ -118,6 +155,48 @@ class InfobipAccountAdmin(admin.ModelAdmin):
             '<button type="button" class="button copy-button" data-copy-target="webhook-url">Copy</button>',
             obj.webhook_url,
         )
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # What Set up created in Infobip would be orphaned (and keep posting to a dead URL): Disconnect first.
+        if obj is not None and (obj.infobip_subscription_id or obj.infobip_profile_id or obj.infobip_security_id):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    @admin.display(description="Health")
+    def connection_health(self, obj: InfobipAccount) -> str:
+        if not obj.pk:
+            return "Shown after saving."
+        return render_to_string("tiktok_channel/_health.html", {"account": obj, "health": account_health(obj)})
+
+    @admin.action(description="Set up in Infobip (security, notification profile, subscription)")
+    def set_up(self, request, queryset) -> None:
+        for account in queryset:
+            try:
+                report = account_setup(account.pk)
+            except ApplicationError as exc:
+                self.message_user(request, f"{account.name}: {exc.message}", messages.ERROR)
+                continue
+            level = {"complete": messages.SUCCESS, "partial": messages.WARNING}.get(report.state, messages.ERROR)
+            self.message_user(request, f"{account.name}: {report.state}. {report.message}", level)
+
+    @admin.action(description="Test the webhook (Infobip's connection test, then a signed request of ours)")
+    def test_webhook(self, request, queryset) -> None:
+        for account in queryset:
+            outcome = webhook_test(account.pk)
+            self.message_user(
+                request,
+                f"{account.name}: Infobip's test {outcome['infobip']['result']} "
+                f"{'; '.join(outcome['infobip']['reasons'])} · our signed request {outcome['ours']['result']} "
+                f"{outcome['ours'].get('status') or outcome['ours'].get('reason', '')}",
+                messages.SUCCESS if outcome["ok"] else messages.ERROR,
+            )
+
+    @admin.action(description="Disconnect (delete in Infobip what Set up created, then deactivate)")
+    def disconnect(self, request, queryset) -> None:
+        for account in queryset:
+            report = account_disconnect(account.pk)
+            level = messages.ERROR if report.state == "failed" else messages.SUCCESS
+            self.message_user(request, f"{account.name}: {report.message}", level)
 
     @admin.display(description="Stored API key")
     def api_key_stored(self, obj: InfobipAccount) -> str:

@@ -8,7 +8,7 @@ from collections import defaultdict
 from inbox import providers
 from inbox.events import StatusReport
 from inbox.models import Conversation, Conversion, Message, WebhookEvent
-from tiktok_channel import client, infobip_webhooks
+from tiktok_channel import client, health, infobip_webhooks
 from tiktok_channel.models import CHANNEL, PROVIDER, TikTokSender
 
 
@@ -58,7 +58,10 @@ class InfobipBackend(providers.Backend):
             business_account_id=sender.business_account_id,
             validity=min(validity_seconds, client.MAX_VALIDITY_SECONDS),
         )
-        return client.send_messages(sender.account, body)
+        result = client.send_messages(sender.account, body)
+        if result.outcome != providers.ACCEPTED and result.error:
+            health.record_error(sender.account_id, result.error, where="send")
+        return result
 
     def send_event(self, conversation: Conversation, kind: str) -> providers.SendResult:
         sender = active_sender(conversation.contact.endpoint_id)

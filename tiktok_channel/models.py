@@ -33,6 +33,12 @@ class InfobipAccount(models.Model):
         HMAC_SHA_384 = "HMAC_SHA_384"
         HMAC_SHA_512 = "HMAC_SHA_512"
 
+    class SetupState(models.TextChoices):
+        MANUAL = "manual", "Not set up from here (manual)"
+        COMPLETE = "complete", "Set up"
+        PARTIAL = "partial", "Partly set up: finish in Infobip's portal"
+        FAILED = "failed", "Setup failed"
+
     class SignatureEncoding(models.TextChoices):
         HEX = "hex", "hex"
         BASE64 = "base64", "base64"
@@ -63,6 +69,22 @@ class InfobipAccount(models.Model):
     )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # What the one-step setup (tiktok_channel/setup.py) created in Infobip's Subscriptions Management, by the ids
+    # Infobip returned; teardown deletes exactly these. Empty: not created by us (or not yet).
+    subscription_channel = models.CharField(
+        max_length=40, default="TIKTOK", help_text="Infobip's subscription channel for TikTok events."
+    )
+    client_certificate_id = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="Optional: an Infobip client certificate id (mutual TLS); enables Infobip's connection test.",
+    )
+    infobip_security_id = models.CharField(max_length=255, blank=True, editable=False)
+    infobip_profile_id = models.CharField(max_length=255, blank=True, editable=False)
+    infobip_subscription_id = models.CharField(max_length=255, blank=True, editable=False)
+    setup_state = models.CharField(max_length=16, choices=SetupState.choices, default=SetupState.MANUAL, editable=False)
+    setup_message = models.TextField(blank=True, editable=False)
+    setup_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]

@@ -25,12 +25,18 @@ def account_create(
     username: str = "",
     password: str = "",
     inbox_name: str = "",
+    secret_from_setup: bool = False,
 ) -> InfobipAccount:
     """Create an account, its senders and (if needed) their inbox in one transaction.
 
+    `secret_from_setup`: an HMAC account without a secret, to be set up through Infobip's API
+    (`tiktok_channel.setup`), which generates it; until then every webhook is refused.
     Raises ApplicationError with a one-line message when the settings cannot work.
     """
-    if auth in (InfobipAccount.AuthMode.HMAC, InfobipAccount.AuthMode.HEADER) and not secret:
+    needs_secret = auth == InfobipAccount.AuthMode.HEADER or (
+        auth == InfobipAccount.AuthMode.HMAC and not secret_from_setup
+    )
+    if needs_secret and not secret:
         raise ApplicationError("secret_required", f"--auth {auth} needs --secret")
     if auth == InfobipAccount.AuthMode.BASIC and not (username and password):
         raise ApplicationError("credentials_required", "--auth basic needs --username and --password")

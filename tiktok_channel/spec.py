@@ -199,3 +199,55 @@ def _dotted(path) -> str:
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+# --- Infobip's Subscriptions Management spec (webhook security settings, notification profiles, subscriptions)
+
+SUBSCRIPTIONS_SPEC_PATH = Path(__file__).resolve().parent / "spec" / "subscriptions-openapi.json"
+# The spec (3.210.0) has no TIKTOK channel, though Infobip's portal offers TikTok subscriptions. A TIKTOK request is
+# checked against the shape every messaging channel shares (Viber's, whose events include the three we use).
+SUBSCRIPTION_CHANNEL_SCHEMAS = {"TIKTOK": "ViberSubscriptionRequest"}
+TIKTOK_EVENTS = ["DELIVERY", "INBOUND_MESSAGE", "SEEN"]
+
+
+@cache
+def load_subscriptions_spec() -> dict:
+    return json.loads(SUBSCRIPTIONS_SPEC_PATH.read_text())
+
+
+@cache
+def _subscriptions_components() -> dict[str, dict]:
+    """The spec's component schemas, under their short names (the spec prefixes each with a hash)."""
+    components = load_subscriptions_spec()["components"]["schemas"]
+    return {name.rpartition(".")[2]: name for name in components}
+
+
+@cache
+def _subscriptions_schema(name: str, channel: str = "") -> dict:
+    spec = load_subscriptions_spec()
+    schema = _Inliner(spec["components"]["schemas"], dispatch_style="if_then").schema(
+        {"$ref": SCHEMA_REF + _subscriptions_components()[name]}
+    )
+    if channel == "TIKTOK" and "events" in schema.get("properties", {}):
+        schema["properties"]["events"]["items"] = {"type": "string", "enum": TIKTOK_EVENTS}
+    return schema
+
+
+def subscription_channels() -> list[str]:
+    """The channels the spec lists (SubscriptionChannel), plus TIKTOK."""
+    components = load_subscriptions_spec()["components"]["schemas"]
+    return [*components[_subscriptions_components()["SubscriptionChannel"]]["enum"], "TIKTOK"]
+
+
+@cache
+def subscriptions_validator(name: str, channel: str = "") -> Draft202012Validator:
+    """A validator for one of the Subscriptions spec's schemas by its short name (e.g. "SecurityRequest").
+
+    For a subscription request give `channel`: the channel's own request schema is used (the spec's
+    `SubscriptionRequest` is a `oneOf` every channel, so one body matches several and fails it)."""
+    if channel and name in ("SubscriptionRequest", "NoIdSubscriptionRequest"):
+        prefix = SUBSCRIPTION_CHANNEL_SCHEMAS.get(channel, "").removesuffix("SubscriptionRequest") or "".join(
+            part.capitalize() for part in channel.split("_")
+        )
+        name = f"{prefix}{name}"
+    return Draft202012Validator(_subscriptions_schema(name, channel))

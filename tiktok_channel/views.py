@@ -25,6 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from inbox.models import WebhookEvent
 from inbox.processor import store_pending
+from tiktok_channel import health
 from tiktok_channel.infobip_webhooks import PayloadError, account_for_token, ledger_text, parse_body, process_ledger
 from tiktok_channel.models import PROVIDER, InfobipAccount
 from tiktok_channel.webhook_auth import AuthError, verify
@@ -94,6 +95,7 @@ def infobip_webhook(request: HttpRequest, token: str, kind: str = "any") -> Json
         verify(account.webhook_auth_settings(), request.headers, body)
     except AuthError as exc:
         logger.warning("webhook auth failed for account %s: %s", account.pk, exc)
+        health.record_signature_failure(account.pk)
         return _error(401, "unauthenticated", str(exc))
 
     received_at = timezone.now()
@@ -112,6 +114,7 @@ def infobip_webhook(request: HttpRequest, token: str, kind: str = "any") -> Json
         except PayloadError as exc:
             WebhookEvent.objects.create(**ledger, verdict=WebhookEvent.Verdict.REJECTED, error=str(exc))
             return _error(400, "bad_payload", str(exc))
+        health.record_webhook(account.pk, results)
         if settings.WEBHOOK_PROCESSING == "deferred" and text.encode() == body:
             # Stored is what Infobip needs to hear about: the processor applies it within milliseconds.
             store_pending(

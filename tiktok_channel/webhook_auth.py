@@ -70,6 +70,9 @@ def verify(auth: WebhookAuth, headers: Mapping[str, str], body: bytes) -> None:
 
     `headers` must be case-insensitive (Django's request.headers is).
     """
+    if (auth.mode in ("hmac", "header") and not auth.secret) or (auth.mode == "basic" and not auth.password):
+        # An account saved with just its API key, before Set up generated the secret: nothing can be accepted.
+        raise AuthError("the account has no webhook secret yet (run Set up)")
     if auth.mode == "hmac":
         given = headers.get(auth.signature_header)
         if not given:

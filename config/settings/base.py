@@ -269,6 +269,9 @@ if WEBHOOK_PROCESSING not in ("deferred", "inline"):
 # Calls to Infobip (tiktok_channel/client.py): connect and read timeouts of every call.
 INFOBIP_CONNECT_TIMEOUT = env.float("INFOBIP_CONNECT_TIMEOUT", default=5.0)
 INFOBIP_READ_TIMEOUT = env.float("INFOBIP_READ_TIMEOUT", default=15.0)
+# Health of an Infobip connection (tiktok_channel/health.py): red when a send Infobip accepted has waited this long
+# with no webhook of any kind arriving since (a broken subscription looks exactly so).
+INFOBIP_HEALTH_SILENCE_SECONDS = env.int("INFOBIP_HEALTH_SILENCE_SECONDS", default=900)
 # The outbox (inbox/outbox.py), for every provider: the retry budget of one attempt (tries and seconds since
 # its first try) before it is marked failed, the backoff, and how long one send may hold its lease. The
 # INFOBIP_SEND_* names of earlier releases are still read when the OUTBOX_* ones are not set.

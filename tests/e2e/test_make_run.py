@@ -161,6 +161,8 @@ def test_make_run_demo_from_an_ad_to_a_sent_conversion_then_ctrl_c_stops_everyth
         assert "admin /" not in out[: out.index("╔")], "the passwords were printed before the box"
         # Quieted: Celery's running-as-root warning (CI runs as root), uvicorn's lifespan message.
         assert "superuser privileges" not in out and "lifespan" not in out
+        # The demo account is set up through the sandbox's Subscriptions API, as Set up in admin does.
+        terminal.wait_for(r"Set up 'Demo \(Infobip sandbox\)' through the Subscriptions API: complete")
 
         session = requests.Session()
         base = f"http://127.0.0.1:{port}"

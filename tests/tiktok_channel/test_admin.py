@@ -69,13 +69,31 @@ def test_editing_with_empty_secret_boxes_keeps_the_stored_secrets(admin_client, 
 
 
 @pytest.mark.django_db
-def test_admin_refuses_hmac_without_secret(admin_client, inbox):
+def test_admin_refuses_a_secret_header_without_secret(admin_client, inbox):
+    form = account_form(webhook_secret="", webhook_auth="header", **{"senders-0-inbox": inbox.pk})
+    response = admin_client.post("/admin/tiktok_channel/infobipaccount/add/", form)
+    assert response.status_code == 200
+    assert "Required for header authentication." in response.content.decode()
+    assert not InfobipAccount.objects.exists()
+
+
+@pytest.mark.django_db
+def test_admin_takes_just_the_api_key_for_set_up_and_refuses_webhooks_until_then(admin_client, inbox, client):
+    """Paste the API key, save, press Set up: HMAC without a secret is allowed, and nothing is accepted meanwhile."""
     response = admin_client.post(
         "/admin/tiktok_channel/infobipaccount/add/", account_form(webhook_secret="", **{"senders-0-inbox": inbox.pk})
     )
-    assert response.status_code == 200
-    assert "Required for hmac authentication." in response.content.decode()
-    assert not InfobipAccount.objects.exists()
+    assert response.status_code == 302, response.content.decode()[:3000]
+    account = InfobipAccount.objects.get()
+    assert account.webhook_secret == "" and account.subscription_channel == "TIKTOK"
+    refused = client.post(
+        f"/webhooks/infobip/tiktok/{account.webhook_token}/",
+        b'{"results": []}',
+        content_type="application/json",
+        headers={"X-Hub-Signature": "anything"},
+    )
+    assert refused.status_code == 401
+    assert "no webhook secret yet" in refused.json()["message"]
 
 
 @pytest.mark.django_db
@@ -90,3 +108,14 @@ def test_admin_refuses_hmac_without_secret(admin_client, inbox):
 )
 def test_inbox_admin_lists_search_and_filter(admin_client, url):
     assert admin_client.get(url).status_code == 200
+
+
+@pytest.mark.django_db
+def test_an_account_set_up_in_infobip_is_disconnected_before_it_can_be_deleted(admin_client, make_account):
+    account = make_account(infobip_profile_id="tiktok-inbox-profile-1")
+    delete = f"/admin/tiktok_channel/infobipaccount/{account.pk}/delete/"
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    assert InfobipAccount.objects.filter(pk=account.pk).exists()
+    InfobipAccount.objects.filter(pk=account.pk).update(infobip_profile_id="")
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 302
+    assert not InfobipAccount.objects.filter(pk=account.pk).exists()

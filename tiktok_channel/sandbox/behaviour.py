@@ -42,6 +42,12 @@ class Behaviour:
     webhook_timeout_s: float = 5.0
     webhook_retries: int = 3
     webhook_retry_ms: int = 1000
+    # Subscriptions Management (sandbox/subscriptions.py): every API call refused as a wrong key (401); creating or
+    # updating a subscription answers this status (0: off; 400: "channel not supported"); subscriptions that exist
+    # but deliver nothing.
+    refuse_api_key: bool = False
+    subscription_fail_status: int = 0
+    subscriptions_broken: bool = False
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -55,6 +61,8 @@ class Behaviour:
             raise ValueError(f"failure_kinds must be a non-empty subset of {sorted(FAILURES)}")
         if not 400 <= self.fail_status <= 599:
             raise ValueError("fail_status must be an HTTP error status (400-599)")
+        if self.subscription_fail_status and not 400 <= self.subscription_fail_status <= 599:
+            raise ValueError("subscription_fail_status must be 0 (off) or an HTTP error status (400-599)")
         numbers = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.type in ("int", "float")}
         negative = [name for name, value in numbers.items() if value < 0]
         if negative:

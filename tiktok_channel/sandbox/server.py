@@ -30,6 +30,8 @@ from tiktok_channel import spec
 from tiktok_channel.sandbox import conversions, payloads
 from tiktok_channel.sandbox.accounts import AccountDirectory, SandboxAccount
 from tiktok_channel.sandbox.behaviour import Behaviour
+from tiktok_channel.sandbox.subscriptions import Subscriptions
+from tiktok_channel.sandbox.subscriptions import handle as subscriptions_api
 from tiktok_channel.sandbox.users import Delivery, inbound_content, post_signed, send_inbound
 
 logger = logging.getLogger(__name__)
@@ -160,6 +162,7 @@ class Sandbox:
         self.deliveries: deque[dict] = deque(maxlen=KEPT_DELIVERIES)
         self.conversions: deque[dict] = deque(maxlen=KEPT_CONVERSIONS)  # the ads conversions received, newest last
         self.counters: dict[str, int] = {}
+        self.subscriptions = Subscriptions()  # where webhooks go, once set up through the Subscriptions API
 
     def close(self) -> None:
         self.scheduler.stop()
@@ -307,6 +310,11 @@ class Sandbox:
     # --- webhooks --------------------------------------------------------------------------------------------
 
     def _post(self, kind: str, url: str, account: SandboxAccount, payload: dict) -> None:
+        account = self.subscriptions.target(account, kind, url, broken=self.behaviour.subscriptions_broken)
+        if account is None:
+            self.count(f"webhooks_{kind}_unsubscribed")
+            return
+        url = account.webhook_url
         copies = 2 if self.behaviour.duplicate_reports and kind != "inbound" else 1
         for _ in range(copies):
             self._attempt(kind, url, account, payload, 1)
@@ -391,7 +399,13 @@ class Sandbox:
             tiktok_me=options.get("tiktok_me", ""),
             context_id=options.get("context_id", ""),
         )
-        url = options.get("webhook_url") or account.webhook_url
+        target = self.subscriptions.target(
+            account, "inbound", options.get("webhook_url", ""), broken=self.behaviour.subscriptions_broken
+        )
+        if target is None:
+            self.count("webhooks_inbound_unsubscribed")
+            return {"messageId": None, "status": None, "error": "no subscription delivers inbound messages"}
+        account, url = target, target.webhook_url
         payload, delivery = send_inbound(
             url=url,
             auth=account.auth,
@@ -469,6 +483,7 @@ class Sandbox:
                 "idle": self.scheduler.idle,
                 "webhooks": list(self.deliveries)[-50:],
                 "conversions": list(self.conversions)[-50:],
+                "subscriptions": self.subscriptions.summary(),
             }
 
     def control(self, body: dict) -> dict:
@@ -560,6 +575,8 @@ class Handler(BaseHTTPRequestHandler):
         }
         handler = routes.get((method, path))
         try:
+            if handler is None and subscriptions_api(self, method, path):
+                return
             if handler is None:
                 known = {p for _, p in routes}
                 raise ApiFault(
@@ -581,6 +598,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
         self._route("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802 - the stdlib's name (Subscriptions Management)
+        self._route("PUT")
+
+    def do_DELETE(self) -> None:  # noqa: N802 - the stdlib's name (Subscriptions Management)
+        self._route("DELETE")
 
     # --- API -------------------------------------------------------------------------------------------------
 
@@ -619,7 +642,7 @@ class Handler(BaseHTTPRequestHandler):
     def _account(self) -> SandboxAccount:
         scheme, _, key = (self.headers.get("Authorization") or "").partition(" ")
         account = self.server.sandbox.accounts.by_api_key(key.strip()) if scheme == "App" and key.strip() else None
-        if account is None:
+        if account is None or self.server.sandbox.behaviour.refuse_api_key:
             raise ApiFault(
                 401,
                 payloads.api_error("E401", "Invalid login details.", "Check your API key (Authorization: App <key>)."),

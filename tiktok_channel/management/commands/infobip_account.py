@@ -1,4 +1,6 @@
-"""Scripted setup: `infobip_account add ...` and `infobip_account list`, JSON on stdout."""
+"""Scripted setup: `infobip_account add ...`, `list`, `setup ID`, `teardown ID`, `test-webhook ID`; JSON on stdout.
+
+`setup` exits 0 when complete, 2 when partial (finish the step it names in Infobip's portal), 1 when it failed."""
 
 from __future__ import annotations
 
@@ -9,6 +11,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from inbox.errors import ApplicationError
 from tiktok_channel.models import InfobipAccount
 from tiktok_channel.services import account_create, account_summary
+from tiktok_channel.setup import account_setup, account_teardown, webhook_test
+
+PARTIAL_EXIT = 2
 
 
 class Command(BaseCommand):
@@ -37,11 +42,23 @@ class Command(BaseCommand):
         add.add_argument("--password", default="")
         add.add_argument("--inbox", default="", help="inbox name (default: the account name)")
         sub.add_parser("list", help="all accounts, without secrets", called_from_command_line=False)
+        setup = sub.add_parser(
+            "setup",
+            help="create or repair the webhook security, profile and subscription in Infobip",
+            called_from_command_line=False,
+        )
+        setup.add_argument("id", type=int)
+        setup.add_argument("--channel", default="", help="Infobip's subscription channel (default: the account's)")
+        for name, text in (("teardown", "delete in Infobip what setup created"), ("test-webhook", "test the webhook")):
+            sub.add_parser(name, help=text, called_from_command_line=False).add_argument("id", type=int)
 
     def handle(self, *args, **options) -> None:
         if options["action"] == "list":
             accounts = InfobipAccount.objects.prefetch_related("senders__inbox")
             self.stdout.write(json.dumps([account_summary(a) for a in accounts], indent=2))
+            return
+        if options["action"] in ("setup", "teardown", "test-webhook"):
+            self._remote(options)
             return
         try:
             account = account_create(
@@ -62,3 +79,25 @@ class Command(BaseCommand):
         except ApplicationError as exc:
             raise CommandError(exc.message) from None
         self.stdout.write(json.dumps(account_summary(account)))
+
+    def _remote(self, options: dict) -> None:
+        if not InfobipAccount.objects.filter(pk=options["id"]).exists():
+            raise CommandError(f"no Infobip account {options['id']} (see infobip_account list)")
+        if options["action"] == "test-webhook":
+            outcome = webhook_test(options["id"])
+            self.stdout.write(json.dumps(outcome))
+            if not outcome["ok"]:
+                raise CommandError("the webhook test failed")
+            return
+        try:
+            if options["action"] == "setup":
+                report = account_setup(options["id"], channel=options["channel"] or None)
+            else:
+                report = account_teardown(options["id"])
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from None
+        self.stdout.write(json.dumps(report.as_dict()))
+        if report.state == InfobipAccount.SetupState.FAILED:
+            raise CommandError(report.message)
+        if report.state == InfobipAccount.SetupState.PARTIAL:
+            raise CommandError(report.message, returncode=PARTIAL_EXIT)

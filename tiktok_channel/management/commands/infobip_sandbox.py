@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import signal
 import threading
 
@@ -42,6 +43,13 @@ class Command(BaseCommand):
             help="demo: simulated users write to this business account id now and then (repeatable)",
         )
         parser.add_argument("--chatter-every", type=_interval, default=(30.0, 60.0), help="seconds, e.g. 30-60")
+        parser.add_argument(
+            "--set-up-account",
+            action="append",
+            default=[name for name in os.environ.get("SANDBOX_SET_UP_ACCOUNTS", "").split(",") if name],
+            help="once listening, set this account (by name) up through the sandbox's Subscriptions API, as Set up "
+            "in admin does (repeatable; default: $SANDBOX_SET_UP_ACCOUNTS, comma-separated)",
+        )
 
     def handle(self, *args, **options) -> None:
         values = {}
@@ -58,8 +66,6 @@ class Command(BaseCommand):
         except OSError as exc:
             sandbox.close()
             raise CommandError(f"cannot listen on {options['host']}:{options['port']}: {exc}") from None
-        for sender in options["chatter_sender"]:
-            sandbox.chatter(sender, every_s=options["chatter_every"])
         self.stdout.write(f"Infobip sandbox listening on {server.url}  (state: {server.url}/sandbox/state)")
         self.stdout.write("behaviour " + json.dumps(behaviour.as_dict()))
         self.stdout.flush()
@@ -69,6 +75,26 @@ class Command(BaseCommand):
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: done.set())
         server.start()
+        # Its subscriptions live in memory: each start sets the accounts up again (the setup repairs what is missing).
+        for name in options["set_up_account"]:
+            self._set_up(name)
+        for sender in options["chatter_sender"]:
+            sandbox.chatter(sender, every_s=options["chatter_every"])
         done.wait()
         server.stop()
         self.stdout.write("Infobip sandbox stopped")
+
+    def _set_up(self, name: str) -> None:
+        from django.db import connection
+
+        from tiktok_channel.models import InfobipAccount
+        from tiktok_channel.setup import account_setup
+
+        account = InfobipAccount.objects.filter(name=name, active=True).first()
+        if account is None:
+            self.stderr.write(f"no active Infobip account named {name!r} to set up")
+            return
+        report = account_setup(account.pk)
+        connection.close()
+        self.stdout.write(f"Set up {name!r} through the Subscriptions API: {report.state}. {report.message}")
+        self.stdout.flush()

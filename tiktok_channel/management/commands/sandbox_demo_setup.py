@@ -1,4 +1,8 @@
-"""`make run`'s demo: an Infobip account and TikTok sender pointing at the local sandbox (DEBUG only)."""
+"""`make run`'s demo: an Infobip account and TikTok sender pointing at the local sandbox (DEBUG only).
+
+Only the API key and the sender are given: the sandbox, once listening, sets the account up through its
+Subscriptions Management API (`infobip_sandbox --set-up-account`, `tiktok_channel.setup`), as Set up in admin does.
+"""
 
 from __future__ import annotations
 
@@ -39,8 +43,8 @@ class Command(BaseCommand):
                     base_url=sandbox_url,
                     api_key=secrets.token_urlsafe(24),
                     sender_ids=[DEMO_SENDER],
-                    secret=secrets.token_urlsafe(24),
                     inbox_name=DEMO_INBOX,
+                    secret_from_setup=True,
                 )
             # The sandbox's port and the web server's may change from one run to the next. The webhook base is
             # kept on the account, so simulate_tiktok_user in another shell posts where this run listens.

@@ -1,0 +1,183 @@
+"""The health of an Infobip account's connection: what arrived, what was sent, what went wrong.
+
+Recording is cheap and never fails the caller: one Redis write (the cache) per authenticated webhook (the time per
+result kind), one per refused signature (a per-minute counter), one per failed send or setup step (the last
+error). Everything else is read from the database when the page is shown: the last send Infobip accepted and the
+messages still waiting in *accepted*.
+
+Red: a send Infobip accepted has waited longer than `INFOBIP_HEALTH_SILENCE_SECONDS` with no webhook of any kind
+arriving since — what a broken subscription or profile looks like; or the last setup failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Max, Min
+from django.utils import timezone
+
+from inbox.models import Message
+from tiktok_channel.infobip_webhooks import DELIVERY, INBOUND, SEEN, classify
+from tiktok_channel.models import PROVIDER, InfobipAccount
+
+logger = logging.getLogger(__name__)
+
+KINDS = (INBOUND, DELIVERY, SEEN)
+KEEP_SECONDS = 90 * 24 * 3600
+SIGNATURE_WINDOW_MINUTES = 60
+GREEN, WARNING, RED, WAITING = "green", "warning", "red", "waiting"
+
+
+def _key(account_id: int, name: str) -> str:
+    return f"infobip:health:{account_id}:{name}"
+
+
+def forget(account_id: int) -> None:
+    """Drop what was recorded for an account (its timestamps, errors, signature-failure buckets)."""
+    minute = int(time.time() // 60)
+    names = [f"webhook:{kind}" for kind in ("any", *KINDS)] + ["error", "test"]
+    names += [f"badsig:{minute - n}" for n in range(SIGNATURE_WINDOW_MINUTES + 2)]
+    _safely("a reset", lambda: cache.delete_many([_key(account_id, name) for name in names]))
+
+
+def _safely(what: str, call) -> None:
+    try:
+        call()
+    except Exception:  # noqa: BLE001 - health is a side note: never fail a webhook or a send over it
+        logger.warning("health: could not record %s", what, exc_info=True)
+
+
+def record_webhook(account_id: int, results: list) -> None:
+    """An authenticated webhook arrived: its time for each kind of result it carries, and for any.
+
+    An empty `results` (Infobip never sends one; our own webhook test does) is not an arrival."""
+    if not results:
+        return
+    now = time.time()
+    kinds = {classify(r) for r in results if isinstance(r, dict)} & set(KINDS)
+    values = {_key(account_id, f"webhook:{kind}"): now for kind in ("any", *kinds)}
+    _safely("a webhook", lambda: cache.set_many(values, KEEP_SECONDS))
+
+
+def record_signature_failure(account_id: int) -> None:
+    bucket = _key(account_id, f"badsig:{int(time.time() // 60)}")
+
+    def count() -> None:
+        cache.add(bucket, 0, (SIGNATURE_WINDOW_MINUTES + 2) * 60)
+        cache.incr(bucket)
+
+    _safely("a signature failure", count)
+
+
+def record_error(account_id: int, error: dict, *, where: str) -> None:
+    """The last error from Infobip (a refused send, a failed setup step), for the health page."""
+    value = json.dumps(
+        {
+            "at": time.time(),
+            "where": where,
+            "name": str(error.get("name") or ""),
+            "description": str(error.get("description") or "")[:500],
+        }
+    )
+    _safely("an error", lambda: cache.set(_key(account_id, "error"), value, KEEP_SECONDS))
+
+
+def record_test(account_id: int, outcome: dict) -> None:
+    value = json.dumps({"at": time.time(), **outcome})
+    _safely("a webhook test", lambda: cache.set(_key(account_id, "test"), value, KEEP_SECONDS))
+
+
+def _moment(value) -> datetime | None:
+    return datetime.fromtimestamp(float(value), tz=timezone.get_current_timezone()) if value else None
+
+
+def account_health(account: InfobipAccount) -> dict:
+    """Everything the health page shows, and the verdict: green, warning, red, or waiting (nothing yet)."""
+    now = timezone.now()
+    silence = timedelta(seconds=settings.INFOBIP_HEALTH_SILENCE_SECONDS)
+    minute = int(time.time() // 60)
+    names = [f"webhook:{kind}" for kind in ("any", *KINDS)] + ["error", "test"]
+    names += [f"badsig:{minute - n}" for n in range(SIGNATURE_WINDOW_MINUTES)]
+    try:
+        stored = cache.get_many([_key(account.pk, name) for name in names])
+    except Exception:  # noqa: BLE001 - the page still shows what the database knows
+        logger.warning("health: cache unavailable", exc_info=True)
+        stored = {}
+
+    def get(name: str):
+        return stored.get(_key(account.pk, name))
+
+    last_webhook = {kind: _moment(get(f"webhook:{kind}")) for kind in ("any", *KINDS)}
+    error = json.loads(get("error")) if get("error") else None
+    if error:
+        error["at"] = _moment(error["at"])
+    test = json.loads(get("test")) if get("test") else None
+    if test:
+        test["at"] = _moment(test["at"])
+    bad_signatures = sum(int(get(f"badsig:{minute - n}") or 0) for n in range(SIGNATURE_WINDOW_MINUTES))
+
+    endpoints = list(account.senders.values_list("business_account_id", flat=True))
+    # An outbound row's own endpoint_id is not set; its conversation's contact says which sender it went from.
+    sent = Message.objects.filter(
+        direction=Message.Direction.OUT,
+        conversation__provider=PROVIDER,
+        conversation__contact__endpoint_id__in=endpoints,
+    )
+    last_accepted = sent.aggregate(at=Max("accepted_at"))["at"]
+    stuck = sent.filter(status=Message.Status.ACCEPTED, accepted_at__lt=now - silence)
+    unanswered = sent.filter(accepted_at__isnull=False)
+    if last_webhook["any"]:
+        unanswered = unanswered.filter(accepted_at__gt=last_webhook["any"])
+    oldest_unanswered = unanswered.aggregate(at=Min("accepted_at"))["at"]
+
+    problems: list[str] = []
+    warnings: list[str] = []
+    if oldest_unanswered and now - oldest_unanswered > silence:
+        problems.append(
+            f"Infobip accepted a send at {oldest_unanswered:%Y-%m-%d %H:%M:%S} and no webhook has arrived since "
+            f"(more than {settings.INFOBIP_HEALTH_SILENCE_SECONDS} s): check the subscription and notification "
+            "profile in Infobip (run Set up again)."
+        )
+    if account.setup_state == InfobipAccount.SetupState.FAILED:
+        problems.append(f"The last setup failed: {account.setup_message}")
+    confirmed = bool(
+        account.setup_state == InfobipAccount.SetupState.PARTIAL
+        and account.setup_at
+        and last_webhook["any"]
+        and last_webhook["any"] > account.setup_at
+    )
+    if account.setup_state == InfobipAccount.SetupState.PARTIAL and not confirmed:
+        warnings.append(account.setup_message)
+    if bad_signatures:
+        warnings.append(f"{bad_signatures} webhook request(s) failed the signature check in the last hour.")
+    stuck_count = stuck.count()
+    if stuck_count:
+        warnings.append(f"{stuck_count} message(s) stuck in accepted for more than {int(silence.total_seconds())} s.")
+
+    if problems:
+        state = RED
+    elif warnings:
+        state = WARNING
+    elif last_webhook["any"]:
+        state = GREEN
+    else:
+        state = WAITING
+    return {
+        "state": state,
+        "problems": problems,
+        "warnings": warnings,
+        "last_webhook": last_webhook,
+        "last_send_accepted": last_accepted,
+        "last_error": error,
+        "last_test": test,
+        "bad_signatures_last_hour": bad_signatures,
+        "stuck_in_accepted": stuck_count,
+        "silence_seconds": settings.INFOBIP_HEALTH_SILENCE_SECONDS,
+        # A partial setup (the subscription finished in Infobip's portal) that events have since confirmed.
+        "partial_confirmed": confirmed,
+    }
