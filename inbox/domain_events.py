@@ -58,6 +58,16 @@ class MessageReceived(ConversationEvent):
 
 
 @dataclass(frozen=True)
+class MessageSentOutside(ConversationEvent):
+    """The business sent a message outside the inbox (e.g. from the provider's own app); stored as outbound."""
+
+    type: ClassVar[str] = "message.sent_outside"
+    message_id: int
+    sent_at: datetime
+    conversation_version: int
+
+
+@dataclass(frozen=True)
 class MessageQueued(ConversationEvent):
     """An agent's reply was stored `queued`; the outbox sends it."""
 
@@ -170,6 +180,7 @@ class ContactUpdated(DomainEvent):
 EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     ConversationCreated,
     MessageReceived,
+    MessageSentOutside,
     MessageQueued,
     MessageRetried,
     NoteAdded,

@@ -1,0 +1,6 @@
+"""TikTok's own API (TikTok API for Business): apps, OAuth connections of business accounts, Business Messaging.
+
+`models` (app + connection), `client` (the HTTP calls and their classification), `tokens` (connect, refresh,
+re-authorization, disconnect), `oauth` (the Connect round trip), `webhooks` (TikTok-Signature, parsing into the
+core's events), `backend` (the `inbox.providers.Backend`), `tasks` (refresh ahead of expiry).
+"""

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from tiktok_channel.direct import oauth, webhooks
+
+# Under /tiktok/: the Connect round trip.
+urlpatterns = [
+    path("apps/<int:app_id>/connect/", oauth.connect, name="tiktok_direct_connect"),
+    path("oauth/callback/", oauth.callback, name="tiktok_direct_callback"),
+]
+
+# Under /webhooks/tiktok/: one URL per app.
+webhook_urlpatterns = [
+    path("<str:token>/", webhooks.tiktok_webhook, name="tiktok_direct_webhook"),
+]
