@@ -103,9 +103,8 @@ def test_a_refused_refresh_needs_reauthorization_and_holds_replies_until_reconne
     client.force_login(agent)
     detail = client.get(f"/api/v1/conversations/{conversation.pk}/").json()
     assert detail["reply_lock"]["code"] == "channel_reauthorization_needed"
-    refused = client.post(
-        f"/api/v1/conversations/{conversation.pk}/messages/", {"type": "text", "text": "x"}, content_type="application/json"
-    )
+    url = f"/api/v1/conversations/{conversation.pk}/messages/"
+    refused = client.post(url, {"type": "text", "text": "x"}, content_type="application/json")
     assert refused.status_code == 409 and refused.json()["code"] == "channel_reauthorization_needed"
     # Agents (not staff) see no admin banner; staff do, in the inbox and in admin.
     assert b"connection-alerts" not in client.get("/").content
