@@ -21,3 +21,5 @@ class TikTokChannelConfig(AppConfig):
 
         providers.register(InfobipBackend())
         providers.register(DirectBackend())
+        # Its beat task (Celery's autodiscovery looks only at `<app>.tasks`).
+        from tiktok_channel.direct import tasks  # noqa: F401
