@@ -119,7 +119,10 @@ REFERRAL_FACT_LABELS = {
 
 
 class ReplyLock(serializers.Serializer):
-    code = serializers.CharField(help_text="no_user_message, reply_window_closed or reply_quota_used")
+    code = serializers.CharField(
+        help_text="no_user_message, reply_window_closed, reply_quota_used, or the connection's: "
+        "channel_reauthorization_needed, channel_disconnected"
+    )
     message = serializers.CharField(help_text="For the agent: why the composer is locked")
 
 

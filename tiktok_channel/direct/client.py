@@ -99,7 +99,7 @@ def _session() -> requests.Session:
     return session
 
 
-def _timeout() -> tuple[float, float]:
+def timeout() -> tuple[float, float]:
     return (settings.TIKTOK_DIRECT_CONNECT_TIMEOUT, settings.TIKTOK_DIRECT_READ_TIMEOUT)
 
 
@@ -126,7 +126,7 @@ def call(
             params=params,
             data=data,
             files=files,
-            timeout=_timeout(),
+            timeout=timeout(),
         )
     except requests.Timeout:
         raise TikTokError(RETRYABLE, None, "TikTok did not answer in time") from None
@@ -259,7 +259,7 @@ def image_bytes(url: str) -> tuple[bytes, str]:
             content = stored.read(limit + 1)
     else:
         try:
-            with _session().get(url, timeout=_timeout(), stream=True) as response:
+            with _session().get(url, timeout=timeout(), stream=True) as response:
                 if response.status_code >= 400:
                     kind = RETRYABLE if response.status_code >= 500 else PERMANENT
                     raise TikTokError(kind, None, f"the image URL answered HTTP {response.status_code}")

@@ -36,6 +36,7 @@ from inbox.events import InboundMessage, StatusReport
 from inbox.models import Message, WebhookEvent
 from inbox.processor import store_pending
 from inbox.services import message_statuses_apply, messages_receive
+from tiktok_channel.direct.media import media_url
 from tiktok_channel.direct.models import DIRECT_PROVIDER, TikTokApp, TikTokConnection
 from tiktok_channel.models import CHANNEL
 
@@ -194,6 +195,7 @@ def inbound_event(parsed: ParsedEvent, *, fallback: datetime) -> InboundMessage:
         sent_at=event_time(content.get("timestamp"), fallback),
         type=MESSAGE_TYPES.get(kind, Message.Type.UNSUPPORTED),
         text=(content.get("text") or {}).get("body") or "",
+        media_url=media_url(parsed.business_id, str(content["message_id"])) if kind == "image" else "",
         embed_url=(content.get("share_post") or {}).get("embed_url") or "",
         quoted_provider_message_id=str(
             (content.get("referenced_message_info") or {}).get("referenced_message_id") or ""
