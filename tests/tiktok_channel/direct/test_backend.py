@@ -190,3 +190,34 @@ def test_a_disconnected_account_fails_replies_without_calling_tiktok(conversatio
     reply.refresh_from_db()
     assert reply.error["name"] == "CONNECTION_UNAVAILABLE"
     assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_an_account_waiting_for_reauthorization_holds_replies_without_calling_tiktok(conversation, agent, connection):
+    reply = reply_queue(conversation_id=conversation.pk, author=agent, type="text", text="hi")
+    TikTokConnection.objects.filter(pk=connection.pk).update(state="reauthorization_needed")
+    assert run(reply).result == "held"
+    reply.refresh_from_db()
+    assert reply.status == "queued"
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_a_missing_permission_on_send_needs_reauthorization_and_holds(conversation, agent, connection):
+    responses.post(SEND_URL, json=envelope(code=40001, message="no permission"))
+    reply = reply_queue(conversation_id=conversation.pk, author=agent, type="text", text="hi")
+    assert run(reply).result == "held"
+    connection.refresh_from_db()
+    assert connection.state == "reauthorization_needed" and "40001" in connection.last_error
+
+
+@responses.activate
+def test_tiktok_down_during_the_token_refresh_retries_later(conversation, agent, connection, countdowns):
+    responses.post(SEND_URL, json=envelope(code=40105, message="invalid access token"))
+    responses.post(REFRESH_URL, status=502)
+    reply = reply_queue(conversation_id=conversation.pk, author=agent, type="text", text="hi")
+    with pytest.raises(RuntimeError):
+        run(reply).get()
+    assert len(countdowns) == 1
+    connection.refresh_from_db()
+    assert connection.state == "connected" and connection.refresh_token == "rft.1"

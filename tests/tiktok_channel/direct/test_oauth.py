@@ -181,3 +181,14 @@ def test_a_missing_messaging_scope_stores_nothing_and_revokes(client, app, staff
     assert any("did not grant message.list.manage, message.list.send" in text for text in texts(response))
     assert TikTokConnection.objects.count() == 0
     assert json.loads(responses.calls[1].request.body)["access_token"] == "act.1"
+
+
+@responses.activate
+def test_the_account_is_connected_even_when_its_name_cannot_be_read(client, app, staff):
+    responses.post(TOKEN_URL, json=token_answer())
+    responses.get(PROFILE_URL, json=envelope(code=40001, message="no permission"))
+    client.force_login(staff)
+    state = start(client, app)["state"]
+    client.get("/tiktok/oauth/callback/", {"code": "c", "state": state})
+    connection = TikTokConnection.objects.get()
+    assert (connection.state, connection.display_name, str(connection)) == ("connected", "", BUSINESS_ID)

@@ -233,3 +233,26 @@ def test_deferred_webhooks_are_stored_pending_then_applied_by_the_processor(clie
     assert WebhookEvent.objects.get().verdict == "pending" and Message.objects.count() == 0
     drain()
     assert WebhookEvent.objects.get().verdict == "processed" and Message.objects.count() == 1
+
+
+def test_get_is_405_and_an_oversized_body_413(client, app, settings):
+    url = f"/webhooks/tiktok/{app.webhook_path_token}/"
+    assert client.get(url).status_code == 405
+    settings.WEBHOOK_MAX_BODY_BYTES = 10
+    response = client.post(url, data=b"{" + b" " * 20 + b"}", content_type="application/json")
+    assert response.status_code == 413
+    assert WebhookEvent.objects.count() == 0
+
+
+def test_messages_keep_arriving_while_the_account_waits_for_reauthorization(client, app, connection):
+    connection.state = "reauthorization_needed"
+    connection.save()
+    response = post_webhook(client, app, webhook_body("im_receive_msg", received()))
+    assert response.json()["inbound"] == 1
+
+
+def test_a_disconnected_account_s_messages_are_kept_not_applied(client, app, connection):
+    connection.state = "disconnected"
+    connection.save()
+    response = post_webhook(client, app, webhook_body("im_receive_msg", received()))
+    assert response.json()["ignored_unknown_account"] == 1 and Message.objects.count() == 0
