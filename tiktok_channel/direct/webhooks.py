@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
+from django.db.models import Q
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -277,17 +278,7 @@ def apply_events(requests: list[tuple[int, ParsedEvent, datetime]]) -> list[Outc
 
     # The business's own messages: ours (TikTok's id on our reply) are not stored twice; an API send with no
     # match while one of ours is on its way is its echo beating the send's answer; the rest were sent outside.
-    ours = (
-        set(
-            Message.objects.filter(
-                channel=CHANNEL,
-                direction=Message.Direction.OUT,
-                provider_status__messageId__in=[event.provider_message_id for _, _, event in echoes],
-            ).values_list("provider_status__messageId", flat=True)
-        )
-        if echoes
-        else set()
-    )
+    ours = _ours([event for _, _, event in echoes])
     for position, inbox_id, event in echoes:
         source = ((event.payload.get("message_tag") or {}).get("source") or "").upper()
         if event.provider_message_id in ours:
@@ -317,24 +308,46 @@ def apply_events(requests: list[tuple[int, ParsedEvent, datetime]]) -> list[Outc
     return outcomes
 
 
-def _reply_in_flight(event: InboundMessage) -> bool:
-    return Message.objects.filter(
-        direction=Message.Direction.OUT,
-        status=Message.Status.QUEUED,
-        conversation__provider=DIRECT_PROVIDER,
+def _of_contact(event: InboundMessage) -> Q:
+    """The messages of the user's conversations with this account (found through the contact's unique index)."""
+    return Q(
+        conversation__contact__channel=CHANNEL,
         conversation__contact__endpoint_id=event.endpoint_id,
         conversation__contact__channel_user_id=event.channel_user_id,
+    )
+
+
+def _ours(echoes: list[InboundMessage]) -> set[str]:
+    """TikTok's ids, among these echoes, that are on replies of ours (recorded when TikTok accepted them)."""
+    if not echoes:
+        return set()
+    wanted = Q()
+    for event in echoes:
+        wanted |= _of_contact(event) & Q(provider_status__messageId=event.provider_message_id)
+    rows = Message.objects.filter(wanted, direction=Message.Direction.OUT)
+    return {str(value) for value in rows.values_list("provider_status__messageId", flat=True)}
+
+
+def _reply_in_flight(event: InboundMessage) -> bool:
+    return Message.objects.filter(
+        _of_contact(event), direction=Message.Direction.OUT, status=Message.Status.QUEUED
     ).exists()
 
 
 def _read_reports(parsed: ParsedEvent, read_at: datetime) -> list[StatusReport]:
     """Seen reports for our replies in this conversation sent (queued) before the user's read time."""
     business_id = parsed.business_id
+    reader = (parsed.content.get("from_user") or {}).get("id")
+    if reader:  # the user's conversation through the contact's unique index
+        where = Q(conversation__contact__channel_user_id=str(reader))
+    else:
+        where = Q(conversation__provider_conversation_id=str(parsed.content["conversation_id"]))
     rows = Message.objects.filter(
+        where,
         channel=CHANNEL,
         direction=Message.Direction.OUT,
         status__in=(Message.Status.ACCEPTED, Message.Status.DELIVERED),
-        conversation__provider_conversation_id=str(parsed.content["conversation_id"]),
+        conversation__contact__channel=CHANNEL,
         conversation__contact__endpoint_id=business_id,
         sent_at__lte=read_at,
     ).values_list("provider_message_id", flat=True)

@@ -191,7 +191,8 @@ def test_an_api_echo_that_beats_our_send_answer_is_not_stored(client, app, conne
     assert Message.objects.filter(direction="out").count() == 1
 
 
-def test_a_read_event_makes_our_earlier_replies_seen(client, app, connection, conversation, agent):
+@pytest.mark.parametrize("reader", [{"from_user": {"id": "user-1"}}, {}], ids=["by-user", "by-conversation-id"])
+def test_a_read_event_makes_our_earlier_replies_seen(client, app, connection, conversation, agent, reader):
     first = reply_queue(conversation_id=conversation.pk, author=agent, type="text", text="one")
     second = reply_queue(conversation_id=conversation.pk, author=agent, type="text", text="two")
     Message.objects.filter(pk__in=[first.pk, second.pk]).update(status="accepted")
@@ -199,7 +200,7 @@ def test_a_read_event_makes_our_earlier_replies_seen(client, app, connection, co
     read_at = int(time.time() * 1000)
     body = webhook_body(
         "im_mark_read_msg",
-        {"conversation_id": "tt-conv-1", "read": {"last_read_timestamp": read_at}, "from_user": {"id": "user-1"}},
+        {"conversation_id": "tt-conv-1", "read": {"last_read_timestamp": read_at}, **reader},
     )
     response = post_webhook(client, app, body)
     assert response.status_code == 200 and response.json()["read_applied"] == 1
