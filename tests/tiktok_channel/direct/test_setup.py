@@ -119,3 +119,22 @@ def test_admin_keeps_the_secret_when_the_box_is_left_empty(admin_client, app, in
     assert response.status_code == 302, response.content.decode()[:2000]
     app.refresh_from_db()
     assert (app.name, app.client_secret) == ("Renamed", SECRET)
+
+
+def test_admin_adds_an_app_and_requires_the_secret(admin_client, inbox):
+    form = {
+        "name": "New app",
+        "client_key": "key-9",
+        "client_secret": "",
+        "api_base_url": "https://business-api.tiktok.com",
+        "auth_base_url": "https://www.tiktok.com",
+        "inbox": inbox.pk,
+        "active": "on",
+        "connections-TOTAL_FORMS": "0",
+        "connections-INITIAL_FORMS": "0",
+    }
+    refused = admin_client.post("/admin/tiktok_channel/tiktokapp/add/", form)
+    assert refused.status_code == 200 and "The app secret is required." in refused.content.decode()
+    added = admin_client.post("/admin/tiktok_channel/tiktokapp/add/", {**form, "client_secret": "s-9"})
+    assert added.status_code == 302
+    assert TikTokApp.objects.get(name="New app").client_secret == "s-9"
