@@ -122,6 +122,14 @@ class ConversationChanged(ConversationEvent):
 
 
 @dataclass(frozen=True)
+class ConversationConnectionChanged(ConversationChanged):
+    """The connection the conversation belongs to can send again, or no longer can (e.g. waiting for an admin to
+    re-authorize it): what the composer allows changed."""
+
+    type: ClassVar[str] = "conversation.connection_changed"
+
+
+@dataclass(frozen=True)
 class ConversationAssigned(ConversationChanged):
     type: ClassVar[str] = "conversation.assigned"
     previous_assignee_id: int | None
@@ -186,6 +194,7 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     NoteAdded,
     MessageStatusChanged,
     ConversationAssigned,
+    ConversationConnectionChanged,
     ConversationStatusChanged,
     ConversationResolved,
     ConversationPriorityChanged,

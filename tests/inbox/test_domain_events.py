@@ -18,6 +18,7 @@ from inbox.services import (
     conversation_set_labels,
     conversation_set_priority,
     conversation_set_status,
+    conversations_connection_changed,
     conversion_report,
     label_create,
     message_retry,
@@ -94,6 +95,7 @@ def test_the_services_emit_every_event_type(agent, inbox, domain_events, setting
     conversation_set_status(conversation_id=conversation.pk, status="resolved", actor=agent)
     receive(inbox, "ann", 2, text="one more thing", provider="infobip")  # reopens
     receive(inbox, "ann", 3, text="answered from the app", provider="infobip", sent_outside=True)
+    conversations_connection_changed(provider="infobip", endpoint_ids=["biz-1"])
     conversion_report(conversation_id=conversation.pk, author=agent, event="Contact")
     note_add(conversation_id=conversation.pk, author=agent, text="VIP, be quick")
     label_create(inbox_id=inbox.pk, name="vip", color="#ff0000", actor=agent)

@@ -9,9 +9,9 @@ fails them (UNAVAILABLE).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
+from django.core.cache import cache
 from django.db.models.signals import post_delete, post_save
 
 from inbox import providers
@@ -34,29 +34,39 @@ BLOCKED = {
 }
 MISSING = ("channel_disconnected", "This conversation's TikTok account is not connected.")
 
-# Per-process cache of connection states by account id, for `send_blocked` on every row of a list. Saving a
-# connection clears it here; other processes see a change within STATE_TTL_SECONDS.
-STATE_TTL_SECONDS = 5.0
-_states: dict[str, tuple[float, str | None]] = {}
+# Connection states by account id in the shared cache (Redis), for `send_blocked` on every row of a list: one cache
+# read instead of a query. Saving a connection (or its app) deletes its entry, for every process at once, so a
+# composer refetched after a state change sees the new state.
+STATE_CACHE_SECONDS = 300
+MISSING_STATE = "missing"
 
 
-def clear_state_cache(**_kwargs) -> None:
-    _states.clear()
+def state_cache_key(account_id: str) -> str:
+    return f"tiktok_direct:state:{account_id}"
 
 
-post_save.connect(clear_state_cache, sender=TikTokConnection, dispatch_uid="tiktok-direct-state-cache")
-post_delete.connect(clear_state_cache, sender=TikTokConnection, dispatch_uid="tiktok-direct-state-cache-del")
-post_save.connect(clear_state_cache, sender=TikTokApp, dispatch_uid="tiktok-direct-state-cache-app")
+def forget_connection_state(sender=None, instance=None, **_kwargs) -> None:
+    if isinstance(instance, TikTokConnection):
+        cache.delete(state_cache_key(instance.account_id))
+    elif isinstance(instance, TikTokApp):
+        accounts = TikTokConnection.objects.filter(app=instance).values_list("account_id", flat=True)
+        cache.delete_many([state_cache_key(account) for account in accounts])
+
+
+post_save.connect(forget_connection_state, sender=TikTokConnection, dispatch_uid="tiktok-direct-state-cache")
+post_delete.connect(forget_connection_state, sender=TikTokConnection, dispatch_uid="tiktok-direct-state-cache-del")
+post_save.connect(forget_connection_state, sender=TikTokApp, dispatch_uid="tiktok-direct-state-cache-app")
 
 
 def connection_state(account_id: str) -> str | None:
-    now = time.monotonic()
-    cached = _states.get(account_id)
-    if cached is not None and cached[0] > now:
-        return cached[1]
+    """The connection's state (DISCONNECTED when its app is switched off), or None without a connection."""
+    key = state_cache_key(account_id)
+    cached = cache.get(key)
+    if cached is not None:
+        return None if cached == MISSING_STATE else cached
     row = TikTokConnection.objects.filter(account_id=account_id).values_list("state", "app__active").first()
     state = None if row is None else (row[0] if row[1] else State.DISCONNECTED)
-    _states[account_id] = (now + STATE_TTL_SECONDS, state)
+    cache.set(key, state or MISSING_STATE, timeout=STATE_CACHE_SECONDS)
     return state
 
 

@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from inbox import outbox
+from inbox.services import conversations_connection_changed
 from tiktok_channel.direct import client
 from tiktok_channel.direct.client import TikTokError
 from tiktok_channel.direct.models import DIRECT_PROVIDER, TikTokApp, TikTokConnection
@@ -100,6 +101,7 @@ def connect(*, app: TikTokApp, code: str, user) -> TikTokConnection:
     with transaction.atomic():
         connection = TikTokConnection.objects.select_for_update().filter(account_id=account_id).first()
         held = connection is not None and connection.state == State.REAUTHORIZATION_NEEDED
+        could_not_send = connection is not None and connection.state != State.CONNECTED
         if connection is None:
             connection = TikTokConnection(account_id=account_id)
         connection.app = app
@@ -111,6 +113,8 @@ def connect(*, app: TikTokApp, code: str, user) -> TikTokConnection:
         connection.connected_by = user if getattr(user, "pk", None) else None
         connection.connected_at = now
         connection.save()
+        if could_not_send:
+            transaction.on_commit(partial(_composers_changed, account_id))
         if held:
             # Replies that waited for this account go out now (in their order, by the outbox).
             transaction.on_commit(partial(outbox.release_held, provider=DIRECT_PROVIDER, endpoint_ids=[account_id]))
@@ -177,6 +181,15 @@ def reauthorization_needed(connection: TikTokConnection, reason: str) -> None:
     connection.save(update_fields=["state", "last_error", "updated_at"])
     logger.warning("TikTok connection %s needs re-authorization: %s", connection.pk, reason)
     transaction.on_commit(partial(notify_admins, connection.pk))
+    transaction.on_commit(partial(_composers_changed, connection.account_id))
+
+
+def _composers_changed(account_id: str) -> None:
+    """Agents looking at this account's conversations refetch them: their composers lock or unlock."""
+    try:
+        conversations_connection_changed(provider=DIRECT_PROVIDER, endpoint_ids=[account_id])
+    except Exception:  # noqa: BLE001 - a refetch on the next event or reload shows it anyway
+        logger.exception("could not announce the state change of TikTok account %s", account_id)
 
 
 def mark_reauthorization_needed(connection_id: int, reason: str) -> bool:
@@ -261,6 +274,7 @@ def disconnect(connection_id: int) -> str:
         transaction.on_commit(
             partial(outbox.release_held, provider=DIRECT_PROVIDER, endpoint_ids=[connection.account_id])
         )
+        transaction.on_commit(partial(_composers_changed, connection.account_id))
     return problem
 
 

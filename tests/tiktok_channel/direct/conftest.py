@@ -50,9 +50,13 @@ def token_answer(access: str = "act.1", refresh: str = "rft.1", **extra) -> dict
 
 @pytest.fixture(autouse=True)
 def _fresh_state_cache():
-    backend.clear_state_cache()
+    """Account ids repeat across tests (rolled back): no cached connection state may leak into the next one."""
+    from django.core.cache import cache
+
+    keys = [backend.state_cache_key(account) for account in (BUSINESS_ID, "someone-else")]
+    cache.delete_many(keys)
     yield
-    backend.clear_state_cache()
+    cache.delete_many(keys)
 
 
 @pytest.fixture

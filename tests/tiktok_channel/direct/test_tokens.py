@@ -17,6 +17,7 @@ from django.db import connection as db_connection
 from django.db import connections
 from django.utils import timezone
 
+from inbox import domain_events as de
 from inbox import outbox
 from inbox.models import Message
 from inbox.services import reply_queue
@@ -77,7 +78,15 @@ def admin_user(django_user_model):
 
 @responses.activate
 def test_a_refused_refresh_needs_reauthorization_and_holds_replies_until_reconnected(
-    client, connection, conversation, agent, admin_user, no_broker, app, django_capture_on_commit_callbacks
+    client,
+    connection,
+    conversation,
+    agent,
+    admin_user,
+    no_broker,
+    app,
+    django_capture_on_commit_callbacks,
+    domain_events,
 ):
     reply = reply_queue(conversation_id=conversation.pk, author=agent, type="text", text="Still there?")
     # TikTok: the access token is invalid; the refresh token has been revoked.
@@ -91,6 +100,9 @@ def test_a_refused_refresh_needs_reauthorization_and_holds_replies_until_reconne
     assert reply.status == "queued" and reply.error == {}
     connection.refresh_from_db()
     assert connection.state == "reauthorization_needed" and "40107" in connection.last_error
+    # Agents looking at the account's conversations are told to refetch them (their composer locks).
+    changed = [e for e in domain_events if isinstance(e, de.ConversationConnectionChanged)]
+    assert [e.conversation_id for e in changed] == [conversation.pk]
     # One email to the admins.
     (email,) = mail.outbox
     assert email.to == ["root@example.test"] and "reconnected" in email.subject
@@ -124,6 +136,8 @@ def test_a_refused_refresh_needs_reauthorization_and_holds_replies_until_reconne
     connection.refresh_from_db()
     assert (connection.state, connection.access_token) == ("connected", "act.9")
     assert no_broker == [reply.pk]  # released to the outbox
+    changed = [e for e in domain_events if isinstance(e, de.ConversationConnectionChanged)]
+    assert len(changed) == 2 and changed[1].version > changed[0].version  # and the composers unlock
     responses.replace(responses.POST, SEND_URL, json=envelope({"message": {"message_id": "7400"}}))
     assert send_message.apply(args=[reply.pk]).result == "accepted"
     assert responses.calls[-1].request.headers["Access-Token"] == "act.9"
