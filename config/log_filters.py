@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import re
 
-# /webhooks/infobip/tiktok/<token>/... (tiktok_channel/urls.py): the token authenticates the URL.
-WEBHOOK_TOKEN = re.compile(r"(/webhooks/infobip/[^/\s]+/)[^/\s?\"']+")
+# /webhooks/infobip/tiktok/<token>/... (tiktok_channel/urls.py) and /webhooks/tiktok/<token>/ (TikTok's own, per
+# app: tiktok_channel/direct/urls.py): the token names the URL.
+WEBHOOK_TOKEN = re.compile(r"(/webhooks/(?:infobip/[^/\s]+|tiktok)/)[^/\s?\"']+")
 
 
 def mask_webhook_tokens(text: str) -> str:

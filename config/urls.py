@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from config.views import healthz, uploaded_media
 from inbox.views import LoginView, LogoutView
+from tiktok_channel.direct import urls as direct_urls
 
 admin.site.site_header = "TikTok Inbox administration"
 admin.site.site_title = "TikTok Inbox admin"
@@ -16,6 +17,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("webhooks/infobip/tiktok/", include("tiktok_channel.urls")),
     path("connections/infobip/", include("tiktok_channel.health_urls")),
+    path("webhooks/tiktok/", include(direct_urls.webhook_urlpatterns)),
+    path("tiktok/", include(direct_urls.urlpatterns)),
     path("api/v1/", include("inbox.api.urls")),
     # Agents' uploaded images, fetched by TikTok through PUBLIC_BASE_URL (random names, nothing secret).
     # At scale serve MEDIA_ROOT from the proxy or object storage instead (see README).

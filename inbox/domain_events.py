@@ -58,6 +58,16 @@ class MessageReceived(ConversationEvent):
 
 
 @dataclass(frozen=True)
+class MessageSentOutside(ConversationEvent):
+    """The business sent a message outside the inbox (e.g. from the provider's own app); stored as outbound."""
+
+    type: ClassVar[str] = "message.sent_outside"
+    message_id: int
+    sent_at: datetime
+    conversation_version: int
+
+
+@dataclass(frozen=True)
 class MessageQueued(ConversationEvent):
     """An agent's reply was stored `queued`; the outbox sends it."""
 
@@ -109,6 +119,14 @@ class ConversationChanged(ConversationEvent):
     assignee_id: int | None
     version: int
     actor_id: int | None
+
+
+@dataclass(frozen=True)
+class ConversationConnectionChanged(ConversationChanged):
+    """The connection the conversation belongs to can send again, or no longer can (e.g. waiting for an admin to
+    re-authorize it): what the composer allows changed."""
+
+    type: ClassVar[str] = "conversation.connection_changed"
 
 
 @dataclass(frozen=True)
@@ -170,11 +188,13 @@ class ContactUpdated(DomainEvent):
 EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     ConversationCreated,
     MessageReceived,
+    MessageSentOutside,
     MessageQueued,
     MessageRetried,
     NoteAdded,
     MessageStatusChanged,
     ConversationAssigned,
+    ConversationConnectionChanged,
     ConversationStatusChanged,
     ConversationResolved,
     ConversationPriorityChanged,

@@ -24,6 +24,9 @@ class InboundMessage:
     provider: str = ""  # the backend that received it (inbox.providers); routes the conversation's replies
     referral: dict = field(default_factory=dict)
     payload: dict = field(default_factory=dict)
+    # The business's own message, sent outside the inbox (e.g. from the provider's app) and echoed to us: stored
+    # as an outbound message already accepted; it neither opens the reply window nor reopens the conversation.
+    sent_outside: bool = False
 
 
 @dataclass(frozen=True)

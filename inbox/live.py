@@ -172,6 +172,16 @@ def events_for(event: domain_events.DomainEvent) -> list[dict]:
                     version=event.conversation_version,
                 )
             ]
+        case domain_events.MessageSentOutside():
+            return [
+                message_created(
+                    conversation_id=event.conversation_id,
+                    message_id=event.message_id,
+                    direction="out",
+                    status="accepted",
+                    version=event.conversation_version,
+                )
+            ]
         case domain_events.MessageQueued():
             return [
                 message_created(

@@ -21,6 +21,7 @@ import random
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -109,6 +110,30 @@ def can_send_event(conversation: Conversation, kind: str) -> bool:
         return False
     capabilities = backend.capabilities
     return capabilities.typing_events if kind == providers.EVENT_TYPING else capabilities.read_receipts
+
+
+def release_held(*, provider: str, endpoint_ids: list[str]) -> int:
+    """Send now the queued replies of a provider's conversations on these endpoints (their connection was held,
+    e.g. waiting for re-authorization, and can send again). Order is kept by `send_message` itself. Returns how
+    many were enqueued; call it after the commit that made the connection usable."""
+    rows = list(
+        Message.objects.filter(
+            direction=Message.Direction.OUT,
+            status=Message.Status.QUEUED,
+            conversation__provider=provider,
+            conversation__contact__endpoint_id__in=endpoint_ids,
+        )
+        .order_by("queued_at", "id")
+        .values_list("id", "provider_message_id")
+    )
+    if rows:
+        cache.delete_many([scheduled_key(pid) for _, pid in rows])
+    for message_id, _ in rows:
+        try:
+            schedule_send(message_id)
+        except Exception:  # noqa: BLE001 - the sweeper picks the row up again
+            logger.warning("could not enqueue held message %s; the sweeper will", message_id, exc_info=True)
+    return len(rows)
 
 
 # --- Order, window, retries ---------------------------------------------------------------------------------

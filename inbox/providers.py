@@ -20,7 +20,10 @@ logger = logging.getLogger(__name__)
 
 # The outcome of one call to a provider. UNAVAILABLE: the conversation's connection is gone or switched off
 # (nothing was called); a send or conversion fails with the reason, a typing/read event is just skipped.
-ACCEPTED, RETRYABLE, PERMANENT, UNAVAILABLE = "accepted", "retryable", "permanent", "unavailable"
+# HELD: the connection cannot send now but will once an admin acts (e.g. re-authorizes it): the reply stays
+# queued, untried; the outbox looks again after OUTBOX_HELD_RECHECK_SECONDS, or at once when the provider calls
+# `inbox.outbox.release_held` (reconnected).
+ACCEPTED, RETRYABLE, PERMANENT, UNAVAILABLE, HELD = "accepted", "retryable", "permanent", "unavailable", "held"
 
 # What an agent's activity tells the user, best effort (kinds of `Backend.send_event`).
 EVENT_TYPING = "typing"
@@ -30,7 +33,7 @@ EVENT_KINDS = (EVENT_TYPING, EVENT_READ)
 
 @dataclass(frozen=True)
 class SendResult:
-    outcome: str  # ACCEPTED, RETRYABLE, PERMANENT or UNAVAILABLE
+    outcome: str  # ACCEPTED, RETRYABLE, PERMANENT, UNAVAILABLE or HELD
     provider_message_id: str = ""  # the provider's id of the message (ours, echoed back, for Infobip)
     status: dict = field(default_factory=dict)  # the provider's per-message status object, kept on the row
     duplicate: bool = False  # the provider refused our id as already used: an earlier try got through
@@ -68,6 +71,11 @@ class Backend:
         """Send the message's current attempt (its `provider_message_id` is ours and must be sent along when
         the provider can take it, so a repeated try is refused as a duplicate)."""
         raise NotImplementedError
+
+    def send_blocked(self, conversation: Conversation) -> tuple[str, str] | None:
+        """(code, message for the agent) when this conversation's connection cannot send now (the composer is
+        locked with it, a reply refused 409), or None. Called for every conversation a list shows: keep it cheap."""
+        return None
 
     def send_event(self, conversation: Conversation, kind: str) -> SendResult:
         """A typing indicator or read receipt (EVENT_KINDS)."""

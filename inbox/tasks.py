@@ -87,7 +87,10 @@ def send_message(self, message_id: int, first_try_at: str | None = None, waits: 
     countdown = None
     try:
         result = backend.send(message, validity_seconds=validity)
-        if result.outcome == providers.RETRYABLE:
+        if result.outcome == providers.HELD:
+            # Held, not tried: the sweeper leaves the row alone this long, then asks the backend again.
+            cache.set(outbox.scheduled_key(attempt_id), "held", timeout=settings.OUTBOX_HELD_RECHECK_SECONDS)
+        elif result.outcome == providers.RETRYABLE:
             countdown = outbox.next_retry_countdown(tries=tries, started=started, retry_after=result.retry_after)
             if countdown is not None:
                 # Set before the in-flight key goes, so the sweeper never sees this attempt unattended.
@@ -110,6 +113,9 @@ def send_message(self, message_id: int, first_try_at: str | None = None, waits: 
         )
         outbox.apply_parked_reports(channel=message.channel, provider_message_ids=[attempt_id])
         return "duplicate" if result.duplicate else "accepted"
+    if result.outcome == providers.HELD:
+        logger.info("message %s held: %s", message_id, result.error.get("description"))
+        return "held"
     if result.outcome in (providers.PERMANENT, providers.UNAVAILABLE):
         return _failed(message, result.error)
     if countdown is None:

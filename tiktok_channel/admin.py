@@ -5,11 +5,12 @@ from django.contrib import admin, messages
 from django.template.loader import render_to_string
 from django.utils.html import format_html
 
+from inbox import providers
 from inbox.errors import ApplicationError
 from inbox.models import WebhookEvent
 from tiktok_channel.health import account_health
 from tiktok_channel.infobip_webhooks import PayloadError, replay_event
-from tiktok_channel.models import InfobipAccount, TikTokSender
+from tiktok_channel.models import PROVIDER, InfobipAccount, TikTokSender
 from tiktok_channel.setup import account_disconnect, account_setup, webhook_test
 
 SECRET_FIELDS = ["api_key", "webhook_secret", "basic_password"]
@@ -276,6 +277,14 @@ class WebhookEventAdmin(admin.ModelAdmin):
     @admin.action(description="Replay the selected webhook requests")
     def replay(self, request, queryset) -> None:
         for event in queryset:
+            if event.provider != PROVIDER:  # another provider's request: its backend replays it
+                backend = providers.get(event.provider)
+                if backend is None:
+                    self.message_user(request, f"#{event.pk}: no provider {event.provider!r}", messages.ERROR)
+                    continue
+                backend.replay_webhook(event)
+                self.message_user(request, f"#{event.pk} replayed: {event.summary}", messages.SUCCESS)
+                continue
             try:
                 outcome = replay_event(event)
             except PayloadError as exc:
@@ -283,3 +292,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
                 continue
             level = messages.WARNING if outcome.errors else messages.SUCCESS
             self.message_user(request, f"#{event.pk} replayed: {outcome.counts}", level)
+
+
+# TikTok apps and connections of the direct provider (registered on import).
+from tiktok_channel.direct import admin as direct_admin  # noqa: E402, F401

@@ -3,7 +3,7 @@ from django.apps import AppConfig
 
 class TikTokChannelConfig(AppConfig):
     name = "tiktok_channel"
-    verbose_name = "TikTok over Infobip"
+    verbose_name = "TikTok (over Infobip, and direct)"
 
     def ready(self) -> None:
         # The contact center reaches the channel only through its backend (inbox/providers.py).
@@ -17,5 +17,9 @@ class TikTokChannelConfig(AppConfig):
             post_delete.connect(clear_lookup_caches, sender=model, dispatch_uid=f"clear-lookups-del-{model.__name__}")
         from inbox import providers
         from tiktok_channel.backend import InfobipBackend
+        from tiktok_channel.direct.backend import DirectBackend
 
         providers.register(InfobipBackend())
+        providers.register(DirectBackend())
+        # Its beat task (Celery's autodiscovery looks only at `<app>.tasks`).
+        from tiktok_channel.direct import tasks  # noqa: F401

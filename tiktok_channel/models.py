@@ -131,3 +131,9 @@ class TikTokSender(models.Model):
 
     def __str__(self) -> str:
         return self.display_name or self.business_account_id
+
+
+# The direct provider's models live in their own package; imported here so Django finds them.
+from tiktok_channel.direct.models import DIRECT_PROVIDER, TikTokApp, TikTokConnection  # noqa: E402
+
+__all__ = ["CHANNEL", "DIRECT_PROVIDER", "PROVIDER", "InfobipAccount", "TikTokApp", "TikTokConnection", "TikTokSender"]

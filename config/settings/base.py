@@ -71,6 +71,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # Staff see connections that need an admin (e.g. re-authorization) on every page.
+                "tiktok_channel.direct.context_processors.connection_alerts",
             ],
         },
     },
@@ -194,6 +196,10 @@ CELERY_BEAT_SCHEDULE["outbox-reconcile-accepted-messages"] = {
     "task": "inbox.tasks.reconcile_accepted_messages",
     "schedule": env.float("RECONCILE_EVERY_SECONDS", default=300.0),
 }
+CELERY_BEAT_SCHEDULE["tiktok-direct-refresh-tokens"] = {
+    "task": "tiktok_channel.direct.tasks.refresh_expiring_tokens",
+    "schedule": 60.0,
+}
 CELERY_BEAT_SCHEDULE["inbox-sweep-orphan-uploads"] = {
     "task": "inbox.tasks.sweep_orphan_uploads",
     "schedule": 3600.0,
@@ -292,6 +298,51 @@ OUTBOUND_STUCK_AFTER_SECONDS = env.int("OUTBOUND_STUCK_AFTER_SECONDS", default=6
 RECONCILE_ACCEPTED_AFTER_SECONDS = env.int("RECONCILE_ACCEPTED_AFTER_SECONDS", default=1800)
 RECONCILE_WINDOW_HOURS = env.int("RECONCILE_WINDOW_HOURS", default=48)
 RECONCILE_BATCH = env.int("RECONCILE_BATCH", default=500)
+# A reply held by its provider (a connection waiting for re-authorization) is asked about again after this long;
+# reconnecting releases it at once.
+OUTBOX_HELD_RECHECK_SECONDS = env.int("OUTBOX_HELD_RECHECK_SECONDS", default=300)
+
+# TikTok's own API (tiktok_channel/direct/). Every value TikTok's sources disagree on is a setting, with the
+# documented default (../shared/tiktok/README.md §11); an app's hosts are on its row (these are the defaults).
+TIKTOK_DIRECT_API_BASE_URL = env("TIKTOK_DIRECT_API_BASE_URL", default="https://business-api.tiktok.com")
+TIKTOK_DIRECT_AUTH_BASE_URL = env("TIKTOK_DIRECT_AUTH_BASE_URL", default="https://www.tiktok.com")
+TIKTOK_DIRECT_API_PATH = env("TIKTOK_DIRECT_API_PATH", default="/open_api/v1.3")
+TIKTOK_DIRECT_AUTHORIZE_PATH = env("TIKTOK_DIRECT_AUTHORIZE_PATH", default="/v2/auth/authorize/")
+TIKTOK_DIRECT_SCOPES = env.list(
+    "TIKTOK_DIRECT_SCOPES",
+    default=[
+        "user.info.basic",
+        "user.info.username",
+        "user.info.stats",
+        "user.info.profile",
+        "user.account.type",
+        "user.insights",
+        "message.list.read",
+        "message.list.send",
+        "message.list.manage",
+    ],
+)
+# A connection missing one of these (users can grant a subset) is refused.
+TIKTOK_DIRECT_REQUIRED_SCOPES = env.list(
+    "TIKTOK_DIRECT_REQUIRED_SCOPES", default=["message.list.read", "message.list.send", "message.list.manage"]
+)
+# Used only when a token answer carries no lifetime: the shortest TikTok documents (2 h; refresh 30 days).
+TIKTOK_DIRECT_ACCESS_TOKEN_DEFAULT_SECONDS = env.int("TIKTOK_DIRECT_ACCESS_TOKEN_DEFAULT_SECONDS", default=7200)
+TIKTOK_DIRECT_REFRESH_TOKEN_DEFAULT_SECONDS = env.int(
+    "TIKTOK_DIRECT_REFRESH_TOKEN_DEFAULT_SECONDS", default=30 * 24 * 3600
+)
+# Celery beat refreshes access tokens with less than this left.
+TIKTOK_DIRECT_REFRESH_AHEAD_SECONDS = env.int("TIKTOK_DIRECT_REFRESH_AHEAD_SECONDS", default=900)
+# A signed webhook older (or further in the future) than this is refused as a replay (TikTok names no number).
+TIKTOK_DIRECT_WEBHOOK_MAX_AGE_SECONDS = env.int("TIKTOK_DIRECT_WEBHOOK_MAX_AGE_SECONDS", default=300)
+# How long the "Connect" round trip through TikTok's consent page may take.
+TIKTOK_DIRECT_OAUTH_STATE_MAX_AGE_SECONDS = env.int("TIKTOK_DIRECT_OAUTH_STATE_MAX_AGE_SECONDS", default=600)
+# TikTok sends no Retry-After with "too many requests" (40100): wait at least this long before the next try.
+TIKTOK_DIRECT_THROTTLE_WAIT_SECONDS = env.int("TIKTOK_DIRECT_THROTTLE_WAIT_SECONDS", default=60)
+TIKTOK_DIRECT_CONNECT_TIMEOUT = env.float("TIKTOK_DIRECT_CONNECT_TIMEOUT", default=5.0)
+TIKTOK_DIRECT_READ_TIMEOUT = env.float("TIKTOK_DIRECT_READ_TIMEOUT", default=15.0)
+# Images the backend uploads to TikTok (JPG/PNG up to 3 MB by default; some sources say 20 MB).
+TIKTOK_DIRECT_IMAGE_MAX_BYTES = env.int("TIKTOK_DIRECT_IMAGE_MAX_BYTES", default=3 * 1024 * 1024)
 
 LOGGING = {
     "version": 1,

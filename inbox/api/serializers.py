@@ -119,7 +119,10 @@ REFERRAL_FACT_LABELS = {
 
 
 class ReplyLock(serializers.Serializer):
-    code = serializers.CharField(help_text="no_user_message, reply_window_closed or reply_quota_used")
+    code = serializers.CharField(
+        help_text="no_user_message, reply_window_closed, reply_quota_used, or the connection's: "
+        "channel_reauthorization_needed, channel_disconnected"
+    )
     message = serializers.CharField(help_text="For the agent: why the composer is locked")
 
 
@@ -346,6 +349,7 @@ class MessageOut(serializers.ModelSerializer):
     share_post_embed_url = HttpUrlField(source="embed_url", help_text="Only http(s); else empty")
     version = serializers.SerializerMethodField()
     can_quote = serializers.SerializerMethodField()
+    sent_outside_inbox = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
@@ -374,7 +378,12 @@ class MessageOut(serializers.ModelSerializer):
             "attempt",
             "version",
             "can_quote",
+            "sent_outside_inbox",
         ]
+
+    def get_sent_outside_inbox(self, message) -> bool:
+        """An outbound message the business sent outside the inbox (e.g. from TikTok's app): never queued here."""
+        return message.direction == Message.Direction.OUT and message.queued_at is None
 
     def get_can_quote(self, message) -> bool:
         """Whether a reply may quote this message (only the customer's own messages can be quoted)."""

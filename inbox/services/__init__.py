@@ -68,9 +68,13 @@ from inbox.services.notes import mentioned_usernames, note_add  # noqa: E402
 from inbox.services.replies import NOTE_TEXT_MAX_CHARS, reply_blocked, reply_limits  # noqa: E402
 
 __all__ += ["NOTE_TEXT_MAX_CHARS", "mentioned_usernames", "note_add", "reply_blocked", "reply_limits"]
-from inbox.services.conversations import conversation_snooze, conversations_wake_due  # noqa: E402
+from inbox.services.conversations import (  # noqa: E402
+    conversation_snooze,
+    conversations_connection_changed,
+    conversations_wake_due,
+)
 
-__all__ += ["conversation_snooze", "conversations_wake_due"]
+__all__ += ["conversation_snooze", "conversations_connection_changed", "conversations_wake_due"]
 from inbox.services.labels import (  # noqa: E402
     conversation_set_labels,
     label_create,

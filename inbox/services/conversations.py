@@ -6,6 +6,7 @@ import logging
 from datetime import datetime, timedelta
 from functools import partial
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
@@ -222,3 +223,35 @@ def conversation_typing(*, conversation_id: int, actor) -> bool:
         return False
     outbox.enqueue_event(conversation, providers.EVENT_TYPING)
     return True
+
+
+def conversations_connection_changed(*, provider: str, endpoint_ids: list[str]) -> int:
+    """A provider's connection on these endpoints can send again or no longer can: tell the agents looking at its
+    conversations (their composers' lock comes from the backend's `send_blocked`). Only conversations an agent can
+    reply in matter: not resolved, with the user's last message within the reply window. Returns how many."""
+    since = timezone.now() - timedelta(hours=settings.REPLY_WINDOW_HOURS)
+    with transaction.atomic():
+        rows = list(
+            Conversation.objects.select_for_update()
+            .filter(provider=provider, contact__endpoint_id__in=endpoint_ids, last_inbound_at__gte=since)
+            .exclude(status=Conversation.Status.RESOLVED)
+            .order_by("pk")
+        )
+        for conversation in rows:
+            conversation.version += 1
+        Conversation.objects.bulk_update(rows, ["version"])
+        domain_events.emit(
+            *(
+                domain_events.ConversationConnectionChanged(
+                    inbox_id=c.inbox_id,
+                    conversation_id=c.pk,
+                    status=c.status,
+                    priority=c.priority,
+                    assignee_id=c.assignee_id,
+                    version=c.version,
+                    actor_id=None,
+                )
+                for c in rows
+            )
+        )
+    return len(rows)

@@ -30,10 +30,16 @@ ContactKey = tuple[str, str, str]
 
 
 def inbound_message(conversation: Conversation, event: InboundMessage) -> Message:
-    """The (unsaved) row of an inbound message: the one mapping of an event to a message."""
+    """The (unsaved) row of an inbound message: the one mapping of an event to a message. An echo of the
+    business's own message sent outside the inbox (`sent_outside`) is an outbound row, already accepted and
+    never queued (no `queued_at`: that is how the thread tells it from the agents' replies)."""
+    outside = {}
+    if event.sent_outside:
+        outside = {"status": Message.Status.ACCEPTED, "accepted_at": event.sent_at}
     return Message(
         conversation=conversation,
-        direction=Message.Direction.IN,
+        direction=Message.Direction.OUT if event.sent_outside else Message.Direction.IN,
+        **outside,
         channel=event.channel,
         endpoint_id=event.endpoint_id,
         provider_message_id=event.provider_message_id,
@@ -53,8 +59,14 @@ def inbound_message(conversation: Conversation, event: InboundMessage) -> Messag
 def conversation_take_inbound(conversation: Conversation, event: InboundMessage) -> list[str]:
     """Move a (locked) conversation for a newly stored inbound message: the reply window and activity only
     forward, the reply address, the referral, a resolved conversation reopened. Returns the changed fields;
-    the caller bumps the version, saves, and audits a reopening."""
+    the caller bumps the version, saves, and audits a reopening. The business's own message sent outside the
+    inbox moves only the activity: it opens no reply window and reopens nothing."""
     changed = []
+    if event.sent_outside:
+        if event.sent_at > conversation.last_activity_at:
+            conversation.last_activity_at = event.sent_at
+            changed.append("last_activity_at")
+        return changed
     if conversation.last_inbound_at is None or event.sent_at > conversation.last_inbound_at:
         conversation.last_inbound_at = event.sent_at
         changed.append("last_inbound_at")
@@ -187,7 +199,10 @@ def _receive(items: list[tuple[int, InboundMessage]]) -> list[tuple[Message, boo
         (channel, message.endpoint_id, message.provider_message_id): message
         for channel, ids in by_channel.items()
         for message in Message.objects.filter(
-            channel=channel, direction=Message.Direction.IN, provider_message_id__in=ids
+            # Outbound too: echoes of the business's own messages (our replies' ids are ours, endpoint "").
+            channel=channel,
+            direction__in=(Message.Direction.IN, Message.Direction.OUT),
+            provider_message_id__in=ids,
         )
     }
 
@@ -241,6 +256,17 @@ def _receive(items: list[tuple[int, InboundMessage]]) -> list[tuple[Message, boo
                     provider=conversation.provider,
                 )
             )
+        if event.sent_outside:
+            announced.append(
+                domain_events.MessageSentOutside(
+                    inbox_id=conversation.inbox_id,
+                    conversation_id=conversation.pk,
+                    message_id=message.pk,
+                    sent_at=message.sent_at,
+                    conversation_version=conversation.version,
+                )
+            )
+            continue
         announced.append(
             domain_events.MessageReceived(
                 inbox_id=conversation.inbox_id,

@@ -87,7 +87,11 @@ def reply_window_closed_error(closes_at: datetime) -> ApplicationError:
 
 def reply_blocked(conversation: Conversation, *, now: datetime, used: int | None) -> ApplicationError | None:
     """Why an agent cannot reply now (the 409 a reply would get), or None. The one place of these rules:
-    `reply_queue` raises it, the API shows it as the composer's lock reason. `used` None skips the quota."""
+    `reply_queue` raises it, the API shows it as the composer's lock reason. `used` None skips the quota.
+    The connection first: when it cannot send (e.g. waiting for re-authorization), nothing else matters."""
+    blocked = connection_blocked(conversation)
+    if blocked is not None:
+        return blocked
     closes_at = conversation.reply_window_closes_at()
     if closes_at is None:
         return ApplicationError(
@@ -105,6 +109,16 @@ def reply_blocked(conversation: Conversation, *, now: datetime, used: int | None
             status=409,
         )
     return None
+
+
+def connection_blocked(conversation: Conversation) -> ApplicationError | None:
+    """The 409 of a conversation whose connection cannot send now (its backend says why), or None."""
+    backend = providers.for_conversation(conversation)
+    blocked = backend.send_blocked(conversation) if backend is not None else None
+    if blocked is None:
+        return None
+    code, message = blocked
+    return ApplicationError(code, message, status=409)
 
 
 def reply_window_open_check(conversation: Conversation, *, now: datetime) -> None:
@@ -241,6 +255,8 @@ def _reply_queue(
         backend = reply_backend(conversation)
         if backend.capabilities.user_initiated:
             reply_window_check(conversation, now=now)
+        elif (blocked := connection_blocked(conversation)) is not None:
+            raise blocked
         contact = conversation.contact
         if type not in backend.capabilities.content_types:
             raise invalid_input("invalid_type", f"this conversation's provider cannot send {type} messages", "type")

@@ -18,6 +18,7 @@ from inbox.services import (
     conversation_set_labels,
     conversation_set_priority,
     conversation_set_status,
+    conversations_connection_changed,
     conversion_report,
     label_create,
     message_retry,
@@ -93,6 +94,8 @@ def test_the_services_emit_every_event_type(agent, inbox, domain_events, setting
     conversation_set_priority(conversation_id=conversation.pk, priority="high", actor=agent)
     conversation_set_status(conversation_id=conversation.pk, status="resolved", actor=agent)
     receive(inbox, "ann", 2, text="one more thing", provider="infobip")  # reopens
+    receive(inbox, "ann", 3, text="answered from the app", provider="infobip", sent_outside=True)
+    conversations_connection_changed(provider="infobip", endpoint_ids=["biz-1"])
     conversion_report(conversation_id=conversation.pk, author=agent, event="Contact")
     note_add(conversation_id=conversation.pk, author=agent, text="VIP, be quick")
     label_create(inbox_id=inbox.pk, name="vip", color="#ff0000", actor=agent)
@@ -105,5 +108,20 @@ def test_the_services_emit_every_event_type(agent, inbox, domain_events, setting
     assert [e.reopened for e in received] == [False, True]
     status = next(e for e in domain_events if isinstance(e, de.MessageStatusChanged))
     assert (status.status, status.previous_status, status.attempt) == ("failed", "queued", 1)
-    assert Message.objects.filter(direction="out").get().attempt == 2
+    assert Message.objects.filter(direction="out", author=agent).get().attempt == 2
     assert timezone.now() - status.at < timedelta(minutes=1)
+
+
+def test_a_message_sent_outside_the_inbox_is_outbound_and_opens_no_window(inbox, domain_events):
+    conversation = receive(inbox, "bob", 1, text="Hi", minutes_ago=30)
+    opened = conversation.last_inbound_at
+    receive(inbox, "bob", 2, text="Sent from the phone", sent_outside=True)
+    receive(inbox, "bob", 2, text="Sent from the phone", sent_outside=True)  # redelivered: stored once
+
+    echo = Message.objects.get(provider_message_id="bob-2")
+    assert (echo.direction, echo.status, echo.queued_at) == ("out", "accepted", None)
+    conversation.refresh_from_db()
+    assert conversation.last_inbound_at == opened
+    outside = [e for e in domain_events if isinstance(e, de.MessageSentOutside)]
+    assert [e.message_id for e in outside] == [echo.pk]
+    assert not any(isinstance(e, de.MessageReceived) and e.message_id == echo.pk for e in domain_events)

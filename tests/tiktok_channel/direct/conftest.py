@@ -1,194 +1,143 @@
+"""TikTok's own API stood in for by `responses` (its wire shapes from ../shared/tiktok/README.md §2.1, §3)."""
+
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import re
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from urllib.parse import parse_qs, urlsplit
+from datetime import timedelta
 
 import pytest
-import requests
+from django.utils import timezone
 
-from tests.tiktok_channel.sandbox.conftest import Captured, Receiver, receiver, wait_until  # noqa: F401
-from tiktok_channel.direct.sandbox.behaviour import Behaviour
-from tiktok_channel.direct.sandbox.server import SandboxServer
-from tiktok_channel.direct.sandbox.state import Sandbox
+from inbox.models import Contact, Conversation
+from inbox.tasks import send_message
+from tiktok_channel.direct import backend
+from tiktok_channel.direct.models import DIRECT_PROVIDER, TikTokApp, TikTokConnection
+from tiktok_channel.direct.webhooks import sign
 
-CLIENT_KEY = "sbx-client-key"
-CLIENT_SECRET = "sbx-client-secret-0123456789"
-REDIRECT_URI = "https://inbox.example/tiktok/callback/"
-BUSINESS = "biz-open-id-1"
-SCOPES = "user.info.basic,message.list.read,message.list.send"
-API = "/open_api/v1.3"
-
-
-def verify_signature(header: str, body: bytes, secret: str, max_age_s: int = 300) -> bool:
-    """Our own small verifier of `TikTok-Signature: t=…,s=…` (README §10), independent of the sandbox's signer."""
-    parts = dict(p.strip().split("=", 1) for p in header.split(",") if "=" in p)
-    t, s = parts.get("t", ""), parts.get("s", "")
-    if not t.isdigit() or not re.fullmatch(r"[0-9a-f]{64}", s):
-        return False
-    expected = hmac.new(secret.encode(), t.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, s) and abs(time.time() - int(t)) <= max_age_s
+API = "https://business-api.tiktok.example"
+AUTH = "https://www.tiktok.example"
+V = f"{API}/open_api/v1.3"
+TOKEN_URL = f"{V}/tt_user/oauth2/token/"
+REFRESH_URL = f"{V}/tt_user/oauth2/refresh_token/"
+REVOKE_URL = f"{V}/tt_user/oauth2/revoke/"
+PROFILE_URL = f"{V}/business/get/"
+SEND_URL = f"{V}/business/message/send/"
+UPLOAD_URL = f"{V}/business/message/media/upload/"
+SECRET = "app-secret-0123456789"
+BUSINESS_ID = "-000biz-open-id"
+ALL_SCOPES = "user.info.basic,message.list.read,message.list.send,message.list.manage"
 
 
-def event_of(captured: Captured, secret: str = CLIENT_SECRET) -> tuple[dict, dict]:
-    """A webhook's envelope and its decoded `content`, after checking its signature."""
-    header = {k.lower(): v for k, v in captured.headers.items()}["tiktok-signature"]
-    assert verify_signature(header, captured.body, secret), header
-    envelope = captured.json
-    assert isinstance(envelope["content"], str)  # a JSON string, parsed a second time
-    return envelope, json.loads(envelope["content"])
+def envelope(data: dict | None = None, code: int = 0, message: str = "OK") -> dict:
+    return {"code": code, "message": message, "request_id": "req-1", "data": data or {}}
 
 
-@dataclass
-class Running:
-    server: SandboxServer
-    receiver: Receiver
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def sandbox(self) -> Sandbox:
-        return self.server.sandbox
-
-    def api(self, path: str, body: dict | None = None, *, token: str | None = None, **kwargs) -> requests.Response:
-        headers = {"Access-Token": token} if token else {}
-        if body is None:
-            return requests.get(f"{self.url}{API}{path}", headers=headers, timeout=5, **kwargs)
-        return requests.post(f"{self.url}{API}{path}", json=body, headers=headers, timeout=5, **kwargs)
-
-    def control(self, **body) -> dict:
-        response = requests.post(f"{self.url}/sandbox/control", json=body, timeout=5)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def state(self) -> dict:
-        return requests.get(f"{self.url}/sandbox/state", timeout=5).json()
-
-    def counter(self, name: str) -> int:
-        return self.state()["counters"].get(name, 0)
-
-    def authorize_url(self, *, scope: str = SCOPES, state: str = "st-1", **extra) -> str:
-        params = {
-            "client_key": CLIENT_KEY,
-            "response_type": "code",
-            "scope": scope,
-            "redirect_uri": REDIRECT_URI,
-            "state": state,
-            **extra,
-        }
-        return requests.Request("GET", f"{self.url}/v2/auth/authorize/", params=params).prepare().url
-
-    def consent(self, decision: str = "authorize", *, granted: list[str] | None = None, **params) -> dict:
-        """Open the consent page and answer it as the form does; returns the redirect's query."""
-        page = requests.get(self.authorize_url(**params), timeout=5)
-        assert page.status_code == 200, page.text
-        form = dict(re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
-        form = {k: v.replace("&amp;", "&") for k, v in form.items()}
-        asked = form["asked"].split(",")
-        data = [*form.items(), ("decision", decision), ("account", BUSINESS)]
-        data += [("scope", s) for s in (asked if granted is None else granted)]
-        answer = requests.post(f"{self.url}/v2/auth/authorize/", data=data, allow_redirects=False, timeout=5)
-        assert answer.status_code == 302, answer.text
-        location = answer.headers["Location"]
-        assert location.startswith(REDIRECT_URI)
-        return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-
-    def exchange(self, code: str, **overrides) -> requests.Response:
-        body = {
-            "client_id": CLIENT_KEY,
-            "client_secret": CLIENT_SECRET,
-            "grant_type": "authorization_code",
-            "auth_code": code,
-            "redirect_uri": REDIRECT_URI,
-            **overrides,
-        }
-        return self.api("/tt_user/oauth2/token/", body)
-
-    def connect(self, **consent) -> dict:
-        """The whole dance: consent, then the code exchanged; returns the token answer's `data`."""
-        code = self.consent(**consent)["code"]
-        answer = self.exchange(code).json()
-        assert answer["code"] == 0, answer
-        return answer["data"]
-
-    def refresh(self, refresh_token: str) -> dict:
-        body = {
-            "client_id": CLIENT_KEY,
-            "client_secret": CLIENT_SECRET,
-            "grant_type": "refresh_token",
-            "refresh_token": refresh_token,
-        }
-        return self.api("/tt_user/oauth2/refresh_token/", body).json()
-
-    def inbound(self, **body) -> dict:
-        response = requests.post(f"{self.url}/sandbox/inbound", json={"account": BUSINESS, **body}, timeout=10)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def send_text(self, token: str, conversation_id: str, text: str = "Yes, still in stock.", **extra) -> dict:
-        body = {
-            "business_id": BUSINESS,
-            "recipient_type": "CONVERSATION",
-            "recipient": conversation_id,
-            "message_type": "TEXT",
-            "text": {"body": text},
-            **extra,
-        }
-        return self.api("/business/message/send/", body, token=token).json()
-
-    def events(self, count: int, event: str | None = None, timeout: float = 5.0) -> list[tuple[dict, dict]]:
-        """Wait for `count` webhooks (of one `event` if given); each signature-checked."""
-
-        def matching() -> list[Captured]:
-            return [c for c in list(self.receiver.requests) if event is None or c.json.get("event") == event]
-
-        wait_until(lambda: len(matching()) >= count, timeout, f"{count} {event or ''} webhooks")
-        return [event_of(c) for c in matching()]
-
-
-@pytest.fixture
-def running(receiver) -> Iterator[Running]:  # noqa: F811 - the fixture imported above
-    behaviour = Behaviour(read_delay_ms=50, webhook_retry_ms=50, webhook_timeout_s=2)
-    sandbox = Sandbox(behaviour)
-    sandbox.add_app(
+def token_answer(access: str = "act.1", refresh: str = "rft.1", **extra) -> dict:
+    return envelope(
         {
-            "client_key": CLIENT_KEY,
-            "client_secret": CLIENT_SECRET,
-            "name": "Acme Inbox",
-            "redirect_uri": REDIRECT_URI,
-            "webhook_url": f"{receiver.url}/hook/",
+            "open_id": BUSINESS_ID,
+            "scope": ALL_SCOPES,
+            "access_token": access,
+            "refresh_token": refresh,
+            "expires_in": 86400,
+            "refresh_token_expires_in": 31536000,
+            "token_type": "Bearer",
+            **extra,
         }
     )
-    sandbox.add_account({"open_id": BUSINESS, "username": "acme_shop", "display_name": "Acme Shop"})
-    server = SandboxServer(sandbox)
-    server.start()
-    yield Running(server, receiver)
-    server.stop()
 
 
-@dataclass
-class Connected:
-    running: Running
-    tokens: dict
-    conversation_id: str
-    first_message_id: str
+@pytest.fixture(autouse=True)
+def _fresh_state_cache():
+    """Account ids repeat across tests (rolled back): no cached connection state may leak into the next one."""
+    from django.core.cache import cache
 
-    @property
-    def access_token(self) -> str:
-        return self.tokens["access_token"]
+    keys = [backend.state_cache_key(account) for account in (BUSINESS_ID, "someone-else")]
+    cache.delete_many(keys)
+    yield
+    cache.delete_many(keys)
 
 
 @pytest.fixture
-def connected(running) -> Connected:
-    """A sandbox whose account has authorized the app, and a user who wrote first."""
-    tokens = running.connect()
-    first = running.inbound(user="user-1", username="alice", text="Hello from TikTok")
-    running.events(1, "im_receive_msg")
-    return Connected(running, tokens, first["conversation_id"], first["message_id"])
+def app(db, inbox) -> TikTokApp:
+    return TikTokApp.objects.create(
+        name="Shop app", client_key="app-key-1", client_secret=SECRET, api_base_url=API, auth_base_url=AUTH, inbox=inbox
+    )
+
+
+@pytest.fixture
+def connection(app) -> TikTokConnection:
+    now = timezone.now()
+    return TikTokConnection.objects.create(
+        app=app,
+        account_id=BUSINESS_ID,
+        display_name="Shop",
+        access_token="act.1",
+        refresh_token="rft.1",
+        access_token_expires_at=now + timedelta(hours=20),
+        refresh_token_expires_at=now + timedelta(days=300),
+        scopes=ALL_SCOPES,
+    )
+
+
+@pytest.fixture
+def conversation(connection, inbox) -> Conversation:
+    contact = Contact.objects.create(channel="tiktok", endpoint_id=BUSINESS_ID, channel_user_id="user-1")
+    return Conversation.objects.create(
+        provider=DIRECT_PROVIDER,
+        inbox=inbox,
+        contact=contact,
+        provider_conversation_id="tt-conv-1",
+        last_activity_at=timezone.now(),
+        last_inbound_at=timezone.now() - timedelta(hours=1),
+    )
+
+
+@pytest.fixture(autouse=True)
+def no_broker(monkeypatch):
+    """Sends are run by the test (the task's own code, eagerly), not by a broker; enqueued ids are recorded."""
+    enqueued: list[int] = []
+    monkeypatch.setattr("inbox.outbox.schedule_send", enqueued.append)
+    monkeypatch.setattr(send_message, "delay", enqueued.append)
+    return enqueued
+
+
+def webhook_body(event: str, content: dict, *, business_id: str = BUSINESS_ID) -> bytes:
+    return json.dumps(
+        {
+            "client_key": "app-key-1",
+            "event": event,
+            "create_time": int(time.time()),
+            "user_openid": business_id,
+            "content": json.dumps(content),
+        }
+    ).encode()
+
+
+def post_webhook(
+    client, app: TikTokApp, body: bytes, *, secret: str = SECRET, timestamp: int | None = None, header=None
+):
+    """POST `body` signed with `secret` at `timestamp` (now by default); `header` replaces the signature, False
+    leaves it out."""
+    signature = sign(secret, body, int(time.time()) if timestamp is None else timestamp)
+    headers = {} if header is False else {"HTTP_TIKTOK_SIGNATURE": header or signature}
+    url = f"/webhooks/tiktok/{app.webhook_path_token}/"
+    return client.post(url, data=body, content_type="application/json", **headers)
+
+
+def received(message_id: str = "tt-msg-1", *, type: str = "text", user: str = "user-1", **fields) -> dict:
+    content = {
+        "conversation_id": "tt-conv-1",
+        "message_id": message_id,
+        "timestamp": int(time.time() * 1000) - 1000,
+        "type": type,
+        "from": "alice",
+        "from_user": {"id": user, "role": "personal_account"},
+        "to_user": {"id": BUSINESS_ID, "role": "business_account"},
+        "message_tag": {"source": "APP"},
+    }
+    if type == "text":
+        content["text"] = {"body": "Hello from TikTok"}
+    content.update(fields)
+    return content

@@ -274,6 +274,7 @@ function renderMessage(message, reactions) {
   bubble.append(messageBody(message));
   const footer = el("div", { class: "msg-footer" });
   if (out && message.author) footer.append(el("span", { class: "msg-author", text: message.author.id === ME ? "You" : message.author.name }));
+  if (out && message.sent_outside_inbox) footer.append(el("span", { class: "msg-author msg-outside", text: "Sent from the TikTok app", title: "Sent by the business outside this inbox" }));
   footer.append(el("time", { class: "msg-time", text: clockTime(message.sent_at), title: fullTime(message.sent_at) }));
   if (out) footer.append(ticks(message));
   bubble.append(footer);

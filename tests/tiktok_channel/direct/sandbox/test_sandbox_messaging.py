@@ -7,7 +7,7 @@ import time
 
 import requests
 
-from tests.tiktok_channel.direct.conftest import (
+from tests.tiktok_channel.direct.sandbox.conftest import (
     API,
     BUSINESS,
     CLIENT_KEY,

@@ -14,7 +14,7 @@ import pytest
 import requests
 from django.core.management import CommandError, call_command
 
-from tests.tiktok_channel.direct.conftest import BUSINESS
+from tests.tiktok_channel.direct.sandbox.conftest import BUSINESS
 from tiktok_channel.direct.sandbox.state import Sandbox
 from tiktok_channel.management.commands.tiktok_sandbox import configure
 

@@ -6,7 +6,7 @@ import threading
 
 import requests
 
-from tests.tiktok_channel.direct.conftest import (
+from tests.tiktok_channel.direct.sandbox.conftest import (
     BUSINESS,
     CLIENT_KEY,
     CLIENT_SECRET,

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS
-from tests.tiktok_channel.direct.conftest import BUSINESS, REDIRECT_URI
+from tests.tiktok_channel.direct.sandbox.conftest import BUSINESS, REDIRECT_URI
 
 pytestmark = pytest.mark.e2e
 

@@ -1,0 +1,230 @@
+"""TikTok's Business Messaging API as an `inbox.providers.Backend` (provider name `tiktok_direct`).
+
+A conversation's contact's `endpoint_id` is the connection's account id (TikTok's `business_id`), its
+`provider_conversation_id` TikTok's conversation id. Each call takes a usable access token (refreshed first if
+expired by our clock); TikTok answering "invalid/expired token" refreshes once and tries again. A connection
+waiting for re-authorization holds replies (HELD: queued, untried) and the composer shows why; a disconnected one
+fails them (UNAVAILABLE).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.core.cache import cache
+from django.db.models.signals import post_delete, post_save
+
+from inbox import providers
+from inbox.models import Conversation, Message, WebhookEvent
+from tiktok_channel.direct import client, tokens, webhooks
+from tiktok_channel.direct.client import TikTokError
+from tiktok_channel.direct.models import DIRECT_PROVIDER, TikTokApp, TikTokConnection
+from tiktok_channel.models import CHANNEL
+
+State = TikTokConnection.State
+
+# The composer's lock reasons, per connection state (`send_blocked`).
+BLOCKED = {
+    State.REAUTHORIZATION_NEEDED: (
+        "channel_reauthorization_needed",
+        "This inbox's TikTok account must be reconnected by an admin. Replies already written wait and are "
+        "sent once it is reconnected.",
+    ),
+    State.DISCONNECTED: ("channel_disconnected", "This inbox's TikTok account was disconnected by an admin."),
+}
+MISSING = ("channel_disconnected", "This conversation's TikTok account is not connected.")
+
+# Connection states by account id in the shared cache (Redis), for `send_blocked` on every row of a list: one cache
+# read instead of a query. Saving a connection (or its app) deletes its entry, for every process at once, so a
+# composer refetched after a state change sees the new state.
+STATE_CACHE_SECONDS = 300
+MISSING_STATE = "missing"
+
+
+def state_cache_key(account_id: str) -> str:
+    return f"tiktok_direct:state:{account_id}"
+
+
+def forget_connection_state(sender=None, instance=None, **_kwargs) -> None:
+    if isinstance(instance, TikTokConnection):
+        cache.delete(state_cache_key(instance.account_id))
+    elif isinstance(instance, TikTokApp):
+        accounts = TikTokConnection.objects.filter(app=instance).values_list("account_id", flat=True)
+        cache.delete_many([state_cache_key(account) for account in accounts])
+
+
+post_save.connect(forget_connection_state, sender=TikTokConnection, dispatch_uid="tiktok-direct-state-cache")
+post_delete.connect(forget_connection_state, sender=TikTokConnection, dispatch_uid="tiktok-direct-state-cache-del")
+post_save.connect(forget_connection_state, sender=TikTokApp, dispatch_uid="tiktok-direct-state-cache-app")
+
+
+def connection_state(account_id: str) -> str | None:
+    """The connection's state (DISCONNECTED when its app is switched off), or None without a connection."""
+    key = state_cache_key(account_id)
+    cached = cache.get(key)
+    if cached is not None:
+        return None if cached == MISSING_STATE else cached
+    row = TikTokConnection.objects.filter(account_id=account_id).values_list("state", "app__active").first()
+    state = None if row is None else (row[0] if row[1] else State.DISCONNECTED)
+    cache.set(key, state or MISSING_STATE, timeout=STATE_CACHE_SECONDS)
+    return state
+
+
+def message_body(message: Message, *, business_id: str, media_id: str = "") -> dict:
+    """The JSON of `POST /business/message/send/` for one reply (../shared/tiktok/README.md §3.2)."""
+    conversation = message.conversation
+    body: dict = {
+        "business_id": business_id,
+        "recipient_type": "CONVERSATION",
+        "recipient": conversation.provider_conversation_id or conversation.contact.channel_user_id,
+    }
+    if message.type == Message.Type.TEXT:
+        body.update(message_type="TEXT", text={"body": message.text})
+        if message.quoted_provider_message_id:
+            body["referenced_message_info"] = {"referenced_message_id": message.quoted_provider_message_id}
+    elif message.type == Message.Type.IMAGE:
+        body.update(message_type="IMAGE", image={"media_id": media_id})
+    elif message.type == Message.Type.SHARE_POST:
+        body.update(message_type="SHARE_POST", share_post={"item_id": message.post_id})
+    else:
+        raise ValueError(f"cannot send a {message.type} message")
+    return body
+
+
+def _unavailable(description: str) -> providers.SendResult:
+    return providers.SendResult(
+        providers.UNAVAILABLE, error={"name": "CONNECTION_UNAVAILABLE", "description": description, "permanent": True}
+    )
+
+
+def _held(connection: TikTokConnection) -> providers.SendResult:
+    return providers.SendResult(
+        providers.HELD,
+        error={"name": "REAUTHORIZATION_NEEDED", "description": f"TikTok account {connection} must be reconnected"},
+    )
+
+
+def _failure(exc: TikTokError) -> providers.SendResult:
+    if exc.kind in (client.THROTTLED, client.RETRYABLE):
+        return providers.SendResult(providers.RETRYABLE, error=exc.as_error(), retry_after=exc.retry_after)
+    return providers.SendResult(providers.PERMANENT, error=exc.as_error())
+
+
+class DirectBackend(providers.Backend):
+    name = DIRECT_PROVIDER
+    channel = CHANNEL
+    capabilities = providers.Capabilities(
+        content_types=(Message.Type.TEXT, Message.Type.IMAGE, Message.Type.SHARE_POST),
+        quoting=True,
+        user_initiated=True,
+        typing_events=True,
+        read_receipts=True,
+        conversions=False,
+        delivery_reports=False,  # TikTok reports reads only (im_mark_read_msg)
+    )
+
+    def send_blocked(self, conversation: Conversation) -> tuple[str, str] | None:
+        state = connection_state(conversation.contact.endpoint_id)
+        if state is None:
+            return MISSING
+        return BLOCKED.get(state)
+
+    def _connection(self, conversation: Conversation) -> TikTokConnection | None:
+        return (
+            TikTokConnection.objects.select_related("app").filter(account_id=conversation.contact.endpoint_id).first()
+        )
+
+    def _call(self, connection: TikTokConnection, do: Callable[[str], providers.SendResult]) -> providers.SendResult:
+        """Run `do(access_token)`; on "invalid/expired token" refresh once and run it again. A connection that
+        turns out to need re-authorization holds the message."""
+        if not connection.app.active or connection.state == State.DISCONNECTED:
+            return _unavailable(f"TikTok account {connection} is not connected")
+        token = tokens.usable_access_token(connection)
+        if token is None:
+            return (
+                _held(connection)
+                if connection.state == State.REAUTHORIZATION_NEEDED
+                else _unavailable(f"TikTok account {connection} is not connected")
+            )
+        for refreshed in (False, True):
+            try:
+                return do(token)
+            except TikTokError as exc:
+                if exc.kind == client.REAUTHORIZE:
+                    tokens.mark_reauthorization_needed(connection.pk, f"TikTok refused a call: {exc}")
+                    return _held(connection)
+                if exc.kind != client.TOKEN_INVALID:
+                    return _failure(exc)
+                if refreshed:
+                    tokens.mark_reauthorization_needed(connection.pk, f"TikTok refused a fresh token: {exc}")
+                    return _held(connection)
+                if tokens.refresh_connection(connection.pk, stale_access_token=token) == tokens.TRANSIENT:
+                    return providers.SendResult(providers.RETRYABLE, error=exc.as_error())
+                connection.refresh_from_db()
+                if connection.state != State.CONNECTED or not connection.access_token:
+                    return (
+                        _held(connection)
+                        if connection.state == State.REAUTHORIZATION_NEEDED
+                        else _unavailable(f"TikTok account {connection} is not connected")
+                    )
+                token = connection.access_token
+        raise AssertionError("unreachable")
+
+    def send(self, message: Message, *, validity_seconds: int) -> providers.SendResult:
+        connection = self._connection(message.conversation)
+        if connection is None:
+            return _unavailable(f"no TikTok connection for account {message.conversation.contact.endpoint_id}")
+        image: tuple[bytes, str] | None = None
+        if message.type == Message.Type.IMAGE:
+            try:
+                image = client.image_bytes(message.media_url)
+            except TikTokError as exc:
+                return _failure(exc)
+
+        def do(token: str) -> providers.SendResult:
+            media_id = ""
+            if image is not None:
+                media_id = client.upload_image(
+                    connection.app,
+                    access_token=token,
+                    business_id=connection.account_id,
+                    content=image[0],
+                    filename=image[1],
+                )
+            body = message_body(message, business_id=connection.account_id, media_id=media_id)
+            try:
+                tiktok_id = client.send_message(connection.app, access_token=token, body=body)
+            except TikTokError as exc:
+                if exc.kind == client.DUPLICATE:
+                    return providers.SendResult(providers.ACCEPTED, duplicate=True)
+                raise
+            return providers.SendResult(
+                providers.ACCEPTED, provider_message_id=tiktok_id, status={"messageId": tiktok_id} if tiktok_id else {}
+            )
+
+        return self._call(connection, do)
+
+    def send_event(self, conversation: Conversation, kind: str) -> providers.SendResult:
+        connection = self._connection(conversation)
+        if connection is None or connection.state != State.CONNECTED:
+            return _unavailable("the TikTok account is not connected")
+        action = "TYPING" if kind == providers.EVENT_TYPING else "MARK_READ"
+
+        def do(token: str) -> providers.SendResult:
+            body = {
+                "business_id": connection.account_id,
+                "recipient_type": "CONVERSATION",
+                "recipient": conversation.provider_conversation_id or conversation.contact.channel_user_id,
+                "message_type": "SENDER_ACTION",
+                "sender_action": action,
+            }
+            client.send_message(connection.app, access_token=token, body=body)
+            return providers.SendResult(providers.ACCEPTED)
+
+        return self._call(connection, do)
+
+    def process_webhooks(self, events: list[WebhookEvent]) -> None:
+        webhooks.process_ledger(events)
+
+    def replay_webhook(self, event: WebhookEvent) -> None:
+        webhooks.replay_event(event)
