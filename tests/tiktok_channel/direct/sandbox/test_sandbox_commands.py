@@ -18,7 +18,7 @@ from tests.tiktok_channel.direct.sandbox.conftest import BUSINESS
 from tiktok_channel.direct.sandbox.state import Sandbox
 from tiktok_channel.management.commands.tiktok_sandbox import configure
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]
 
 
 def test_tiktok_sandbox_user_posts_a_signed_message_through_the_running_sandbox(connected, capsys):
