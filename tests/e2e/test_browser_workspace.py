@@ -137,6 +137,7 @@ def test_a_private_note_mentions_a_colleague_live_and_is_never_sent(stack, pages
     other = pages(stack, colleague, path="/")
     sent_before = stack.sandbox.state()["messages"]
 
+    page.keyboard.press("Escape")  # out of the composer, which has the focus after opening (else "n" is typed)
     page.keyboard.press("n")  # note mode, from anywhere on the page
     expect(page.locator("#composer")).to_have_attribute("data-mode", "note")
     expect(page.locator("#send-button")).to_have_text("Add note")
