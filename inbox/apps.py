@@ -13,9 +13,11 @@ class InboxConfig(AppConfig):
         from config import log_filters
         from inbox import domain_events, live
         from inbox.models import Inbox
+        from inbox.reports import rollups
 
         # The live layer is the first subscriber of the domain events; automation, CSAT and reports subscribe too.
         domain_events.subscribe(live.on_domain_events)
+        domain_events.subscribe(rollups.on_domain_events)  # report roll-ups (inbox/reports/)
 
         # Open websockets lose what their user may no longer see (inbox/live.py: sockets_revoke).
         user_logged_out.connect(live.on_user_logged_out, dispatch_uid="inbox.live.logout")

@@ -254,6 +254,8 @@ REPLY_WINDOW_HOURS = env.int("REPLY_WINDOW_HOURS", default=48)
 REPLY_QUOTA_PER_WINDOW = env.int("REPLY_QUOTA_PER_WINDOW", default=10)
 # Ads conversions an agent can report per conversation and hour (429 above): a sanity bound on fat fingers and abuse.
 CONVERSIONS_PER_CONVERSATION_PER_HOUR = env.int("CONVERSIONS_PER_CONVERSATION_PER_HOUR", default=10)
+# Report roll-ups kept by the domain-event subscriber (inbox/reports/); off only to measure ingest without them.
+REPORTS_ROLLUPS_ENABLED = env.bool("REPORTS_ROLLUPS_ENABLED", default=True)
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=5 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES
 # deferred: the webhook stores the request (one INSERT) and answers; `manage.py process_webhooks` applies it.

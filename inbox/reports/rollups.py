@@ -1,0 +1,409 @@
+"""Report roll-ups: kept from the domain events, rebuilt from the raw rows, by the same code.
+
+A conversation's figures (its cycles, the counts it adds to each day and hour) are a pure function of its raw
+rows: messages, audit log, conversions (`conversation_figures`). The subscriber recomputes the conversations an
+event batch touched and applies to the roll-ups only the difference to what they contributed before (kept in
+`ReportState`). So a redelivered webhook, a reopening, an out-of-order status report or a reassignment moves
+the figures exactly as a rebuild would: `manage.py rebuild_reports` runs the same function on every
+conversation, starting from empty tables (tests/inbox/test_reports_rollups.py proves both equal).
+
+Cost: one batch of events costs a fixed number of statements whatever its size (the conversations' rows are
+read together, the differences written with one pipelined upsert per table). Definitions: README, "Reports".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from inbox import domain_events as de
+from inbox.models import AuditLog, Conversation, Conversion, Message
+from inbox.reports.models import (
+    DAY_COUNTS,
+    DAY_KEY,
+    HOUR_COUNTS,
+    HOUR_KEY,
+    SOURCE_AD,
+    SOURCE_ORGANIC,
+    SOURCE_OTHER,
+    SOURCE_TIKTOK_ME,
+    ReportCycle,
+    ReportDay,
+    ReportHour,
+    ReportState,
+)
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 500
+RESOLVED = Conversation.Status.RESOLVED
+COUNT_INDEX = {name: index for index, name in enumerate(DAY_COUNTS)}
+
+# Events after which a conversation's figures may differ. Delivery reports matter only into or out of
+# `failed` (a failed reply is no reply); the other status reports cost nothing.
+_TOUCHING = (
+    de.ConversationCreated,
+    de.MessageReceived,
+    de.MessageQueued,
+    de.MessageRetried,
+    de.ConversationAssigned,
+    de.ConversationStatusChanged,
+    de.ConversionUpdated,
+)
+
+
+def touches_figures(event: de.DomainEvent) -> bool:
+    if isinstance(event, de.MessageStatusChanged):
+        return Message.Status.FAILED in (event.status, event.previous_status)
+    return isinstance(event, _TOUCHING)
+
+
+def on_domain_events(events: list[de.DomainEvent]) -> None:
+    """The subscriber (registered in InboxConfig.ready): refresh the conversations these events touched."""
+    if not getattr(settings, "REPORTS_ROLLUPS_ENABLED", True):
+        return
+    ids = sorted({event.conversation_id for event in events if touches_figures(event)})
+    if ids:
+        conversations_refresh(ids)
+
+
+# --- The figures of one conversation --------------------------------------------------------------------------
+
+
+@dataclass
+class Cycle:
+    seq: int
+    opened_at: datetime
+    resolved_at: datetime | None = None
+    resolver_id: int = 0
+    inbound: list[tuple] = field(default_factory=list)
+    replies: list[tuple] = field(default_factory=list)  # by an agent, not failed
+    referral: dict | None = None
+
+
+def source_of(referral: dict | None) -> tuple[str, str, str]:
+    """(kind, id, name) of a referral as the channel normalized it (see Message.referral)."""
+    if not referral:
+        return SOURCE_ORGANIC, "", ""
+    kind = referral.get("source")
+    if kind == SOURCE_AD:
+        source_id = referral.get("ad_id") or referral.get("source_id") or ""
+        name = referral.get("ad_name") or referral.get("source_name") or ""
+    elif kind == SOURCE_TIKTOK_ME:
+        source_id = referral.get("ref") or referral.get("tracking_ref") or referral.get("source_id") or ""
+        name = referral.get("source_name") or source_id
+    else:
+        kind = SOURCE_OTHER
+        source_id = referral.get("source_id") or ""
+        name = referral.get("source_name") or ""
+    return kind, str(source_id)[:200], str(name)[:300]
+
+
+def conversation_figures(conversation: dict, messages: list[tuple], audits: list[tuple], conversions: list[tuple]):
+    """The cycles (ReportCycle rows, unsaved) and roll-up contributions of one conversation, from its raw rows.
+
+    `conversation`: pk, inbox_id, created_at, referral, assignee_id, inbox__time_zone. `messages`: (pk, direction,
+    at, author_id, status, referral) — `at` is when we stored an inbound message, when a reply's current attempt
+    was queued; `audits`: (pk, action, actor_id, message_id, before, after, created_at); `conversions`: (pk,
+    author_id, occurred_at), not failed. All are the server's times: one clock for every boundary.
+    """
+    tz = ZoneInfo(conversation["inbox__time_zone"] or settings.TIME_ZONE)
+    inbox_id = conversation["inbox_id"]
+    messages = sorted(messages, key=lambda m: (m[2], m[0]))
+    audits = sorted(audits, key=lambda a: (a[6], a[0]))
+    message_times = {m[0]: m[2] for m in messages}
+
+    resolutions: list[tuple[datetime, int]] = []
+    reopenings: list[datetime] = []
+    assignments: list[tuple[datetime, int]] = []
+    for _pk, action, actor_id, message_id, before, after, created_at in audits:
+        before, after = before or {}, after or {}
+        if action in ("conversation.assigned", "conversation.unassigned"):
+            assignments.append((created_at, after.get("assignee") or 0))
+        elif "status" in after and before.get("status") != after["status"]:
+            if after["status"] == RESOLVED:
+                resolutions.append((created_at, actor_id or 0))
+            elif before.get("status") == RESOLVED:
+                # A customer's message reopens at the time it was stored; an agent's change when it was made.
+                reopenings.append(message_times.get(message_id, created_at))
+    resolved_times = [at for at, _ in resolutions]
+
+    def cycle_of(at: datetime) -> int:
+        return bisect_left(resolved_times, at)  # resolutions strictly before `at`
+
+    cycles = [Cycle(seq=0, opened_at=conversation["created_at"])]
+    for seq, (at, actor_id) in enumerate(resolutions):
+        cycles[seq].resolved_at, cycles[seq].resolver_id = at, actor_id
+        cycles.append(Cycle(seq=seq + 1, opened_at=at))
+    started = [False] * len(cycles)  # a cycle after a resolution exists once something reopened it
+    started[0] = True
+
+    def start(seq: int, at: datetime) -> None:
+        cycle = cycles[seq]
+        if not started[seq] or at < cycle.opened_at:
+            cycle.opened_at = at
+        started[seq] = True
+
+    for at in reopenings:
+        start(cycle_of(at), at)
+    any_referral = False
+    for pk, direction, created_at, author_id, status, referral in messages:
+        seq = cycle_of(created_at)
+        start(seq, created_at)
+        cycle = cycles[seq]
+        if direction == Message.Direction.IN:
+            cycle.inbound.append((pk, created_at))
+            if referral:
+                any_referral = True
+                if cycle.referral is None:
+                    cycle.referral = referral
+        elif status != Message.Status.FAILED:
+            cycle.replies.append((pk, created_at, author_id or 0))
+    if not any_referral and conversation["referral"]:
+        cycles[0].referral = conversation["referral"]  # rows from before messages kept their referral
+    last = max(seq for seq, was in enumerate(started) if was)
+    cycles = cycles[: last + 1]
+    for seq in range(1, len(cycles)):
+        if not started[seq]:  # a resolution without a reopening before it: only possible in hand-made rows
+            started[seq] = True
+
+    def assignee_at(at: datetime) -> int:
+        current = 0
+        for assigned_at, assignee in assignments:
+            if assigned_at > at:
+                break
+            current = assignee
+        return current
+
+    days: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(DAY_COUNTS))
+    hours: dict[tuple, int] = defaultdict(int)
+    rows: list[ReportCycle] = []
+
+    def local(at: datetime) -> datetime:
+        return at.astimezone(tz)
+
+    def add(at: datetime, agent: int, source: tuple, count: str, value: int = 1) -> None:
+        days[(inbox_id, local(at).date(), agent, source[0], source[1])][COUNT_INDEX[count]] += value
+
+    sources = []
+    for cycle in cycles:
+        source = source_of(cycle.referral)
+        sources.append(source)
+        if cycle.resolved_at is not None:
+            agent = assignee_at(cycle.resolved_at) or cycle.resolver_id
+        else:
+            agent = conversation["assignee_id"] or 0
+        add(cycle.opened_at, agent, source, "opened")
+        opened_local = local(cycle.opened_at)
+        hours[(inbox_id, opened_local.date(), opened_local.hour, agent)] += 1
+        if cycle.replies:
+            add(cycle.opened_at, agent, source, "replied")
+        for _pk, at in cycle.inbound:
+            add(at, agent, source, "messages_in")
+        for _pk, at, author in cycle.replies:
+            add(at, author, source, "messages_out")
+        row = ReportCycle(
+            inbox_id=inbox_id,
+            conversation_id=conversation["pk"],
+            seq=cycle.seq,
+            opened_at=cycle.opened_at,
+            opened_day=opened_local.date(),
+            agent_id=agent,
+            source_kind=source[0],
+            source_id=source[1],
+            source_name=source[2],
+        )
+        if cycle.inbound:
+            first_in = cycle.inbound[0][1]
+            row.first_inbound_at = first_in
+            response = next(((at, author) for _pk, at, author in cycle.replies if author and at >= first_in), None)
+            if response is not None:
+                seconds = int((response[0] - first_in).total_seconds())
+                row.first_response_at, row.responder_id = response
+                row.first_response_day = local(response[0]).date()
+                row.first_response_seconds = seconds
+                add(response[0], response[1], source, "first_response_count")
+                add(response[0], response[1], source, "first_response_seconds", seconds)
+        if cycle.resolved_at is not None:
+            seconds = int((cycle.resolved_at - cycle.opened_at).total_seconds())
+            row.resolved_at, row.resolved_day, row.resolution_seconds = (
+                cycle.resolved_at,
+                local(cycle.resolved_at).date(),
+                seconds,
+            )
+            add(cycle.resolved_at, agent, source, "resolved")
+            add(cycle.resolved_at, agent, source, "resolution_count")
+            add(cycle.resolved_at, agent, source, "resolution_seconds", seconds)
+        rows.append(row)
+    for _pk, author_id, occurred_at in conversions:
+        seq = min(cycle_of(occurred_at), len(cycles) - 1)
+        add(occurred_at, author_id or 0, sources[seq], "conversions")
+    contributions = {
+        "d": [[*_json_key(key), counts] for key, counts in sorted(days.items(), key=_sort_key)],
+        "h": [[*_json_key(key), count] for key, count in sorted(hours.items(), key=_sort_key)],
+    }
+    return rows, contributions
+
+
+def _json_key(key: tuple) -> list:
+    return [value.isoformat() if isinstance(value, date) else value for value in key]
+
+
+def _sort_key(item):
+    return tuple(str(value) for value in item[0])
+
+
+def _as_dict(contributions: dict, part: str) -> dict[tuple, list[int]]:
+    found = {}
+    for entry in contributions.get(part) or []:
+        *key, counts = entry
+        key[1] = date.fromisoformat(key[1])
+        found[tuple(key)] = counts if isinstance(counts, list) else [counts]
+    return found
+
+
+# --- Keeping the roll-ups -------------------------------------------------------------------------------------
+
+
+def conversations_refresh(conversation_ids: Iterable[int]) -> None:
+    """Recompute these conversations' figures and move the roll-ups by the difference (in chunks)."""
+    ids = sorted(set(conversation_ids))
+    for start in range(0, len(ids), CHUNK):
+        with transaction.atomic():
+            _refresh(ids[start : start + CHUNK])
+
+
+def _refresh(ids: list[int]) -> None:
+    state_table = connection.ops.quote_name(ReportState._meta.db_table)
+    with connection.cursor() as cursor:
+        # The state rows are the conversations' locks: two refreshes of one conversation run one after the other.
+        cursor.execute(
+            f"INSERT INTO {state_table} (conversation_id, contributions, updated_at) "  # noqa: S608
+            f"SELECT c.id, '{{}}'::jsonb, now() FROM {connection.ops.quote_name(Conversation._meta.db_table)} c "
+            "WHERE c.id = ANY(%s) ORDER BY c.id ON CONFLICT DO NOTHING",
+            [ids],
+        )
+    states = {
+        pk: contributions
+        for pk, contributions in ReportState.objects.select_for_update()
+        .filter(conversation_id__in=ids)
+        .order_by("conversation_id")
+        .values_list("conversation_id", "contributions")
+    }
+    conversations = list(
+        Conversation.objects.filter(pk__in=states).values(
+            "pk", "inbox_id", "created_at", "referral", "assignee_id", "inbox__time_zone"
+        )
+    )
+    messages = defaultdict(list)
+    for conversation_id, pk, direction, created_at, queued_at, author_id, status, referral in Message.objects.filter(
+        conversation_id__in=states, direction__in=[Message.Direction.IN, Message.Direction.OUT]
+    ).values_list("conversation_id", "pk", "direction", "created_at", "queued_at", "author_id", "status", "referral"):
+        # A reply counts from when its current attempt was queued (a retry sends it again, later).
+        at = queued_at if direction == Message.Direction.OUT and queued_at else created_at
+        messages[conversation_id].append((pk, direction, at, author_id, status, referral))
+    audits = defaultdict(list)
+    for conversation_id, *row in AuditLog.objects.filter(
+        conversation_id__in=states, action__startswith="conversation."
+    ).values_list("conversation_id", "pk", "action", "actor_id", "message_id", "before", "after", "created_at"):
+        audits[conversation_id].append(tuple(row))
+    conversions = defaultdict(list)
+    for conversation_id, *row in (
+        Conversion.objects.filter(conversation_id__in=states)
+        .exclude(status=Conversion.Status.FAILED)
+        .values_list("conversation_id", "pk", "author_id", "occurred_at")
+    ):
+        conversions[conversation_id].append(tuple(row))
+
+    day_delta: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(DAY_COUNTS))
+    hour_delta: dict[tuple, int] = defaultdict(int)
+    cycles: list[ReportCycle] = []
+    new_states: list[tuple[int, dict]] = []
+    for conversation in conversations:
+        pk = conversation["pk"]
+        rows, contributions = conversation_figures(conversation, messages[pk], audits[pk], conversions[pk])
+        cycles.extend(rows)
+        old = states[pk] or {}
+        for key, counts in _as_dict(contributions, "d").items():
+            day_delta[key] = [a + b for a, b in zip(day_delta[key], counts, strict=True)]
+        for key, counts in _as_dict(old, "d").items():
+            day_delta[key] = [a - b for a, b in zip(day_delta[key], counts, strict=True)]
+        for key, counts in _as_dict(contributions, "h").items():
+            hour_delta[key] += counts[0]
+        for key, counts in _as_dict(old, "h").items():
+            hour_delta[key] -= counts[0]
+        if contributions != old:
+            new_states.append((pk, contributions))
+
+    ReportCycle.objects.filter(conversation_id__in=states).delete()
+    ReportCycle.objects.bulk_create(cycles)
+    _apply(ReportDay, DAY_KEY, DAY_COUNTS, {k: v for k, v in day_delta.items() if any(v)})
+    _apply(ReportHour, HOUR_KEY, HOUR_COUNTS, {k: [v] for k, v in hour_delta.items() if v})
+    if new_states:
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"UPDATE {state_table} SET contributions = %s::jsonb, updated_at = now() "  # noqa: S608
+                "WHERE conversation_id = %s",
+                [(_dumps(contributions), pk) for pk, contributions in new_states],
+            )
+
+
+def _dumps(value) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _apply(model, key_fields: list[str], count_fields: list[str], deltas: dict[tuple, list[int]]) -> None:
+    """Add `deltas` to the roll-up rows (created as needed), in key order; drop rows that fell to all zeros."""
+    if not deltas:
+        return
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    keys = [quote(model._meta.get_field(name).column) for name in key_fields]
+    counts = [quote(name) for name in count_fields]
+    columns = ", ".join(keys + counts)
+    placeholders = ", ".join(["%s"] * (len(keys) + len(counts)))
+    updates = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in counts)
+    upsert = (
+        f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "  # noqa: S608 - identifiers from the model
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+    )
+    drop = (
+        f"DELETE FROM {table} WHERE "  # noqa: S608
+        + " AND ".join(f"{k} = %s" for k in keys)
+        + " AND "
+        + " AND ".join(f"{c} = 0" for c in counts)
+    )
+    ordered = sorted(deltas.items(), key=_sort_key)
+    with connection.cursor() as cursor:
+        cursor.executemany(upsert, [[*key, *values] for key, values in ordered])
+        cursor.executemany(drop, [list(key) for key, values in ordered if any(v < 0 for v in values)])
+
+
+def rebuild(*, inbox_ids: list[int] | None = None) -> int:
+    """Recreate the roll-ups from the raw rows (all inboxes, or these); returns the conversations counted.
+
+    The tables are emptied under an exclusive lock on the states, so a subscriber running meanwhile either
+    finished before (and is wiped) or starts after (and finds no state: it adds its conversation whole).
+    """
+    conversations = Conversation.objects.all()
+    if inbox_ids is not None:
+        conversations = conversations.filter(inbox_id__in=inbox_ids)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {connection.ops.quote_name(ReportState._meta.db_table)} IN EXCLUSIVE MODE")
+        scope = {} if inbox_ids is None else {"inbox_id__in": inbox_ids}
+        ReportState.objects.filter(conversation__in=conversations).delete()
+        for model in (ReportCycle, ReportDay, ReportHour):
+            model.objects.filter(**scope).delete()
+    ids = list(conversations.order_by("pk").values_list("pk", flat=True))
+    conversations_refresh(ids)
+    return len(ids)
