@@ -12,23 +12,11 @@ from django.core.management import call_command
 from django.db.models import Sum
 from django.utils import timezone
 
-from inbox.events import InboundMessage, StatusReport
-from inbox.models import Inbox, Message, ReportCycle, ReportDay, ReportHour, ReportState
+from inbox.models import Inbox, ReportCycle, ReportDay, ReportHour, ReportState
 from inbox.reports import rollups
-from inbox.services import (
-    conversation_assign,
-    conversation_set_status,
-    conversion_report,
-    message_retry,
-    message_status_apply,
-    messages_receive,
-    reply_queue,
-)
+from tests.inbox.reports_helpers import AD, TIKTOK_ME, Stream
 
 pytestmark = pytest.mark.django_db
-
-AD = {"source": "ad", "ad_id": "ad-7", "ad_name": "Winter sale"}
-TIKTOK_ME = {"source": "tiktok_me", "ref": "spring-promo"}
 
 
 @pytest.fixture(autouse=True)
@@ -49,64 +37,6 @@ def snapshot(inbox_ids=None) -> dict:
         ),
         "cycles": sorted(tuple(row) for row in ReportCycle.objects.filter(**scope).values_list(*cycle_fields)),
     }
-
-
-class Stream:
-    """Services called as the product calls them, each change committed (so the subscriber runs)."""
-
-    def __init__(self, inbox, commit):
-        self.inbox, self.commit = inbox, commit
-
-    def inbound(self, user: str, n: int, *, referral=None, sent_minutes_ago: int = 0, times: int = 1):
-        event = InboundMessage(
-            channel="tiktok",
-            endpoint_id="biz-1",
-            channel_user_id=user,
-            provider_message_id=f"{user}-{n}",
-            provider_conversation_id=user,
-            sent_at=timezone.now() - timedelta(minutes=sent_minutes_ago),
-            type="text",
-            text=f"message {n}",
-            provider="infobip",
-            referral=referral or {},
-        )
-        with self.commit(execute=True):
-            [(message, _)] = messages_receive([(self.inbox.pk, event)])
-        for _ in range(times - 1):  # a redelivered webhook: the same event again, later
-            with self.commit(execute=True):
-                messages_receive([(self.inbox.pk, event)])
-        return message.conversation
-
-    def reply(self, conversation, author) -> Message:
-        with self.commit(execute=True):
-            return reply_queue(conversation_id=conversation.pk, author=author, type="text", text="On it")
-
-    def report(self, message: Message, status: str, *, minutes_ago: int = 0) -> None:
-        message.refresh_from_db()
-        with self.commit(execute=True):
-            message_status_apply(
-                report=StatusReport(
-                    channel="tiktok",
-                    provider_message_id=message.provider_message_id,
-                    status=status,
-                    at=timezone.now() - timedelta(minutes=minutes_ago),
-                    error={"name": "EC_NO_SESSION"} if status == "failed" else {},
-                )
-            )
-
-    def __getattr__(self, name):
-        service = {
-            "assign": conversation_assign,
-            "status": conversation_set_status,
-            "conversion": conversion_report,
-            "retry": message_retry,
-        }[name]
-
-        def call(**kwargs):
-            with self.commit(execute=True):
-                return service(**kwargs)
-
-        return call
 
 
 def test_incremental_roll_ups_equal_a_rebuild_on_a_mixed_stream(django_user_model, django_capture_on_commit_callbacks):
