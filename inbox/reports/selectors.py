@@ -150,7 +150,7 @@ def response_times(scope: ReportScope) -> dict:
         scope, day_field="resolved_day", seconds_field="resolution_seconds", agent_field="agent_id", by=[]
     ).get((), (0, None, None))
     return {
-        "chart": "response_times",
+        "chart": "response-times",
         "title": "First response and resolution time (minutes)",
         "kind": "line",
         "x": "day",

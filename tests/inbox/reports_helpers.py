@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 from django.utils import timezone
@@ -25,13 +26,16 @@ TIKTOK_ME = {"source": "tiktok_me", "ref": "spring-promo"}
 class Stream:
     """Services called as the product calls them, each change committed (so the subscriber runs)."""
 
-    def __init__(self, inbox, commit):
-        self.inbox, self.commit = inbox, commit
+    def __init__(self, inbox, commit=None, *, endpoint_id: str = "biz-1"):
+        # `commit`: pytest-django's django_capture_on_commit_callbacks inside a test's transaction; none with
+        # transactional_db (each service commits, and its callbacks run, by itself).
+        self.inbox, self.endpoint_id = inbox, endpoint_id
+        self.commit = commit or (lambda execute: contextlib.nullcontext())
 
     def inbound(self, user: str, n: int, *, referral=None, sent_minutes_ago: int = 0, times: int = 1):
         event = InboundMessage(
             channel="tiktok",
-            endpoint_id="biz-1",
+            endpoint_id=self.endpoint_id,
             channel_user_id=user,
             provider_message_id=f"{user}-{n}",
             provider_conversation_id=user,

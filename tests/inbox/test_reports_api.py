@@ -182,3 +182,11 @@ def test_bad_filters_are_a_422_with_the_field(history, query, field):
     assert field in answer.json()["fields"]
     csv_answer = api(history["agent"]).get("/api/v1/reports/volume/", {**query, "format": "csv"})
     assert csv_answer.status_code == 422 and b"invalid" in csv_answer.content
+
+
+def test_the_reports_page_needs_a_login_and_links_from_the_inbox(client, history):
+    assert client.get("/reports/").status_code == 302
+    client.force_login(history["agent"])
+    page = client.get("/reports/")
+    assert page.status_code == 200 and b'id="report-charts"' in page.content and b"reports-config" in page.content
+    assert b'href="/reports/"' in client.get("/").content
