@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from inbox import domain_events as de
-from inbox.models import AuditLog, Conversation, Conversion, Message
+from inbox.models import Conversation, Message
 from inbox.reports.models import (
     DAY_COUNTS,
     DAY_KEY,
@@ -79,6 +79,53 @@ def on_domain_events(events: list[de.DomainEvent]) -> None:
 # --- The figures of one conversation --------------------------------------------------------------------------
 
 
+CYCLE_FIELDS = [
+    "inbox_id",
+    "conversation_id",
+    "seq",
+    "opened_at",
+    "opened_day",
+    "agent_id",
+    "source_kind",
+    "source_id",
+    "source_name",
+    "first_inbound_at",
+    "first_response_at",
+    "first_response_day",
+    "first_response_seconds",
+    "responder_id",
+    "resolved_at",
+    "resolved_day",
+    "resolution_seconds",
+]
+
+
+@dataclass
+class CycleRow:
+    """A ReportCycle row as computed (written with one INSERT per batch, not through model instances)."""
+
+    inbox_id: int
+    conversation_id: int
+    seq: int
+    opened_at: datetime
+    opened_day: date
+    agent_id: int
+    source_kind: str
+    source_id: str
+    source_name: str
+    first_inbound_at: datetime | None = None
+    first_response_at: datetime | None = None
+    first_response_day: date | None = None
+    first_response_seconds: int | None = None
+    responder_id: int = 0
+    resolved_at: datetime | None = None
+    resolved_day: date | None = None
+    resolution_seconds: int | None = None
+
+    def values(self) -> list:
+        return [getattr(self, name) for name in CYCLE_FIELDS]
+
+
 @dataclass
 class Cycle:
     seq: int
@@ -109,7 +156,7 @@ def source_of(referral: dict | None) -> tuple[str, str, str]:
 
 
 def conversation_figures(conversation: dict, messages: list[tuple], audits: list[tuple], conversions: list[tuple]):
-    """The cycles (ReportCycle rows, unsaved) and roll-up contributions of one conversation, from its raw rows.
+    """The cycles (ReportCycle rows to write) and roll-up contributions of one conversation, from its raw rows.
 
     `conversation`: pk, inbox_id, created_at, referral, assignee_id, inbox__time_zone. `messages`: (pk, direction,
     at, author_id, status, referral) — `at` is when we stored an inbound message, when a reply's current attempt
@@ -186,7 +233,7 @@ def conversation_figures(conversation: dict, messages: list[tuple], audits: list
 
     days: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(DAY_COUNTS))
     hours: dict[tuple, int] = defaultdict(int)
-    rows: list[ReportCycle] = []
+    rows: list[CycleRow] = []
 
     def local(at: datetime) -> datetime:
         return at.astimezone(tz)
@@ -211,7 +258,7 @@ def conversation_figures(conversation: dict, messages: list[tuple], audits: list
             add(at, agent, source, "messages_in")
         for _pk, at, author in cycle.replies:
             add(at, author, source, "messages_out")
-        row = ReportCycle(
+        row = CycleRow(
             inbox_id=inbox_id,
             conversation_id=conversation["pk"],
             seq=cycle.seq,
@@ -250,12 +297,13 @@ def conversation_figures(conversation: dict, messages: list[tuple], audits: list
     contributions = {
         "d": [[*_json_key(key), counts] for key, counts in sorted(days.items(), key=_sort_key)],
         "h": [[*_json_key(key), count] for key, count in sorted(hours.items(), key=_sort_key)],
+        "c": [_json_key(tuple(row.values()[2:])) for row in rows],  # to write only the cycles that changed
     }
     return rows, contributions
 
 
 def _json_key(key: tuple) -> list:
-    return [value.isoformat() if isinstance(value, date) else value for value in key]
+    return [value.isoformat() if isinstance(value, date) else value for value in key]  # datetimes are dates too
 
 
 def _sort_key(item):
@@ -283,56 +331,74 @@ def conversations_refresh(conversation_ids: Iterable[int]) -> None:
 
 
 def _refresh(ids: list[int]) -> None:
-    state_table = connection.ops.quote_name(ReportState._meta.db_table)
+    """One chunk, in a fixed number of statements: lock and read the states with their conversations, read the
+    raw rows, write the differences."""
+    table = {model: connection.ops.quote_name(model._meta.db_table) for model in (ReportState, ReportCycle)}
     with connection.cursor() as cursor:
-        # The state rows are the conversations' locks: two refreshes of one conversation run one after the other.
+        # The state rows are the conversations' locks (taken in id order): two refreshes of one conversation
+        # run one after the other, and the second reads what the first committed.
         cursor.execute(
-            f"INSERT INTO {state_table} (conversation_id, contributions, updated_at) "  # noqa: S608
-            f"SELECT c.id, '{{}}'::jsonb, now() FROM {connection.ops.quote_name(Conversation._meta.db_table)} c "
-            "WHERE c.id = ANY(%s) ORDER BY c.id ON CONFLICT DO NOTHING",
+            f"""WITH locked AS (
+                  INSERT INTO {table[ReportState]} (conversation_id, contributions, updated_at)
+                  SELECT id, '{{}}'::jsonb, now() FROM inbox_conversation WHERE id = ANY(%s) ORDER BY id
+                  ON CONFLICT (conversation_id) DO UPDATE SET updated_at = EXCLUDED.updated_at
+                  RETURNING conversation_id, contributions)
+                SELECT c.id, c.inbox_id, c.created_at, c.referral, c.assignee_id, i.time_zone, locked.contributions
+                FROM locked JOIN inbox_conversation c ON c.id = locked.conversation_id
+                JOIN inbox_inbox i ON i.id = c.inbox_id ORDER BY c.id""",  # noqa: S608 - our table names
             [ids],
         )
-    states = {
-        pk: contributions
-        for pk, contributions in ReportState.objects.select_for_update()
-        .filter(conversation_id__in=ids)
-        .order_by("conversation_id")
-        .values_list("conversation_id", "contributions")
-    }
-    conversations = list(
-        Conversation.objects.filter(pk__in=states).values(
-            "pk", "inbox_id", "created_at", "referral", "assignee_id", "inbox__time_zone"
-        )
-    )
-    messages = defaultdict(list)
-    for conversation_id, pk, direction, created_at, queued_at, author_id, status, referral in Message.objects.filter(
-        conversation_id__in=states, direction__in=[Message.Direction.IN, Message.Direction.OUT]
-    ).values_list("conversation_id", "pk", "direction", "created_at", "queued_at", "author_id", "status", "referral"):
+        conversations, states = [], {}
+        for pk, inbox_id, created_at, referral, assignee_id, time_zone, contributions in cursor.fetchall():
+            conversations.append(
+                {
+                    "pk": pk,
+                    "inbox_id": inbox_id,
+                    "created_at": created_at,
+                    "referral": _loads(referral) or {},
+                    "assignee_id": assignee_id,
+                    "inbox__time_zone": time_zone,
+                }
+            )
+            states[pk] = _loads(contributions) or {}
+        found = list(states)
+        messages = defaultdict(list)
         # A reply counts from when its current attempt was queued (a retry sends it again, later).
-        at = queued_at if direction == Message.Direction.OUT and queued_at else created_at
-        messages[conversation_id].append((pk, direction, at, author_id, status, referral))
-    audits = defaultdict(list)
-    for conversation_id, *row in AuditLog.objects.filter(
-        conversation_id__in=states, action__startswith="conversation."
-    ).values_list("conversation_id", "pk", "action", "actor_id", "message_id", "before", "after", "created_at"):
-        audits[conversation_id].append(tuple(row))
-    conversions = defaultdict(list)
-    for conversation_id, *row in (
-        Conversion.objects.filter(conversation_id__in=states)
-        .exclude(status=Conversion.Status.FAILED)
-        .values_list("conversation_id", "pk", "author_id", "occurred_at")
-    ):
-        conversions[conversation_id].append(tuple(row))
+        cursor.execute(
+            """SELECT conversation_id, id, direction,
+                      CASE WHEN direction = 'out' AND queued_at IS NOT NULL THEN queued_at ELSE created_at END,
+                      author_id, status, CASE WHEN referral = '{}'::jsonb THEN NULL ELSE referral END
+               FROM inbox_message WHERE conversation_id = ANY(%s) AND direction IN ('in', 'out')""",
+            [found],
+        )
+        for conversation_id, pk, direction, at, author_id, status, referral in cursor.fetchall():
+            messages[conversation_id].append((pk, direction, at, author_id, status, _loads(referral)))
+        audits, conversions = defaultdict(list), defaultdict(list)
+        cursor.execute(
+            """SELECT 'a', conversation_id, id, action, actor_id, message_id, before, after, created_at
+               FROM inbox_auditlog WHERE conversation_id = ANY(%s) AND action LIKE 'conversation.%%'
+               UNION ALL
+               SELECT 'c', conversation_id, id, '', author_id, NULL, NULL, NULL, occurred_at
+               FROM inbox_conversion WHERE conversation_id = ANY(%s) AND status <> 'failed'""",
+            [found, found],
+        )
+        for kind, conversation_id, pk, action, actor_id, message_id, before, after, at in cursor.fetchall():
+            if kind == "a":
+                audits[conversation_id].append((pk, action, actor_id, message_id, _loads(before), _loads(after), at))
+            else:
+                conversions[conversation_id].append((pk, actor_id, at))
 
     day_delta: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(DAY_COUNTS))
     hour_delta: dict[tuple, int] = defaultdict(int)
-    cycles: list[ReportCycle] = []
+    cycles: list[CycleRow] = []
+    rewritten: list[int] = []
     new_states: list[tuple[int, dict]] = []
     for conversation in conversations:
         pk = conversation["pk"]
         rows, contributions = conversation_figures(conversation, messages[pk], audits[pk], conversions[pk])
-        cycles.extend(rows)
-        old = states[pk] or {}
+        old = states[pk]
+        if contributions == old:
+            continue
         for key, counts in _as_dict(contributions, "d").items():
             day_delta[key] = [a + b for a, b in zip(day_delta[key], counts, strict=True)]
         for key, counts in _as_dict(old, "d").items():
@@ -341,20 +407,36 @@ def _refresh(ids: list[int]) -> None:
             hour_delta[key] += counts[0]
         for key, counts in _as_dict(old, "h").items():
             hour_delta[key] -= counts[0]
-        if contributions != old:
-            new_states.append((pk, contributions))
+        if contributions["c"] != old.get("c"):
+            rewritten.append(pk)
+            cycles.extend(rows)
+        new_states.append((pk, contributions))
 
-    ReportCycle.objects.filter(conversation_id__in=states).delete()
-    ReportCycle.objects.bulk_create(cycles)
+    with connection.cursor() as cursor:
+        if rewritten:
+            cursor.execute(f"DELETE FROM {table[ReportCycle]} WHERE conversation_id = ANY(%s)", [rewritten])  # noqa: S608
+        if cycles:
+            columns = ", ".join(connection.ops.quote_name(name) for name in CYCLE_FIELDS)
+            placeholders = ", ".join(["%s"] * len(CYCLE_FIELDS))
+            cursor.executemany(
+                f"INSERT INTO {table[ReportCycle]} ({columns}) VALUES ({placeholders})",  # noqa: S608
+                [row.values() for row in cycles],
+            )
     _apply(ReportDay, DAY_KEY, DAY_COUNTS, {k: v for k, v in day_delta.items() if any(v)})
     _apply(ReportHour, HOUR_KEY, HOUR_COUNTS, {k: [v] for k, v in hour_delta.items() if v})
     if new_states:
         with connection.cursor() as cursor:
-            cursor.executemany(
-                f"UPDATE {state_table} SET contributions = %s::jsonb, updated_at = now() "  # noqa: S608
-                "WHERE conversation_id = %s",
-                [(_dumps(contributions), pk) for pk, contributions in new_states],
+            cursor.execute(
+                f"UPDATE {table[ReportState]} s SET contributions = v.contributions::jsonb "  # noqa: S608
+                "FROM unnest(%s::bigint[], %s::text[]) AS v(conversation_id, contributions) "
+                "WHERE s.conversation_id = v.conversation_id",
+                [[pk for pk, _ in new_states], [_dumps(contributions) for _, contributions in new_states]],
             )
+
+
+def _loads(value):
+    """jsonb from a raw cursor: Django has psycopg hand it over as text (its JSONField decodes it)."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _dumps(value) -> str:
