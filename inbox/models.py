@@ -440,4 +440,4 @@ class WebhookEvent(models.Model):
 
 
 # The report roll-ups live in inbox/reports/ and belong to this app.
-from inbox.reports.models import ReportCycle, ReportDay, ReportHour, ReportState  # noqa: E402, F401
+from inbox.reports.models import ReportCycle, ReportDay, ReportDirty, ReportHour, ReportState  # noqa: E402, F401

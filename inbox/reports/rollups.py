@@ -19,10 +19,11 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 
 from inbox import domain_events as de
@@ -38,6 +39,7 @@ from inbox.reports.models import (
     SOURCE_TIKTOK_ME,
     ReportCycle,
     ReportDay,
+    ReportDirty,
     ReportHour,
     ReportState,
 )
@@ -67,13 +69,65 @@ def touches_figures(event: de.DomainEvent) -> bool:
     return isinstance(event, _TOUCHING)
 
 
+DRAIN_DELAY_SECONDS = 1
+DRAIN_SCHEDULED_KEY = "reports:rollups:drain-scheduled"
+
+
 def on_domain_events(events: list[de.DomainEvent]) -> None:
-    """The subscriber (registered in InboxConfig.ready): refresh the conversations these events touched."""
-    if not getattr(settings, "REPORTS_ROLLUPS_ENABLED", True):
-        return
+    """The subscriber (registered in InboxConfig.ready): refresh the conversations these events touched, now
+    (REPORTS_ROLLUPS = "inline") or, marked, a moment later in a Celery task ("deferred", the default)."""
+    mode = settings.REPORTS_ROLLUPS
     ids = sorted({event.conversation_id for event in events if touches_figures(event)})
-    if ids:
+    if not ids or mode == "off":
+        return
+    if mode == "inline":
         conversations_refresh(ids)
+        return
+    conversations_mark(ids)
+    schedule_drain()
+
+
+def conversations_mark(ids: list[int]) -> None:
+    """Mark conversations to refresh: one statement, whatever the batch (a marked one stays marked once)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {connection.ops.quote_name(ReportDirty._meta.db_table)} (conversation_id, marked_at) "  # noqa: S608
+            "SELECT id, now() FROM unnest(%s::bigint[]) AS id ORDER BY id ON CONFLICT DO NOTHING",
+            [ids],
+        )
+
+
+def schedule_drain() -> None:
+    """At most one drain task per DRAIN_DELAY_SECONDS: every mark made meanwhile is drained by it (the marks are
+    rows, so a lost task only delays them until beat's run)."""
+    from inbox.reports.tasks import refresh_report_rollups
+
+    try:
+        if cache.add(DRAIN_SCHEDULED_KEY, 1, timeout=DRAIN_DELAY_SECONDS):
+            refresh_report_rollups.apply_async(countdown=DRAIN_DELAY_SECONDS)
+    except Exception:  # noqa: BLE001 - the marks are stored: beat's run drains them
+        logger.warning("could not schedule the report roll-ups' refresh; beat's run will", exc_info=True)
+
+
+def drain(*, chunk: int = CHUNK) -> int:
+    """Refresh every marked conversation, a chunk per transaction (marks taken with SKIP LOCKED, so drains can
+    run side by side); returns how many were refreshed. A mark made while its conversation is being refreshed
+    waits for that refresh to commit, then stays for the next drain."""
+    table = connection.ops.quote_name(ReportDirty._meta.db_table)
+    refreshed = 0
+    while True:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"DELETE FROM {table} WHERE conversation_id IN (SELECT conversation_id FROM {table} "  # noqa: S608
+                    "ORDER BY conversation_id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING conversation_id",
+                    [chunk],
+                )
+                ids = sorted(row[0] for row in cursor.fetchall())
+            if not ids:
+                return refreshed
+            _refresh(ids)
+        refreshed += len(ids)
 
 
 # --- The figures of one conversation --------------------------------------------------------------------------
@@ -343,7 +397,8 @@ def _refresh(ids: list[int]) -> None:
                   SELECT id, '{{}}'::jsonb, now() FROM inbox_conversation WHERE id = ANY(%s) ORDER BY id
                   ON CONFLICT (conversation_id) DO UPDATE SET updated_at = EXCLUDED.updated_at
                   RETURNING conversation_id, contributions)
-                SELECT c.id, c.inbox_id, c.created_at, c.referral, c.assignee_id, i.time_zone, locked.contributions
+                SELECT c.id, c.inbox_id, {us("c.created_at")}, c.referral, c.assignee_id, i.time_zone,
+                       locked.contributions
                 FROM locked JOIN inbox_conversation c ON c.id = locked.conversation_id
                 JOIN inbox_inbox i ON i.id = c.inbox_id ORDER BY c.id""",  # noqa: S608 - our table names
             [ids],
@@ -354,7 +409,7 @@ def _refresh(ids: list[int]) -> None:
                 {
                     "pk": pk,
                     "inbox_id": inbox_id,
-                    "created_at": created_at,
+                    "created_at": _at(created_at),
                     "referral": _loads(referral) or {},
                     "assignee_id": assignee_id,
                     "inbox__time_zone": time_zone,
@@ -365,28 +420,29 @@ def _refresh(ids: list[int]) -> None:
         messages = defaultdict(list)
         # A reply counts from when its current attempt was queued (a retry sends it again, later).
         cursor.execute(
-            """SELECT conversation_id, id, direction,
-                      CASE WHEN direction = 'out' AND queued_at IS NOT NULL THEN queued_at ELSE created_at END,
-                      author_id, status, CASE WHEN referral = '{}'::jsonb THEN NULL ELSE referral END
-               FROM inbox_message WHERE conversation_id = ANY(%s) AND direction IN ('in', 'out')""",
+            f"""SELECT conversation_id, id, direction,
+                      {us("CASE WHEN direction = 'out' AND queued_at IS NOT NULL THEN queued_at ELSE created_at END")},
+                      author_id, status, CASE WHEN referral = '{{}}'::jsonb THEN NULL ELSE referral END
+               FROM inbox_message WHERE conversation_id = ANY(%s) AND direction IN ('in', 'out')""",  # noqa: S608
             [found],
         )
         for conversation_id, pk, direction, at, author_id, status, referral in cursor.fetchall():
-            messages[conversation_id].append((pk, direction, at, author_id, status, _loads(referral)))
+            messages[conversation_id].append((pk, direction, _at(at), author_id, status, _loads(referral)))
         audits, conversions = defaultdict(list), defaultdict(list)
         cursor.execute(
-            """SELECT 'a', conversation_id, id, action, actor_id, message_id, before, after, created_at
+            f"""SELECT 'a', conversation_id, id, action, actor_id, message_id, before, after, {us("created_at")}
                FROM inbox_auditlog WHERE conversation_id = ANY(%s) AND action LIKE 'conversation.%%'
                UNION ALL
-               SELECT 'c', conversation_id, id, '', author_id, NULL, NULL, NULL, occurred_at
-               FROM inbox_conversion WHERE conversation_id = ANY(%s) AND status <> 'failed'""",
+               SELECT 'c', conversation_id, id, '', author_id, NULL, NULL, NULL, {us("occurred_at")}
+               FROM inbox_conversion WHERE conversation_id = ANY(%s) AND status <> 'failed'""",  # noqa: S608
             [found, found],
         )
         for kind, conversation_id, pk, action, actor_id, message_id, before, after, at in cursor.fetchall():
             if kind == "a":
-                audits[conversation_id].append((pk, action, actor_id, message_id, _loads(before), _loads(after), at))
+                row = (pk, action, actor_id, message_id, _loads(before), _loads(after), _at(at))
+                audits[conversation_id].append(row)
             else:
-                conversions[conversation_id].append((pk, actor_id, at))
+                conversions[conversation_id].append((pk, actor_id, _at(at)))
 
     day_delta: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(DAY_COUNTS))
     hour_delta: dict[tuple, int] = defaultdict(int)
@@ -432,6 +488,19 @@ def _refresh(ids: list[int]) -> None:
                 "WHERE s.conversation_id = v.conversation_id",
                 [[pk for pk, _ in new_states], [_dumps(contributions) for _, contributions in new_states]],
             )
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def us(column: str) -> str:
+    """SQL: a timestamp as integer microseconds since the epoch (exact; parsing thousands of ISO timestamps was
+    a third of a refresh's time)."""
+    return f"(extract(epoch FROM {column}) * 1000000)::bigint"
+
+
+def _at(micros: int) -> datetime:
+    return EPOCH + timedelta(microseconds=micros)
 
 
 def _loads(value):

@@ -26,11 +26,21 @@ TIKTOK_ME = {"source": "tiktok_me", "ref": "spring-promo"}
 class Stream:
     """Services called as the product calls them, each change committed (so the subscriber runs)."""
 
-    def __init__(self, inbox, commit=None, *, endpoint_id: str = "biz-1"):
+    def __init__(self, inbox, commit=None, *, endpoint_id: str = "biz-1", after=None):
         # `commit`: pytest-django's django_capture_on_commit_callbacks inside a test's transaction; none with
-        # transactional_db (each service commits, and its callbacks run, by itself).
-        self.inbox, self.endpoint_id = inbox, endpoint_id
-        self.commit = commit or (lambda execute: contextlib.nullcontext())
+        # transactional_db (each service commits, and its callbacks run, by itself). `after`: called after each
+        # committed step (e.g. the deferred roll-ups' drain).
+        self.inbox, self.endpoint_id, self.after = inbox, endpoint_id, after
+        capture = commit or (lambda execute: contextlib.nullcontext())
+
+        @contextlib.contextmanager
+        def committed(execute=True):
+            with capture(execute=execute):
+                yield
+            if self.after:
+                self.after()
+
+        self.commit = committed
 
     def inbound(self, user: str, n: int, *, referral=None, sent_minutes_ago: int = 0, times: int = 1):
         event = InboundMessage(

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.db.models import Sum
 from django.utils import timezone
 
-from inbox.models import Inbox, ReportCycle, ReportDay, ReportHour, ReportState
+from inbox.models import Inbox, ReportCycle, ReportDay, ReportDirty, ReportHour, ReportState
 from inbox.reports import rollups
 from tests.inbox.reports_helpers import AD, TIKTOK_ME, Stream
 
@@ -39,12 +39,24 @@ def snapshot(inbox_ids=None) -> dict:
     }
 
 
-def test_incremental_roll_ups_equal_a_rebuild_on_a_mixed_stream(django_user_model, django_capture_on_commit_callbacks):
+@pytest.fixture
+def drains_scheduled(monkeypatch) -> list:
+    """The deferred mode's Celery boundary: scheduled drains are recorded; the test drains when it wants."""
+    scheduled: list = []
+    monkeypatch.setattr(rollups, "schedule_drain", lambda: scheduled.append(1))
+    return scheduled
+
+
+@pytest.mark.parametrize("mode", ["inline", "deferred"])
+def test_incremental_roll_ups_equal_a_rebuild_on_a_mixed_stream(
+    django_user_model, django_capture_on_commit_callbacks, settings, drains_scheduled, mode
+):
+    settings.REPORTS_ROLLUPS = mode
     inbox = Inbox.objects.create(name="Support", time_zone="Europe/Berlin")
     agent = django_user_model.objects.create_user("agent", password="pw")
     colleague = django_user_model.objects.create_user("colleague", password="pw")
     inbox.members.add(agent, colleague)
-    s = Stream(inbox, django_capture_on_commit_callbacks)
+    s = Stream(inbox, django_capture_on_commit_callbacks, after=rollups.drain if mode == "deferred" else None)
     start = timezone.now().astimezone(ZoneInfo("Europe/Berlin")).replace(hour=9, minute=0, second=0, microsecond=0)
     start -= timedelta(days=5)
 
@@ -90,6 +102,7 @@ def test_incremental_roll_ups_equal_a_rebuild_on_a_mixed_stream(django_user_mode
         s.report(s.reply(frank, agent), "failed")  # the last event of frank's: the reply no longer counts
 
     incremental = snapshot()
+    assert bool(drains_scheduled) == (mode == "deferred") and not ReportDirty.objects.exists()
     assert ReportState.objects.count() == 4
     assert rollups.rebuild() == 4
     assert snapshot() == incremental
@@ -126,6 +139,34 @@ def test_incremental_roll_ups_equal_a_rebuild_on_a_mixed_stream(django_user_mode
         (day1, agent.pk, "organic")
     ]
     assert ReportHour.objects.filter(day=day0, hour=9).aggregate(n=Sum("opened"))["n"] == 2
+
+
+def test_deferred_marks_each_conversation_once_and_a_drain_refreshes_it_once(
+    django_capture_on_commit_callbacks, settings, drains_scheduled
+):
+    settings.REPORTS_ROLLUPS = "deferred"
+    inbox = Inbox.objects.create(name="Burst")
+    s = Stream(inbox, django_capture_on_commit_callbacks)
+    for n in range(5):
+        s.inbound("gina", n)
+    s.inbound("hal", 1)
+    assert ReportDirty.objects.count() == 2 and len(drains_scheduled) == 6  # the task debounces itself
+    assert not ReportDay.objects.exists()  # nothing counted before the drain
+    assert rollups.drain(chunk=1) == 2  # one refresh per conversation, whatever its events; chunk by chunk
+    assert ReportDay.objects.aggregate(n=Sum("messages_in"))["n"] == 6
+    assert rollups.drain() == 0 and not ReportDirty.objects.exists()
+    before = snapshot()
+    rollups.rebuild()
+    assert snapshot() == before
+
+
+def test_off_keeps_nothing_and_a_rebuild_catches_up(django_capture_on_commit_callbacks, settings):
+    settings.REPORTS_ROLLUPS = "off"
+    inbox = Inbox.objects.create(name="Quiet")
+    Stream(inbox, django_capture_on_commit_callbacks).inbound("ivy", 1)
+    assert not ReportDay.objects.exists() and not ReportDirty.objects.exists()
+    rollups.rebuild(inbox_ids=[inbox.pk])
+    assert ReportDay.objects.get().messages_in == 1
 
 
 def test_days_and_hours_are_the_inbox_time_zone(django_user_model, django_capture_on_commit_callbacks):
