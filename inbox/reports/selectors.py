@@ -20,22 +20,14 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from django.contrib.auth import get_user_model
-from django.db.models import Aggregate, Count, FloatField, Q, Sum
+from django.db import connection
+from django.db.models import Count, Q, Sum
 from django.db.models.functions import ExtractIsoWeekDay
 
 from inbox.models import Inbox, ReportCycle, ReportDay, ReportHour
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 SOURCE_LABELS = {"organic": "Organic", "ad": "Ad", "tiktok_me": "TikTok.me link", "other": "Other referral"}
-
-
-class PercentileDisc(Aggregate):
-    function = "percentile_disc"
-    template = "%(function)s(%(percentile)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-    def __init__(self, expression, percentile: float, **extra):
-        super().__init__(expression, percentile=float(percentile), **extra)
 
 
 @dataclass(frozen=True)
@@ -70,23 +62,27 @@ def _days_qs(scope: ReportScope):
     )
 
 
-def _percentiles(scope: ReportScope, *, day_field: str, seconds_field: str, agent_field: str, by: list[str]):
-    """{group: (count, median s, p90 s)} of the samples whose day is in range."""
-    samples = ReportCycle.objects.filter(
-        scope.agent_q(agent_field),
-        inbox_id__in=scope.inbox_ids,
-        **{f"{day_field}__gte": scope.since, f"{day_field}__lte": scope.until},
+def _percentiles(scope: ReportScope, *, day_field: str, seconds_field: str, agent_field: str, by: str) -> dict:
+    """{group: (count, median s, p90 s)} of the samples whose day is in range, grouped by `by`, and under None
+    all of them: one scan of the (covering) index, GROUPING SETS for the groups and the whole."""
+    quote = connection.ops.quote_name
+    table, by_col, seconds = quote(ReportCycle._meta.db_table), quote(by), quote(seconds_field)
+    params: list = [list(scope.inbox_ids), scope.since, scope.until]
+    agent = ""
+    if scope.agent_ids is not None:
+        agent = f" AND {quote(agent_field)} = ANY(%s)"
+        params.append(list(scope.agent_ids))
+    sql = (
+        f"SELECT {by_col}, GROUPING({by_col}), count(*), "  # noqa: S608 - identifiers from the model, quoted
+        f"percentile_disc(0.5) WITHIN GROUP (ORDER BY {seconds}), "
+        f"percentile_disc(0.9) WITHIN GROUP (ORDER BY {seconds}) "
+        f"FROM {table} WHERE inbox_id = ANY(%s) AND {quote(day_field)} BETWEEN %s AND %s{agent} "
+        f"GROUP BY GROUPING SETS (({by_col}), ())"
     )
-    figures = {
-        "n": Count("pk"),
-        "median": PercentileDisc(seconds_field, 0.5),
-        "p90": PercentileDisc(seconds_field, 0.9),
-    }
-    if not by:
-        whole = samples.aggregate(**figures)
-        return {(): (whole["n"], whole["median"], whole["p90"])}
-    rows = samples.values(*by).annotate(**figures).order_by()
-    return {tuple(row[f] for f in by): (row["n"], row["median"], row["p90"]) for row in rows}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return {None if whole else key: (n, median, p90) for key, whole, n, median, p90 in rows}
 
 
 def _totals(rows: list[dict], keys: list[str]) -> dict:
@@ -123,15 +119,15 @@ def response_times(scope: ReportScope) -> dict:
         day_field="first_response_day",
         seconds_field="first_response_seconds",
         agent_field="responder_id",
-        by=["first_response_day"],
+        by="first_response_day",
     )
     resolution = _percentiles(
-        scope, day_field="resolved_day", seconds_field="resolution_seconds", agent_field="agent_id", by=["resolved_day"]
+        scope, day_field="resolved_day", seconds_field="resolution_seconds", agent_field="agent_id", by="resolved_day"
     )
     rows = []
     for day in scope.days():
-        f_n, f_median, f_p90 = first.get((day,), (0, None, None))
-        r_n, r_median, r_p90 = resolution.get((day,), (0, None, None))
+        f_n, f_median, f_p90 = first.get(day, (0, None, None))
+        r_n, r_median, r_p90 = resolution.get(day, (0, None, None))
         rows.append(
             {
                 "day": day.isoformat(),
@@ -143,12 +139,8 @@ def response_times(scope: ReportScope) -> dict:
                 "resolution_p90": _minutes(r_p90),
             }
         )
-    whole_first = _percentiles(
-        scope, day_field="first_response_day", seconds_field="first_response_seconds", agent_field="responder_id", by=[]
-    ).get((), (0, None, None))
-    whole_resolution = _percentiles(
-        scope, day_field="resolved_day", seconds_field="resolution_seconds", agent_field="agent_id", by=[]
-    ).get((), (0, None, None))
+    whole_first = first.get(None, (0, None, None))
+    whole_resolution = resolution.get(None, (0, None, None))
     return {
         "chart": "response-times",
         "title": "First response and resolution time (minutes)",
@@ -190,12 +182,12 @@ def agents(scope: ReportScope) -> dict:
         day_field="first_response_day",
         seconds_field="first_response_seconds",
         agent_field="responder_id",
-        by=["responder_id"],
+        by="responder_id",
     )
     resolution = _percentiles(
-        scope, day_field="resolved_day", seconds_field="resolution_seconds", agent_field="agent_id", by=["agent_id"]
+        scope, day_field="resolved_day", seconds_field="resolution_seconds", agent_field="agent_id", by="agent_id"
     )
-    ids = set(counts) | {key[0] for key in first} | {key[0] for key in resolution}
+    ids = set(counts) | {key for key in [*first, *resolution] if key is not None}
     names = {
         user.pk: user.get_full_name() or user.get_username()
         for user in get_user_model().objects.filter(pk__in=[pk for pk in ids if pk])
@@ -203,8 +195,8 @@ def agents(scope: ReportScope) -> dict:
     rows = []
     for agent_id in sorted(ids, key=lambda pk: (pk == 0, names.get(pk, "").lower(), pk)):
         row = counts.get(agent_id) or {}
-        f_n, f_median, f_p90 = first.get((agent_id,), (0, None, None))
-        _r_n, r_median, r_p90 = resolution.get((agent_id,), (0, None, None))
+        f_n, f_median, f_p90 = first.get(agent_id, (0, None, None))
+        _r_n, r_median, r_p90 = resolution.get(agent_id, (0, None, None))
         rows.append(
             {
                 "agent_id": agent_id or None,
