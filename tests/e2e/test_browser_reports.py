@@ -144,7 +144,7 @@ def test_reports_page_shows_the_raw_rows_figures_filters_and_csv(stack, open_rep
     expect(page.locator('#chart-response-times [data-total="first_response_p90"]')).to_have_text(
         minutes(percentile_disc(all_seconds, 0.9))
     )
-    shot(page, "reports-desktop.png")
+    page.screenshot(path=str(shot(page, "reports-desktop.png")), full_page=True)
     sources = {row[0] + row[1]: row for row in table(page, "sources")[1:]}
     assert sources["Adad-7"][3] == "1" and sources["TikTok.me linkspring-promo"][3] == "1"
     assert sources["Organic"][3] == "2"
@@ -188,7 +188,7 @@ def test_reports_page_shows_the_raw_rows_figures_filters_and_csv(stack, open_rep
     expect(phone.locator("#chart-volume svg")).to_be_visible()
     assert phone.locator("#chart-volume svg").bounding_box()["width"] <= PHONE["width"]
     expect(phone.locator("#filter-agent")).to_be_visible()
-    shot(phone, "reports-phone.png")
+    phone.screenshot(path=str(shot(phone, "reports-phone.png")), full_page=True)
 
 
 def test_a_bad_range_is_shown_with_its_reason(stack, open_reports):

@@ -160,6 +160,15 @@ def test_deferred_marks_each_conversation_once_and_a_drain_refreshes_it_once(
     assert snapshot() == before
 
 
+def test_the_celery_task_drains(django_capture_on_commit_callbacks, settings, drains_scheduled):
+    from inbox.reports.tasks import refresh_report_rollups
+
+    settings.REPORTS_ROLLUPS = "deferred"
+    Stream(Inbox.objects.create(name="Task"), django_capture_on_commit_callbacks).inbound("jay", 1)
+    assert refresh_report_rollups.apply().get() == 1  # run here, as the worker would
+    assert ReportDay.objects.get().messages_in == 1 and not ReportDirty.objects.exists()
+
+
 def test_off_keeps_nothing_and_a_rebuild_catches_up(django_capture_on_commit_callbacks, settings):
     settings.REPORTS_ROLLUPS = "off"
     inbox = Inbox.objects.create(name="Quiet")
