@@ -32,7 +32,7 @@ class Inbox(models.Model):
         max_length=64,
         default=default_time_zone,
         validators=[validate_time_zone],
-        help_text="IANA name; the reports' days and hours are in it (after a change: manage.py rebuild_reports).",
+        help_text="IANA name; the reports' days and hours are in it (a change moves them).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='inbox',
             name='time_zone',
-            field=models.CharField(default=inbox.models.default_time_zone, help_text="IANA name; the reports' days and hours are in it (after a change: manage.py rebuild_reports).", max_length=64, validators=[inbox.models.validate_time_zone]),
+            field=models.CharField(default=inbox.models.default_time_zone, help_text="IANA name; the reports' days and hours are in it (a change moves them).", max_length=64, validators=[inbox.models.validate_time_zone]),
         ),
         migrations.AddField(
             model_name='message',

@@ -87,6 +87,29 @@ def on_domain_events(events: list[de.DomainEvent]) -> None:
     schedule_drain()
 
 
+def on_inbox_saving(sender, instance, **kwargs) -> None:
+    """pre_save of Inbox: a new time zone moves its conversations' days and hours, so they are refreshed (each
+    subtracts what it added under the old zone) once the change commits."""
+    if instance.pk is None:
+        return
+    before = type(instance).objects.filter(pk=instance.pk).values_list("time_zone", flat=True).first()
+    if before is not None and before != instance.time_zone:
+        transaction.on_commit(lambda: inbox_refresh(instance.pk))
+
+
+def inbox_refresh(inbox_id: int) -> None:
+    """Refresh every conversation of an inbox (as REPORTS_ROLLUPS says: now, or marked for the task)."""
+    if settings.REPORTS_ROLLUPS == "off":
+        return
+    ids = list(Conversation.objects.filter(inbox_id=inbox_id).order_by("pk").values_list("pk", flat=True))
+    if settings.REPORTS_ROLLUPS == "inline":
+        conversations_refresh(ids)
+        return
+    for start in range(0, len(ids), CHUNK):
+        conversations_mark(ids[start : start + CHUNK])
+    schedule_drain()
+
+
 def conversations_mark(ids: list[int]) -> None:
     """Mark conversations to refresh: one statement, whatever the batch (a marked one stays marked once)."""
     with connection.cursor() as cursor:

@@ -204,6 +204,29 @@ def test_a_rebuild_after_a_time_zone_change_moves_the_days(django_user_model, dj
     assert ReportHour.objects.get().hour == 5  # 20:00 UTC is 05:00 the next morning in Tokyo
 
 
+@pytest.mark.parametrize("mode", ["inline", "deferred"])
+def test_changing_an_inbox_time_zone_moves_its_days(
+    django_capture_on_commit_callbacks, settings, drains_scheduled, mode
+):
+    settings.REPORTS_ROLLUPS = mode
+    inbox = Inbox.objects.create(name="Lisbon", time_zone="UTC")
+    s = Stream(inbox, django_capture_on_commit_callbacks)
+    utc = timezone.now().astimezone(ZoneInfo("UTC")).replace(hour=23, minute=30, second=0, microsecond=0)
+    with time_machine.travel(utc - timedelta(days=1), tick=False):
+        s.inbound("kim", 1)
+    rollups.drain()
+    assert ReportHour.objects.get().hour == 23
+    inbox.time_zone = "Asia/Tokyo"
+    with django_capture_on_commit_callbacks(execute=True):
+        inbox.save()
+    rollups.drain()
+    row = ReportHour.objects.get()  # moved, not added: the old hour's row is gone
+    assert (row.hour, row.day) == (8, (utc - timedelta(days=1)).date() + timedelta(days=1))
+    moved = snapshot()
+    rollups.rebuild()
+    assert snapshot() == moved
+
+
 def test_a_time_zone_must_be_an_iana_name():
     from django.core.exceptions import ValidationError
 
