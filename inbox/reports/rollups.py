@@ -13,6 +13,7 @@ read together, the differences written with one pipelined upsert per table). Def
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from bisect import bisect_left
@@ -132,13 +133,13 @@ def schedule_drain() -> None:
         logger.warning("could not schedule the report roll-ups' refresh; beat's run will", exc_info=True)
 
 
-def drain(*, chunk: int = CHUNK) -> int:
-    """Refresh every marked conversation, a chunk per transaction (marks taken with SKIP LOCKED, so drains can
-    run side by side); returns how many were refreshed. A mark made while its conversation is being refreshed
-    waits for that refresh to commit, then stays for the next drain."""
+def drain(*, chunk: int = CHUNK, max_chunks: int | None = None) -> int:
+    """Refresh every marked conversation (at most `max_chunks` chunks), a chunk per transaction (marks taken with
+    SKIP LOCKED, so drains can run side by side); returns how many were refreshed. A mark made while its
+    conversation is being refreshed waits for that refresh to commit, then stays for the next drain."""
     table = connection.ops.quote_name(ReportDirty._meta.db_table)
     refreshed = 0
-    while True:
+    for _ in range(max_chunks) if max_chunks is not None else itertools.count():
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute(
@@ -151,6 +152,7 @@ def drain(*, chunk: int = CHUNK) -> int:
                 return refreshed
             _refresh(ids)
         refreshed += len(ids)
+    return refreshed
 
 
 # --- The figures of one conversation --------------------------------------------------------------------------
