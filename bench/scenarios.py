@@ -708,10 +708,14 @@ def memory(sampler, res: Results) -> None:
 REPORT_CHARTS = ["volume", "response-times", "heatmap", "agents", "sources"]
 
 
-def _ingest_rate(inbox_id: int, *, prefix: str, batches: int, per: int, users: int, rollups: str) -> float:
-    """Inbound events per second through the batch service (the processor's write path), in this process, with
-    the report roll-ups `rollups` (REPORTS_ROLLUPS: "off" or "deferred"). With them, the clock runs until every
-    marked conversation is refreshed (drained here and by the stack's worker). Events are built beforehand."""
+def _ingest_rate(
+    inbox_id: int, *, prefix: str, batches: int, per: int, users: int, rollups: str
+) -> tuple[float, float, float]:
+    """Inbound events through the batch service (the processor's write path), in this process, with the report
+    roll-ups `rollups` (REPORTS_ROLLUPS: "off" or "deferred"): (events/s, seconds ingesting, seconds draining).
+    With roll-ups the clock runs until every marked conversation is refreshed, here, after the batches: the
+    refresh is serialized behind the ingest (the stack's worker is not asked to help), so its cost is counted
+    whole. Events are built beforehand."""
     from django.test import override_settings
     from django.utils import timezone
 
@@ -741,17 +745,18 @@ def _ingest_rate(inbox_id: int, *, prefix: str, batches: int, per: int, users: i
         ]
         for b in range(batches)
     ]
-    from inbox.models import ReportDirty
-    from inbox.reports.rollups import drain
+    from unittest import mock
 
-    with override_settings(REPORTS_ROLLUPS=rollups):
+    from inbox.reports import rollups as report_rollups
+
+    with override_settings(REPORTS_ROLLUPS=rollups), mock.patch.object(report_rollups, "schedule_drain"):
         started = time.perf_counter()
         for items in batches_of_items:
             messages_receive(items)  # commits; the subscribers run after the commit, as in the processor
-        drain()
-        while ReportDirty.objects.exists():  # a chunk the worker's drain holds
-            time.sleep(0.01)
-        return batches * per / (time.perf_counter() - started)
+        ingested = time.perf_counter()
+        report_rollups.drain()
+        drained = time.perf_counter()
+    return batches * per / (drained - started), ingested - started, drained - ingested
 
 
 def reporting(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> None:
@@ -769,12 +774,17 @@ def reporting(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> Non
     per, batches, users = (100, 4, 200) if cfg.smoke else (200, 40, 5000)
     _ingest_rate(inbox.pk, prefix="warm", batches=batches, per=per, users=users, rollups="off")  # the contacts
     rates: dict[str, list[float]] = {"off": [], "deferred": []}
+    ingest_seconds = drain_seconds = 0.0
     for round_ in range(6):
         mode = "deferred" if round_ % 2 else "off"
-        rates[mode].append(
-            _ingest_rate(inbox.pk, prefix=f"round{round_}", batches=batches, per=per, users=users, rollups=mode)
+        rate, ingesting, draining = _ingest_rate(
+            inbox.pk, prefix=f"round{round_}", batches=batches, per=per, users=users, rollups=mode
         )
-    without, with_ = statistics.mean(rates["off"]), statistics.mean(rates["deferred"])
+        rates[mode].append(rate)
+        if mode == "deferred":
+            ingest_seconds, drain_seconds = ingest_seconds + ingesting, drain_seconds + draining
+    # Medians: the machine is shared, one disturbed round must not decide.
+    without, with_ = statistics.median(rates["off"]), statistics.median(rates["deferred"])
     ratio = with_ / without
     res.add(
         Row(
@@ -786,8 +796,10 @@ def reporting(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> Non
             baseline=without,
             met=ratio >= 0.9,
             note=f"batch service in-process, {batches} batches of {per}, users from {users}, timed until every "
-            f"marked conversation is refreshed (REPORTS_ROLLUPS=deferred); without {[round(r) for r in rates['off']]}"
-            f" / with {[round(r) for r in rates['deferred']]} events/s; cost {100 * (1 - ratio):.1f} %",
+            f"marked conversation is refreshed (REPORTS_ROLLUPS=deferred, drained after the batches); without "
+            f"{[round(r) for r in rates['off']]} / with {[round(r) for r in rates['deferred']]} events/s; cost "
+            f"{100 * (1 - ratio):.1f} %; within the rounds with roll-ups the drain took "
+            f"{100 * drain_seconds / ingest_seconds:.1f} % of the ingest's time",
         )
     )
 
