@@ -26,9 +26,10 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.utils import timezone
 
 from inbox import domain_events as de
-from inbox.models import Conversation, Message
+from inbox.models import AuditLog, Conversation, Conversion, Message
 from inbox.reports.models import (
     DAY_COUNTS,
     DAY_KEY,
@@ -113,12 +114,10 @@ def inbox_refresh(inbox_id: int) -> None:
 
 def conversations_mark(ids: list[int]) -> None:
     """Mark conversations to refresh: one statement, whatever the batch (a marked one stays marked once)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {connection.ops.quote_name(ReportDirty._meta.db_table)} (conversation_id, marked_at) "  # noqa: S608
-            "SELECT id, now() FROM unnest(%s::bigint[]) AS id ORDER BY id ON CONFLICT DO NOTHING",
-            [ids],
-        )
+    now = timezone.now()
+    ReportDirty.objects.bulk_create(
+        [ReportDirty(conversation_id=pk, marked_at=now) for pk in sorted(ids)], ignore_conflicts=True
+    )
 
 
 def schedule_drain() -> None:
@@ -141,13 +140,17 @@ def drain(*, chunk: int = CHUNK, max_chunks: int | None = None) -> int:
     refreshed = 0
     for _ in range(max_chunks) if max_chunks is not None else itertools.count():
         with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"DELETE FROM {table} WHERE conversation_id IN (SELECT conversation_id FROM {table} "  # noqa: S608
-                    "ORDER BY conversation_id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING conversation_id",
-                    [chunk],
-                )
-                ids = sorted(row[0] for row in cursor.fetchall())
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        f"DELETE FROM {table} WHERE conversation_id IN (SELECT conversation_id FROM {table} "  # noqa: S608
+                        "ORDER BY conversation_id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING conversation_id",
+                        [chunk],
+                    )
+                    ids = sorted(row[0] for row in cursor.fetchall())
+            else:  # SQLite (make run's zero-setup default): one writer at a time anyway
+                ids = list(ReportDirty.objects.order_by("pk").values_list("pk", flat=True)[:chunk])
+                ReportDirty.objects.filter(pk__in=ids).delete()
             if not ids:
                 return refreshed
             _refresh(ids)
@@ -412,6 +415,52 @@ def conversations_refresh(conversation_ids: Iterable[int]) -> None:
 def _refresh(ids: list[int]) -> None:
     """One chunk, in a fixed number of statements: lock and read the states with their conversations, read the
     raw rows, write the differences."""
+    if connection.vendor == "postgresql":
+        conversations, states, messages, audits, conversions = _load_postgresql(ids)
+    else:
+        conversations, states, messages, audits, conversions = _load_portable(ids)
+    _refresh_loaded(conversations, states, messages, audits, conversions)
+
+
+def _load_portable(ids: list[int]):
+    """The same reads through the ORM, for SQLite (make run's and make test's zero-setup default)."""
+    existing = set(ReportState.objects.filter(conversation_id__in=ids).values_list("conversation_id", flat=True))
+    found = list(Conversation.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    ReportState.objects.bulk_create(
+        [ReportState(conversation_id=pk, contributions={}) for pk in found if pk not in existing],
+        ignore_conflicts=True,
+    )
+    states = dict(
+        ReportState.objects.select_for_update()
+        .filter(conversation_id__in=found)
+        .order_by("conversation_id")
+        .values_list("conversation_id", "contributions")
+    )
+    conversations = list(
+        Conversation.objects.filter(pk__in=states)
+        .order_by("pk")
+        .values("pk", "inbox_id", "created_at", "referral", "assignee_id", "inbox__time_zone")
+    )
+    messages, audits, conversions = defaultdict(list), defaultdict(list), defaultdict(list)
+    for conversation_id, pk, direction, created_at, queued_at, author_id, status, referral in Message.objects.filter(
+        conversation_id__in=states, direction__in=[Message.Direction.IN, Message.Direction.OUT]
+    ).values_list("conversation_id", "pk", "direction", "created_at", "queued_at", "author_id", "status", "referral"):
+        at = queued_at if direction == Message.Direction.OUT and queued_at else created_at
+        messages[conversation_id].append((pk, direction, at, author_id, status, referral or None))
+    for conversation_id, *row in AuditLog.objects.filter(
+        conversation_id__in=states, action__startswith="conversation."
+    ).values_list("conversation_id", "pk", "action", "actor_id", "message_id", "before", "after", "created_at"):
+        audits[conversation_id].append(tuple(row))
+    for conversation_id, *row in (
+        Conversion.objects.filter(conversation_id__in=states)
+        .exclude(status=Conversion.Status.FAILED)
+        .values_list("conversation_id", "pk", "author_id", "occurred_at")
+    ):
+        conversions[conversation_id].append(tuple(row))
+    return conversations, {pk: value or {} for pk, value in states.items()}, messages, audits, conversions
+
+
+def _load_postgresql(ids: list[int]):
     table = {model: connection.ops.quote_name(model._meta.db_table) for model in (ReportState, ReportCycle)}
     with connection.cursor() as cursor:
         # The state rows are the conversations' locks (taken in id order): two refreshes of one conversation
@@ -468,7 +517,11 @@ def _refresh(ids: list[int]) -> None:
                 audits[conversation_id].append(row)
             else:
                 conversions[conversation_id].append((pk, actor_id, _at(at)))
+    return conversations, states, messages, audits, conversions
 
+
+def _refresh_loaded(conversations, states, messages, audits, conversions) -> None:
+    table = {model: connection.ops.quote_name(model._meta.db_table) for model in (ReportState, ReportCycle)}
     day_delta: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(DAY_COUNTS))
     hour_delta: dict[tuple, int] = defaultdict(int)
     cycles: list[CycleRow] = []
@@ -493,10 +546,14 @@ def _refresh(ids: list[int]) -> None:
             cycles.extend(rows)
         new_states.append((pk, contributions))
 
-    with connection.cursor() as cursor:
-        if rewritten:
-            cursor.execute(f"DELETE FROM {table[ReportCycle]} WHERE conversation_id = ANY(%s)", [rewritten])  # noqa: S608
-        if cycles:
+    if rewritten:
+        ReportCycle.objects.filter(conversation_id__in=rewritten).delete()
+    if cycles and connection.vendor != "postgresql":
+        ReportCycle.objects.bulk_create(
+            [ReportCycle(**dict(zip(CYCLE_FIELDS, row.values(), strict=True))) for row in cycles]
+        )
+    elif cycles:
+        with connection.cursor() as cursor:
             columns = ", ".join(connection.ops.quote_name(name) for name in CYCLE_FIELDS)
             placeholders = ", ".join(["%s"] * len(CYCLE_FIELDS))
             cursor.executemany(
@@ -505,7 +562,10 @@ def _refresh(ids: list[int]) -> None:
             )
     _apply(ReportDay, DAY_KEY, DAY_COUNTS, {k: v for k, v in day_delta.items() if any(v)})
     _apply(ReportHour, HOUR_KEY, HOUR_COUNTS, {k: [v] for k, v in hour_delta.items() if v})
-    if new_states:
+    if new_states and connection.vendor != "postgresql":
+        for pk, contributions in new_states:
+            ReportState.objects.filter(conversation_id=pk).update(contributions=contributions)
+    elif new_states:
         with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {table[ReportState]} s SET contributions = v.contributions::jsonb "  # noqa: S608
@@ -574,8 +634,9 @@ def rebuild(*, inbox_ids: list[int] | None = None) -> int:
     if inbox_ids is not None:
         conversations = conversations.filter(inbox_id__in=inbox_ids)
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(f"LOCK TABLE {connection.ops.quote_name(ReportState._meta.db_table)} IN EXCLUSIVE MODE")
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"LOCK TABLE {connection.ops.quote_name(ReportState._meta.db_table)} IN EXCLUSIVE MODE")
         scope = {} if inbox_ids is None else {"inbox_id__in": inbox_ids}
         ReportState.objects.filter(conversation__in=conversations).delete()
         for model in (ReportCycle, ReportDay, ReportHour):

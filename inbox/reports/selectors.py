@@ -15,6 +15,7 @@ adds a chart function to CHARTS (the API and the page list the charts from there
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -65,6 +66,10 @@ def _days_qs(scope: ReportScope):
 def _percentiles(scope: ReportScope, *, day_field: str, seconds_field: str, agent_field: str, by: str) -> dict:
     """{group: (count, median s, p90 s)} of the samples whose day is in range, grouped by `by`, and under None
     all of them: one scan of the (covering) index, GROUPING SETS for the groups and the whole."""
+    if connection.vendor != "postgresql":
+        return _percentiles_in_python(
+            scope, day_field=day_field, seconds_field=seconds_field, agent_field=agent_field, by=by
+        )
     quote = connection.ops.quote_name
     table, by_col, seconds = quote(ReportCycle._meta.db_table), quote(by), quote(seconds_field)
     params: list = [list(scope.inbox_ids), scope.since, scope.until]
@@ -83,6 +88,28 @@ def _percentiles(scope: ReportScope, *, day_field: str, seconds_field: str, agen
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return {None if whole else key: (n, median, p90) for key, whole, n, median, p90 in rows}
+
+
+def percentile_disc(ordered: list, fraction: float):
+    """PostgreSQL's percentile_disc of sorted samples: the first whose position reaches the fraction."""
+    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
+
+
+def _percentiles_in_python(scope: ReportScope, *, day_field: str, seconds_field: str, agent_field: str, by: str):
+    """The same figures for SQLite (make run's zero-setup default), which has no percentile_disc."""
+    samples = ReportCycle.objects.filter(
+        scope.agent_q(agent_field),
+        inbox_id__in=scope.inbox_ids,
+        **{f"{day_field}__gte": scope.since, f"{day_field}__lte": scope.until},
+    ).values_list(by, seconds_field)
+    groups: dict = {}
+    for key, seconds in samples:
+        groups.setdefault(key, []).append(seconds)
+        groups.setdefault(None, []).append(seconds)
+    return {
+        key: (len(values), percentile_disc(values, 0.5), percentile_disc(values, 0.9))
+        for key, values in ((key, sorted(values)) for key, values in groups.items())
+    }
 
 
 def _totals(rows: list[dict], keys: list[str]) -> dict:
