@@ -37,6 +37,8 @@ class ReportDirty(models.Model):
 
     conversation_id = models.BigIntegerField(primary_key=True)
     marked_at = models.DateTimeField()
+    full = models.BooleanField(default=True, help_text="False: only new customer messages since (the fast path)")
+    message_ids = models.JSONField(default=list, blank=True, help_text="Those new customer messages")
 
     def __str__(self) -> str:
         return f"conversation {self.conversation_id} to refresh"

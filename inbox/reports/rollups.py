@@ -85,7 +85,14 @@ def on_domain_events(events: list[de.DomainEvent]) -> None:
     if mode == "inline":
         conversations_refresh(ids)
         return
-    conversations_mark(ids)
+    appended: dict[int, list[int]] = {}
+    full: set[int] = set()
+    for event in events:
+        if isinstance(event, de.MessageReceived) and not event.reopened:
+            appended.setdefault(event.conversation_id, []).append(event.message_id)
+        elif touches_figures(event):
+            full.add(event.conversation_id)
+    conversations_mark(ids, appended={pk: ids_ for pk, ids_ in appended.items() if pk not in full})
     schedule_drain()
 
 
@@ -112,12 +119,29 @@ def inbox_refresh(inbox_id: int) -> None:
     schedule_drain()
 
 
-def conversations_mark(ids: list[int]) -> None:
-    """Mark conversations to refresh: one statement, whatever the batch (a marked one stays marked once)."""
-    now = timezone.now()
-    ReportDirty.objects.bulk_create(
-        [ReportDirty(conversation_id=pk, marked_at=now) for pk in sorted(ids)], ignore_conflicts=True
-    )
+def conversations_mark(ids: list[int], *, appended: dict[int, list[int]] | None = None) -> None:
+    """Mark conversations to refresh: one statement, whatever the batch (a marked one stays marked once).
+
+    `appended`: the conversations whose only change is these new customer messages (PostgreSQL: the drain may then
+    add them to the stored figures instead of recomputing the conversation; any other mark makes it full)."""
+    appended = appended or {}
+    if connection.vendor != "postgresql":
+        now = timezone.now()
+        ReportDirty.objects.bulk_create(
+            [ReportDirty(conversation_id=pk, marked_at=now) for pk in sorted(ids)], ignore_conflicts=True
+        )
+        return
+    table = connection.ops.quote_name(ReportDirty._meta.db_table)
+    ordered = sorted(ids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {table} (conversation_id, marked_at, "full", message_ids)
+                SELECT v.id, now(), v."full", v.messages::jsonb
+                FROM unnest(%s::bigint[], %s::boolean[], %s::text[]) AS v(id, "full", messages) ORDER BY v.id
+                ON CONFLICT (conversation_id) DO UPDATE SET "full" = {table}."full" OR EXCLUDED."full",
+                    message_ids = {table}.message_ids || EXCLUDED.message_ids""",  # noqa: S608
+            [ordered, [pk not in appended for pk in ordered], [json.dumps(appended.get(pk, [])) for pk in ordered]],
+        )
 
 
 def schedule_drain() -> None:
@@ -144,18 +168,105 @@ def drain(*, chunk: int = CHUNK, max_chunks: int | None = None) -> int:
                 with connection.cursor() as cursor:
                     cursor.execute(
                         f"DELETE FROM {table} WHERE conversation_id IN (SELECT conversation_id FROM {table} "  # noqa: S608
-                        "ORDER BY conversation_id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING conversation_id",
+                        "ORDER BY conversation_id LIMIT %s FOR UPDATE SKIP LOCKED) "
+                        'RETURNING conversation_id, "full", message_ids',
                         [chunk],
                     )
-                    ids = sorted(row[0] for row in cursor.fetchall())
+                    marks = cursor.fetchall()
+                ids = sorted(pk for pk, _, _ in marks)
+                appended = {pk: _loads(messages) for pk, full, messages in marks if not full}
             else:  # SQLite (make run's zero-setup default): one writer at a time anyway
                 ids = list(ReportDirty.objects.order_by("pk").values_list("pk", flat=True)[:chunk])
                 ReportDirty.objects.filter(pk__in=ids).delete()
+                appended = {}
             if not ids:
                 return refreshed
-            _refresh(ids)
+            full = _append(appended) if appended else set()
+            _refresh(sorted(set(ids) - set(appended) | full))
         refreshed += len(ids)
     return refreshed
+
+
+def _append(appended: dict[int, list[int]]) -> set[int]:
+    """The fast path (PostgreSQL): add new customer messages to the stored figures of conversations nothing else
+    changed in, without reading them again. Returns the conversations it cannot take, for the full recompute: no
+    stored figures yet, the last cycle resolved or without a customer message yet, a message with a referral or
+    stored before the cycle began, or a count of customer messages that is not the stored one plus these (a
+    message a concurrent recompute already counted). Its result is exactly the full recompute's."""
+    ids = sorted(appended)
+    message_ids = sorted({pk for messages in appended.values() for pk in messages})
+    state_table = connection.ops.quote_name(ReportState._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT s.conversation_id, s.contributions, c.inbox_id, i.time_zone,
+                       (SELECT count(*) FROM inbox_message m WHERE m.conversation_id = c.id AND m.direction = 'in')
+                FROM {state_table} s JOIN inbox_conversation c ON c.id = s.conversation_id
+                JOIN inbox_inbox i ON i.id = c.inbox_id
+                WHERE s.conversation_id = ANY(%s) ORDER BY s.conversation_id FOR UPDATE OF s""",  # noqa: S608
+            [ids],
+        )
+        found = {pk: (_loads(contributions) or {}, inbox_id, tz, n) for pk, contributions, inbox_id, tz, n in cursor}
+        cursor.execute(
+            f"""SELECT conversation_id, id, {us("created_at")}, referral <> '{{}}'::jsonb FROM inbox_message
+                WHERE id = ANY(%s) AND direction = 'in'""",  # noqa: S608
+            [message_ids],
+        )
+        new_messages = defaultdict(dict)
+        for conversation_id, pk, created_at, has_referral in cursor.fetchall():
+            new_messages[conversation_id][pk] = (_at(created_at), has_referral)
+    full: set[int] = set()
+    day_delta: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(DAY_COUNTS))
+    new_states: list[tuple[int, dict]] = []
+    index = COUNT_INDEX["messages_in"]
+    for pk in ids:
+        wanted = set(appended[pk])
+        if pk not in found or set(new_messages[pk]) != wanted:
+            full.add(pk)
+            continue
+        contributions, inbox_id, tz, count = found[pk]
+        cycles = contributions.get("c") or []
+        if not cycles or "n" not in contributions or count != contributions["n"] + len(wanted):
+            full.add(pk)
+            continue
+        # The cycle row's values after inbox and conversation: see CYCLE_FIELDS.
+        last = dict(zip(CYCLE_FIELDS[2:], cycles[-1], strict=True))
+        if last["resolved_at"] is not None or last["first_inbound_at"] is None:
+            full.add(pk)
+            continue
+        opened_at = datetime.fromisoformat(last["opened_at"])
+        first_in = datetime.fromisoformat(last["first_inbound_at"])
+        messages = new_messages[pk].values()
+        if any(has_referral or at <= opened_at or at < first_in for at, has_referral in messages):
+            full.add(pk)
+            continue
+        zone = ZoneInfo(tz or settings.TIME_ZONE)
+        days = {tuple(entry[:5]): list(entry[5]) for entry in contributions["d"]}
+        for at, _ in messages:
+            key = (
+                inbox_id,
+                at.astimezone(zone).date().isoformat(),
+                last["agent_id"],
+                last["source_kind"],
+                last["source_id"],
+            )
+            days.setdefault(key, [0] * len(DAY_COUNTS))[index] += 1
+            day_delta[(inbox_id, at.astimezone(zone).date(), *key[2:])][index] += 1
+        contributions = {
+            **contributions,
+            "d": [[*key, counts] for key, counts in sorted(days.items(), key=_sort_key)],
+            "n": count,
+        }
+        new_states.append((pk, contributions))
+    _apply(ReportDay, DAY_KEY, DAY_COUNTS, {k: v for k, v in day_delta.items() if any(v)})
+    if new_states:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {state_table} s SET contributions = v.contributions::jsonb "  # noqa: S608
+                "FROM unnest(%s::bigint[], %s::text[]) AS v(conversation_id, contributions) "
+                "WHERE s.conversation_id = v.conversation_id",
+                [[pk for pk, _ in new_states], [_dumps(contributions) for _, contributions in new_states]],
+            )
+    return full
 
 
 # --- The figures of one conversation --------------------------------------------------------------------------
@@ -380,6 +491,7 @@ def conversation_figures(conversation: dict, messages: list[tuple], audits: list
         "d": [[*_json_key(key), counts] for key, counts in sorted(days.items(), key=_sort_key)],
         "h": [[*_json_key(key), count] for key, count in sorted(hours.items(), key=_sort_key)],
         "c": [_json_key(tuple(row.values()[2:])) for row in rows],  # to write only the cycles that changed
+        "n": sum(len(cycle.inbound) for cycle in cycles),  # customer messages counted (the fast path checks it)
     }
     return rows, contributions
 
