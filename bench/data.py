@@ -246,3 +246,71 @@ def reads_user(*, inbox_name: str) -> tuple[int, str]:
     user = get_user_model().objects.create(username=f"bench-reader-{inbox.pk}", password="!")
     inbox.members.add(user)
     return inbox.pk, Token.objects.create(user=user).key
+
+
+# --- reporting (the report charts) ---------------------------------------------------------------------------
+
+
+def report_history(*, inbox_id: int, agent_ids: list[int], conversations: int, messages_per: int, days: int) -> None:
+    """`conversations` conversations of `messages_per` messages spread evenly over the last `days` days, as the
+    report roll-ups see them: agents' replies with authors, first responses of 1–37 minutes, 70 % resolved (an
+    audit row each), assignments audited, one in five from one of 40 ads and one in ten from one of 10 TikTok.me
+    links (the first message's referral). PostgreSQL only (set-based UPDATEs over the generated rows)."""
+    conversations_with_messages(
+        inbox_id=inbox_id,
+        conversations=conversations,
+        messages_per=messages_per,
+        prefix="rep-h",
+        outbound_status="seen",
+    )
+    now = timezone.now()
+    start = now - timedelta(days=days)
+    step = days * 86400 / conversations
+    agents = "ARRAY[" + ",".join(str(int(pk)) for pk in agent_ids) + "]::bigint[]"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE rep_c ON COMMIT DROP AS SELECT id, (row_number() OVER (ORDER BY id) - 1) AS i, "
+            "NULL::timestamptz AS first FROM inbox_conversation WHERE inbox_id = %s",
+            [inbox_id],
+        )
+        cursor.execute(
+            "UPDATE rep_c SET first = f.first FROM (SELECT conversation_id, min(sent_at) AS first FROM inbox_message "
+            "WHERE conversation_id IN (SELECT id FROM rep_c) GROUP BY 1) f WHERE f.conversation_id = rep_c.id"
+        )
+        cursor.execute("CREATE INDEX ON rep_c (id)")
+        at = "(%s::timestamptz + rep_c.i * %s * interval '1 second' + (m.sent_at - rep_c.first) * (1 + rep_c.i %% 37))"
+        cursor.execute(
+            f"""UPDATE inbox_message m SET sent_at = {at}, created_at = {at},
+                queued_at = CASE WHEN m.direction = 'out' THEN {at} END,
+                author_id = CASE WHEN m.direction = 'out' THEN ({agents})[1 + rep_c.i %% %s] END,
+                referral = CASE
+                  WHEN m.sent_at = rep_c.first AND rep_c.i %% 5 = 0 THEN jsonb_build_object(
+                    'source', 'ad', 'ad_id', 'ad-' || (rep_c.i %% 40), 'ad_name', 'Bench ad ' || (rep_c.i %% 40))
+                  WHEN m.sent_at = rep_c.first AND rep_c.i %% 10 = 1 THEN jsonb_build_object(
+                    'source', 'tiktok_me', 'ref', 'link-' || (rep_c.i %% 10))
+                  ELSE '{{}}'::jsonb END
+              FROM rep_c WHERE m.conversation_id = rep_c.id""",  # noqa: S608 - only our own integers
+            [start, step] * 3 + [len(agent_ids)],
+        )
+        cursor.execute(
+            f"""UPDATE inbox_conversation c SET created_at = %s::timestamptz + rep_c.i * %s * interval '1 second',
+                assignee_id = ({agents})[1 + rep_c.i %% %s],
+                status = CASE WHEN rep_c.i %% 10 < 7 THEN 'resolved' ELSE 'open' END
+              FROM rep_c WHERE c.id = rep_c.id""",  # noqa: S608
+            [start, step, len(agent_ids)],
+        )
+        cursor.execute(
+            f"""INSERT INTO inbox_auditlog (actor_id, actor_kind, action, conversation_id, before, after, created_at)
+              SELECT a.agent, 'agent', 'conversation.assigned', c.id, '{{"assignee": null}}'::jsonb,
+                     jsonb_build_object('assignee', a.agent), c.created_at + interval '30 seconds'
+              FROM inbox_conversation c JOIN rep_c ON c.id = rep_c.id
+              CROSS JOIN LATERAL (SELECT ({agents})[1 + rep_c.i %% %s] AS agent) a
+              UNION ALL
+              SELECT c.assignee_id, 'agent', 'conversation.resolved', c.id, '{{"status": "open"}}'::jsonb,
+                     '{{"status": "resolved"}}'::jsonb, last.at + interval '10 minutes'
+              FROM inbox_conversation c JOIN rep_c ON c.id = rep_c.id
+              CROSS JOIN LATERAL (SELECT max(created_at) AS at FROM inbox_message WHERE conversation_id = c.id) last
+              WHERE c.status = 'resolved'""",  # noqa: S608
+            [len(agent_ids)],
+        )
+        cursor.execute("ANALYZE")

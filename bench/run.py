@@ -25,7 +25,7 @@ from bench import stack as stack_mod  # noqa: E402
 from bench import wrk  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-SCENARIOS = ["ingest", "batch", "reports", "live", "outbound", "reads"]
+SCENARIOS = ["ingest", "batch", "reports", "live", "outbound", "reads", "reporting"]
 
 
 def config(smoke: bool):
@@ -139,6 +139,7 @@ def main(argv: list[str]) -> int:
                 ("live", lambda: scenarios.live_tick(stack, fx, cfg, res)),
                 ("outbound", lambda: scenarios.outbound(stack, fx, cfg, res)),
                 ("reads", lambda: scenarios.reads(stack, fx, cfg, res)),
+                ("reporting", lambda: scenarios.reporting(stack, fx, cfg, res)),
             ]
             for name, step in steps:
                 if name not in args.only:

@@ -701,3 +701,179 @@ def memory(sampler, res: Results) -> None:
                 note=f"largest process {largest / 2**20:.0f} MiB" if largest else "",
             )
         )
+
+
+# --- reporting: the report charts' API and the cost of keeping their roll-ups ----------------------------------
+
+REPORT_CHARTS = ["volume", "response-times", "heatmap", "agents", "sources"]
+
+
+def _ingest_rate(
+    inbox_id: int, *, prefix: str, batches: int, per: int, users: int, rollups: str
+) -> tuple[float, float, float]:
+    """Inbound events through the batch service (the processor's write path), in this process, with the report
+    roll-ups `rollups` (REPORTS_ROLLUPS: "off" or "deferred"): (events/s, seconds ingesting, seconds draining).
+    With roll-ups the clock runs until every marked conversation is refreshed, here, after the batches: the
+    refresh is serialized behind the ingest (the stack's worker is not asked to help), so its cost is counted
+    whole. Events are built beforehand."""
+    from django.test import override_settings
+    from django.utils import timezone
+
+    from inbox.events import InboundMessage
+    from inbox.services import messages_receive
+    from tiktok_channel.models import CHANNEL, PROVIDER
+
+    rng = random.Random(f"{data.SEED}-{prefix}")
+    now = timezone.now()
+    batches_of_items = [
+        [
+            (
+                inbox_id,
+                InboundMessage(
+                    channel=CHANNEL,
+                    endpoint_id=data.BUSINESS_ID,
+                    channel_user_id=f"rep-ingest-{rollups}-{rng.randrange(users)}",  # a pool per mode
+                    provider_message_id=f"{prefix}-{b}-{k}",
+                    provider_conversation_id="",
+                    sent_at=now,
+                    type="text",
+                    text="hello",
+                    provider=PROVIDER,
+                ),
+            )
+            for k in range(per)
+        ]
+        for b in range(batches)
+    ]
+    from unittest import mock
+
+    from inbox.reports import rollups as report_rollups
+
+    with override_settings(REPORTS_ROLLUPS=rollups), mock.patch.object(report_rollups, "schedule_drain"):
+        started = time.perf_counter()
+        for items in batches_of_items:
+            messages_receive(items)  # commits; the subscribers run after the commit, as in the processor
+        ingested = time.perf_counter()
+        report_rollups.drain()
+        drained = time.perf_counter()
+    return batches * per / (drained - started), ingested - started, drained - ingested
+
+
+def reporting(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> None:
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.utils import timezone
+
+    from inbox.models import Inbox
+    from inbox.reports import rollups
+
+    # 1. What keeping the roll-ups costs ingest: the same batches with and without the subscriber, alternated.
+    inbox = Inbox.objects.create(name="Bench reporting ingest")
+    per, batches, users = (100, 4, 200) if cfg.smoke else (200, 40, 5000)
+    # Each mode has its own users: conversations written with roll-ups off would have to be recomputed whole
+    # by the next round with them, which is not what a steady stream costs. A warm round per pool first.
+    for mode in ("off", "deferred"):
+        _ingest_rate(inbox.pk, prefix=f"warm-{mode}", batches=batches, per=per, users=users, rollups=mode)
+    rates: dict[str, list[float]] = {"off": [], "deferred": []}
+    ingest_seconds = drain_seconds = 0.0
+    for round_ in range(6):
+        mode = "deferred" if round_ % 2 else "off"
+        rate, ingesting, draining = _ingest_rate(
+            inbox.pk, prefix=f"round{round_}", batches=batches, per=per, users=users, rollups=mode
+        )
+        rates[mode].append(rate)
+        if mode == "deferred":
+            ingest_seconds, drain_seconds = ingest_seconds + ingesting, drain_seconds + draining
+    # Medians: the machine is shared, one disturbed round must not decide.
+    without, with_ = statistics.median(rates["off"]), statistics.median(rates["deferred"])
+    ratio = with_ / without
+    res.add(
+        Row(
+            "reporting: roll-up maintenance",
+            "ingest events/s with roll-ups (× without, same run)",
+            with_,
+            "events/s",
+            "≥ 0.9 × (cost ≤ 10 %)",
+            baseline=without,
+            met=ratio >= 0.9,
+            note=f"batch service in-process, {batches} batches of {per}, users from {users}, timed until every "
+            f"marked conversation is refreshed (REPORTS_ROLLUPS=deferred, drained after the batches); without "
+            f"{[round(r) for r in rates['off']]} / with {[round(r) for r in rates['deferred']]} events/s; cost "
+            f"{100 * (1 - ratio):.1f} %; within the rounds with roll-ups the drain took "
+            f"{100 * drain_seconds / ingest_seconds:.1f} % of the ingest's time",
+        )
+    )
+
+    # 2. The report API over 90 days of 100,000 conversations / 1,000,000 messages.
+    inbox_id, token = data.reads_user(inbox_name="Bench reporting")
+    reporting_inbox = Inbox.objects.get(pk=inbox_id)
+    agents = get_user_model().objects.bulk_create(
+        [get_user_model()(username=f"bench-reporter-{i}", password="!", first_name=f"Agent {i}") for i in range(12)]
+    )
+    reporting_inbox.members.add(*agents)
+    started = time.perf_counter()
+    data.report_history(
+        inbox_id=inbox_id,
+        agent_ids=[agent.pk for agent in agents],
+        conversations=cfg.read_conversations,
+        messages_per=cfg.read_messages_per,
+        days=90,
+    )
+    res.info["reporting_data_seconds"] = round(time.perf_counter() - started, 1)
+    started = time.perf_counter()
+    rollups.rebuild(inbox_ids=[inbox_id])
+    rebuild_seconds = time.perf_counter() - started
+    size = f"{cfg.read_conversations:,} conversations, {cfg.read_conversations * cfg.read_messages_per:,} messages"
+    res.add(
+        Row(
+            "reporting: rebuild_reports",
+            f"seconds to rebuild the roll-ups of {size}",
+            rebuild_seconds,
+            "s",
+            note=f"{cfg.read_conversations / rebuild_seconds:.0f} conversations/s",
+        )
+    )
+
+    until = timezone.localdate()
+    query = f"since={until - timedelta(days=89)}&until={until}&inbox={inbox_id}"
+    headers = {"Authorization": f"Token {token}"}
+    client = Client()
+    per_chart = {}
+    for chart in REPORT_CHARTS:
+        timings = []
+        for _ in range(3 if cfg.smoke else 10):
+            t0 = time.perf_counter()
+            response = client.get(f"/api/v1/reports/{chart}/?{query}", headers=headers)
+            timings.append((time.perf_counter() - t0) * 1000)
+            assert response.status_code == 200, (chart, response.status_code, response.content[:300])
+        per_chart[chart] = statistics.median(timings)
+    paths = ", ".join(f'"/api/v1/reports/{chart}/?{query}"' for chart in REPORT_CHARTS)
+    script = wrk.Script(
+        "GET",
+        headers,
+        f"""
+local paths = {{{paths}}}
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, paths[(counter % #paths) + 1])
+end
+""",
+    )
+    result = wrk.run(stack.web, script, seconds=cfg.seconds, connections=2)
+    res.curves["reporting: chart API, 90 days (2 connections)"] = result.percentiles_ms
+    ok = not result.failed and result.requests > 0
+    res.add(
+        Row(
+            f"reporting, {size} over 90 days",
+            "report chart API p95 (5 charts in turn, 2 connections)",
+            result.pct(95) if ok else None,
+            "ms",
+            "≤ 200 ms",
+            met=ok and result.pct(95) <= 200,
+            note=f"{result.rate:.0f} req/s, p50 {result.pct(50):.1f} ms; in-process medians "
+            + ", ".join(f"{chart} {ms:.0f} ms" for chart, ms in per_chart.items())
+            + (f"; wrk errors {result.errors}" if result.failed else ""),
+        )
+    )

@@ -27,7 +27,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 LOG_DIR = ROOT / ".run" / "bench"
-BENCH_REDIS_DB = 13
+BENCH_REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "13"))  # another db when several benches share a Redis
 
 
 def free_port() -> int:

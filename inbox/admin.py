@@ -5,7 +5,7 @@ from inbox.models import AuditLog, CannedResponse, Contact, Conversation, Inbox,
 
 @admin.register(Inbox)
 class InboxAdmin(admin.ModelAdmin):
-    list_display = ["name", "created_at"]
+    list_display = ["name", "time_zone", "created_at"]
     search_fields = ["name"]
     filter_horizontal = ["members"]
 

@@ -8,14 +8,17 @@ class InboxConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth import get_user_model
         from django.contrib.auth.signals import user_logged_out
-        from django.db.models.signals import m2m_changed, post_save
+        from django.db.models.signals import m2m_changed, post_save, pre_save
 
         from config import log_filters
         from inbox import domain_events, live
         from inbox.models import Inbox
+        from inbox.reports import rollups
 
         # The live layer is the first subscriber of the domain events; automation, CSAT and reports subscribe too.
         domain_events.subscribe(live.on_domain_events)
+        domain_events.subscribe(rollups.on_domain_events)  # report roll-ups (inbox/reports/)
+        pre_save.connect(rollups.on_inbox_saving, sender=Inbox, dispatch_uid="inbox.reports.time_zone")
 
         # Open websockets lose what their user may no longer see (inbox/live.py: sockets_revoke).
         user_logged_out.connect(live.on_user_logged_out, dispatch_uid="inbox.live.logout")

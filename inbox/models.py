@@ -7,16 +7,33 @@ Nothing here knows TikTok or Infobip: a channel identifies itself by a short `ch
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from zoneinfo import available_timezones
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
 
+def default_time_zone() -> str:
+    return settings.TIME_ZONE
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in available_timezones():
+        raise ValidationError(f"{value!r} is not an IANA time zone (e.g. Europe/Berlin)")
+
+
 class Inbox(models.Model):
     name = models.CharField(max_length=120, unique=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="inboxes", blank=True)
+    time_zone = models.CharField(
+        max_length=64,
+        default=default_time_zone,
+        validators=[validate_time_zone],
+        help_text="IANA name; the reports' days and hours are in it (a change moves them).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -207,6 +224,9 @@ class Message(models.Model):
         max_length=200, blank=True, help_text="The message this one replies or reacts to."
     )
     payload = models.JSONField(default=dict, blank=True)
+    referral = models.JSONField(
+        default=dict, blank=True, help_text="Inbound: the ad / TikTok.me attribution this message carried."
+    )
     channel = models.CharField(max_length=32)
     endpoint_id = models.CharField(
         max_length=200,
@@ -417,3 +437,7 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.path_kind} webhook #{self.pk} ({self.verdict})"
+
+
+# The report roll-ups live in inbox/reports/ and belong to this app.
+from inbox.reports.models import ReportCycle, ReportDay, ReportDirty, ReportHour, ReportState  # noqa: E402, F401

@@ -3,10 +3,12 @@
 from django.urls import path
 
 from inbox import views
+from inbox.reports.views import reports_page
 
 app_name = "inbox"
 
 urlpatterns = [
     path("", views.inbox_page, name="home"),
     path("c/<int:pk>/", views.inbox_page, name="conversation"),
+    path("reports/", reports_page, name="reports"),
 ]

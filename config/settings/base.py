@@ -200,6 +200,11 @@ CELERY_BEAT_SCHEDULE["tiktok-direct-refresh-tokens"] = {
     "task": "tiktok_channel.direct.tasks.refresh_expiring_tokens",
     "schedule": 60.0,
 }
+CELERY_IMPORTS = ["inbox.reports.tasks"]
+CELERY_BEAT_SCHEDULE["reports-refresh-rollups"] = {
+    "task": "inbox.reports.tasks.refresh_report_rollups",
+    "schedule": 60.0,
+}
 CELERY_BEAT_SCHEDULE["inbox-sweep-orphan-uploads"] = {
     "task": "inbox.tasks.sweep_orphan_uploads",
     "schedule": 3600.0,
@@ -264,6 +269,12 @@ REPLY_WINDOW_HOURS = env.int("REPLY_WINDOW_HOURS", default=48)
 REPLY_QUOTA_PER_WINDOW = env.int("REPLY_QUOTA_PER_WINDOW", default=10)
 # Ads conversions an agent can report per conversation and hour (429 above): a sanity bound on fat fingers and abuse.
 CONVERSIONS_PER_CONVERSATION_PER_HOUR = env.int("CONVERSIONS_PER_CONVERSATION_PER_HOUR", default=10)
+# Report roll-ups kept by the domain-event subscriber (inbox/reports/rollups.py). deferred: events mark their
+# conversations and a Celery task refreshes them, coalesced, a second later; inline: refreshed right after each
+# commit (the tests); off: not kept (only to measure ingest without them; run rebuild_reports after).
+REPORTS_ROLLUPS = env.str("REPORTS_ROLLUPS", default="deferred")
+if REPORTS_ROLLUPS not in ("deferred", "inline", "off"):
+    raise ImproperlyConfigured("REPORTS_ROLLUPS must be 'deferred', 'inline' or 'off'")
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=5 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES
 # deferred: the webhook stores the request (one INSERT) and answers; `manage.py process_webhooks` applies it.

@@ -16,6 +16,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # Unit tests post through Django's test client and look at the effects at once; the e2e stack runs deferred,
 # with a processor.
 WEBHOOK_PROCESSING = env.str("WEBHOOK_PROCESSING", default="inline")
+# Likewise the report roll-ups: refreshed right after each commit (tests of the deferred mode set it).
+REPORTS_ROLLUPS = env.str("REPORTS_ROLLUPS", default="inline")
 FIELD_ENCRYPTION_KEYS = ["dGVzdC1vbmx5LWZlcm5ldC1rZXktMzItYnl0ZXMhISE="]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from inbox.api import views
 
@@ -27,4 +27,5 @@ urlpatterns = [
     path("messages/<int:pk>/retry/", views.MessageRetryView.as_view(), name="message-retry"),
     path("contacts/", views.ContactListView.as_view(), name="contact-list"),
     path("contacts/<int:pk>/", views.ContactDetailView.as_view(), name="contact-detail"),
+    path("reports/", include("inbox.reports.urls")),
 ]

@@ -53,6 +53,7 @@ def inbound_message(conversation: Conversation, event: InboundMessage) -> Messag
         reaction_action=event.reaction_action,
         quoted_provider_message_id=event.quoted_provider_message_id,
         payload=event.payload,
+        referral=event.referral,
     )
 
 

@@ -1,0 +1,152 @@
+"""The report roll-ups (imported by inbox/models.py: they belong to the `inbox` app).
+
+Everything here is derived from raw rows (conversations, messages, audit log, conversions) by
+`inbox.reports.rollups`; `manage.py rebuild_reports` recreates it. `agent_id` 0 means "no agent".
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+# Source kinds of a conversation cycle (from the referral its first message carried).
+SOURCE_ORGANIC = "organic"
+SOURCE_AD = "ad"
+SOURCE_TIKTOK_ME = "tiktok_me"
+SOURCE_OTHER = "other"
+
+
+class ReportState(models.Model):
+    """What one conversation contributes to the day and hour roll-ups now: the subscriber recomputes a touched
+    conversation and applies the difference, so a redelivery or an out-of-order event can never count twice."""
+
+    conversation = models.OneToOneField(
+        "inbox.Conversation", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    contributions = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"report state of conversation {self.conversation_id}"
+
+
+class ReportDirty(models.Model):
+    """A conversation whose figures an event changed and that the deferred roll-ups have not refreshed yet.
+
+    The subscriber only marks (one INSERT per event batch); `rollups.drain` refreshes the marked conversations in
+    chunks, each once however many events it had since (REPORTS_ROLLUPS = "deferred")."""
+
+    conversation_id = models.BigIntegerField(primary_key=True)
+    marked_at = models.DateTimeField()
+    full = models.BooleanField(default=True, help_text="False: only new customer messages since (the fast path)")
+    message_ids = models.JSONField(default=list, blank=True, help_text="Those new customer messages")
+
+    def __str__(self) -> str:
+        return f"conversation {self.conversation_id} to refresh"
+
+
+class ReportCycle(models.Model):
+    """One cycle of a conversation (opened, or reopened, until resolved): the samples of first response and
+    resolution times, kept whole so medians and 90th percentiles are exact for any filter."""
+
+    inbox = models.ForeignKey("inbox.Inbox", on_delete=models.CASCADE, related_name="+")
+    conversation = models.ForeignKey("inbox.Conversation", on_delete=models.CASCADE, related_name="+")
+    seq = models.PositiveIntegerField(help_text="0 for the first cycle, then one more per reopening")
+    opened_at = models.DateTimeField()
+    opened_day = models.DateField()
+    agent_id = models.BigIntegerField(default=0, help_text="Assignee at resolution (open: now); 0 none")
+    source_kind = models.CharField(max_length=16, default=SOURCE_ORGANIC)
+    source_id = models.CharField(max_length=200, blank=True, default="")
+    source_name = models.CharField(max_length=300, blank=True, default="")
+    first_inbound_at = models.DateTimeField(null=True, blank=True)
+    first_response_at = models.DateTimeField(null=True, blank=True)
+    first_response_day = models.DateField(null=True, blank=True)
+    first_response_seconds = models.BigIntegerField(null=True, blank=True)
+    responder_id = models.BigIntegerField(default=0)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_day = models.DateField(null=True, blank=True)
+    resolution_seconds = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["conversation", "seq"], name="reportcycle_once_per_seq")]
+        indexes = [
+            # Covering: the percentiles read their samples from the index alone.
+            models.Index(
+                fields=["inbox", "first_response_day"],
+                include=["first_response_seconds", "responder_id"],
+                name="reportcycle_frt_day",
+            ),
+            models.Index(
+                fields=["inbox", "resolved_day"],
+                include=["resolution_seconds", "agent_id"],
+                name="reportcycle_resolved_day",
+            ),
+            models.Index(fields=["inbox", "opened_day"], name="reportcycle_opened_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"cycle {self.seq} of conversation {self.conversation_id}"
+
+
+class ReportDay(models.Model):
+    """Counts per inbox, local day (the inbox's time zone), agent and source."""
+
+    inbox = models.ForeignKey("inbox.Inbox", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    agent_id = models.BigIntegerField(default=0)
+    source_kind = models.CharField(max_length=16, default=SOURCE_ORGANIC)
+    source_id = models.CharField(max_length=200, blank=True, default="")
+    opened = models.IntegerField(default=0)
+    replied = models.IntegerField(default=0, help_text="Cycles opened this day that got an agent's reply")
+    resolved = models.IntegerField(default=0)
+    messages_in = models.IntegerField(default=0)
+    messages_out = models.IntegerField(default=0)
+    conversions = models.IntegerField(default=0)
+    first_response_count = models.IntegerField(default=0)
+    first_response_seconds = models.BigIntegerField(default=0, help_text="Sum, for averages")
+    resolution_count = models.IntegerField(default=0)
+    resolution_seconds = models.BigIntegerField(default=0, help_text="Sum, for averages")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["inbox", "day", "agent_id", "source_kind", "source_id"], name="reportday_unique_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.inbox_id} {self.day} agent {self.agent_id} {self.source_kind}"
+
+
+class ReportHour(models.Model):
+    """Conversations opened per inbox, local day and local hour (the heatmap), and agent."""
+
+    inbox = models.ForeignKey("inbox.Inbox", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    hour = models.PositiveSmallIntegerField()
+    agent_id = models.BigIntegerField(default=0)
+    opened = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["inbox", "day", "hour", "agent_id"], name="reporthour_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.inbox_id} {self.day} {self.hour}h"
+
+
+DAY_KEY = ["inbox_id", "day", "agent_id", "source_kind", "source_id"]
+DAY_COUNTS = [
+    "opened",
+    "replied",
+    "resolved",
+    "messages_in",
+    "messages_out",
+    "conversions",
+    "first_response_count",
+    "first_response_seconds",
+    "resolution_count",
+    "resolution_seconds",
+]
+HOUR_KEY = ["inbox_id", "day", "hour", "agent_id"]
+HOUR_COUNTS = ["opened"]

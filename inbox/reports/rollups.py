@@ -1,0 +1,779 @@
+"""Report roll-ups: kept from the domain events, rebuilt from the raw rows, by the same code.
+
+A conversation's figures (its cycles, the counts it adds to each day and hour) are a pure function of its raw
+rows: messages, audit log, conversions (`conversation_figures`). The subscriber recomputes the conversations an
+event batch touched and applies to the roll-ups only the difference to what they contributed before (kept in
+`ReportState`). So a redelivered webhook, a reopening, an out-of-order status report or a reassignment moves
+the figures exactly as a rebuild would: `manage.py rebuild_reports` runs the same function on every
+conversation, starting from empty tables (tests/inbox/test_reports_rollups.py proves both equal).
+
+Cost: one batch of events costs a fixed number of statements whatever its size (the conversations' rows are
+read together, the differences written with one pipelined upsert per table). Definitions: README, "Reports".
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.utils import timezone
+
+from inbox import domain_events as de
+from inbox.models import AuditLog, Conversation, Conversion, Message
+from inbox.reports.models import (
+    DAY_COUNTS,
+    DAY_KEY,
+    HOUR_COUNTS,
+    HOUR_KEY,
+    SOURCE_AD,
+    SOURCE_ORGANIC,
+    SOURCE_OTHER,
+    SOURCE_TIKTOK_ME,
+    ReportCycle,
+    ReportDay,
+    ReportDirty,
+    ReportHour,
+    ReportState,
+)
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 500
+RESOLVED = Conversation.Status.RESOLVED
+COUNT_INDEX = {name: index for index, name in enumerate(DAY_COUNTS)}
+
+# Events after which a conversation's figures may differ. Delivery reports matter only into or out of
+# `failed` (a failed reply is no reply); the other status reports cost nothing.
+_TOUCHING = (
+    de.ConversationCreated,
+    de.MessageReceived,
+    de.MessageQueued,
+    de.MessageRetried,
+    de.ConversationAssigned,
+    de.ConversationStatusChanged,
+    de.ConversionUpdated,
+)
+
+
+def touches_figures(event: de.DomainEvent) -> bool:
+    if isinstance(event, de.MessageStatusChanged):
+        return Message.Status.FAILED in (event.status, event.previous_status)
+    return isinstance(event, _TOUCHING)
+
+
+DRAIN_DELAY_SECONDS = 1
+DRAIN_SCHEDULED_KEY = "reports:rollups:drain-scheduled"
+
+
+def on_domain_events(events: list[de.DomainEvent]) -> None:
+    """The subscriber (registered in InboxConfig.ready): refresh the conversations these events touched, now
+    (REPORTS_ROLLUPS = "inline") or, marked, a moment later in a Celery task ("deferred", the default)."""
+    mode = settings.REPORTS_ROLLUPS
+    ids = sorted({event.conversation_id for event in events if touches_figures(event)})
+    if not ids or mode == "off":
+        return
+    if mode == "inline":
+        conversations_refresh(ids)
+        return
+    appended: dict[int, list[int]] = {}
+    full: set[int] = set()
+    for event in events:
+        if isinstance(event, de.MessageReceived) and not event.reopened:
+            appended.setdefault(event.conversation_id, []).append(event.message_id)
+        elif touches_figures(event):
+            full.add(event.conversation_id)
+    conversations_mark(ids, appended={pk: ids_ for pk, ids_ in appended.items() if pk not in full})
+    schedule_drain()
+
+
+def on_inbox_saving(sender, instance, **kwargs) -> None:
+    """pre_save of Inbox: a new time zone moves its conversations' days and hours, so they are refreshed (each
+    subtracts what it added under the old zone) once the change commits."""
+    if instance.pk is None:
+        return
+    before = type(instance).objects.filter(pk=instance.pk).values_list("time_zone", flat=True).first()
+    if before is not None and before != instance.time_zone:
+        transaction.on_commit(lambda: inbox_refresh(instance.pk))
+
+
+def inbox_refresh(inbox_id: int) -> None:
+    """Refresh every conversation of an inbox (as REPORTS_ROLLUPS says: now, or marked for the task)."""
+    if settings.REPORTS_ROLLUPS == "off":
+        return
+    ids = list(Conversation.objects.filter(inbox_id=inbox_id).order_by("pk").values_list("pk", flat=True))
+    if settings.REPORTS_ROLLUPS == "inline":
+        conversations_refresh(ids)
+        return
+    for start in range(0, len(ids), CHUNK):
+        conversations_mark(ids[start : start + CHUNK])
+    schedule_drain()
+
+
+def conversations_mark(ids: list[int], *, appended: dict[int, list[int]] | None = None) -> None:
+    """Mark conversations to refresh: one statement, whatever the batch (a marked one stays marked once).
+
+    `appended`: the conversations whose only change is these new customer messages (PostgreSQL: the drain may then
+    add them to the stored figures instead of recomputing the conversation; any other mark makes it full)."""
+    appended = appended or {}
+    if connection.vendor != "postgresql":
+        now = timezone.now()
+        ReportDirty.objects.bulk_create(
+            [ReportDirty(conversation_id=pk, marked_at=now) for pk in sorted(ids)], ignore_conflicts=True
+        )
+        return
+    table = connection.ops.quote_name(ReportDirty._meta.db_table)
+    ordered = sorted(ids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {table} (conversation_id, marked_at, "full", message_ids)
+                SELECT v.id, now(), v."full", v.messages::jsonb
+                FROM unnest(%s::bigint[], %s::boolean[], %s::text[]) AS v(id, "full", messages) ORDER BY v.id
+                ON CONFLICT (conversation_id) DO UPDATE SET "full" = {table}."full" OR EXCLUDED."full",
+                    message_ids = {table}.message_ids || EXCLUDED.message_ids""",  # noqa: S608
+            [ordered, [pk not in appended for pk in ordered], [json.dumps(appended.get(pk, [])) for pk in ordered]],
+        )
+
+
+def schedule_drain() -> None:
+    """At most one drain task per DRAIN_DELAY_SECONDS: every mark made meanwhile is drained by it (the marks are
+    rows, so a lost task only delays them until beat's run)."""
+    from inbox.reports.tasks import refresh_report_rollups
+
+    try:
+        if cache.add(DRAIN_SCHEDULED_KEY, 1, timeout=DRAIN_DELAY_SECONDS):
+            refresh_report_rollups.apply_async(countdown=DRAIN_DELAY_SECONDS)
+    except Exception:  # noqa: BLE001 - the marks are stored: beat's run drains them
+        logger.warning("could not schedule the report roll-ups' refresh; beat's run will", exc_info=True)
+
+
+def drain(*, chunk: int = CHUNK, max_chunks: int | None = None) -> int:
+    """Refresh every marked conversation (at most `max_chunks` chunks), a chunk per transaction (marks taken with
+    SKIP LOCKED, so drains can run side by side); returns how many were refreshed. A mark made while its
+    conversation is being refreshed waits for that refresh to commit, then stays for the next drain."""
+    table = connection.ops.quote_name(ReportDirty._meta.db_table)
+    refreshed = 0
+    for _ in range(max_chunks) if max_chunks is not None else itertools.count():
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        f"DELETE FROM {table} WHERE conversation_id IN (SELECT conversation_id FROM {table} "  # noqa: S608
+                        "ORDER BY conversation_id LIMIT %s FOR UPDATE SKIP LOCKED) "
+                        'RETURNING conversation_id, "full", message_ids',
+                        [chunk],
+                    )
+                    marks = cursor.fetchall()
+                ids = sorted(pk for pk, _, _ in marks)
+                appended = {pk: _loads(messages) for pk, full, messages in marks if not full}
+            else:  # SQLite (make run's zero-setup default): one writer at a time anyway
+                ids = list(ReportDirty.objects.order_by("pk").values_list("pk", flat=True)[:chunk])
+                ReportDirty.objects.filter(pk__in=ids).delete()
+                appended = {}
+            if not ids:
+                return refreshed
+            full = _append(appended) if appended else set()
+            _refresh(sorted(set(ids) - set(appended) | full))
+        refreshed += len(ids)
+    return refreshed
+
+
+def _append(appended: dict[int, list[int]]) -> set[int]:
+    """The fast path (PostgreSQL): add new customer messages to the stored figures of conversations nothing else
+    changed in, without reading them again. Returns the conversations it cannot take, for the full recompute: no
+    stored figures yet, the last cycle resolved or without a customer message yet, a message with a referral or
+    stored before the cycle began, or a count of customer messages that is not the stored one plus these (a
+    message a concurrent recompute already counted). Its result is exactly the full recompute's."""
+    ids = sorted(appended)
+    message_ids = sorted({pk for messages in appended.values() for pk in messages})
+    state_table = connection.ops.quote_name(ReportState._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT s.conversation_id, s.contributions, c.inbox_id, i.time_zone,
+                       (SELECT count(*) FROM inbox_message m WHERE m.conversation_id = c.id AND m.direction = 'in')
+                FROM {state_table} s JOIN inbox_conversation c ON c.id = s.conversation_id
+                JOIN inbox_inbox i ON i.id = c.inbox_id
+                WHERE s.conversation_id = ANY(%s) ORDER BY s.conversation_id FOR UPDATE OF s""",  # noqa: S608
+            [ids],
+        )
+        found = {pk: (_loads(contributions) or {}, inbox_id, tz, n) for pk, contributions, inbox_id, tz, n in cursor}
+        cursor.execute(
+            f"""SELECT conversation_id, id, {us("created_at")}, referral <> '{{}}'::jsonb FROM inbox_message
+                WHERE id = ANY(%s) AND direction = 'in'""",  # noqa: S608
+            [message_ids],
+        )
+        new_messages = defaultdict(dict)
+        for conversation_id, pk, created_at, has_referral in cursor.fetchall():
+            new_messages[conversation_id][pk] = (_at(created_at), has_referral)
+    full: set[int] = set()
+    day_delta: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(DAY_COUNTS))
+    new_states: list[tuple[int, dict]] = []
+    index = COUNT_INDEX["messages_in"]
+    for pk in ids:
+        wanted = set(appended[pk])
+        if pk not in found or set(new_messages[pk]) != wanted:
+            full.add(pk)
+            continue
+        contributions, inbox_id, tz, count = found[pk]
+        cycles = contributions.get("c") or []
+        if not cycles or "n" not in contributions or count != contributions["n"] + len(wanted):
+            full.add(pk)
+            continue
+        # The cycle row's values after inbox and conversation: see CYCLE_FIELDS.
+        last = dict(zip(CYCLE_FIELDS[2:], cycles[-1], strict=True))
+        if last["resolved_at"] is not None or last["first_inbound_at"] is None:
+            full.add(pk)
+            continue
+        opened_at = datetime.fromisoformat(last["opened_at"])
+        first_in = datetime.fromisoformat(last["first_inbound_at"])
+        messages = new_messages[pk].values()
+        if any(has_referral or at <= opened_at or at < first_in for at, has_referral in messages):
+            full.add(pk)
+            continue
+        zone = ZoneInfo(tz or settings.TIME_ZONE)
+        days = {tuple(entry[:5]): list(entry[5]) for entry in contributions["d"]}
+        for at, _ in messages:
+            key = (
+                inbox_id,
+                at.astimezone(zone).date().isoformat(),
+                last["agent_id"],
+                last["source_kind"],
+                last["source_id"],
+            )
+            days.setdefault(key, [0] * len(DAY_COUNTS))[index] += 1
+            day_delta[(inbox_id, at.astimezone(zone).date(), *key[2:])][index] += 1
+        contributions = {
+            **contributions,
+            "d": [[*key, counts] for key, counts in sorted(days.items(), key=_sort_key)],
+            "n": count,
+        }
+        new_states.append((pk, contributions))
+    _apply(ReportDay, DAY_KEY, DAY_COUNTS, {k: v for k, v in day_delta.items() if any(v)})
+    if new_states:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {state_table} s SET contributions = v.contributions::jsonb "  # noqa: S608
+                "FROM unnest(%s::bigint[], %s::text[]) AS v(conversation_id, contributions) "
+                "WHERE s.conversation_id = v.conversation_id",
+                [[pk for pk, _ in new_states], [_dumps(contributions) for _, contributions in new_states]],
+            )
+    return full
+
+
+# --- The figures of one conversation --------------------------------------------------------------------------
+
+
+CYCLE_FIELDS = [
+    "inbox_id",
+    "conversation_id",
+    "seq",
+    "opened_at",
+    "opened_day",
+    "agent_id",
+    "source_kind",
+    "source_id",
+    "source_name",
+    "first_inbound_at",
+    "first_response_at",
+    "first_response_day",
+    "first_response_seconds",
+    "responder_id",
+    "resolved_at",
+    "resolved_day",
+    "resolution_seconds",
+]
+
+
+@dataclass
+class CycleRow:
+    """A ReportCycle row as computed (written with one INSERT per batch, not through model instances)."""
+
+    inbox_id: int
+    conversation_id: int
+    seq: int
+    opened_at: datetime
+    opened_day: date
+    agent_id: int
+    source_kind: str
+    source_id: str
+    source_name: str
+    first_inbound_at: datetime | None = None
+    first_response_at: datetime | None = None
+    first_response_day: date | None = None
+    first_response_seconds: int | None = None
+    responder_id: int = 0
+    resolved_at: datetime | None = None
+    resolved_day: date | None = None
+    resolution_seconds: int | None = None
+
+    def values(self) -> list:
+        return [getattr(self, name) for name in CYCLE_FIELDS]
+
+
+@dataclass
+class Cycle:
+    seq: int
+    opened_at: datetime
+    resolved_at: datetime | None = None
+    resolver_id: int = 0
+    inbound: list[tuple] = field(default_factory=list)
+    replies: list[tuple] = field(default_factory=list)  # by an agent, not failed
+    referral: dict | None = None
+
+
+def source_of(referral: dict | None) -> tuple[str, str, str]:
+    """(kind, id, name) of a referral as the channel normalized it (see Message.referral)."""
+    if not referral:
+        return SOURCE_ORGANIC, "", ""
+    kind = referral.get("source")
+    if kind == SOURCE_AD:
+        source_id = referral.get("ad_id") or referral.get("source_id") or ""
+        name = referral.get("ad_name") or referral.get("source_name") or ""
+    elif kind == SOURCE_TIKTOK_ME:
+        source_id = referral.get("ref") or referral.get("tracking_ref") or referral.get("source_id") or ""
+        name = referral.get("source_name") or source_id
+    else:
+        kind = SOURCE_OTHER
+        source_id = referral.get("source_id") or ""
+        name = referral.get("source_name") or ""
+    return kind, str(source_id)[:200], str(name)[:300]
+
+
+def conversation_figures(conversation: dict, messages: list[tuple], audits: list[tuple], conversions: list[tuple]):
+    """The cycles (ReportCycle rows to write) and roll-up contributions of one conversation, from its raw rows.
+
+    `conversation`: pk, inbox_id, created_at, referral, assignee_id, inbox__time_zone. `messages`: (pk, direction,
+    at, author_id, status, referral) — `at` is when we stored an inbound message, when a reply's current attempt
+    was queued; `audits`: (pk, action, actor_id, message_id, before, after, created_at); `conversions`: (pk,
+    author_id, occurred_at), not failed. All are the server's times: one clock for every boundary.
+    """
+    tz = ZoneInfo(conversation["inbox__time_zone"] or settings.TIME_ZONE)
+    inbox_id = conversation["inbox_id"]
+    messages = sorted(messages, key=lambda m: (m[2], m[0]))
+    audits = sorted(audits, key=lambda a: (a[6], a[0]))
+    message_times = {m[0]: m[2] for m in messages}
+
+    resolutions: list[tuple[datetime, int]] = []
+    reopenings: list[datetime] = []
+    assignments: list[tuple[datetime, int]] = []
+    for _pk, action, actor_id, message_id, before, after, created_at in audits:
+        before, after = before or {}, after or {}
+        if action in ("conversation.assigned", "conversation.unassigned"):
+            assignments.append((created_at, after.get("assignee") or 0))
+        elif "status" in after and before.get("status") != after["status"]:
+            if after["status"] == RESOLVED:
+                resolutions.append((created_at, actor_id or 0))
+            elif before.get("status") == RESOLVED:
+                # A customer's message reopens at the time it was stored; an agent's change when it was made.
+                reopenings.append(message_times.get(message_id, created_at))
+    resolved_times = [at for at, _ in resolutions]
+
+    def cycle_of(at: datetime) -> int:
+        return bisect_left(resolved_times, at)  # resolutions strictly before `at`
+
+    cycles = [Cycle(seq=0, opened_at=conversation["created_at"])]
+    for seq, (at, actor_id) in enumerate(resolutions):
+        cycles[seq].resolved_at, cycles[seq].resolver_id = at, actor_id
+        cycles.append(Cycle(seq=seq + 1, opened_at=at))
+    started = [False] * len(cycles)  # a cycle after a resolution exists once something reopened it
+    started[0] = True
+
+    def start(seq: int, at: datetime) -> None:
+        cycle = cycles[seq]
+        if not started[seq] or at < cycle.opened_at:
+            cycle.opened_at = at
+        started[seq] = True
+
+    for at in reopenings:
+        start(cycle_of(at), at)
+    any_referral = False
+    for pk, direction, created_at, author_id, status, referral in messages:
+        seq = cycle_of(created_at)
+        start(seq, created_at)
+        cycle = cycles[seq]
+        if direction == Message.Direction.IN:
+            cycle.inbound.append((pk, created_at))
+            if referral:
+                any_referral = True
+                if cycle.referral is None:
+                    cycle.referral = referral
+        elif status != Message.Status.FAILED:
+            cycle.replies.append((pk, created_at, author_id or 0))
+    if not any_referral and conversation["referral"]:
+        cycles[0].referral = conversation["referral"]  # rows from before messages kept their referral
+    last = max(seq for seq, was in enumerate(started) if was)
+    cycles = cycles[: last + 1]
+    for seq in range(1, len(cycles)):
+        if not started[seq]:  # a resolution without a reopening before it: only possible in hand-made rows
+            started[seq] = True
+
+    def assignee_at(at: datetime) -> int:
+        current = 0
+        for assigned_at, assignee in assignments:
+            if assigned_at > at:
+                break
+            current = assignee
+        return current
+
+    days: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(DAY_COUNTS))
+    hours: dict[tuple, int] = defaultdict(int)
+    rows: list[CycleRow] = []
+
+    def local(at: datetime) -> datetime:
+        return at.astimezone(tz)
+
+    def add(at: datetime, agent: int, source: tuple, count: str, value: int = 1) -> None:
+        days[(inbox_id, local(at).date(), agent, source[0], source[1])][COUNT_INDEX[count]] += value
+
+    sources = []
+    for cycle in cycles:
+        source = source_of(cycle.referral)
+        sources.append(source)
+        if cycle.resolved_at is not None:
+            agent = assignee_at(cycle.resolved_at) or cycle.resolver_id
+        else:
+            agent = conversation["assignee_id"] or 0
+        add(cycle.opened_at, agent, source, "opened")
+        opened_local = local(cycle.opened_at)
+        hours[(inbox_id, opened_local.date(), opened_local.hour, agent)] += 1
+        if cycle.replies:
+            add(cycle.opened_at, agent, source, "replied")
+        for _pk, at in cycle.inbound:
+            add(at, agent, source, "messages_in")
+        for _pk, at, author in cycle.replies:
+            add(at, author, source, "messages_out")
+        row = CycleRow(
+            inbox_id=inbox_id,
+            conversation_id=conversation["pk"],
+            seq=cycle.seq,
+            opened_at=cycle.opened_at,
+            opened_day=opened_local.date(),
+            agent_id=agent,
+            source_kind=source[0],
+            source_id=source[1],
+            source_name=source[2],
+        )
+        if cycle.inbound:
+            first_in = cycle.inbound[0][1]
+            row.first_inbound_at = first_in
+            response = next(((at, author) for _pk, at, author in cycle.replies if author and at >= first_in), None)
+            if response is not None:
+                seconds = int((response[0] - first_in).total_seconds())
+                row.first_response_at, row.responder_id = response
+                row.first_response_day = local(response[0]).date()
+                row.first_response_seconds = seconds
+                add(response[0], response[1], source, "first_response_count")
+                add(response[0], response[1], source, "first_response_seconds", seconds)
+        if cycle.resolved_at is not None:
+            seconds = int((cycle.resolved_at - cycle.opened_at).total_seconds())
+            row.resolved_at, row.resolved_day, row.resolution_seconds = (
+                cycle.resolved_at,
+                local(cycle.resolved_at).date(),
+                seconds,
+            )
+            add(cycle.resolved_at, agent, source, "resolved")
+            add(cycle.resolved_at, agent, source, "resolution_count")
+            add(cycle.resolved_at, agent, source, "resolution_seconds", seconds)
+        rows.append(row)
+    for _pk, author_id, occurred_at in conversions:
+        seq = min(cycle_of(occurred_at), len(cycles) - 1)
+        add(occurred_at, author_id or 0, sources[seq], "conversions")
+    contributions = {
+        "d": [[*_json_key(key), counts] for key, counts in sorted(days.items(), key=_sort_key)],
+        "h": [[*_json_key(key), count] for key, count in sorted(hours.items(), key=_sort_key)],
+        "c": [_json_key(tuple(row.values()[2:])) for row in rows],  # to write only the cycles that changed
+        "n": sum(len(cycle.inbound) for cycle in cycles),  # customer messages counted (the fast path checks it)
+    }
+    return rows, contributions
+
+
+def _json_key(key: tuple) -> list:
+    return [value.isoformat() if isinstance(value, date) else value for value in key]  # datetimes are dates too
+
+
+def _sort_key(item):
+    return tuple(str(value) for value in item[0])
+
+
+def _as_dict(contributions: dict, part: str) -> dict[tuple, list[int]]:
+    found = {}
+    for entry in contributions.get(part) or []:
+        *key, counts = entry
+        key[1] = date.fromisoformat(key[1])
+        found[tuple(key)] = counts if isinstance(counts, list) else [counts]
+    return found
+
+
+# --- Keeping the roll-ups -------------------------------------------------------------------------------------
+
+
+def conversations_refresh(conversation_ids: Iterable[int]) -> None:
+    """Recompute these conversations' figures and move the roll-ups by the difference (in chunks)."""
+    ids = sorted(set(conversation_ids))
+    for start in range(0, len(ids), CHUNK):
+        with transaction.atomic():
+            _refresh(ids[start : start + CHUNK])
+
+
+def _refresh(ids: list[int]) -> None:
+    """One chunk, in a fixed number of statements: lock and read the states with their conversations, read the
+    raw rows, write the differences."""
+    if connection.vendor == "postgresql":
+        conversations, states, messages, audits, conversions = _load_postgresql(ids)
+    else:
+        conversations, states, messages, audits, conversions = _load_portable(ids)
+    _refresh_loaded(conversations, states, messages, audits, conversions)
+
+
+def _load_portable(ids: list[int]):
+    """The same reads through the ORM, for SQLite (make run's and make test's zero-setup default)."""
+    existing = set(ReportState.objects.filter(conversation_id__in=ids).values_list("conversation_id", flat=True))
+    found = list(Conversation.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    ReportState.objects.bulk_create(
+        [ReportState(conversation_id=pk, contributions={}) for pk in found if pk not in existing],
+        ignore_conflicts=True,
+    )
+    states = dict(
+        ReportState.objects.select_for_update()
+        .filter(conversation_id__in=found)
+        .order_by("conversation_id")
+        .values_list("conversation_id", "contributions")
+    )
+    conversations = list(
+        Conversation.objects.filter(pk__in=states)
+        .order_by("pk")
+        .values("pk", "inbox_id", "created_at", "referral", "assignee_id", "inbox__time_zone")
+    )
+    messages, audits, conversions = defaultdict(list), defaultdict(list), defaultdict(list)
+    for conversation_id, pk, direction, created_at, queued_at, author_id, status, referral in Message.objects.filter(
+        conversation_id__in=states, direction__in=[Message.Direction.IN, Message.Direction.OUT]
+    ).values_list("conversation_id", "pk", "direction", "created_at", "queued_at", "author_id", "status", "referral"):
+        at = queued_at if direction == Message.Direction.OUT and queued_at else created_at
+        messages[conversation_id].append((pk, direction, at, author_id, status, referral or None))
+    for conversation_id, *row in AuditLog.objects.filter(
+        conversation_id__in=states, action__startswith="conversation."
+    ).values_list("conversation_id", "pk", "action", "actor_id", "message_id", "before", "after", "created_at"):
+        audits[conversation_id].append(tuple(row))
+    for conversation_id, *row in (
+        Conversion.objects.filter(conversation_id__in=states)
+        .exclude(status=Conversion.Status.FAILED)
+        .values_list("conversation_id", "pk", "author_id", "occurred_at")
+    ):
+        conversions[conversation_id].append(tuple(row))
+    return conversations, {pk: value or {} for pk, value in states.items()}, messages, audits, conversions
+
+
+def _load_postgresql(ids: list[int]):
+    table = {model: connection.ops.quote_name(model._meta.db_table) for model in (ReportState, ReportCycle)}
+    with connection.cursor() as cursor:
+        # The state rows are the conversations' locks (taken in id order): two refreshes of one conversation
+        # run one after the other, and the second reads what the first committed.
+        cursor.execute(
+            f"""WITH locked AS (
+                  INSERT INTO {table[ReportState]} (conversation_id, contributions, updated_at)
+                  SELECT id, '{{}}'::jsonb, now() FROM inbox_conversation WHERE id = ANY(%s) ORDER BY id
+                  ON CONFLICT (conversation_id) DO UPDATE SET updated_at = EXCLUDED.updated_at
+                  RETURNING conversation_id, contributions)
+                SELECT c.id, c.inbox_id, {us("c.created_at")}, c.referral, c.assignee_id, i.time_zone,
+                       locked.contributions
+                FROM locked JOIN inbox_conversation c ON c.id = locked.conversation_id
+                JOIN inbox_inbox i ON i.id = c.inbox_id ORDER BY c.id""",  # noqa: S608 - our table names
+            [ids],
+        )
+        conversations, states = [], {}
+        for pk, inbox_id, created_at, referral, assignee_id, time_zone, contributions in cursor.fetchall():
+            conversations.append(
+                {
+                    "pk": pk,
+                    "inbox_id": inbox_id,
+                    "created_at": _at(created_at),
+                    "referral": _loads(referral) or {},
+                    "assignee_id": assignee_id,
+                    "inbox__time_zone": time_zone,
+                }
+            )
+            states[pk] = _loads(contributions) or {}
+        found = list(states)
+        messages = defaultdict(list)
+        # A reply counts from when its current attempt was queued (a retry sends it again, later).
+        cursor.execute(
+            f"""SELECT conversation_id, id, direction,
+                      {us("CASE WHEN direction = 'out' AND queued_at IS NOT NULL THEN queued_at ELSE created_at END")},
+                      author_id, status, CASE WHEN referral = '{{}}'::jsonb THEN NULL ELSE referral END
+               FROM inbox_message WHERE conversation_id = ANY(%s) AND direction IN ('in', 'out')""",  # noqa: S608
+            [found],
+        )
+        for conversation_id, pk, direction, at, author_id, status, referral in cursor.fetchall():
+            messages[conversation_id].append((pk, direction, _at(at), author_id, status, _loads(referral)))
+        audits, conversions = defaultdict(list), defaultdict(list)
+        cursor.execute(
+            f"""SELECT 'a', conversation_id, id, action, actor_id, message_id, before, after, {us("created_at")}
+               FROM inbox_auditlog WHERE conversation_id = ANY(%s) AND action LIKE 'conversation.%%'
+               UNION ALL
+               SELECT 'c', conversation_id, id, '', author_id, NULL, NULL, NULL, {us("occurred_at")}
+               FROM inbox_conversion WHERE conversation_id = ANY(%s) AND status <> 'failed'""",  # noqa: S608
+            [found, found],
+        )
+        for kind, conversation_id, pk, action, actor_id, message_id, before, after, at in cursor.fetchall():
+            if kind == "a":
+                row = (pk, action, actor_id, message_id, _loads(before), _loads(after), _at(at))
+                audits[conversation_id].append(row)
+            else:
+                conversions[conversation_id].append((pk, actor_id, _at(at)))
+    return conversations, states, messages, audits, conversions
+
+
+def _refresh_loaded(conversations, states, messages, audits, conversions) -> None:
+    table = {model: connection.ops.quote_name(model._meta.db_table) for model in (ReportState, ReportCycle)}
+    day_delta: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(DAY_COUNTS))
+    hour_delta: dict[tuple, int] = defaultdict(int)
+    cycles: list[CycleRow] = []
+    rewritten: list[int] = []
+    new_states: list[tuple[int, dict]] = []
+    for conversation in conversations:
+        pk = conversation["pk"]
+        rows, contributions = conversation_figures(conversation, messages[pk], audits[pk], conversions[pk])
+        old = states[pk]
+        if contributions == old:
+            continue
+        for key, counts in _as_dict(contributions, "d").items():
+            day_delta[key] = [a + b for a, b in zip(day_delta[key], counts, strict=True)]
+        for key, counts in _as_dict(old, "d").items():
+            day_delta[key] = [a - b for a, b in zip(day_delta[key], counts, strict=True)]
+        for key, counts in _as_dict(contributions, "h").items():
+            hour_delta[key] += counts[0]
+        for key, counts in _as_dict(old, "h").items():
+            hour_delta[key] -= counts[0]
+        if contributions["c"] != old.get("c"):
+            rewritten.append(pk)
+            cycles.extend(rows)
+        new_states.append((pk, contributions))
+
+    if rewritten:
+        ReportCycle.objects.filter(conversation_id__in=rewritten).delete()
+    if cycles and connection.vendor != "postgresql":
+        ReportCycle.objects.bulk_create(
+            [ReportCycle(**dict(zip(CYCLE_FIELDS, row.values(), strict=True))) for row in cycles]
+        )
+    elif cycles:
+        with connection.cursor() as cursor:
+            columns = ", ".join(connection.ops.quote_name(name) for name in CYCLE_FIELDS)
+            placeholders = ", ".join(["%s"] * len(CYCLE_FIELDS))
+            cursor.executemany(
+                f"INSERT INTO {table[ReportCycle]} ({columns}) VALUES ({placeholders})",  # noqa: S608
+                [row.values() for row in cycles],
+            )
+    _apply(ReportDay, DAY_KEY, DAY_COUNTS, {k: v for k, v in day_delta.items() if any(v)})
+    _apply(ReportHour, HOUR_KEY, HOUR_COUNTS, {k: [v] for k, v in hour_delta.items() if v})
+    if new_states and connection.vendor != "postgresql":
+        for pk, contributions in new_states:
+            ReportState.objects.filter(conversation_id=pk).update(contributions=contributions)
+    elif new_states:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table[ReportState]} s SET contributions = v.contributions::jsonb "  # noqa: S608
+                "FROM unnest(%s::bigint[], %s::text[]) AS v(conversation_id, contributions) "
+                "WHERE s.conversation_id = v.conversation_id",
+                [[pk for pk, _ in new_states], [_dumps(contributions) for _, contributions in new_states]],
+            )
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def us(column: str) -> str:
+    """SQL: a timestamp as integer microseconds since the epoch (exact; parsing thousands of ISO timestamps was
+    a third of a refresh's time)."""
+    return f"(extract(epoch FROM {column}) * 1000000)::bigint"
+
+
+def _at(micros: int) -> datetime:
+    return EPOCH + timedelta(microseconds=micros)
+
+
+def _loads(value):
+    """jsonb from a raw cursor: Django has psycopg hand it over as text (its JSONField decodes it)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _dumps(value) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _apply(model, key_fields: list[str], count_fields: list[str], deltas: dict[tuple, list[int]]) -> None:
+    """Add `deltas` to the roll-up rows (created as needed), in key order; drop rows that fell to all zeros."""
+    if not deltas:
+        return
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    keys = [quote(model._meta.get_field(name).column) for name in key_fields]
+    counts = [quote(name) for name in count_fields]
+    columns = ", ".join(keys + counts)
+    placeholders = ", ".join(["%s"] * (len(keys) + len(counts)))
+    updates = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in counts)
+    upsert = (
+        f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "  # noqa: S608 - identifiers from the model
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+    )
+    drop = (
+        f"DELETE FROM {table} WHERE "  # noqa: S608
+        + " AND ".join(f"{k} = %s" for k in keys)
+        + " AND "
+        + " AND ".join(f"{c} = 0" for c in counts)
+    )
+    ordered = sorted(deltas.items(), key=_sort_key)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # One statement for the whole chunk: a column of values per array (executemany's per-row statement
+            # was most of a fast-path drain).
+            types = [_SQL_TYPES[model._meta.get_field(name).get_internal_type()] for name in key_fields]
+            types += ["bigint"] * len(count_fields)
+            arrays = ", ".join(f"%s::{kind}[]" for kind in types)
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) "  # noqa: S608
+                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}",
+                [list(column) for column in zip(*[[*key, *values] for key, values in ordered], strict=True)],
+            )
+        else:
+            cursor.executemany(upsert, [[*key, *values] for key, values in ordered])
+        cursor.executemany(drop, [list(key) for key, values in ordered if any(v < 0 for v in values)])
+
+
+_SQL_TYPES = {
+    "ForeignKey": "bigint",
+    "BigIntegerField": "bigint",
+    "DateField": "date",
+    "CharField": "text",
+    "PositiveSmallIntegerField": "integer",
+}
+
+
+def rebuild(*, inbox_ids: list[int] | None = None) -> int:
+    """Recreate the roll-ups from the raw rows (all inboxes, or these); returns the conversations counted.
+
+    The tables are emptied under an exclusive lock on the states, so a subscriber running meanwhile either
+    finished before (and is wiped) or starts after (and finds no state: it adds its conversation whole).
+    """
+    conversations = Conversation.objects.all()
+    if inbox_ids is not None:
+        conversations = conversations.filter(inbox_id__in=inbox_ids)
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"LOCK TABLE {connection.ops.quote_name(ReportState._meta.db_table)} IN EXCLUSIVE MODE")
+        scope = {} if inbox_ids is None else {"inbox_id__in": inbox_ids}
+        ReportState.objects.filter(conversation__in=conversations).delete()
+        for model in (ReportCycle, ReportDay, ReportHour):
+            model.objects.filter(**scope).delete()
+    ids = list(conversations.order_by("pk").values_list("pk", flat=True))
+    conversations_refresh(ids)
+    return len(ids)

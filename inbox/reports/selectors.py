@@ -1,0 +1,365 @@
+"""Reads of the report roll-ups: one function per chart, each answering a table (columns and rows).
+
+Every chart reads roll-up rows only (ReportDay, ReportHour, ReportCycle), never messages. A chart is a dict
+`{"chart", "title", "kind", "x", "series", "columns", "rows", "totals"}`: the page draws `series` of `rows`
+against `x` and shows the same rows as a table; the CSV export is that table. Durations are minutes (one
+decimal), rates percent (one decimal).
+
+Medians and 90th percentiles are PostgreSQL's `percentile_disc` over the cycles' samples: the smallest sample
+with at least half (90 %) of the samples at or below it — always a time that really happened.
+
+Extension points (issue 15, not built here): a **team** filter narrows `agent_ids` in `ReportScope` to the
+team's members (every query below already filters on the agent columns through `scope.agent_q`); **CSAT**
+adds a chart function to CHARTS (the API and the page list the charts from there).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import ExtractIsoWeekDay
+
+from inbox.models import Inbox, ReportCycle, ReportDay, ReportHour
+
+WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+SOURCE_LABELS = {"organic": "Organic", "ad": "Ad", "tiktok_me": "TikTok.me link", "other": "Other referral"}
+
+
+@dataclass(frozen=True)
+class ReportScope:
+    inbox_ids: tuple[int, ...]
+    since: date
+    until: date
+    agent_ids: tuple[int, ...] | None = None  # None: every agent (and none)
+
+    def agent_q(self, field: str = "agent_id") -> Q:
+        return Q() if self.agent_ids is None else Q(**{f"{field}__in": self.agent_ids})
+
+    def days(self) -> list[date]:
+        return [self.since + timedelta(days=n) for n in range((self.until - self.since).days + 1)]
+
+
+def _minutes(seconds) -> float | None:
+    return None if seconds is None else round(seconds / 60, 1)
+
+
+def _percent(part: int, whole: int) -> float | None:
+    return None if not whole else round(100 * part / whole, 1)
+
+
+def _column(key: str, label: str, unit: str = "") -> dict:
+    return {"key": key, "label": label, "unit": unit}
+
+
+def _days_qs(scope: ReportScope):
+    return ReportDay.objects.filter(
+        scope.agent_q(), inbox_id__in=scope.inbox_ids, day__gte=scope.since, day__lte=scope.until
+    )
+
+
+def _percentiles(scope: ReportScope, *, day_field: str, seconds_field: str, agent_field: str, by: str) -> dict:
+    """{group: (count, median s, p90 s)} of the samples whose day is in range, grouped by `by`, and under None
+    all of them: one scan of the (covering) index, GROUPING SETS for the groups and the whole."""
+    if connection.vendor != "postgresql":
+        return _percentiles_in_python(
+            scope, day_field=day_field, seconds_field=seconds_field, agent_field=agent_field, by=by
+        )
+    quote = connection.ops.quote_name
+    table, by_col, seconds = quote(ReportCycle._meta.db_table), quote(by), quote(seconds_field)
+    params: list = [list(scope.inbox_ids), scope.since, scope.until]
+    agent = ""
+    if scope.agent_ids is not None:
+        agent = f" AND {quote(agent_field)} = ANY(%s)"
+        params.append(list(scope.agent_ids))
+    sql = (
+        f"SELECT {by_col}, GROUPING({by_col}), count(*), "  # noqa: S608 - identifiers from the model, quoted
+        f"percentile_disc(0.5) WITHIN GROUP (ORDER BY {seconds}), "
+        f"percentile_disc(0.9) WITHIN GROUP (ORDER BY {seconds}) "
+        f"FROM {table} WHERE inbox_id = ANY(%s) AND {quote(day_field)} BETWEEN %s AND %s{agent} "
+        f"GROUP BY GROUPING SETS (({by_col}), ())"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return {None if whole else key: (n, median, p90) for key, whole, n, median, p90 in rows}
+
+
+def percentile_disc(ordered: list, fraction: float):
+    """PostgreSQL's percentile_disc of sorted samples: the first whose position reaches the fraction."""
+    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
+
+
+def _percentiles_in_python(scope: ReportScope, *, day_field: str, seconds_field: str, agent_field: str, by: str):
+    """The same figures for SQLite (make run's zero-setup default), which has no percentile_disc."""
+    samples = ReportCycle.objects.filter(
+        scope.agent_q(agent_field),
+        inbox_id__in=scope.inbox_ids,
+        **{f"{day_field}__gte": scope.since, f"{day_field}__lte": scope.until},
+    ).values_list(by, seconds_field)
+    groups: dict = {}
+    for key, seconds in samples:
+        groups.setdefault(key, []).append(seconds)
+        groups.setdefault(None, []).append(seconds)
+    return {
+        key: (len(values), percentile_disc(values, 0.5), percentile_disc(values, 0.9))
+        for key, values in ((key, sorted(values)) for key, values in groups.items())
+    }
+
+
+def _totals(rows: list[dict], keys: list[str]) -> dict:
+    return {key: sum(row[key] or 0 for row in rows) for key in keys}
+
+
+def volume(scope: ReportScope) -> dict:
+    """Conversations opened and resolved, messages in and out, per day."""
+    keys = ["opened", "resolved", "messages_in", "messages_out"]
+    found = {row["day"]: row for row in _days_qs(scope).values("day").annotate(**{k: Sum(k) for k in keys}).order_by()}
+    rows = [{"day": day.isoformat(), **{k: (found.get(day) or {}).get(k) or 0 for k in keys}} for day in scope.days()]
+    return {
+        "chart": "volume",
+        "title": "Conversations and messages per day",
+        "kind": "line",
+        "x": "day",
+        "series": keys,
+        "columns": [
+            _column("day", "Day"),
+            _column("opened", "Opened"),
+            _column("resolved", "Resolved"),
+            _column("messages_in", "Messages in"),
+            _column("messages_out", "Messages out"),
+        ],
+        "rows": rows,
+        "totals": _totals(rows, keys),
+    }
+
+
+def response_times(scope: ReportScope) -> dict:
+    """First response and resolution times per day: medians and 90th percentiles, in minutes."""
+    first = _percentiles(
+        scope,
+        day_field="first_response_day",
+        seconds_field="first_response_seconds",
+        agent_field="responder_id",
+        by="first_response_day",
+    )
+    resolution = _percentiles(
+        scope, day_field="resolved_day", seconds_field="resolution_seconds", agent_field="agent_id", by="resolved_day"
+    )
+    rows = []
+    for day in scope.days():
+        f_n, f_median, f_p90 = first.get(day, (0, None, None))
+        r_n, r_median, r_p90 = resolution.get(day, (0, None, None))
+        rows.append(
+            {
+                "day": day.isoformat(),
+                "first_response_count": f_n,
+                "first_response_median": _minutes(f_median),
+                "first_response_p90": _minutes(f_p90),
+                "resolution_count": r_n,
+                "resolution_median": _minutes(r_median),
+                "resolution_p90": _minutes(r_p90),
+            }
+        )
+    whole_first = first.get(None, (0, None, None))
+    whole_resolution = resolution.get(None, (0, None, None))
+    return {
+        "chart": "response-times",
+        "title": "First response and resolution time (minutes)",
+        "kind": "line",
+        "x": "day",
+        "series": ["first_response_median", "first_response_p90", "resolution_median", "resolution_p90"],
+        "columns": [
+            _column("day", "Day"),
+            _column("first_response_count", "First responses"),
+            _column("first_response_median", "First response, median", "min"),
+            _column("first_response_p90", "First response, 90th pct", "min"),
+            _column("resolution_count", "Resolutions"),
+            _column("resolution_median", "Resolution, median", "min"),
+            _column("resolution_p90", "Resolution, 90th pct", "min"),
+        ],
+        "rows": rows,
+        "totals": {
+            "first_response_count": whole_first[0],
+            "first_response_median": _minutes(whole_first[1]),
+            "first_response_p90": _minutes(whole_first[2]),
+            "resolution_count": whole_resolution[0],
+            "resolution_median": _minutes(whole_resolution[1]),
+            "resolution_p90": _minutes(whole_resolution[2]),
+        },
+    }
+
+
+def agents(scope: ReportScope) -> dict:
+    """Per agent: conversations, resolutions, replies, first response and resolution times."""
+    counts = {
+        row["agent_id"]: row
+        for row in _days_qs(scope)
+        .values("agent_id")
+        .annotate(opened=Sum("opened"), resolved=Sum("resolved"), messages_out=Sum("messages_out"))
+        .order_by()
+    }
+    first = _percentiles(
+        scope,
+        day_field="first_response_day",
+        seconds_field="first_response_seconds",
+        agent_field="responder_id",
+        by="responder_id",
+    )
+    resolution = _percentiles(
+        scope, day_field="resolved_day", seconds_field="resolution_seconds", agent_field="agent_id", by="agent_id"
+    )
+    ids = set(counts) | {key for key in [*first, *resolution] if key is not None}
+    names = {
+        user.pk: user.get_full_name() or user.get_username()
+        for user in get_user_model().objects.filter(pk__in=[pk for pk in ids if pk])
+    }
+    rows = []
+    for agent_id in sorted(ids, key=lambda pk: (pk == 0, names.get(pk, "").lower(), pk)):
+        row = counts.get(agent_id) or {}
+        f_n, f_median, f_p90 = first.get(agent_id, (0, None, None))
+        _r_n, r_median, r_p90 = resolution.get(agent_id, (0, None, None))
+        rows.append(
+            {
+                "agent_id": agent_id or None,
+                "agent": names.get(agent_id, "No agent" if not agent_id else f"#{agent_id}"),
+                "opened": row.get("opened") or 0,
+                "resolved": row.get("resolved") or 0,
+                "messages_out": row.get("messages_out") or 0,
+                "first_response_count": f_n,
+                "first_response_median": _minutes(f_median),
+                "first_response_p90": _minutes(f_p90),
+                "resolution_median": _minutes(r_median),
+                "resolution_p90": _minutes(r_p90),
+            }
+        )
+    return {
+        "chart": "agents",
+        "title": "Agents",
+        "kind": "bar",
+        "x": "agent",
+        "series": ["resolved", "messages_out"],
+        "columns": [
+            _column("agent", "Agent"),
+            _column("opened", "Conversations"),
+            _column("resolved", "Resolved"),
+            _column("messages_out", "Replies"),
+            _column("first_response_count", "First responses"),
+            _column("first_response_median", "First response, median", "min"),
+            _column("first_response_p90", "First response, 90th pct", "min"),
+            _column("resolution_median", "Resolution, median", "min"),
+            _column("resolution_p90", "Resolution, 90th pct", "min"),
+        ],
+        "rows": rows,
+        "totals": _totals(rows, ["opened", "resolved", "messages_out", "first_response_count"]),
+    }
+
+
+def heatmap(scope: ReportScope) -> dict:
+    """Conversations opened per day of the week and hour (the inbox's time zone)."""
+    cells = {
+        (row["weekday"], row["hour"]): row["opened"]
+        for row in ReportHour.objects.filter(
+            scope.agent_q(), inbox_id__in=scope.inbox_ids, day__gte=scope.since, day__lte=scope.until
+        )
+        .annotate(weekday=ExtractIsoWeekDay("day"))
+        .values("weekday", "hour")
+        .annotate(opened=Sum("opened"))
+        .order_by()
+    }
+    hours = [f"h{hour:02d}" for hour in range(24)]
+    rows = [
+        {"weekday": name, **{hours[hour]: cells.get((iso, hour), 0) for hour in range(24)}}
+        for iso, name in enumerate(WEEKDAYS, start=1)
+    ]
+    return {
+        "chart": "heatmap",
+        "title": "Conversations opened by day of week and hour",
+        "kind": "heatmap",
+        "x": "weekday",
+        "series": hours,
+        "columns": [_column("weekday", "Day"), *(_column(key, key[1:]) for key in hours)],
+        "rows": rows,
+        "totals": {"opened": sum(cells.values())},
+    }
+
+
+def sources(scope: ReportScope) -> dict:
+    """Per source (organic, each ad, each TikTok.me ref): conversations, replies, resolution rate, conversions."""
+    keys = ["opened", "replied", "messages_out", "conversions"]
+    counts = {
+        (row["source_kind"], row["source_id"]): row
+        for row in _days_qs(scope).values("source_kind", "source_id").annotate(**{k: Sum(k) for k in keys}).order_by()
+    }
+    cycles = ReportCycle.objects.filter(
+        scope.agent_q(), inbox_id__in=scope.inbox_ids, opened_day__gte=scope.since, opened_day__lte=scope.until
+    )
+    resolved = {
+        (row["source_kind"], row["source_id"]): row["n"]
+        for row in cycles.filter(resolved_at__isnull=False).values("source_kind", "source_id").annotate(n=Count("pk"))
+    }
+    names = dict(
+        ((kind, source_id), name)
+        for kind, source_id, name in ReportCycle.objects.filter(inbox_id__in=scope.inbox_ids)
+        .exclude(source_name="")
+        .filter(source_kind__in={kind for kind, _ in counts}, source_id__in={sid for _, sid in counts})
+        .order_by("source_kind", "source_id", "opened_at")
+        .values_list("source_kind", "source_id", "source_name")
+    )
+    rows = []
+    for kind, source_id in sorted(counts, key=lambda key: (-(counts[key]["opened"] or 0), key)):
+        row = counts[(kind, source_id)]
+        opened = row["opened"] or 0
+        name = names.get((kind, source_id), "")
+        rows.append(
+            {
+                "source": SOURCE_LABELS.get(kind, kind),
+                "source_kind": kind,
+                "source_id": source_id,
+                "name": name,
+                "label": " · ".join(filter(None, [SOURCE_LABELS.get(kind, kind), name or source_id])),
+                **{k: row[k] or 0 for k in keys},
+                "resolution_rate": _percent(resolved.get((kind, source_id), 0), opened),
+            }
+        )
+    return {
+        "chart": "sources",
+        "title": "Sources: organic, ads and TikTok.me links",
+        "kind": "bar",
+        "x": "label",
+        "series": ["opened", "conversions"],
+        "columns": [
+            _column("source", "Source"),
+            _column("source_id", "Ad id / ref"),
+            _column("name", "Name"),
+            _column("opened", "Conversations"),
+            _column("replied", "Replied"),
+            _column("messages_out", "Replies"),
+            _column("resolution_rate", "Resolved", "%"),
+            _column("conversions", "Conversions"),
+        ],
+        "rows": rows,
+        "totals": _totals(rows, keys),
+    }
+
+
+# The charts, in the page's order. CSAT (issue 15): add its chart function here.
+CHARTS: dict[str, Callable[[ReportScope], dict]] = {
+    "volume": volume,
+    "response-times": response_times,
+    "heatmap": heatmap,
+    "agents": agents,
+    "sources": sources,
+}
+
+
+def report_inboxes(user) -> list[Inbox]:
+    """The inboxes whose reports `user` may read: the ones they may see (admins: all)."""
+    from inbox.selectors import inboxes_visible_to
+
+    return list(inboxes_visible_to(user).order_by("name"))

@@ -1,0 +1,192 @@
+"""`/api/v1/reports/…`: figures from the roll-ups equal figures computed here from the raw rows; scoped to the
+caller's inboxes; filters; CSV equal to the JSON table; bad input is a 422 with a reason."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from inbox.models import Inbox, Message
+from inbox.reports.api import cell_text
+from tests.inbox.helpers import api
+from tests.inbox.reports_helpers import AD, Stream
+
+pytestmark = pytest.mark.django_db
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+@pytest.fixture(autouse=True)
+def _no_celery(monkeypatch):
+    """The broker is the boundary: sends and conversion reports are only recorded, not delivered."""
+    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id: None)
+    monkeypatch.setattr("inbox.outbox.schedule_conversion", lambda conversion_id: None)
+
+
+def percentile_disc(values: list[float], fraction: float) -> float:
+    """PostgreSQL's percentile_disc, written again: the first sample whose position reaches the fraction."""
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
+
+
+@pytest.fixture
+def history(django_user_model, django_capture_on_commit_callbacks):
+    support = Inbox.objects.create(name="Support", time_zone="Europe/Berlin")
+    other = Inbox.objects.create(name="Other", time_zone="Europe/Berlin")
+    agent = django_user_model.objects.create_user("agent", password="pw", first_name="Ada")
+    colleague = django_user_model.objects.create_user("colleague", password="pw", first_name="Cole")
+    outsider = django_user_model.objects.create_user("outsider", password="pw")
+    admin = django_user_model.objects.create_superuser("admin", password="pw")
+    support.members.add(agent, colleague)
+    other.members.add(outsider)
+    s, o = Stream(support, django_capture_on_commit_callbacks), Stream(other, django_capture_on_commit_callbacks)
+    start = timezone.now().astimezone(BERLIN).replace(hour=9, minute=0, second=0, microsecond=0) - timedelta(days=3)
+    with time_machine.travel(start, tick=False) as clock:
+        alice = s.inbound("alice", 1, referral=AD)
+        bob = s.inbound("bob", 1)
+        clock.shift(timedelta(minutes=10))
+        s.reply(alice, agent)
+        clock.shift(timedelta(minutes=10))
+        s.status(conversation_id=alice.pk, status="resolved", actor=agent)
+        clock.shift(timedelta(minutes=20))
+        s.reply(bob, colleague)
+        clock.shift(timedelta(days=1))
+        carol = s.inbound("carol", 1)
+        clock.shift(timedelta(minutes=5))
+        s.reply(carol, colleague)
+        s.status(conversation_id=bob.pk, status="resolved", actor=agent)
+        o.inbound("zed", 1)
+    return {
+        "support": support,
+        "other": other,
+        "agent": agent,
+        "colleague": colleague,
+        "outsider": outsider,
+        "admin": admin,
+        "day0": start.date(),
+        "day1": (start + timedelta(days=1)).date(),
+    }
+
+
+def params(history, **extra):
+    return {"since": history["day0"].isoformat(), "until": (history["day0"] + timedelta(days=2)).isoformat(), **extra}
+
+
+def test_volume_per_day_of_the_callers_inboxes(history):
+    answer = api(history["agent"]).get("/api/v1/reports/volume/", params(history))
+    assert answer.status_code == 200, answer.content
+    rows = {row["day"]: row for row in answer.json()["rows"]}
+    assert len(rows) == 3  # every day of the range, empty ones too
+    assert rows[history["day0"].isoformat()] == {
+        "day": history["day0"].isoformat(),
+        "opened": 2,
+        "resolved": 1,
+        "messages_in": 2,
+        "messages_out": 2,
+    }
+    assert rows[history["day1"].isoformat()]["opened"] == 1  # zed, in the other inbox, is not the agent's
+    assert answer.json()["totals"] == {"opened": 3, "resolved": 2, "messages_in": 3, "messages_out": 3}
+
+
+def test_response_times_equal_the_raw_rows(history):
+    support = history["support"]
+    samples = []
+    for conversation in support.conversations.all():
+        inbound = conversation.messages.filter(direction=Message.Direction.IN).order_by("created_at").first()
+        reply = conversation.messages.filter(direction=Message.Direction.OUT).order_by("queued_at").first()
+        samples.append((reply.queued_at - inbound.created_at).total_seconds())
+    answer = api(history["admin"]).get("/api/v1/reports/response-times/", params(history, inbox=support.pk)).json()
+    assert sorted(samples) == [5 * 60, 10 * 60, 40 * 60]
+    assert answer["totals"]["first_response_count"] == 3
+    assert answer["totals"]["first_response_median"] == round(percentile_disc(samples, 0.5) / 60, 1) == 10.0
+    assert answer["totals"]["first_response_p90"] == round(percentile_disc(samples, 0.9) / 60, 1) == 40.0
+    day0 = next(row for row in answer["rows"] if row["day"] == history["day0"].isoformat())
+    assert (day0["first_response_median"], day0["resolution_median"], day0["resolution_count"]) == (10.0, 20.0, 1)
+
+
+def test_agent_filter_and_agents_chart(history):
+    colleague = history["colleague"]
+    volume = api(history["agent"]).get("/api/v1/reports/volume/", params(history, agent=colleague.pk)).json()
+    assert volume["totals"]["messages_out"] == 2
+    agents = api(history["agent"]).get("/api/v1/reports/agents/", params(history)).json()["rows"]
+    by_name = {row["agent"]: row for row in agents}
+    assert by_name["Ada"]["messages_out"] == 1 and by_name["Cole"]["messages_out"] == 2
+    assert by_name["Ada"]["resolved"] == 2  # both unassigned: a resolution is the resolving agent's
+    assert "No agent" in by_name and by_name["No agent"]["opened"] == 1  # carol: open, unassigned
+    assert by_name["Cole"]["first_response_median"] == 5.0  # carol 5 min, bob 40 min: the lower middle
+
+
+def test_sources_heatmap_and_index(history):
+    client = api(history["agent"])
+    sources = client.get("/api/v1/reports/sources/", params(history)).json()["rows"]
+    ad = next(row for row in sources if row["source_kind"] == "ad")
+    assert (ad["source_id"], ad["name"], ad["opened"], ad["resolution_rate"]) == ("ad-7", "Winter sale", 1, 100.0)
+    organic = next(row for row in sources if row["source_kind"] == "organic")
+    assert (organic["opened"], organic["resolution_rate"]) == (2, 50.0)
+    heat = client.get("/api/v1/reports/heatmap/", params(history)).json()
+    weekday = history["day0"].strftime("%a")
+    row = next(row for row in heat["rows"] if row["weekday"] == weekday)
+    assert row["h09"] >= 2 and heat["totals"]["opened"] == 3
+    index = client.get("/api/v1/reports/").json()
+    assert [inbox["name"] for inbox in index["inboxes"]] == ["Support"]
+    assert {agent["name"] for agent in index["agents"]} == {"Ada", "Cole"}
+    assert [chart["key"] for chart in index["charts"]] == ["volume", "response-times", "heatmap", "agents", "sources"]
+
+
+def test_scoped_to_the_inboxes_the_caller_may_see(history):
+    outsider = api(history["outsider"])
+    refused = outsider.get("/api/v1/reports/volume/", params(history, inbox=history["support"].pk))
+    assert refused.status_code == 422 and refused.json()["code"] == "invalid_inbox"
+    own = outsider.get("/api/v1/reports/volume/", params(history)).json()
+    assert own["totals"]["opened"] == 1  # zed only
+    everything = api(history["admin"]).get("/api/v1/reports/volume/", params(history)).json()
+    assert everything["totals"]["opened"] == 4
+    from rest_framework.test import APIClient
+
+    assert APIClient().get("/api/v1/reports/volume/").status_code in (401, 403)
+
+
+@pytest.mark.parametrize("chart", ["volume", "response-times", "heatmap", "agents", "sources"])
+def test_csv_is_the_table(history, chart):
+    client = api(history["agent"])
+    table = client.get(f"/api/v1/reports/{chart}/", params(history)).json()
+    answer = client.get(f"/api/v1/reports/{chart}/", params(history, format="csv"))
+    assert answer.status_code == 200
+    assert answer["Content-Type"].startswith("text/csv")
+    assert answer["Content-Disposition"].startswith(f'attachment; filename="{chart}-')
+    lines = list(csv.reader(io.StringIO(answer.content.decode())))
+    assert lines[0] == [column["label"] for column in table["columns"]]
+    assert lines[1:] == [[cell_text(row.get(c["key"]), c["unit"]) for c in table["columns"]] for row in table["rows"]]
+    assert len(lines) == len(table["rows"]) + 1 > 1
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"since": "2026-02-10", "until": "2026-02-01"}, "since"),
+        ({"since": "yesterday"}, "since"),
+        ({"since": "2020-01-01", "until": "2026-01-01"}, "since"),
+        ({"agent": "-3"}, "agent"),
+        ({"inbox": "x"}, "inbox"),
+    ],
+)
+def test_bad_filters_are_a_422_with_the_field(history, query, field):
+    answer = api(history["agent"]).get("/api/v1/reports/volume/", query)
+    assert answer.status_code == 422
+    assert field in answer.json()["fields"]
+    csv_answer = api(history["agent"]).get("/api/v1/reports/volume/", {**query, "format": "csv"})
+    assert csv_answer.status_code == 422 and b"invalid" in csv_answer.content
+
+
+def test_the_reports_page_needs_a_login_and_links_from_the_inbox(client, history):
+    assert client.get("/reports/").status_code == 302
+    client.force_login(history["agent"])
+    page = client.get("/reports/")
+    assert page.status_code == 200 and b'id="report-charts"' in page.content and b"reports-config" in page.content
+    assert b'href="/reports/"' in client.get("/").content
