@@ -30,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scripts.embedded import ROOT, free_port, services_env  # noqa: E402
 
 DEMO_SENDER = "demo-business"  # tiktok_channel/management/commands/sandbox_demo_setup.py
+DEMO_DIRECT_ACCOUNT = "demo-tt-business"  # tiktok_channel/management/commands/tiktok_sandbox.py: DEMO_ACCOUNT
+DEMO_DIRECT_APP = "Demo (TikTok direct)"  # sandbox_demo_setup.py: DIRECT_APP (its inbox has the same name)
 REAL_ACCOUNT_EXIT = 3
 # bootstrap_dev's lines for the users it created: "    admin / <password>   (what the user is)".
 CREDENTIALS = re.compile(r"^\s*(?P<user>\S+) / (?P<password>\S+)\s+\((?P<role>[^)]*)\)\s*$")
@@ -65,6 +67,9 @@ def welcome(url: str, bootstrap_output: str, demo_sender: str | None) -> str:
             "",
             f"Demo: simulated TikTok users write to '{demo_sender}' (inbox 'Demo'); write in yourself with",
             f"    .venv/bin/python manage.py simulate_tiktok_user --sender {demo_sender} --user u1 --text hi",
+            f"Demo: TikTok account '{DEMO_DIRECT_ACCOUNT}' is connected directly (inbox '{DEMO_DIRECT_APP}',",
+            "    the TikTok sandbox's OAuth); its simulated users write in too. Connect again from admin:",
+            "    TikTok apps (direct) → Connect.",
         ]
     lines += ["", "Ctrl-C stops everything."]
     return framed(lines)
@@ -116,6 +121,7 @@ READY = {
     "beat": re.compile(r"beat: Starting"),
     "ingest": re.compile(r"webhook processor: started"),
     "sandbox": re.compile(r"Infobip sandbox listening on"),
+    "tiktok_sandbox": re.compile(r"TikTok sandbox listening on"),
 }
 READY_TIMEOUT = 120.0  # show the box anyway after this long: a process that never says it is ready
 ANSI = re.compile(rb"\x1b\[[0-9;]*m")
@@ -203,6 +209,12 @@ def main() -> int:
             env["SANDBOX_CHATTER_SENDER"] = DEMO_SENDER
             # Set up through the Subscriptions API by the sandbox once it listens (tiktok_channel/setup.py).
             env["SANDBOX_SET_UP_ACCOUNTS"] = "Demo (Infobip sandbox)"  # sandbox_demo_setup.py: DEMO_ACCOUNT
+            # The direct provider's stand-in: its app (key, secret, URLs) from the file the setup writes; once
+            # listening it connects the demo account through its consent form and token endpoint.
+            env.setdefault("TIKTOK_SANDBOX_PORT", str(free_port()))
+            env["TIKTOK_SANDBOX_CONFIG"] = str(ROOT / ".run" / "tiktok-sandbox.json")
+            env["TIKTOK_SANDBOX_CHATTER_ACCOUNT"] = DEMO_DIRECT_ACCOUNT
+            env["TIKTOK_SANDBOX_CONNECT_APPS"] = DEMO_DIRECT_APP
         migrate = subprocess.run([*manage, "migrate", "--noinput"], env=env, cwd=ROOT)
         if migrate.returncode:
             return migrate.returncode
@@ -214,9 +226,15 @@ def main() -> int:
             return bootstrap.returncode
         if demo:
             sandbox_url = f"http://127.0.0.1:{env['SANDBOX_PORT']}"
-            setup = subprocess.run([*manage, "sandbox_demo_setup", "--sandbox-url", sandbox_url], env=env, cwd=ROOT)
+            tiktok_url = f"http://127.0.0.1:{env['TIKTOK_SANDBOX_PORT']}"
+            setup = subprocess.run(
+                [*manage, "sandbox_demo_setup", "--sandbox-url", sandbox_url, "--tiktok-sandbox-url", tiktok_url]
+                + ["--tiktok-sandbox-config", env["TIKTOK_SANDBOX_CONFIG"]],
+                env=env,
+                cwd=ROOT,
+            )
             if setup.returncode == 0:
-                processes.append("sandbox")
+                processes += ["sandbox", "tiktok_sandbox"]
             elif setup.returncode != REAL_ACCOUNT_EXIT:
                 return setup.returncode
             else:

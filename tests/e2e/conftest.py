@@ -35,7 +35,8 @@ the inbox. `stack.api` is a `requests.Session` authenticated with the agent's to
 
 Helpers: `simulate_inbound(user, text)`, `conversation(user)`, `reply(conversation_id, text)`,
 `session_cookie()` (a logged-in session, e.g. for Playwright's `context.add_cookies`),
-`wait_for(predicate, timeout)`, `mails()` (what the processes emailed), `kill_worker()` (SIGKILL) / `start_worker()`, `sweep()`,
+`wait_for(predicate, timeout)`, `mails()` (what the processes emailed), `kill_worker()` (SIGKILL) /
+`start_worker()`, `sweep()`,
 `sandbox.control(...)` / `sandbox.state()` / `sandbox.counters()` / `sandbox.logs()` / `sandbox.deliveries()`,
 `logs("web" | "worker")`.
 Logs of the processes are files under the pytest tmp dir (`stack.log_dir`); a failing test's report shows
