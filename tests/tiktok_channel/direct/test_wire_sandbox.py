@@ -5,12 +5,14 @@ written from ../shared/tiktok/README.md; this is where they meet without a stack
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
 import requests
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.core.management import CommandError, call_command
 
 from inbox.models import Message
 from inbox.services import reply_queue
@@ -152,3 +154,21 @@ def test_provider_and_sandbox_agree_on_every_call_and_event(wire, client, agent,
         timeout=5,
     ).json()
     assert refused["code"] == 40105
+
+
+def test_register_webhook_points_the_apps_callback_at_our_url(wire, capsys):
+    server, app, _ = wire
+    server.sandbox.apps[KEY].webhooks.clear()
+
+    call_command("tiktok_app", "register-webhook", "--id", str(app.pk))
+
+    assert server.sandbox.apps[KEY].webhooks == {"DIRECT_MESSAGE": app.webhook_url}
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == {"id": app.pk, "app_id": KEY, "event_type": "DIRECT_MESSAGE", "callback_url": app.webhook_url}
+
+    app.client_secret = "a-wrong-secret"
+    app.save()
+    with pytest.raises(CommandError, match="40001"):
+        call_command("tiktok_app", "register-webhook", "--id", str(app.pk))
+    with pytest.raises(CommandError, match="no TikTok app with id 0"):
+        call_command("tiktok_app", "register-webhook", "--id", "0")
