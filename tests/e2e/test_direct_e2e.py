@@ -117,6 +117,7 @@ def consent(page: Page, tiktok: TikTok) -> None:
     expect(page.locator("ul.messagelist")).to_contain_text("TikTok account E2E Shop is connected")
 
 
+@pytest.mark.flaky(reruns=2, reruns_delay=1)  # a browser on a loaded 2-core machine, as every browser test here
 def test_connect_receive_reply_read_refresh_revoke_reconnect(stack, tiktok, contexts, django_user_model):  # noqa: F811
     staff = django_user_model.objects.create_user(
         "boss", password="boss-pass-123", email="boss@example.test", is_staff=True, is_superuser=True

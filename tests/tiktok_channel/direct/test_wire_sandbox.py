@@ -6,10 +6,13 @@ written from ../shared/tiktok/README.md; this is where they meet without a stack
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import requests
+from django.contrib.messages import get_messages
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
@@ -172,3 +175,45 @@ def test_register_webhook_points_the_apps_callback_at_our_url(wire, capsys):
         call_command("tiktok_app", "register-webhook", "--id", str(app.pk))
     with pytest.raises(CommandError, match="no TikTok app with id 0"):
         call_command("tiktok_app", "register-webhook", "--id", "0")
+
+
+def consent_round_trip(client, server: SandboxServer, app: TikTokApp, decision: str, scopes: list[str] | None = None):
+    """Our Connect → the sandbox's consent form answered `decision` → our callback with what the sandbox sent."""
+    start = client.get(f"/tiktok/apps/{app.pk}/connect/")
+    assert start.status_code == 302 and start["Location"].startswith(f"{server.url}/v2/auth/authorize/")
+    page = requests.get(start["Location"], timeout=5)
+    assert page.status_code == 200, page.text
+    form = {
+        k: v.replace("&amp;", "&") for k, v in re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', page.text)
+    }
+    asked = form["asked"].split(",")
+    data = [*form.items(), ("decision", decision), ("account", OPEN_ID)]
+    data += [("scope", scope) for scope in (asked if scopes is None else scopes)]
+    answer = requests.post(f"{server.url}/v2/auth/authorize/", data=data, allow_redirects=False, timeout=5)
+    assert answer.status_code == 302, answer.text
+    back = urlsplit(answer.headers["Location"])
+    assert f"http://inbox.wire.test{back.path}" == app.redirect_uri()
+    return client.get(f"{back.path}?{back.query}", follow=True)
+
+
+def said(response) -> str:
+    return " ".join(str(m) for m in get_messages(response.wsgi_request))
+
+
+@pytest.mark.parametrize("code_param", ["code", "auth_code"])
+def test_the_consent_round_trip_through_the_sandbox(wire, admin_client, code_param):
+    server, app, _ = wire
+    server.sandbox.behaviour.update({"callback_code_param": code_param})
+
+    denied = consent_round_trip(admin_client, server, app, "deny")
+    assert "TikTok did not grant access" in said(denied) and not TikTokConnection.objects.exists()
+
+    partial = consent_round_trip(admin_client, server, app, "authorize", ["user.info.basic", "message.list.read"])
+    assert "did not grant message.list.manage, message.list.send" in said(partial)
+    assert not TikTokConnection.objects.exists()
+
+    connected = consent_round_trip(admin_client, server, app, "authorize")
+    assert "TikTok account Wire Shop is connected" in said(connected)
+    assert TikTokConnection.objects.get().state == "connected"
+    # The partial grant was revoked at TikTok rather than left behind.
+    assert server.sandbox.state()["counters"]["tokens_revoked"] == 1
