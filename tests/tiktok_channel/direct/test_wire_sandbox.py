@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -16,6 +17,7 @@ from django.contrib.messages import get_messages
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from inbox.models import Message
 from inbox.services import reply_queue
@@ -77,10 +79,15 @@ def test_provider_and_sandbox_agree_on_every_call_and_event(wire, client, agent,
     server, app, receiver = wire  # noqa: F811
     sandbox = server.sandbox
 
-    # OAuth: the code exchanged, the profile read (its display name shown), expiries from the answer.
+    # OAuth: the code exchanged, the profile read (its display name shown), expiries from the answer's lifetimes.
+    sandbox.behaviour.update({"access_token_ttl_s": 5000, "refresh_token_ttl_s": 90_000})
+    before = timezone.now()
     connection = connect(server, app)
     assert (connection.display_name, connection.username) == ("Wire Shop", "wire_shop")
-    assert connection.access_token_expires_at and connection.refresh_token_expires_at
+    access_left = connection.access_token_expires_at - before
+    refresh_left = connection.refresh_token_expires_at - before
+    assert timedelta(seconds=4990) < access_left <= timedelta(seconds=5010), access_left
+    assert timedelta(seconds=89_990) < refresh_left <= timedelta(seconds=90_010), refresh_left
 
     # A user writes text, an image, a share post and a sticker: each webhook verifies and applies.
     seen = 0
