@@ -50,7 +50,7 @@ def framed(lines: list[str]) -> str:
     return f"\n╔{rule}╗\n{body}\n╚{rule}╝\n"
 
 
-def welcome(url: str, bootstrap_output: str, demo_sender: str | None) -> str:
+def welcome(url: str, bootstrap_output: str, demo_sender: str | None, tiktok_sandbox_url: str = "") -> str:
     """What the user needs once everything is up: where, who (first run only), how to reset, how to stop."""
     lines = [f"TikTok Inbox is up at {url}   (Django admin: {url}admin/)", ""]
     users = [m for m in map(CREDENTIALS.match, bootstrap_output.splitlines()) if m]
@@ -67,9 +67,14 @@ def welcome(url: str, bootstrap_output: str, demo_sender: str | None) -> str:
             "",
             f"Demo: simulated TikTok users write to '{demo_sender}' (inbox 'Demo'); write in yourself with",
             f"    .venv/bin/python manage.py simulate_tiktok_user --sender {demo_sender} --user u1 --text hi",
-            f"Demo: TikTok account '{DEMO_DIRECT_ACCOUNT}' is connected directly (inbox '{DEMO_DIRECT_APP}',",
-            "    the TikTok sandbox's OAuth); its simulated users write in too. Connect again from admin:",
-            "    TikTok apps (direct) → Connect.",
+        ]
+    if demo_sender and tiktok_sandbox_url:
+        lines += [
+            f"Demo: TikTok account '{DEMO_DIRECT_ACCOUNT}' talks to TikTok's own API (inbox '{DEMO_DIRECT_APP}'),",
+            f"    connected through the TikTok sandbox's OAuth at {tiktok_sandbox_url}; write in yourself with",
+            f"    .venv/bin/python manage.py tiktok_sandbox_user --url {tiktok_sandbox_url} \\",
+            f"        --account {DEMO_DIRECT_ACCOUNT} --user u1 --text hi",
+            "    Connect by hand: admin → TikTok apps (direct) → the app → Connect a TikTok account",
         ]
     lines += ["", "Ctrl-C stops everything."]
     return framed(lines)
@@ -245,7 +250,8 @@ def main() -> int:
         supervisor = Supervisor(honcho, env, processes)
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, supervisor.stop)
-        box = welcome(url, bootstrap.stdout, DEMO_SENDER if demo else None)
+        tiktok_sandbox = f"http://127.0.0.1:{env['TIKTOK_SANDBOX_PORT']}" if demo else ""
+        box = welcome(url, bootstrap.stdout, DEMO_SENDER if demo else None, tiktok_sandbox)
         relay = threading.Thread(
             target=supervisor.relay, args=(lambda: sys.stdout.write(box),), name="relay", daemon=True
         )

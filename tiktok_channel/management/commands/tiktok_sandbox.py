@@ -129,12 +129,6 @@ class Command(BaseCommand):
             raise
         for open_id in options["chatter_account"]:
             sandbox.chatter(open_id, every_s=options["chatter_every"])
-        self.stdout.write(f"TikTok sandbox listening on {server.url}  (state: {server.url}/sandbox/state)")
-        for app in sandbox.apps.values():
-            self.stdout.write("app " + json.dumps(app.public()))
-        for account in sandbox.accounts.values():
-            self.stdout.write("account " + json.dumps(account.public()))
-        self.stdout.flush()
 
         # serve_forever in a thread so SIGTERM/SIGINT can shut it down cleanly from the main thread.
         done = threading.Event()
@@ -142,8 +136,15 @@ class Command(BaseCommand):
             signal.signal(sig, lambda *_: done.set())
         server.start()
         # Its grants live in memory: each start connects the demo app again (a new consent replaces old tokens).
+        # Before "listening" is printed, so whoever waits for that line (make run's box) finds the account connected.
         for name in options["connect_app"]:
             self._connect(server, name)
+        self.stdout.write(f"TikTok sandbox listening on {server.url}  (state: {server.url}/sandbox/state)")
+        for app in sandbox.apps.values():
+            self.stdout.write("app " + json.dumps(app.public()))
+        for account in sandbox.accounts.values():
+            self.stdout.write("account " + json.dumps(account.public()))
+        self.stdout.flush()
         done.wait()
         server.stop()
         self.stdout.write("TikTok sandbox stopped")
