@@ -21,7 +21,7 @@ import requests
 from playwright.sync_api import Page, expect
 
 from inbox.models import Conversation, Message, WebhookEvent
-from tests.e2e.test_browser import browser, contexts, logged_in_page, shot  # noqa: F401 - fixtures
+from tests.e2e.test_browser import browser, contexts, logged_in_page, shot, wait_until_open  # noqa: F401 - fixtures
 from tiktok_channel.direct import tokens
 from tiktok_channel.direct.models import TikTokApp, TikTokConnection
 from tiktok_channel.direct.sandbox.behaviour import Behaviour
@@ -192,10 +192,11 @@ def test_connect_receive_reply_read_refresh_revoke_reconnect(stack, tiktok, cont
     assert tiktok.app.connect_url in mail[0]
     assert connection.access_token not in mail[0]
 
-    admin.goto(stack.web_url + "/")
+    wait_until_open(admin, stack, "/")
     banner = admin.locator("#connection-alerts")
     expect(banner).to_contain_text("E2E Shop")
     expect(banner).to_contain_text("must be reconnected")
+    expect(admin.locator(f'.conv-row[data-id="{conversation.pk}"]')).to_be_visible()
     shot(admin, "direct-reauthorization-banner.png")
 
     # Reconnect from the banner: the consent page again, and the held reply goes out.
@@ -208,7 +209,7 @@ def test_connect_receive_reply_read_refresh_revoke_reconnect(stack, tiktok, cont
     assert tiktok.sent_texts() == ["Yes, in every size.", "Shall I reserve one for you?", held_text]
     held_message.refresh_from_db()
     assert held_message.status == "seen" and held_message.attempt >= 1
-    admin.goto(stack.web_url + "/")
+    wait_until_open(admin, stack, "/")
     expect(admin.locator("#connection-alerts")).to_have_count(0)
 
 
