@@ -30,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scripts.embedded import ROOT, free_port, services_env  # noqa: E402
 
 DEMO_SENDER = "demo-business"  # tiktok_channel/management/commands/sandbox_demo_setup.py
+DEMO_DIRECT_ACCOUNT = "demo-tt-business"  # tiktok_channel/management/commands/tiktok_sandbox.py: DEMO_ACCOUNT
+DEMO_DIRECT_APP = "Demo (TikTok direct)"  # sandbox_demo_setup.py: DIRECT_APP (its inbox has the same name)
 REAL_ACCOUNT_EXIT = 3
 # bootstrap_dev's lines for the users it created: "    admin / <password>   (what the user is)".
 CREDENTIALS = re.compile(r"^\s*(?P<user>\S+) / (?P<password>\S+)\s+\((?P<role>[^)]*)\)\s*$")
@@ -48,7 +50,7 @@ def framed(lines: list[str]) -> str:
     return f"\n╔{rule}╗\n{body}\n╚{rule}╝\n"
 
 
-def welcome(url: str, bootstrap_output: str, demo_sender: str | None) -> str:
+def welcome(url: str, bootstrap_output: str, demo_sender: str | None, tiktok_sandbox_url: str = "") -> str:
     """What the user needs once everything is up: where, who (first run only), how to reset, how to stop."""
     lines = [f"TikTok Inbox is up at {url}   (Django admin: {url}admin/)", ""]
     users = [m for m in map(CREDENTIALS.match, bootstrap_output.splitlines()) if m]
@@ -65,6 +67,14 @@ def welcome(url: str, bootstrap_output: str, demo_sender: str | None) -> str:
             "",
             f"Demo: simulated TikTok users write to '{demo_sender}' (inbox 'Demo'); write in yourself with",
             f"    .venv/bin/python manage.py simulate_tiktok_user --sender {demo_sender} --user u1 --text hi",
+        ]
+    if demo_sender and tiktok_sandbox_url:
+        lines += [
+            f"Demo: TikTok account '{DEMO_DIRECT_ACCOUNT}' talks to TikTok's own API (inbox '{DEMO_DIRECT_APP}'),",
+            f"    connected through the TikTok sandbox's OAuth at {tiktok_sandbox_url}; write in yourself with",
+            f"    .venv/bin/python manage.py tiktok_sandbox_user --url {tiktok_sandbox_url} \\",
+            f"        --account {DEMO_DIRECT_ACCOUNT} --user u1 --text hi",
+            "    Connect by hand: admin → TikTok apps (direct) → the app → Connect a TikTok account",
         ]
     lines += ["", "Ctrl-C stops everything."]
     return framed(lines)
@@ -116,6 +126,7 @@ READY = {
     "beat": re.compile(r"beat: Starting"),
     "ingest": re.compile(r"webhook processor: started"),
     "sandbox": re.compile(r"Infobip sandbox listening on"),
+    "tiktok_sandbox": re.compile(r"TikTok sandbox listening on"),
 }
 READY_TIMEOUT = 120.0  # show the box anyway after this long: a process that never says it is ready
 ANSI = re.compile(rb"\x1b\[[0-9;]*m")
@@ -203,6 +214,12 @@ def main() -> int:
             env["SANDBOX_CHATTER_SENDER"] = DEMO_SENDER
             # Set up through the Subscriptions API by the sandbox once it listens (tiktok_channel/setup.py).
             env["SANDBOX_SET_UP_ACCOUNTS"] = "Demo (Infobip sandbox)"  # sandbox_demo_setup.py: DEMO_ACCOUNT
+            # The direct provider's stand-in: its app (key, secret, URLs) from the file the setup writes; once
+            # listening it connects the demo account through its consent form and token endpoint.
+            env.setdefault("TIKTOK_SANDBOX_PORT", str(free_port()))
+            env["TIKTOK_SANDBOX_CONFIG"] = str(ROOT / ".run" / "tiktok-sandbox.json")
+            env["TIKTOK_SANDBOX_CHATTER_ACCOUNT"] = DEMO_DIRECT_ACCOUNT
+            env["TIKTOK_SANDBOX_CONNECT_APPS"] = DEMO_DIRECT_APP
         migrate = subprocess.run([*manage, "migrate", "--noinput"], env=env, cwd=ROOT)
         if migrate.returncode:
             return migrate.returncode
@@ -214,9 +231,15 @@ def main() -> int:
             return bootstrap.returncode
         if demo:
             sandbox_url = f"http://127.0.0.1:{env['SANDBOX_PORT']}"
-            setup = subprocess.run([*manage, "sandbox_demo_setup", "--sandbox-url", sandbox_url], env=env, cwd=ROOT)
+            tiktok_url = f"http://127.0.0.1:{env['TIKTOK_SANDBOX_PORT']}"
+            setup = subprocess.run(
+                [*manage, "sandbox_demo_setup", "--sandbox-url", sandbox_url, "--tiktok-sandbox-url", tiktok_url]
+                + ["--tiktok-sandbox-config", env["TIKTOK_SANDBOX_CONFIG"]],
+                env=env,
+                cwd=ROOT,
+            )
             if setup.returncode == 0:
-                processes.append("sandbox")
+                processes += ["sandbox", "tiktok_sandbox"]
             elif setup.returncode != REAL_ACCOUNT_EXIT:
                 return setup.returncode
             else:
@@ -227,7 +250,8 @@ def main() -> int:
         supervisor = Supervisor(honcho, env, processes)
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, supervisor.stop)
-        box = welcome(url, bootstrap.stdout, DEMO_SENDER if demo else None)
+        tiktok_sandbox = f"http://127.0.0.1:{env['TIKTOK_SANDBOX_PORT']}" if demo else ""
+        box = welcome(url, bootstrap.stdout, DEMO_SENDER if demo else None, tiktok_sandbox)
         relay = threading.Thread(
             target=supervisor.relay, args=(lambda: sys.stdout.write(box),), name="relay", daemon=True
         )

@@ -28,6 +28,13 @@ def test_the_box_shows_the_passwords_bootstrap_dev_created_and_how_to_reset_them
         assert any(f"{user} / {password}" in line for line in lines)
     assert "manage.py changepassword admin" in box and "http://127.0.0.1:18800/admin/" in box
     assert "simulate_tiktok_user --sender demo-business" in box
+    assert "Demo (TikTok direct)" not in box  # no TikTok sandbox given
+
+    box = run.welcome("http://127.0.0.1:18800/", "", "demo-business", "http://127.0.0.1:18802")
+    lines = box.strip().splitlines()
+    assert len({len(line) for line in lines}) == 1, "every line of the frame is as wide"
+    assert "inbox 'Demo (TikTok direct)'" in box
+    assert "tiktok_sandbox_user --url http://127.0.0.1:18802" in box and "--account demo-tt-business" in box
 
 
 def test_on_later_runs_the_box_has_no_passwords_but_says_how_to_reset_them():

@@ -313,6 +313,14 @@ RECONCILE_BATCH = env.int("RECONCILE_BATCH", default=500)
 # reconnecting releases it at once.
 OUTBOX_HELD_RECHECK_SECONDS = env.int("OUTBOX_HELD_RECHECK_SECONDS", default=300)
 
+# Mail (the re-authorization notice to admins): Django's SMTP backend unless told otherwise; a file or console
+# backend for development and the end-to-end stack (EMAIL_BACKEND + EMAIL_FILE_PATH).
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", default=str(RUN_DIR / "mail"))
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
+
 # TikTok's own API (tiktok_channel/direct/). Every value TikTok's sources disagree on is a setting, with the
 # documented default (../shared/tiktok/README.md §11); an app's hosts are on its row (these are the defaults).
 TIKTOK_DIRECT_API_BASE_URL = env("TIKTOK_DIRECT_API_BASE_URL", default="https://business-api.tiktok.com")

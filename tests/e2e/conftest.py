@@ -35,7 +35,8 @@ the inbox. `stack.api` is a `requests.Session` authenticated with the agent's to
 
 Helpers: `simulate_inbound(user, text)`, `conversation(user)`, `reply(conversation_id, text)`,
 `session_cookie()` (a logged-in session, e.g. for Playwright's `context.add_cookies`),
-`wait_for(predicate, timeout)`, `kill_worker()` (SIGKILL) / `start_worker()`, `sweep()`,
+`wait_for(predicate, timeout)`, `mails()` (what the processes emailed), `kill_worker()` (SIGKILL) /
+`start_worker()`, `sweep()`,
 `sandbox.control(...)` / `sandbox.state()` / `sandbox.counters()` / `sandbox.logs()` / `sandbox.deliveries()`,
 `logs("web" | "worker")`.
 Logs of the processes are files under the pytest tmp dir (`stack.log_dir`); a failing test's report shows
@@ -76,6 +77,8 @@ LOG_TAIL_LINES = 80
 WORKER_ENV = {
     "INFOBIP_CONNECT_TIMEOUT": "2",
     "INFOBIP_READ_TIMEOUT": "2",
+    "TIKTOK_DIRECT_CONNECT_TIMEOUT": "2",
+    "TIKTOK_DIRECT_READ_TIMEOUT": "5",
     "OUTBOX_SEND_MAX_TRIES": "12",
     "OUTBOX_SEND_BUDGET_SECONDS": "60",
     "OUTBOX_RETRY_BASE_SECONDS": "0.2",
@@ -263,6 +266,16 @@ class Stack:
     def web_url(self) -> str:
         return f"http://127.0.0.1:{self.web_port}"
 
+    @property
+    def mail_dir(self) -> Path:
+        return self.log_dir / "mail"
+
+    def mails(self) -> list[str]:
+        """Every mail the stack's processes sent (file backend), oldest first, as raw text."""
+        if not self.mail_dir.exists():
+            return []
+        return [path.read_text(errors="replace") for path in sorted(self.mail_dir.glob("*.log"))]
+
     # --- processes -------------------------------------------------------------------------------------
 
     def env(self) -> dict[str, str]:
@@ -282,6 +295,9 @@ class Stack:
                 "LOG_LEVEL": "INFO",
                 # As in production: the webhook stores and answers, the processor (`self.ingest`) applies.
                 "WEBHOOK_PROCESSING": "deferred",
+                # Mail the processes send (e.g. "reconnect TikTok") lands as files a test can read (`mails()`).
+                "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+                "EMAIL_FILE_PATH": str(self.mail_dir),
                 **WORKER_ENV,
                 **self.extra_worker_env,
             }

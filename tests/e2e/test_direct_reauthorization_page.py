@@ -1,6 +1,6 @@
 """A direct TikTok account waiting for re-authorization, as people see it in Chromium at phone width: staff get the
-banner with Reconnect, the agent's composer is locked with the reason (the end-to-end flow through the TikTok sandbox
-is the lead's, once the sandbox lands)."""
+banner with Reconnect, the agent's composer is locked with the reason (the whole flow through the TikTok sandbox, at
+desktop width: test_direct_e2e.py)."""
 
 from __future__ import annotations
 

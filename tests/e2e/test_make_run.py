@@ -140,6 +140,7 @@ def test_make_run_demo_from_an_ad_to_a_sent_conversion_then_ctrl_c_stops_everyth
     while port == 8000:
         port = free_port()
     drop = ("REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE", "DEMO", "PUBLIC_BASE_URL", "SANDBOX_PORT", "PORT")
+    drop += ("TIKTOK_SANDBOX_PORT",)
     shell_env = {k: v for k, v in os.environ.items() if k not in drop}
     shell_env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'run.sqlite3'}"
     terminal = Terminal(["make", "-o", STAMP, "run"], {**shell_env, "PORT": str(port)})
@@ -150,6 +151,7 @@ def test_make_run_demo_from_an_ad_to_a_sent_conversion_then_ctrl_c_stops_everyth
         terminal.wait_for(rf"starting at http://127\.0\.0\.1:{port}/")
         redis_port = int(terminal.wait_for(r"embedded Redis at redis://127\.0\.0\.1:(\d+)/0").group(1))
         sandbox_port = int(terminal.wait_for(r"Infobip sandbox listening on http://127\.0\.0\.1:(\d+)").group(1))
+        tiktok_port = int(terminal.wait_for(r"TikTok sandbox listening on http://127\.0\.0\.1:(\d+)").group(1))
         # The box comes once every process said it is ready, with the first passwords and how to reset them.
         terminal.wait_for(r"Ctrl-C stops everything\.")
         out = terminal.output()
@@ -163,6 +165,9 @@ def test_make_run_demo_from_an_ad_to_a_sent_conversion_then_ctrl_c_stops_everyth
         assert "superuser privileges" not in out and "lifespan" not in out
         # The demo account is set up through the sandbox's Subscriptions API, as Set up in admin does.
         terminal.wait_for(r"Set up 'Demo \(Infobip sandbox\)' through the Subscriptions API: complete")
+        # Beside it, the direct TikTok demo: its account connected through the TikTok sandbox's OAuth.
+        terminal.wait_for(r"Connected 'Demo \(TikTok direct\)' to TikTok account Demo Shop through the sandbox's OAuth")
+        assert "Demo (TikTok direct)" in box
 
         session = requests.Session()
         base = f"http://127.0.0.1:{port}"
@@ -210,6 +215,22 @@ def test_make_run_demo_from_an_ad_to_a_sent_conversion_then_ctrl_c_stops_everyth
         (received,) = requests.get(f"http://127.0.0.1:{sandbox_port}/sandbox/state", timeout=5).json()["conversions"]
         assert received["status"] == "sent" and received["properties"]["currency"] == "EUR"
 
+        # A simulated user writes to the direct TikTok account: the message reaches its own inbox.
+        written = requests.post(
+            f"http://127.0.0.1:{tiktok_port}/sandbox/inbound",
+            json={"account": "demo-tt-business", "user": "direct-user-1", "text": "Hi from TikTok directly"},
+            timeout=15,
+        )
+        assert [d["status"] for d in written.json()["deliveries"]] == [200], written.text
+
+        def the_direct_conversation() -> dict | None:
+            found = session.get(f"{base}/api/v1/conversations/", params={"q": "direct-user-1"}, timeout=5).json()
+            return next(iter(found["results"]), None)
+
+        direct = poll(the_direct_conversation, 30, "the direct TikTok user's conversation")
+        assert direct["inbox"]["name"] == "Demo (TikTok direct)"
+        assert "Hi from TikTok directly" in json.dumps(direct["last_message"])
+
         # An agent's page is open: its websocket holds a Redis subscription in the web server (channels_redis),
         # which printed ConnectionError tracebacks when Redis stopped before the web server.
         cookie = f"sessionid={session.cookies['sessionid']}"
@@ -219,7 +240,8 @@ def test_make_run_demo_from_an_ad_to_a_sent_conversion_then_ctrl_c_stops_everyth
         assert json.loads(websocket.recv(timeout=10))["type"] == "hello"
 
         children = psutil.Process(terminal.proc.pid).children(recursive=True)
-        assert len(children) >= 7  # run.py, redis, honcho, web, ingest, worker, beat, sandbox (and their shells)
+        # run.py, redis, honcho, web, ingest, worker, beat, both sandboxes (and their shells)
+        assert len(children) >= 8
         redis, redis_users = redis_and_its_users(children)
     finally:
         terminal.ctrl_c()
@@ -241,6 +263,7 @@ def test_make_run_demo_from_an_ad_to_a_sent_conversion_then_ctrl_c_stops_everyth
     assert "Traceback" not in out and "make: ***" not in out, out
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], out
     assert not port_open(port) and not port_open(redis_port) and not port_open(sandbox_port)
+    assert not port_open(tiktok_port)
 
     # A second start prints no new credentials: they were shown once.
     again = subprocess.run(

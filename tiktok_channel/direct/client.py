@@ -218,6 +218,22 @@ def business_profile(app: TikTokApp, *, access_token: str, business_id: str) -> 
     )
 
 
+def register_webhook(app: TikTokApp, *, event_type: str = "DIRECT_MESSAGE") -> dict:
+    """Point the app's `event_type` webhook at our URL (§3.4: per app, authenticated by app id and secret, no token).
+    Returns TikTok's `data` ({app_id, event_type, callback_url})."""
+    return call(
+        app,
+        "POST",
+        "/business/webhook/update/",
+        json={
+            "app_id": app.client_key,
+            "secret": app.client_secret,
+            "event_type": event_type,
+            "callback_url": app.webhook_url,
+        },
+    )
+
+
 # --- Business Messaging ---------------------------------------------------------------------------------------
 
 

@@ -43,6 +43,7 @@ class TikTokApp(models.Model):
     class Meta:
         ordering = ["name"]
         verbose_name = "TikTok app (direct)"
+        verbose_name_plural = "TikTok apps (direct)"
 
     def __str__(self) -> str:
         return self.name
@@ -96,6 +97,7 @@ class TikTokConnection(models.Model):
     class Meta:
         ordering = ["display_name", "account_id"]
         verbose_name = "TikTok connection (direct)"
+        verbose_name_plural = "TikTok connections (direct)"
         indexes = [
             models.Index(fields=["state", "access_token_expires_at"], name="tiktokconn_state_expiry"),
         ]

@@ -1,5 +1,6 @@
 """Scripted setup of TikTok's own API: `tiktok_app add ...` prints one JSON object (id, webhook_url, redirect_uri,
-connect_url); `tiktok_app list` prints every app and its connections, never a secret or token."""
+connect_url); `tiktok_app list` prints every app and its connections, never a secret or token;
+`tiktok_app register-webhook --id N` points the app's DIRECT_MESSAGE webhook at our URL through TikTok's API."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 
 from inbox.services import inbox_get_or_create
+from tiktok_channel.direct import client
 from tiktok_channel.direct.models import TikTokApp
 
 
@@ -46,8 +48,24 @@ class Command(BaseCommand):
         add.add_argument("--auth-base-url", default="", help="default: TIKTOK_DIRECT_AUTH_BASE_URL")
         add.add_argument("--inbox", default="", help="inbox name (created if missing; default: the app name)")
         sub.add_parser("list", help="all apps with their connections, without secrets", called_from_command_line=False)
+        register = sub.add_parser(
+            "register-webhook",
+            help="point the app's DIRECT_MESSAGE webhook at our webhook URL (TikTok's business/webhook/update/)",
+            called_from_command_line=False,
+        )
+        register.add_argument("--id", type=int, required=True, help="the app's id (as `add` printed it)")
 
     def handle(self, *args, **options) -> None:
+        if options["action"] == "register-webhook":
+            app = TikTokApp.objects.filter(pk=options["id"]).first()
+            if app is None:
+                raise CommandError(f"no TikTok app with id {options['id']}")
+            try:
+                answer = client.register_webhook(app)
+            except client.TikTokError as exc:
+                raise CommandError(f"TikTok refused the webhook registration: {exc}") from None
+            self.stdout.write(json.dumps({"id": app.pk, **answer}))
+            return
         if options["action"] == "list":
             apps = TikTokApp.objects.select_related("inbox").prefetch_related("connections")
             rows = [

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import re
 import signal
 import threading
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
+import requests
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tiktok_channel.direct.sandbox.behaviour import Behaviour
@@ -85,6 +89,14 @@ class Command(BaseCommand):
             help="demo: simulated users write to this account (open_id) now and then, once it is connected",
         )
         parser.add_argument("--chatter-every", type=_interval, default=(30.0, 60.0), help="seconds, e.g. 30-60")
+        parser.add_argument(
+            "--connect-app",
+            action="append",
+            default=[name for name in os.environ.get("TIKTOK_SANDBOX_CONNECT_APPS", "").split(",") if name],
+            help="demo: once listening, connect the first sandbox account to this TikTok app of ours (by name) "
+            "through the sandbox's consent form and token endpoint, as Connect in admin does "
+            "(repeatable; default: $TIKTOK_SANDBOX_CONNECT_APPS, comma-separated)",
+        )
         for f in dataclasses.fields(Behaviour):
             flag = "--" + f.name.replace("_", "-")
             default = getattr(Behaviour(), f.name)
@@ -117,18 +129,58 @@ class Command(BaseCommand):
             raise
         for open_id in options["chatter_account"]:
             sandbox.chatter(open_id, every_s=options["chatter_every"])
-        self.stdout.write(f"TikTok sandbox listening on {server.url}  (state: {server.url}/sandbox/state)")
-        for app in sandbox.apps.values():
-            self.stdout.write("app " + json.dumps(app.public()))
-        for account in sandbox.accounts.values():
-            self.stdout.write("account " + json.dumps(account.public()))
-        self.stdout.flush()
 
         # serve_forever in a thread so SIGTERM/SIGINT can shut it down cleanly from the main thread.
         done = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: done.set())
         server.start()
+        # Its grants live in memory: each start connects the demo app again (a new consent replaces old tokens).
+        # Before "listening" is printed, so whoever waits for that line (make run's box) finds the account connected.
+        for name in options["connect_app"]:
+            self._connect(server, name)
+        self.stdout.write(f"TikTok sandbox listening on {server.url}  (state: {server.url}/sandbox/state)")
+        for app in sandbox.apps.values():
+            self.stdout.write("app " + json.dumps(app.public()))
+        for account in sandbox.accounts.values():
+            self.stdout.write("account " + json.dumps(account.public()))
+        self.stdout.flush()
         done.wait()
         server.stop()
         self.stdout.write("TikTok sandbox stopped")
+
+    def _connect(self, server: SandboxServer, name: str) -> None:
+        """The consent round trip without a browser: our authorize URL, the consent form answered "Authorize" with
+        every scope, the code from the redirect exchanged by our own code path (`tokens.connect`)."""
+        from django.db import connection as db
+
+        from tiktok_channel.direct import tokens
+        from tiktok_channel.direct.models import TikTokApp
+        from tiktok_channel.direct.oauth import authorize_url
+
+        app = TikTokApp.objects.filter(name=name, active=True).first()
+        if app is None:
+            self.stderr.write(f"no active TikTok app named {name!r} to connect")
+            return
+        try:
+            page = requests.get(authorize_url(app, "demo"), timeout=10)
+            form = dict(re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
+            account = re.search(r'name="account" value="([^"]+)"', page.text)
+            if page.status_code != 200 or not account:
+                raise ValueError(f"the consent page answered {page.status_code}")
+            fields = {k: v.replace("&amp;", "&") for k, v in form.items()}
+            data = [*fields.items(), ("decision", "authorize"), ("account", account[1])]
+            data += [("scope", scope) for scope in fields["asked"].split(",")]
+            answer = requests.post(page.url.split("?")[0], data=data, allow_redirects=False, timeout=10)
+            query = parse_qs(urlsplit(answer.headers.get("Location", "")).query)
+            code = (query.get("code") or query.get("auth_code") or [""])[0]
+            if not code:
+                raise ValueError(f"the consent answered {answer.status_code} without a code")
+            connected = tokens.connect(app=app, code=code, user=None)
+        except (requests.RequestException, ValueError, tokens.ConnectError) as exc:
+            self.stderr.write(f"could not connect {name!r}: {exc}")
+            return
+        finally:
+            db.close()
+        self.stdout.write(f"Connected {name!r} to TikTok account {connected} through the sandbox's OAuth")
+        self.stdout.flush()
