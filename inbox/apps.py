@@ -12,10 +12,13 @@ class InboxConfig(AppConfig):
 
         from config import log_filters
         from inbox import domain_events, live
+        from inbox.automation import subscriber as automation
+        from inbox.automation import tasks as automation_tasks  # noqa: F401 - registers the Celery tasks
         from inbox.models import Inbox
 
         # The live layer is the first subscriber of the domain events; automation, CSAT and reports subscribe too.
         domain_events.subscribe(live.on_domain_events)
+        domain_events.subscribe(automation.on_domain_events)
 
         # Open websockets lose what their user may no longer see (inbox/live.py: sockets_revoke).
         user_logged_out.connect(live.on_user_logged_out, dispatch_uid="inbox.live.logout")

@@ -167,6 +167,16 @@ class ContactUpdated(DomainEvent):
     actor_id: int | None
 
 
+@dataclass(frozen=True)
+class AgentAvailabilityChanged(DomainEvent):
+    """An agent's effective availability changed (chosen in the UI, or offline after the last tab closed);
+    emitted once per inbox the agent is a member of. `status` is online, busy or offline."""
+
+    type: ClassVar[str] = "agent.availability_changed"
+    user_id: int
+    status: str
+
+
 EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     ConversationCreated,
     MessageReceived,
@@ -182,6 +192,7 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     ConversationLabelsChanged,
     LabelsChanged,
     ContactUpdated,
+    AgentAvailabilityChanged,
 )
 
 Subscriber = Callable[[list[DomainEvent]], None]

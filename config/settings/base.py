@@ -194,6 +194,10 @@ CELERY_BEAT_SCHEDULE["inbox-sweep-orphan-uploads"] = {
     "task": "inbox.tasks.sweep_orphan_uploads",
     "schedule": 3600.0,
 }
+CELERY_BEAT_SCHEDULE["routing-expire-presence"] = {
+    "task": "inbox.automation.tasks.expire_presence",
+    "schedule": 15.0,
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -246,12 +250,15 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ConversationStatus": "inbox.models.Conversation.Status",
         "MessageStatus": "inbox.models.Message.Status",
+        "AgentAvailabilityStatus": "inbox.automation.models.AgentAvailability.Status",
     },
 }
 
 # Product limits (see README "Configuration").
 REPLY_WINDOW_HOURS = env.int("REPLY_WINDOW_HOURS", default=48)
 REPLY_QUOTA_PER_WINDOW = env.int("REPLY_QUOTA_PER_WINDOW", default=10)
+# An agent whose last browser tab closed is offline after this long (a reload or a flaky network is not leaving).
+AGENT_OFFLINE_GRACE_SECONDS = env.int("AGENT_OFFLINE_GRACE_SECONDS", default=60)
 # Ads conversions an agent can report per conversation and hour (429 above): a sanity bound on fat fingers and abuse.
 CONVERSIONS_PER_CONVERSATION_PER_HOUR = env.int("CONVERSIONS_PER_CONVERSATION_PER_HOUR", default=10)
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=5 * 1024 * 1024)

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from inbox.api import views
 
@@ -27,4 +27,6 @@ urlpatterns = [
     path("messages/<int:pk>/retry/", views.MessageRetryView.as_view(), name="message-retry"),
     path("contacts/", views.ContactListView.as_view(), name="contact-list"),
     path("contacts/<int:pk>/", views.ContactDetailView.as_view(), name="contact-detail"),
+    # Routing and automation: availability, teams, automation rules, CSAT (inbox/automation/).
+    path("", include("inbox.automation.urls")),
 ]

@@ -1,0 +1,50 @@
+"""The automation's subscriber of the domain events (registered in `inbox/apps.py`).
+
+It runs after the change committed, in the process that made it (a webhook processor, a web request, a worker);
+`domain_events` logs and swallows what fails here, so routing never breaks the ingest.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from inbox import domain_events as de
+from inbox.automation import assignment
+
+logger = logging.getLogger(__name__)
+
+
+def on_domain_events(events: list[de.DomainEvent]) -> None:
+    drain: set[int] = set()
+    for event in events:
+        try:
+            _route(event, drain)
+        except Exception:  # noqa: BLE001 - one event's failure must not stop the others of the batch
+            logger.exception("routing of %s failed", event.type)
+    for inbox_id in sorted(drain):
+        try:
+            assignment.assign_waiting(inbox_id)
+        except Exception:  # noqa: BLE001
+            logger.exception("assigning the waiting conversations of inbox %s failed", inbox_id)
+
+
+def _route(event: de.DomainEvent, drain: set[int]) -> None:
+    match event:
+        case de.ConversationCreated():
+            if assignment.auto_assign_enabled(event.inbox_id):
+                assignment.assign_one(event.conversation_id)
+        case de.MessageReceived(reopened=True):
+            if assignment.auto_assign_enabled(event.inbox_id):
+                assignment.assign_one(event.conversation_id)
+        case de.ConversationStatusChanged():
+            if event.status == "open" and event.assignee_id is None:  # reopened by an agent
+                if assignment.auto_assign_enabled(event.inbox_id):
+                    assignment.assign_one(event.conversation_id)
+            elif event.previous_status == "open" and event.assignee_id is not None:
+                drain.add(event.inbox_id)  # the assignee has room for one more
+        case de.ConversationAssigned():
+            if event.previous_assignee_id is not None and event.assignee_id != event.previous_assignee_id:
+                drain.add(event.inbox_id)
+        case de.AgentAvailabilityChanged():
+            if event.status == "online":
+                drain.add(event.inbox_id)
