@@ -198,6 +198,10 @@ CELERY_BEAT_SCHEDULE["routing-expire-presence"] = {
     "task": "inbox.automation.tasks.expire_presence",
     "schedule": 15.0,
 }
+CELERY_BEAT_SCHEDULE["automation-no-agent-reply"] = {
+    "task": "inbox.automation.tasks.run_no_reply_rules",
+    "schedule": 60.0,
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -259,6 +263,11 @@ REPLY_WINDOW_HOURS = env.int("REPLY_WINDOW_HOURS", default=48)
 REPLY_QUOTA_PER_WINDOW = env.int("REPLY_QUOTA_PER_WINDOW", default=10)
 # An agent whose last browser tab closed is offline after this long (a reload or a flaky network is not leaving).
 AGENT_OFFLINE_GRACE_SECONDS = env.int("AGENT_OFFLINE_GRACE_SECONDS", default=60)
+# Automation rules' outgoing webhooks: tries before a delivery is failed; http:// and private addresses only
+# where a test or a private network needs them (they are refused by default: no requests into our own network).
+AUTOMATION_WEBHOOK_MAX_TRIES = env.int("AUTOMATION_WEBHOOK_MAX_TRIES", default=6)
+AUTOMATION_WEBHOOK_ALLOW_HTTP = env.bool("AUTOMATION_WEBHOOK_ALLOW_HTTP", default=False)
+AUTOMATION_WEBHOOK_ALLOW_PRIVATE = env.bool("AUTOMATION_WEBHOOK_ALLOW_PRIVATE", default=False)
 # Ads conversions an agent can report per conversation and hour (429 above): a sanity bound on fat fingers and abuse.
 CONVERSIONS_PER_CONVERSATION_PER_HOUR = env.int("CONVERSIONS_PER_CONVERSATION_PER_HOUR", default=10)
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=5 * 1024 * 1024)

@@ -6,9 +6,18 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 
+from inbox.automation.fields import EncryptedSecretField
 from inbox.models import Conversation, Inbox
 
-__all__ = ["AgentAvailability", "ConversationTeam", "InboxRouting", "Team"]
+__all__ = [
+    "AgentAvailability",
+    "AutomationRule",
+    "AutomationRun",
+    "ConversationTeam",
+    "InboxRouting",
+    "Team",
+    "WebhookDelivery",
+]
 
 
 class Team(models.Model):
@@ -89,3 +98,92 @@ class ConversationTeam(models.Model):
 
     def __str__(self) -> str:
         return f"{self.conversation} → {self.team}"
+
+
+class AutomationRule(models.Model):
+    """When <event> in an inbox and every condition holds, perform the actions in order (see README)."""
+
+    class Event(models.TextChoices):
+        CONVERSATION_CREATED = "conversation_created", "Conversation created"
+        MESSAGE_RECEIVED = "message_received", "Message received"
+        CONVERSATION_RESOLVED = "conversation_resolved", "Conversation resolved"
+        NO_AGENT_REPLY = "no_agent_reply", "No agent reply for N minutes"
+
+    inbox = models.ForeignKey(Inbox, on_delete=models.CASCADE, related_name="automation_rules")
+    name = models.CharField(max_length=120)
+    event = models.CharField(max_length=32, choices=Event.choices)
+    no_reply_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="For 'no agent reply': minutes after the customer's last message."
+    )
+    conditions = models.JSONField(default=list, blank=True, help_text="All must hold (see README).")
+    actions = models.JSONField(default=list, help_text="Performed in order (see README).")
+    webhook_secret = EncryptedSecretField(blank=True, help_text="Signs the outgoing webhooks (HMAC-SHA256).")
+    active = models.BooleanField(default=True)
+    position = models.PositiveIntegerField(default=0, help_text="Rules of one event run in this order.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["inbox", "position", "id"]
+        indexes = [models.Index(fields=["inbox", "event", "active"], name="rule_inbox_event")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AutomationRun(models.Model):
+    """One rule performed for one event: the record agents and admins see. Unique per (rule, event), so a rule
+    runs at most once per event, whatever redelivers or replays it."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        PARTIAL = "partial", "Some actions failed or were not sent"
+        FAILED = "failed", "Failed"
+
+    rule = models.ForeignKey(AutomationRule, on_delete=models.CASCADE, related_name="runs")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="automation_runs")
+    event = models.CharField(max_length=32)
+    event_key = models.CharField(max_length=200, help_text="What happened, e.g. message:42 — once per rule.")
+    results = models.JSONField(default=list, blank=True, help_text='Each action: {"type", "outcome", "detail"}.')
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["rule", "event_key"], name="automationrun_once_per_event")]
+        indexes = [models.Index(fields=["conversation", "-created_at"], name="automationrun_conversation")]
+
+    def __str__(self) -> str:
+        return f"{self.rule} on {self.event_key} ({self.outcome})"
+
+
+class WebhookDelivery(models.Model):
+    """An outgoing webhook of a rule's run: what was posted, each try's answer, and what became of it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    run = models.ForeignKey(AutomationRun, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    url = models.URLField(max_length=2048)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    tries = models.JSONField(default=list, blank=True, help_text='Each try: {"at", "status_code", "error"}.')
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"webhook #{self.pk} to {self.url} ({self.status})"

@@ -9,7 +9,10 @@ from __future__ import annotations
 import logging
 
 from inbox import domain_events as de
-from inbox.automation import assignment
+from inbox.automation import assignment, rules
+from inbox.automation.models import AutomationRule
+
+Event = AutomationRule.Event
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +32,7 @@ def on_domain_events(events: list[de.DomainEvent]) -> None:
 
 
 def _route(event: de.DomainEvent, drain: set[int]) -> None:
+    _automate(event)  # rules first: a rule's assignment or team hand-off wins over the inbox's auto-assignment
     match event:
         case de.ConversationCreated():
             if assignment.auto_assign_enabled(event.inbox_id):
@@ -48,3 +52,33 @@ def _route(event: de.DomainEvent, drain: set[int]) -> None:
         case de.AgentAvailabilityChanged():
             if event.status == "online":
                 drain.add(event.inbox_id)
+
+
+def _automate(event: de.DomainEvent) -> None:
+    match event:
+        case de.ConversationCreated():
+            first = rules.first_inbound_message_id(event.conversation_id)
+            rules.run_rules(
+                inbox_id=event.inbox_id,
+                event=Event.CONVERSATION_CREATED,
+                conversation_id=event.conversation_id,
+                event_key=f"created:{event.conversation_id}",
+                message_id=first,
+            )
+        case de.MessageReceived():
+            rules.run_rules(
+                inbox_id=event.inbox_id,
+                event=Event.MESSAGE_RECEIVED,
+                conversation_id=event.conversation_id,
+                event_key=f"message:{event.message_id}",
+                message_id=event.message_id,
+            )
+        case de.ConversationResolved():
+            if rules.is_automation(event.actor_id):
+                return  # no loops: what automation did triggers no rule
+            rules.run_rules(
+                inbox_id=event.inbox_id,
+                event=Event.CONVERSATION_RESOLVED,
+                conversation_id=event.conversation_id,
+                event_key=f"resolved:{event.conversation_id}:{event.version}",
+            )

@@ -6,4 +6,7 @@ urlpatterns = [
     path("availability/", api.MyAvailabilityView.as_view(), name="my-availability"),
     path("inboxes/<int:pk>/availability/", api.InboxAvailabilityView.as_view(), name="inbox-availability"),
     path("teams/", api.TeamListView.as_view(), name="team-list"),
+    path("automation-rules/", api.RuleListView.as_view(), name="automation-rule-list"),
+    path("automation-rules/<int:pk>/", api.RuleDetailView.as_view(), name="automation-rule-detail"),
+    path("automation-runs/", api.RunListView.as_view(), name="automation-run-list"),
 ]
