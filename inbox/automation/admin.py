@@ -5,12 +5,13 @@ import secrets
 from django import forms
 from django.contrib import admin
 
-from inbox.automation import rules
+from inbox.automation import hours, rules
 from inbox.automation.models import (
     AgentAvailability,
     AutomationRule,
     AutomationRun,
     InboxRouting,
+    OutOfHoursReply,
     Team,
     WebhookDelivery,
 )
@@ -31,9 +32,47 @@ class AgentAvailabilityAdmin(admin.ModelAdmin):
     readonly_fields = ("present", "open_sockets", "last_disconnect_at", "last_assigned_at", "changed_at")
 
 
+class InboxRoutingForm(forms.ModelForm):
+    class Meta:
+        model = InboxRouting
+        fields = (
+            "inbox",
+            "auto_assign",
+            "business_hours_enabled",
+            "time_zone",
+            "weekly_hours",
+            "holidays",
+            "out_of_hours_reply",
+        )
+
+    def clean(self):
+        data = super().clean()
+        try:
+            data.update(
+                hours.clean_hours(
+                    time_zone=data.get("time_zone") or "",
+                    weekly_hours=data.get("weekly_hours") or {},
+                    holidays=data.get("holidays") or [],
+                )
+            )
+        except ApplicationError as error:
+            raise forms.ValidationError(error.message) from None
+        return data
+
+
 @admin.register(InboxRouting)
 class InboxRoutingAdmin(admin.ModelAdmin):
-    list_display = ("inbox", "auto_assign")
+    form = InboxRoutingForm
+    list_display = ("inbox", "auto_assign", "business_hours_enabled", "time_zone")
+
+
+@admin.register(OutOfHoursReply)
+class OutOfHoursReplyAdmin(admin.ModelAdmin):
+    list_display = ("conversation", "period_start", "outcome", "created_at")
+    readonly_fields = [f.name for f in OutOfHoursReply._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
 
 
 class RunInline(admin.TabularInline):

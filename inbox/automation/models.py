@@ -15,6 +15,7 @@ __all__ = [
     "AutomationRun",
     "ConversationTeam",
     "InboxRouting",
+    "OutOfHoursReply",
     "Team",
     "WebhookDelivery",
 ]
@@ -80,6 +81,17 @@ class InboxRouting(models.Model):
     inbox = models.OneToOneField(Inbox, on_delete=models.CASCADE, related_name="routing")
     auto_assign = models.BooleanField(
         default=False, help_text="New and reopened conversations go to the available agent with the fewest open."
+    )
+    business_hours_enabled = models.BooleanField(default=False, help_text="Off: the inbox is always open.")
+    time_zone = models.CharField(max_length=64, default="UTC", help_text="IANA name, e.g. Europe/Berlin.")
+    weekly_hours = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Open intervals per weekday, local time: {"mon": [["09:00", "17:00"]], …}; a missing day is closed.',
+    )
+    holidays = models.JSONField(default=list, blank=True, help_text='Closed all day: ["2026-12-25", …].')
+    out_of_hours_reply = models.TextField(
+        blank=True, help_text="Sent once per conversation per closed period when a customer writes (empty: none)."
     )
 
     class Meta:
@@ -187,3 +199,21 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"webhook #{self.pk} to {self.url} ({self.status})"
+
+
+class OutOfHoursReply(models.Model):
+    """The out-of-hours auto-reply of one conversation in one closed period: claimed once, with what became of it."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="out_of_hours_replies")
+    period_start = models.DateTimeField(help_text="When the closed period began (the last opening hour's end).")
+    outcome = models.CharField(max_length=16, help_text="queued or not_sent")
+    detail = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "period_start"], name="outofhours_once_per_period")
+        ]
+
+    def __str__(self) -> str:
+        return f"out-of-hours reply to {self.conversation_id} ({self.outcome})"

@@ -47,6 +47,7 @@ CONDITIONS: dict[str, tuple[str, ...]] = {
     "tiktok_me_ref": ("equals",),
     "label": ("has", "has_not"),
     "priority": ("equals", "not_equals"),
+    "business_hours": ("equals",),  # value: open | closed
     "contact_attribute": ("equals", "contains"),  # with "key"
 }
 ACTIONS = (

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 
+from django.utils import timezone
+
 from inbox import domain_events as de
-from inbox.automation import assignment, rules
+from inbox.automation import assignment, hours, rules
 from inbox.automation.models import AutomationRule
 
 Event = AutomationRule.Event
@@ -66,6 +68,12 @@ def _automate(event: de.DomainEvent) -> None:
                 message_id=first,
             )
         case de.MessageReceived():
+            hours.out_of_hours_reply(
+                inbox_id=event.inbox_id,
+                conversation_id=event.conversation_id,
+                message_id=event.message_id,
+                now=timezone.now(),
+            )
             rules.run_rules(
                 inbox_id=event.inbox_id,
                 event=Event.MESSAGE_RECEIVED,
