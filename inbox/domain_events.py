@@ -177,6 +177,15 @@ class AgentAvailabilityChanged(DomainEvent):
     status: str
 
 
+@dataclass(frozen=True)
+class CsatRated(ConversationEvent):
+    """The customer rated a resolved conversation (1 to 5) on the public survey page."""
+
+    type: ClassVar[str] = "csat.rated"
+    survey_id: int
+    rating: int
+
+
 EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     ConversationCreated,
     MessageReceived,
@@ -193,6 +202,7 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     LabelsChanged,
     ContactUpdated,
     AgentAvailabilityChanged,
+    CsatRated,
 )
 
 Subscriber = Callable[[list[DomainEvent]], None]

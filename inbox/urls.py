@@ -3,10 +3,13 @@
 from django.urls import path
 
 from inbox import views
+from inbox.automation.views import csat_page
 
 app_name = "inbox"
 
 urlpatterns = [
     path("", views.inbox_page, name="home"),
     path("c/<int:pk>/", views.inbox_page, name="conversation"),
+    # The customers' satisfaction survey: public, opened by the signed link of the CSAT message.
+    path("csat/<str:token>/", csat_page, name="csat"),
 ]

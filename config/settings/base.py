@@ -263,6 +263,8 @@ REPLY_WINDOW_HOURS = env.int("REPLY_WINDOW_HOURS", default=48)
 REPLY_QUOTA_PER_WINDOW = env.int("REPLY_QUOTA_PER_WINDOW", default=10)
 # An agent whose last browser tab closed is offline after this long (a reload or a flaky network is not leaving).
 AGENT_OFFLINE_GRACE_SECONDS = env.int("AGENT_OFFLINE_GRACE_SECONDS", default=60)
+# How long a CSAT rating link stays valid (it is single-use as well).
+CSAT_LINK_DAYS = env.int("CSAT_LINK_DAYS", default=7)
 # Automation rules' outgoing webhooks: tries before a delivery is failed; http:// and private addresses only
 # where a test or a private network needs them (they are refused by default: no requests into our own network).
 AUTOMATION_WEBHOOK_MAX_TRIES = env.int("AUTOMATION_WEBHOOK_MAX_TRIES", default=6)

@@ -10,6 +10,7 @@ from inbox.automation.models import (
     AgentAvailability,
     AutomationRule,
     AutomationRun,
+    CsatSurvey,
     InboxRouting,
     OutOfHoursReply,
     Team,
@@ -43,6 +44,9 @@ class InboxRoutingForm(forms.ModelForm):
             "weekly_hours",
             "holidays",
             "out_of_hours_reply",
+            "csat_enabled",
+            "csat_message",
+            "first_response_minutes",
         )
 
     def clean(self):
@@ -63,7 +67,14 @@ class InboxRoutingForm(forms.ModelForm):
 @admin.register(InboxRouting)
 class InboxRoutingAdmin(admin.ModelAdmin):
     form = InboxRoutingForm
-    list_display = ("inbox", "auto_assign", "business_hours_enabled", "time_zone")
+    list_display = (
+        "inbox",
+        "auto_assign",
+        "business_hours_enabled",
+        "time_zone",
+        "csat_enabled",
+        "first_response_minutes",
+    )
 
 
 @admin.register(OutOfHoursReply)
@@ -137,6 +148,17 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     list_display = ("url", "status", "attempts", "last_status_code", "created_at")
     list_filter = ("status",)
     readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(CsatSurvey)
+class CsatSurveyAdmin(admin.ModelAdmin):
+    list_display = ("conversation", "rating", "outcome", "created_at", "rated_at")
+    list_filter = ("rating", "outcome")
+    search_fields = ("comment",)
+    readonly_fields = [f.name for f in CsatSurvey._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False

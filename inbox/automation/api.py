@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from inbox import selectors
 from inbox.automation import assignment, rules
-from inbox.automation.models import AgentAvailability, AutomationRule, AutomationRun, Team
+from inbox.automation.models import AgentAvailability, AutomationRule, AutomationRun, CsatSurvey, Team
 from inbox.errors import ApplicationError
 
 
@@ -263,3 +263,22 @@ class RunListView(GenericAPIView):
         if filters.validated_data.get("conversation"):
             runs = runs.filter(conversation_id=filters.validated_data["conversation"])
         return Response(RunOut(runs.order_by("-created_at", "-pk")[:100], many=True).data)
+
+
+# --- CSAT -------------------------------------------------------------------------------------------------------
+
+
+class CsatOut(serializers.ModelSerializer):
+    class Meta:
+        model = CsatSurvey
+        fields = ["id", "outcome", "detail", "rating", "comment", "rated_at", "expires_at", "created_at"]
+
+
+class ConversationCsatView(GenericAPIView):
+    serializer_class = CsatOut
+
+    @extend_schema(responses=CsatOut(many=True))
+    def get(self, request: Request, pk: int) -> Response:
+        """The conversation's satisfaction surveys, newest first: sent or not (and why), and the rating."""
+        conversation = get_object_or_404(selectors.conversations_visible_to(request.user), pk=pk)
+        return Response(CsatOut(CsatSurvey.objects.filter(conversation=conversation)[:20], many=True).data)

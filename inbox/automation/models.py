@@ -14,6 +14,7 @@ __all__ = [
     "AutomationRule",
     "AutomationRun",
     "ConversationTeam",
+    "CsatSurvey",
     "InboxRouting",
     "OutOfHoursReply",
     "Team",
@@ -92,6 +93,14 @@ class InboxRouting(models.Model):
     holidays = models.JSONField(default=list, blank=True, help_text='Closed all day: ["2026-12-25", …].')
     out_of_hours_reply = models.TextField(
         blank=True, help_text="Sent once per conversation per closed period when a customer writes (empty: none)."
+    )
+    csat_enabled = models.BooleanField(default=False, help_text="Ask for a rating when a conversation is resolved.")
+    csat_message = models.TextField(
+        default="Thanks for contacting us! How did we do? Rate us here: {link}",
+        help_text="{link} is replaced with the rating page's address.",
+    )
+    first_response_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="SLA: an agent answers a new customer message within this many minutes."
     )
 
     class Meta:
@@ -217,3 +226,34 @@ class OutOfHoursReply(models.Model):
 
     def __str__(self) -> str:
         return f"out-of-hours reply to {self.conversation_id} ({self.outcome})"
+
+
+class CsatSurvey(models.Model):
+    """A satisfaction survey of one resolution of a conversation: whether the link was sent, and the rating.
+
+    The link carries a signed token (django.core.signing, salt "csat") naming this row, not stored anywhere: it is
+    refused after `expires_at` and once a rating is stored (single use)."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="csat_surveys")
+    resolved_version = models.PositiveBigIntegerField(help_text="The conversation's version when it was resolved.")
+    outcome = models.CharField(max_length=16, help_text="queued or not_sent")
+    detail = models.CharField(max_length=300, blank=True)
+    rating = models.PositiveSmallIntegerField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+    rated_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "resolved_version"], name="csat_once_per_resolution"),
+            models.CheckConstraint(
+                condition=models.Q(rating__isnull=True) | models.Q(rating__gte=1, rating__lte=5),
+                name="csat_rating_1_to_5",
+            ),
+        ]
+        indexes = [models.Index(fields=["conversation", "-created_at"], name="csat_of_conversation")]
+
+    def __str__(self) -> str:
+        return f"CSAT of {self.conversation_id}: {self.rating or self.outcome}"

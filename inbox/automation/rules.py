@@ -365,11 +365,14 @@ def _perform(action: dict, *, run: AutomationRun, conversation: Conversation, me
     return {"type": kind, "outcome": "failed", "detail": "unknown action"}
 
 
-def send_automatic_message(*, conversation_id: int, text: str, actor, kind: str) -> dict:
+def send_automatic_message(*, conversation_id: int, text: str, actor, kind: str, reopens: bool = True) -> dict:
     """Queue an automatic text through the agents' reply path (outbox, window, quota). When the channel does not
-    allow it now, nothing is queued and the reason is returned as `not_sent`."""
+    allow it now, nothing is queued and the reason is returned as `not_sent`. `reopens=False` leaves a resolved
+    conversation resolved (the CSAT question is not a new conversation)."""
     try:
-        message = services.reply_queue(conversation_id=conversation_id, author=actor, type="text", text=text)
+        message = services.reply_queue(
+            conversation_id=conversation_id, author=actor, type="text", text=text, reopens=reopens
+        )
     except ApplicationError as error:
         return {"type": kind, "outcome": "not_sent", "detail": f"{error.code}: {error.message}"}
     return {"type": kind, "outcome": "queued", "detail": f"message {message.pk}"}

@@ -11,7 +11,7 @@ import logging
 from django.utils import timezone
 
 from inbox import domain_events as de
-from inbox.automation import assignment, hours, rules
+from inbox.automation import assignment, csat, hours, rules
 from inbox.automation.models import AutomationRule
 
 Event = AutomationRule.Event
@@ -82,6 +82,9 @@ def _automate(event: de.DomainEvent) -> None:
                 message_id=event.message_id,
             )
         case de.ConversationResolved():
+            csat.csat_send(
+                inbox_id=event.inbox_id, conversation_id=event.conversation_id, resolved_version=event.version
+            )
             if rules.is_automation(event.actor_id):
                 return  # no loops: what automation did triggers no rule
             rules.run_rules(

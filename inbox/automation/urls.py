@@ -8,5 +8,6 @@ urlpatterns = [
     path("teams/", api.TeamListView.as_view(), name="team-list"),
     path("automation-rules/", api.RuleListView.as_view(), name="automation-rule-list"),
     path("automation-rules/<int:pk>/", api.RuleDetailView.as_view(), name="automation-rule-detail"),
+    path("conversations/<int:pk>/csat/", api.ConversationCsatView.as_view(), name="conversation-csat"),
     path("automation-runs/", api.RunListView.as_view(), name="automation-run-list"),
 ]

@@ -10,6 +10,7 @@ import { bindShortcuts } from "./shortcuts.js";
 import { attachImage, clearAttachment, clearQuote, closeShare, openShare, renderComposerState, send, setMode, typing } from "./views/composer.js";
 import { cannedKeydown, createCanned, openCannedFromShortcut, updateCannedPicker } from "./views/canned.js";
 import { addLabel, createLabel, loadLabels } from "./views/labels.js";
+import { loadCsat } from "./views/csat.js";
 import { bindAvailability, loadAvailability, memberGroups, memberTitle } from "./views/availability.js";
 import { initialLayout, setPane, toggleDetails } from "./views/layout.js";
 import { applyConversation, loadList, loadMore, refreshConversation, renderControls, renderList, saveFilters } from "./views/list.js";
@@ -66,6 +67,9 @@ function handleEvent(event) {
       break;
     case "contact.updated":
       contactChanged(event.contact_id);
+      break;
+    case "csat.rated":
+      if (id === state.currentId) loadCsat(id);
       break;
     case "agent.availability":
       $("assignee-select").dataset.inbox = ""; // the assign menu shows availability: load it afresh
