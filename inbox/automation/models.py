@@ -13,6 +13,7 @@ __all__ = [
     "AgentAvailability",
     "AutomationRule",
     "AutomationRun",
+    "ConversationSla",
     "ConversationTeam",
     "CsatSurvey",
     "InboxRouting",
@@ -257,3 +258,19 @@ class CsatSurvey(models.Model):
 
     def __str__(self) -> str:
         return f"CSAT of {self.conversation_id}: {self.rating or self.outcome}"
+
+
+class ConversationSla(models.Model):
+    """The first-response clock of a conversation: a customer message waits for an agent's answer until `due_at`
+    (the oldest unanswered message + the inbox's target). An agent's reply or a resolution stops it."""
+
+    conversation = models.OneToOneField(Conversation, on_delete=models.CASCADE, related_name="sla")
+    awaiting_since = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    responded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "conversation SLA"
+
+    def __str__(self) -> str:
+        return f"SLA of {self.conversation_id}: due {self.due_at}"

@@ -11,7 +11,7 @@ import logging
 from django.utils import timezone
 
 from inbox import domain_events as de
-from inbox.automation import assignment, csat, hours, rules
+from inbox.automation import assignment, csat, hours, rules, sla
 from inbox.automation.models import AutomationRule
 
 Event = AutomationRule.Event
@@ -68,6 +68,7 @@ def _automate(event: de.DomainEvent) -> None:
                 message_id=first,
             )
         case de.MessageReceived():
+            sla.customer_wrote(inbox_id=event.inbox_id, conversation_id=event.conversation_id, sent_at=event.sent_at)
             hours.out_of_hours_reply(
                 inbox_id=event.inbox_id,
                 conversation_id=event.conversation_id,
@@ -81,7 +82,11 @@ def _automate(event: de.DomainEvent) -> None:
                 event_key=f"message:{event.message_id}",
                 message_id=event.message_id,
             )
+        case de.MessageQueued():
+            if not rules.is_automation(event.author_id):
+                sla.stopped(conversation_id=event.conversation_id, answered=True)
         case de.ConversationResolved():
+            sla.stopped(conversation_id=event.conversation_id, answered=False)
             csat.csat_send(
                 inbox_id=event.inbox_id, conversation_id=event.conversation_id, resolved_version=event.version
             )
