@@ -255,6 +255,8 @@ SPECTACULAR_SETTINGS = {
         "ConversationStatus": "inbox.models.Conversation.Status",
         "MessageStatus": "inbox.models.Message.Status",
         "AgentAvailabilityStatus": "inbox.automation.models.AgentAvailability.Status",
+        "AutomationRuleEvent": "inbox.automation.models.AutomationRule.Event",
+        "ConversionEvent": "inbox.models.Conversion.Event",
     },
 }
 
