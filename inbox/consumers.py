@@ -34,10 +34,11 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         ]
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
-        await self.accept()
-        await self.send_json({"type": "hello", "inboxes": len(self.groups_joined) - 1})
+        # Present before the hello: the page reloads its own availability on hello and must see this tab counted.
         self.present_user_id = user.pk
         await self._presence(routing.presence_connected, user.pk)
+        await self.accept()
+        await self.send_json({"type": "hello", "inboxes": len(self.groups_joined) - 1})
 
     async def disconnect(self, code: int) -> None:
         await self._leave_groups()
