@@ -270,6 +270,10 @@ CSAT_LINK_DAYS = env.int("CSAT_LINK_DAYS", default=7)
 # Automation rules' outgoing webhooks: tries before a delivery is failed; http:// and private addresses only
 # where a test or a private network needs them (they are refused by default: no requests into our own network).
 AUTOMATION_WEBHOOK_MAX_TRIES = env.int("AUTOMATION_WEBHOOK_MAX_TRIES", default=6)
+# Backoff between tries: base * 2^n with jitter, at most the max (below CELERY_VISIBILITY_TIMEOUT, or a waiting
+# retry would be handed out twice).
+AUTOMATION_WEBHOOK_RETRY_BASE_SECONDS = env.float("AUTOMATION_WEBHOOK_RETRY_BASE_SECONDS", default=10.0)
+AUTOMATION_WEBHOOK_RETRY_MAX_SECONDS = env.float("AUTOMATION_WEBHOOK_RETRY_MAX_SECONDS", default=1800.0)
 AUTOMATION_WEBHOOK_ALLOW_HTTP = env.bool("AUTOMATION_WEBHOOK_ALLOW_HTTP", default=False)
 AUTOMATION_WEBHOOK_ALLOW_PRIVATE = env.bool("AUTOMATION_WEBHOOK_ALLOW_PRIVATE", default=False)
 # Ads conversions an agent can report per conversation and hour (429 above): a sanity bound on fat fingers and abuse.

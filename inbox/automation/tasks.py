@@ -39,7 +39,8 @@ def deliver_webhook(self, delivery_id: int) -> str:
     tries = self.request.retries + 1
     verdict = webhooks.webhook_attempt(delivery_id, final=tries >= settings.AUTOMATION_WEBHOOK_MAX_TRIES)
     if verdict == webhooks.RETRY:
-        countdown = min(3600, 10 * 2 ** (tries - 1)) * (0.5 + random.random() / 2)  # noqa: S311 - jitter
+        base, most = settings.AUTOMATION_WEBHOOK_RETRY_BASE_SECONDS, settings.AUTOMATION_WEBHOOK_RETRY_MAX_SECONDS
+        countdown = min(most, base * 2 ** (tries - 1)) * (0.5 + random.random() / 2)  # noqa: S311 - jitter
         raise self.retry(countdown=countdown)
     return verdict
 
