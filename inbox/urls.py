@@ -3,7 +3,7 @@
 from django.urls import path
 
 from inbox import views
-from inbox.automation.views import csat_page
+from inbox.automation.views import automation_page, csat_page
 
 app_name = "inbox"
 
@@ -12,4 +12,5 @@ urlpatterns = [
     path("c/<int:pk>/", views.inbox_page, name="conversation"),
     # The customers' satisfaction survey: public, opened by the signed link of the CSAT message.
     path("csat/<str:token>/", csat_page, name="csat"),
+    path("automation/", automation_page, name="automation"),
 ]

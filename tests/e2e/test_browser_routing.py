@@ -100,3 +100,48 @@ def test_availability_is_chosen_in_the_top_bar_and_a_colleague_sees_it_and_offli
     mine.locator("#thread-name").click()  # the menu loads afresh after the live hint
     picker.focus()
     expect(picker.locator('optgroup[label="Offline"] option', has_text="Cleo")).to_have_count(1)
+
+
+def test_an_admin_creates_pauses_and_deletes_a_rule_on_the_automation_page(stack, browser, django_user_model):  # noqa: F811
+    from inbox.automation.models import AutomationRule
+    from inbox.models import Label
+
+    admin = django_user_model.objects.create_superuser("boss", password="boss-pass-123")
+    Label.objects.create(inbox=stack.inbox, name="vip")
+    context = browser.new_context(viewport=PHONE, locale="en-GB", timezone_id="UTC")
+    context.add_cookies([stack.session_cookie(admin)])
+    page = context.new_page()
+    page.goto(stack.web_url + "/automation/")
+    page.select_option("#rule-inbox", label=stack.inbox.name)
+    expect(page.locator("body")).to_have_attribute("data-catalogue", str(stack.inbox.pk))
+    expect(page.locator("#rule-empty")).to_be_visible()
+    page.fill("#rule-name", "VIP words")
+    page.select_option("#rule-event", "message_received")
+    page.click("#add-condition")
+    row = page.locator(".condition-row").last
+    row.locator(".condition-attribute").select_option("message_text")
+    row.locator(".condition-operator").select_option("contains")
+    row.locator(".condition-value").fill("gold member")
+    action = page.locator(".action-row").last
+    action.locator(".action-type").select_option("add_label")
+    action.locator(".action-value").select_option("vip")
+    page.click("#rule-save")
+    expect(page.locator("#toasts")).to_contain_text("Rule created")
+    item = page.locator(".rule-item", has_text="VIP words")
+    expect(item).to_contain_text("message text contains “gold member”")
+    rule = AutomationRule.objects.get(name="VIP words")
+    assert rule.actions == [{"type": "add_label", "label": "vip"}] and rule.inbox_id == stack.inbox.pk
+
+    stack.simulate_inbound("tt-gold", "I am a gold member!")
+    conversation = stack.conversation("tt-gold")
+    wait_for(lambda: conversation.labels.filter(name="vip").exists(), 10, "the rule to label the conversation")
+
+    item.locator(".rule-toggle").click()
+    expect(page.locator(".rule-item", has_text="VIP words")).to_contain_text("paused")
+    assert AutomationRule.objects.get(pk=rule.pk).active is False
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.locator(".rule-item", has_text="VIP words").locator(".rule-delete").click()
+    expect(page.locator("#rule-empty")).to_be_visible()
+    assert not AutomationRule.objects.filter(pk=rule.pk).exists()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # fits 390 px
+    context.close()

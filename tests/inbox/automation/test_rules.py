@@ -361,3 +361,12 @@ def test_rules_api_admins_manage_agents_read_bad_input_is_a_422(inbox, agent, ad
     schema = api(admin).get("/api/schema/").content.decode()
     assert "/api/v1/automation-rules/" in schema and "/api/v1/automation-runs/" in schema
     assert api(admin).delete(f"/api/v1/automation-rules/{rule_id}/").status_code == 204
+
+
+def test_the_rules_page_needs_a_login_and_offers_the_form_to_admins_only(client, inbox, agent, admin):
+    assert client.get("/automation/").status_code == 302
+    client.force_login(agent)
+    page = client.get("/automation/")
+    assert page.status_code == 200 and b'id="rule-list"' in page.content and b'id="rule-form"' not in page.content
+    client.force_login(admin)
+    assert b'id="rule-form"' in client.get("/automation/").content
