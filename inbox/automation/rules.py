@@ -77,6 +77,11 @@ def _text(value, field: str, what: str, max_chars: int = VALUE_MAX_CHARS) -> str
     return value
 
 
+def _is_id(value) -> bool:
+    """A row id as JSON may carry it: a whole number the database can hold (never a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 2**62
+
+
 def clean_conditions(conditions, *, inbox_id: int) -> list[dict]:
     if not isinstance(conditions, list) or len(conditions) > MAX_CONDITIONS:
         raise _invalid("conditions", f"conditions are a list of at most {MAX_CONDITIONS}")
@@ -121,14 +126,14 @@ def clean_actions(actions, *, inbox_id: int) -> list[dict]:
             agent_id = action.get("agent_id")
             user_model = get_user_model()
             if (
-                not isinstance(agent_id, int)
+                not _is_id(agent_id)
                 or not user_model.objects.filter(pk=agent_id, is_active=True, inboxes=inbox_id).exists()
             ):
                 raise _invalid(field, "agent_id is an active member of the inbox")
             item["agent_id"] = agent_id
         elif kind == "assign_team":
             team_id = action.get("team_id")
-            if not isinstance(team_id, int) or not Team.objects.filter(pk=team_id, inbox_id=inbox_id).exists():
+            if not _is_id(team_id) or not Team.objects.filter(pk=team_id, inbox_id=inbox_id).exists():
                 raise _invalid(field, "team_id is a team of the inbox")
             item["team_id"] = team_id
         elif kind in ("add_label", "remove_label"):
@@ -140,7 +145,7 @@ def clean_actions(actions, *, inbox_id: int) -> list[dict]:
         elif kind == "send_canned_response":
             canned_id = action.get("canned_response_id")
             if (
-                not isinstance(canned_id, int)
+                not _is_id(canned_id)
                 or not CannedResponse.objects.filter(pk=canned_id, inbox_id=inbox_id, owner__isnull=True).exists()
             ):
                 raise _invalid(field, "canned_response_id is a shared canned response of the inbox")
@@ -149,7 +154,7 @@ def clean_actions(actions, *, inbox_id: int) -> list[dict]:
             item["text"] = _text(action.get("text"), field, "text", NOTE_MAX_CHARS)
         elif kind == "snooze":
             minutes = action.get("minutes")
-            if not isinstance(minutes, int) or not 1 <= minutes <= 60 * 24 * 30:
+            if not isinstance(minutes, int) or isinstance(minutes, bool) or not 1 <= minutes <= 60 * 24 * 30:
                 raise _invalid(field, "minutes is a whole number from 1 to 43200 (30 days)")
             item["minutes"] = minutes
         elif kind == "webhook":

@@ -370,3 +370,21 @@ def test_the_rules_page_needs_a_login_and_offers_the_form_to_admins_only(client,
     assert page.status_code == 200 and b'id="rule-list"' in page.content and b'id="rule-form"' not in page.content
     client.force_login(admin)
     assert b'id="rule-form"' in client.get("/automation/").content
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        {"type": "assign_agent", "agent_id": 10**30},
+        {"type": "assign_agent", "agent_id": True},
+        {"type": "assign_team", "team_id": -1},
+        {"type": "send_canned_response", "canned_response_id": "7"},
+        {"type": "snooze", "minutes": 10**9},
+        {"type": "add_note", "text": ""},
+        {"type": "set_priority"},
+    ],
+)
+def test_a_bad_action_is_a_422_with_the_field_never_a_500(inbox, admin, action):
+    body = {"inbox": inbox.pk, "name": "x", "event": "conversation_created", "actions": [action]}
+    response = api(admin).post("/api/v1/automation-rules/", body, format="json")
+    assert response.status_code == 422 and "actions[0]" in response.json()["fields"]
