@@ -80,6 +80,8 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         # Clients only listen; a ping keeps proxies from closing an idle socket.
         if isinstance(content, dict) and content.get("type") == "ping":
             await self.send_json({"type": "pong"})
+            if getattr(self, "present_user_id", None) is not None:
+                await self._presence(routing.presence_heartbeat, self.present_user_id)
 
     async def inbox_event(self, message: dict) -> None:
         await self._deliver(message["event"])

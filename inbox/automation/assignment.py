@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -27,6 +27,7 @@ from inbox.services.conversations import conversation_assign
 logger = logging.getLogger(__name__)
 
 WAITING_BATCH = 200
+HEARTBEAT_SECONDS = 30  # the page pings every 25 s
 
 
 def _availability(user_id: int) -> AgentAvailability:
@@ -84,6 +85,7 @@ def presence_connected(user_id: int) -> None:
     def update(row: AgentAvailability) -> None:
         row.open_sockets = F("open_sockets") + 1
         row.present = True
+        row.last_heartbeat_at = timezone.now()
 
     _change(user_id, update)
 
@@ -96,24 +98,41 @@ def presence_disconnected(user_id: int, *, now: datetime | None = None) -> None:
     )
 
 
+def presence_heartbeat(user_id: int) -> None:
+    """A tab's ping (every 25 s): the agent is still here, whatever became of other sockets' counts."""
+    AgentAvailability.objects.filter(user_id=user_id).update(last_heartbeat_at=timezone.now())
+
+
+def _gone(row: AgentAvailability, cutoff: datetime, silent_since: datetime) -> bool:
+    closed = row.open_sockets == 0 and row.last_disconnect_at is not None and row.last_disconnect_at <= cutoff
+    # Sockets counted open by a server that crashed never disconnect: no ping for that long means gone.
+    silent = row.last_heartbeat_at is not None and row.last_heartbeat_at <= silent_since
+    return row.present and (closed or silent)
+
+
 def presence_expire(*, now: datetime | None = None) -> list[int]:
-    """Agents with no open tab since the grace period began become offline. Returns their user ids."""
+    """Agents with no open tab since the grace period began (or no ping for the grace period plus a ping interval)
+    become offline. Returns their user ids."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.AGENT_OFFLINE_GRACE_SECONDS)
+    silent_since = cutoff - timedelta(seconds=HEARTBEAT_SECONDS)
     due = list(
-        AgentAvailability.objects.filter(present=True, open_sockets=0, last_disconnect_at__lte=cutoff).values_list(
-            "user_id", flat=True
+        AgentAvailability.objects.filter(present=True)
+        .filter(
+            Q(open_sockets=0, last_disconnect_at__lte=cutoff) | Q(last_heartbeat_at__lte=silent_since),
         )
+        .values_list("user_id", flat=True)
     )
     expired = []
     for user_id in due:
         with transaction.atomic():
             row = AgentAvailability.objects.select_for_update().get(user_id=user_id)
-            if not row.present or row.open_sockets or not row.last_disconnect_at or row.last_disconnect_at > cutoff:
-                continue  # a tab reconnected meanwhile
+            if not _gone(row, cutoff, silent_since):
+                continue  # a tab reconnected or pinged meanwhile
             before = row.effective_status
             row.present = False
-            row.save(update_fields=["present", "changed_at"])
+            row.open_sockets = 0
+            row.save(update_fields=["present", "open_sockets", "changed_at"])
             if before != row.effective_status:
                 _emit_availability(user_id, row.effective_status)
             expired.append(user_id)

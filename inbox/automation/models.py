@@ -60,6 +60,9 @@ class AgentAvailability(models.Model):
     present = models.BooleanField(default=False, help_text="A browser tab of the agent is (or was just) connected.")
     open_sockets = models.PositiveIntegerField(default=0)
     last_disconnect_at = models.DateTimeField(null=True, blank=True)
+    last_heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="The last connect or ping of any tab: a crashed server's sockets expire too."
+    )
     last_assigned_at = models.DateTimeField(
         null=True, blank=True, help_text="Round-robin: among equals, the agent waiting longest goes first."
     )

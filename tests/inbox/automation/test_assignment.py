@@ -145,6 +145,7 @@ def test_last_tab_closed_is_offline_after_the_grace_period_only(agents, settings
     assignment.presence_connected(ann.pk)  # two tabs
     assignment.presence_disconnected(ann.pk)
     now = timezone.now()
+    AgentAvailability.objects.filter(user=ann).update(last_heartbeat_at=now + timedelta(seconds=110))  # it pings
     assert assignment.presence_expire(now=now + timedelta(seconds=120)) == []  # one tab still open
     assignment.presence_disconnected(ann.pk)
     assert assignment.presence_expire(now=now + timedelta(seconds=30)) == []  # within the grace period
@@ -188,3 +189,19 @@ async def test_the_websocket_makes_an_agent_present_and_closing_it_starts_the_gr
     assert (row.present, row.open_sockets) == (True, 0) and row.last_disconnect_at is not None
     later = row.last_disconnect_at + timedelta(seconds=61)
     assert await sync_to_async(assignment.presence_expire)(now=later) == [user.pk]
+
+
+def test_an_agent_whose_sockets_died_with_a_server_goes_offline_when_the_pings_stop(agents, settings):
+    ann, ben = agents
+    settings.AGENT_OFFLINE_GRACE_SECONDS = 60
+    assignment.presence_connected(ann.pk)  # counted open, never closed: the server crashed
+    assignment.presence_connected(ben.pk)
+    now = timezone.now()
+    assert assignment.presence_expire(now=now + timedelta(seconds=60)) == []  # within grace + a ping interval
+    assignment.presence_heartbeat(ben.pk)  # ben's page still pings
+    later = now + timedelta(seconds=95)
+    AgentAvailability.objects.filter(user=ben).update(last_heartbeat_at=now + timedelta(seconds=50))
+    assert assignment.presence_expire(now=later) == [ann.pk]
+    row = AgentAvailability.objects.get(user=ann)
+    assert (row.effective_status, row.open_sockets) == ("offline", 0)
+    assert AgentAvailability.objects.get(user=ben).effective_status == "online"
