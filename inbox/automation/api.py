@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
@@ -10,8 +11,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from inbox import selectors
-from inbox.automation import assignment, rules
-from inbox.automation.models import AgentAvailability, AutomationRule, AutomationRun, CsatSurvey, Team
+from inbox.automation import assignment, hours, rules
+from inbox.automation.models import (
+    AgentAvailability,
+    AutomationRule,
+    AutomationRun,
+    CsatSurvey,
+    InboxRouting,
+    Team,
+)
 from inbox.errors import ApplicationError
 
 
@@ -282,3 +290,65 @@ class ConversationCsatView(GenericAPIView):
         """The conversation's satisfaction surveys, newest first: sent or not (and why), and the rating."""
         conversation = get_object_or_404(selectors.conversations_visible_to(request.user), pk=pk)
         return Response(CsatOut(CsatSurvey.objects.filter(conversation=conversation)[:20], many=True).data)
+
+
+# --- Inbox routing settings ---------------------------------------------------------------------------------------
+
+
+class RoutingOut(serializers.ModelSerializer):
+    inbox = serializers.IntegerField(source="inbox_id")
+    weekly_hours = serializers.DictField(child=serializers.ListField(child=serializers.ListField()))
+    holidays = serializers.ListField(child=serializers.CharField())
+    open_now = serializers.SerializerMethodField()
+
+    class Meta:
+        model = InboxRouting
+        fields = [
+            "inbox",
+            "auto_assign",
+            "business_hours_enabled",
+            "time_zone",
+            "weekly_hours",
+            "holidays",
+            "out_of_hours_reply",
+            "csat_enabled",
+            "csat_message",
+            "first_response_minutes",
+            "open_now",
+        ]
+
+    def get_open_now(self, routing) -> bool:
+        return hours.is_open(routing, timezone.now())
+
+
+class RoutingIn(serializers.Serializer):
+    auto_assign = serializers.BooleanField(required=False)
+    business_hours_enabled = serializers.BooleanField(required=False)
+    time_zone = serializers.CharField(required=False, max_length=64)
+    weekly_hours = serializers.DictField(required=False, child=serializers.ListField())
+    holidays = serializers.ListField(required=False, child=serializers.CharField(max_length=10), max_length=366)
+    out_of_hours_reply = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    csat_enabled = serializers.BooleanField(required=False)
+    csat_message = serializers.CharField(required=False, max_length=2000)
+    first_response_minutes = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=10080)
+
+
+class InboxRoutingView(GenericAPIView):
+    serializer_class = RoutingOut
+
+    @extend_schema(responses=RoutingOut)
+    def get(self, request: Request, pk: int) -> Response:
+        """The inbox's routing: auto-assignment, business hours and out-of-hours reply, CSAT, first-response SLA."""
+        inbox = get_object_or_404(selectors.inboxes_visible_to(request.user), pk=pk)
+        routing, _ = InboxRouting.objects.get_or_create(inbox=inbox)
+        return Response(RoutingOut(routing).data)
+
+    @extend_schema(request=RoutingIn, responses=RoutingOut)
+    def patch(self, request: Request, pk: int) -> Response:
+        """Change the inbox's routing (admins); the schedule is validated as a whole (422 with the field)."""
+        _admin_only(request)
+        inbox = get_object_or_404(selectors.inboxes_visible_to(request.user), pk=pk)
+        data = RoutingIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        routing = assignment.routing_update(inbox_id=inbox.pk, changes=data.validated_data)
+        return Response(RoutingOut(routing).data)

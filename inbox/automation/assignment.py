@@ -227,3 +227,24 @@ def members_availability(inbox: Inbox) -> list[dict]:
         }
         for user in members
     ]
+
+
+def routing_update(*, inbox_id: int, changes: dict) -> InboxRouting:
+    """Change an inbox's routing settings (the schedule is validated whole: 422 with the field). Turning
+    auto-assignment on assigns the conversations already waiting."""
+    from inbox.automation.hours import clean_hours
+
+    with transaction.atomic():
+        routing, _ = InboxRouting.objects.select_for_update().get_or_create(inbox_id=inbox_id)
+        was_on = routing.auto_assign
+        for field, value in changes.items():
+            setattr(routing, field, value)
+        schedule = clean_hours(
+            time_zone=routing.time_zone, weekly_hours=routing.weekly_hours, holidays=routing.holidays
+        )
+        for field, value in schedule.items():
+            setattr(routing, field, value)
+        routing.save()
+    if routing.auto_assign and not was_on:
+        assign_waiting(inbox_id)
+    return routing

@@ -205,3 +205,28 @@ def test_an_agent_whose_sockets_died_with_a_server_goes_offline_when_the_pings_s
     row = AgentAvailability.objects.get(user=ann)
     assert (row.effective_status, row.open_sockets) == ("offline", 0)
     assert AgentAvailability.objects.get(user=ben).effective_status == "online"
+
+
+def test_routing_settings_api_admins_change_agents_read_and_turning_on_assigns_the_waiting(
+    client, account, agents, inbox, django_user_model, django_capture_on_commit_callbacks
+):
+    ann, _ = agents
+    admin = django_user_model.objects.create_superuser("boss", password="pw")
+    with django_capture_on_commit_callbacks(execute=True):
+        waiting = user_writes(client, account, "u1")
+    online(ann)
+    assert Conversation.objects.get(pk=waiting.pk).assignee_id is None  # auto-assignment is off
+    url = f"/api/v1/inboxes/{inbox.pk}/routing/"
+    assert api(ann).get(url).json()["open_now"] is True
+    assert api(ann).patch(url, {"auto_assign": True}, format="json").status_code == 403
+    bad = api(admin).patch(url, {"time_zone": "Mars/Olympus"}, format="json")
+    assert bad.status_code == 422 and "time_zone" in bad.json()["fields"]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api(admin).patch(
+            url,
+            {"auto_assign": True, "first_response_minutes": 30, "weekly_hours": {"mon": [["09:00", "17:00"]]}},
+            format="json",
+        )
+    assert response.status_code == 200 and response.json()["auto_assign"] is True
+    assert response.json()["weekly_hours"] == {"mon": [["09:00", "17:00"]]}
+    assert Conversation.objects.get(pk=waiting.pk).assignee_id == ann.pk
