@@ -96,3 +96,6 @@ class ParkedReportAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+from inbox.automation import admin as _automation_admin  # noqa: E402, F401 - routing and automation models

@@ -12,6 +12,8 @@ class InboxConfig(AppConfig):
 
         from config import log_filters
         from inbox import domain_events, live
+        from inbox.automation import subscriber as automation
+        from inbox.automation import tasks as automation_tasks  # noqa: F401 - registers the Celery tasks
         from inbox.models import Inbox
         from inbox.reports import rollups
 
@@ -19,6 +21,7 @@ class InboxConfig(AppConfig):
         domain_events.subscribe(live.on_domain_events)
         domain_events.subscribe(rollups.on_domain_events)  # report roll-ups (inbox/reports/)
         pre_save.connect(rollups.on_inbox_saving, sender=Inbox, dispatch_uid="inbox.reports.time_zone")
+        domain_events.subscribe(automation.on_domain_events)
 
         # Open websockets lose what their user may no longer see (inbox/live.py: sockets_revoke).
         user_logged_out.connect(live.on_user_logged_out, dispatch_uid="inbox.live.logout")

@@ -8,6 +8,8 @@ import logging
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from inbox.automation import assignment as routing
+from inbox.automation.tasks import schedule_presence_expiry
 from inbox.live import SESSION_REVOKED, inbox_group, user_group
 from inbox.selectors import inbox_ids_visible_to
 
@@ -32,11 +34,25 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         ]
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
+        # Present before the hello: the page reloads its own availability on hello and must see this tab counted.
+        self.present_user_id = user.pk
+        await self._presence(routing.presence_connected, user.pk)
         await self.accept()
         await self.send_json({"type": "hello", "inboxes": len(self.groups_joined) - 1})
 
     async def disconnect(self, code: int) -> None:
         await self._leave_groups()
+        user_id, self.present_user_id = getattr(self, "present_user_id", None), None
+        if user_id is not None:
+            await self._presence(routing.presence_disconnected, user_id)
+            await database_sync_to_async(schedule_presence_expiry)()
+
+    async def _presence(self, change, user_id: int) -> None:
+        """Availability follows open tabs; a database hiccup must not close or refuse the socket."""
+        try:
+            await database_sync_to_async(change)(user_id)
+        except Exception:  # noqa: BLE001
+            logger.warning("presence of user %s not recorded", user_id, exc_info=True)
 
     async def _leave_groups(self) -> None:
         groups, self.groups_joined = getattr(self, "groups_joined", []), []
@@ -64,6 +80,8 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         # Clients only listen; a ping keeps proxies from closing an idle socket.
         if isinstance(content, dict) and content.get("type") == "ping":
             await self.send_json({"type": "pong"})
+            if getattr(self, "present_user_id", None) is not None:
+                await self._presence(routing.presence_heartbeat, self.present_user_id)
 
     async def inbox_event(self, message: dict) -> None:
         await self._deliver(message["event"])
@@ -81,4 +99,6 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             await self._leave_groups()
             await self.close(code=CLOSE_REVOKED)
             return
+        if event.get("type") == "agent.availability" and event.get("user_id") == getattr(self, "present_user_id", 0):
+            return  # the agent's own tabs know their status from REST; the hint is for their colleagues
         await self.send_json(event)

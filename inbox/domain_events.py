@@ -185,6 +185,25 @@ class ContactUpdated(DomainEvent):
     actor_id: int | None
 
 
+@dataclass(frozen=True)
+class AgentAvailabilityChanged(DomainEvent):
+    """An agent's effective availability changed (chosen in the UI, or offline after the last tab closed);
+    emitted once per inbox the agent is a member of. `status` is online, busy or offline."""
+
+    type: ClassVar[str] = "agent.availability_changed"
+    user_id: int
+    status: str
+
+
+@dataclass(frozen=True)
+class CsatRated(ConversationEvent):
+    """The customer rated a resolved conversation (1 to 5) on the public survey page."""
+
+    type: ClassVar[str] = "csat.rated"
+    survey_id: int
+    rating: int
+
+
 EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     ConversationCreated,
     MessageReceived,
@@ -202,6 +221,8 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     ConversationLabelsChanged,
     LabelsChanged,
     ContactUpdated,
+    AgentAvailabilityChanged,
+    CsatRated,
 )
 
 Subscriber = Callable[[list[DomainEvent]], None]

@@ -245,6 +245,10 @@ def events_for(event: domain_events.DomainEvent) -> list[dict]:
             return [labels_changed(inbox_id=event.inbox_id)]
         case domain_events.ContactUpdated():
             return [contact_updated(contact_id=event.contact_id)]
+        case domain_events.CsatRated():
+            return [{"type": "csat.rated", "conversation_id": event.conversation_id, "rating": event.rating}]
+        case domain_events.AgentAvailabilityChanged():
+            return [{"type": "agent.availability", "user_id": event.user_id, "status": event.status}]
         case domain_events.ConversionUpdated():
             return [
                 {

@@ -106,6 +106,7 @@ def with_list_annotations(qs: QuerySet[Conversation]) -> QuerySet[Conversation]:
             last_message_at=Subquery(latest.values("sent_at")[:1], output_field=DateTimeField()),
             unread_count=Coalesce(Subquery(unread, output_field=IntegerField()), Value(0)),
             replies_used=Coalesce(replies_counted_since(OuterRef("last_inbound_at")), Value(0)),
+            first_response_due_at=F("sla__due_at"),  # routing and automation: the first-response SLA
         )
     )
 
@@ -120,6 +121,11 @@ def window_rank():
         default=Value(timezone.now() + 2 * far, output_field=DateTimeField()),
         output_field=DateTimeField(),
     )
+
+
+def sla_rank():
+    """Sort key for 'SLA due first': the soonest (or most overdue) first-response deadline first, none last."""
+    return Coalesce(F("sla__due_at"), Value(timezone.now() + timedelta(days=365 * 100), output_field=DateTimeField()))
 
 
 def labels_visible_to(user, *, inbox: int | None = None) -> QuerySet[Label]:
@@ -171,7 +177,7 @@ def conversation_list(
             | Q(contact__channel_user_id__icontains=q)
             | Q(pk__in=Subquery(matching_messages.values("conversation")))
         )
-    return with_list_annotations(qs).annotate(window_rank=window_rank())
+    return with_list_annotations(qs).annotate(window_rank=window_rank(), sla_rank=sla_rank())
 
 
 def messages_visible_to(user) -> QuerySet[Message]:

@@ -209,6 +209,14 @@ CELERY_BEAT_SCHEDULE["inbox-sweep-orphan-uploads"] = {
     "task": "inbox.tasks.sweep_orphan_uploads",
     "schedule": 3600.0,
 }
+CELERY_BEAT_SCHEDULE["routing-expire-presence"] = {
+    "task": "inbox.automation.tasks.expire_presence",
+    "schedule": 15.0,
+}
+CELERY_BEAT_SCHEDULE["automation-no-agent-reply"] = {
+    "task": "inbox.automation.tasks.run_no_reply_rules",
+    "schedule": 60.0,
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -261,12 +269,28 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ConversationStatus": "inbox.models.Conversation.Status",
         "MessageStatus": "inbox.models.Message.Status",
+        "AgentAvailabilityStatus": "inbox.automation.models.AgentAvailability.Status",
+        "AutomationRuleEvent": "inbox.automation.models.AutomationRule.Event",
+        "ConversionEvent": "inbox.models.Conversion.Event",
     },
 }
 
 # Product limits (see README "Configuration").
 REPLY_WINDOW_HOURS = env.int("REPLY_WINDOW_HOURS", default=48)
 REPLY_QUOTA_PER_WINDOW = env.int("REPLY_QUOTA_PER_WINDOW", default=10)
+# An agent whose last browser tab closed is offline after this long (a reload or a flaky network is not leaving).
+AGENT_OFFLINE_GRACE_SECONDS = env.int("AGENT_OFFLINE_GRACE_SECONDS", default=60)
+# How long a CSAT rating link stays valid (it is single-use as well).
+CSAT_LINK_DAYS = env.int("CSAT_LINK_DAYS", default=7)
+# Automation rules' outgoing webhooks: tries before a delivery is failed; http:// and private addresses only
+# where a test or a private network needs them (they are refused by default: no requests into our own network).
+AUTOMATION_WEBHOOK_MAX_TRIES = env.int("AUTOMATION_WEBHOOK_MAX_TRIES", default=6)
+# Backoff between tries: base * 2^n with jitter, at most the max (below CELERY_VISIBILITY_TIMEOUT, or a waiting
+# retry would be handed out twice).
+AUTOMATION_WEBHOOK_RETRY_BASE_SECONDS = env.float("AUTOMATION_WEBHOOK_RETRY_BASE_SECONDS", default=10.0)
+AUTOMATION_WEBHOOK_RETRY_MAX_SECONDS = env.float("AUTOMATION_WEBHOOK_RETRY_MAX_SECONDS", default=1800.0)
+AUTOMATION_WEBHOOK_ALLOW_HTTP = env.bool("AUTOMATION_WEBHOOK_ALLOW_HTTP", default=False)
+AUTOMATION_WEBHOOK_ALLOW_PRIVATE = env.bool("AUTOMATION_WEBHOOK_ALLOW_PRIVATE", default=False)
 # Ads conversions an agent can report per conversation and hour (429 above): a sanity bound on fat fingers and abuse.
 CONVERSIONS_PER_CONVERSATION_PER_HOUR = env.int("CONVERSIONS_PER_CONVERSATION_PER_HOUR", default=10)
 # Report roll-ups kept by the domain-event subscriber (inbox/reports/rollups.py). deferred: events mark their

@@ -139,6 +139,9 @@ class ConversationOut(serializers.ModelSerializer):
     reply_window_closed_reason = serializers.SerializerMethodField()
     snoozed_until = serializers.SerializerMethodField()
     labels = serializers.SerializerMethodField()
+    first_response_due_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="First-response SLA: an agent should answer by then (null: none)."
+    )
 
     class Meta:
         model = Conversation
@@ -160,6 +163,7 @@ class ConversationOut(serializers.ModelSerializer):
             "reply_window_closed_reason",
             "snoozed_until",
             "labels",
+            "first_response_due_at",
             "version",
         ]
 

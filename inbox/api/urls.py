@@ -28,4 +28,6 @@ urlpatterns = [
     path("contacts/", views.ContactListView.as_view(), name="contact-list"),
     path("contacts/<int:pk>/", views.ContactDetailView.as_view(), name="contact-detail"),
     path("reports/", include("inbox.reports.urls")),
+    # Routing and automation: availability, teams, automation rules, CSAT (inbox/automation/).
+    path("", include("inbox.automation.urls")),
 ]

@@ -42,7 +42,11 @@ class ConversationCursor(SafeCursor):
     page_size = 25
     max_page_size = 100
     page_size_query_param = "page_size"
-    orderings = {"last_activity": ("-last_activity_at", "-id"), "window": ("window_rank", "id")}
+    orderings = {
+        "last_activity": ("-last_activity_at", "-id"),
+        "window": ("window_rank", "id"),
+        "sla": ("sla_rank", "id"),  # first-response SLA due first (inbox/automation/sla.py)
+    }
 
     def get_ordering(self, request, queryset, view):
         return self.orderings[view.filters["ordering"]]

@@ -182,6 +182,7 @@ def reply_queue(
     callback_data: str = "",
     idempotency_key: str = "",
     media_store: Callable[[], None] | None = None,
+    reopens: bool = True,
 ) -> Message:
     """Queue an agent's reply (TEXT, IMAGE or SHARE_POST) and schedule its send once committed.
 
@@ -197,6 +198,9 @@ def reply_queue(
 
     `media_store` (an uploaded image behind `media_url`) is called once every check passed, just before the row
     is written, so a refused reply writes no file; the caller discards it if the transaction fails after all.
+
+    A reply reopens a resolved conversation, except with `reopens=False` (automatic messages such as the CSAT
+    question, inbox/automation/).
     """
     if len(idempotency_key) > IDEMPOTENCY_KEY_MAX_CHARS:
         raise invalid_input(
@@ -217,6 +221,7 @@ def reply_queue(
             callback_data=callback_data,
             idempotency_key=idempotency_key or None,
             media_store=media_store,
+            reopens=reopens,
         )
     except IntegrityError:
         existing = _reply_with_key(conversation_id, author, idempotency_key)
@@ -245,6 +250,7 @@ def _reply_queue(
     callback_data: str,
     idempotency_key: str | None,
     media_store: Callable[[], None] | None = None,
+    reopens: bool = True,
 ) -> Message:
     with transaction.atomic():
         conversation = conversation_lock(conversation_id)
@@ -301,7 +307,7 @@ def _reply_queue(
             queued_at=now,
             sent_at=now,
         )
-        if conversation.status == Conversation.Status.RESOLVED:
+        if reopens and conversation.status == Conversation.Status.RESOLVED:
             # Writing to the customer again means the conversation is not done.
             conversation.status = Conversation.Status.OPEN
             conversation.save(update_fields=["status"])

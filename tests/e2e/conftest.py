@@ -85,6 +85,11 @@ WORKER_ENV = {
     "OUTBOX_RETRY_MAX_DELAY_SECONDS": "2",
     # Longer than any retry countdown plus a held (timed-out) request, so a waiting retry is not redelivered.
     "CELERY_VISIBILITY_TIMEOUT": "10",
+    # Automation rules' webhooks post to a receiver on 127.0.0.1 in the tests, retried quickly.
+    "AUTOMATION_WEBHOOK_ALLOW_HTTP": "1",
+    "AUTOMATION_WEBHOOK_ALLOW_PRIVATE": "1",
+    "AUTOMATION_WEBHOOK_RETRY_BASE_SECONDS": "0.5",
+    "AUTOMATION_WEBHOOK_RETRY_MAX_SECONDS": "2",
     # Django runs each ASGI request's sync code in a thread of its own: persistent connections would be
     # left behind by every request (PostgreSQL runs out of connections in a webhook storm). Django's docs:
     # disable them under ASGI.

@@ -10,6 +10,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from inbox import domain_events as de
+from inbox.automation.assignment import presence_connected
+from inbox.automation.csat import csat_rate, survey_token
+from inbox.automation.models import CsatSurvey
 from inbox.events import StatusReport
 from inbox.models import Message
 from inbox.services import (
@@ -101,6 +104,11 @@ def test_the_services_emit_every_event_type(agent, inbox, domain_events, setting
     label_create(inbox_id=inbox.pk, name="vip", color="#ff0000", actor=agent)
     conversation_set_labels(conversation_id=conversation.pk, names=["vip"], actor=agent)
     contact_update(contact_id=conversation.contact_id, actor=agent, display_name="Ann")
+    presence_connected(agent.pk)  # routing: the agent's effective availability changed (offline → online)
+    survey = CsatSurvey.objects.create(
+        conversation=conversation, resolved_version=1, outcome="queued", expires_at=timezone.now() + timedelta(days=1)
+    )
+    csat_rate(token=survey_token(survey), rating=5)  # the customer rated it (CSAT)
 
     emitted = {type(event) for event in domain_events}
     assert emitted == set(de.EVENT_TYPES), set(de.EVENT_TYPES) - emitted

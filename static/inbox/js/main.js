@@ -10,6 +10,8 @@ import { bindShortcuts } from "./shortcuts.js";
 import { attachImage, clearAttachment, clearQuote, closeShare, openShare, renderComposerState, send, setMode, typing } from "./views/composer.js";
 import { cannedKeydown, createCanned, openCannedFromShortcut, updateCannedPicker } from "./views/canned.js";
 import { addLabel, createLabel, loadLabels } from "./views/labels.js";
+import { loadCsat } from "./views/csat.js";
+import { bindAvailability, loadAvailability, memberGroups, memberTitle } from "./views/availability.js";
 import { initialLayout, setPane, toggleDetails } from "./views/layout.js";
 import { applyConversation, loadList, loadMore, refreshConversation, renderControls, renderList, saveFilters } from "./views/list.js";
 import { addAttributeRow, closeContactForm, contactChanged, editContact, loadGallery, saveContact } from "./views/panel.js";
@@ -66,6 +68,12 @@ function handleEvent(event) {
     case "contact.updated":
       contactChanged(event.contact_id);
       break;
+    case "csat.rated":
+      if (id === state.currentId) loadCsat(id);
+      break;
+    case "agent.availability":
+      $("assignee-select").dataset.inbox = ""; // the assign menu shows availability: load it afresh
+      break;
     case "labels.changed":
       loadLabels();
       break;
@@ -81,6 +89,7 @@ function handleEvent(event) {
 // After (re)connecting: whatever happened while we were away, the REST API knows.
 function resync() {
   loadLabels();
+  loadAvailability();
   loadList();
   if (state.currentId) openConversation(state.currentId, false);
 }
@@ -109,12 +118,14 @@ async function loadMembers() {
   const conv = currentConv();
   const select = $("assignee-select");
   if (!conv || select.dataset.inbox === String(conv.inbox.id)) return;
-  const result = await api("GET", "inboxes/" + conv.inbox.id + "/members/");
+  const result = await api("GET", "inboxes/" + conv.inbox.id + "/availability/");
   if (!result.ok) return;
   select.dataset.inbox = String(conv.inbox.id);
   select.replaceChildren(
     el("option", { value: "", text: "Assign to…" }),
-    ...result.data.map((member) => el("option", { value: String(member.id), text: member.id === ME ? member.name + " (you)" : member.name }))
+    ...memberGroups(result.data).map(([label, members]) =>
+      el("optgroup", { label }, ...members.map((member) => el("option", { value: String(member.id), text: member.id === ME ? member.name + " (you)" : member.name, title: memberTitle(member) })))
+    )
   );
 }
 
@@ -256,6 +267,8 @@ setInterval(() => state.currentId && renderComposerState(), 1000);
 setInterval(renderList, 30000);
 
 watchScroll();
+bindAvailability();
+loadAvailability();
 initialLayout();
 renderControls();
 renderNotifyButton();

@@ -5,7 +5,7 @@
 
 export const TABS = ["mine", "unassigned", "all"];
 export const STATUSES = ["open", "pending", "resolved"];
-export const ORDERINGS = ["last_activity", "window"];
+export const ORDERINGS = ["last_activity", "window", "sla"];
 export const MODES = ["reply", "note"];
 
 /** Filters from the URL's query (bookmarkable) first, then the ones last used, then defaults. */
@@ -82,6 +82,10 @@ export function matchesFilters(state, conv) {
 const FAR = 100 * 365 * 86400000;
 
 function sortKey(state, conv, now, windowHours) {
+  if (state.ordering === "sla") {
+    // First-response SLA: the most overdue / soonest due first, conversations with nothing due after.
+    return [conv.first_response_due_at ? new Date(conv.first_response_due_at).getTime() : now + FAR, conv.id];
+  }
   if (state.ordering === "window") {
     if (!conv.last_inbound_at) return [now + 2 * FAR, conv.id];
     const t = new Date(conv.last_inbound_at).getTime();
@@ -258,4 +262,11 @@ export function insertCanned(text, start, caret, rendered) {
 
 export function draftKey(conversationId) {
   return "inbox.draft." + conversationId;
+}
+
+/** The list row's SLA chip: time left to the first response, or how long it is overdue; null when nothing is due. */
+export function slaState(conv, now) {
+  if (!conv.first_response_due_at || conv.status === "resolved") return null;
+  const left = new Date(conv.first_response_due_at).getTime() - now;
+  return { overdue: left <= 0, ms: Math.abs(left), soon: left > 0 && left < 5 * 60000 };
 }

@@ -10,6 +10,7 @@ import {
   openThread,
   outgoingReplies,
   parseFilters,
+  slaState,
   placeInList,
   reactionsByTarget,
   sortedMessages,
@@ -121,6 +122,24 @@ test("window ordering: open windows soonest to close first, closed and never-ope
     placeInList(state, c, NOW, HOURS);
   }
   assert.deepEqual(state.order, [2, 3, 1, 4]);
+});
+
+test("sla ordering: most overdue first, then soonest due, nothing due last; the chip says left or overdue", () => {
+  const state = stateWith();
+  state.ordering = "sla";
+  const overdue = conv(1, { first_response_due_at: new Date(NOW - 600000).toISOString() });
+  const soon = conv(2, { first_response_due_at: new Date(NOW + 120000).toISOString() });
+  const later = conv(3, { first_response_due_at: new Date(NOW + 3600000).toISOString() });
+  const none = conv(4, { first_response_due_at: null });
+  for (const c of [none, later, overdue, soon]) {
+    storeConv(state, c);
+    placeInList(state, c, NOW, HOURS);
+  }
+  assert.deepEqual(state.order, [1, 2, 3, 4]);
+  assert.deepEqual(slaState(overdue, NOW), { overdue: true, ms: 600000, soon: false });
+  assert.deepEqual(slaState(soon, NOW), { overdue: false, ms: 120000, soon: true });
+  assert.equal(slaState(none, NOW), null);
+  assert.equal(slaState({ ...overdue, status: "resolved" }, NOW), null);
 });
 
 test("j/k walk the list from the open conversation", () => {

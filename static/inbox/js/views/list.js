@@ -3,7 +3,7 @@ import { coalesce } from "../api.js";
 import { actions, api, config, conversationUrl, ME, state } from "../ctx.js";
 import { $, apiError, el, fillAvatar } from "../dom.js";
 import { contactName, duration, fullTime, previewText, shortAgo, windowLeft } from "../format.js";
-import { filtersQuery, listParams, placeInList, storeConv, unreadConversations } from "../store.js";
+import { filtersQuery, listParams, placeInList, slaState, storeConv, unreadConversations } from "../store.js";
 import { labelChip } from "./labels.js";
 
 export function saveFilters() {
@@ -58,10 +58,18 @@ function windowChip(conv) {
   return el("span", { class: "window-chip " + cls, text: duration(left) + " left", title: "Reply window closes " + fullTime(conv.reply_window_closes_at) });
 }
 
+function slaChip(conv) {
+  const sla = slaState(conv, Date.now());
+  if (!sla) return null;
+  const due = "First response due " + fullTime(conv.first_response_due_at);
+  if (sla.overdue) return el("span", { class: "sla-chip sla-overdue", text: "SLA overdue " + duration(sla.ms), title: due });
+  return el("span", { class: "sla-chip" + (sla.soon ? " sla-soon" : ""), text: "SLA " + duration(sla.ms) + " left", title: due });
+}
+
 function renderRow(conv) {
   const avatar = el("div", { class: "avatar", "aria-hidden": "true" });
   fillAvatar(avatar, conv.contact);
-  const meta = el("div", { class: "row-meta" }, windowChip(conv));
+  const meta = el("div", { class: "row-meta" }, windowChip(conv), slaChip(conv));
   if (conv.status === "pending" && conv.snoozed_until) {
     meta.append(el("span", { class: "snooze-chip", text: "Snoozed", title: "Reopens " + fullTime(conv.snoozed_until) }));
   }

@@ -10,6 +10,7 @@ import { renderLabelManager, renderThreadLabels } from "./labels.js";
 import { setPane } from "./layout.js";
 import { applyConversation, refreshConversation, renderList } from "./list.js";
 import { closeContactForm, loadContact, loadGallery, renderSidePanel } from "./panel.js";
+import { loadCsat } from "./csat.js";
 
 /** Opens a conversation; `focus` puts the cursor in the composer (not when walking the list with j/k). */
 export async function openConversation(id, push, { focus = true } = {}) {
@@ -49,6 +50,7 @@ export async function openConversation(id, push, { focus = true } = {}) {
   document.body.dataset.threadReady = String(id);
   markRead(id);
   loadContact();
+  loadCsat(id);
   if (switching) showCannedManager();
   loadGallery();
   if (switching && focus && window.matchMedia("(min-width: 761px)").matches) $("composer-text").focus();
