@@ -54,6 +54,8 @@ def cell_text(value, unit: str) -> str:
         return ""
     if unit in ("min", "%"):
         return f"{value:.1f}"
+    if unit == "avg":
+        return f"{value:.2f}"
     return str(value)
 
 
@@ -62,7 +64,12 @@ class ReportFilters(serializers.Serializer):
     until = serializers.DateField(required=False, help_text="Last day, included; default today")
     inbox = serializers.IntegerField(required=False, min_value=1, max_value=2**62, help_text="One inbox; default all")
     agent = serializers.IntegerField(required=False, min_value=1, max_value=2**62, help_text="One agent's figures")
-    # team (issue 15): a team id, turned into its members' ids for ReportScope.agent_ids.
+    team = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=2**62,
+        help_text="One team's figures: its members' (as the agent filter counts them), in the team's inbox",
+    )
 
     def validate(self, data: dict) -> dict:
         until = data.get("until") or timezone.localdate()
@@ -83,18 +90,25 @@ def report_scope(request: Request) -> selectors.ReportScope:
         if filters["inbox"] not in inbox_ids:
             raise ApplicationError("invalid_inbox", "no such inbox", status=422, fields={"inbox": ["no such inbox"]})
         inbox_ids = [filters["inbox"]]
+    agent_ids = (filters["agent"],) if "agent" in filters else None
+    if "team" in filters:
+        team = selectors.report_teams(inbox_ids).filter(pk=filters["team"]).first()
+        if team is None:  # another inbox's team, or none: refused like an inbox the caller may not see
+            raise ApplicationError("invalid_team", "no such team", status=422, fields={"team": ["no such team"]})
+        inbox_ids = [team.inbox_id]
+        members = {member.pk for member in team.members.all()}
+        agent_ids = tuple(sorted(members if agent_ids is None else members & set(agent_ids)))
     return selectors.ReportScope(
-        inbox_ids=tuple(inbox_ids),
-        since=filters["since"],
-        until=filters["until"],
-        agent_ids=(filters["agent"],) if "agent" in filters else None,
+        inbox_ids=tuple(inbox_ids), since=filters["since"], until=filters["until"], agent_ids=agent_ids
     )
 
 
 class ColumnOut(serializers.Serializer):
     key = serializers.CharField()
     label = serializers.CharField()
-    unit = serializers.CharField(help_text='"min" (minutes, one decimal), "%" or empty (a count or a name)')
+    unit = serializers.CharField(
+        help_text='"min" (minutes, one decimal), "%" (one decimal), "avg" (an average rating, two decimals) or empty'
+    )
 
 
 class ChartOut(serializers.Serializer):
@@ -146,12 +160,16 @@ ResponseTimesView = _chart_view("response-times", "First response and resolution
 HeatmapView = _chart_view("heatmap", "Conversations opened per day of week and hour, in the inbox's time zone")
 AgentsView = _chart_view("agents", "Per agent: conversations, resolutions, replies, response and resolution times")
 SourcesView = _chart_view("sources", "Per source (organic, each ad, each TikTok.me ref): conversations, conversions")
+CsatView = _chart_view("csat", "CSAT: responses per rating (1 to 5), their share and the average rating")
+CsatAgentsView = _chart_view("csat-agents", "CSAT per agent of the rated resolution: responses, average, each rating")
 CHART_VIEWS = {
     "volume": VolumeView,
     "response-times": ResponseTimesView,
     "heatmap": HeatmapView,
     "agents": AgentsView,
     "sources": SourcesView,
+    "csat": CsatView,
+    "csat-agents": CsatAgentsView,
 }
 
 
@@ -165,9 +183,17 @@ class ChartLinkOut(serializers.Serializer):
     url = serializers.CharField()
 
 
+class TeamOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    inbox = serializers.IntegerField()
+    members = serializers.ListField(child=serializers.IntegerField(), help_text="Its agents' ids")
+
+
 class ReportIndexOut(serializers.Serializer):
     inboxes = NamedOut(many=True)
     agents = NamedOut(many=True, help_text="The members of those inboxes (the agent filter's choices)")
+    teams = TeamOut(many=True, help_text="The teams of those inboxes (the team filter's choices)")
     charts = ChartLinkOut(many=True)
     since = serializers.DateField()
     until = serializers.DateField()
@@ -186,11 +212,21 @@ class ReportIndexView(GenericAPIView):
             .order_by("first_name", "username")
         )
         until = timezone.localdate()
+        teams = selectors.report_teams([inbox.pk for inbox in inboxes]).order_by("inbox__name", "name")
         return Response(
             ReportIndexOut(
                 {
                     "inboxes": [{"id": inbox.pk, "name": inbox.name} for inbox in inboxes],
                     "agents": [{"id": user.pk, "name": user.get_full_name() or user.get_username()} for user in agents],
+                    "teams": [
+                        {
+                            "id": team.pk,
+                            "name": team.name if len(inboxes) < 2 else f"{team.name} ({team.inbox.name})",
+                            "inbox": team.inbox_id,
+                            "members": sorted(member.pk for member in team.members.all()),
+                        }
+                        for team in teams
+                    ],
                     "charts": [{"key": key, "url": reverse(f"report-{key}")} for key in selectors.CHARTS],
                     "since": until - timedelta(days=DEFAULT_DAYS - 1),
                     "until": until,

@@ -135,6 +135,24 @@ class ReportHour(models.Model):
         return f"{self.inbox_id} {self.day} {self.hour}h"
 
 
+class ReportCsat(models.Model):
+    """CSAT ratings per inbox, local day of the rating, agent of the rated resolution, and rating (1 to 5)."""
+
+    inbox = models.ForeignKey("inbox.Inbox", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    agent_id = models.BigIntegerField(default=0)
+    rating = models.PositiveSmallIntegerField()
+    responses = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["inbox", "day", "agent_id", "rating"], name="reportcsat_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.inbox_id} {self.day} agent {self.agent_id}: {self.responses} × {self.rating}"
+
+
 DAY_KEY = ["inbox_id", "day", "agent_id", "source_kind", "source_id"]
 DAY_COUNTS = [
     "opened",
@@ -150,3 +168,5 @@ DAY_COUNTS = [
 ]
 HOUR_KEY = ["inbox_id", "day", "hour", "agent_id"]
 HOUR_COUNTS = ["opened"]
+CSAT_KEY = ["inbox_id", "day", "agent_id", "rating"]
+CSAT_COUNTS = ["responses"]

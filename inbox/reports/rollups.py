@@ -1,11 +1,12 @@
 """Report roll-ups: kept from the domain events, rebuilt from the raw rows, by the same code.
 
-A conversation's figures (its cycles, the counts it adds to each day and hour) are a pure function of its raw
-rows: messages, audit log, conversions (`conversation_figures`). The subscriber recomputes the conversations an
-event batch touched and applies to the roll-ups only the difference to what they contributed before (kept in
-`ReportState`). So a redelivered webhook, a reopening, an out-of-order status report or a reassignment moves
-the figures exactly as a rebuild would: `manage.py rebuild_reports` runs the same function on every
-conversation, starting from empty tables (tests/inbox/test_reports_rollups.py proves both equal).
+A conversation's figures (its cycles, the counts it adds to each day and hour, its CSAT ratings) are a pure
+function of its raw rows: messages, audit log, conversions, rated surveys (`conversation_figures`). The
+subscriber recomputes the conversations an event batch touched and applies to the roll-ups only the difference
+to what they contributed before (kept in `ReportState`). So a redelivered webhook, a reopening, an out-of-order
+status report or a reassignment moves the figures exactly as a rebuild would: `manage.py rebuild_reports` runs
+the same function on every conversation, starting from empty tables (tests/inbox/test_reports_rollups.py proves
+both equal).
 
 Cost: one batch of events costs a fixed number of statements whatever its size (the conversations' rows are
 read together, the differences written with one pipelined upsert per table). Definitions: README, "Reports".
@@ -16,7 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,8 +30,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from inbox import domain_events as de
+from inbox.automation.models import CsatSurvey
 from inbox.models import AuditLog, Conversation, Conversion, Message
 from inbox.reports.models import (
+    CSAT_COUNTS,
+    CSAT_KEY,
     DAY_COUNTS,
     DAY_KEY,
     HOUR_COUNTS,
@@ -39,6 +43,7 @@ from inbox.reports.models import (
     SOURCE_ORGANIC,
     SOURCE_OTHER,
     SOURCE_TIKTOK_ME,
+    ReportCsat,
     ReportCycle,
     ReportDay,
     ReportDirty,
@@ -62,6 +67,7 @@ _TOUCHING = (
     de.ConversationAssigned,
     de.ConversationStatusChanged,
     de.ConversionUpdated,
+    de.CsatRated,
 )
 
 
@@ -348,13 +354,23 @@ def source_of(referral: dict | None) -> tuple[str, str, str]:
     return kind, str(source_id)[:200], str(name)[:300]
 
 
-def conversation_figures(conversation: dict, messages: list[tuple], audits: list[tuple], conversions: list[tuple]):
+def conversation_figures(
+    conversation: dict,
+    messages: list[tuple],
+    audits: list[tuple],
+    conversions: list[tuple],
+    ratings: Iterable[tuple] = (),
+    *,
+    automation_id: int | None = None,
+):
     """The cycles (ReportCycle rows to write) and roll-up contributions of one conversation, from its raw rows.
 
     `conversation`: pk, inbox_id, created_at, referral, assignee_id, inbox__time_zone. `messages`: (pk, direction,
     at, author_id, status, referral) — `at` is when we stored an inbound message, when a reply's current attempt
     was queued; `audits`: (pk, action, actor_id, message_id, before, after, created_at); `conversions`: (pk,
-    author_id, occurred_at), not failed. All are the server's times: one clock for every boundary.
+    author_id, occurred_at), not failed; `ratings`: (pk, rating, rated_at, asked_at) of the CSAT surveys rated.
+    All are the server's times: one clock for every boundary. Messages by `automation_id` (the automation user:
+    CSAT questions, out-of-hours replies, rules' canned responses) are not agents' replies and open nothing.
     """
     tz = ZoneInfo(conversation["inbox__time_zone"] or settings.TIME_ZONE)
     inbox_id = conversation["inbox_id"]
@@ -397,6 +413,8 @@ def conversation_figures(conversation: dict, messages: list[tuple], audits: list
         start(cycle_of(at), at)
     any_referral = False
     for pk, direction, created_at, author_id, status, referral in messages:
+        if automation_id is not None and author_id == automation_id:
+            continue  # e.g. the CSAT question sent after a resolution would otherwise start a cycle
         seq = cycle_of(created_at)
         start(seq, created_at)
         cycle = cycles[seq]
@@ -487,10 +505,17 @@ def conversation_figures(conversation: dict, messages: list[tuple], audits: list
     for _pk, author_id, occurred_at in conversions:
         seq = min(cycle_of(occurred_at), len(cycles) - 1)
         add(occurred_at, author_id or 0, sources[seq], "conversions")
+    # A rating is of the resolution that asked for it (the last one at or before the survey was created: the
+    # survey is made right after the resolution commits), so it goes to that cycle's agent; on the day it was given.
+    csat: dict[tuple, int] = defaultdict(int)
+    for _pk, rating, rated_at, asked_at in ratings:
+        seq = min(max(bisect_right(resolved_times, asked_at) - 1, 0), len(rows) - 1)
+        csat[(inbox_id, local(rated_at).date(), rows[seq].agent_id, rating)] += 1
     contributions = {
         "d": [[*_json_key(key), counts] for key, counts in sorted(days.items(), key=_sort_key)],
         "h": [[*_json_key(key), count] for key, count in sorted(hours.items(), key=_sort_key)],
         "c": [_json_key(tuple(row.values()[2:])) for row in rows],  # to write only the cycles that changed
+        "s": [[*_json_key(key), count] for key, count in sorted(csat.items(), key=_sort_key)],
         "n": sum(len(cycle.inbound) for cycle in cycles),  # customer messages counted (the fast path checks it)
     }
     return rows, contributions
@@ -528,10 +553,19 @@ def _refresh(ids: list[int]) -> None:
     """One chunk, in a fixed number of statements: lock and read the states with their conversations, read the
     raw rows, write the differences."""
     if connection.vendor == "postgresql":
-        conversations, states, messages, audits, conversions = _load_postgresql(ids)
+        loaded = _load_postgresql(ids)
     else:
-        conversations, states, messages, audits, conversions = _load_portable(ids)
-    _refresh_loaded(conversations, states, messages, audits, conversions)
+        loaded = _load_portable(ids)
+    _refresh_loaded(*loaded, automation_id=_automation_id())
+
+
+def _automation_id() -> int | None:
+    """The automation user's id (None before it first acted)."""
+    from django.contrib.auth import get_user_model
+
+    from inbox.automation.rules import AUTOMATION_USERNAME
+
+    return get_user_model().objects.filter(username=AUTOMATION_USERNAME).values_list("pk", flat=True).first()
 
 
 def _load_portable(ids: list[int]):
@@ -569,11 +603,18 @@ def _load_portable(ids: list[int]):
         .values_list("conversation_id", "pk", "author_id", "occurred_at")
     ):
         conversions[conversation_id].append(tuple(row))
-    return conversations, {pk: value or {} for pk, value in states.items()}, messages, audits, conversions
+    ratings = defaultdict(list)
+    for conversation_id, *row in CsatSurvey.objects.filter(
+        conversation_id__in=states, rating__isnull=False, rated_at__isnull=False
+    ).values_list("conversation_id", "pk", "rating", "rated_at", "created_at"):
+        ratings[conversation_id].append(tuple(row))
+    states = {pk: value or {} for pk, value in states.items()}
+    return conversations, states, messages, audits, conversions, ratings
 
 
 def _load_postgresql(ids: list[int]):
     table = {model: connection.ops.quote_name(model._meta.db_table) for model in (ReportState, ReportCycle)}
+    csat = connection.ops.quote_name(CsatSurvey._meta.db_table)
     with connection.cursor() as cursor:
         # The state rows are the conversations' locks (taken in id order): two refreshes of one conversation
         # run one after the other, and the second reads what the first committed.
@@ -620,28 +661,38 @@ def _load_postgresql(ids: list[int]):
                FROM inbox_auditlog WHERE conversation_id = ANY(%s) AND action LIKE 'conversation.%%'
                UNION ALL
                SELECT 'c', conversation_id, id, '', author_id, NULL, NULL, NULL, {us("occurred_at")}
-               FROM inbox_conversion WHERE conversation_id = ANY(%s) AND status <> 'failed'""",  # noqa: S608
-            [found, found],
+               FROM inbox_conversion WHERE conversation_id = ANY(%s) AND status <> 'failed'
+               UNION ALL
+               SELECT 'r', conversation_id, id, '', rating, {us("created_at")}, NULL, NULL, {us("rated_at")}
+               FROM {csat} WHERE conversation_id = ANY(%s) AND rating IS NOT NULL
+                 AND rated_at IS NOT NULL""",  # noqa: S608 - a rating: (rating, asked at, rated at) in those columns
+            [found, found, found],
         )
+        ratings = defaultdict(list)
         for kind, conversation_id, pk, action, actor_id, message_id, before, after, at in cursor.fetchall():
             if kind == "a":
                 row = (pk, action, actor_id, message_id, _loads(before), _loads(after), _at(at))
                 audits[conversation_id].append(row)
+            elif kind == "r":
+                ratings[conversation_id].append((pk, actor_id, _at(at), _at(message_id)))
             else:
                 conversions[conversation_id].append((pk, actor_id, _at(at)))
-    return conversations, states, messages, audits, conversions
+    return conversations, states, messages, audits, conversions, ratings
 
 
-def _refresh_loaded(conversations, states, messages, audits, conversions) -> None:
+def _refresh_loaded(conversations, states, messages, audits, conversions, ratings, *, automation_id=None) -> None:
     table = {model: connection.ops.quote_name(model._meta.db_table) for model in (ReportState, ReportCycle)}
     day_delta: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(DAY_COUNTS))
     hour_delta: dict[tuple, int] = defaultdict(int)
+    csat_delta: dict[tuple, int] = defaultdict(int)
     cycles: list[CycleRow] = []
     rewritten: list[int] = []
     new_states: list[tuple[int, dict]] = []
     for conversation in conversations:
         pk = conversation["pk"]
-        rows, contributions = conversation_figures(conversation, messages[pk], audits[pk], conversions[pk])
+        rows, contributions = conversation_figures(
+            conversation, messages[pk], audits[pk], conversions[pk], ratings[pk], automation_id=automation_id
+        )
         old = states[pk]
         if contributions == old:
             continue
@@ -653,6 +704,10 @@ def _refresh_loaded(conversations, states, messages, audits, conversions) -> Non
             hour_delta[key] += counts[0]
         for key, counts in _as_dict(old, "h").items():
             hour_delta[key] -= counts[0]
+        for key, counts in _as_dict(contributions, "s").items():
+            csat_delta[key] += counts[0]
+        for key, counts in _as_dict(old, "s").items():  # none in a state stored before CSAT was counted
+            csat_delta[key] -= counts[0]
         if contributions["c"] != old.get("c"):
             rewritten.append(pk)
             cycles.extend(rows)
@@ -674,6 +729,7 @@ def _refresh_loaded(conversations, states, messages, audits, conversions) -> Non
             )
     _apply(ReportDay, DAY_KEY, DAY_COUNTS, {k: v for k, v in day_delta.items() if any(v)})
     _apply(ReportHour, HOUR_KEY, HOUR_COUNTS, {k: [v] for k, v in hour_delta.items() if v})
+    _apply(ReportCsat, CSAT_KEY, CSAT_COUNTS, {k: [v] for k, v in csat_delta.items() if v})
     if new_states and connection.vendor != "postgresql":
         for pk, contributions in new_states:
             ReportState.objects.filter(conversation_id=pk).update(contributions=contributions)
@@ -772,7 +828,7 @@ def rebuild(*, inbox_ids: list[int] | None = None) -> int:
                 cursor.execute(f"LOCK TABLE {connection.ops.quote_name(ReportState._meta.db_table)} IN EXCLUSIVE MODE")
         scope = {} if inbox_ids is None else {"inbox_id__in": inbox_ids}
         ReportState.objects.filter(conversation__in=conversations).delete()
-        for model in (ReportCycle, ReportDay, ReportHour):
+        for model in (ReportCycle, ReportDay, ReportHour, ReportCsat):
             model.objects.filter(**scope).delete()
     ids = list(conversations.order_by("pk").values_list("pk", flat=True))
     conversations_refresh(ids)

@@ -8,9 +8,9 @@ decimal), rates percent (one decimal).
 Medians and 90th percentiles are PostgreSQL's `percentile_disc` over the cycles' samples: the smallest sample
 with at least half (90 %) of the samples at or below it — always a time that really happened.
 
-Extension points (issue 15, not built here): a **team** filter narrows `agent_ids` in `ReportScope` to the
-team's members (every query below already filters on the agent columns through `scope.agent_q`); **CSAT**
-adds a chart function to CHARTS (the API and the page list the charts from there).
+A **team** filter narrows `agent_ids` in `ReportScope` to the team's members and `inbox_ids` to the team's
+inbox (every query below filters on the agent columns through `scope.agent_q`); the **CSAT** charts read
+`ReportCsat` (ratings per inbox, local day, agent and rating). The API and the page list the charts from CHARTS.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import ExtractIsoWeekDay
 
 from inbox.models import Inbox, ReportCycle, ReportDay, ReportHour
+from inbox.reports.models import ReportCsat
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 SOURCE_LABELS = {"organic": "Organic", "ad": "Ad", "tiktok_me": "TikTok.me link", "other": "Other referral"}
@@ -43,6 +44,10 @@ class ReportScope:
 
     def days(self) -> list[date]:
         return [self.since + timedelta(days=n) for n in range((self.until - self.since).days + 1)]
+
+
+def _average(total: int, count: int) -> float | None:
+    return None if not count else round(total / count, 2)
 
 
 def _minutes(seconds) -> float | None:
@@ -348,13 +353,96 @@ def sources(scope: ReportScope) -> dict:
     }
 
 
-# The charts, in the page's order. CSAT (issue 15): add its chart function here.
+def _csat_qs(scope: ReportScope):
+    return ReportCsat.objects.filter(
+        scope.agent_q(), inbox_id__in=scope.inbox_ids, day__gte=scope.since, day__lte=scope.until
+    )
+
+
+def csat(scope: ReportScope) -> dict:
+    """CSAT: responses per rating (1 to 5), their share, and the average rating."""
+    found = dict(_csat_qs(scope).values("rating").annotate(n=Sum("responses")).order_by().values_list("rating", "n"))
+    responses = sum(found.values())
+    rows = [
+        {
+            "rating": rating,
+            "label": f"{rating} ★",
+            "responses": found.get(rating, 0),
+            "share": _percent(found.get(rating, 0), responses),
+        }
+        for rating in range(5, 0, -1)
+    ]
+    return {
+        "chart": "csat",
+        "title": "Customer satisfaction (CSAT)",
+        "kind": "bar",
+        "x": "label",
+        "series": ["responses"],
+        "columns": [
+            _column("rating", "Rating"),
+            _column("responses", "Responses"),
+            _column("share", "Share", "%"),
+        ],
+        "rows": rows,
+        "totals": {
+            "responses": responses,
+            "average": _average(sum(r * n for r, n in found.items()), responses),
+            "satisfied": _percent(found.get(4, 0) + found.get(5, 0), responses),
+        },
+    }
+
+
+def csat_agents(scope: ReportScope) -> dict:
+    """CSAT per agent (of the rated resolution): responses, average rating, and how many of each rating."""
+    found: dict[int, dict[int, int]] = {}
+    for agent_id, rating, n in (
+        _csat_qs(scope).values("agent_id", "rating").annotate(n=Sum("responses")).values_list("agent_id", "rating", "n")
+    ):
+        found.setdefault(agent_id, {})[rating] = n
+    names = {
+        user.pk: user.get_full_name() or user.get_username()
+        for user in get_user_model().objects.filter(pk__in=[pk for pk in found if pk])
+    }
+    rows = []
+    for agent_id in sorted(found, key=lambda pk: (pk == 0, names.get(pk, "").lower(), pk)):
+        ratings = found[agent_id]
+        responses = sum(ratings.values())
+        rows.append(
+            {
+                "agent_id": agent_id or None,
+                "agent": names.get(agent_id, "No agent" if not agent_id else f"#{agent_id}"),
+                "responses": responses,
+                "average": _average(sum(r * n for r, n in ratings.items()), responses),
+                **{f"rating_{r}": ratings.get(r, 0) for r in range(1, 6)},
+            }
+        )
+    keys = ["responses", *(f"rating_{r}" for r in range(1, 6))]
+    return {
+        "chart": "csat-agents",
+        "title": "CSAT per agent",
+        "kind": "bar",
+        "x": "agent",
+        "series": ["responses"],
+        "columns": [
+            _column("agent", "Agent"),
+            _column("responses", "Responses"),
+            _column("average", "Average", "avg"),
+            *(_column(f"rating_{r}", f"{r} ★") for r in range(1, 6)),
+        ],
+        "rows": rows,
+        "totals": _totals(rows, keys),
+    }
+
+
+# The charts, in the page's order.
 CHARTS: dict[str, Callable[[ReportScope], dict]] = {
     "volume": volume,
     "response-times": response_times,
     "heatmap": heatmap,
     "agents": agents,
     "sources": sources,
+    "csat": csat,
+    "csat-agents": csat_agents,
 }
 
 
@@ -363,3 +451,10 @@ def report_inboxes(user) -> list[Inbox]:
     from inbox.selectors import inboxes_visible_to
 
     return list(inboxes_visible_to(user).order_by("name"))
+
+
+def report_teams(inbox_ids):
+    """The teams of these inboxes (the team filter's choices), with their members prefetched."""
+    from inbox.automation.models import Team
+
+    return Team.objects.filter(inbox_id__in=inbox_ids).select_related("inbox").prefetch_related("members")

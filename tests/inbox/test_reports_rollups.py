@@ -13,8 +13,11 @@ from django.db import connection  # noqa: F401 - the skipif condition reads it
 from django.db.models import Sum
 from django.utils import timezone
 
+from inbox.automation.csat import csat_rate, survey_token
+from inbox.automation.models import CsatSurvey, InboxRouting
 from inbox.models import Inbox, ReportCycle, ReportDay, ReportDirty, ReportHour, ReportState
 from inbox.reports import rollups
+from inbox.reports.models import ReportCsat
 from tests.inbox.reports_helpers import AD, TIKTOK_ME, Stream
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +40,17 @@ def snapshot(inbox_ids=None) -> dict:
             ReportHour.objects.filter(**scope).values_list("inbox_id", "day", "hour", "agent_id", "opened")
         ),
         "cycles": sorted(tuple(row) for row in ReportCycle.objects.filter(**scope).values_list(*cycle_fields)),
+        "csat": sorted(
+            ReportCsat.objects.filter(**scope).values_list("inbox_id", "day", "agent_id", "rating", "responses")
+        ),
     }
+
+
+def rate(s: Stream, conversation, rating: int) -> None:
+    """The customer rates the latest survey of the conversation on the public page (the service behind it)."""
+    survey = CsatSurvey.objects.filter(conversation=conversation).order_by("-created_at", "-pk").first()
+    with s.commit(execute=True):
+        csat_rate(token=survey_token(survey), rating=rating)
 
 
 @pytest.fixture
@@ -54,6 +67,7 @@ def test_incremental_roll_ups_equal_a_rebuild_on_a_mixed_stream(
 ):
     settings.REPORTS_ROLLUPS = mode
     inbox = Inbox.objects.create(name="Support", time_zone="Europe/Berlin")
+    InboxRouting.objects.create(inbox=inbox, csat_enabled=True)  # each resolution asks for a rating
     agent = django_user_model.objects.create_user("agent", password="pw")
     colleague = django_user_model.objects.create_user("colleague", password="pw")
     inbox.members.add(agent, colleague)
@@ -78,7 +92,10 @@ def test_incremental_roll_ups_equal_a_rebuild_on_a_mixed_stream(
         clock.shift(timedelta(minutes=30))
         s.status(conversation_id=alice.pk, status="resolved", actor=agent)
 
-        clock.shift(timedelta(days=1, hours=-1))  # the next day, 08:00 Berlin
+        clock.shift(timedelta(minutes=5))
+        rate(s, alice, 4)  # alice rates her first resolution (the agent's) the same day
+
+        clock.shift(timedelta(days=1, hours=-1, minutes=-5))  # the next day, 08:00 Berlin
         s.inbound("alice", 2, times=2)  # reopens (cycle 1), redelivered once
         carol = s.inbound("carol", 1)
         clock.shift(timedelta(minutes=5))
@@ -101,6 +118,10 @@ def test_incremental_roll_ups_equal_a_rebuild_on_a_mixed_stream(
         s.status(conversation_id=bob.pk, status="resolved", actor=colleague)
         frank = s.inbound("frank", 1)
         s.report(s.reply(frank, agent), "failed")  # the last event of frank's: the reply no longer counts
+        clock.shift(timedelta(minutes=10))
+        rate(s, bob, 2)  # bob's latest resolution: the colleague's
+        rate(s, alice, 5)  # alice's second resolution, rated a day after it
+        s.assign(conversation_id=alice.pk, assignee=colleague, actor=agent)  # later: the rating stays the agent's
 
     incremental = snapshot()
     assert bool(drains_scheduled) == (mode == "deferred") and not ReportDirty.objects.exists()
@@ -117,7 +138,7 @@ def test_incremental_roll_ups_equal_a_rebuild_on_a_mixed_stream(
     )
     # opened: alice ×2, bob ×2 (a reopening by hand counts), carol, frank; redeliveries counted once; frank's
     # failed reply is not counted.
-    assert totals == {"opened": 6, "resolved": 4, "inn": 6, "out": 4}
+    assert totals == {"opened": 6, "resolved": 4, "inn": 6, "out": 4}  # CSAT questions are not agents' replies
     assert ReportCycle.objects.get(conversation_id=frank.pk).first_response_at is None
     alice_cycles = ReportCycle.objects.filter(conversation_id=alice.pk).order_by("seq")
     assert [(c.opened_day, c.first_response_seconds, c.resolved_day, c.resolution_seconds) for c in alice_cycles] == [
@@ -140,6 +161,13 @@ def test_incremental_roll_ups_equal_a_rebuild_on_a_mixed_stream(
         (day1, agent.pk, "organic")
     ]
     assert ReportHour.objects.filter(day=day0, hour=9).aggregate(n=Sum("opened"))["n"] == 2
+    # Ratings: on the day given, for the agent of the resolution rated; bob's first survey was never answered.
+    assert CsatSurvey.objects.count() == 4 and CsatSurvey.objects.filter(rating__isnull=False).count() == 3
+    assert snapshot()["csat"] == [
+        (inbox.pk, day0, agent.pk, 4, 1),
+        (inbox.pk, day2, agent.pk, 5, 1),
+        (inbox.pk, day2, colleague.pk, 2, 1),
+    ]
 
 
 def test_deferred_marks_each_conversation_once_and_a_drain_refreshes_it_once(
@@ -268,7 +296,8 @@ def test_a_time_zone_must_be_an_iana_name():
 
 def test_figures_of_a_conversation_are_a_function_of_its_rows():
     """The definitions on hand-made rows: a reply before the customer wrote does not stop the clock; a reopening
-    starts a new cycle; a failed reply is not a response."""
+    starts a new cycle; a failed reply is not a response; the automation's CSAT question after a resolution opens
+    nothing; a rating goes to the agent of the resolution it rates, on the day it was given."""
     t0 = datetime(2026, 3, 2, 10, 0, tzinfo=ZoneInfo("UTC"))  # a pure function: any fixed date will do
 
     def at(minutes):
@@ -288,12 +317,14 @@ def test_figures_of_a_conversation_are_a_function_of_its_rows():
         (3, "out", at(7), 9, "delivered", {}),
         (4, "in", at(100), None, "", AD),
         (5, "out", at(130), 8, "seen", {}),
+        (6, "out", at(61), 77, "delivered", {}),  # the CSAT question, by the automation user (77)
     ]
     audits = [
         (1, "conversation.resolved", 9, None, {"status": "open"}, {"status": "resolved"}, at(60)),
         (2, "conversation.reopened", None, 4, {"status": "resolved"}, {"status": "open"}, at(100.01)),
     ]
-    cycles, contributions = rollups.conversation_figures(conversation, messages, audits, [])
+    ratings = [(1, 3, at(60 * 24 + 1), at(60))]  # asked at the first resolution, rated the next day
+    cycles, contributions = rollups.conversation_figures(conversation, messages, audits, [], ratings, automation_id=77)
     assert [(c.seq, c.first_response_seconds, c.responder_id, c.resolution_seconds) for c in cycles] == [
         (0, 7 * 60, 9, 60 * 60),
         (1, 30 * 60, 8, None),
@@ -306,3 +337,7 @@ def test_figures_of_a_conversation_are_a_function_of_its_rows():
     opened, replied = rollups.COUNT_INDEX["opened"], rollups.COUNT_INDEX["replied"]
     assert (days[(1, day, 0, "ad", "ad-7")][opened], days[(1, day, 0, "ad", "ad-7")][replied]) == (1, 1)
     assert days[(1, day, 8, "ad", "ad-7")][rollups.COUNT_INDEX["messages_out"]] == 1
+    assert sum(counts[rollups.COUNT_INDEX["messages_out"]] for counts in days.values()) == 2  # not the question
+    assert contributions["s"] == [[1, date(2026, 3, 3).isoformat(), 9, 3, 1]]
+    without, _ = rollups.conversation_figures(conversation, messages, audits, [])  # were it an agent's reply …
+    assert without[1].opened_at == at(61)  # … it would have reopened the conversation

@@ -8,6 +8,7 @@ export const COLORS = ["#fe2c55", "#0a9c98", "#161823", "#c77700"];
 export function cellText(value, unit) {
   if (value === null || value === undefined) return "";
   if (unit === "min" || unit === "%") return Number(value).toFixed(1);
+  if (unit === "avg") return Number(value).toFixed(2);
   return String(value);
 }
 
@@ -22,7 +23,7 @@ export function niceMax(value) {
 /** The query string of a filter state: only what is set, in a fixed order. */
 export function queryOf(filters) {
   const params = new URLSearchParams();
-  for (const key of ["since", "until", "inbox", "agent"]) if (filters[key]) params.set(key, filters[key]);
+  for (const key of ["since", "until", "inbox", "team", "agent"]) if (filters[key]) params.set(key, filters[key]);
   return params.toString();
 }
 

@@ -8,7 +8,7 @@ import { cellText, drawChart, legend, queryOf } from "./report-charts.js";
 const config = JSON.parse(document.getElementById("reports-config").textContent);
 const api = createApi({ base: config.api, loginUrl: config.login_url });
 const $ = (id) => document.getElementById(id);
-const fields = { since: $("filter-since"), until: $("filter-until"), inbox: $("filter-inbox"), agent: $("filter-agent") };
+const fields = { since: $("filter-since"), until: $("filter-until"), inbox: $("filter-inbox"), team: $("filter-team"), agent: $("filter-agent") };
 const charts = $("report-charts");
 let index = null;
 let generation = 0;
@@ -70,6 +70,14 @@ async function load() {
   charts.dataset.state = "ready";
 }
 
+// Only the chosen inbox's teams are offered (a team belongs to one inbox); one of another inbox is dropped.
+function showTeams() {
+  for (const option of fields.team.options) {
+    if (option.value) option.hidden = Boolean(fields.inbox.value) && option.dataset.inbox !== fields.inbox.value;
+  }
+  if (fields.team.selectedOptions[0]?.hidden) fields.team.value = "";
+}
+
 function daysBack(days) {
   const until = new Date(index.until + "T00:00:00Z");
   const since = new Date(until.getTime() - (days - 1) * 86400000);
@@ -84,11 +92,16 @@ async function start() {
   index = answer.data;
   for (const inbox of index.inboxes) fields.inbox.append(el("option", { value: inbox.id, text: inbox.name }));
   for (const agent of index.agents) fields.agent.append(el("option", { value: agent.id, text: agent.name }));
+  for (const team of index.teams) fields.team.append(el("option", { value: team.id, text: team.name, dataset: { inbox: team.inbox } }));
+  $("filter-team-label").hidden = !index.teams.length;
   const params = new URLSearchParams(location.search);
   fields.since.value = params.get("since") || index.since;
   fields.until.value = params.get("until") || index.until;
   fields.inbox.value = params.get("inbox") || "";
+  fields.team.value = params.get("team") || "";
   fields.agent.value = params.get("agent") || "";
+  showTeams();
+  fields.inbox.addEventListener("change", showTeams);
   for (const input of Object.values(fields)) input.addEventListener("change", load);
   for (const button of document.querySelectorAll("[data-days]")) button.addEventListener("click", () => daysBack(Number(button.dataset.days)));
   $("report-filters").addEventListener("submit", (event) => event.preventDefault());
