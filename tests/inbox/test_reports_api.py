@@ -1,5 +1,5 @@
 """`/api/v1/reports/…`: figures from the roll-ups equal figures computed here from the raw rows; scoped to the
-caller's inboxes; filters; CSV equal to the JSON table; bad input is a 422 with a reason."""
+caller's inboxes; filters (a team's too); CSV equal to the JSON table; bad input is a 422 with a reason; CSAT."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from inbox.models import Inbox, Message
+from inbox.automation.csat import csat_rate, survey_token
+from inbox.automation.models import CsatSurvey, InboxRouting, Team
+from inbox.models import AuditLog, Inbox, Message
 from inbox.reports.api import cell_text
 from tests.inbox.helpers import api
 from tests.inbox.reports_helpers import AD, Stream
@@ -45,6 +47,13 @@ def history(django_user_model, django_capture_on_commit_callbacks):
     admin = django_user_model.objects.create_superuser("admin", password="pw")
     support.members.add(agent, colleague)
     other.members.add(outsider)
+    InboxRouting.objects.create(inbox=support, csat_enabled=True)  # each resolution asks for a rating
+    front = Team.objects.create(inbox=support, name="Front")
+    front.members.add(agent)
+    billing = Team.objects.create(inbox=support, name="Billing")
+    billing.members.add(colleague)
+    sales = Team.objects.create(inbox=other, name="Sales")
+    sales.members.add(outsider)
     s, o = Stream(support, django_capture_on_commit_callbacks), Stream(other, django_capture_on_commit_callbacks)
     start = timezone.now().astimezone(BERLIN).replace(hour=9, minute=0, second=0, microsecond=0) - timedelta(days=3)
     with time_machine.travel(start, tick=False) as clock:
@@ -62,6 +71,11 @@ def history(django_user_model, django_capture_on_commit_callbacks):
         s.reply(carol, colleague)
         s.status(conversation_id=bob.pk, status="resolved", actor=agent)
         o.inbound("zed", 1)
+        clock.shift(timedelta(minutes=30))
+        for conversation, rating in ((alice, 5), (bob, 2)):  # the customers rate on the public page
+            survey = CsatSurvey.objects.get(conversation=conversation)
+            with django_capture_on_commit_callbacks(execute=True):
+                csat_rate(token=survey_token(survey), rating=rating)
     return {
         "support": support,
         "other": other,
@@ -69,6 +83,9 @@ def history(django_user_model, django_capture_on_commit_callbacks):
         "colleague": colleague,
         "outsider": outsider,
         "admin": admin,
+        "front": front,
+        "billing": billing,
+        "sales": sales,
         "day0": start.date(),
         "day1": (start + timedelta(days=1)).date(),
     }
@@ -136,7 +153,19 @@ def test_sources_heatmap_and_index(history):
     index = client.get("/api/v1/reports/").json()
     assert [inbox["name"] for inbox in index["inboxes"]] == ["Support"]
     assert {agent["name"] for agent in index["agents"]} == {"Ada", "Cole"}
-    assert [chart["key"] for chart in index["charts"]] == ["volume", "response-times", "heatmap", "agents", "sources"]
+    assert [chart["key"] for chart in index["charts"]] == [
+        "volume",
+        "response-times",
+        "heatmap",
+        "agents",
+        "sources",
+        "csat",
+        "csat-agents",
+    ]
+    assert [(team["name"], team["members"]) for team in index["teams"]] == [
+        ("Billing", [history["colleague"].pk]),
+        ("Front", [history["agent"].pk]),
+    ]  # the support inbox's teams only: Sales is another inbox's
 
 
 def test_scoped_to_the_inboxes_the_caller_may_see(history):
@@ -152,7 +181,7 @@ def test_scoped_to_the_inboxes_the_caller_may_see(history):
     assert APIClient().get("/api/v1/reports/volume/").status_code in (401, 403)
 
 
-@pytest.mark.parametrize("chart", ["volume", "response-times", "heatmap", "agents", "sources"])
+@pytest.mark.parametrize("chart", ["volume", "response-times", "heatmap", "agents", "sources", "csat", "csat-agents"])
 def test_csv_is_the_table(history, chart):
     client = api(history["agent"])
     table = client.get(f"/api/v1/reports/{chart}/", params(history)).json()
@@ -174,6 +203,7 @@ def test_csv_is_the_table(history, chart):
         ({"since": "2020-01-01", "until": "2026-01-01"}, "since"),
         ({"agent": "-3"}, "agent"),
         ({"inbox": "x"}, "inbox"),
+        ({"team": "0"}, "team"),
     ],
 )
 def test_bad_filters_are_a_422_with_the_field(history, query, field):
@@ -190,3 +220,85 @@ def test_the_reports_page_needs_a_login_and_links_from_the_inbox(client, history
     page = client.get("/reports/")
     assert page.status_code == 200 and b'id="report-charts"' in page.content and b"reports-config" in page.content
     assert b'href="/reports/"' in client.get("/").content
+
+
+def csat_from_raw_rows(inbox, since, until) -> dict:
+    """The ratings of an inbox's conversations given in the range (the inbox's local days), each for the agent of
+    the resolution it rates: the assignee then, or whoever resolved it — read from the surveys and the audit log."""
+    zone = ZoneInfo(inbox.time_zone)
+    per_agent: dict = {}
+    for survey in CsatSurvey.objects.filter(conversation__inbox=inbox, rating__isnull=False):
+        if not since <= survey.rated_at.astimezone(zone).date() <= until:
+            continue
+        audits = AuditLog.objects.filter(conversation=survey.conversation, created_at__lte=survey.created_at)
+        resolution = audits.filter(action="conversation.resolved").order_by("-created_at", "-pk").first()
+        assignment = (
+            audits.filter(
+                action__in=["conversation.assigned", "conversation.unassigned"], created_at__lte=resolution.created_at
+            )
+            .order_by("-created_at", "-pk")
+            .first()
+        )
+        agent = (assignment and assignment.after.get("assignee")) or resolution.actor_id
+        per_agent.setdefault(agent, []).append(survey.rating)
+    return per_agent
+
+
+def test_csat_equals_the_raw_rows(history):
+    support, until = history["support"], history["day0"] + timedelta(days=2)
+    per_agent = csat_from_raw_rows(support, history["day0"], until)
+    ratings = [rating for values in per_agent.values() for rating in values]
+    assert sorted(ratings) == [2, 5] and set(per_agent) == {history["agent"].pk}
+    client = api(history["agent"])
+    chart = client.get("/api/v1/reports/csat/", params(history)).json()
+    assert chart["totals"] == {
+        "responses": len(ratings),
+        "average": round(sum(ratings) / len(ratings), 2),
+        "satisfied": round(100 * sum(r >= 4 for r in ratings) / len(ratings), 1),
+    }
+    assert {row["rating"]: row["responses"] for row in chart["rows"]} == {r: ratings.count(r) for r in range(1, 6)}
+    assert [row["rating"] for row in chart["rows"]] == [5, 4, 3, 2, 1]
+    agents = client.get("/api/v1/reports/csat-agents/", params(history)).json()["rows"]
+    assert [(row["agent_id"], row["responses"], row["average"]) for row in agents] == [
+        (pk, len(values), round(sum(values) / len(values), 2)) for pk, values in per_agent.items()
+    ]
+    assert agents[0]["rating_5"] == 1 and agents[0]["rating_2"] == 1 and agents[0]["agent"] == "Ada"
+    # A range that ends before the ratings were given has none.
+    before = client.get("/api/v1/reports/csat/", {"since": "2025-01-01", "until": "2025-01-31"}).json()
+    assert before["totals"] == {"responses": 0, "average": None, "satisfied": None}
+
+
+def test_team_filter_is_its_members_figures(history):
+    client = api(history["agent"])
+    billing = client.get("/api/v1/reports/volume/", params(history, team=history["billing"].pk)).json()
+    assert billing["totals"]["messages_out"] == 2  # Cole's replies, as the agent filter counts them
+    agents = client.get("/api/v1/reports/agents/", params(history, team=history["billing"].pk)).json()["rows"]
+    assert [row["agent"] for row in agents] == ["Cole"]
+    times = client.get("/api/v1/reports/response-times/", params(history, team=history["billing"].pk)).json()
+    assert (times["totals"]["first_response_count"], times["totals"]["first_response_median"]) == (2, 5.0)
+    assert (
+        client.get("/api/v1/reports/csat/", params(history, team=history["billing"].pk)).json()["totals"]["responses"]
+        == 0
+    )  # the ratings are Ada's resolutions
+    front = client.get("/api/v1/reports/csat/", params(history, team=history["front"].pk)).json()
+    assert front["totals"]["responses"] == 2
+    # With an agent too: the members among them (Cole is not in Front).
+    none = client.get(
+        "/api/v1/reports/volume/", params(history, team=history["front"].pk, agent=history["colleague"].pk)
+    ).json()
+    assert none["totals"]["messages_out"] == 0
+
+
+def test_a_team_of_another_inbox_is_refused(history):
+    sales = history["sales"].pk
+    refused = api(history["agent"]).get("/api/v1/reports/volume/", params(history, team=sales))
+    assert refused.status_code == 422 and refused.json()["code"] == "invalid_team"
+    assert "team" in refused.json()["fields"]
+    unknown = api(history["agent"]).get("/api/v1/reports/volume/", params(history, team=sales + 1000))
+    assert unknown.status_code == 422 and unknown.json()["code"] == "invalid_team"
+    mixed = api(history["admin"]).get(
+        "/api/v1/reports/volume/", params(history, team=sales, inbox=history["support"].pk)
+    )
+    assert mixed.status_code == 422 and mixed.json()["code"] == "invalid_team"  # a team of another inbox
+    allowed = api(history["admin"]).get("/api/v1/reports/volume/", params(history, team=sales)).json()
+    assert allowed["totals"]["opened"] == 0  # zed is unassigned: no member's
