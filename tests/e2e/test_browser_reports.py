@@ -1,6 +1,6 @@
 """The Reports page in Chromium against the running stack: the figures it shows equal figures this test computes
-from the raw rows (messages, audit log), after changing the range, the inbox and the agent; each chart's CSV is
-its table; the page fits a 390 px phone."""
+from the raw rows (messages, audit log, CSAT surveys), after changing the range, the inbox, the team and the agent;
+each chart's CSV is its table; the page fits a 390 px phone."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ import time_machine
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
+from inbox.automation.csat import csat_rate, survey_token
+from inbox.automation.models import CsatSurvey, InboxRouting, Team
+from inbox.automation.rules import AUTOMATION_USERNAME
 from inbox.models import AuditLog, Inbox, Message
 from tests.e2e.test_browser import browser, shot  # noqa: F401 - `browser` is a fixture
 from tests.inbox.reports_helpers import AD, TIKTOK_ME, Stream
@@ -83,6 +86,9 @@ def test_reports_page_shows_the_raw_rows_figures_filters_and_csv(stack, open_rep
     sales.members.add(stack.agent)
     colleague = django_user_model.objects.create_user("colleague", password="pw", first_name="Cole")
     support.members.add(colleague)
+    InboxRouting.objects.create(inbox=support, csat_enabled=True)
+    billing = Team.objects.create(inbox=support, name="Billing")
+    billing.members.add(colleague)
     s = Stream(support, endpoint_id=stack.business_id)
     t = Stream(sales, endpoint_id=stack.business_id)
     today = timezone.now().astimezone(BERLIN)
@@ -93,6 +99,8 @@ def test_reports_page_shows_the_raw_rows_figures_filters_and_csv(stack, open_rep
         s.reply(u0, stack.agent)
         clock.shift(timedelta(minutes=30))
         s.status(conversation_id=u0.pk, status="resolved", actor=stack.agent)
+        clock.shift(timedelta(minutes=5))
+        csat_rate(token=survey_token(CsatSurvey.objects.get(conversation=u0)), rating=5)  # on the public page
         clock.move_to(start + timedelta(days=2))
         u1, u2 = s.inbound("u1", 1), s.inbound("u2", 1)
         clock.shift(timedelta(minutes=7))
@@ -107,6 +115,8 @@ def test_reports_page_shows_the_raw_rows_figures_filters_and_csv(stack, open_rep
         clock.shift(timedelta(minutes=37))
         t.reply(v1, stack.agent)
         s.status(conversation_id=u3.pk, status="resolved", actor=colleague)
+        clock.shift(timedelta(minutes=20))
+        csat_rate(token=survey_token(CsatSurvey.objects.get(conversation=u3)), rating=3)
 
     # The figures, from the raw rows: per local day of the support inbox.
     def day(at):
@@ -114,7 +124,10 @@ def test_reports_page_shows_the_raw_rows_figures_filters_and_csv(stack, open_rep
 
     support_messages = Message.objects.filter(conversation__inbox=support)
     expected_in = Counter(day(m.created_at) for m in support_messages.filter(direction="in"))
-    expected_out = Counter(day(m.queued_at) for m in support_messages.filter(direction="out"))
+    # Agents' replies: not the automation's CSAT questions.
+    replies = support_messages.filter(direction="out").exclude(author__username=AUTOMATION_USERNAME)
+    assert support_messages.filter(direction="out", author__username=AUTOMATION_USERNAME).count() == 2
+    expected_out = Counter(day(m.queued_at) for m in replies)
     expected_opened = Counter(day(c.created_at) for c in support.conversations.all())
     expected_resolved = Counter(
         day(a.created_at) for a in AuditLog.objects.filter(conversation__inbox=support, action="conversation.resolved")
@@ -122,7 +135,7 @@ def test_reports_page_shows_the_raw_rows_figures_filters_and_csv(stack, open_rep
     samples = []
     for conversation in support.conversations.all():
         first_in = conversation.messages.filter(direction="in").order_by("created_at").first().created_at
-        reply = conversation.messages.filter(direction="out").order_by("queued_at").first()
+        reply = replies.filter(conversation=conversation).order_by("queued_at").first()
         samples.append(((reply.queued_at - first_in).total_seconds(), reply.author_id))
     assert sorted(s for s, _ in samples) == [3 * 60, 7 * 60, 12 * 60, 25 * 60]
 
@@ -148,6 +161,33 @@ def test_reports_page_shows_the_raw_rows_figures_filters_and_csv(stack, open_rep
     sources = {row[0] + row[1]: row for row in table(page, "sources")[1:]}
     assert sources["Adad-7"][3] == "1" and sources["TikTok.me linkspring-promo"][3] == "1"
     assert sources["Organic"][3] == "2"
+
+    # CSAT, from the surveys: per rating, and per agent of the resolution rated (both unassigned: the resolver).
+    ratings = {survey.rating: survey for survey in CsatSurvey.objects.filter(conversation__inbox=support, rating__gt=0)}
+    assert sorted(ratings) == [3, 5]
+    resolver = {
+        a.conversation_id: a.actor
+        for a in AuditLog.objects.filter(conversation__inbox=support, action="conversation.resolved")
+    }
+    assert table(page, "csat")[1:] == [
+        [str(r), "1" if r in ratings else "0", "50.0" if r in ratings else "0.0"] for r in range(5, 0, -1)
+    ]
+    expect(page.locator('#chart-csat [data-total="average"]')).to_have_text("4")  # (5 + 3) / 2
+    expect(page.locator("#chart-csat svg")).to_be_visible()
+    per_agent = sorted(
+        (resolver[s.conversation_id].first_name or resolver[s.conversation_id].username, s.rating)
+        for s in ratings.values()
+    )
+    assert sorted((row[0], row[1], row[2]) for row in table(page, "csat-agents")[1:]) == [
+        (name, "1", f"{rating:.2f}") for name, rating in per_agent
+    ]
+
+    # The team filter: Billing is Cole alone.
+    page.select_option("#filter-team", str(billing.pk))
+    wait_loaded(page, team=billing.pk)
+    assert [row[0] for row in table(page, "agents")[1:]] == ["Cole"]
+    assert [row[:3] for row in table(page, "csat-agents")[1:]] == [["Cole", "1", "3.00"]]
+    page.select_option("#filter-team", "")
 
     # The agent filter: only Cole's replies and first responses.
     page.select_option("#filter-agent", str(colleague.pk))
@@ -176,7 +216,7 @@ def test_reports_page_shows_the_raw_rows_figures_filters_and_csv(stack, open_rep
     expect(page.locator('#chart-response-times [data-total="first_response_median"]')).to_have_text("40.0")
 
     # Each chart's CSV is its table.
-    for chart in ["volume", "response-times", "heatmap", "agents", "sources"]:
+    for chart in ["volume", "response-times", "heatmap", "agents", "sources", "csat", "csat-agents"]:
         href = page.locator(f"#chart-{chart} .csv-link").get_attribute("href")
         answer = page.request.get(stack.web_url + href)
         assert answer.ok and answer.headers["content-type"].startswith("text/csv")
