@@ -160,6 +160,7 @@ ResponseTimesView = _chart_view("response-times", "First response and resolution
 HeatmapView = _chart_view("heatmap", "Conversations opened per day of week and hour, in the inbox's time zone")
 AgentsView = _chart_view("agents", "Per agent: conversations, resolutions, replies, response and resolution times")
 SourcesView = _chart_view("sources", "Per source (organic, each ad, each TikTok.me ref): conversations, conversions")
+TeamsView = _chart_view("teams", "Per team: its members' conversations, replies, response times and CSAT")
 CsatView = _chart_view("csat", "CSAT: responses per rating (1 to 5), their share and the average rating")
 CsatAgentsView = _chart_view("csat-agents", "CSAT per agent of the rated resolution: responses, average, each rating")
 CHART_VIEWS = {
@@ -168,6 +169,7 @@ CHART_VIEWS = {
     "heatmap": HeatmapView,
     "agents": AgentsView,
     "sources": SourcesView,
+    "teams": TeamsView,
     "csat": CsatView,
     "csat-agents": CsatAgentsView,
 }

@@ -353,6 +353,125 @@ def sources(scope: ReportScope) -> dict:
     }
 
 
+def _team_percentiles(scope: ReportScope, pairs: list[tuple], *, day_field: str, seconds_field: str, agent_field: str):
+    """{team id: (count, median s, p90 s)} of the samples of each team's members in its inbox: one query, the
+    (team, inbox, agent) pairs joined as arrays (a member of two teams counts in both)."""
+    if not pairs:
+        return {}
+    if connection.vendor != "postgresql":
+        teams_of: dict[tuple, list[int]] = {}
+        for team_id, inbox_id, agent_id in pairs:
+            teams_of.setdefault((inbox_id, agent_id), []).append(team_id)
+        groups: dict[int, list] = {}
+        for inbox_id, agent_id, seconds in ReportCycle.objects.filter(
+            inbox_id__in=scope.inbox_ids, **{f"{day_field}__gte": scope.since, f"{day_field}__lte": scope.until}
+        ).values_list("inbox_id", agent_field, seconds_field):
+            for team_id in teams_of.get((inbox_id, agent_id), []):
+                groups.setdefault(team_id, []).append(seconds)
+        return {
+            key: (len(values), percentile_disc(values, 0.5), percentile_disc(values, 0.9))
+            for key, values in ((key, sorted(values)) for key, values in groups.items())
+        }
+    quote = connection.ops.quote_name
+    table, seconds = quote(ReportCycle._meta.db_table), quote(seconds_field)
+    sql = (
+        f"SELECT t.team, count(*), percentile_disc(0.5) WITHIN GROUP (ORDER BY c.{seconds}), "  # noqa: S608
+        f"percentile_disc(0.9) WITHIN GROUP (ORDER BY c.{seconds}) "
+        f"FROM {table} c JOIN unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS t(team, inbox, agent) "
+        f"ON c.inbox_id = t.inbox AND c.{quote(agent_field)} = t.agent "
+        f"WHERE c.inbox_id = ANY(%s) AND c.{quote(day_field)} BETWEEN %s AND %s GROUP BY t.team"
+    )
+    columns = [list(column) for column in zip(*pairs, strict=True)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*columns, list(scope.inbox_ids), scope.since, scope.until])
+        return {team: (n, median, p90) for team, n, median, p90 in cursor.fetchall()}
+
+
+def teams(scope: ReportScope) -> dict:
+    """Per team (of the inboxes in scope): its members' conversations, resolutions, replies, response and
+    resolution times, and CSAT — each counted as for one agent, summed over the members in the team's inbox."""
+    found = list(report_teams(scope.inbox_ids).order_by("inbox__name", "name"))
+    pairs = [
+        (team.pk, team.inbox_id, member.pk)
+        for team in found
+        for member in team.members.all()
+        if scope.agent_ids is None or member.pk in scope.agent_ids
+    ]
+    members_of: dict[tuple, list[int]] = {}
+    for team_id, inbox_id, agent_id in pairs:
+        members_of.setdefault((inbox_id, agent_id), []).append(team_id)
+    keys = ["opened", "resolved", "messages_out"]
+    counts = {team.pk: dict.fromkeys(keys, 0) for team in found}
+    for row in (
+        _days_qs(scope)
+        .filter(agent_id__in={agent for _, _, agent in pairs})
+        .values("inbox_id", "agent_id")
+        .annotate(**{k: Sum(k) for k in keys})
+        .order_by()
+    ):
+        for team_id in members_of.get((row["inbox_id"], row["agent_id"]), []):
+            for key in keys:
+                counts[team_id][key] += row[key] or 0
+    ratings = {team.pk: [0, 0] for team in found}  # responses, sum of ratings
+    for inbox_id, agent_id, rating, n in (
+        _csat_qs(scope)
+        .filter(agent_id__in={agent for _, _, agent in pairs})
+        .values("inbox_id", "agent_id", "rating")
+        .annotate(n=Sum("responses"))
+        .values_list("inbox_id", "agent_id", "rating", "n")
+    ):
+        for team_id in members_of.get((inbox_id, agent_id), []):
+            ratings[team_id][0] += n
+            ratings[team_id][1] += rating * n
+    first = _team_percentiles(
+        scope, pairs, day_field="first_response_day", seconds_field="first_response_seconds", agent_field="responder_id"
+    )
+    resolution = _team_percentiles(
+        scope, pairs, day_field="resolved_day", seconds_field="resolution_seconds", agent_field="agent_id"
+    )
+    several = len({team.inbox_id for team in found}) > 1
+    rows = []
+    for team in found:
+        f_n, f_median, f_p90 = first.get(team.pk, (0, None, None))
+        _r_n, r_median, r_p90 = resolution.get(team.pk, (0, None, None))
+        responses, total = ratings[team.pk]
+        rows.append(
+            {
+                "team_id": team.pk,
+                "team": f"{team.name} ({team.inbox.name})" if several else team.name,
+                **counts[team.pk],
+                "first_response_count": f_n,
+                "first_response_median": _minutes(f_median),
+                "first_response_p90": _minutes(f_p90),
+                "resolution_median": _minutes(r_median),
+                "resolution_p90": _minutes(r_p90),
+                "csat_responses": responses,
+                "csat_average": _average(total, responses),
+            }
+        )
+    return {
+        "chart": "teams",
+        "title": "Teams",
+        "kind": "bar",
+        "x": "team",
+        "series": ["resolved", "messages_out"],
+        "columns": [
+            _column("team", "Team"),
+            _column("opened", "Conversations"),
+            _column("resolved", "Resolved"),
+            _column("messages_out", "Replies"),
+            _column("first_response_median", "First response, median", "min"),
+            _column("first_response_p90", "First response, 90th pct", "min"),
+            _column("resolution_median", "Resolution, median", "min"),
+            _column("resolution_p90", "Resolution, 90th pct", "min"),
+            _column("csat_responses", "CSAT responses"),
+            _column("csat_average", "CSAT average", "avg"),
+        ],
+        "rows": rows,
+        "totals": {},  # a member of two teams counts in both: the rows do not add up to a whole
+    }
+
+
 def _csat_qs(scope: ReportScope):
     return ReportCsat.objects.filter(
         scope.agent_q(), inbox_id__in=scope.inbox_ids, day__gte=scope.since, day__lte=scope.until
@@ -441,6 +560,7 @@ CHARTS: dict[str, Callable[[ReportScope], dict]] = {
     "heatmap": heatmap,
     "agents": agents,
     "sources": sources,
+    "teams": teams,
     "csat": csat,
     "csat-agents": csat_agents,
 }

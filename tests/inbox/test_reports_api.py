@@ -159,6 +159,7 @@ def test_sources_heatmap_and_index(history):
         "heatmap",
         "agents",
         "sources",
+        "teams",
         "csat",
         "csat-agents",
     ]
@@ -181,7 +182,9 @@ def test_scoped_to_the_inboxes_the_caller_may_see(history):
     assert APIClient().get("/api/v1/reports/volume/").status_code in (401, 403)
 
 
-@pytest.mark.parametrize("chart", ["volume", "response-times", "heatmap", "agents", "sources", "csat", "csat-agents"])
+@pytest.mark.parametrize(
+    "chart", ["volume", "response-times", "heatmap", "agents", "sources", "teams", "csat", "csat-agents"]
+)
 def test_csv_is_the_table(history, chart):
     client = api(history["agent"])
     table = client.get(f"/api/v1/reports/{chart}/", params(history)).json()
@@ -302,3 +305,31 @@ def test_a_team_of_another_inbox_is_refused(history):
     assert mixed.status_code == 422 and mixed.json()["code"] == "invalid_team"  # a team of another inbox
     allowed = api(history["admin"]).get("/api/v1/reports/volume/", params(history, team=sales)).json()
     assert allowed["totals"]["opened"] == 0  # zed is unassigned: no member's
+
+
+def test_teams_chart_equals_its_members_raw_rows(history):
+    support = history["support"]
+    per_agent = csat_from_raw_rows(support, history["day0"], history["day0"] + timedelta(days=2))
+    first_responses: dict = {}
+    for conversation in support.conversations.all():
+        inbound = conversation.messages.filter(direction=Message.Direction.IN).order_by("created_at").first()
+        reply = conversation.messages.filter(direction=Message.Direction.OUT, author__isnull=False)
+        reply = reply.exclude(author__username="automation").order_by("queued_at").first()
+        first_responses.setdefault(reply.author_id, []).append((reply.queued_at - inbound.created_at).total_seconds())
+    rows = api(history["agent"]).get("/api/v1/reports/teams/", params(history)).json()["rows"]
+    assert [row["team"] for row in rows] == ["Billing", "Front"]
+    for row, team in zip(rows, [history["billing"], history["front"]], strict=True):
+        members = list(team.members.values_list("pk", flat=True))
+        replies = Message.objects.filter(
+            conversation__inbox=support, direction=Message.Direction.OUT, author_id__in=members
+        ).count()
+        samples = [seconds for member in members for seconds in first_responses.get(member, [])]
+        ratings = [rating for member in members for rating in per_agent.get(member, [])]
+        assert row["messages_out"] == replies, team.name
+        assert row["first_response_median"] == round(percentile_disc(samples, 0.5) / 60, 1), team.name
+        assert row["first_response_p90"] == round(percentile_disc(samples, 0.9) / 60, 1), team.name
+        assert row["csat_responses"] == len(ratings)
+        assert row["csat_average"] == (round(sum(ratings) / len(ratings), 2) if ratings else None)
+    assert (rows[0]["first_response_median"], rows[0]["first_response_p90"]) == (5.0, 40.0)  # Cole: carol, bob
+    assert (rows[1]["resolved"], rows[1]["csat_average"]) == (2, 3.5)  # Ada resolved both, rated 5 and 2
+    assert cell_text(3.5, "avg") == "3.50"

@@ -9,6 +9,8 @@ test("cells read like the CSV export", () => {
   assert.equal(cellText(null, "min"), "");
   assert.equal(cellText(0, ""), "0");
   assert.equal(cellText("Ad · Winter sale", ""), "Ad · Winter sale");
+  assert.equal(cellText(4, "avg"), "4.00"); // an average rating: two decimals, as cell_text writes it
+  assert.equal(cellText(4.333, "avg"), "4.33");
 });
 
 test("axis maxima are round", () => {
@@ -21,6 +23,7 @@ test("axis maxima are round", () => {
 
 test("the query keeps only what is set, in order", () => {
   assert.equal(queryOf({ agent: "3", since: "2026-01-01", until: "2026-01-31", inbox: "" }), "since=2026-01-01&until=2026-01-31&agent=3");
+  assert.equal(queryOf({ agent: "3", team: "2", since: "2026-01-01", until: "", inbox: "1" }), "since=2026-01-01&inbox=1&team=2&agent=3");
 });
 
 test("a missing value breaks the line", () => {
