@@ -182,6 +182,10 @@ def test_reports_page_shows_the_raw_rows_figures_filters_and_csv(stack, open_rep
         (name, "1", f"{rating:.2f}") for name, rating in per_agent
     ]
 
+    # The teams chart: Billing's replies are Cole's.
+    teams = {row[0]: row for row in table(page, "teams")[1:]}
+    assert teams["Billing"][3] == str(replies.filter(author=colleague).count()) == "2"
+
     # The team filter: Billing is Cole alone.
     page.select_option("#filter-team", str(billing.pk))
     wait_loaded(page, team=billing.pk)
@@ -216,7 +220,7 @@ def test_reports_page_shows_the_raw_rows_figures_filters_and_csv(stack, open_rep
     expect(page.locator('#chart-response-times [data-total="first_response_median"]')).to_have_text("40.0")
 
     # Each chart's CSV is its table.
-    for chart in ["volume", "response-times", "heatmap", "agents", "sources", "csat", "csat-agents"]:
+    for chart in ["volume", "response-times", "heatmap", "agents", "sources", "teams", "csat", "csat-agents"]:
         href = page.locator(f"#chart-{chart} .csv-link").get_attribute("href")
         answer = page.request.get(stack.web_url + href)
         assert answer.ok and answer.headers["content-type"].startswith("text/csv")
