@@ -120,6 +120,9 @@ class ChartOut(serializers.Serializer):
     columns = ColumnOut(many=True)
     rows = serializers.ListField(child=serializers.DictField(), help_text="One object per table row, by column key")
     totals = serializers.DictField()
+    total_units = serializers.DictField(
+        child=serializers.CharField(), required=False, help_text="The unit of a total that is no column's"
+    )
     since = serializers.DateField()
     until = serializers.DateField()
 
@@ -185,7 +188,7 @@ class ChartLinkOut(serializers.Serializer):
     url = serializers.CharField()
 
 
-class TeamOut(serializers.Serializer):
+class ReportTeamOut(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
     inbox = serializers.IntegerField()
@@ -195,7 +198,7 @@ class TeamOut(serializers.Serializer):
 class ReportIndexOut(serializers.Serializer):
     inboxes = NamedOut(many=True)
     agents = NamedOut(many=True, help_text="The members of those inboxes (the agent filter's choices)")
-    teams = TeamOut(many=True, help_text="The teams of those inboxes (the team filter's choices)")
+    teams = ReportTeamOut(many=True, help_text="The teams of those inboxes (the team filter's choices)")
     charts = ChartLinkOut(many=True)
     since = serializers.DateField()
     until = serializers.DateField()

@@ -508,6 +508,7 @@ def csat(scope: ReportScope) -> dict:
             "average": _average(sum(r * n for r, n in found.items()), responses),
             "satisfied": _percent(found.get(4, 0) + found.get(5, 0), responses),
         },
+        "total_units": {"average": "avg", "satisfied": "%"},
     }
 
 

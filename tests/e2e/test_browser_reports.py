@@ -172,7 +172,8 @@ def test_reports_page_shows_the_raw_rows_figures_filters_and_csv(stack, open_rep
     assert table(page, "csat")[1:] == [
         [str(r), "1" if r in ratings else "0", "50.0" if r in ratings else "0.0"] for r in range(5, 0, -1)
     ]
-    expect(page.locator('#chart-csat [data-total="average"]')).to_have_text("4")  # (5 + 3) / 2
+    expect(page.locator('#chart-csat [data-total="average"]')).to_have_text("4.00")  # (5 + 3) / 2
+    expect(page.locator('#chart-csat [data-total="satisfied"]')).to_have_text("50.0")  # 4 or 5 stars
     expect(page.locator("#chart-csat svg")).to_be_visible()
     per_agent = sorted(
         (resolver[s.conversation_id].first_name or resolver[s.conversation_id].username, s.rating)

@@ -33,7 +33,9 @@ function table(key, chart) {
 function totals(chart) {
   const items = Object.entries(chart.totals || {}).map(([key, value]) => {
     const column = chart.columns.find((c) => c.key === key);
-    return el("li", {}, el("span", { class: "muted", text: (column ? column.label : key[0].toUpperCase() + key.slice(1).replace(/_/g, " ")) + " " }), el("strong", { dataset: { total: key }, text: cellText(value, column ? column.unit : "") || "–" }));
+    const unit = column ? column.unit : (chart.total_units || {})[key] || "";
+    const label = column ? column.label : key[0].toUpperCase() + key.slice(1).replace(/_/g, " ");
+    return el("li", {}, el("span", { class: "muted", text: `${label}${unit === "%" ? " (%)" : ""} ` }), el("strong", { dataset: { total: key }, text: cellText(value, unit) || "–" }));
   });
   return el("ul", { class: "report-totals" }, ...items);
 }
