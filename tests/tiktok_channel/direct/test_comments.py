@@ -112,3 +112,85 @@ def test_the_api_shows_and_filters_the_kind(wire, client, agent):  # noqa: F811
     assert client.get("/api/v1/conversations/", {"kind": "message"}).json()["results"] == []
     bad = client.get("/api/v1/conversations/", {"kind": "post"})
     assert bad.status_code == 422
+
+
+def test_register_webhook_for_comments(wire):  # noqa: F811
+    from django.core.management import call_command
+
+    server, app, _ = wire  # noqa: F811
+    server.sandbox.apps[KEY].webhooks.clear()
+    call_command("tiktok_app", "register-webhook", "--id", str(app.pk), "--event-type", "COMMENT")
+    assert server.sandbox.apps[KEY].webhooks == {"COMMENT": app.webhook_url}
+
+
+def test_a_comment_without_a_comment_webhook_is_refused_by_the_sandbox(wire):  # noqa: F811
+    server, app, _ = wire  # noqa: F811
+    with pytest.raises(ValueError, match="COMMENT webhook"):
+        server.sandbox.comment({"account": OPEN_ID, "user": "u", "video_id": VIDEO, "text": "hi"})
+    with pytest.raises(ValueError, match="video_id"):
+        server.sandbox.comment({"account": OPEN_ID, "user": "u", "video_id": "abc", "text": "hi"})
+
+
+def post_signed(client, app, envelope: dict):
+    import json
+    import time
+
+    from tiktok_channel.direct.webhooks import sign
+
+    body = json.dumps(envelope).encode()
+    return client.post(
+        f"/webhooks/tiktok/{app.webhook_path_token}/",
+        data=body,
+        content_type="application/json",
+        HTTP_TIKTOK_SIGNATURE=sign(app.client_secret, body, int(time.time())),
+    )
+
+
+def comment_envelope(**content) -> dict:
+    import json
+
+    base = {
+        "comment_id": 7312345678901234999,
+        "video_id": int(VIDEO),
+        "parent_comment_id": 0,
+        "comment_type": "comment",
+        "comment_action": "insert",
+        "timestamp": 1700000000000,
+        "unique_identifier": "ann-uid",
+        "text": "hello",
+    }
+    return {
+        "client_key": KEY,
+        "event": "comment.update",
+        "create_time": 1700000000,
+        "user_openid": OPEN_ID,
+        "content": json.dumps({**base, **content}),
+    }
+
+
+def test_comment_webhooks_other_actions_are_kept_not_applied_and_bad_ones_refused(wire, client):  # noqa: F811
+    server, app, _ = wire  # noqa: F811
+    connect_with_comments(server, app)
+    hidden = post_signed(client, app, comment_envelope(comment_action="set_to_hidden"))
+    assert hidden.status_code == 200 and hidden.json()["comment_set_to_hidden_not_applied"] == 1
+    assert not Conversation.objects.exists()
+
+    # 64-bit ids arrive as JSON numbers and are kept exact, as strings.
+    assert post_signed(client, app, comment_envelope()).json()["inbound"] == 1
+    message = Message.objects.get()
+    assert message.provider_message_id == "7312345678901234999"
+    assert message.conversation.subject_id == VIDEO
+
+    # The business's own comment (e.g. our reply, as TikTok reports it back) is not a customer's message.
+    own = post_signed(client, app, comment_envelope(comment_id=1, unique_identifier=OPEN_ID))
+    assert own.json()["own_comment"] == 1
+
+    for broken, reason in (
+        (comment_envelope(video_id=None), "content.video_id is required"),
+        (comment_envelope(unique_identifier=None), "content.unique_identifier is required"),
+        (comment_envelope(comment_action=3), "content.comment_action must be a string"),
+        (comment_envelope(text=["x"]), "content.text must be a string"),
+    ):
+        refused = post_signed(client, app, broken)
+        assert refused.status_code == 400 and refused.json()["message"] == reason
+    assert Message.objects.count() == 1
