@@ -366,8 +366,9 @@ def apply_events(requests: list[tuple[int, ParsedEvent, datetime]]) -> list[Outc
 
 
 def _of_contact(event: InboundMessage) -> Q:
-    """The messages of the user's conversations with this account (found through the contact's unique index)."""
+    """The messages of the user's DM conversation with this account (found through the contact's unique index)."""
     return Q(
+        conversation__kind=Conversation.Kind.MESSAGE,
         conversation__contact__channel=CHANNEL,
         conversation__contact__endpoint_id=event.endpoint_id,
         conversation__contact__channel_user_id=event.channel_user_id,
@@ -417,6 +418,7 @@ def _read_reports(parsed: ParsedEvent, read_at: datetime) -> list[StatusReport]:
         status__in=(Message.Status.ACCEPTED, Message.Status.DELIVERED),
         conversation__contact__channel=CHANNEL,
         conversation__contact__endpoint_id=business_id,
+        conversation__kind=Conversation.Kind.MESSAGE,  # a read in DMs says nothing of public comment replies
         sent_at__lte=read_at,
     ).values_list("provider_message_id", flat=True)
     return [

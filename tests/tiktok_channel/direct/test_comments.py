@@ -11,7 +11,7 @@ from inbox.models import Conversation, Message
 from inbox.services import reply_queue
 from inbox.tasks import send_message
 from tests.tiktok_channel.direct.test_wire_sandbox import KEY, OPEN_ID, next_webhooks, relay, wire  # noqa: F401
-from tests.tiktok_channel.sandbox.conftest import receiver  # noqa: F401
+from tests.tiktok_channel.sandbox.conftest import receiver, wait_until  # noqa: F401
 from tiktok_channel.direct import tokens
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -194,3 +194,32 @@ def test_comment_webhooks_other_actions_are_kept_not_applied_and_bad_ones_refuse
         refused = post_signed(client, app, broken)
         assert refused.status_code == 400 and refused.json()["message"] == reason
     assert Message.objects.count() == 1
+
+
+def test_a_dm_read_does_not_mark_comment_replies_seen(wire, client, agent):  # noqa: F811
+    server, app, receiver = wire  # noqa: F811
+    connect_with_comments(server, app)
+    comment(server, receiver, client, app, user="ann-uid")
+    conversation = Conversation.objects.get(kind=Conversation.Kind.COMMENT)
+    reply = reply_queue(conversation_id=conversation.pk, author=agent, type="text", text="Thanks!")
+    assert send_message.apply(args=[reply.pk]).result == "accepted"
+
+    # The same person writes a DM, and reads the business's DMs: the public comment reply stays accepted.
+    seen = len(receiver.requests)
+    dm = server.sandbox.inbound({"account": OPEN_ID, "user": "ann-uid", "text": "hi"})
+    relay(client, app, next_webhooks(receiver, seen)[0])
+    dm_conversation = Conversation.objects.get(kind=Conversation.Kind.MESSAGE)
+    assert dm_conversation.contact_id == conversation.contact_id  # one contact, two conversations
+    dm_reply = reply_queue(conversation_id=dm_conversation.pk, author=agent, type="text", text="Hello")
+    assert send_message.apply(args=[dm_reply.pk]).result == "accepted"
+    seen = len(receiver.requests)
+    server.sandbox.mark_read(dm["conversation_id"])
+    wait_until(
+        lambda: any(b"im_mark_read_msg" in c.body for c in list(receiver.requests)[seen:]), 5, "the read webhook"
+    )
+    for captured in list(receiver.requests)[seen:]:
+        relay(client, app, captured)
+    dm_reply.refresh_from_db()
+    reply.refresh_from_db()
+    assert dm_reply.status == Message.Status.SEEN
+    assert reply.status == Message.Status.ACCEPTED
