@@ -223,3 +223,30 @@ def test_a_dm_read_does_not_mark_comment_replies_seen(wire, client, agent):  # n
     reply.refresh_from_db()
     assert dm_reply.status == Message.Status.SEEN
     assert reply.status == Message.Status.ACCEPTED
+
+
+def test_the_sandbox_hides_a_comment_over_http_and_reports_it(wire, client):  # noqa: F811
+    import requests
+
+    server, app, receiver = wire  # noqa: F811
+    connection = connect_with_comments(server, app)
+    answer, _ = comment(server, receiver, client, app)
+    url = f"{server.url}/open_api/v1.3/business/comment/hide/"
+    headers = {"Access-Token": connection.access_token}
+    body = {"business_id": OPEN_ID, "video_id": VIDEO, "comment_id": answer["comment_id"], "action": "HIDE"}
+    seen = len(receiver.requests)
+    hidden = requests.post(url, json=body, headers=headers, timeout=5).json()
+    assert hidden["code"] == 0, hidden
+    (captured,) = next_webhooks(receiver, seen)
+    assert relay(client, app, captured).json()["comment_set_to_hidden_not_applied"] == 1
+    listed = requests.get(
+        f"{server.url}/open_api/v1.3/business/comment/list/",
+        params={"business_id": OPEN_ID, "video_id": VIDEO, "status": "PUBLIC"},
+        headers=headers,
+        timeout=5,
+    ).json()
+    assert listed["code"] == 0 and listed["data"]["comments"] == []
+    bad = requests.post(url, json={**body, "action": "SHOUT"}, headers=headers, timeout=5).json()
+    assert bad["code"] != 0 and "HIDE or UNHIDE" in bad["message"]
+    wrong_scope = requests.post(url, json=body, headers={"Access-Token": "nope"}, timeout=5).json()
+    assert wrong_scope["code"] != 0

@@ -215,6 +215,7 @@ class Handler(BaseHTTPRequestHandler):
             ("GET", f"{API}/business/message/content/list/"): self._content_list,
             ("GET", f"{API}/business/comment/list/"): self._comment_list,
             ("POST", f"{API}/business/comment/reply/create/"): self._comment_reply,
+            ("POST", f"{API}/business/comment/hide/"): self._comment_hide,
             ("POST", f"{API}/business/webhook/update/"): self._webhook_update,
             ("GET", f"{API}/business/webhook/list/"): self._webhook_list,
             ("POST", f"{API}/business/webhook/delete/"): self._webhook_delete,
@@ -432,6 +433,11 @@ class Handler(BaseHTTPRequestHandler):
         body = self._json_body()
         grant = self.sandbox.authenticate(self._token(), body.get("business_id"), "comment.list.manage")
         self._ok(self.sandbox.comment_reply(grant, body))
+
+    def _comment_hide(self) -> None:
+        body = self._json_body()
+        grant = self.sandbox.authenticate(self._token(), body.get("business_id"), "comment.list.manage")
+        self._ok(self.sandbox.comment_hide(grant, body))
 
     def _webhook_update(self) -> None:
         body = self._json_body()

@@ -882,6 +882,33 @@ class Sandbox:
         self.count("comment_replies")
         return _public_comment(reply)
 
+    def comment_hide(self, grant: Grant, body: dict) -> dict:
+        """`POST /business/comment/hide/` (§6.2): `action` HIDE or UNHIDE a comment on this account's video; a
+        `comment.update` webhook (`set_to_hidden` / `set_to_public`) follows, as TikTok reports changes."""
+        action = body.get("action")
+        if action not in ("HIDE", "UNHIDE"):
+            raise ApiError(payloads.PARAM_ERROR, "action must be HIDE or UNHIDE")
+        with self.lock:
+            found = self.comments.get(str(body.get("comment_id") or ""))
+            if found is None or found["video_id"] != body.get("video_id") or found["owner_id"] != grant.open_id:
+                raise ApiError(
+                    payloads.PARAM_ERROR, f"no comment {body.get('comment_id')} on video {body.get('video_id')}"
+                )
+            found["status"] = "HIDDEN" if action == "HIDE" else "PUBLIC"
+        self.count("comments_hidden" if action == "HIDE" else "comments_unhidden")
+        content = {
+            "comment_id": int(found["comment_id"]),
+            "video_id": int(found["video_id"]),
+            "parent_comment_id": int(found["parent_comment_id"] or 0),
+            "comment_type": "reply" if found["parent_comment_id"] else "comment",
+            "comment_action": "set_to_hidden" if action == "HIDE" else "set_to_public",
+            "timestamp": int(self.now() * 1000),
+            "unique_identifier": found["unique_identifier"],
+            "text": found["text"],
+        }
+        self._post_event("comment.update", grant.open_id, content, "COMMENT")
+        return {}
+
     def comment_list(self, grant: Grant, query: dict[str, str]) -> dict:
         """`GET /business/comment/list/` (§6.2): a video's top-level comments, newest first, cursor paging;
         `include_replies` adds up to 3 replies each; `status` PUBLIC leaves hidden ones out."""
