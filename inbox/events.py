@@ -27,6 +27,11 @@ class InboundMessage:
     # The business's own message, sent outside the inbox (e.g. from the provider's app) and echoed to us: stored
     # as an outbound message already accepted; it neither opens the reply window nor reopens the conversation.
     sent_outside: bool = False
+    # The conversation it belongs to: a direct message ("message") or a comment on a post ("comment", one
+    # conversation per user and `subject_id`, the post; `subject` describes the post: id, url, ...).
+    conversation_kind: str = "message"
+    subject_id: str = ""
+    subject: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

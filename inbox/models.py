@@ -133,6 +133,10 @@ class Conversation(models.Model):
         HIGH = "high", "High"
         URGENT = "urgent", "Urgent"
 
+    class Kind(models.TextChoices):
+        MESSAGE = "message", "Message"  # a direct-message thread
+        COMMENT = "comment", "Comment"  # a user's public comments on one of the business's posts
+
     inbox = models.ForeignKey(Inbox, on_delete=models.PROTECT, related_name="conversations")
     contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="conversations")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
@@ -150,6 +154,13 @@ class Conversation(models.Model):
         help_text="The backend of the connection the user last wrote through (e.g. infobip); replies go there.",
     )
     provider_conversation_id = models.CharField(max_length=200, blank=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.MESSAGE)
+    subject_id = models.CharField(
+        max_length=200, blank=True, help_text="What a comment conversation is about (the post's id); '' for messages."
+    )
+    subject = models.JSONField(
+        default=dict, blank=True, help_text="The post a comment conversation is about: id, url, what the provider adds."
+    )
     last_inbound_at = models.DateTimeField(
         null=True, blank=True, help_text="The user's last message: the reply window runs from here."
     )
@@ -167,8 +178,11 @@ class Conversation(models.Model):
 
     class Meta:
         constraints = [
-            # TikTok keeps one thread per user and business account: so do we (a resolved one reopens).
-            models.UniqueConstraint(fields=["inbox", "contact"], name="conversation_unique_contact_per_inbox"),
+            # TikTok keeps one message thread per user and business account: so do we (a resolved one reopens);
+            # comments make one conversation per user and post.
+            models.UniqueConstraint(
+                fields=["inbox", "contact", "kind", "subject_id"], name="conversation_unique_contact_per_inbox"
+            ),
         ]
         indexes = [
             models.Index(fields=["inbox", "status", "-last_activity_at"], name="conv_inbox_status_activity"),
@@ -182,6 +196,8 @@ class Conversation(models.Model):
         return f"{self.contact} in {self.inbox}"
 
     def reply_window_closes_at(self) -> datetime | None:
+        if self.kind == self.Kind.COMMENT:
+            return None  # public replies to comments have no window (TikTok documents none)
         if self.last_inbound_at is None:
             return None
         return self.last_inbound_at + timedelta(hours=settings.REPLY_WINDOW_HOURS)

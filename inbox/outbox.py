@@ -108,7 +108,7 @@ def can_send_event(conversation: Conversation, kind: str) -> bool:
     backend = providers.for_conversation(conversation)
     if backend is None:
         return False
-    capabilities = backend.capabilities
+    capabilities = backend.capabilities_for(conversation)
     return capabilities.typing_events if kind == providers.EVENT_TYPING else capabilities.read_receipts
 
 

@@ -72,6 +72,10 @@ class Backend:
         the provider can take it, so a repeated try is refused as a duplicate)."""
         raise NotImplementedError
 
+    def capabilities_for(self, conversation: Conversation) -> Capabilities:
+        """What this backend can do in this conversation (a comment thread may allow less than a DM thread)."""
+        return self.capabilities
+
     def send_blocked(self, conversation: Conversation) -> tuple[str, str] | None:
         """(code, message for the agent) when this conversation's connection cannot send now (the composer is
         locked with it, a reply refused 409), or None. Called for every conversation a list shows: keep it cheap."""

@@ -147,6 +147,7 @@ def conversation_list(
     inbox: int | None = None,
     q: str | None = None,
     label: str | None = None,
+    kind: str | None = None,
 ) -> QuerySet[Conversation]:
     # The agent's inbox ids first (one small query), not a join on memberships: with the ids as constants
     # PostgreSQL walks `conv_inbox_activity` for the newest conversations of those inboxes instead of the
@@ -164,6 +165,8 @@ def conversation_list(
         qs = qs.filter(assignee_id=int(assignee))
     if inbox:
         qs = qs.filter(inbox_id=inbox)
+    if kind:
+        qs = qs.filter(kind=kind)
     if label:
         qs = qs.filter(
             pk__in=Subquery(

@@ -62,7 +62,7 @@ def send_message(self, message_id: int, first_try_at: str | None = None, waits: 
     if backend is None:
         return _failed(message, _provider_unavailable(conversation))
     validity = outbox.reply_window_seconds(conversation, now=now)
-    if backend.capabilities.user_initiated and validity <= 0:
+    if backend.capabilities_for(conversation).user_initiated and validity <= 0:
         return _failed(
             message,
             {"name": "REPLY_WINDOW_CLOSED", "description": "the reply window closed before sending", "permanent": True},
@@ -179,7 +179,10 @@ def send_event(self, conversation_id: int, kind: str) -> str:
     backend = providers.for_conversation(conversation)
     if backend is None or not outbox.can_send_event(conversation, kind):
         return "skipped"
-    if backend.capabilities.user_initiated and outbox.reply_window_seconds(conversation, now=timezone.now()) <= 0:
+    if (
+        backend.capabilities_for(conversation).user_initiated
+        and outbox.reply_window_seconds(conversation, now=timezone.now()) <= 0
+    ):
         return "window_closed"  # TikTok only takes events within an open conversation
     result = backend.send_event(conversation, kind)
     if result.outcome == providers.ACCEPTED:

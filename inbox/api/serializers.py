@@ -9,7 +9,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from inbox import selectors
+from inbox import providers, selectors
 from inbox.models import CannedResponse, Contact, Conversation, Conversion, Label, Message
 from inbox.services import canned_render, message_version, reply_blocked
 from inbox.services.replies import reply_window_closed_error
@@ -142,11 +142,16 @@ class ConversationOut(serializers.ModelSerializer):
     first_response_due_at = serializers.DateTimeField(
         read_only=True, allow_null=True, help_text="First-response SLA: an agent should answer by then (null: none)."
     )
+    subject = serializers.SerializerMethodField()
+    reply_max_chars = serializers.SerializerMethodField()
 
     class Meta:
         model = Conversation
         fields = [
             "id",
+            "kind",
+            "subject",
+            "reply_max_chars",
             "inbox",
             "contact",
             "status",
@@ -166,6 +171,24 @@ class ConversationOut(serializers.ModelSerializer):
             "first_response_due_at",
             "version",
         ]
+
+    @extend_schema_field(serializers.JSONField(allow_null=True))
+    def get_subject(self, conversation) -> dict | None:
+        """What a comment conversation is about (the post: id, url, ...); null for direct messages."""
+        if conversation.kind != Conversation.Kind.COMMENT:
+            return None
+        subject = dict(conversation.subject or {})
+        url = subject.get("url") or ""
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            subject.pop("url", None)
+        return {"id": conversation.subject_id, **subject}
+
+    def get_reply_max_chars(self, conversation) -> int:
+        """The longest text reply this conversation takes (the provider declares it; a comment reply is short)."""
+        backend = providers.for_conversation(conversation)
+        if backend is None:
+            return providers.Capabilities().max_text_chars
+        return backend.capabilities_for(conversation).max_text_chars
 
     def get_labels(self, conversation) -> list[str]:
         """The names of its labels (colours: GET /api/v1/labels/)."""

@@ -67,6 +67,9 @@ class ConversationFilters(serializers.Serializer):
     inbox = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
     q = serializers.CharField(required=False, max_length=200, help_text="Contact name/id or message text")
     label = serializers.CharField(required=False, max_length=50, help_text="A label's name")
+    kind = serializers.ChoiceField(
+        choices=Conversation.Kind.choices, required=False, help_text="message (DMs) or comment (comments on posts)"
+    )
     ordering = serializers.ChoiceField(choices=list(ConversationCursor.orderings), default="last_activity")
 
 
@@ -97,6 +100,7 @@ class ConversationListView(ListAPIView):
             inbox=self.filters.get("inbox"),
             q=self.filters.get("q"),
             label=self.filters.get("label"),
+            kind=self.filters.get("kind"),
         )
 
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 from inbox import domain_events
 from inbox.automation.models import CsatSurvey, InboxRouting
 from inbox.errors import ApplicationError
-from inbox.models import AuditLog
+from inbox.models import AuditLog, Conversation
 
 SALT = "inbox.csat"
 COMMENT_MAX_CHARS = 2000
@@ -39,6 +39,8 @@ def csat_send(*, inbox_id: int, conversation_id: int, resolved_version: int) -> 
     routing = InboxRouting.objects.filter(inbox_id=inbox_id, csat_enabled=True).first()
     if routing is None:
         return None
+    if Conversation.objects.filter(pk=conversation_id, kind=Conversation.Kind.COMMENT).exists():
+        return None  # a survey link is not posted publicly under the customer's comment
     try:
         with transaction.atomic():
             survey = CsatSurvey.objects.create(

@@ -127,22 +127,35 @@ def _contacts(events: list[InboundMessage]) -> dict[ContactKey, int]:
     return ids
 
 
-def _conversations(pairs: dict[tuple[int, int], InboundMessage]) -> tuple[dict[tuple[int, int], Conversation], set]:
-    """The conversations of (inbox_id, contact_id) pairs, locked in id order, opening the missing ones.
+ConversationKey = tuple[int, int, str, str]  # inbox, contact, kind, subject
 
-    `pairs` maps each pair to its first event (the defaults of a new conversation). Returns the
-    conversations by pair and the pairs whose conversation this batch opened.
+
+def _conversation_key(inbox_id: int, contact_id: int, event: InboundMessage) -> ConversationKey:
+    return (inbox_id, contact_id, event.conversation_kind, event.subject_id)
+
+
+def _conversations(pairs: dict[ConversationKey, InboundMessage]) -> tuple[dict[ConversationKey, Conversation], set]:
+    """The conversations of (inbox_id, contact_id, kind, subject_id) keys, locked in id order, opening the missing
+    ones.
+
+    `pairs` maps each key to its first event (the defaults of a new conversation). Returns the
+    conversations by key and the keys whose conversation this batch opened.
     """
 
-    def lock(wanted) -> dict[tuple[int, int], Conversation]:
-        inbox_ids = {inbox_id for inbox_id, _ in wanted}
-        contact_ids = {contact_id for _, contact_id in wanted}
+    def lock(wanted) -> dict[ConversationKey, Conversation]:
+        inbox_ids = {key[0] for key in wanted}
+        contact_ids = {key[1] for key in wanted}
         rows = (
             Conversation.objects.select_for_update()
             .filter(inbox_id__in=inbox_ids, contact_id__in=contact_ids)
             .order_by("pk")
         )
-        return {(c.inbox_id, c.contact_id): c for c in rows if (c.inbox_id, c.contact_id) in wanted}
+        found = {}
+        for c in rows:
+            key = (c.inbox_id, c.contact_id, c.kind, c.subject_id)
+            if key in wanted:
+                found[key] = c
+        return found
 
     found = lock(set(pairs))
     missing = sorted(pair for pair in pairs if pair not in found)
@@ -150,12 +163,15 @@ def _conversations(pairs: dict[tuple[int, int], InboundMessage]) -> tuple[dict[t
         Conversation.objects.bulk_create(
             [
                 Conversation(
-                    inbox_id=inbox_id,
-                    contact_id=contact_id,
-                    last_activity_at=pairs[(inbox_id, contact_id)].sent_at,
-                    provider_conversation_id=pairs[(inbox_id, contact_id)].provider_conversation_id,
+                    inbox_id=key[0],
+                    contact_id=key[1],
+                    kind=key[2],
+                    subject_id=key[3],
+                    subject=pairs[key].subject,
+                    last_activity_at=pairs[key].sent_at,
+                    provider_conversation_id=pairs[key].provider_conversation_id,
                 )
-                for inbox_id, contact_id in missing
+                for key in missing
             ],
             ignore_conflicts=True,
         )
@@ -186,9 +202,10 @@ def message_receive(*, inbox_id: int, event: InboundMessage) -> tuple[Message, b
 
 def _receive(items: list[tuple[int, InboundMessage]]) -> list[tuple[Message, bool]]:
     contact_ids = _contacts([event for _, event in items])
-    pairs: dict[tuple[int, int], InboundMessage] = {}
+    pairs: dict[ConversationKey, InboundMessage] = {}
     for inbox_id, event in items:
-        pairs.setdefault((inbox_id, contact_ids[(event.channel, event.endpoint_id, event.channel_user_id)]), event)
+        contact_id = contact_ids[(event.channel, event.endpoint_id, event.channel_user_id)]
+        pairs.setdefault(_conversation_key(inbox_id, contact_id, event), event)
     conversations, opened = _conversations(pairs)
 
     # Decided under the conversations' locks: a concurrent batch with the same events has committed or waits.
@@ -215,7 +232,7 @@ def _receive(items: list[tuple[int, InboundMessage]]) -> list[tuple[Message, boo
             received.append((stored[key], False))
             continue
         contact_id = contact_ids[(event.channel, event.endpoint_id, event.channel_user_id)]
-        conversation = conversations[(inbox_id, contact_id)]
+        conversation = conversations[_conversation_key(inbox_id, contact_id, event)]
         message = inbound_message(conversation, event)
         stored[key] = message  # a repeat inside the batch is a duplicate too
         new.append((conversation, event, message))

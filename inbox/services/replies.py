@@ -92,6 +92,9 @@ def reply_blocked(conversation: Conversation, *, now: datetime, used: int | None
     blocked = connection_blocked(conversation)
     if blocked is not None:
         return blocked
+    backend = providers.for_conversation(conversation)
+    if backend is not None and not backend.capabilities_for(conversation).user_initiated:
+        return None  # e.g. a comment thread: public replies have no window or quota
     closes_at = conversation.reply_window_closes_at()
     if closes_at is None:
         return ApplicationError(
@@ -258,20 +261,26 @@ def _reply_queue(
         if existing is not None:
             return existing
         now = timezone.now()
-        backend = reply_backend(conversation)
-        if backend.capabilities.user_initiated:
+        capabilities = reply_backend(conversation).capabilities_for(conversation)
+        if capabilities.user_initiated:
             reply_window_check(conversation, now=now)
         elif (blocked := connection_blocked(conversation)) is not None:
             raise blocked
         contact = conversation.contact
-        if type not in backend.capabilities.content_types:
+        if type not in capabilities.content_types:
             raise invalid_input("invalid_type", f"this conversation's provider cannot send {type} messages", "type")
+        if type == Message.Type.TEXT and len(text) > capabilities.max_text_chars:
+            raise invalid_input(
+                "text_too_long",
+                f"a reply in this conversation is at most {capabilities.max_text_chars} characters",
+                "text",
+            )
 
         quoted_provider_message_id = ""
         if quoted_message_id is not None:
             if type != Message.Type.TEXT:
                 raise invalid_input("invalid_quote", "only a text reply can quote a message", "quoted_message_id")
-            if not backend.capabilities.quoting:
+            if not capabilities.quoting:
                 raise invalid_input(
                     "invalid_quote", "this conversation's provider cannot quote messages", "quoted_message_id"
                 )
@@ -363,7 +372,7 @@ def message_retry(*, message_id: int, author) -> Message:
                 "not_failed", f"only a failed message can be retried (this one is {message.status})", status=409
             )
         now = timezone.now()
-        if reply_backend(conversation).capabilities.user_initiated:
+        if reply_backend(conversation).capabilities_for(conversation).user_initiated:
             reply_window_check(conversation, now=now, exclude_message_id=message.pk)
         before = {
             "status": message.status,

@@ -110,6 +110,44 @@ def _failure(exc: TikTokError) -> providers.SendResult:
     return providers.SendResult(providers.PERMANENT, error=exc.as_error())
 
 
+# A public reply to a comment: text only, TikTok's 150-character limit (§6.2), no reply window or quota (none is
+# documented for comments), no typing or read events.
+COMMENT_REPLY_MAX_CHARS = 150
+COMMENT_CAPABILITIES = providers.Capabilities(
+    content_types=(Message.Type.TEXT,),
+    quoting=True,  # the reply answers the quoted comment (default: the user's latest)
+    user_initiated=False,
+    typing_events=False,
+    read_receipts=False,
+    conversions=False,
+    delivery_reports=False,
+    max_text_chars=COMMENT_REPLY_MAX_CHARS,
+)
+
+
+def comment_reply_body(message: Message, *, business_id: str) -> dict | None:
+    """The JSON of `POST /business/comment/reply/create/`: the quoted comment, else the user's latest comment in
+    this conversation (its video). None when the conversation holds no comment to answer."""
+    conversation = message.conversation
+    comment_id = message.quoted_provider_message_id
+    if not comment_id:
+        comment_id = (
+            Message.objects.filter(conversation=conversation, direction=Message.Direction.IN)
+            .exclude(provider_message_id=None)
+            .order_by("-sent_at", "-pk")
+            .values_list("provider_message_id", flat=True)
+            .first()
+        )
+    if not comment_id:
+        return None
+    return {
+        "business_id": business_id,
+        "video_id": conversation.subject_id,
+        "comment_id": comment_id,
+        "text": message.text,
+    }
+
+
 class DirectBackend(providers.Backend):
     name = DIRECT_PROVIDER
     channel = CHANNEL
@@ -122,6 +160,11 @@ class DirectBackend(providers.Backend):
         conversions=False,
         delivery_reports=False,  # TikTok reports reads only (im_mark_read_msg)
     )
+
+    def capabilities_for(self, conversation: Conversation) -> providers.Capabilities:
+        if conversation.kind == Conversation.Kind.COMMENT:
+            return COMMENT_CAPABILITIES
+        return self.capabilities
 
     def send_blocked(self, conversation: Conversation) -> tuple[str, str] | None:
         state = connection_state(conversation.contact.endpoint_id)
@@ -174,6 +217,8 @@ class DirectBackend(providers.Backend):
         connection = self._connection(message.conversation)
         if connection is None:
             return _unavailable(f"no TikTok connection for account {message.conversation.contact.endpoint_id}")
+        if message.conversation.kind == Conversation.Kind.COMMENT:
+            return self._send_comment_reply(connection, message)
         image: tuple[bytes, str] | None = None
         if message.type == Message.Type.IMAGE:
             try:
@@ -200,6 +245,24 @@ class DirectBackend(providers.Backend):
                 raise
             return providers.SendResult(
                 providers.ACCEPTED, provider_message_id=tiktok_id, status={"messageId": tiktok_id} if tiktok_id else {}
+            )
+
+        return self._call(connection, do)
+
+    def _send_comment_reply(self, connection: TikTokConnection, message: Message) -> providers.SendResult:
+        body = comment_reply_body(message, business_id=connection.account_id)
+        if body is None or message.type != Message.Type.TEXT:
+            return providers.SendResult(
+                providers.PERMANENT,
+                error={"name": "NO_COMMENT", "description": "no comment to reply to", "permanent": True},
+            )
+
+        def do(token: str) -> providers.SendResult:
+            comment_id = client.reply_to_comment(connection.app, access_token=token, body=body)
+            return providers.SendResult(
+                providers.ACCEPTED,
+                provider_message_id=comment_id,
+                status={"messageId": comment_id, "commentId": comment_id} if comment_id else {},
             )
 
         return self._call(connection, do)

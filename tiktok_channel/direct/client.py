@@ -244,6 +244,12 @@ def send_message(app: TikTokApp, *, access_token: str, body: dict) -> str:
     return str(message.get("message_id") or "")
 
 
+def reply_to_comment(app: TikTokApp, *, access_token: str, body: dict) -> str:
+    """Reply publicly to a comment on the business's own video (§6.2); returns the new comment's id."""
+    data = call(app, "POST", "/business/comment/reply/create/", access_token=access_token, json=body)
+    return str(data.get("comment_id") or "")
+
+
 def upload_image(app: TikTokApp, *, access_token: str, business_id: str, content: bytes, filename: str) -> str:
     """Upload an image for a message; returns its media_id (valid 30 days)."""
     content_type = "image/png" if filename.lower().endswith(".png") else "image/jpeg"

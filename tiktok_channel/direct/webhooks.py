@@ -11,6 +11,9 @@ shared processor, which hands the rows to `process_ledger` here:
 - `im_send_msg` → the business's own message: ours (matched by TikTok's message id) is not stored twice, one sent
   from TikTok's app is stored as an outbound message sent outside the inbox;
 - `im_mark_read_msg` → the user read up to a time: our replies sent before it become seen;
+- `comment.update` (§6.4) with `comment_action` "insert" → an inbound comment, in the conversation of kind
+  "comment" of its commenter and video (the business's own comments, e.g. our replies, are not stored again);
+  the other actions (delete, hidden, ...) are kept, counted, not applied;
 - anything else is kept in the ledger, unapplied, with the reason.
 """
 
@@ -34,7 +37,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from inbox.db import update_rows
 from inbox.events import InboundMessage, StatusReport
-from inbox.models import Message, WebhookEvent
+from inbox.models import Conversation, Message, WebhookEvent
 from inbox.processor import store_pending
 from inbox.services import message_statuses_apply, messages_receive
 from tiktok_channel.direct.media import media_url
@@ -45,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "TikTok-Signature"
 RECEIVE, SEND, READ = "im_receive_msg", "im_send_msg", "im_mark_read_msg"
+COMMENT = "comment.update"
+COMMENT_INSERT = "insert"
 MESSAGE_TYPES = {"text": Message.Type.TEXT, "image": Message.Type.IMAGE, "share_post": Message.Type.SHARE_POST}
 ID_MAX_CHARS = 200
 URL_MAX_CHARS = 2048
@@ -133,7 +138,7 @@ def parse_event(body: bytes) -> ParsedEvent:
     event = envelope.get("event")
     if not isinstance(event, str) or not event:
         raise EventError("'event' is required")
-    business_id = _id(envelope.get("user_openid"), "user_openid", required=event in (RECEIVE, SEND, READ))
+    business_id = _id(envelope.get("user_openid"), "user_openid", required=event in (RECEIVE, SEND, READ, COMMENT))
     content = envelope.get("content")
     if isinstance(content, str):
         try:
@@ -144,6 +149,14 @@ def parse_event(body: bytes) -> ParsedEvent:
         content = {}
     if not isinstance(content, dict):
         raise EventError("'content' must be a JSON object")
+    if event == COMMENT:
+        for name in ("comment_id", "video_id", "unique_identifier"):
+            _id(content.get(name), f"content.{name}")
+        _id(content.get("parent_comment_id"), "content.parent_comment_id", required=False)
+        if not isinstance(content.get("comment_action"), str):
+            raise EventError("content.comment_action must be a string")
+        if content.get("text") is not None and not isinstance(content.get("text"), str):
+            raise EventError("content.text must be a string")
     if event in (RECEIVE, SEND, READ):
         _id(content.get("conversation_id"), "content.conversation_id")
         if event == READ:
@@ -207,6 +220,38 @@ def inbound_event(parsed: ParsedEvent, *, fallback: datetime) -> InboundMessage:
     )
 
 
+def video_url(video_id: str, username: str = "") -> str:
+    """A link to a TikTok video (the handle is optional for TikTok's web player)."""
+    return (
+        f"https://www.tiktok.com/@{username}/video/{video_id}"
+        if username
+        else f"https://www.tiktok.com/video/{video_id}"
+    )
+
+
+def comment_event(parsed: ParsedEvent, *, fallback: datetime, username: str = "") -> InboundMessage:
+    """A user's comment on one of the business's videos as an inbound message of the comment conversation of this
+    user and video (ids are JSON numbers here, strings in REST: kept as strings)."""
+    content = parsed.content
+    video_id = str(content["video_id"])
+    parent = str(content.get("parent_comment_id") or "")
+    return InboundMessage(
+        channel=CHANNEL,
+        endpoint_id=parsed.business_id,
+        channel_user_id=str(content["unique_identifier"]),
+        provider_message_id=str(content["comment_id"]),
+        provider_conversation_id="",
+        sent_at=event_time(content.get("timestamp"), fallback),
+        type=Message.Type.TEXT,
+        text=content.get("text") or "",
+        provider=DIRECT_PROVIDER,
+        payload=content,
+        conversation_kind=Conversation.Kind.COMMENT,
+        subject_id=video_id,
+        subject={"url": video_url(video_id, username), "parent_comment_id": "" if parent == "0" else parent},
+    )
+
+
 # --- Applying stored events -------------------------------------------------------------------------------------
 
 
@@ -254,7 +299,7 @@ def apply_events(requests: list[tuple[int, ParsedEvent, datetime]]) -> list[Outc
     reads: list[tuple[int, ParsedEvent, datetime]] = []
     for position, (app_id, parsed, received_at) in enumerate(requests):
         outcome = outcomes[position]
-        if parsed.event not in (RECEIVE, SEND, READ):
+        if parsed.event not in (RECEIVE, SEND, READ, COMMENT):
             outcome.add("unrecognized")
             outcome.problems.append({"index": 0, "reason": f"event {parsed.event!r} is not applied"})
             continue
@@ -264,6 +309,18 @@ def apply_events(requests: list[tuple[int, ParsedEvent, datetime]]) -> list[Outc
             continue
         if parsed.event == READ:
             reads.append((position, parsed, received_at))
+            continue
+        if parsed.event == COMMENT:
+            action = parsed.content["comment_action"]
+            if action != COMMENT_INSERT:
+                outcome.add(f"comment_{action[:32]}_not_applied")
+                continue
+            event = comment_event(parsed, fallback=received_at, username=connection.username)
+            if event.channel_user_id == parsed.business_id or event.provider_message_id in _our_comments(event):
+                outcome.add("own_comment")
+                continue
+            inbound.append((connection.app.inbox_id, event))
+            inbound_of.append(position)
             continue
         event = inbound_event(parsed, fallback=received_at)
         if event.type == Message.Type.UNSUPPORTED:
@@ -309,8 +366,9 @@ def apply_events(requests: list[tuple[int, ParsedEvent, datetime]]) -> list[Outc
 
 
 def _of_contact(event: InboundMessage) -> Q:
-    """The messages of the user's conversations with this account (found through the contact's unique index)."""
+    """The messages of the user's DM conversation with this account (found through the contact's unique index)."""
     return Q(
+        conversation__kind=Conversation.Kind.MESSAGE,
         conversation__contact__channel=CHANNEL,
         conversation__contact__endpoint_id=event.endpoint_id,
         conversation__contact__channel_user_id=event.channel_user_id,
@@ -325,6 +383,17 @@ def _ours(echoes: list[InboundMessage]) -> set[str]:
     for event in echoes:
         wanted |= _of_contact(event) & Q(provider_status__messageId=event.provider_message_id)
     rows = Message.objects.filter(wanted, direction=Message.Direction.OUT)
+    return {str(value) for value in rows.values_list("provider_status__messageId", flat=True)}
+
+
+def _our_comments(event: InboundMessage) -> set[str]:
+    """TikTok's id of this comment if it is one of our replies (recorded when TikTok accepted it)."""
+    rows = Message.objects.filter(
+        conversation__contact__channel=CHANNEL,
+        conversation__contact__endpoint_id=event.endpoint_id,
+        direction=Message.Direction.OUT,
+        provider_status__messageId=event.provider_message_id,
+    )
     return {str(value) for value in rows.values_list("provider_status__messageId", flat=True)}
 
 
@@ -349,6 +418,7 @@ def _read_reports(parsed: ParsedEvent, read_at: datetime) -> list[StatusReport]:
         status__in=(Message.Status.ACCEPTED, Message.Status.DELIVERED),
         conversation__contact__channel=CHANNEL,
         conversation__contact__endpoint_id=business_id,
+        conversation__kind=Conversation.Kind.MESSAGE,  # a read in DMs says nothing of public comment replies
         sent_at__lte=read_at,
     ).values_list("provider_message_id", flat=True)
     return [

@@ -203,6 +203,11 @@ $("label-add").addEventListener("change", () => {
   addLabel($("label-add").value);
   $("label-add").value = "";
 });
+$("kind-filter").addEventListener("change", () => {
+  state.kind = $("kind-filter").value;
+  saveFilters();
+  loadList();
+});
 $("label-filter").addEventListener("change", () => {
   state.label = $("label-filter").value;
   saveFilters();

@@ -7,6 +7,7 @@ export const TABS = ["mine", "unassigned", "all"];
 export const STATUSES = ["open", "pending", "resolved"];
 export const ORDERINGS = ["last_activity", "window", "sla"];
 export const MODES = ["reply", "note"];
+export const KINDS = ["", "message", "comment"]; // "": direct messages and comments alike
 
 /** Filters from the URL's query (bookmarkable) first, then the ones last used, then defaults. */
 export function parseFilters(search, saved = {}) {
@@ -22,6 +23,7 @@ export function parseFilters(search, saved = {}) {
     ordering: pick("ordering", ORDERINGS, "last_activity"),
     q: (params.get("q") || "").slice(0, 200),
     label: (params.get("label") || "").slice(0, 50),
+    kind: KINDS.includes(params.get("kind")) ? params.get("kind") : "",
   };
 }
 
@@ -33,6 +35,7 @@ export function filtersQuery(state) {
   if (state.ordering !== "last_activity") params.set("ordering", state.ordering);
   if (state.q) params.set("q", state.q);
   if (state.label) params.set("label", state.label);
+  if (state.kind) params.set("kind", state.kind);
   const query = params.toString();
   return query ? "?" + query : "";
 }
@@ -76,6 +79,7 @@ export function matchesFilters(state, conv) {
   if (state.tab === "mine" && !(conv.assignee && conv.assignee.id === state.me)) return false;
   if (state.tab === "unassigned" && conv.assignee) return false;
   if (state.label && !(conv.labels || []).some((name) => name.toLowerCase() === state.label.toLowerCase())) return false;
+  if (state.kind && (conv.kind || "message") !== state.kind) return false;
   return true;
 }
 
@@ -126,6 +130,7 @@ export function listParams(state) {
   if (state.tab === "unassigned") params.set("assignee", "none");
   if (state.q) params.set("q", state.q);
   if (state.label) params.set("label", state.label);
+  if (state.kind) params.set("kind", state.kind);
   return params;
 }
 
@@ -197,6 +202,12 @@ export function lockReason(conv, mode, now) {
 }
 
 /** The composer's counter: characters used of the limit the server gave, and what to say about it. */
+/** The longest reply the open conversation takes: the page's limit, or less where the provider says so
+ * (a comment reply on TikTok is at most 150 characters). */
+export function replyMaxChars(conv, pageLimit) {
+  return conv && conv.reply_max_chars ? Math.min(conv.reply_max_chars, pageLimit) : pageLimit;
+}
+
 export function textCounter(text, max) {
   const count = Array.from(text).length; // the server counts code points, as Python's len()
   const left = max - count;

@@ -3,6 +3,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
+  replyMaxChars,
+  listParams,
   createState,
   filtersQuery,
   lockReason,
@@ -60,6 +62,7 @@ test("filters come from the URL first, then the saved ones, then defaults; bad v
     ordering: "last_activity",
     q: "berlin",
     label: "",
+    kind: "",
   });
   assert.deepEqual(parseFilters("?tab=evil", { tab: "unassigned", ordering: "window" }), {
     tab: "unassigned",
@@ -67,6 +70,7 @@ test("filters come from the URL first, then the saved ones, then defaults; bad v
     ordering: "window",
     q: "",
     label: "",
+    kind: "",
   });
   const state = stateWith();
   Object.assign(state, { tab: "mine", status: "resolved", q: "a b" });
@@ -263,4 +267,23 @@ test("canned: the /code at the caret, filtering, inserting", () => {
   assert.deepEqual(filterCanned(items, "th").map((i) => i.short_code), ["thanks", "hours"]);
   assert.deepEqual(filterCanned(items, "").length, 3);
   assert.deepEqual(insertCanned("Hi /th!", 3, 6, "Thanks Mia"), { value: "Hi Thanks Mia!", caret: 13 });
+});
+
+test("the Comments filter: read from the address, kept in it, sent to the API, applied to live updates", () => {
+  const filters = parseFilters("?kind=comment");
+  assert.equal(filters.kind, "comment");
+  assert.equal(parseFilters("?kind=post").kind, "");
+  const state = createState({ me: 1, filters });
+  assert.match(filtersQuery(state), /kind=comment/);
+  assert.equal(listParams(state).get("kind"), "comment");
+  assert.equal(matchesFilters(state, { status: "open", kind: "comment", labels: [] }), true);
+  assert.equal(matchesFilters(state, { status: "open", kind: "message", labels: [] }), false);
+  assert.equal(listParams(createState({ me: 1, filters: parseFilters("") })).has("kind"), false);
+});
+
+test("a comment reply's limit is the conversation's, never above the page's", () => {
+  assert.equal(replyMaxChars({ reply_max_chars: 150 }, 6000), 150);
+  assert.equal(replyMaxChars({ reply_max_chars: 9000 }, 6000), 6000);
+  assert.equal(replyMaxChars({}, 6000), 6000);
+  assert.equal(replyMaxChars(null, 6000), 6000);
 });

@@ -99,3 +99,15 @@ def test_not_sent_when_the_window_is_closed_and_nothing_when_csat_is_off(
         other = user_writes(client, account, "u2", "hi")
     resolve(agent, other, django_capture_on_commit_callbacks)
     assert not CsatSurvey.objects.filter(conversation=other).exists()
+
+
+def test_a_comment_conversation_gets_no_public_survey(
+    client, account, agent, csat_on, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        conversation = user_writes(client, account, "u1", "nice video")
+    Conversation.objects.filter(pk=conversation.pk).update(kind=Conversation.Kind.COMMENT, subject_id="7312")
+    resolve(agent, conversation, django_capture_on_commit_callbacks)
+    assert Conversation.objects.get(pk=conversation.pk).status == "resolved"
+    assert not CsatSurvey.objects.filter(conversation=conversation).exists()
+    assert not Message.objects.filter(conversation=conversation, direction="out").exists()

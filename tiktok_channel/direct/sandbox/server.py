@@ -213,6 +213,9 @@ class Handler(BaseHTTPRequestHandler):
             ("GET", f"{API}/business/message/capabilities/get/"): self._capabilities,
             ("GET", f"{API}/business/message/conversation/list/"): self._conversation_list,
             ("GET", f"{API}/business/message/content/list/"): self._content_list,
+            ("GET", f"{API}/business/comment/list/"): self._comment_list,
+            ("POST", f"{API}/business/comment/reply/create/"): self._comment_reply,
+            ("POST", f"{API}/business/comment/hide/"): self._comment_hide,
             ("POST", f"{API}/business/webhook/update/"): self._webhook_update,
             ("GET", f"{API}/business/webhook/list/"): self._webhook_list,
             ("POST", f"{API}/business/webhook/delete/"): self._webhook_delete,
@@ -223,6 +226,7 @@ class Handler(BaseHTTPRequestHandler):
             ("POST", "/sandbox/inbound"): lambda: self._control(self.sandbox.inbound),
             ("POST", "/sandbox/business_message"): lambda: self._control(self.sandbox.business_message),
             ("POST", "/sandbox/read"): lambda: self._control(self._read),
+            ("POST", "/sandbox/comment"): lambda: self._control(self.sandbox.comment),
         }
 
     def _route(self, method: str) -> None:
@@ -419,6 +423,21 @@ class Handler(BaseHTTPRequestHandler):
         query = self._query()
         grant = self.sandbox.authenticate(self._token(), query.get("business_id"), "message.list.read")
         self._ok(self.sandbox.content_list(grant, query.get("conversation_id", "")))
+
+    def _comment_list(self) -> None:
+        query = self._query()
+        grant = self.sandbox.authenticate(self._token(), query.get("business_id"), "comment.list")
+        self._ok(self.sandbox.comment_list(grant, query))
+
+    def _comment_reply(self) -> None:
+        body = self._json_body()
+        grant = self.sandbox.authenticate(self._token(), body.get("business_id"), "comment.list.manage")
+        self._ok(self.sandbox.comment_reply(grant, body))
+
+    def _comment_hide(self) -> None:
+        body = self._json_body()
+        grant = self.sandbox.authenticate(self._token(), body.get("business_id"), "comment.list.manage")
+        self._ok(self.sandbox.comment_hide(grant, body))
 
     def _webhook_update(self) -> None:
         body = self._json_body()

@@ -173,6 +173,7 @@ class Sandbox:
         self.sent: deque[dict] = deque(maxlen=KEPT_SENT)
         self.deliveries: deque[dict] = deque(maxlen=KEPT_DELIVERIES)
         self.counters: dict[str, int] = {}
+        self.comments: dict[str, dict] = {}  # comment id -> the comment as `/business/comment/list/` shows it
 
     def close(self) -> None:
         self.scheduler.stop()
@@ -816,19 +817,134 @@ class Sandbox:
 
     # --- webhooks --------------------------------------------------------------------------------------------
 
-    def _targets(self, open_id: str) -> list[App]:
-        """The apps this account has authorized (a grant not revoked) that have a DIRECT_MESSAGE callback."""
+    def comment(self, options: dict) -> dict:
+        """A simulated user comments on a video of a business account (`POST /sandbox/comment`): the comment is
+        listed and a signed `comment.update` webhook (§6.4) goes to the apps with a COMMENT callback."""
+        if not isinstance(options, dict):
+            raise ValueError("the body must be a JSON object")
+        account = self._account_option(options)
+        user, video_id, text = options.get("user"), options.get("video_id"), options.get("text")
+        if not isinstance(user, str) or not user:
+            raise ValueError("user (the commenter's unique_identifier) is a required string")
+        if not isinstance(video_id, str) or not video_id.isdigit():
+            raise ValueError("video_id is a required string of digits")
+        if not isinstance(text, str) or not text or len(text) > COMMENT_MAX_CHARS:
+            raise ValueError(f"text is a required string of at most {COMMENT_MAX_CHARS} characters")
+        self._targets(account.open_id, "COMMENT")  # fail before anything is recorded
+        now_ms = int(self.now() * 1000)
+        comment_id = str(options.get("comment_id") or payloads.numeric_id())
+        with self.lock:
+            self.comments[comment_id] = _comment(
+                comment_id, video_id, user, text, now_ms, account.open_id, username=str(options.get("username") or "")
+            )
+        self.count("comments")
+        content = {
+            "comment_id": int(comment_id),
+            "video_id": int(video_id),
+            "parent_comment_id": 0,
+            "comment_type": "comment",
+            "comment_action": "insert",
+            "timestamp": now_ms,
+            "unique_identifier": user,
+            "text": text,
+        }
+        deliveries = self._post_event("comment.update", account.open_id, content, "COMMENT")
+        return {"comment_id": comment_id, "video_id": video_id, "deliveries": deliveries}
+
+    def comment_reply(self, grant: Grant, body: dict) -> dict:
+        """`POST /business/comment/reply/create/` (§6.2): text ≤ 150 characters, to a comment of this account's
+        video; `data` is the new comment."""
+        for name in ("video_id", "comment_id", "text"):
+            if not isinstance(body.get(name), str) or not body[name]:
+                raise ApiError(payloads.PARAM_ERROR, f"{name} is a required string")
+        if len(body["text"]) > COMMENT_MAX_CHARS:
+            raise ApiError(payloads.PARAM_ERROR, f"text is longer than {COMMENT_MAX_CHARS} characters")
+        with self.lock:
+            parent = self.comments.get(body["comment_id"])
+            if parent is None or parent["video_id"] != body["video_id"] or parent["owner_id"] != grant.open_id:
+                raise ApiError(payloads.PARAM_ERROR, f"no comment {body['comment_id']} on video {body['video_id']}")
+            reply_id = payloads.numeric_id()
+            reply = _comment(
+                reply_id, body["video_id"], grant.open_id, body["text"], int(self.now() * 1000), grant.open_id
+            )
+            reply.update(owner=True, parent_comment_id=body["comment_id"])
+            self.comments[reply_id] = reply
+            parent["replies"] += 1
+            self.sent.append({"message_id": reply_id, "kind": "comment_reply", "body": dict(body)})
+            self.messages[reply_id] = Message(
+                message_id=reply_id,
+                conversation_id="",
+                direction="out",
+                kind="comment_reply",
+                timestamp_ms=reply["create_time"] * 1000,
+                body={"text": body["text"]},
+            )
+        self.count("comment_replies")
+        return _public_comment(reply)
+
+    def comment_hide(self, grant: Grant, body: dict) -> dict:
+        """`POST /business/comment/hide/` (§6.2): `action` HIDE or UNHIDE a comment on this account's video; a
+        `comment.update` webhook (`set_to_hidden` / `set_to_public`) follows, as TikTok reports changes."""
+        action = body.get("action")
+        if action not in ("HIDE", "UNHIDE"):
+            raise ApiError(payloads.PARAM_ERROR, "action must be HIDE or UNHIDE")
+        with self.lock:
+            found = self.comments.get(str(body.get("comment_id") or ""))
+            if found is None or found["video_id"] != body.get("video_id") or found["owner_id"] != grant.open_id:
+                raise ApiError(
+                    payloads.PARAM_ERROR, f"no comment {body.get('comment_id')} on video {body.get('video_id')}"
+                )
+            found["status"] = "HIDDEN" if action == "HIDE" else "PUBLIC"
+        self.count("comments_hidden" if action == "HIDE" else "comments_unhidden")
+        content = {
+            "comment_id": int(found["comment_id"]),
+            "video_id": int(found["video_id"]),
+            "parent_comment_id": int(found["parent_comment_id"] or 0),
+            "comment_type": "reply" if found["parent_comment_id"] else "comment",
+            "comment_action": "set_to_hidden" if action == "HIDE" else "set_to_public",
+            "timestamp": int(self.now() * 1000),
+            "unique_identifier": found["unique_identifier"],
+            "text": found["text"],
+        }
+        self._post_event("comment.update", grant.open_id, content, "COMMENT")
+        return {}
+
+    def comment_list(self, grant: Grant, query: dict[str, str]) -> dict:
+        """`GET /business/comment/list/` (§6.2): a video's top-level comments, newest first, cursor paging;
+        `include_replies` adds up to 3 replies each; `status` PUBLIC leaves hidden ones out."""
+        video_id = query.get("video_id") or ""
+        if not video_id:
+            raise ApiError(payloads.PARAM_ERROR, "video_id is required")
+        try:
+            cursor, max_count = int(query.get("cursor") or 0), int(query.get("max_count") or 20)
+        except ValueError:
+            raise ApiError(payloads.PARAM_ERROR, "cursor and max_count are numbers") from None
+        if not 1 <= max_count <= 30:
+            raise ApiError(payloads.PARAM_ERROR, "max_count must be 1-30")
+        with self.lock:
+            mine = [c for c in self.comments.values() if c["owner_id"] == grant.open_id and c["video_id"] == video_id]
+        top = sorted((c for c in mine if not c["parent_comment_id"]), key=lambda c: -c["create_time"])
+        if query.get("status") == "PUBLIC":
+            top = [c for c in top if c["status"] == "PUBLIC"]
+        page = top[cursor : cursor + max_count]
+        replies = query.get("include_replies") in ("true", "1")
+        out = []
+        for c in page:
+            item = _public_comment(c)
+            if replies:
+                item["reply_list"] = [_public_comment(r) for r in mine if r["parent_comment_id"] == c["comment_id"]][:3]
+            out.append(item)
+        return {"comments": out, "cursor": cursor + len(page), "has_more": cursor + len(page) < len(top)}
+
+    def _targets(self, open_id: str, event_type: str = "DIRECT_MESSAGE") -> list[App]:
+        """The apps this account has authorized (a grant not revoked) that have a callback for `event_type`."""
         with self.lock:
             client_keys = {
                 t.grant.client_key for t in self.tokens.values() if t.grant.open_id == open_id and not t.grant.revoked
             }
-            apps = [
-                self.apps[k]
-                for k in sorted(client_keys)
-                if k in self.apps and "DIRECT_MESSAGE" in self.apps[k].webhooks
-            ]
+            apps = [self.apps[k] for k in sorted(client_keys) if k in self.apps and event_type in self.apps[k].webhooks]
         if not apps:
-            raise ValueError(f"account {open_id} has not authorized an app with a DIRECT_MESSAGE webhook URL")
+            raise ValueError(f"account {open_id} has not authorized an app with a {event_type} webhook URL")
         return apps
 
     def _post_message_event(self, event: str, conversation: Conversation, message: Message) -> list[dict]:
@@ -853,9 +969,9 @@ class Sandbox:
         )
         return self._post_event(event, conversation.open_id, content)
 
-    def _post_event(self, event: str, open_id: str, content: dict) -> list[dict]:
+    def _post_event(self, event: str, open_id: str, content: dict, event_type: str = "DIRECT_MESSAGE") -> list[dict]:
         try:
-            apps = self._targets(open_id)
+            apps = self._targets(open_id, event_type)
         except ValueError as exc:
             logger.warning("tiktok sandbox: %s not posted: %s", event, exc)
             self.count(f"webhooks_{event}_undeliverable")
@@ -869,14 +985,15 @@ class Sandbox:
                 content=content,
                 create_time_ms=self.behaviour.create_time_ms,
             )
-            results.append(self._attempt(event, app, json.dumps(payload, ensure_ascii=False).encode(), 1))
+            body = json.dumps(payload, ensure_ascii=False).encode()
+            results.append(self._attempt(event, app, body, 1, event_type))
         return results
 
-    def _attempt(self, event: str, app: App, body: bytes, attempt: int) -> dict:
+    def _attempt(self, event: str, app: App, body: bytes, attempt: int, event_type: str = "DIRECT_MESSAGE") -> dict:
         """POST one signed webhook; a non-200 answer is tried again after `webhook_retry_ms × 2^(n-1)`."""
         with self.lock:
             b = self.behaviour
-            url = app.webhooks.get("DIRECT_MESSAGE", "")
+            url = app.webhooks.get(event_type, "")
             timeout, retries, retry_ms, skew = (
                 b.webhook_timeout_s,
                 b.webhook_retries,
@@ -903,7 +1020,7 @@ class Sandbox:
         if not ok and attempt <= retries:
             logger.warning("tiktok sandbox: %s webhook to %s failed (try %d): %s", event, url, attempt, status)
             self.scheduler.at(
-                retry_ms / 1000 * 2 ** (attempt - 1), lambda: self._attempt(event, app, body, attempt + 1)
+                retry_ms / 1000 * 2 ** (attempt - 1), lambda: self._attempt(event, app, body, attempt + 1, event_type)
             )
         return record
 
@@ -974,6 +1091,36 @@ class Sandbox:
                 "scheduled_jobs": self.scheduler.pending(),
                 "idle": self.scheduler.idle,
             }
+
+
+COMMENT_MAX_CHARS = 150
+
+
+def _comment(
+    comment_id: str, video_id: str, user: str, text: str, at_ms: int, owner_id: str, username: str = ""
+) -> dict:
+    return {
+        "comment_id": comment_id,
+        "video_id": video_id,
+        "unique_identifier": user,
+        "user_id": user,
+        "create_time": at_ms // 1000,
+        "text": text,
+        "likes": 0,
+        "replies": 0,
+        "owner": False,
+        "liked": False,
+        "pinned": False,
+        "status": "PUBLIC",
+        "username": username or user,
+        "display_name": username or user,
+        "parent_comment_id": "",
+        "owner_id": owner_id,
+    }
+
+
+def _public_comment(comment: dict) -> dict:
+    return {k: v for k, v in comment.items() if k != "owner_id"}
 
 
 def _is_url(value: str) -> bool:

@@ -54,6 +54,12 @@ class Command(BaseCommand):
             called_from_command_line=False,
         )
         register.add_argument("--id", type=int, required=True, help="the app's id (as `add` printed it)")
+        register.add_argument(
+            "--event-type",
+            choices=["DIRECT_MESSAGE", "COMMENT"],
+            default="DIRECT_MESSAGE",
+            help="DIRECT_MESSAGE (the inbox's messages) or COMMENT (comments on the account's videos)",
+        )
 
     def handle(self, *args, **options) -> None:
         if options["action"] == "register-webhook":
@@ -61,7 +67,7 @@ class Command(BaseCommand):
             if app is None:
                 raise CommandError(f"no TikTok app with id {options['id']}")
             try:
-                answer = client.register_webhook(app)
+                answer = client.register_webhook(app, event_type=options["event_type"])
             except client.TikTokError as exc:
                 raise CommandError(f"TikTok refused the webhook registration: {exc}") from None
             self.stdout.write(json.dumps({"id": app.pk, **answer}))

@@ -3,7 +3,7 @@ import { newIdempotencyKey } from "../api.js";
 import { actions, api, config, currentConv, state } from "../ctx.js";
 import { $, apiError, toast } from "../dom.js";
 import { duration, fullTime, snippet, windowLeft } from "../format.js";
-import { draftKey, lockReason, outgoingReplies, storeMessage, textCounter } from "../store.js";
+import { draftKey, lockReason, outgoingReplies, replyMaxChars, storeMessage, textCounter } from "../store.js";
 
 const PLACEHOLDERS = {
   reply: "Write a reply… (Enter sends, Shift+Enter for a new line, / for canned responses)",
@@ -11,7 +11,8 @@ const PLACEHOLDERS = {
 };
 
 function maxChars() {
-  return state.mode === "note" ? config.limits.note_text_max_chars : config.limits.reply_text_max_chars;
+  if (state.mode === "note") return config.limits.note_text_max_chars;
+  return replyMaxChars(currentConv(), config.limits.reply_text_max_chars);
 }
 
 export function setMode(mode) {
@@ -49,8 +50,10 @@ export function renderComposerState() {
   $("image-input").disabled = Boolean(reason) || note || state.quote !== null;
   $("share-button").disabled = Boolean(reason) || note || state.quote !== null;
   $("share-post-id").disabled = Boolean(reason);
-  $("image-label").hidden = note;
-  $("share-button").hidden = note;
+  // A comment reply is public text only (the server's limits say so; the buttons follow the conversation's kind).
+  const comment = conv.kind === "comment";
+  $("image-label").hidden = note || comment;
+  $("share-button").hidden = note || comment;
   const counter = textCounter(text.value, maxChars());
   const counterNode = $("char-counter");
   counterNode.textContent = counter.label;
@@ -61,7 +64,10 @@ export function renderComposerState() {
 
   const left = windowLeft(conv);
   const countdown = $("window-countdown");
-  if (left === null) {
+  if (comment) {
+    countdown.textContent = "Public reply to the comment · no reply window";
+    countdown.dataset.state = "none";
+  } else if (left === null) {
     countdown.textContent = "No reply window yet";
     countdown.dataset.state = "none";
   } else if (left <= 0) {

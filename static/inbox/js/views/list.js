@@ -52,6 +52,7 @@ function place(conv) {
 
 function windowChip(conv) {
   const left = windowLeft(conv);
+  if (conv.kind === "comment") return el("span", { class: "kind-chip", text: "💬 Comment", title: "A comment on video " + ((conv.subject && conv.subject.id) || "") });
   if (left === null) return el("span", { class: "window-chip window-none", text: "No window" });
   if (left <= 0) return el("span", { class: "window-chip window-closed", text: "Closed", title: "Reply window closed" });
   const cls = left < 3600000 ? "window-danger" : left < 6 * 3600000 ? "window-warn" : "window-ok";
@@ -156,6 +157,7 @@ export function renderControls() {
     seg.setAttribute("aria-pressed", String(seg.dataset.status === state.status));
   }
   $("ordering").value = state.ordering;
+  $("kind-filter").value = state.kind || "";
   if (document.activeElement !== $("search")) $("search").value = state.q;
 }
 

@@ -123,10 +123,27 @@ export function renderThreadChrome() {
   $("snooze-select").hidden = conv.status === "resolved";
   $("priority-select").value = conv.priority;
   renderReferralBanner(conv);
+  renderSubjectBanner(conv);
   renderThreadLabels();
   renderComposerState();
   renderSidePanel();
   renderLabelManager();
+}
+
+// A comment conversation shows the video the comments are on (its id, a link to it on TikTok).
+function renderSubjectBanner(conv) {
+  const banner = $("subject-banner");
+  const subject = conv.kind === "comment" ? conv.subject : null;
+  if (!subject) {
+    banner.hidden = true;
+    return;
+  }
+  const parts = [el("strong", { text: "Comments on video" }), el("span", { class: "banner-label mono", text: subject.id })];
+  if (subject.url && isHttpUrl(subject.url)) {
+    parts.push(el("a", { href: subject.url, target: "_blank", rel: "noopener noreferrer", text: "View on TikTok" }));
+  }
+  banner.replaceChildren(el("span", { class: "banner-icon", "aria-hidden": "true", text: "💬" }), ...parts);
+  banner.hidden = false;
 }
 
 function renderReferralBanner(conv) {
