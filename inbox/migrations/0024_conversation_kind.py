@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inbox', '0022_availability_heartbeat'),
+        ('inbox', '0023_report_csat'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
