@@ -62,6 +62,14 @@ def test_reauthorization_needed_banner_and_locked_composer_at_phone_width(stack,
     expect(banner.get_by_role("link", name="Reconnect")).to_have_attribute("href", app.connect_url)
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     shot(page, "direct-reauthorization-banner-phone.png")
+    # On a phone the page links and Sign out sit in the ☰ menu (the bar has no room for them).
+    expect(page.locator("#logout-button")).to_be_hidden()
+    page.locator("#topbar-menu > summary").click()
+    menu = page.locator("#topbar-menu")
+    for name in ("Reports", "Automation", "Connections", "Admin"):
+        expect(menu.get_by_role("link", name=name)).to_be_visible()
+    expect(menu.locator("#menu-logout-button")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     context.close()
 
     context, page = open_page(browser, stack, stack.agent, f"/c/{message.conversation_id}/")
