@@ -272,6 +272,8 @@ SPECTACULAR_SETTINGS = {
         "AgentAvailabilityStatus": "inbox.automation.models.AgentAvailability.Status",
         "AutomationRuleEvent": "inbox.automation.models.AutomationRule.Event",
         "ConversionEvent": "inbox.models.Conversion.Event",
+        "ConversationKind": "inbox.models.Conversation.Kind",
+        "ReportChartKind": ["line", "bar", "heatmap"],
     },
 }
 
