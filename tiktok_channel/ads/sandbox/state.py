@@ -727,7 +727,7 @@ class AdsSandbox:
             if bound in filtering:
                 limit = _time(filtering, bound, required=True).strftime(TIME_FORMAT)
                 items = [i for i in items if getattr(i["create_time"], test)(limit)]
-        items.sort(key=lambda i: (i["create_time"], i[f"{kind}_id"]), reverse=True)  # newest first
+        items.reverse()  # newest first (the tables keep creation order)
         total = len(items)
         chunk = items[(page - 1) * page_size : page * page_size]
         if fields:
@@ -996,7 +996,7 @@ class AdsSandbox:
         ads = [a for a in ads if all(a[key] in ids for key, ids in wanted.items())]
         days = [start + timedelta(n) for n in range((min(end, today) - start).days + 1)] if start <= today else []
         groups: dict[tuple, dict] = {}
-        for ad in sorted(ads, key=lambda a: (a["create_time"], a["ad_id"])):
+        for ad in ads:  # in creation order
             owner = ad["advertiser_id"] if id_dimension == "advertiser_id" else ad[id_dimension]
             for day in days:
                 key = (owner, day) if "stat_time_day" in dimensions else (owner,)
@@ -1346,7 +1346,9 @@ def _date(query: dict, name: str) -> date:
     if not value:
         raise ApiError(payloads.PARAM_ERROR, f"{name} is required (YYYY-MM-DD) unless query_lifetime is true")
     try:
-        return date.fromisoformat(value) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) else date.fromisoformat("x")
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError(value)
+        return date.fromisoformat(value)
     except ValueError:
         raise ApiError(payloads.PARAM_ERROR, f"{name} must be YYYY-MM-DD") from None
 
