@@ -81,7 +81,7 @@ from tiktok_channel.direct.sandbox.server import PAGE, Handler, SandboxServer, _
 
 API = "/open_api/v1.3"
 AUTHORIZE = "/portal/auth"
-MASKED_QUERY = {"secret"}
+MASKED = {"secret", "access_token"}  # kept out of /sandbox/requests
 
 
 class AdsHandler(Handler):
@@ -174,14 +174,12 @@ class AdsHandler(Handler):
         """Keep the request as it arrived (the token header and app secrets left out) for `/sandbox/requests`."""
         body = self._raw_body() if method == "POST" else b""
         query = {
-            k: ("***" if k in MASKED_QUERY else v[0])
+            k: ("***" if k in MASKED else v[0])
             for k, v in parse_qs(urlsplit(self.path).query, keep_blank_values=True).items()
         }
         if body and (self.headers.get("Content-Type") or "").startswith("application/json"):
             try:
-                parsed = json.loads(body)
-                if isinstance(parsed, dict) and "secret" in parsed:
-                    body = json.dumps({**parsed, "secret": "***"}).encode()
+                body = json.dumps(_masked(json.loads(body)), ensure_ascii=False).encode()
             except ValueError:
                 pass
         self.sandbox.record(
@@ -283,6 +281,14 @@ class AdsHandler(Handler):
             return
         code = self.sandbox.issue_code(app=app, advertiser_ids=chosen, redirect_uri=redirect_uri)
         self._redirect(_with_query(redirect_uri, auth_code=code, state=state))
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: "***" if k in MASKED else _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
 
 
 def _loopback(host: str) -> bool:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 
 import requests
 
-from tests.tiktok_channel.ads.sandbox.conftest import ADVERTISER, sha256_rows
+from tests.tiktok_channel.ads.sandbox.conftest import ADVERTISER, SECRET, sha256_rows
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -73,7 +74,7 @@ def test_the_request_log_holds_every_call_with_secrets_masked(connected):
     assert log["received"] == len(log["requests"]) == 2  # the token exchange and the upload
     exchange, upload = log["requests"]
     assert exchange["path"] == "/open_api/v1.3/oauth2/access_token/"
-    assert '"secret": "***"' in exchange["body"]
+    assert json.loads(exchange["body"])["secret"] == "***" and SECRET not in exchange["body"]
     assert upload["content_type"].startswith("multipart/form-data")
 
 
@@ -130,3 +131,17 @@ def test_create_checks_the_files(connected):
     del body["custom_audience_name"]
     answer = connected.running.post("/dmp/custom_audience/create/", body, token=connected.token)
     assert answer["code"] == 40002 and "custom_audience_name is required" in answer["message"]
+
+
+def test_subscription_tokens_are_masked_in_the_request_log(connected):
+    body = {
+        "app_id": "x",
+        "secret": "y",
+        "subscribe_entity": "AD",
+        "callback_url": "https://h.example/",
+        "subscription_detail": {"access_token": connected.token, "advertiser_id": ADVERTISER, "ad_id": "1"},
+    }
+    connected.running.post("/subscription/subscribe/", body)
+    log = requests.get(f"{connected.running.url}/sandbox/requests", timeout=10).json()["requests"]
+    assert connected.token not in log[-1]["body"]
+    assert json.loads(log[-1]["body"])["subscription_detail"]["access_token"] == "***"

@@ -70,3 +70,10 @@ def test_reset_and_bad_switches(connected):
         response = requests.post(f"{running.url}/sandbox/control", json=body, timeout=5)
         assert response.status_code == 400, body
         assert response.json()["error"]
+
+
+def test_control_endpoints_answer_loopback_clients_only():
+    from tiktok_channel.ads.sandbox.server import _loopback
+
+    assert _loopback("127.0.0.1") and _loopback("::1")
+    assert not _loopback("192.168.1.20") and not _loopback("not an address")
