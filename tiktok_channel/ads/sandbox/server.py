@@ -166,6 +166,7 @@ class AdsHandler(Handler):
             try:
                 self._record(method, path)
             except ApiError as error:
+                self.close_connection = True  # the body was not read: the connection cannot be reused
                 self._json(error.status, error.body())
                 return
         super()._route(method)

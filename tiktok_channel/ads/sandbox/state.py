@@ -980,6 +980,8 @@ class AdsSandbox:
             raise ApiError(payloads.PARAM_ERROR, f"unknown metrics: {', '.join(sorted(unknown))}")
         today = datetime.now(ZoneInfo(advertiser.timezone)).date()
         if query.get("query_lifetime") == "true":
+            if "stat_time_day" in dimensions:
+                raise ApiError(payloads.PARAM_ERROR, "query_lifetime cannot be combined with stat_time_day")
             start, end = REPORT_ORIGIN, today
         else:
             start, end = _date(query, "start_date"), _date(query, "end_date")

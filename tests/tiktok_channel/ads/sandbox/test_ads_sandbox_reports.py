@@ -120,8 +120,24 @@ def test_report_refusals_say_why(connected):
         ({"start_date": start, "end_date": end}, "at most 30 days"),
         ({"start_date": "2026/11/01"}, "start_date must be YYYY-MM-DD"),
         ({"page_size": "0"}, "page_size"),
+        ({"query_lifetime": "true"}, "query_lifetime cannot be combined with stat_time_day"),
+        ({"order_field": "likes"}, "order_field must be a numeric metric"),
     ]
     for params, reason in cases:
         answer = _report(connected, **params)
         assert answer["code"] == 40002, params
         assert reason in answer["message"], (params, answer["message"])
+
+
+def test_lifetime_totals_and_ordering(connected):
+    _, adgroup_id, first = connected.tree()
+    image_id = connected.image(file_name="second.png")["data"]["image_id"]
+    second = connected.ad(adgroup_id, image_id, ad_name="Image B")["data"]["ad_ids"][0]
+    lifetime = _report(connected, dimensions='["ad_id"]', query_lifetime="true", start_date="", end_date="")
+    assert {r["dimensions"]["ad_id"] for r in lifetime["data"]["list"]} == {first, second}
+    week = _report(connected, dimensions='["ad_id"]')["data"]["list"]
+    assert int(lifetime["data"]["list"][0]["metrics"]["impressions"]) > int(week[0]["metrics"]["impressions"])
+    for order in ("ASC", "DESC"):
+        rows = _report(connected, order_field="spend", order_type=order)["data"]["list"]
+        spend = [Decimal(r["metrics"]["spend"]) for r in rows]
+        assert spend == sorted(spend, reverse=order == "DESC")
