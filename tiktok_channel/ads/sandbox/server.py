@@ -53,8 +53,9 @@ Control (loopback only: any other client gets 403)
                                  signed webhooks posted (subscriptions of the ad / its ad group, and every app's
                                  review_webhook_url): {"request_id", "object": 3|2, "time", "entry": [{"log_id",
                                  "adv_id": <number>, campaign/adgroup/ad ids and names, "reject_reason"}]}
-  GET  /sandbox/requests         every API request received (the last 500; `received` counts all): method, path,
-                                 query (secrets masked), content type, body as text
+  GET  /sandbox/requests[?path_contains=…]  every API request received (the last 2000; `received` counts all):
+                                 method, path, query and JSON body (secrets and tokens masked), content type,
+                                 body as text
   GET  /sandbox/audience_files   every customer file received, accepted or not, with its rows
   GET  /sandbox/webhooks         every review webhook attempt with its body
   GET  /sandbox/images/<id>      an uploaded image's bytes
@@ -144,7 +145,9 @@ class AdsHandler(Handler):
             ("POST", f"{API}/subscription/subscribe/"): lambda: self._ok(s.subscribe(self._json_body())),
             ("POST", f"{API}/subscription/unsubscribe/"): lambda: self._ok(s.unsubscribe(self._json_body())),
             ("GET", "/sandbox/state"): lambda: self._json(200, s.state()),
-            ("GET", "/sandbox/requests"): lambda: self._json(200, s.received_requests()),
+            ("GET", "/sandbox/requests"): lambda: self._json(
+                200, s.received_requests(self._query().get("path_contains", ""))
+            ),
             ("GET", "/sandbox/audience_files"): lambda: self._json(200, s.received_files()),
             ("GET", "/sandbox/webhooks"): lambda: self._json(200, s.webhooks()),
             ("POST", "/sandbox/control"): lambda: self._control(s.control),

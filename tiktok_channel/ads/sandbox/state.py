@@ -28,7 +28,7 @@ from tiktok_channel.sandbox.server import Scheduler  # the Infobip sandbox's, re
 
 logger = logging.getLogger(__name__)
 
-KEPT_REQUESTS = 500
+KEPT_REQUESTS = 2000
 KEPT_DELIVERIES = 500
 MAX_IDS_PER_STATUS_UPDATE = 20  # §7.1, §7.3
 MAX_ADS_PER_CALL = 20  # §7.3
@@ -77,7 +77,7 @@ LEVEL_DIMENSION = {
 REPORT_ORIGIN = date(2024, 1, 1)  # figures grow by the day from here
 
 EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\ufe0f]")
-HEX = {"SHA256": re.compile(r"[0-9a-fA-F]{64}"), "MD5": re.compile(r"[0-9a-fA-F]{32}")}
+HEX = {"SHA256": re.compile(r"[0-9a-f]{64}"), "MD5": re.compile(r"[0-9a-f]{32}")}  # lowercase hex (§7.6)
 HEADER_ROW = re.compile(r"[A-Za-z][A-Za-z0-9_ ]*")
 
 
@@ -1255,9 +1255,12 @@ class AdsSandbox:
                 "idle": self.scheduler.idle,
             }
 
-    def received_requests(self) -> dict:
+    def received_requests(self, path_contains: str = "") -> dict:
+        """The API requests kept (the last KEPT_REQUESTS; `received` counts every one), those whose path contains
+        `path_contains` if given."""
         with self.lock:
-            return {"received": self.counters.get("requests_received", 0), "requests": list(self.requests)}
+            kept = [r for r in self.requests if path_contains in r["path"]]
+            return {"received": self.counters.get("requests_received", 0), "requests": kept}
 
     def received_files(self) -> dict:
         with self.lock:

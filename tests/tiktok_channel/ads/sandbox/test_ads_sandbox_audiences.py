@@ -63,9 +63,12 @@ def test_raw_identifiers_are_refused_40062_and_still_recorded(connected):
     assert received["accepted"] is False and received["not_hashed"] == 2
     assert [r for r in received["rows"] if not HEX64.fullmatch(r)] == ["jane.doe@example.com", "+37493828222"]
     # the raw bytes were received: the request log shows them too, which is what a product test looks for
-    log = requests.get(f"{connected.running.url}/sandbox/requests", timeout=10).json()
-    uploads = [r for r in log["requests"] if r["path"].endswith("/dmp/custom_audience/file/upload/")]
-    assert "jane.doe@example.com" in uploads[0]["body"]
+    log = requests.get(
+        f"{connected.running.url}/sandbox/requests", params={"path_contains": "/file/upload/"}, timeout=10
+    ).json()
+    (upload,) = log["requests"]
+    assert upload["path"] == "/open_api/v1.3/dmp/custom_audience/file/upload/"
+    assert "jane.doe@example.com" in upload["body"]
 
 
 def test_the_request_log_holds_every_call_with_secrets_masked(connected):
@@ -89,6 +92,7 @@ def test_file_refusals(connected):
     assert connected.audience_file(sha256_rows(1000), calculate_type="SHA256")["code"] == 40002  # the spec's enum
     md5_rows = [hashlib.md5(r.encode()).hexdigest() for r in sha256_rows(1000)]
     assert connected.audience_file(md5_rows)["code"] == 40062  # MD5 digests are not SHA-256 ones
+    assert connected.audience_file([r.upper() for r in sha256_rows(1000)])["code"] == 40062  # lowercase hex only
 
 
 def test_append_replace_remove_and_the_minimum(connected):
@@ -145,3 +149,21 @@ def test_subscription_tokens_are_masked_in_the_request_log(connected):
     log = requests.get(f"{connected.running.url}/sandbox/requests", timeout=10).json()["requests"]
     assert connected.token not in log[-1]["body"]
     assert json.loads(log[-1]["body"])["subscription_detail"]["access_token"] == "***"
+
+
+def test_a_new_audience_is_valid_once_built(connected):
+    connected.running.control(set={"audience_build_s": 3600})
+    path = connected.audience_file(sha256_rows(1000))["data"]["file_path"]
+    body = {
+        "advertiser_id": ADVERTISER,
+        "custom_audience_name": "CRM",
+        "file_paths": [path],
+        "calculate_type": "EMAIL_SHA256",
+    }
+    audience_id = connected.running.post("/dmp/custom_audience/create/", body, token=connected.token)["data"][
+        "custom_audience_id"
+    ]
+    query = {"advertiser_id": ADVERTISER, "custom_audience_ids": f'["{audience_id}"]'}
+    details = connected.running.get("/dmp/custom_audience/get/", query, token=connected.token)["data"]["list"][0]
+    assert details["audience_details"]["is_valid"] is False
+    assert details["audience_details"]["msg"] == "Audience is being built"
