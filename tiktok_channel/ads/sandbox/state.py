@@ -1280,7 +1280,8 @@ def _is_url(value: str) -> bool:
 
 
 def _is_header(line: str) -> bool:
-    return bool(HEADER_ROW.fullmatch(line)) and not HEX["MD5"].fullmatch(line) and not HEX["SHA256"].fullmatch(line)
+    """A first line naming the ID type (`EMAIL_SHA256`, `email`); never something shaped like a digest."""
+    return bool(HEADER_ROW.fullmatch(line)) and not re.fullmatch(r"[0-9a-fA-F]{32,}", line)
 
 
 def _history(action: str, detail: str, at: float) -> dict:
