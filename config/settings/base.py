@@ -278,6 +278,8 @@ SPECTACULAR_SETTINGS = {
         "ConversionEvent": "inbox.models.Conversion.Event",
         "ConversationKind": "inbox.models.Conversation.Kind",
         "ReportChartKind": ["line", "bar", "heatmap"],
+        "VideoState": "tiktok_channel.direct.engagement.models.Video.State",
+        "TikTokConnectionState": "tiktok_channel.direct.models.TikTokConnection.State",
     },
 }
 

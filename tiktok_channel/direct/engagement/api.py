@@ -186,13 +186,12 @@ class SyncView(GenericAPIView):
         connection = selectors.connections_visible_to(request.user).filter(pk=pk).first()
         if connection is None:
             raise ApplicationError("not_found", "no such TikTok account", status=404)
-        if not services.sync_requested(connection.pk):
+        requested_at = services.sync_requested(connection.pk)
+        if requested_at is None:
             raise ApplicationError(
                 "not_connected", f"TikTok account {connection} is not connected: reconnect it first", status=409
             )
         tasks.schedule_sync(connection.pk)
-        connection.engagement.refresh_from_db()
         return Response(
-            SyncOut({"queued": True, "sync_requested_at": connection.engagement.sync_requested_at}).data,
-            status=status.HTTP_202_ACCEPTED,
+            SyncOut({"queued": True, "sync_requested_at": requested_at}).data, status=status.HTTP_202_ACCEPTED
         )

@@ -266,16 +266,16 @@ def _record(
         content_changed(inbox_id=connection.app.inbox_id, subject=SUBJECT, connection_id=connection.pk)
 
 
-def sync_requested(connection_id: int) -> bool:
-    """Note that a sync was asked for ("Sync now"); False when the connection cannot be synced."""
+def sync_requested(connection_id: int) -> datetime | None:
+    """Note that a sync was asked for ("Sync now"); returns when, or None when the connection cannot be synced."""
     with transaction.atomic():
         connection = TikTokConnection.objects.select_related("app").filter(pk=connection_id).first()
         if connection is None or connection.state != State.CONNECTED:
-            return False
+            return None
         engagement = _engagement_locked(connection)
         engagement.sync_requested_at = timezone.now()
         engagement.save(update_fields=["sync_requested_at", "updated_at"])
-    return True
+    return engagement.sync_requested_at
 
 
 def sync_retry_scheduled(connection_id: int, at: datetime) -> None:

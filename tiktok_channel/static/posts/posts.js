@@ -105,6 +105,7 @@ function videoCard(video) {
   button.addEventListener("click", () => toggleChart(video, holder, button).then(() => button.setAttribute("aria-expanded", String(openCharts.has(video.id)))));
   if (openCharts.has(video.id)) fillChart(video.id, holder);
   const posted = video.posted_at ? new Date(video.posted_at).toLocaleString() : "";
+  const week = video.growth && video.growth.week;
   return el(
     "article",
     { class: "video-card", id: `video-${video.video_id}`, dataset: { state: video.state, videoId: video.video_id } },
@@ -123,8 +124,9 @@ function videoCard(video) {
     el(
       "ul",
       { class: "video-figures" },
-      ...VIDEO_FIGURES.map((f) => el("li", { title: growthText(video.growth, f.key), dataset: { figure: f.key } }, el("strong", { text: compact(video[f.key]) }), el("span", { text: f.label }), el("span", { class: "growth", text: signed(video.growth && video.growth.day ? video.growth.day[f.key] : null) + " 1 d" }))),
+      ...VIDEO_FIGURES.map((f) => el("li", { title: growthText(video.growth, f.key), dataset: { figure: f.key } }, el("strong", { text: compact(video[f.key]) }), el("span", { text: f.label }), el("span", { class: "growth", text: video.growth && video.growth.day ? signed(video.growth.day[f.key]) : "" }))),
     ),
+    el("p", { class: "video-meta growth-line", text: week ? `7 days: ${VIDEO_FIGURES.map((f) => `${signed(week[f.key])} ${f.label.toLowerCase()}`).join(", ")}` : growthText(video.growth, "views") + " (views)" }),
     el("div", {}, button),
     holder,
   );
