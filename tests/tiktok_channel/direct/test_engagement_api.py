@@ -141,3 +141,19 @@ def test_the_api_is_in_the_openapi_schema(admin_client):
     ):
         assert path in schema["paths"], path
     assert "post" not in schema["paths"]["/api/v1/videos/"]  # read-only
+
+
+def test_a_content_change_reaches_the_inbox_group_live(
+    inbox, connection, live_events, django_capture_on_commit_callbacks
+):
+    from django.db import transaction
+
+    from inbox.live import inbox_group
+    from inbox.services import content_changed
+
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        content_changed(inbox_id=inbox.pk, subject="videos", connection_id=connection.pk)
+    ((group, event),) = live_events
+    assert group == inbox_group(inbox.pk)
+    assert (event["type"], event["subject"], event["connection_id"]) == ("content.changed", "videos", connection.pk)
+    assert isinstance(event["version"], int) and event["version"] > 0
