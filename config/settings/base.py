@@ -205,6 +205,11 @@ CELERY_BEAT_SCHEDULE["tiktok-engagement-sync"] = {
     "task": "tiktok_channel.direct.engagement.tasks.sync_all_engagement",
     "schedule": env.float("TIKTOK_ENGAGEMENT_SYNC_EVERY_SECONDS", default=3600.0),
 }
+CELERY_BEAT_SCHEDULE["tiktok-engagement-first-sync"] = {
+    "task": "tiktok_channel.direct.engagement.tasks.sync_all_engagement",
+    "schedule": 60.0,
+    "kwargs": {"only_new": True},
+}
 CELERY_BEAT_SCHEDULE["reports-refresh-rollups"] = {
     "task": "inbox.reports.tasks.refresh_report_rollups",
     "schedule": 60.0,

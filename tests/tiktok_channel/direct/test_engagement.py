@@ -149,6 +149,15 @@ def test_the_beat_enqueues_one_sync_per_connected_account(wire, scheduled):  # n
     connection = connect(server, app)
     assert tasks.sync_all_engagement() == 1
     assert scheduled == [(connection.pk, 0, 0)]
+
+    # Every minute, accounts never synced (just connected) get their first sync, once per 10 minutes at most.
+    assert tasks.sync_all_engagement(only_new=True) == 1
+    assert tasks.sync_all_engagement(only_new=True) == 0  # asked for a moment ago
+    assert services.sync_connection(connection.pk).status == services.SYNCED
+    AccountEngagement.objects.filter(connection=connection).update(sync_requested_at=None)
+    assert tasks.sync_all_engagement(only_new=True) == 0  # synced already: the hourly beat keeps it fresh
+    assert len(scheduled) == 2
+
     TikTokConnection.objects.filter(pk=connection.pk).update(state=TikTokConnection.State.REAUTHORIZATION_NEEDED)
     assert tasks.sync_all_engagement() == 0
 

@@ -18,6 +18,8 @@ from tiktok_channel.direct.models import TikTokConnection
 
 logger = logging.getLogger(__name__)
 
+FIRST_SYNC_AGAIN_SECONDS = 600
+
 
 def backoff_seconds(attempt: int, at_least: float | None = None) -> float:
     """Before try `attempt + 1`: base × 2^attempt with ±20 % jitter, never less than TikTok's wait."""
@@ -46,13 +48,17 @@ def sync_engagement(connection_id: int, attempt: int = 0) -> str:
 
 
 @shared_task(ignore_result=True)
-def sync_all_engagement() -> int:
-    """Beat: one sync task per connected account (each alone, so one account's throttling never delays another)."""
-    ids = list(
-        TikTokConnection.objects.filter(state=TikTokConnection.State.CONNECTED, app__active=True)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+def sync_all_engagement(*, only_new: bool = False) -> int:
+    """Beat: one sync task per connected account (each alone, so one account's throttling never delays another).
+    `only_new` (a beat entry every minute): only accounts never synced and not asked for in the last
+    FIRST_SYNC_AGAIN_SECONDS, so a newly connected account shows its posts within a minute."""
+    rows = TikTokConnection.objects.filter(state=TikTokConnection.State.CONNECTED, app__active=True)
+    if only_new:
+        before = timezone.now() - timedelta(seconds=FIRST_SYNC_AGAIN_SECONDS)
+        rows = rows.exclude(engagement__synced_at__isnull=False).exclude(engagement__sync_requested_at__gt=before)
+    ids = list(rows.order_by("pk").values_list("pk", flat=True))
     for connection_id in ids:
+        if only_new:
+            services.sync_requested(connection_id)
         schedule_sync(connection_id)
     return len(ids)
