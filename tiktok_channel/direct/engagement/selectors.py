@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from inbox.selectors import inbox_ids_visible_to
@@ -22,20 +22,23 @@ def today() -> date:
 
 
 def connections_visible_to(user) -> QuerySet[TikTokConnection]:
+    """Connected accounts and those waiting for a reconnect (a disconnected one is gone from the page; its posts
+    stay in the database)."""
     return (
         TikTokConnection.objects.filter(app__inbox_id__in=inbox_ids_visible_to(user))
-        .exclude(state=TikTokConnection.State.DISCONNECTED, videos__isnull=True)
+        .exclude(state=TikTokConnection.State.DISCONNECTED)
         .select_related("app", "app__inbox", "engagement")
-        .distinct()
         .order_by("display_name", "account_id")
     )
 
 
 def videos_visible_to(user, *, connection_id: int | None = None) -> QuerySet[Video]:
-    rows = Video.objects.filter(connection__app__inbox_id__in=inbox_ids_visible_to(user)).select_related("connection")
+    rows = Video.objects.filter(connection__app__inbox_id__in=inbox_ids_visible_to(user)).exclude(
+        connection__state=TikTokConnection.State.DISCONNECTED
+    )
     if connection_id is not None:
         rows = rows.filter(connection_id=connection_id)
-    return rows.order_by("-posted_at", "-pk")
+    return rows.order_by(F("posted_at").desc(nulls_last=True), "-pk")
 
 
 def growth(videos: list[Video], *, on: date | None = None) -> dict[int, dict]:
