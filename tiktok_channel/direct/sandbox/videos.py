@@ -123,7 +123,7 @@ class VideoLibrary:
         chance = random.Random(seed if seed is not None else time.time_ns())  # noqa: S311 - demo figures
         video_id = str(given.get("video_id") or payloads.numeric_id())
         while any(v.created_ms == created_ms for v in self.videos.values() if v.open_id == open_id):
-            created_ms -= 1  # distinct times: the cursor (ms) never splits two posts
+            created_ms += 1  # distinct times: the cursor (ms) never splits two posts
         video = SandboxVideo(
             video_id=video_id,
             open_id=open_id,
