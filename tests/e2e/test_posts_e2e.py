@@ -73,6 +73,8 @@ def test_sync_now_shows_the_posts_live_and_webhooks_update_them(stack, tiktok, c
     published = sandbox_post(tiktok, "/sandbox/video", caption="Fresh from the studio")
     assert [d["status"] for d in published["deliveries"]] == [200]
     expect(page.locator(f"#video-{published['video_id']}")).to_be_visible(timeout=15_000)
+    # The event carries only the post's id: the sync it triggers brings the caption.
+    expect(page.locator(f"#video-{published['video_id']}")).to_contain_text("Fresh from the studio", timeout=30_000)
     removed = Video.objects.filter(connection=connection).order_by("posted_at").first()
     sandbox_post(tiktok, "/sandbox/video/remove", video_id=removed.video_id)
     expect(page.locator(f"#video-{removed.video_id}")).to_have_attribute("data-state", "removed", timeout=15_000)

@@ -208,7 +208,7 @@ def test_a_figure_tiktok_did_not_send_keeps_the_previous_one(wire, monkeypatch):
 # --- webhooks ------------------------------------------------------------------------------------------------
 
 
-def test_post_published_and_removed_webhooks_update_the_post_live(wire, client, domain_events):  # noqa: F811
+def test_post_published_and_removed_webhooks_update_the_post_live(wire, client, domain_events, scheduled):  # noqa: F811
     server, app, receiver = wire  # noqa: F811
     connection = connect(server, app)
     seen = len(receiver.requests)
@@ -220,7 +220,9 @@ def test_post_published_and_removed_webhooks_update_the_post_live(wire, client, 
     assert response.status_code == 200 and response.json()["post_published"] == 1
     video = Video.objects.get(connection=connection, video_id=posted["video_id"])
     assert video.state == Video.State.PUBLISHED
+    assert scheduled == [(connection.pk, 0, 0)]  # the event has only the id: a sync brings caption and figures
     assert relay(client, app, captured).json()["post_published_already"] == 1  # redelivered: no change
+    assert len(scheduled) == 1
 
     server.sandbox.videos.remove({"account": OPEN_ID, "video_id": posted["video_id"]})
     (captured,) = next_webhooks(receiver, seen + 1)
@@ -282,7 +284,7 @@ def test_a_post_event_without_a_post_id_is_refused_with_the_reason(wire, client)
     assert post_webhook(client, app, body, secret=app.client_secret).status_code == 400
 
 
-def test_event_names_are_settings(wire, client, settings):  # noqa: F811
+def test_event_names_are_settings(wire, client, settings, scheduled):  # noqa: F811
     from tests.tiktok_channel.direct.conftest import post_webhook, webhook_body
 
     server, app, _ = wire

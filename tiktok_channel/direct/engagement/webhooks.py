@@ -71,6 +71,13 @@ def apply(connection: TikTokConnection, event: str, content: dict, at: datetime)
     kind = kind_of(event)
     if kind == "published":
         changed = services.video_published(connection, video_id=post_id(content), at=at)
+        if changed:
+            # The event carries only the id: a sync brings the caption, cover and figures (§6.4's advice to treat
+            # an event as a trigger and reconcile by polling).
+            from tiktok_channel.direct.engagement import tasks  # tasks imports the services
+
+            services.sync_requested(connection.pk)
+            tasks.schedule_sync(connection.pk)
         return "post_published" if changed else "post_published_already"
     if kind == "removed":
         changed = services.video_removed(connection, video_id=post_id(content), at=at)
