@@ -157,3 +157,12 @@ def test_a_content_change_reaches_the_inbox_group_live(
     assert group == inbox_group(inbox.pk)
     assert (event["type"], event["subject"], event["connection_id"]) == ("content.changed", "videos", connection.pk)
     assert isinstance(event["version"], int) and event["version"] > 0
+
+
+def test_the_lists_cost_the_same_queries_for_more_posts(admin_client, posts, connection, django_assert_max_num_queries):
+    with django_assert_max_num_queries(8) as few:
+        assert len(admin_client.get("/api/v1/videos/").json()) == 2
+    for index in range(20):
+        Video.objects.create(connection=connection, video_id=str(8000 + index), posted_at=timezone.now())
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert len(admin_client.get("/api/v1/videos/").json()) == 22
