@@ -46,7 +46,7 @@ def scheduled(monkeypatch) -> list[tuple[int, int, float]]:
     return calls
 
 
-def test_a_sync_pages_through_more_than_20_posts_and_snapshots_each(wire, domain_events):  # noqa: F811
+def test_a_sync_pages_through_more_than_20_posts_and_snapshots_each(wire, domain_events, settings):  # noqa: F811
     server, app, _ = wire
     connection = connect(server, app)
     seed(server, 45)
@@ -68,6 +68,14 @@ def test_a_sync_pages_through_more_than_20_posts_and_snapshots_each(wire, domain
     assert engagement.followers >= 1200 and engagement.videos_count == 45 and engagement.sync_error == ""
     assert AccountSnapshot.objects.filter(connection=connection).count() == 1
     assert [e.type for e in domain_events if e.type == "content.changed"] == ["content.changed"]
+
+    # A cap on pages: the newest are kept, nothing is marked removed for being beyond it, and the page says so.
+    settings.TIKTOK_ENGAGEMENT_MAX_PAGES = 1
+    capped = services.sync_connection(connection.pk)
+    assert (capped.pages, capped.complete, capped.removed) == (1, False, [])
+    assert "newest 1 pages" in AccountEngagement.objects.get(connection=connection).sync_error
+    assert not Video.objects.filter(state=Video.State.REMOVED).exists()
+    settings.TIKTOK_ENGAGEMENT_MAX_PAGES = 50
 
     # The same day again: the snapshots are updated, not added.
     assert services.sync_connection(connection.pk).status == services.SYNCED

@@ -122,6 +122,8 @@ def _read(connection: TikTokConnection) -> tuple[wire.AccountFigures, list[wire.
             break
         seen_cursors.add(page.cursor)
         cursor = page.cursor
+    if not complete and not outcome.error:
+        outcome.error = f"only the newest {outcome.pages} pages were read (TIKTOK_ENGAGEMENT_MAX_PAGES)"
     outcome.videos = len(videos)
     outcome.complete = complete
     return figures, list(videos.values()), outcome
