@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 from config.views import healthz, uploaded_media
 from inbox.views import LoginView, LogoutView
 from tiktok_channel.direct import urls as direct_urls
+from tiktok_channel.direct.engagement import urls as engagement_urls
 
 admin.site.site_header = "TikTok Inbox administration"
 admin.site.site_title = "TikTok Inbox admin"
@@ -19,7 +20,9 @@ urlpatterns = [
     path("connections/infobip/", include("tiktok_channel.health_urls")),
     path("webhooks/tiktok/", include(direct_urls.webhook_urlpatterns)),
     path("tiktok/", include(direct_urls.urlpatterns)),
+    path("api/v1/", include(engagement_urls.api_urlpatterns)),  # the TikTok accounts' posts (staff)
     path("api/v1/", include("inbox.api.urls")),
+    path("posts/", include(engagement_urls.page_urlpatterns)),
     # Agents' uploaded images, fetched by TikTok through PUBLIC_BASE_URL (random names, nothing secret).
     # At scale serve MEDIA_ROOT from the proxy or object storage instead (see README).
     re_path(r"^media/(?P<path>uploads/[0-9a-f]{32}\.(?:jpg|png))$", uploaded_media, name="uploaded-media"),

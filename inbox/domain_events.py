@@ -204,6 +204,18 @@ class CsatRated(ConversationEvent):
     rating: int
 
 
+@dataclass(frozen=True)
+class ContentChanged(DomainEvent):
+    """A provider's content pages changed for a connection of this inbox (not conversations: e.g. a TikTok
+    account's posts and their figures were synced, a post was published or removed, or the connection's state
+    changed). `subject` names what to refetch ("videos"); `version` grows with each change (milliseconds)."""
+
+    type: ClassVar[str] = "content.changed"
+    subject: str
+    connection_id: int
+    version: int
+
+
 EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     ConversationCreated,
     MessageReceived,
@@ -223,6 +235,7 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     ContactUpdated,
     AgentAvailabilityChanged,
     CsatRated,
+    ContentChanged,
 )
 
 Subscriber = Callable[[list[DomainEvent]], None]

@@ -249,6 +249,15 @@ def events_for(event: domain_events.DomainEvent) -> list[dict]:
             return [{"type": "csat.rated", "conversation_id": event.conversation_id, "rating": event.rating}]
         case domain_events.AgentAvailabilityChanged():
             return [{"type": "agent.availability", "user_id": event.user_id, "status": event.status}]
+        case domain_events.ContentChanged():
+            return [
+                {
+                    "type": "content.changed",
+                    "subject": event.subject,
+                    "connection_id": event.connection_id,
+                    "version": event.version,
+                }
+            ]
         case domain_events.ConversionUpdated():
             return [
                 {

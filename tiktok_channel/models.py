@@ -134,6 +134,24 @@ class TikTokSender(models.Model):
 
 
 # The direct provider's models live in their own package; imported here so Django finds them.
+from tiktok_channel.direct.engagement.models import (  # noqa: E402
+    AccountEngagement,
+    AccountSnapshot,
+    Video,
+    VideoSnapshot,
+)
 from tiktok_channel.direct.models import DIRECT_PROVIDER, TikTokApp, TikTokConnection  # noqa: E402
 
-__all__ = ["CHANNEL", "DIRECT_PROVIDER", "PROVIDER", "InfobipAccount", "TikTokApp", "TikTokConnection", "TikTokSender"]
+__all__ = [
+    "CHANNEL",
+    "DIRECT_PROVIDER",
+    "PROVIDER",
+    "AccountEngagement",
+    "AccountSnapshot",
+    "InfobipAccount",
+    "TikTokApp",
+    "TikTokConnection",
+    "TikTokSender",
+    "Video",
+    "VideoSnapshot",
+]

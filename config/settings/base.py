@@ -201,6 +201,15 @@ CELERY_BEAT_SCHEDULE["tiktok-direct-refresh-tokens"] = {
     "schedule": 60.0,
 }
 CELERY_IMPORTS = ["inbox.reports.tasks"]
+CELERY_BEAT_SCHEDULE["tiktok-engagement-sync"] = {
+    "task": "tiktok_channel.direct.engagement.tasks.sync_all_engagement",
+    "schedule": env.float("TIKTOK_ENGAGEMENT_SYNC_EVERY_SECONDS", default=3600.0),
+}
+CELERY_BEAT_SCHEDULE["tiktok-engagement-first-sync"] = {
+    "task": "tiktok_channel.direct.engagement.tasks.sync_all_engagement",
+    "schedule": 60.0,
+    "kwargs": {"only_new": True},
+}
 CELERY_BEAT_SCHEDULE["reports-refresh-rollups"] = {
     "task": "inbox.reports.tasks.refresh_report_rollups",
     "schedule": 60.0,
@@ -274,6 +283,8 @@ SPECTACULAR_SETTINGS = {
         "ConversionEvent": "inbox.models.Conversion.Event",
         "ConversationKind": "inbox.models.Conversation.Kind",
         "ReportChartKind": ["line", "bar", "heatmap"],
+        "VideoState": "tiktok_channel.direct.engagement.models.Video.State",
+        "TikTokConnectionState": "tiktok_channel.direct.models.TikTokConnection.State",
     },
 }
 
@@ -365,6 +376,9 @@ TIKTOK_DIRECT_SCOPES = env.list(
         "message.list.read",
         "message.list.send",
         "message.list.manage",
+        # Posts and engagement (not required: without them only the Posts page's sync is refused).
+        "video.list",
+        "video.insights",
     ],
 )
 # A connection missing one of these (users can grant a subset) is refused.
@@ -388,6 +402,29 @@ TIKTOK_DIRECT_CONNECT_TIMEOUT = env.float("TIKTOK_DIRECT_CONNECT_TIMEOUT", defau
 TIKTOK_DIRECT_READ_TIMEOUT = env.float("TIKTOK_DIRECT_READ_TIMEOUT", default=15.0)
 # Images the backend uploads to TikTok (JPG/PNG up to 3 MB by default; some sources say 20 MB).
 TIKTOK_DIRECT_IMAGE_MAX_BYTES = env.int("TIKTOK_DIRECT_IMAGE_MAX_BYTES", default=3 * 1024 * 1024)
+
+# Posts and engagement (tiktok_channel/direct/engagement/): Celery beat syncs every connected account this often;
+# a sync reads at most this many pages of 20 videos (TikTok's maximum page, §6.1). One SDK spells the list path
+# /business/videos/list/ (§6.1): a setting.
+TIKTOK_ENGAGEMENT_SYNC_EVERY_SECONDS = env.float("TIKTOK_ENGAGEMENT_SYNC_EVERY_SECONDS", default=3600.0)
+TIKTOK_ENGAGEMENT_MAX_PAGES = env.int("TIKTOK_ENGAGEMENT_MAX_PAGES", default=50)
+TIKTOK_ENGAGEMENT_PAGE_SIZE = env.int("TIKTOK_ENGAGEMENT_PAGE_SIZE", default=20)
+TIKTOK_ENGAGEMENT_VIDEO_LIST_PATH = env("TIKTOK_ENGAGEMENT_VIDEO_LIST_PATH", default="/business/video/list/")
+# A throttled or failed sync is tried again with exponential backoff (at least TIKTOK_DIRECT_THROTTLE_WAIT_SECONDS
+# after "too many requests"), at most this many times; the next beat starts afresh.
+TIKTOK_ENGAGEMENT_RETRIES = env.int("TIKTOK_ENGAGEMENT_RETRIES", default=5)
+TIKTOK_ENGAGEMENT_BACKOFF_SECONDS = env.float("TIKTOK_ENGAGEMENT_BACKOFF_SECONDS", default=30.0)
+# TikTok's webhook event names for a post becoming public / no longer public and for a user removing the app's
+# authorization (§4.5 names the post events of the developer portal; the Business API's are not documented).
+TIKTOK_DIRECT_POST_PUBLISHED_EVENTS = env.list(
+    "TIKTOK_DIRECT_POST_PUBLISHED_EVENTS", default=["post.publish.publicly_available"]
+)
+TIKTOK_DIRECT_POST_REMOVED_EVENTS = env.list(
+    "TIKTOK_DIRECT_POST_REMOVED_EVENTS", default=["post.publish.no_longer_publicaly_available"]
+)
+TIKTOK_DIRECT_AUTHORIZATION_REMOVED_EVENTS = env.list(
+    "TIKTOK_DIRECT_AUTHORIZATION_REMOVED_EVENTS", default=["authorization.removed"]
+)
 
 LOGGING = {
     "version": 1,

@@ -10,6 +10,7 @@ from inbox.services.common import (
     message_version,
     new_provider_message_id,
 )
+from inbox.services.content import content_changed
 from inbox.services.conversations import (
     TYPING_THROTTLE_SECONDS,
     conversation_assign,
@@ -42,6 +43,7 @@ __all__ = [
     "STATUS_RANK",
     "TYPING_THROTTLE_SECONDS",
     "StatusOutcome",
+    "content_changed",
     "conversation_assign",
     "conversation_mark_read",
     "conversation_set_priority",

@@ -17,6 +17,7 @@ from inbox.events import StatusReport
 from inbox.models import Message
 from inbox.services import (
     contact_update,
+    content_changed,
     conversation_assign,
     conversation_set_labels,
     conversation_set_priority,
@@ -109,6 +110,7 @@ def test_the_services_emit_every_event_type(agent, inbox, domain_events, setting
         conversation=conversation, resolved_version=1, outcome="queued", expires_at=timezone.now() + timedelta(days=1)
     )
     csat_rate(token=survey_token(survey), rating=5)  # the customer rated it (CSAT)
+    content_changed(inbox_id=inbox.pk, subject="videos", connection_id=1)  # a provider's content page changed
 
     emitted = {type(event) for event in domain_events}
     assert emitted == set(de.EVENT_TYPES), set(de.EVENT_TYPES) - emitted

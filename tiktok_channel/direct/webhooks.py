@@ -40,6 +40,7 @@ from inbox.events import InboundMessage, StatusReport
 from inbox.models import Conversation, Message, WebhookEvent
 from inbox.processor import store_pending
 from inbox.services import message_statuses_apply, messages_receive
+from tiktok_channel.direct.engagement import webhooks as engagement_webhooks
 from tiktok_channel.direct.media import media_url
 from tiktok_channel.direct.models import DIRECT_PROVIDER, TikTokApp, TikTokConnection
 from tiktok_channel.models import CHANNEL
@@ -138,7 +139,10 @@ def parse_event(body: bytes) -> ParsedEvent:
     event = envelope.get("event")
     if not isinstance(event, str) or not event:
         raise EventError("'event' is required")
-    business_id = _id(envelope.get("user_openid"), "user_openid", required=event in (RECEIVE, SEND, READ, COMMENT))
+    ours = engagement_webhooks.kind_of(event) is not None  # posts and authorization (engagement/webhooks.py)
+    business_id = _id(
+        envelope.get("user_openid"), "user_openid", required=ours or event in (RECEIVE, SEND, READ, COMMENT)
+    )
     content = envelope.get("content")
     if isinstance(content, str):
         try:
@@ -149,6 +153,11 @@ def parse_event(body: bytes) -> ParsedEvent:
         content = {}
     if not isinstance(content, dict):
         raise EventError("'content' must be a JSON object")
+    if ours:
+        try:
+            engagement_webhooks.check(event, content)
+        except ValueError as exc:
+            raise EventError(str(exc)) from None
     if event == COMMENT:
         for name in ("comment_id", "video_id", "unique_identifier"):
             _id(content.get(name), f"content.{name}")
@@ -299,6 +308,13 @@ def apply_events(requests: list[tuple[int, ParsedEvent, datetime]]) -> list[Outc
     reads: list[tuple[int, ParsedEvent, datetime]] = []
     for position, (app_id, parsed, received_at) in enumerate(requests):
         outcome = outcomes[position]
+        if engagement_webhooks.kind_of(parsed.event) is not None:
+            connection = connections.get((app_id, parsed.business_id))
+            if connection is None:
+                outcome.add("ignored_unknown_account")
+            else:
+                outcome.add(engagement_webhooks.apply(connection, parsed.event, parsed.content, received_at))
+            continue
         if parsed.event not in (RECEIVE, SEND, READ, COMMENT):
             outcome.add("unrecognized")
             outcome.problems.append({"index": 0, "reason": f"event {parsed.event!r} is not applied"})

@@ -54,6 +54,12 @@ class Behaviour:
     throttle_code: int = 40100
     invalid_token_next: int = 0
     slow_ms: int = 0
+    # Posts (videos.py): every account added gets `seed_videos` posts; the Accounts API answers 40100 past
+    # `accounts_api_qpm` calls per account and minute (§9: 40; 0 is off); `short_pages` returns pages shorter
+    # than asked while has_more stays true (§6.1 says TikTok may).
+    seed_videos: int = 0
+    accounts_api_qpm: int = 0
+    short_pages: bool = False
 
     def __post_init__(self) -> None:
         self.validate()

@@ -100,6 +100,10 @@ Control (no authentication: the sandbox listens on loopback)
   POST /sandbox/business_message  the same fields: the business writes from the TikTok app (im_send_msg, APP)
   POST /sandbox/read      {"conversation_id", "message_id"?}: the user reads now (im_mark_read_msg)
 
+Posts and engagement (§6.1, the post and authorization webhooks): see `videos.py` — `GET …/business/video/list/`
+(cursor paging, figures growing with the clock), followers on `…/business/get/`, and `POST /sandbox/video`,
+`/sandbox/video/remove`, `/sandbox/revoke_authorization`, `/sandbox/followers`.
+
 Uncertain facts, each a switch (`behaviour.py`, §11): token lifetimes (`access_token_ttl_s` 24 h,
 `refresh_token_ttl_s` 365 d), refresh rotation, the callback's code parameter, the deny `error_code` value,
 the 48 h window and the 10 / 3 caps, text length (6000), image types and size (JPG/PNG ≤ 3 MB), the unit of
@@ -213,6 +217,7 @@ class Handler(BaseHTTPRequestHandler):
             ("GET", f"{API}/business/message/capabilities/get/"): self._capabilities,
             ("GET", f"{API}/business/message/conversation/list/"): self._conversation_list,
             ("GET", f"{API}/business/message/content/list/"): self._content_list,
+            ("GET", f"{API}/business/video/list/"): self._video_list,
             ("GET", f"{API}/business/comment/list/"): self._comment_list,
             ("POST", f"{API}/business/comment/reply/create/"): self._comment_reply,
             ("POST", f"{API}/business/comment/hide/"): self._comment_hide,
@@ -227,6 +232,10 @@ class Handler(BaseHTTPRequestHandler):
             ("POST", "/sandbox/business_message"): lambda: self._control(self.sandbox.business_message),
             ("POST", "/sandbox/read"): lambda: self._control(self._read),
             ("POST", "/sandbox/comment"): lambda: self._control(self.sandbox.comment),
+            ("POST", "/sandbox/video"): lambda: self._control(self.sandbox.videos.post),
+            ("POST", "/sandbox/video/remove"): lambda: self._control(self.sandbox.videos.remove),
+            ("POST", "/sandbox/revoke_authorization"): lambda: self._control(self.sandbox.videos.revoke_authorization),
+            ("POST", "/sandbox/followers"): lambda: self._control(self.sandbox.videos.set_followers),
         }
 
     def _route(self, method: str) -> None:
@@ -358,6 +367,7 @@ class Handler(BaseHTTPRequestHandler):
         query = self._query()
         grant = self.sandbox.authenticate(self._token(), query.get("business_id"), "user.info.basic")
         fields = _json_list(query, "fields")
+        self.sandbox.videos.throttle(grant.open_id)
         self._ok(self.sandbox.business_info(grant, fields))
 
     def _token(self) -> str:
@@ -423,6 +433,11 @@ class Handler(BaseHTTPRequestHandler):
         query = self._query()
         grant = self.sandbox.authenticate(self._token(), query.get("business_id"), "message.list.read")
         self._ok(self.sandbox.content_list(grant, query.get("conversation_id", "")))
+
+    def _video_list(self) -> None:
+        query = self._query()
+        grant = self.sandbox.authenticate(self._token(), query.get("business_id"), "video.list")
+        self._ok(self.sandbox.videos.video_list(grant.open_id, query, _json_list(query, "fields")))
 
     def _comment_list(self) -> None:
         query = self._query()

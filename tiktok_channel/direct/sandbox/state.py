@@ -18,6 +18,7 @@ import requests
 
 from tiktok_channel.direct.sandbox import payloads
 from tiktok_channel.direct.sandbox.behaviour import Behaviour
+from tiktok_channel.direct.sandbox.videos import VideoLibrary
 from tiktok_channel.sandbox.server import DEMO_LINES, Scheduler  # the Infobip sandbox's, reused as they are
 
 logger = logging.getLogger(__name__)
@@ -174,6 +175,7 @@ class Sandbox:
         self.deliveries: deque[dict] = deque(maxlen=KEPT_DELIVERIES)
         self.counters: dict[str, int] = {}
         self.comments: dict[str, dict] = {}  # comment id -> the comment as `/business/comment/list/` shows it
+        self.videos = VideoLibrary(self)  # posts, their growing figures, followers (videos.py)
 
     def close(self) -> None:
         self.scheduler.stop()
@@ -222,6 +224,7 @@ class Sandbox:
         account = Account(open_id=open_id, username=username, display_name=str(spec.get("display_name") or username))
         with self.lock:
             self.accounts[open_id] = account
+        self.videos.account_added(open_id)
         return account
 
     # --- OAuth -----------------------------------------------------------------------------------------------
@@ -405,10 +408,7 @@ class Sandbox:
             "profile_deep_link": f"https://www.tiktok.com/@{account.username}",
             "is_verified": False,
             "is_business_account": True,
-            "followers_count": 0,
-            "following_count": 0,
-            "total_likes": 0,
-            "videos_count": 0,
+            **self.videos.account_figures(account.open_id),
         }
         unknown = [f for f in fields if f not in values]
         if unknown:
@@ -1088,6 +1088,7 @@ class Sandbox:
                 "conversations": [c.public() for c in self.conversations.values()],
                 "sent": [{**s, "read": self.messages[s["message_id"]].read} for s in list(self.sent)[-100:]],
                 "webhooks": list(self.deliveries)[-50:],
+                "videos": self.videos.state(),
                 "scheduled_jobs": self.scheduler.pending(),
                 "idle": self.scheduler.idle,
             }
