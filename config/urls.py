@@ -19,6 +19,7 @@ urlpatterns = [
     path("connections/infobip/", include("tiktok_channel.health_urls")),
     path("webhooks/tiktok/", include(direct_urls.webhook_urlpatterns)),
     path("tiktok/", include(direct_urls.urlpatterns)),
+    path("posts/", include("tiktok_channel.direct.publishing.urls")),
     path("api/v1/", include("inbox.api.urls")),
     # Agents' uploaded images, fetched by TikTok through PUBLIC_BASE_URL (random names, nothing secret).
     # At scale serve MEDIA_ROOT from the proxy or object storage instead (see README).

@@ -23,3 +23,4 @@ class TikTokChannelConfig(AppConfig):
         providers.register(DirectBackend())
         # Its beat task (Celery's autodiscovery looks only at `<app>.tasks`).
         from tiktok_channel.direct import tasks  # noqa: F401
+        from tiktok_channel.direct.publishing import tasks as publishing_tasks  # noqa: F401

@@ -137,3 +137,4 @@ class TikTokSender(models.Model):
 from tiktok_channel.direct.models import DIRECT_PROVIDER, TikTokApp, TikTokConnection  # noqa: E402
 
 __all__ = ["CHANNEL", "DIRECT_PROVIDER", "PROVIDER", "InfobipAccount", "TikTokApp", "TikTokConnection", "TikTokSender"]
+from tiktok_channel.direct.publishing.models import Post  # noqa: E402, F401
