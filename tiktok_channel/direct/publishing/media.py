@@ -143,8 +143,8 @@ def chunk_plan(size: int, wanted: int | None = None) -> tuple[int, int]:
     if size < low:
         return size, 1
     chunk = max(low, min(high, wanted or settings.TIKTOK_UPLOAD_CHUNK_BYTES))
-    chunk = max(chunk, -(-size // 1000))
-    return chunk, max(1, size // chunk)
+    chunk = min(max(chunk, -(-size // 1000)), size)
+    return chunk, size // chunk
 
 
 def chunk_range(index: int, size: int, chunk_size: int, count: int) -> tuple[int, int]:

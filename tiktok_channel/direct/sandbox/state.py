@@ -18,6 +18,7 @@ import requests
 
 from tiktok_channel.direct.sandbox import payloads
 from tiktok_channel.direct.sandbox.behaviour import Behaviour
+from tiktok_channel.direct.sandbox.posting import Posting
 from tiktok_channel.sandbox.server import DEMO_LINES, Scheduler  # the Infobip sandbox's, reused as they are
 
 logger = logging.getLogger(__name__)
@@ -174,6 +175,7 @@ class Sandbox:
         self.deliveries: deque[dict] = deque(maxlen=KEPT_DELIVERIES)
         self.counters: dict[str, int] = {}
         self.comments: dict[str, dict] = {}  # comment id -> the comment as `/business/comment/list/` shows it
+        self.posting = Posting(self)  # the Content Posting API (§4)
 
     def close(self) -> None:
         self.scheduler.stop()
@@ -1088,6 +1090,7 @@ class Sandbox:
                 "conversations": [c.public() for c in self.conversations.values()],
                 "sent": [{**s, "read": self.messages[s["message_id"]].read} for s in list(self.sent)[-100:]],
                 "webhooks": list(self.deliveries)[-50:],
+                "posts": self.posting.public(),
                 "scheduled_jobs": self.scheduler.pending(),
                 "idle": self.scheduler.idle,
             }
