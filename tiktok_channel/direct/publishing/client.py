@@ -183,7 +183,9 @@ def put_chunk(upload_url: str, data: bytes, *, start: int, end: int, total: int,
             upload_url,
             data=data,
             headers=headers,
-            timeout=(settings.TIKTOK_DIRECT_CONNECT_TIMEOUT, settings.TIKTOK_UPLOAD_READ_TIMEOUT),
+            # urllib3 applies the connect timeout while the body is sent: a chunk TikTok reads slowly needs the
+            # upload's own timeout there too.
+            timeout=(settings.TIKTOK_UPLOAD_READ_TIMEOUT, settings.TIKTOK_UPLOAD_READ_TIMEOUT),
         )
     except requests.RequestException as exc:
         return ChunkAnswer(CHUNK_RETRY, None, f"the upload did not get an answer ({type(exc).__name__})")
