@@ -160,3 +160,11 @@ def test_a_publish_tiktok_fails_shows_its_reason(stack, tiktok, staff_page):
         "TikTok refused the video's frame rate (23-60 fps) (frame_rate_check_failed)"
     )
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(page, "posts-failed-phone.png")
+
+    # The form at phone width: every field reachable, nothing wider than the screen.
+    page.get_by_role("link", name="New post").click()
+    expect(page.locator("#post-submit")).to_be_visible()
+    expect(page.locator("#post-privacy option")).to_have_count(4)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(page, "posts-new-phone.png")
