@@ -286,10 +286,27 @@ def upload_finished(post_id: int, token: str) -> bool:
     return changed
 
 
+def _forget_files(post_id: int) -> None:
+    """After the commit: a finished post's stored file(s) are deleted (TikTok has them, or will never take them)."""
+
+    def delete() -> None:
+        names = Post.objects.filter(pk=post_id).values_list("files", flat=True).first() or []
+        for name in names:
+            media_path(name).unlink(missing_ok=True)
+
+    transaction.on_commit(delete)
+
+
 def post_fail(post_id: int, reason: str, *, condition: Q | None = None) -> bool:
     """Failed, with the reason (never replaces published)."""
     condition = condition if condition is not None else ~Q(status__in=(Status.PUBLISHED, Status.FAILED))
-    return _update(post_id, condition, status=Status.FAILED, reason=reason[:1000], lease_token="", lease_until=None)
+    with transaction.atomic():
+        failed = _update(
+            post_id, condition, status=Status.FAILED, reason=reason[:1000], lease_token="", lease_until=None
+        )
+        if failed:
+            _forget_files(post_id)
+    return failed
 
 
 # --- TikTok's status ------------------------------------------------------------------------------------------
@@ -321,6 +338,8 @@ def status_apply(post_id: int, *, tiktok_status: str, fail_reason: str = "", pos
         post.save(update_fields=[*changes, "version", "updated_at"])
         if visible:
             _announce(post.pk)
+            if changes.get("status") in (Status.PUBLISHED, Status.FAILED):
+                _forget_files(post.pk)
     return post
 
 

@@ -80,7 +80,7 @@ def test_a_privacy_level_tiktok_did_not_offer_is_refused(connection):
 
 
 def test_a_video_is_uploaded_in_order_in_chunks_then_published(
-    posting, connection, settings, django_capture_on_commit_callbacks
+    posting, connection, settings, live_events, django_capture_on_commit_callbacks
 ):
     settings.TIKTOK_UPLOAD_CHUNK_BYTES = 5 * MB  # TikTok's smallest chunk: 12 MB go up in two
     file, data = video_file(12 * MB + 321)
@@ -100,9 +100,10 @@ def test_a_video_is_uploaded_in_order_in_chunks_then_published(
     assert sent["sha256"] == hashlib.sha256(data).hexdigest()
     assert sent["post_info"]["privacy_level"] == "SELF_ONLY" and sent["post_info"]["disable_duet"] is True
 
-    with django_capture_on_commit_callbacks():
+    with django_capture_on_commit_callbacks(execute=True):
         post = poll_until_done(post)
     [sent] = posting.posts()
+    assert not stored_files()  # TikTok has it: our copy is deleted
     assert post.status == Post.Status.PUBLISHED and post.tiktok_post_id == sent["post_id"] != ""
 
 
