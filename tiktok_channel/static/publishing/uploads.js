@@ -1,16 +1,12 @@
 // The uploads page: the list comes from the server (REST is the truth); `post.updated` hints on the inbox
 // websocket move a row's status and progress bar live, an older version than the row's is ignored.
+import { merge, newer, percent } from "./state.js";
+
 const config = JSON.parse(document.getElementById("uploads-config").textContent);
 const list = document.getElementById("uploads");
 const empty = document.getElementById("uploads-empty");
 const liveNote = document.getElementById("uploads-live");
 const rows = new Map(); // post id -> {data, element}
-
-function percent(post) {
-  if (post.status === "published" || post.status === "processing") return 100;
-  if (!post.file_size) return 0;
-  return Math.floor((100 * post.bytes_done) / post.file_size);
-}
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -53,13 +49,10 @@ function apply(event) {
     refresh(); // a post this page has not seen yet
     return;
   }
-  if (event.version <= entry.data.version) return;
-  Object.assign(entry.data, event);
-  // The note is the server's sentence; until the next fetch, show the reason it sent.
-  entry.data.note = event.status === "uploading" && event.chunk_count
-    ? `Uploaded ${event.chunks_done} of ${event.chunk_count} chunks. ${event.reason || ""}`.trim()
-    : event.reason || entry.data.note;
-  if (event.status !== "uploading") refresh();
+  const next = merge(entry.data, event);
+  if (!next) return;
+  entry.data = next;
+  if (event.status !== "uploading") refresh(); // the server's sentence for the new state
   render(entry.data);
 }
 
@@ -73,7 +66,7 @@ async function refresh() {
       const body = await response.json();
       for (const post of body.posts.slice().reverse()) {
         const entry = rows.get(post.post_id);
-        if (entry && entry.data.version > post.version) continue;
+        if (!newer(entry && entry.data, post)) continue;
         if (entry) entry.data = post;
         render(post);
       }
