@@ -85,3 +85,18 @@ def test_photos_are_served_for_tiktok_to_pull_and_nothing_else(
     assert answer.status_code == 200 and b"".join(answer.streaming_content) == JPEG
     assert client.get("/posts/media/..%2Fsecret.jpg").status_code == 404
     assert client.get("/posts/media/0123456789abcdef0123456789abcdef.jpg").status_code == 404
+
+
+def test_admins_see_posts_read_only_without_the_upload_url(
+    client, django_user_model, connection, django_capture_on_commit_callbacks
+):
+    admin_user = django_user_model.objects.create_superuser("root", password="root-pass-1")
+    client.force_login(admin_user)
+    with django_capture_on_commit_callbacks():
+        client.post("/posts/new/", form(SimpleUploadedFile("clip.mp4", mp4_bytes(32 * 1024)), title="Admin sees me"))
+    post = Post.objects.get()
+    Post.objects.filter(pk=post.pk).update(upload_url="https://upload.example/?upload_token=SECRET")
+    assert "Admin sees me" in client.get("/admin/tiktok_channel/post/").content.decode()
+    page = client.get(f"/admin/tiktok_channel/post/{post.pk}/change/").content.decode()
+    assert "Admin sees me" in page and "SECRET" not in page
+    assert client.get("/admin/tiktok_channel/post/add/").status_code == 403
