@@ -87,6 +87,9 @@ Webhooks (§3.5, §10) go to the DIRECT_MESSAGE callback of every app the accoun
   im_mark_read_msg content {"conversation_id", "read": {"last_read_timestamp": <ms>}, "from_user": {"id"}}
   Any answer but 200 is tried again `webhook_retries` times after `webhook_retry_ms` × 2^(n-1).
 
+Content Posting (§4, TikTok for Developers: `Authorization: Bearer`, the `{"data", "error"}` envelope): creator_info,
+video and photo init, the chunk PUTs to `/upload/video/`, status fetch, and their faults: see `posting.py`.
+
 Control (no authentication: the sandbox listens on loopback)
   GET  /sandbox/state     switches, counters, apps, accounts, tokens issued (with status active/expired/rotated/
                           revoked), conversations, sent messages (with `read`), the last webhook posts, `idle`
