@@ -21,6 +21,7 @@ urlpatterns = [
     path("webhooks/tiktok/", include(direct_urls.webhook_urlpatterns)),
     path("tiktok/", include(direct_urls.urlpatterns)),
     path("api/v1/", include(engagement_urls.api_urlpatterns)),  # the TikTok accounts' posts (staff)
+    path("posts/", include("tiktok_channel.direct.publishing.urls")),
     path("api/v1/", include("inbox.api.urls")),
     path("posts/", include(engagement_urls.page_urlpatterns)),
     # Agents' uploaded images, fetched by TikTok through PUBLIC_BASE_URL (random names, nothing secret).

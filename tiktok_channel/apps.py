@@ -24,3 +24,4 @@ class TikTokChannelConfig(AppConfig):
         # Its beat task (Celery's autodiscovery looks only at `<app>.tasks`).
         from tiktok_channel.direct import tasks  # noqa: F401
         from tiktok_channel.direct.engagement import tasks as engagement_tasks  # noqa: F401
+        from tiktok_channel.direct.publishing import tasks as publishing_tasks  # noqa: F401

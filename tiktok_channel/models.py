@@ -149,9 +149,11 @@ __all__ = [
     "AccountEngagement",
     "AccountSnapshot",
     "InfobipAccount",
+    "Post",
     "TikTokApp",
     "TikTokConnection",
     "TikTokSender",
     "Video",
     "VideoSnapshot",
 ]
+from tiktok_channel.direct.publishing.models import Post  # noqa: E402, F401

@@ -210,6 +210,10 @@ CELERY_BEAT_SCHEDULE["tiktok-engagement-first-sync"] = {
     "schedule": 60.0,
     "kwargs": {"only_new": True},
 }
+CELERY_BEAT_SCHEDULE["tiktok-posts-resume-stalled"] = {
+    "task": "tiktok_channel.direct.publishing.tasks.resume_stalled_posts",
+    "schedule": 60.0,
+}
 CELERY_BEAT_SCHEDULE["reports-refresh-rollups"] = {
     "task": "inbox.reports.tasks.refresh_report_rollups",
     "schedule": 60.0,
@@ -425,6 +429,29 @@ TIKTOK_DIRECT_POST_REMOVED_EVENTS = env.list(
 TIKTOK_DIRECT_AUTHORIZATION_REMOVED_EVENTS = env.list(
     "TIKTOK_DIRECT_AUTHORIZATION_REMOVED_EVENTS", default=["authorization.removed"]
 )
+# Publishing (tiktok_channel/direct/publishing/): TikTok's Content Posting API (../shared/tiktok/README.md §4).
+# Its host; empty: https://open.tiktokapis.com for an app on TikTok's own hosts, else the app's API base URL (the
+# local sandbox serves both hosts).
+TIKTOK_CONTENT_API_BASE_URL = env("TIKTOK_CONTENT_API_BASE_URL", default="")
+# §4.3: chunks of 5-64 MB (5 MiB and 64,000,000 bytes: safe whichever "MB" TikTok means), the last up to 128 MB.
+TIKTOK_UPLOAD_CHUNK_BYTES = env.int("TIKTOK_UPLOAD_CHUNK_BYTES", default=10_000_000)
+TIKTOK_UPLOAD_MIN_CHUNK_BYTES = env.int("TIKTOK_UPLOAD_MIN_CHUNK_BYTES", default=5 * 1024 * 1024)
+TIKTOK_UPLOAD_MAX_CHUNK_BYTES = env.int("TIKTOK_UPLOAD_MAX_CHUNK_BYTES", default=64_000_000)
+TIKTOK_UPLOAD_READ_TIMEOUT = env.float("TIKTOK_UPLOAD_READ_TIMEOUT", default=120.0)
+# One chunk is tried this many times in a run (5xx, no answer) before the run gives up; runs are budgeted too.
+TIKTOK_UPLOAD_CHUNK_TRIES = env.int("TIKTOK_UPLOAD_CHUNK_TRIES", default=3)
+TIKTOK_UPLOAD_MAX_RUNS = env.int("TIKTOK_UPLOAD_MAX_RUNS", default=6)
+# A worker owns an upload for this long after its last chunk; then the sweeper hands it to another worker.
+TIKTOK_UPLOAD_LEASE_SECONDS = env.int("TIKTOK_UPLOAD_LEASE_SECONDS", default=300)
+# §4.3 limits, checked before anything is uploaded.
+TIKTOK_POST_VIDEO_MAX_BYTES = env.int("TIKTOK_POST_VIDEO_MAX_BYTES", default=4 * 1024 * 1024 * 1024)
+TIKTOK_POST_VIDEO_MAX_SECONDS = env.int("TIKTOK_POST_VIDEO_MAX_SECONDS", default=600)
+TIKTOK_POST_PHOTO_MAX_BYTES = env.int("TIKTOK_POST_PHOTO_MAX_BYTES", default=20 * 1024 * 1024)
+TIKTOK_POST_PHOTO_MAX_COUNT = env.int("TIKTOK_POST_PHOTO_MAX_COUNT", default=35)
+# §4.5: status polling with exponential backoff (and jitter) from FIRST to MAX seconds, given up after GIVE_UP.
+TIKTOK_POST_STATUS_FIRST_POLL_SECONDS = env.float("TIKTOK_POST_STATUS_FIRST_POLL_SECONDS", default=5.0)
+TIKTOK_POST_STATUS_MAX_POLL_SECONDS = env.float("TIKTOK_POST_STATUS_MAX_POLL_SECONDS", default=600.0)
+TIKTOK_POST_STATUS_GIVE_UP_SECONDS = env.int("TIKTOK_POST_STATUS_GIVE_UP_SECONDS", default=48 * 3600)
 
 LOGGING = {
     "version": 1,

@@ -1,7 +1,7 @@
 """Local development: the zero-setup default of `make run` (SQLite file, embedded Redis)."""
 
 from .base import *  # noqa: F403
-from .base import BASE_DIR, database_from_env, env
+from .base import BASE_DIR, TIKTOK_DIRECT_SCOPES, database_from_env, env
 
 DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-secret-key-change-me")
@@ -17,3 +17,5 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 # Mail (e.g. "reconnect this TikTok account") is printed by the process that sends it, not sent: no SMTP needed.
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# The demo (make run) posts to the TikTok sandbox from /posts/new/: its consent asks for posting (video.publish) too.
+TIKTOK_DIRECT_SCOPES = env.list("TIKTOK_DIRECT_SCOPES", default=[*TIKTOK_DIRECT_SCOPES, "video.publish"])

@@ -60,6 +60,27 @@ class Behaviour:
     seed_videos: int = 0
     accounts_api_qpm: int = 0
     short_pages: bool = False
+    # Content Posting (§4, posting.py): what creator_info answers, the chunk rules, how long processing and
+    # moderation take, and its faults.
+    privacy_level_options: list[str] = field(
+        default_factory=lambda: ["PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "SELF_ONLY"]
+    )
+    creator_comment_disabled: bool = False
+    creator_duet_disabled: bool = False
+    creator_stitch_disabled: bool = False
+    max_video_post_duration_sec: int = 600
+    creator_info_error: str = ""  # e.g. spam_risk_too_many_posts: creator_info answers HTTP 200 with this error
+    upload_min_chunk_bytes: int = 5 * 1024 * 1024
+    upload_max_chunk_bytes: int = 64 * 1024 * 1024
+    upload_max_last_chunk_bytes: int = 128 * 1024 * 1024
+    post_processing_ms: int = 1500
+    post_moderation_ms: int = 1000
+    post_fail_next: int = 0
+    post_fail_reason: str = "spam_risk_text"
+    post_rate_limit_next: int = 0
+    chunk_reject_next: int = 0
+    chunk_reject_status: int = 500
+    chunk_delay_ms: int = 0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -71,6 +92,8 @@ class Behaviour:
             raise ValueError("fail_status must be a 5xx status")
         if self.throttle_code not in (40100, 40132, 61000):
             raise ValueError("throttle_code must be 40100, 40132 or 61000")
+        if self.chunk_reject_status not in (400, 500, 502, 503):
+            raise ValueError("chunk_reject_status must be 400, 500, 502 or 503")
         unknown = set(self.image_types) - {"image/jpeg", "image/png", "image/webp"}
         if unknown or not self.image_types:
             raise ValueError("image_types must be a non-empty subset of image/jpeg, image/png, image/webp")

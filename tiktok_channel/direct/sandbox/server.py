@@ -87,6 +87,9 @@ Webhooks (§3.5, §10) go to the DIRECT_MESSAGE callback of every app the accoun
   im_mark_read_msg content {"conversation_id", "read": {"last_read_timestamp": <ms>}, "from_user": {"id"}}
   Any answer but 200 is tried again `webhook_retries` times after `webhook_retry_ms` × 2^(n-1).
 
+Content Posting (§4, TikTok for Developers: `Authorization: Bearer`, the `{"data", "error"}` envelope): creator_info,
+video and photo init, the chunk PUTs to `/upload/video/`, status fetch, and their faults: see `posting.py`.
+
 Control (no authentication: the sandbox listens on loopback)
   GET  /sandbox/state     switches, counters, apps, accounts, tokens issued (with status active/expired/rotated/
                           revoked), conversations, sent messages (with `read`), the last webhook posts, `idle`
@@ -130,6 +133,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from tiktok_channel.direct.sandbox import payloads
+from tiktok_channel.direct.sandbox.posting import V2Error, v2_envelope
 from tiktok_channel.direct.sandbox.state import ApiError, Sandbox
 
 logger = logging.getLogger(__name__)
@@ -224,6 +228,11 @@ class Handler(BaseHTTPRequestHandler):
             ("POST", f"{API}/business/webhook/update/"): self._webhook_update,
             ("GET", f"{API}/business/webhook/list/"): self._webhook_list,
             ("POST", f"{API}/business/webhook/delete/"): self._webhook_delete,
+            ("POST", "/v2/post/publish/creator_info/query/"): self._creator_info,
+            ("POST", "/v2/post/publish/video/init/"): self._video_init,
+            ("POST", "/v2/post/publish/content/init/"): self._photo_init,
+            ("POST", "/v2/post/publish/status/fetch/"): self._post_status,
+            ("PUT", "/upload/video/"): self._upload_chunk,
             ("GET", "/sandbox/state"): lambda: self._json(200, self.sandbox.state()),
             ("POST", "/sandbox/control"): lambda: self._control(self.sandbox.control),
             ("POST", "/sandbox/apps"): lambda: self._control(lambda b: self.sandbox.add_app(b).public()),
@@ -260,6 +269,8 @@ class Handler(BaseHTTPRequestHandler):
             handler()
         except ApiError as error:
             self._json(error.status, error.body())
+        except V2Error as error:
+            self._json(error.status, error.body())
         except _HoldUnanswered:
             self.close_connection = True
 
@@ -268,6 +279,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
         self._route("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802 - the stdlib's name
+        self._route("PUT")
 
     def _faults(self) -> None:
         sandbox = self.sandbox
@@ -477,6 +491,68 @@ class Handler(BaseHTTPRequestHandler):
         with self.sandbox.lock:
             app.webhooks.pop(body["event_type"], None)
         self._ok({"app_id": app.client_key, "event_type": body["event_type"]})
+
+    # --- Content Posting (§4; posting.py) ----------------------------------------------------------------------
+
+    def _v2_ok(self, data: dict) -> None:
+        self._json(200, v2_envelope(data))
+
+    def _v2_body(self) -> dict:
+        try:
+            return self._json_body()
+        except ApiError as error:
+            raise V2Error(400, "invalid_params", error.reason) from None
+
+    def _bearer(self, scope: str = "video.publish") -> str:
+        return self.sandbox.posting.authenticate((self.headers.get("Authorization") or "").strip(), scope)
+
+    def _creator_info(self) -> None:
+        open_id = self._bearer()
+        data, error = self.sandbox.posting.creator_info(open_id)
+        if error:  # TikTok answers these with HTTP 200 (§4.1)
+            self._json(200, v2_envelope({}, code=error, message=f"{error} (sandbox switch)"))
+            return
+        self._v2_ok(data)
+
+    def _video_init(self) -> None:
+        open_id = self._bearer()
+        self._v2_ok(self.sandbox.posting.video_init(open_id, self._v2_body(), self._base_url()))
+
+    def _photo_init(self) -> None:
+        open_id = self._bearer()
+        self._v2_ok(self.sandbox.posting.photo_init(open_id, self._v2_body()))
+
+    def _post_status(self) -> None:
+        open_id = self._bearer()
+        self._v2_ok(self.sandbox.posting.status(open_id, self._v2_body()))
+
+    def _upload_chunk(self) -> None:
+        posting = self.sandbox.posting
+        query = self._query()
+        publish = posting.upload_for(query.get("upload_id", ""), query.get("upload_token", ""))
+        if publish is None:
+            self._send(404, b"no such upload", "text/plain")
+            return
+        delay = posting.chunk_delay()
+        if delay:
+            self.sandbox.count("chunk_held")  # the chunk has arrived and is held: tests wait for this
+            self.server.stopping.wait(delay)
+        try:
+            length = int(self.headers.get("Content-Length") or -1)
+        except ValueError:
+            length = -1
+        if not 0 < length <= self.sandbox.behaviour.upload_max_last_chunk_bytes:
+            self._send(400, b"Content-Length is required and at most the largest chunk", "text/plain")
+            self.close_connection = True
+            return
+        body = self.rfile.read(length)
+        if len(body) < length:  # the uploader went away mid-chunk: nothing is kept
+            self.sandbox.count("chunks_incomplete")
+            self.close_connection = True
+            return
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        status, text, extra = posting.accept_chunk(publish, headers, body)
+        self._send(status, text.encode(), "text/plain", extra)
 
     # --- control ---------------------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ import requests
 from tiktok_channel.direct.sandbox import payloads
 from tiktok_channel.direct.sandbox.behaviour import Behaviour
 from tiktok_channel.direct.sandbox.videos import VideoLibrary
+from tiktok_channel.direct.sandbox.posting import Posting
 from tiktok_channel.sandbox.server import DEMO_LINES, Scheduler  # the Infobip sandbox's, reused as they are
 
 logger = logging.getLogger(__name__)
@@ -176,6 +177,7 @@ class Sandbox:
         self.counters: dict[str, int] = {}
         self.comments: dict[str, dict] = {}  # comment id -> the comment as `/business/comment/list/` shows it
         self.videos = VideoLibrary(self)  # posts, their growing figures, followers (videos.py)
+        self.posting = Posting(self)  # the Content Posting API (§4)
 
     def close(self) -> None:
         self.scheduler.stop()
@@ -1089,6 +1091,7 @@ class Sandbox:
                 "sent": [{**s, "read": self.messages[s["message_id"]].read} for s in list(self.sent)[-100:]],
                 "webhooks": list(self.deliveries)[-50:],
                 "videos": self.videos.state(),
+                "posts": self.posting.public(),
                 "scheduled_jobs": self.scheduler.pending(),
                 "idle": self.scheduler.idle,
             }
