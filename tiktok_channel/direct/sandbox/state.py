@@ -18,8 +18,8 @@ import requests
 
 from tiktok_channel.direct.sandbox import payloads
 from tiktok_channel.direct.sandbox.behaviour import Behaviour
-from tiktok_channel.direct.sandbox.videos import VideoLibrary
 from tiktok_channel.direct.sandbox.posting import Posting
+from tiktok_channel.direct.sandbox.videos import VideoLibrary
 from tiktok_channel.sandbox.server import DEMO_LINES, Scheduler  # the Infobip sandbox's, reused as they are
 
 logger = logging.getLogger(__name__)
