@@ -304,7 +304,12 @@ class DirectBackend(providers.Backend):
                 )
             return providers.SendResult(providers.ACCEPTED)
 
-        return self._call(connection, do)
+        result = self._call(connection, do)
+        said = (result.error or {}).get("tiktok_message", "")
+        if said and said not in result.error.get("description", ""):  # TikTok's own reason, for the agent
+            error = {**result.error, "description": f"{result.error.get('description')}: {said}"}
+            result = providers.SendResult(result.outcome, error=error, retry_after=result.retry_after)
+        return result
 
     def send_event(self, conversation: Conversation, kind: str) -> providers.SendResult:
         connection = self._connection(conversation)

@@ -72,6 +72,7 @@ class TikTokError(Exception):
             "description": CODE_REASONS.get(self.code or 0, self.message),
             "code": self.code,
             "permanent": self.kind in (PERMANENT, REAUTHORIZE),
+            "tiktok_message": self.message,
         }
 
 
