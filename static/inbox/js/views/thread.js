@@ -138,11 +138,16 @@ function renderSubjectBanner(conv) {
     banner.hidden = true;
     return;
   }
-  const parts = [el("strong", { text: "Comments on video" }), el("span", { class: "banner-label mono", text: subject.id })];
+  const parts = [el("strong", { text: "Comments on video" })];
+  if (subject.caption) parts.push(el("span", { class: "banner-label subject-caption", dir: "auto", text: subject.caption }));
+  else parts.push(el("span", { class: "banner-label mono", text: subject.id }));
   if (subject.url && isHttpUrl(subject.url)) {
     parts.push(el("a", { href: subject.url, target: "_blank", rel: "noopener noreferrer", text: "View on TikTok" }));
   }
-  banner.replaceChildren(el("span", { class: "banner-icon", "aria-hidden": "true", text: "💬" }), ...parts);
+  const cover = subject.cover_url && isHttpUrl(subject.cover_url)
+    ? el("img", { class: "subject-cover", src: subject.cover_url, alt: "Video cover", loading: "lazy" })
+    : el("span", { class: "banner-icon", "aria-hidden": "true", text: "💬" });
+  banner.replaceChildren(cover, el("span", { class: "subject-text" }, ...parts));
   banner.hidden = false;
 }
 
@@ -290,8 +295,12 @@ function renderMessage(message, reactions) {
     });
     bubble.append(quote);
   }
+  if (message.other_author) bubble.append(el("div", { class: "msg-other-author", dir: "auto", text: "@" + message.other_author + " replied publicly" }));
   bubble.append(messageBody(message));
   const footer = el("div", { class: "msg-footer" });
+  if (message.public_state === "hidden") footer.append(el("span", { class: "public-badge public-hidden", text: "Hidden", title: "Hidden from the public on TikTok" }));
+  if (message.public_state === "deleted") footer.append(el("span", { class: "public-badge public-deleted", text: "Deleted", title: "Deleted on TikTok" }));
+  if (message.action && message.action.state === "pending") footer.append(el("span", { class: "public-badge comment-action-pending", text: ACTION_PENDING[message.action.action] || "Working…" }));
   if (out && message.author) footer.append(el("span", { class: "msg-author", text: message.author.id === ME ? "You" : message.author.name }));
   if (out && message.sent_outside_inbox) footer.append(el("span", { class: "msg-author msg-outside", text: "Sent from the TikTok app", title: "Sent by the business outside this inbox" }));
   footer.append(el("time", { class: "msg-time", text: clockTime(message.sent_at), title: fullTime(message.sent_at) }));
@@ -300,8 +309,8 @@ function renderMessage(message, reactions) {
   const row = el(
     "div",
     {
-      class: "msg msg-" + (out ? "out" : "in") + " msg-type-" + message.type + (message.status === "failed" ? " msg-failed" : ""),
-      dataset: { messageId: String(message.id), status: message.status || "", version: String(message.version) },
+      class: "msg msg-" + (out ? "out" : "in") + " msg-type-" + message.type + (message.status === "failed" ? " msg-failed" : "") + (message.public_state && message.public_state !== "visible" ? " msg-" + message.public_state : ""),
+      dataset: { messageId: String(message.id), status: message.status || "", version: String(message.version), publicState: message.public_state || "" },
     },
     bubble
   );
@@ -316,10 +325,23 @@ function renderMessage(message, reactions) {
       )
     );
   }
+  const actions = [];
   if (message.can_quote) {
     const reply = el("button", { type: "button", class: "link-button quote-button", text: "Reply", title: "Quote this message in your reply" });
     reply.addEventListener("click", () => setQuote(message));
-    row.append(el("div", { class: "msg-actions" }, reply));
+    actions.push(reply);
+  }
+  // Public comments: the server says what may be done now (hide, unhide, delete); nothing while one is under way.
+  for (const action of message.actions || []) {
+    const button = el("button", { type: "button", class: "link-button comment-action", dataset: { action }, text: ACTION_LABELS[action] || action });
+    button.addEventListener("click", () => commentAction(message, action, button));
+    actions.push(button);
+  }
+  if (actions.length) row.append(el("div", { class: "msg-actions" }, ...actions));
+  if (message.action && message.action.state === "failed") {
+    const error = message.action.error || {};
+    const what = ACTION_LABELS[message.action.action] || message.action.action;
+    row.append(el("div", { class: "failure action-failure" }, el("span", { class: "failure-text", text: what + " failed: " + (error.description || "TikTok refused it.") })));
   }
   if (message.status === "failed") {
     const error = message.error || {};
@@ -330,6 +352,25 @@ function renderMessage(message, reactions) {
     row.append(el("div", { class: "failure" }, el("span", { class: "failure-text", text: "Not delivered: " + reason }), retry));
   }
   return row;
+}
+
+const ACTION_LABELS = { hide: "Hide", unhide: "Unhide", delete: "Delete" };
+const ACTION_PENDING = { hide: "Hiding on TikTok…", unhide: "Showing again on TikTok…", delete: "Deleting on TikTok…" };
+const ACTION_CONFIRM = {
+  hide: "Hide this comment from the public on TikTok? The commenter and their friends still see it.",
+  delete: "Delete this reply on TikTok? This cannot be undone.",
+};
+
+async function commentAction(message, action, button) {
+  if (ACTION_CONFIRM[action] && !window.confirm(ACTION_CONFIRM[action])) return;
+  button.disabled = true;
+  const result = await api("POST", "messages/" + message.id + "/" + action + "/");
+  if (!result.ok) {
+    apiError(result, "TikTok could not be asked to " + action + " it.");
+    button.disabled = false;
+    return;
+  }
+  if (result.data.conversation_id === state.currentId && storeMessage(state, result.data)) renderThread("keep");
 }
 
 async function retryMessage(id, button) {
