@@ -17,3 +17,6 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 # Mail (e.g. "reconnect this TikTok account") is printed by the process that sends it, not sent: no SMTP needed.
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# The TikTok sandbox of `make run` serves its videos' covers over plain http on loopback: let the inbox show them.
+CSP_IMG_HOSTS = [*CSP_IMG_HOSTS, "http://127.0.0.1:*", "http://localhost:*"]  # noqa: F405
+CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"] = ["'self'", "data:", "blob:", *CSP_IMG_HOSTS]  # noqa: F405
