@@ -15,6 +15,10 @@ from tiktok_channel.direct import comments, tokens
 
 logger = logging.getLogger(__name__)
 
+# One comment sync per account at a time; a run is at most TIKTOK_COMMENT_SYNC_MAX_CALLS calls with their timeouts,
+# and a worker killed mid-run leaves the lock to expire.
+SYNC_LOCK_SECONDS = 120
+
 
 @shared_task(ignore_result=True)
 def refresh_expiring_tokens() -> dict[str, int]:
@@ -45,7 +49,7 @@ def sync_comments(self, connection_id: int, video_ids: list[str] | None = None) 
     """Sync one account's comments (or those of `video_ids`). One run per account at a time; a run TikTok
     throttled is tried again after TIKTOK_DIRECT_THROTTLE_WAIT_SECONDS (TikTok sends no Retry-After)."""
     lock = f"tiktok_direct:comment-sync:{connection_id}"
-    if not cache.add(lock, "1", timeout=600):
+    if not cache.add(lock, "1", timeout=SYNC_LOCK_SECONDS):
         return {"stopped": "already_running"}
     try:
         report = comments.sync_connection(connection_id, video_ids=video_ids)

@@ -789,6 +789,41 @@ class Sandbox:
 
         self.scheduler.at(first_s, tick)
 
+    def comment_chatter(
+        self, open_id: str, *, every_s: tuple[float, float], users: int = 5, first_s: float = 20, video_id: str = ""
+    ) -> str:
+        """Demo: a video posted on the account, and simulated users commenting on it now and then (sometimes
+        answering each other's comments), forever. Returns the video's id."""
+        rng = random.Random()
+        video_id = video_id or DEMO_VIDEO_ID
+        with self.lock:
+            self._video(open_id, video_id, caption=DEMO_VIDEO_CAPTION)
+
+        def tick() -> None:
+            with self.lock:
+                earlier = [
+                    c["comment_id"]
+                    for c in self.comments.values()
+                    if c["video_id"] == video_id and not c["parent_comment_id"] and not c["owner"]
+                ]
+            options = {
+                "account": open_id,
+                "user": f"demo-fan-{rng.randint(1, users)}",
+                "video_id": video_id,
+                "text": rng.choice(DEMO_COMMENTS),
+            }
+            if earlier and rng.random() < 0.3:
+                options["parent_comment_id"] = rng.choice(earlier)
+                options["text"] = rng.choice(DEMO_COMMENT_REPLIES)
+            try:
+                self.comment(options)
+            except ValueError as exc:  # no COMMENT webhook yet (the app connects after the sandbox starts)
+                logger.info("tiktok sandbox: comment chatter not sent: %s", exc)
+            self.scheduler.at(rng.uniform(*every_s), tick)
+
+        self.scheduler.at(first_s, tick)
+        return video_id
+
     def _account_option(self, options: dict) -> Account:
         open_id = options.get("account")
         with self.lock:
@@ -1224,6 +1259,18 @@ class Sandbox:
 
 
 COMMENT_MAX_CHARS = 150
+DEMO_VIDEO_ID = "7400000000000000001"
+DEMO_VIDEO_CAPTION = "Our spring collection is here 🌸 Which colour is your favourite? #newin #spring"
+DEMO_COMMENTS = (
+    "Love the green one 😍",
+    "How much is the jacket?",
+    "Do you ship to Canada?",
+    "Is it true to size?",
+    "When will the pink one be back in stock?",
+    "Need this!!",
+    "What fabric is it?",
+)
+DEMO_COMMENT_REPLIES = ("Same question!", "I got mine last week, it's great", "+1", "Following for the answer 👀")
 
 
 def _comment(
