@@ -278,6 +278,8 @@ SPECTACULAR_SETTINGS = {
         "ConversionEvent": "inbox.models.Conversion.Event",
         "ConversationKind": "inbox.models.Conversation.Kind",
         "ReportChartKind": ["line", "bar", "heatmap"],
+        "MessageAction": "inbox.providers.MESSAGE_ACTIONS",
+        "MessagePublicState": "inbox.models.Message.PublicState",
     },
 }
 
