@@ -3,7 +3,7 @@ import { coalesce } from "../api.js";
 import { api, config, conversationUrl, currentConv, ME, state } from "../ctx.js";
 import { $, apiError, el, fillAvatar, isHttpUrl, isTikTokEmbed, svg, toast } from "../dom.js";
 import { clockTime, contactName, dayLabel, fullTime, snippet } from "../format.js";
-import { filtersQuery, openThread, reactionsByTarget, sortedMessages, storeMessage } from "../store.js";
+import { commentModeration, filtersQuery, openThread, reactionsByTarget, sortedMessages, storeMessage } from "../store.js";
 import { forgetCanned, showCannedManager } from "./canned.js";
 import { loadDraft, renderComposerState, resetComposer, setQuote } from "./composer.js";
 import { renderLabelManager, renderThreadLabels } from "./labels.js";
@@ -298,9 +298,9 @@ function renderMessage(message, reactions) {
   if (message.other_author) bubble.append(el("div", { class: "msg-other-author", dir: "auto", text: "@" + message.other_author + " replied publicly" }));
   bubble.append(messageBody(message));
   const footer = el("div", { class: "msg-footer" });
-  if (message.public_state === "hidden") footer.append(el("span", { class: "public-badge public-hidden", text: "Hidden", title: "Hidden from the public on TikTok" }));
-  if (message.public_state === "deleted") footer.append(el("span", { class: "public-badge public-deleted", text: "Deleted", title: "Deleted on TikTok" }));
-  if (message.action && message.action.state === "pending") footer.append(el("span", { class: "public-badge comment-action-pending", text: ACTION_PENDING[message.action.action] || "Working…" }));
+  const moderation = commentModeration(message);
+  if (moderation.badge) footer.append(el("span", { class: "public-badge public-" + message.public_state, text: moderation.badge, title: moderation.badge + " on TikTok" }));
+  if (moderation.working) footer.append(el("span", { class: "public-badge comment-action-pending", text: moderation.working }));
   if (out && message.author) footer.append(el("span", { class: "msg-author", text: message.author.id === ME ? "You" : message.author.name }));
   if (out && message.sent_outside_inbox) footer.append(el("span", { class: "msg-author msg-outside", text: "Sent from the TikTok app", title: "Sent by the business outside this inbox" }));
   footer.append(el("time", { class: "msg-time", text: clockTime(message.sent_at), title: fullTime(message.sent_at) }));
@@ -332,17 +332,13 @@ function renderMessage(message, reactions) {
     actions.push(reply);
   }
   // Public comments: the server says what may be done now (hide, unhide, delete); nothing while one is under way.
-  for (const action of message.actions || []) {
-    const button = el("button", { type: "button", class: "link-button comment-action", dataset: { action }, text: ACTION_LABELS[action] || action });
-    button.addEventListener("click", () => commentAction(message, action, button));
+  for (const action of moderation.actions) {
+    const button = el("button", { type: "button", class: "link-button comment-action", dataset: { action: action.name }, text: action.label });
+    button.addEventListener("click", () => commentAction(message, action.name, button));
     actions.push(button);
   }
   if (actions.length) row.append(el("div", { class: "msg-actions" }, ...actions));
-  if (message.action && message.action.state === "failed") {
-    const error = message.action.error || {};
-    const what = ACTION_LABELS[message.action.action] || message.action.action;
-    row.append(el("div", { class: "failure action-failure" }, el("span", { class: "failure-text", text: what + " failed: " + (error.description || "TikTok refused it.") })));
-  }
+  if (moderation.failure) row.append(el("div", { class: "failure action-failure" }, el("span", { class: "failure-text", text: moderation.failure })));
   if (message.status === "failed") {
     const error = message.error || {};
     const cause = [error.name, error.description].filter(Boolean).join(" — ") + (error.permanent ? " (permanent)" : "");
@@ -354,8 +350,6 @@ function renderMessage(message, reactions) {
   return row;
 }
 
-const ACTION_LABELS = { hide: "Hide", unhide: "Unhide", delete: "Delete" };
-const ACTION_PENDING = { hide: "Hiding on TikTok…", unhide: "Showing again on TikTok…", delete: "Deleting on TikTok…" };
 const ACTION_CONFIRM = {
   hide: "Hide this comment from the public on TikTok? The commenter and their friends still see it.",
   delete: "Delete this reply on TikTok? This cannot be undone.",
