@@ -70,9 +70,9 @@ def test_a_missed_comment_arrives_once_and_an_agent_hides_a_comment_in_chromium(
     stack.wait_processed()
 
     # The webhook's video had no cover yet: the worker syncs it, which also brings Dan's lost comment, once.
-    wait_for(lambda: Message.objects.filter(provider_message_id=lost["comment_id"]).exists(), 30, "the sync")
+    wait_for(lambda: Message.objects.filter(provider_message_id=lost["comment_id"]).exists(), 60, "the sync")
     cora = Conversation.objects.get(kind="comment", subject_id=VIDEO, contact__channel_user_id="tt-user-cora")
-    wait_for(lambda: Conversation.objects.get(pk=cora.pk).subject.get("caption"), 30, "the video's caption")
+    wait_for(lambda: Conversation.objects.get(pk=cora.pk).subject.get("caption"), 60, "the video's caption")
     tiktok_connection = tiktok.app.connections.get()
     assert comments.sync_connection(tiktok_connection.pk).stored == 0  # another sync: nothing new
     assert Message.objects.filter(provider_message_id=lost["comment_id"]).count() == 1
@@ -111,3 +111,4 @@ def test_a_missed_comment_arrives_once_and_an_agent_hides_a_comment_in_chromium(
     # At 390 px the actions are there without hovering.
     page.set_viewport_size({"width": 390, "height": 800})
     expect(message.locator('.comment-action[data-action="unhide"]')).to_be_visible()
+    shot(page, "comment-hidden-phone.png")
