@@ -110,6 +110,19 @@ class MessageStatusChanged(ConversationEvent):
 
 
 @dataclass(frozen=True)
+class MessagePublicStateChanged(ConversationEvent):
+    """A public message (a comment) was hidden, shown again or deleted — or an agent's request to do so is pending
+    or failed (`action_state`: pending, failed, done). `actor_id` None: the provider reported it."""
+
+    type: ClassVar[str] = "message.public_state_changed"
+    message_id: int
+    public_state: str
+    action: str
+    action_state: str
+    actor_id: int | None
+
+
+@dataclass(frozen=True)
 class ConversationChanged(ConversationEvent):
     """Base of the agent-visible changes of a conversation: each carries the conversation's new state."""
 
@@ -127,6 +140,13 @@ class ConversationConnectionChanged(ConversationChanged):
     re-authorize it): what the composer allows changed."""
 
     type: ClassVar[str] = "conversation.connection_changed"
+
+
+@dataclass(frozen=True)
+class ConversationSubjectChanged(ConversationChanged):
+    """What a comment conversation is about (the post's cover, caption, link) changed."""
+
+    type: ClassVar[str] = "conversation.subject_changed"
 
 
 @dataclass(frozen=True)
@@ -224,8 +244,10 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     MessageRetried,
     NoteAdded,
     MessageStatusChanged,
+    MessagePublicStateChanged,
     ConversationAssigned,
     ConversationConnectionChanged,
+    ConversationSubjectChanged,
     ConversationStatusChanged,
     ConversationResolved,
     ConversationPriorityChanged,

@@ -32,6 +32,10 @@ class InboundMessage:
     conversation_kind: str = "message"
     subject_id: str = ""
     subject: dict = field(default_factory=dict)
+    # Someone else than the contact wrote it in the contact's public thread (another user's reply to their
+    # comment): that user's name; the message still belongs to the contact's conversation.
+    other_author: str = ""
+    public_state: str = "visible"  # a public message already hidden when we first see it: "hidden"
 
 
 @dataclass(frozen=True)

@@ -222,6 +222,17 @@ def events_for(event: domain_events.DomainEvent) -> list[dict]:
                     version=message_version(event.attempt, event.status),
                 )
             ]
+        case domain_events.MessagePublicStateChanged():
+            # The message's version orders delivery updates only: a client refetches the message on this hint.
+            return [
+                {
+                    "type": "message.updated",
+                    "conversation_id": event.conversation_id,
+                    "message_id": event.message_id,
+                    "public_state": event.public_state,
+                    "action_state": event.action_state,
+                }
+            ]
         case domain_events.ConversationResolved():
             return []  # its ConversationStatusChanged carries the same state
         case domain_events.ConversationChanged():

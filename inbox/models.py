@@ -227,6 +227,13 @@ class Message(models.Model):
         SEEN = "seen", "Seen"
         FAILED = "failed", "Failed"
 
+    class PublicState(models.TextChoices):
+        """Whether a public message (a comment) is still shown to the public, as the provider last told us."""
+
+        VISIBLE = "visible", "Visible"
+        HIDDEN = "hidden", "Hidden"
+        DELETED = "deleted", "Deleted"
+
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     direction = models.CharField(max_length=4, choices=Direction.choices)
     type = models.CharField(max_length=16, choices=Type.choices)
@@ -270,6 +277,18 @@ class Message(models.Model):
     )
     sent_at = models.DateTimeField(help_text="When the user sent it (inbound) or we created it (outbound).")
     created_at = models.DateTimeField(auto_now_add=True)
+    other_author = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Inbound, written by someone else than the contact in the contact's public thread (a reply by "
+        "another user to their comment): that user's name.",
+    )
+    public_state = models.CharField(max_length=16, choices=PublicState.choices, default=PublicState.VISIBLE)
+    action = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The last hide / unhide / delete asked of the provider: action, state (pending, failed), error.",
+    )
 
     class Meta:
         constraints = [

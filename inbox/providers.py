@@ -30,6 +30,10 @@ EVENT_TYPING = "typing"
 EVENT_READ = "read"
 EVENT_KINDS = (EVENT_TYPING, EVENT_READ)
 
+# What an agent may ask a provider to do to a public message (a comment): `Backend.message_actions` says which.
+ACTION_HIDE, ACTION_UNHIDE, ACTION_DELETE = "hide", "unhide", "delete"
+MESSAGE_ACTIONS = (ACTION_HIDE, ACTION_UNHIDE, ACTION_DELETE)
+
 
 @dataclass(frozen=True)
 class SendResult:
@@ -84,6 +88,18 @@ class Backend:
     def send_event(self, conversation: Conversation, kind: str) -> SendResult:
         """A typing indicator or read receipt (EVENT_KINDS)."""
         return SendResult(PERMANENT, error={"name": "UNSUPPORTED", "description": f"{self.name} sends no events"})
+
+    def message_actions(self, message: Message) -> tuple[str, ...]:
+        """What an agent may ask the provider to do to this message now (MESSAGE_ACTIONS: hide, unhide, delete a
+        public comment). Default: nothing (a DM provider, Infobip). Called for every message a thread shows:
+        no queries or HTTP."""
+        return ()
+
+    def message_action(self, message: Message, action: str) -> SendResult:
+        """Perform one of `message_actions` at the provider (called by the core's task, outside transactions)."""
+        return SendResult(
+            PERMANENT, error={"name": "UNSUPPORTED", "description": f"{self.name} cannot {action} a message"}
+        )
 
     def report_conversion(self, conversion: Conversion) -> SendResult:
         return SendResult(

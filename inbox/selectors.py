@@ -196,7 +196,7 @@ def messages_of(conversation: Conversation) -> QuerySet[Message]:
     )
     return (
         Message.objects.filter(conversation=conversation)
-        .select_related("author")
+        .select_related("author", "conversation")
         .annotate(quoted_message_id=Subquery(quoted.values("pk")[:1], output_field=IntegerField()))
     )
 

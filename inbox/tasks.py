@@ -259,3 +259,32 @@ def sweep_orphan_uploads() -> int:
     from inbox.uploads import uploads_sweep
 
     return len(uploads_sweep())
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def perform_message_action(self, message_id: int, action: str, tries: int = 0, first_try_at: str | None = None) -> str:
+    """Ask the conversation's provider to hide, unhide or delete one message (an agent's pending request), with
+    the outbox's backoff and budget for temporary trouble; record the answer (done, or failed with the reason)."""
+    from inbox.services import message_action_result
+
+    message = Message.objects.select_related("conversation__contact").filter(pk=message_id).first()
+    if message is None or message.action.get("state") != "pending" or message.action.get("action") != action:
+        return "skipped"
+    backend = providers.for_conversation(message.conversation)
+    if backend is None:
+        message_action_result(message_id=message_id, action=action, error=_provider_unavailable(message.conversation))
+        return "failed"
+    started = datetime.fromisoformat(first_try_at) if first_try_at else timezone.now()
+    result = backend.message_action(message, action)
+    if result.outcome == providers.ACCEPTED:
+        message_action_result(message_id=message_id, action=action)
+        return "done"
+    if result.outcome in (providers.RETRYABLE, providers.HELD):
+        countdown = outbox.next_retry_countdown(tries=tries, started=started, retry_after=result.retry_after)
+        if countdown is not None:
+            raise self.retry(
+                args=[message_id, action, tries + 1, started.isoformat()], countdown=countdown, max_retries=None
+            )
+    error = dict(result.error or {"name": "FAILED", "description": f"the provider did not {action} it"})
+    message_action_result(message_id=message_id, action=action, error=error)
+    return "failed"

@@ -200,6 +200,10 @@ CELERY_BEAT_SCHEDULE["tiktok-direct-refresh-tokens"] = {
     "task": "tiktok_channel.direct.tasks.refresh_expiring_tokens",
     "schedule": 60.0,
 }
+CELERY_BEAT_SCHEDULE["tiktok-direct-sync-comments"] = {
+    "task": "tiktok_channel.direct.tasks.sync_comments_all",
+    "schedule": env.float("TIKTOK_COMMENT_SYNC_EVERY_SECONDS", default=300.0),
+}
 CELERY_IMPORTS = ["inbox.reports.tasks"]
 CELERY_BEAT_SCHEDULE["tiktok-engagement-sync"] = {
     "task": "tiktok_channel.direct.engagement.tasks.sync_all_engagement",
@@ -289,6 +293,8 @@ SPECTACULAR_SETTINGS = {
         "ReportChartKind": ["line", "bar", "heatmap"],
         "VideoState": "tiktok_channel.direct.engagement.models.Video.State",
         "TikTokConnectionState": "tiktok_channel.direct.models.TikTokConnection.State",
+        "MessageAction": "inbox.providers.MESSAGE_ACTIONS",
+        "MessagePublicState": "inbox.models.Message.PublicState",
     },
 }
 
@@ -380,9 +386,12 @@ TIKTOK_DIRECT_SCOPES = env.list(
         "message.list.read",
         "message.list.send",
         "message.list.manage",
-        # Posts and engagement (not required: without them only the Posts page's sync is refused).
+        # Posts and engagement (not required: without them only the Posts page's sync is refused); comments on the
+        # account's videos (optional: without them the account's comments stay out of the inbox).
         "video.list",
         "video.insights",
+        "comment.list",
+        "comment.list.manage",
     ],
 )
 # A connection missing one of these (users can grant a subset) is refused.
@@ -402,6 +411,14 @@ TIKTOK_DIRECT_WEBHOOK_MAX_AGE_SECONDS = env.int("TIKTOK_DIRECT_WEBHOOK_MAX_AGE_S
 TIKTOK_DIRECT_OAUTH_STATE_MAX_AGE_SECONDS = env.int("TIKTOK_DIRECT_OAUTH_STATE_MAX_AGE_SECONDS", default=600)
 # TikTok sends no Retry-After with "too many requests" (40100): wait at least this long before the next try.
 TIKTOK_DIRECT_THROTTLE_WAIT_SECONDS = env.int("TIKTOK_DIRECT_THROTTLE_WAIT_SECONDS", default=60)
+# Comment sync (beat): every N seconds per connected account with comment.list, its videos of the last DAYS (at
+# most MAX_VIDEOS), at most MAX_PAGES pages of comments each, and at most MAX_CALLS API calls per run (the Accounts
+# API allows 40 per minute per account, §9).
+TIKTOK_COMMENT_SYNC_EVERY_SECONDS = env.float("TIKTOK_COMMENT_SYNC_EVERY_SECONDS", default=300.0)
+TIKTOK_COMMENT_SYNC_DAYS = env.int("TIKTOK_COMMENT_SYNC_DAYS", default=30)
+TIKTOK_COMMENT_SYNC_MAX_VIDEOS = env.int("TIKTOK_COMMENT_SYNC_MAX_VIDEOS", default=20)
+TIKTOK_COMMENT_SYNC_MAX_PAGES = env.int("TIKTOK_COMMENT_SYNC_MAX_PAGES", default=5)
+TIKTOK_COMMENT_SYNC_MAX_CALLS = env.int("TIKTOK_COMMENT_SYNC_MAX_CALLS", default=30)
 TIKTOK_DIRECT_CONNECT_TIMEOUT = env.float("TIKTOK_DIRECT_CONNECT_TIMEOUT", default=5.0)
 TIKTOK_DIRECT_READ_TIMEOUT = env.float("TIKTOK_DIRECT_READ_TIMEOUT", default=15.0)
 # Images the backend uploads to TikTok (JPG/PNG up to 3 MB by default; some sources say 20 MB).

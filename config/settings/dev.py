@@ -19,3 +19,6 @@ WHITENOISE_AUTOREFRESH = True
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 # The demo (make run) posts to the TikTok sandbox from /posts/new/: its consent asks for posting (video.publish) too.
 TIKTOK_DIRECT_SCOPES = env.list("TIKTOK_DIRECT_SCOPES", default=[*TIKTOK_DIRECT_SCOPES, "video.publish"])
+# The TikTok sandbox of `make run` serves its videos' covers over plain http on loopback: let the inbox show them.
+CSP_IMG_HOSTS = [*CSP_IMG_HOSTS, "http://127.0.0.1:*", "http://localhost:*"]  # noqa: F405
+CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"] = ["'self'", "data:", "blob:", *CSP_IMG_HOSTS]  # noqa: F405

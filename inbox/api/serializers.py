@@ -11,7 +11,7 @@ from rest_framework import serializers
 
 from inbox import providers, selectors
 from inbox.models import CannedResponse, Contact, Conversation, Conversion, Label, Message
-from inbox.services import canned_render, message_version, reply_blocked
+from inbox.services import canned_render, message_actions_allowed, message_version, reply_blocked
 from inbox.services.replies import reply_window_closed_error
 
 
@@ -364,6 +364,17 @@ class Reaction(serializers.Serializer):
     action = serializers.CharField(allow_blank=True)
 
 
+class MessageActionError(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+
+
+class MessageActionOut(serializers.Serializer):
+    action = serializers.ChoiceField(choices=providers.MESSAGE_ACTIONS)
+    state = serializers.ChoiceField(choices=["pending", "done", "failed"])
+    error = MessageActionError(allow_null=True)
+
+
 class MessageOut(serializers.ModelSerializer):
     author = UserSummary(allow_null=True)
     reaction = serializers.SerializerMethodField()
@@ -377,6 +388,16 @@ class MessageOut(serializers.ModelSerializer):
     version = serializers.SerializerMethodField()
     can_quote = serializers.SerializerMethodField()
     sent_outside_inbox = serializers.SerializerMethodField()
+    public_state = serializers.ChoiceField(
+        choices=Message.PublicState.choices,
+        read_only=True,
+        help_text="A public comment: still visible, hidden (by the business) or deleted, as the provider last said.",
+    )
+    other_author = serializers.CharField(
+        read_only=True, help_text="Written by another user than the contact in their public thread (a reply): name."
+    )
+    action = serializers.SerializerMethodField()
+    actions = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
@@ -406,7 +427,28 @@ class MessageOut(serializers.ModelSerializer):
             "version",
             "can_quote",
             "sent_outside_inbox",
+            "public_state",
+            "other_author",
+            "action",
+            "actions",
         ]
+
+    @extend_schema_field(MessageActionOut(allow_null=True))
+    def get_action(self, message) -> dict | None:
+        """The last hide / unhide / delete asked of the provider: pending, done or failed (with the reason)."""
+        if not message.action:
+            return None
+        error = message.action.get("error") or {}
+        return {
+            "action": message.action.get("action", ""),
+            "state": message.action.get("state", ""),
+            "error": {key: error[key] for key in ("name", "description") if key in error} or None,
+        }
+
+    @extend_schema_field(serializers.ListField(child=serializers.ChoiceField(choices=providers.MESSAGE_ACTIONS)))
+    def get_actions(self, message) -> list[str]:
+        """What an agent may ask now: POST /api/v1/messages/{id}/hide|unhide|delete/ (the provider decides)."""
+        return list(message_actions_allowed(message))
 
     def get_sent_outside_inbox(self, message) -> bool:
         """An outbound message the business sent outside the inbox (e.g. from TikTok's app): never queued here."""

@@ -369,6 +369,25 @@ class MessageRetryView(GenericAPIView):
         return Response(out.MessageOut(selectors.messages_of(message.conversation).get(pk=message.pk)).data)
 
 
+class MessageActionView(GenericAPIView):
+    """`POST /api/v1/messages/{id}/hide/`, `/unhide/`, `/delete/`: one URL per action, as `/retry/`, because each
+    is a request to the provider (performed by a task; our row stays, its `public_state` follows), not a REST
+    delete of the row."""
+
+    serializer_class = out.MessageOut
+    action_name = ""
+
+    @extend_schema(request=None, responses={202: out.MessageOut})
+    def post(self, request: Request, pk: int) -> Response:
+        """Ask the provider to hide, show again or delete a public comment; answered 202 with the message, its
+        `action` pending. The result arrives live (`message.updated`): `public_state`, or `action.error`."""
+        visible = selectors.messages_visible_to(request.user)
+        message = get_object_or_404(visible.only("pk"), pk=pk)
+        message = services.message_action_request(message_id=message.pk, action=self.action_name, author=request.user)
+        data = out.MessageOut(selectors.messages_of(message.conversation).get(pk=message.pk)).data
+        return Response(data, status=202)
+
+
 class _ConversationAction(GenericAPIView):
     serializer_class = out.ConversationDetailOut
 

@@ -91,3 +91,19 @@ __all__ += ["canned_create", "canned_delete", "canned_render", "canned_update"]
 from inbox.services.contacts import contact_update  # noqa: E402
 
 __all__ += ["contact_update"]
+from inbox.services.message_actions import (  # noqa: E402
+    message_action_request,
+    message_action_result,
+    message_actions_allowed,
+    messages_public_state_apply,
+)
+
+__all__ += [
+    "message_action_request",
+    "message_action_result",
+    "message_actions_allowed",
+    "messages_public_state_apply",
+]
+from inbox.services.subjects import conversation_subjects_update  # noqa: E402
+
+__all__ += ["conversation_subjects_update"]

@@ -54,6 +54,8 @@ def inbound_message(conversation: Conversation, event: InboundMessage) -> Messag
         quoted_provider_message_id=event.quoted_provider_message_id,
         payload=event.payload,
         referral=event.referral,
+        other_author=event.other_author,
+        public_state=event.public_state,
     )
 
 

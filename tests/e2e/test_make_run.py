@@ -27,6 +27,7 @@ import requests
 from websockets.sync.client import connect
 
 from scripts.embedded import free_port
+from tiktok_channel.direct.sandbox.state import DEMO_VIDEO_CAPTION, DEMO_VIDEO_ID
 
 ROOT = Path(__file__).resolve().parents[2]
 STAMP = ".venv/.installed"  # the Makefile's install stamp: `make -o` keeps make from reinstalling the venv
@@ -230,6 +231,27 @@ def test_make_run_demo_from_an_ad_to_a_sent_conversion_then_ctrl_c_stops_everyth
         direct = poll(the_direct_conversation, 30, "the direct TikTok user's conversation")
         assert direct["inbox"]["name"] == "Demo (TikTok direct)"
         assert "Hi from TikTok directly" in json.dumps(direct["last_message"])
+
+        # The demo account has a posted video that simulated users comment on: a comment on it reaches the inbox as
+        # a comment conversation (the COMMENT webhook is registered), and the video's caption is fetched for it.
+        commented = requests.post(
+            f"http://127.0.0.1:{tiktok_port}/sandbox/comment",
+            json={"account": "demo-tt-business", "user": "comment-user-1", "video_id": DEMO_VIDEO_ID, "text": "Nice!"},
+            timeout=15,
+        )
+        assert [d["status"] for d in commented.json()["deliveries"]] == [200], commented.text
+
+        def the_comment_conversation() -> dict | None:
+            found = session.get(
+                f"{base}/api/v1/conversations/", params={"q": "comment-user-1", "kind": "comment"}, timeout=5
+            ).json()
+            row = next(iter(found["results"]), None)
+            return row if row and row["subject"].get("caption") else None
+
+        commented_on = poll(the_comment_conversation, 60, "the comment conversation with its video's caption")
+        assert commented_on["subject"]["id"] == DEMO_VIDEO_ID
+        assert commented_on["subject"]["caption"] == DEMO_VIDEO_CAPTION
+        assert commented_on["subject"]["cover_url"].startswith(f"http://127.0.0.1:{tiktok_port}/sandbox/cover/")
 
         # An agent's page is open: its websocket holds a Redis subscription in the web server (channels_redis),
         # which printed ConnectionError tracebacks when Redis stopped before the web server.

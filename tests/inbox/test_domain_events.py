@@ -22,11 +22,13 @@ from inbox.services import (
     conversation_set_labels,
     conversation_set_priority,
     conversation_set_status,
+    conversation_subjects_update,
     conversations_connection_changed,
     conversion_report,
     label_create,
     message_retry,
     message_status_apply,
+    messages_public_state_apply,
     note_add,
     reply_queue,
 )
@@ -111,11 +113,15 @@ def test_the_services_emit_every_event_type(agent, inbox, domain_events, setting
     )
     csat_rate(token=survey_token(survey), rating=5)  # the customer rated it (CSAT)
     content_changed(inbox_id=inbox.pk, subject="videos", connection_id=1)  # a provider's content page changed
+    comments = receive(inbox, "ann", 4, text="Nice video", conversation_kind="comment", subject_id="v1")
+    conversation_subjects_update(channel="tiktok", endpoint_id="biz-1", subjects={"v1": {"caption": "Launch"}})
+    messages_public_state_apply(channel="tiktok", endpoint_id="biz-1", provider_ids=["ann-4"], public_state="hidden")
+    assert comments.messages.get().public_state == "hidden"
 
     emitted = {type(event) for event in domain_events}
     assert emitted == set(de.EVENT_TYPES), set(de.EVENT_TYPES) - emitted
     received = [e for e in domain_events if isinstance(e, de.MessageReceived)]
-    assert [e.reopened for e in received] == [False, True]
+    assert [e.reopened for e in received] == [False, True, False]
     status = next(e for e in domain_events if isinstance(e, de.MessageStatusChanged))
     assert (status.status, status.previous_status, status.attempt) == ("failed", "queued", 1)
     assert Message.objects.filter(direction="out", author=agent).get().attempt == 2

@@ -267,6 +267,50 @@ class DirectBackend(providers.Backend):
 
         return self._call(connection, do)
 
+    def message_actions(self, message: Message) -> tuple[str, ...]:
+        """On a comment conversation: hide / unhide a user's comment; delete one of our own replies once TikTok
+        has it (§6.2: the business can delete only comments it wrote)."""
+        if message.conversation.kind != Conversation.Kind.COMMENT:
+            return ()
+        if message.direction == Message.Direction.IN and message.provider_message_id:
+            hidden = message.public_state == Message.PublicState.HIDDEN
+            return (providers.ACTION_UNHIDE,) if hidden else (providers.ACTION_HIDE,)
+        if message.direction == Message.Direction.OUT and (message.provider_status or {}).get("messageId"):
+            return (providers.ACTION_DELETE,)
+        return ()
+
+    def message_action(self, message: Message, action: str) -> providers.SendResult:
+        conversation = message.conversation
+        connection = self._connection(conversation)
+        if connection is None:
+            return _unavailable(f"no TikTok connection for account {conversation.contact.endpoint_id}")
+
+        def do(token: str) -> providers.SendResult:
+            if action == providers.ACTION_DELETE:
+                client.delete_comment(
+                    connection.app,
+                    access_token=token,
+                    business_id=connection.account_id,
+                    comment_id=str(message.provider_status["messageId"]),
+                )
+            else:
+                client.hide_comment(
+                    connection.app,
+                    access_token=token,
+                    business_id=connection.account_id,
+                    video_id=conversation.subject_id,
+                    comment_id=message.provider_message_id,
+                    hide=action == providers.ACTION_HIDE,
+                )
+            return providers.SendResult(providers.ACCEPTED)
+
+        result = self._call(connection, do)
+        said = (result.error or {}).get("tiktok_message", "")
+        if said and said not in result.error.get("description", ""):  # TikTok's own reason, for the agent
+            error = {**result.error, "description": f"{result.error.get('description')}: {said}"}
+            result = providers.SendResult(result.outcome, error=error, retry_after=result.retry_after)
+        return result
+
     def send_event(self, conversation: Conversation, kind: str) -> providers.SendResult:
         connection = self._connection(conversation)
         if connection is None or connection.state != State.CONNECTED:

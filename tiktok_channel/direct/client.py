@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from json import dumps as json_dumps
 
 import requests
 from django.conf import settings
@@ -71,6 +72,7 @@ class TikTokError(Exception):
             "description": CODE_REASONS.get(self.code or 0, self.message),
             "code": self.code,
             "permanent": self.kind in (PERMANENT, REAUTHORIZE),
+            "tiktok_message": self.message,
         }
 
 
@@ -248,6 +250,92 @@ def reply_to_comment(app: TikTokApp, *, access_token: str, body: dict) -> str:
     """Reply publicly to a comment on the business's own video (§6.2); returns the new comment's id."""
     data = call(app, "POST", "/business/comment/reply/create/", access_token=access_token, json=body)
     return str(data.get("comment_id") or "")
+
+
+def hide_comment(app: TikTokApp, *, access_token: str, business_id: str, video_id: str, comment_id: str, hide: bool):
+    """Hide a comment on the business's video from the public, or show it again (§6.2)."""
+    body = {"business_id": business_id, "video_id": video_id, "comment_id": comment_id}
+    call(
+        app,
+        "POST",
+        "/business/comment/hide/",
+        access_token=access_token,
+        json={**body, "action": "HIDE" if hide else "UNHIDE"},
+    )
+
+
+def delete_comment(app: TikTokApp, *, access_token: str, business_id: str, comment_id: str) -> None:
+    """Delete a comment the business wrote (§6.2: only its own)."""
+    call(
+        app,
+        "POST",
+        "/business/comment/delete/",
+        access_token=access_token,
+        json={"business_id": business_id, "comment_id": comment_id},
+    )
+
+
+def list_comments(
+    app: TikTokApp, *, access_token: str, business_id: str, video_id: str, cursor: int = 0, max_count: int = 30
+) -> dict:
+    """One page of a video's top-level comments with up to 3 replies each, hidden ones included (§6.2):
+    `{comments, cursor, has_more}`."""
+    return call(
+        app,
+        "GET",
+        "/business/comment/list/",
+        access_token=access_token,
+        params={
+            "business_id": business_id,
+            "video_id": video_id,
+            "include_replies": "true",
+            "status": "ALL",
+            "sort_field": "create_time",
+            "sort_order": "desc",
+            "cursor": cursor,
+            "max_count": max_count,
+        },
+    )
+
+
+def list_comment_replies(
+    app: TikTokApp, *, access_token: str, business_id: str, video_id: str, comment_id: str, cursor: int = 0
+) -> dict:
+    """One page of the replies to a comment (§6.2): `{comments, cursor, has_more}`."""
+    return call(
+        app,
+        "GET",
+        "/business/comment/reply/list/",
+        access_token=access_token,
+        params={
+            "business_id": business_id,
+            "video_id": video_id,
+            "comment_id": comment_id,
+            "sort_field": "create_time",
+            "sort_order": "desc",
+            "cursor": cursor,
+        },
+    )
+
+
+VIDEO_FIELDS = '["item_id","caption","create_time","thumbnail_url","share_url","embed_url","comments"]'
+
+
+def list_videos(
+    app: TikTokApp,
+    *,
+    access_token: str,
+    business_id: str,
+    cursor: int | None = None,
+    video_ids: list[str] | None = None,
+) -> dict:
+    """One page (≤ 20) of the account's videos, newest first (§6.1): `{videos, cursor, has_more}`."""
+    params: dict = {"business_id": business_id, "fields": VIDEO_FIELDS, "max_count": 20}
+    if cursor is not None:
+        params["cursor"] = cursor
+    if video_ids:
+        params["filters"] = json_dumps({"video_ids": video_ids})
+    return call(app, "GET", "/business/video/list/", access_token=access_token, params=params)
 
 
 def upload_image(app: TikTokApp, *, access_token: str, business_id: str, content: bytes, filename: str) -> str:

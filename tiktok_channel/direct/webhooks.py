@@ -13,7 +13,9 @@ shared processor, which hands the rows to `process_ledger` here:
 - `im_mark_read_msg` → the user read up to a time: our replies sent before it become seen;
 - `comment.update` (§6.4) with `comment_action` "insert" → an inbound comment, in the conversation of kind
   "comment" of its commenter and video (the business's own comments, e.g. our replies, are not stored again);
-  the other actions (delete, hidden, ...) are kept, counted, not applied;
+  a reply by another user to a known comment goes into that comment's thread (`direct/comments.py`);
+  `set_to_hidden` / `set_to_public` / `delete` move the stored comment's public state (ours too); other actions
+  are kept, counted, not applied; a comment on a video whose cover we do not show yet fetches it (a sync task);
 - anything else is kept in the ledger, unapplied, with the reason.
 """
 
@@ -39,7 +41,9 @@ from inbox.db import update_rows
 from inbox.events import InboundMessage, StatusReport
 from inbox.models import Conversation, Message, WebhookEvent
 from inbox.processor import store_pending
-from inbox.services import message_statuses_apply, messages_receive
+from inbox.services import message_statuses_apply, messages_public_state_apply, messages_receive
+from tiktok_channel.direct import comments
+from tiktok_channel.direct.comments import video_url
 from tiktok_channel.direct.engagement import webhooks as engagement_webhooks
 from tiktok_channel.direct.media import media_url
 from tiktok_channel.direct.models import DIRECT_PROVIDER, TikTokApp, TikTokConnection
@@ -51,6 +55,12 @@ SIGNATURE_HEADER = "TikTok-Signature"
 RECEIVE, SEND, READ = "im_receive_msg", "im_send_msg", "im_mark_read_msg"
 COMMENT = "comment.update"
 COMMENT_INSERT = "insert"
+# What TikTok reports of a comment's visibility (§6.4), applied to the stored message.
+COMMENT_STATES = {
+    "set_to_hidden": Message.PublicState.HIDDEN,
+    "set_to_public": Message.PublicState.VISIBLE,
+    "delete": Message.PublicState.DELETED,
+}
 MESSAGE_TYPES = {"text": Message.Type.TEXT, "image": Message.Type.IMAGE, "share_post": Message.Type.SHARE_POST}
 ID_MAX_CHARS = 200
 URL_MAX_CHARS = 2048
@@ -229,15 +239,6 @@ def inbound_event(parsed: ParsedEvent, *, fallback: datetime) -> InboundMessage:
     )
 
 
-def video_url(video_id: str, username: str = "") -> str:
-    """A link to a TikTok video (the handle is optional for TikTok's web player)."""
-    return (
-        f"https://www.tiktok.com/@{username}/video/{video_id}"
-        if username
-        else f"https://www.tiktok.com/video/{video_id}"
-    )
-
-
 def comment_event(parsed: ParsedEvent, *, fallback: datetime, username: str = "") -> InboundMessage:
     """A user's comment on one of the business's videos as an inbound message of the comment conversation of this
     user and video (ids are JSON numbers here, strings in REST: kept as strings)."""
@@ -306,6 +307,7 @@ def apply_events(requests: list[tuple[int, ParsedEvent, datetime]]) -> list[Outc
     inbound_of: list[int] = []
     echoes: list[tuple[int, int, InboundMessage]] = []  # (position, inbox, event)
     reads: list[tuple[int, ParsedEvent, datetime]] = []
+    comment_videos: set[tuple[int, str]] = set()  # (connection, video): fetch the video's cover and caption
     for position, (app_id, parsed, received_at) in enumerate(requests):
         outcome = outcomes[position]
         if engagement_webhooks.kind_of(parsed.event) is not None:
@@ -328,6 +330,15 @@ def apply_events(requests: list[tuple[int, ParsedEvent, datetime]]) -> list[Outc
             continue
         if parsed.event == COMMENT:
             action = parsed.content["comment_action"]
+            if action in COMMENT_STATES:
+                changed = messages_public_state_apply(
+                    channel=CHANNEL,
+                    endpoint_id=parsed.business_id,
+                    provider_ids=[str(parsed.content["comment_id"])],
+                    public_state=COMMENT_STATES[action],
+                )
+                outcome.add(f"comment_{COMMENT_STATES[action]}" if changed else "comment_state_unchanged")
+                continue
             if action != COMMENT_INSERT:
                 outcome.add(f"comment_{action[:32]}_not_applied")
                 continue
@@ -335,8 +346,10 @@ def apply_events(requests: list[tuple[int, ParsedEvent, datetime]]) -> list[Outc
             if event.channel_user_id == parsed.business_id or event.provider_message_id in _our_comments(event):
                 outcome.add("own_comment")
                 continue
+            (event,) = comments.place_in_threads(parsed.business_id, [event])
             inbound.append((connection.app.inbox_id, event))
             inbound_of.append(position)
+            comment_videos.add((connection.pk, event.subject_id))
             continue
         event = inbound_event(parsed, fallback=received_at)
         if event.type == Message.Type.UNSUPPORTED:
@@ -365,6 +378,8 @@ def apply_events(requests: list[tuple[int, ParsedEvent, datetime]]) -> list[Outc
     for position, (message, created) in zip(inbound_of, messages_receive(inbound), strict=True):
         kind = "sent_outside" if message.direction == Message.Direction.OUT else "inbound"
         outcomes[position].add(kind if created else "duplicate")
+    if comment_videos:
+        _fetch_videos_without_cover(comment_videos)
 
     reports: list[StatusReport] = []
     report_of: list[int] = []
@@ -400,6 +415,20 @@ def _ours(echoes: list[InboundMessage]) -> set[str]:
         wanted |= _of_contact(event) & Q(provider_status__messageId=event.provider_message_id)
     rows = Message.objects.filter(wanted, direction=Message.Direction.OUT)
     return {str(value) for value in rows.values_list("provider_status__messageId", flat=True)}
+
+
+def _fetch_videos_without_cover(pairs: set[tuple[int, str]]) -> None:
+    from tiktok_channel.direct.tasks import sync_video_soon
+
+    video_ids = {video for _, video in pairs}
+    covered = set(
+        Conversation.objects.filter(
+            kind=Conversation.Kind.COMMENT, subject_id__in=video_ids, subject__has_key="cover_url"
+        ).values_list("subject_id", flat=True)
+    )
+    for connection_id, video_id in sorted(pairs):
+        if video_id not in covered:
+            sync_video_soon(connection_id, video_id)
 
 
 def _our_comments(event: InboundMessage) -> set[str]:

@@ -61,6 +61,10 @@ function handleEvent(event) {
       if (event.status === "failed" || event.type === "message.retried") refreshConversation(id);
       break;
     }
+    case "message.updated":
+      // A comment hidden, shown again or deleted (or the request to do so failed): the REST API has the state.
+      if (id === state.currentId) refreshMessage(event.message_id);
+      break;
     case "note.mentioned":
       toast(event.author + " mentioned you in a note.");
       alertAgent("Mentioned by " + event.author, "In a private note.", () => openConversation(id, true));

@@ -281,3 +281,20 @@ export function slaState(conv, now) {
   const left = new Date(conv.first_response_due_at).getTime() - now;
   return { overdue: left <= 0, ms: Math.abs(left), soon: left > 0 && left < 5 * 60000 };
 }
+
+const PUBLIC_BADGES = { hidden: "Hidden", deleted: "Deleted" };
+const ACTION_WORKING = { hide: "Hiding on TikTok…", unhide: "Showing again on TikTok…", delete: "Deleting on TikTok…" };
+const ACTION_NAMES = { hide: "Hide", unhide: "Unhide", delete: "Delete" };
+
+/** What a public comment's row shows of its moderation: a badge (hidden / deleted), what is under way, why the last
+ * request failed, and the actions the server offers now. */
+export function commentModeration(message) {
+  const action = message.action || null;
+  const state = action ? action.state : "";
+  return {
+    badge: PUBLIC_BADGES[message.public_state] || "",
+    working: state === "pending" ? ACTION_WORKING[action.action] || "Working…" : "",
+    failure: state === "failed" ? (ACTION_NAMES[action.action] || action.action) + " failed: " + ((action.error && action.error.description) || "TikTok refused it.") : "",
+    actions: (message.actions || []).map((name) => ({ name, label: ACTION_NAMES[name] || name })),
+  };
+}

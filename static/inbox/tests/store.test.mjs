@@ -27,6 +27,7 @@ import {
   snoozeUntil,
   textCounter,
   unreadConversations,
+  commentModeration,
 } from "../js/store.js";
 
 const NOW = Date.parse("2026-11-30T12:00:00Z");
@@ -286,4 +287,23 @@ test("a comment reply's limit is the conversation's, never above the page's", ()
   assert.equal(replyMaxChars({ reply_max_chars: 9000 }, 6000), 6000);
   assert.equal(replyMaxChars({}, 6000), 6000);
   assert.equal(replyMaxChars(null, 6000), 6000);
+});
+
+test("a comment's moderation: badge, work under way, the refusal's reason, the server's actions", () => {
+  const visible = commentModeration({ public_state: "visible", action: null, actions: ["hide"] });
+  assert.deepEqual(visible, { badge: "", working: "", failure: "", actions: [{ name: "hide", label: "Hide" }] });
+  const hiding = commentModeration({ public_state: "visible", action: { action: "hide", state: "pending", error: null }, actions: [] });
+  assert.equal(hiding.working, "Hiding on TikTok…");
+  assert.deepEqual(hiding.actions, []);
+  const hidden = commentModeration({ public_state: "hidden", action: { action: "hide", state: "done", error: null }, actions: ["unhide"] });
+  assert.equal(hidden.badge, "Hidden");
+  assert.equal(hidden.working, "");
+  const refused = commentModeration({
+    public_state: "hidden",
+    action: { action: "unhide", state: "failed", error: { name: "TIKTOK_40002", description: "Comment is under review" } },
+    actions: ["unhide"],
+  });
+  assert.equal(refused.failure, "Unhide failed: Comment is under review");
+  assert.equal(commentModeration({ public_state: "deleted", actions: [] }).badge, "Deleted");
+  assert.deepEqual(commentModeration({ direction: "in" }), { badge: "", working: "", failure: "", actions: [] });
 });

@@ -168,11 +168,13 @@ def comment_envelope(**content) -> dict:
     }
 
 
-def test_comment_webhooks_other_actions_are_kept_not_applied_and_bad_ones_refused(wire, client):  # noqa: F811
+def test_comment_webhooks_unknown_actions_are_kept_not_applied_and_bad_ones_refused(wire, client):  # noqa: F811
     server, app, _ = wire  # noqa: F811
     connect_with_comments(server, app)
-    hidden = post_signed(client, app, comment_envelope(comment_action="set_to_hidden"))
-    assert hidden.status_code == 200 and hidden.json()["comment_set_to_hidden_not_applied"] == 1
+    friends = post_signed(client, app, comment_envelope(comment_action="set_to_friends_only"))
+    assert friends.status_code == 200 and friends.json()["comment_set_to_friends_only_not_applied"] == 1
+    hidden = post_signed(client, app, comment_envelope(comment_action="set_to_hidden"))  # a comment we never had
+    assert hidden.status_code == 200 and hidden.json()["comment_state_unchanged"] == 1
     assert not Conversation.objects.exists()
 
     # 64-bit ids arrive as JSON numbers and are kept exact, as strings.
@@ -238,7 +240,10 @@ def test_the_sandbox_hides_a_comment_over_http_and_reports_it(wire, client):  # 
     hidden = requests.post(url, json=body, headers=headers, timeout=5).json()
     assert hidden["code"] == 0, hidden
     (captured,) = next_webhooks(receiver, seen)
-    assert relay(client, app, captured).json()["comment_set_to_hidden_not_applied"] == 1
+    # Hidden outside the inbox (TikTok's app, another tool): the stored comment is marked hidden.
+    assert relay(client, app, captured).json()["comment_hidden"] == 1
+    assert Message.objects.get(provider_message_id=answer["comment_id"]).public_state == "hidden"
+    assert relay(client, app, captured).json()["comment_state_unchanged"] == 1
     listed = requests.get(
         f"{server.url}/open_api/v1.3/business/comment/list/",
         params={"business_id": OPEN_ID, "video_id": VIDEO, "status": "PUBLIC"},

@@ -81,6 +81,10 @@ class Behaviour:
     chunk_reject_next: int = 0
     chunk_reject_status: int = 500
     chunk_delay_ms: int = 0
+    # Comment moderation (§6.2): refuse the next N hide / unhide / delete calls with this code and reason.
+    refuse_comment_action_next: int = 0
+    refuse_comment_action_code: int = 40002
+    refuse_comment_action_reason: str = "This comment cannot be changed right now"
 
     def __post_init__(self) -> None:
         self.validate()

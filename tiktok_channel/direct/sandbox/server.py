@@ -134,7 +134,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from tiktok_channel.direct.sandbox import payloads
 from tiktok_channel.direct.sandbox.posting import V2Error, v2_envelope
-from tiktok_channel.direct.sandbox.state import ApiError, Sandbox
+from tiktok_channel.direct.sandbox.state import ApiError, Sandbox, cover_svg
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +225,8 @@ class Handler(BaseHTTPRequestHandler):
             ("GET", f"{API}/business/comment/list/"): self._comment_list,
             ("POST", f"{API}/business/comment/reply/create/"): self._comment_reply,
             ("POST", f"{API}/business/comment/hide/"): self._comment_hide,
+            ("POST", f"{API}/business/comment/delete/"): self._comment_delete,
+            ("GET", f"{API}/business/comment/reply/list/"): self._comment_reply_list,
             ("POST", f"{API}/business/webhook/update/"): self._webhook_update,
             ("GET", f"{API}/business/webhook/list/"): self._webhook_list,
             ("POST", f"{API}/business/webhook/delete/"): self._webhook_delete,
@@ -252,6 +254,9 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if method == "GET" and path.startswith("/sandbox/media/"):
                 self._media_file(path.removeprefix("/sandbox/media/").strip("/"))
+                return
+            if method == "GET" and path.startswith("/sandbox/cover/"):
+                self._cover(path.removeprefix("/sandbox/cover/").removesuffix(".svg"))
                 return
             routes = self._routes()
             if not path.endswith("/") and (method, path + "/") in routes:
@@ -468,6 +473,24 @@ class Handler(BaseHTTPRequestHandler):
         grant = self.sandbox.authenticate(self._token(), body.get("business_id"), "comment.list.manage")
         self._ok(self.sandbox.comment_hide(grant, body))
 
+    def _comment_delete(self) -> None:
+        body = self._json_body()
+        grant = self.sandbox.authenticate(self._token(), body.get("business_id"), "comment.list.manage")
+        self._ok(self.sandbox.comment_delete(grant, body))
+
+    def _comment_reply_list(self) -> None:
+        query = self._query()
+        grant = self.sandbox.authenticate(self._token(), query.get("business_id"), "comment.list")
+        self._ok(self.sandbox.comment_reply_list(grant, query))
+
+    def _cover(self, video_id: str) -> None:
+        with self.sandbox.lock:
+            video = self.sandbox.videos.get(video_id)
+        if video is None:
+            self._send(404, b"no such video", "text/plain")
+            return
+        self._send(200, cover_svg(video_id, video.caption), "image/svg+xml")
+
     def _webhook_update(self) -> None:
         body = self._json_body()
         app = self.sandbox.webhook_app(body.get("app_id"), body.get("secret"), body.get("event_type"))
@@ -646,6 +669,7 @@ class SandboxServer(ThreadingHTTPServer):
         self.sandbox = sandbox
         self.stopping = threading.Event()
         super().__init__((host, port), Handler)
+        sandbox.cover_base_url = self.url
 
     @property
     def url(self) -> str:

@@ -163,6 +163,7 @@ class Sandbox:
         self.initial_behaviour = self.behaviour.as_dict()
         self.lock = threading.RLock()
         self.scheduler = Scheduler()
+        self.cover_base_url = "http://127.0.0.1"  # the server sets its own address (covers it serves)
         self.clock_offset_s = 0.0
         self.apps: dict[str, App] = {}
         self.accounts: dict[str, Account] = {}
@@ -789,6 +790,41 @@ class Sandbox:
 
         self.scheduler.at(first_s, tick)
 
+    def comment_chatter(
+        self, open_id: str, *, every_s: tuple[float, float], users: int = 5, first_s: float = 20, video_id: str = ""
+    ) -> str:
+        """Demo: a video posted on the account, and simulated users commenting on it now and then (sometimes
+        answering each other's comments), forever. Returns the video's id."""
+        rng = random.Random()
+        video_id = video_id or DEMO_VIDEO_ID
+        with self.lock:
+            self._video(open_id, video_id, caption=DEMO_VIDEO_CAPTION)
+
+        def tick() -> None:
+            with self.lock:
+                earlier = [
+                    c["comment_id"]
+                    for c in self.comments.values()
+                    if c["video_id"] == video_id and not c["parent_comment_id"] and not c["owner"]
+                ]
+            options = {
+                "account": open_id,
+                "user": f"demo-fan-{rng.randint(1, users)}",
+                "video_id": video_id,
+                "text": rng.choice(DEMO_COMMENTS),
+            }
+            if earlier and rng.random() < 0.3:
+                options["parent_comment_id"] = rng.choice(earlier)
+                options["text"] = rng.choice(DEMO_COMMENT_REPLIES)
+            try:
+                self.comment(options)
+            except ValueError as exc:  # no COMMENT webhook yet (the app connects after the sandbox starts)
+                logger.info("tiktok sandbox: comment chatter not sent: %s", exc)
+            self.scheduler.at(rng.uniform(*every_s), tick)
+
+        self.scheduler.at(first_s, tick)
+        return video_id
+
     def _account_option(self, options: dict) -> Account:
         open_id = options.get("account")
         with self.lock:
@@ -819,6 +855,77 @@ class Sandbox:
 
     # --- webhooks --------------------------------------------------------------------------------------------
 
+    def video(self, options: dict) -> dict:
+        """Put a video on a business account without a webhook (tests, the demo): {"account", "video_id"?,
+        "caption"?}; an existing one keeps its figures and takes the new caption. `POST /sandbox/video` is
+        `videos.post` (a new post, with TikTok's post webhook)."""
+        if not isinstance(options, dict):
+            raise ValueError("the body must be a JSON object")
+        account = self._account_option(options)
+        video_id = options.get("video_id") or payloads.numeric_id()
+        if not isinstance(video_id, str) or not video_id.isdigit():
+            raise ValueError("video_id is a string of digits")
+        caption = options.get("caption", "")
+        if not isinstance(caption, str) or len(caption) > 2200:
+            raise ValueError("caption is a string of at most 2200 characters")
+        with self.lock:
+            video = self._video(account.open_id, video_id, caption=caption)
+        self.count("videos")
+        return {"video_id": video.video_id, "caption": video.caption}
+
+    def _video(self, open_id: str, video_id: str, caption: str = ""):
+        """The video, created (no figures yet) when a comment names one the sandbox has not seen (lock held)."""
+        return self.videos.ensure(open_id, video_id, caption)
+
+    def _comment_action_fault(self) -> None:
+        with self.lock:
+            if self.behaviour.take("refuse_comment_action_next"):
+                raise ApiError(self.behaviour.refuse_comment_action_code, self.behaviour.refuse_comment_action_reason)
+
+    def comment_delete(self, grant: Grant, body: dict) -> dict:
+        """`POST /business/comment/delete/` (§6.2): only a comment the business wrote; a `comment.update` webhook
+        (`delete`) follows."""
+        self._comment_action_fault()
+        with self.lock:
+            found = self.comments.get(str(body.get("comment_id") or ""))
+            if found is None or found["owner_id"] != grant.open_id or found.get("status") == "DELETED":
+                raise ApiError(payloads.NOT_EXIST, f"no comment {body.get('comment_id')}")
+            if not found["owner"]:
+                raise ApiError(payloads.PARAM_ERROR, "only comments the business wrote can be deleted")
+            found["status"] = "DELETED"
+            parent = self.comments.get(found["parent_comment_id"] or "")
+            if parent is not None:
+                parent["replies"] = max(0, parent["replies"] - 1)
+        self.count("comments_deleted")
+        self._post_event("comment.update", grant.open_id, _comment_content(found, "delete", self.now()), "COMMENT")
+        return {}
+
+    def comment_reply_list(self, grant: Grant, query: dict[str, str]) -> dict:
+        """`GET /business/comment/reply/list/` (§6.2): the replies to one comment, newest first, cursor paging."""
+        video_id, comment_id = query.get("video_id") or "", query.get("comment_id") or ""
+        if not video_id or not comment_id:
+            raise ApiError(payloads.PARAM_ERROR, "video_id and comment_id are required")
+        try:
+            cursor, max_count = int(query.get("cursor") or 0), int(query.get("max_count") or 20)
+        except ValueError:
+            raise ApiError(payloads.PARAM_ERROR, "cursor and max_count are numbers") from None
+        with self.lock:
+            replies = [
+                c
+                for c in self.comments.values()
+                if c["owner_id"] == grant.open_id
+                and c["video_id"] == video_id
+                and c["parent_comment_id"] == comment_id
+                and c["status"] != "DELETED"
+            ]
+        replies.sort(key=lambda c: -c["create_time"])
+        page = replies[cursor : cursor + max_count]
+        return {
+            "comments": [_public_comment(c) for c in page],
+            "cursor": cursor + len(page),
+            "has_more": cursor + len(page) < len(replies),
+        }
+
     def comment(self, options: dict) -> dict:
         """A simulated user comments on a video of a business account (`POST /sandbox/comment`): the comment is
         listed and a signed `comment.update` webhook (§6.4) goes to the apps with a COMMENT callback."""
@@ -832,25 +939,34 @@ class Sandbox:
             raise ValueError("video_id is a required string of digits")
         if not isinstance(text, str) or not text or len(text) > COMMENT_MAX_CHARS:
             raise ValueError(f"text is a required string of at most {COMMENT_MAX_CHARS} characters")
-        self._targets(account.open_id, "COMMENT")  # fail before anything is recorded
+        webhook = options.get("webhook", True)
+        if not isinstance(webhook, bool):
+            raise ValueError("webhook is true or false (false: TikTok's webhook is lost, only the list shows it)")
+        parent_id = str(options.get("parent_comment_id") or "")
+        if webhook:
+            self._targets(account.open_id, "COMMENT")  # fail before anything is recorded
         now_ms = int(self.now() * 1000)
         comment_id = str(options.get("comment_id") or payloads.numeric_id())
         with self.lock:
-            self.comments[comment_id] = _comment(
+            if parent_id:
+                parent = self.comments.get(parent_id)
+                if parent is None or parent["video_id"] != video_id or parent["owner_id"] != account.open_id:
+                    raise ValueError(f"parent_comment_id {parent_id} is not a comment on video {video_id}")
+                parent["replies"] += 1
+            video = self._video(account.open_id, video_id)
+            video.comments += 1
+            created = _comment(
                 comment_id, video_id, user, text, now_ms, account.open_id, username=str(options.get("username") or "")
             )
+            created["parent_comment_id"] = parent_id
+            self.comments[comment_id] = created
         self.count("comments")
-        content = {
-            "comment_id": int(comment_id),
-            "video_id": int(video_id),
-            "parent_comment_id": 0,
-            "comment_type": "comment",
-            "comment_action": "insert",
-            "timestamp": now_ms,
-            "unique_identifier": user,
-            "text": text,
-        }
-        deliveries = self._post_event("comment.update", account.open_id, content, "COMMENT")
+        deliveries = []
+        if webhook:
+            content = _comment_content(created, "insert", now_ms / 1000)
+            deliveries = self._post_event("comment.update", account.open_id, content, "COMMENT")
+        else:
+            self.count("comment_webhooks_dropped")
         return {"comment_id": comment_id, "video_id": video_id, "deliveries": deliveries}
 
     def comment_reply(self, grant: Grant, body: dict) -> dict:
@@ -890,6 +1006,7 @@ class Sandbox:
         action = body.get("action")
         if action not in ("HIDE", "UNHIDE"):
             raise ApiError(payloads.PARAM_ERROR, "action must be HIDE or UNHIDE")
+        self._comment_action_fault()
         with self.lock:
             found = self.comments.get(str(body.get("comment_id") or ""))
             if found is None or found["video_id"] != body.get("video_id") or found["owner_id"] != grant.open_id:
@@ -898,16 +1015,7 @@ class Sandbox:
                 )
             found["status"] = "HIDDEN" if action == "HIDE" else "PUBLIC"
         self.count("comments_hidden" if action == "HIDE" else "comments_unhidden")
-        content = {
-            "comment_id": int(found["comment_id"]),
-            "video_id": int(found["video_id"]),
-            "parent_comment_id": int(found["parent_comment_id"] or 0),
-            "comment_type": "reply" if found["parent_comment_id"] else "comment",
-            "comment_action": "set_to_hidden" if action == "HIDE" else "set_to_public",
-            "timestamp": int(self.now() * 1000),
-            "unique_identifier": found["unique_identifier"],
-            "text": found["text"],
-        }
+        content = _comment_content(found, "set_to_hidden" if action == "HIDE" else "set_to_public", self.now())
         self._post_event("comment.update", grant.open_id, content, "COMMENT")
         return {}
 
@@ -924,7 +1032,11 @@ class Sandbox:
         if not 1 <= max_count <= 30:
             raise ApiError(payloads.PARAM_ERROR, "max_count must be 1-30")
         with self.lock:
-            mine = [c for c in self.comments.values() if c["owner_id"] == grant.open_id and c["video_id"] == video_id]
+            mine = [
+                c
+                for c in self.comments.values()
+                if c["owner_id"] == grant.open_id and c["video_id"] == video_id and c["status"] != "DELETED"
+            ]
         top = sorted((c for c in mine if not c["parent_comment_id"]), key=lambda c: -c["create_time"])
         if query.get("status") == "PUBLIC":
             top = [c for c in top if c["status"] == "PUBLIC"]
@@ -1098,6 +1210,18 @@ class Sandbox:
 
 
 COMMENT_MAX_CHARS = 150
+DEMO_VIDEO_ID = "7400000000000000001"
+DEMO_VIDEO_CAPTION = "Our spring collection is here 🌸 Which colour is your favourite? #newin #spring"
+DEMO_COMMENTS = (
+    "Love the green one 😍",
+    "How much is the jacket?",
+    "Do you ship to Canada?",
+    "Is it true to size?",
+    "When will the pink one be back in stock?",
+    "Need this!!",
+    "What fabric is it?",
+)
+DEMO_COMMENT_REPLIES = ("Same question!", "I got mine last week, it's great", "+1", "Following for the answer 👀")
 
 
 def _comment(
@@ -1125,6 +1249,36 @@ def _comment(
 
 def _public_comment(comment: dict) -> dict:
     return {k: v for k, v in comment.items() if k != "owner_id"}
+
+
+def _comment_content(comment: dict, action: str, at_s: float) -> dict:
+    """The `content` of a `comment.update` webhook (§6.4): ids as JSON numbers."""
+    return {
+        "comment_id": int(comment["comment_id"]),
+        "video_id": int(comment["video_id"]),
+        "parent_comment_id": int(comment["parent_comment_id"] or 0),
+        "comment_type": "reply" if comment["parent_comment_id"] else "comment",
+        "comment_action": action,
+        "timestamp": int(at_s * 1000),
+        "unique_identifier": comment["unique_identifier"],
+        "text": comment["text"],
+    }
+
+
+def cover_svg(video_id: str, caption: str) -> bytes:
+    """A video cover for the sandbox's videos: TikTok's colours and the caption's first words."""
+    from xml.sax.saxutils import escape
+
+    hue = int(video_id[-3:] or "0") % 360
+    words = escape(caption[:28] or f"Video {video_id[-4:]}")
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="180" height="320" viewBox="0 0 180 320">'
+        f'<rect width="180" height="320" fill="hsl({hue},70%,25%)"/>'
+        '<circle cx="90" cy="140" r="36" fill="#25f4ee" opacity=".85"/>'
+        '<polygon points="80,122 80,158 110,140" fill="#fe2c55"/>'
+        f'<text x="90" y="250" font-family="sans-serif" font-size="14" fill="#fff" text-anchor="middle">{words}</text>'
+        "</svg>"
+    ).encode()
 
 
 def _is_url(value: str) -> bool:

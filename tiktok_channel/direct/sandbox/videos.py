@@ -127,7 +127,7 @@ class VideoLibrary:
         video = SandboxVideo(
             video_id=video_id,
             open_id=open_id,
-            caption=str(given.get("caption") or CAPTIONS[chance.randrange(len(CAPTIONS))]),
+            caption=str(given["caption"] if "caption" in given else CAPTIONS[chance.randrange(len(CAPTIONS))]),
             created_ms=created_ms,
             views=int(given.get("views", chance.randrange(100, 5000))),
             likes=int(given.get("likes", chance.randrange(10, 400))),
@@ -136,6 +136,22 @@ class VideoLibrary:
             per_hour=(chance.uniform(20, 120), chance.uniform(2, 12), chance.uniform(0.1, 2), chance.uniform(0.1, 1.5)),
         )
         self.videos[video_id] = video
+        return video
+
+    def get(self, video_id: str) -> SandboxVideo | None:
+        return self.videos.get(video_id)
+
+    def ensure(self, open_id: str, video_id: str, caption: str = "") -> SandboxVideo:
+        """The video, created with no figures when a comment or the demo names one not seen yet; a caption given
+        replaces the old one (lock held)."""
+        video = self.videos.get(video_id)
+        if video is None:
+            zero = {"views": 0, "likes": 0, "comments": 0, "shares": 0}
+            video = self._new(
+                open_id, created_ms=int(self.sandbox.now() * 1000), video_id=video_id, caption=caption, **zero
+            )
+        elif caption:
+            video.caption = caption
         return video
 
     # --- the Accounts API ----------------------------------------------------------------------------------
@@ -175,8 +191,12 @@ class VideoLibrary:
         try:
             max_count = int(query.get("max_count") or 10)
             cursor = int(query["cursor"]) if query.get("cursor") else None
+            filters = json.loads(query.get("filters") or "{}")
         except ValueError:
-            raise _api_error(payloads.PARAM_ERROR, "max_count and cursor are numbers") from None
+            raise _api_error(payloads.PARAM_ERROR, "max_count and cursor are numbers, filters JSON") from None
+        wanted = filters.get("video_ids") if isinstance(filters, dict) else None
+        if wanted is not None and not (isinstance(wanted, list) and all(isinstance(v, str) for v in wanted)):
+            raise _api_error(payloads.PARAM_ERROR, "filters.video_ids is a list of strings")
         if not 1 <= max_count <= PAGE_MAX:
             raise _api_error(payloads.PARAM_ERROR, f"max_count must be 1-{PAGE_MAX}")
         self.throttle(open_id)
@@ -184,7 +204,14 @@ class VideoLibrary:
             now = self.sandbox.now()
             cursor = cursor if cursor is not None else int(now * 1000) + 1
             older = sorted(
-                (v for v in self.videos.values() if v.open_id == open_id and not v.removed and v.created_ms < cursor),
+                (
+                    v
+                    for v in self.videos.values()
+                    if v.open_id == open_id
+                    and not v.removed
+                    and v.created_ms < cursor
+                    and (wanted is None or v.video_id in wanted)
+                ),
                 key=lambda v: -v.created_ms,
             )
             size = max(1, max_count - 3) if self.sandbox.behaviour.short_pages else max_count
@@ -203,8 +230,7 @@ class VideoLibrary:
             "item_id": video.video_id,
             "media_type": "VIDEO",
             "create_time": video.created_ms // 1000,
-            "thumbnail_url": f"https://p16-sign.tiktokcdn.example/cover/{video.video_id}.jpeg?x-expires="
-            f"{int(now) + 6 * 3600}",
+            "thumbnail_url": f"{self.sandbox.cover_base_url}/sandbox/cover/{video.video_id}.svg",
             "share_url": f"https://www.tiktok.com/@{username}/video/{video.video_id}",
             "embed_url": f"https://www.tiktok.com/embed/{video.video_id}",
             "caption": video.caption,

@@ -129,6 +129,8 @@ class Command(BaseCommand):
             raise
         for open_id in options["chatter_account"]:
             sandbox.chatter(open_id, every_s=options["chatter_every"])
+            low, high = options["chatter_every"]
+            sandbox.comment_chatter(open_id, every_s=(low * 1.5, high * 1.5))
 
         # serve_forever in a thread so SIGTERM/SIGINT can shut it down cleanly from the main thread.
         done = threading.Event()
@@ -182,5 +184,11 @@ class Command(BaseCommand):
             return
         finally:
             db.close()
+        try:  # comments on the account's videos come through the app's COMMENT webhook (§6.4)
+            from tiktok_channel.direct import client as tiktok_client
+
+            tiktok_client.register_webhook(app, event_type="COMMENT")
+        except tiktok_client.TikTokError as exc:
+            self.stderr.write(f"could not register the COMMENT webhook of {name!r}: {exc}")
         self.stdout.write(f"Connected {name!r} to TikTok account {connected} through the sandbox's OAuth")
         self.stdout.flush()

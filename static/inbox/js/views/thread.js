@@ -3,7 +3,7 @@ import { coalesce } from "../api.js";
 import { api, config, conversationUrl, currentConv, ME, state } from "../ctx.js";
 import { $, apiError, el, fillAvatar, isHttpUrl, isTikTokEmbed, svg, toast } from "../dom.js";
 import { clockTime, contactName, dayLabel, fullTime, snippet } from "../format.js";
-import { filtersQuery, openThread, reactionsByTarget, sortedMessages, storeMessage } from "../store.js";
+import { commentModeration, filtersQuery, openThread, reactionsByTarget, sortedMessages, storeMessage } from "../store.js";
 import { forgetCanned, showCannedManager } from "./canned.js";
 import { loadDraft, renderComposerState, resetComposer, setQuote } from "./composer.js";
 import { renderLabelManager, renderThreadLabels } from "./labels.js";
@@ -138,11 +138,16 @@ function renderSubjectBanner(conv) {
     banner.hidden = true;
     return;
   }
-  const parts = [el("strong", { text: "Comments on video" }), el("span", { class: "banner-label mono", text: subject.id })];
+  const parts = [el("strong", { text: "Comments on video" })];
+  if (subject.caption) parts.push(el("span", { class: "banner-label subject-caption", dir: "auto", text: subject.caption }));
+  else parts.push(el("span", { class: "banner-label mono", text: subject.id }));
   if (subject.url && isHttpUrl(subject.url)) {
     parts.push(el("a", { href: subject.url, target: "_blank", rel: "noopener noreferrer", text: "View on TikTok" }));
   }
-  banner.replaceChildren(el("span", { class: "banner-icon", "aria-hidden": "true", text: "💬" }), ...parts);
+  const cover = subject.cover_url && isHttpUrl(subject.cover_url)
+    ? el("img", { class: "subject-cover", src: subject.cover_url, alt: "Video cover", loading: "lazy" })
+    : el("span", { class: "banner-icon", "aria-hidden": "true", text: "💬" });
+  banner.replaceChildren(cover, el("span", { class: "subject-text" }, ...parts));
   banner.hidden = false;
 }
 
@@ -290,8 +295,12 @@ function renderMessage(message, reactions) {
     });
     bubble.append(quote);
   }
+  if (message.other_author) bubble.append(el("div", { class: "msg-other-author", dir: "auto", text: "@" + message.other_author + " replied publicly" }));
   bubble.append(messageBody(message));
   const footer = el("div", { class: "msg-footer" });
+  const moderation = commentModeration(message);
+  if (moderation.badge) footer.append(el("span", { class: "public-badge public-" + message.public_state, text: moderation.badge, title: moderation.badge + " on TikTok" }));
+  if (moderation.working) footer.append(el("span", { class: "public-badge comment-action-pending", text: moderation.working }));
   if (out && message.author) footer.append(el("span", { class: "msg-author", text: message.author.id === ME ? "You" : message.author.name }));
   if (out && message.sent_outside_inbox) footer.append(el("span", { class: "msg-author msg-outside", text: "Sent from the TikTok app", title: "Sent by the business outside this inbox" }));
   footer.append(el("time", { class: "msg-time", text: clockTime(message.sent_at), title: fullTime(message.sent_at) }));
@@ -300,8 +309,8 @@ function renderMessage(message, reactions) {
   const row = el(
     "div",
     {
-      class: "msg msg-" + (out ? "out" : "in") + " msg-type-" + message.type + (message.status === "failed" ? " msg-failed" : ""),
-      dataset: { messageId: String(message.id), status: message.status || "", version: String(message.version) },
+      class: "msg msg-" + (out ? "out" : "in") + " msg-type-" + message.type + (message.status === "failed" ? " msg-failed" : "") + (message.public_state && message.public_state !== "visible" ? " msg-" + message.public_state : ""),
+      dataset: { messageId: String(message.id), status: message.status || "", version: String(message.version), publicState: message.public_state || "" },
     },
     bubble
   );
@@ -316,11 +325,20 @@ function renderMessage(message, reactions) {
       )
     );
   }
+  const actions = [];
   if (message.can_quote) {
     const reply = el("button", { type: "button", class: "link-button quote-button", text: "Reply", title: "Quote this message in your reply" });
     reply.addEventListener("click", () => setQuote(message));
-    row.append(el("div", { class: "msg-actions" }, reply));
+    actions.push(reply);
   }
+  // Public comments: the server says what may be done now (hide, unhide, delete); nothing while one is under way.
+  for (const action of moderation.actions) {
+    const button = el("button", { type: "button", class: "link-button comment-action", dataset: { action: action.name }, text: action.label });
+    button.addEventListener("click", () => commentAction(message, action.name, button));
+    actions.push(button);
+  }
+  if (actions.length) row.append(el("div", { class: "msg-actions" }, ...actions));
+  if (moderation.failure) row.append(el("div", { class: "failure action-failure" }, el("span", { class: "failure-text", text: moderation.failure })));
   if (message.status === "failed") {
     const error = message.error || {};
     const cause = [error.name, error.description].filter(Boolean).join(" — ") + (error.permanent ? " (permanent)" : "");
@@ -330,6 +348,23 @@ function renderMessage(message, reactions) {
     row.append(el("div", { class: "failure" }, el("span", { class: "failure-text", text: "Not delivered: " + reason }), retry));
   }
   return row;
+}
+
+const ACTION_CONFIRM = {
+  hide: "Hide this comment from the public on TikTok? The commenter and their friends still see it.",
+  delete: "Delete this reply on TikTok? This cannot be undone.",
+};
+
+async function commentAction(message, action, button) {
+  if (ACTION_CONFIRM[action] && !window.confirm(ACTION_CONFIRM[action])) return;
+  button.disabled = true;
+  const result = await api("POST", "messages/" + message.id + "/" + action + "/");
+  if (!result.ok) {
+    apiError(result, "TikTok could not be asked to " + action + " it.");
+    button.disabled = false;
+    return;
+  }
+  if (result.data.conversation_id === state.currentId && storeMessage(state, result.data)) renderThread("keep");
 }
 
 async function retryMessage(id, button) {
