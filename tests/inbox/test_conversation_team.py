@@ -88,3 +88,9 @@ def test_a_team_of_another_inbox_is_refused(world, teams):
         conversation_set_team(conversation_id=world["bob"].pk, team=teams["theirs"], actor=None)
     assert refused.value.code == "invalid_team"
     assert api(world["agent"]).get(f"/api/v1/conversations/{world['bob'].pk}/").json()["team"] is None
+
+
+def test_the_teams_api_lists_the_callers_inboxes_teams_with_the_inbox_name(world, teams):
+    listed = api(world["agent"]).get("/api/v1/teams/").json()
+    assert sorted((t["name"], t["inbox_name"]) for t in listed) == [("Billing", "Support"), ("Sales", "Support")]
+    assert [t["name"] for t in api(world["outsider"]).get("/api/v1/teams/").json()] == ["Their team"]
