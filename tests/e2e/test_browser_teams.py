@@ -50,7 +50,10 @@ def test_a_rule_hands_a_conversation_to_a_team_shown_live_and_filterable(stack, 
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # nothing sticks out
     shot(page, f"inbox-team-filter-{'phone' if viewport == PHONE else 'desktop'}.png")
 
-    page.reload()  # the filter is in the address: it survives a reload
+    bill_row.click()  # the open conversation shows its team too
+    expect(page.locator(f'#thread-labels .team-chip[data-team="{billing.pk}"]')).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.goto(stack.web_url + f"/?team={billing.pk}")  # the filter is in the address: a bookmark keeps it
     expect(page.locator("#team-filter")).to_have_value(str(billing.pk))
     expect(page.locator(".conv-row")).to_have_count(1)
     team_filter = page.locator("#team-filter")
