@@ -190,6 +190,17 @@ class ConversationLabelsChanged(ConversationEvent):
 
 
 @dataclass(frozen=True)
+class ConversationTeamChanged(ConversationEvent):
+    """The conversation was handed to a team (automation's assign_team); `team_id` None: to no team."""
+
+    type: ClassVar[str] = "conversation.team_changed"
+    team_id: int | None
+    team_name: str
+    version: int
+    actor_id: int | None
+
+
+@dataclass(frozen=True)
 class LabelsChanged(DomainEvent):
     """An inbox's label catalogue changed (a label created, renamed, recoloured or deleted)."""
 
@@ -253,6 +264,7 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     ConversationPriorityChanged,
     ConversionUpdated,
     ConversationLabelsChanged,
+    ConversationTeamChanged,
     LabelsChanged,
     ContactUpdated,
     AgentAvailabilityChanged,

@@ -142,6 +142,11 @@ def conversation_labels(*, conversation_id: int, labels: list[str], version: int
     return {"type": "conversation.labels", "conversation_id": conversation_id, "labels": labels, "version": version}
 
 
+def conversation_team(*, conversation_id: int, team: dict | None, version: int) -> dict:
+    """A conversation's team changed ({"id", "name"} or None)."""
+    return {"type": "conversation.team", "conversation_id": conversation_id, "team": team, "version": version}
+
+
 def labels_changed(*, inbox_id: int) -> dict:
     """An inbox's label catalogue changed: clients refetch /api/v1/labels/."""
     return {"type": "labels.changed", "inbox_id": inbox_id, "version": 1}
@@ -252,6 +257,9 @@ def events_for(event: domain_events.DomainEvent) -> list[dict]:
                     conversation_id=event.conversation_id, labels=list(event.labels), version=event.version
                 )
             ]
+        case domain_events.ConversationTeamChanged():
+            team = None if event.team_id is None else {"id": event.team_id, "name": event.team_name}
+            return [conversation_team(conversation_id=event.conversation_id, team=team, version=event.version)]
         case domain_events.LabelsChanged():
             return [labels_changed(inbox_id=event.inbox_id)]
         case domain_events.ContactUpdated():

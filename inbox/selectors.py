@@ -97,7 +97,7 @@ def with_list_annotations(qs: QuerySet[Conversation]) -> QuerySet[Conversation]:
         .values("n")
     )
     return (
-        qs.select_related("inbox", "contact", "assignee")
+        qs.select_related("inbox", "contact", "assignee", "team_assignment__team")
         .prefetch_related("labels")
         .annotate(
             last_message_text=Subquery(latest.values("text")[:1], output_field=CharField()),
@@ -128,6 +128,14 @@ def sla_rank():
     return Coalesce(F("sla__due_at"), Value(timezone.now() + timedelta(days=365 * 100), output_field=DateTimeField()))
 
 
+def teams_visible_to(user, *, inbox: int | None = None):
+    """The teams of the inboxes the user sees (or of one of them)."""
+    from inbox.automation.models import Team
+
+    qs = Team.objects.filter(inbox__in=inboxes_visible_to(user))
+    return qs.filter(inbox_id=inbox) if inbox else qs
+
+
 def labels_visible_to(user, *, inbox: int | None = None) -> QuerySet[Label]:
     qs = Label.objects.filter(inbox__in=inboxes_visible_to(user)).select_related("inbox")
     return qs.filter(inbox_id=inbox) if inbox else qs
@@ -148,6 +156,7 @@ def conversation_list(
     q: str | None = None,
     label: str | None = None,
     kind: str | None = None,
+    team: int | None = None,
 ) -> QuerySet[Conversation]:
     # The agent's inbox ids first (one small query), not a join on memberships: with the ids as constants
     # PostgreSQL walks `conv_inbox_activity` for the newest conversations of those inboxes instead of the
@@ -173,6 +182,8 @@ def conversation_list(
                 Label.conversations.through.objects.filter(label__name__iexact=label).values("conversation_id")
             )
         )
+    if team:
+        qs = qs.filter(team_assignment__team_id=team)
     if q:
         matching_messages = Message.objects.filter(conversation=OuterRef("pk"), text__icontains=q)
         qs = qs.filter(

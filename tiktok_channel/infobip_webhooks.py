@@ -117,11 +117,6 @@ class ResultError(ValueError):
     """One result has the wrong shape or wrong types; the message is the reason kept in the ledger."""
 
 
-def ledger_text(body: bytes) -> str:
-    """The body as storable text: invalid UTF-8 escaped, NUL (which PostgreSQL text refuses) made visible."""
-    return body.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
-
-
 def parse_body(body: bytes) -> list:
     """The `results` of a webhook body, each still to be checked (`triage`)."""
     # PostgreSQL cannot store U+0000 in text or jsonb: turn it into U+FFFD before it reaches any column.

@@ -7,7 +7,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 
-from tiktok_channel.fields import EncryptedTextField
+from inbox.fields import EncryptedTextField
 from tiktok_channel.webhook_auth import HMAC_ALGORITHMS, WebhookAuth
 
 CHANNEL = "tiktok"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -126,6 +127,11 @@ class ReplyLock(serializers.Serializer):
     message = serializers.CharField(help_text="For the agent: why the composer is locked")
 
 
+class TeamSummary(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
 class ConversationOut(serializers.ModelSerializer):
     inbox = InboxSummary()
     contact = ContactSummary()
@@ -139,6 +145,7 @@ class ConversationOut(serializers.ModelSerializer):
     reply_window_closed_reason = serializers.SerializerMethodField()
     snoozed_until = serializers.SerializerMethodField()
     labels = serializers.SerializerMethodField()
+    team = serializers.SerializerMethodField()
     first_response_due_at = serializers.DateTimeField(
         read_only=True, allow_null=True, help_text="First-response SLA: an agent should answer by then (null: none)."
     )
@@ -168,6 +175,7 @@ class ConversationOut(serializers.ModelSerializer):
             "reply_window_closed_reason",
             "snoozed_until",
             "labels",
+            "team",
             "first_response_due_at",
             "version",
         ]
@@ -193,6 +201,15 @@ class ConversationOut(serializers.ModelSerializer):
     def get_labels(self, conversation) -> list[str]:
         """The names of its labels (colours: GET /api/v1/labels/)."""
         return sorted(label.name for label in conversation.labels.all())
+
+    @extend_schema_field(TeamSummary(allow_null=True))
+    def get_team(self, conversation) -> dict | None:
+        """The team it was handed to (routing: automation's assign_team); null for none."""
+        try:
+            team = conversation.team_assignment.team
+        except ObjectDoesNotExist:
+            return None
+        return {"id": team.pk, "name": team.name}
 
     @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_snoozed_until(self, conversation):

@@ -67,6 +67,13 @@ class ConversationFilters(serializers.Serializer):
     inbox = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
     q = serializers.CharField(required=False, max_length=200, help_text="Contact name/id or message text")
     label = serializers.CharField(required=False, max_length=50, help_text="A label's name")
+    team = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=2**62,
+        help_text="A team's id (GET /api/v1/teams/): the conversations handed to it; 422 invalid_team for a team "
+        "of an inbox the caller does not see (or not the `inbox` filter's)",
+    )
     kind = serializers.ChoiceField(
         choices=Conversation.Kind.choices, required=False, help_text="message (DMs) or comment (comments on posts)"
     )
@@ -93,6 +100,10 @@ class ConversationListView(ListAPIView):
 
     def get_queryset(self):
         self.filters = _parse_filters(ConversationFilters, self.request)
+        if "team" in self.filters:
+            teams = selectors.teams_visible_to(self.request.user, inbox=self.filters.get("inbox"))
+            if not teams.filter(pk=self.filters["team"]).exists():  # another inbox's team, or none
+                raise ApplicationError("invalid_team", "no such team", status=422, fields={"team": ["no such team"]})
         return selectors.conversation_list(
             user=self.request.user,
             status=self.filters.get("status"),
@@ -101,6 +112,7 @@ class ConversationListView(ListAPIView):
             q=self.filters.get("q"),
             label=self.filters.get("label"),
             kind=self.filters.get("kind"),
+            team=self.filters.get("team"),
         )
 
 

@@ -45,11 +45,12 @@ class MemberAvailabilityOut(serializers.Serializer):
 
 class TeamOut(serializers.ModelSerializer):
     inbox = serializers.IntegerField(source="inbox_id")
+    inbox_name = serializers.CharField(source="inbox.name", read_only=True)
     members = serializers.SerializerMethodField()
 
     class Meta:
         model = Team
-        fields = ["id", "inbox", "name", "members"]
+        fields = ["id", "inbox", "inbox_name", "name", "members"]
 
     def get_members(self, team) -> list[int]:
         return sorted(user.pk for user in team.members.all())
@@ -101,7 +102,7 @@ class TeamListView(GenericAPIView):
         """The teams of the caller's inboxes (or of one `inbox`). Admins manage teams in /admin/."""
         filters = TeamFilter(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        teams = Team.objects.filter(inbox__in=selectors.inboxes_visible_to(request.user)).prefetch_related("members")
+        teams = selectors.teams_visible_to(request.user).select_related("inbox").prefetch_related("members")
         if filters.validated_data.get("inbox"):
             teams = teams.filter(inbox_id=filters.validated_data["inbox"])
         return Response(TeamOut(teams, many=True).data)

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 
-from inbox.automation.fields import EncryptedSecretField
+from inbox.fields import EncryptedTextField
 from inbox.models import Conversation, Inbox
 
 __all__ = [
@@ -142,7 +142,7 @@ class AutomationRule(models.Model):
     )
     conditions = models.JSONField(default=list, blank=True, help_text="All must hold (see README).")
     actions = models.JSONField(default=list, help_text="Performed in order (see README).")
-    webhook_secret = EncryptedSecretField(blank=True, help_text="Signs the outgoing webhooks (HMAC-SHA256).")
+    webhook_secret = EncryptedTextField(blank=True, help_text="Signs the outgoing webhooks (HMAC-SHA256).")
     active = models.BooleanField(default=True)
     position = models.PositiveIntegerField(default=0, help_text="Rules of one event run in this order.")
     created_by = models.ForeignKey(

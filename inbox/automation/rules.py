@@ -28,7 +28,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from inbox import services
-from inbox.automation.models import AutomationRule, AutomationRun, ConversationTeam, Team, WebhookDelivery
+from inbox.automation.models import AutomationRule, AutomationRun, Team, WebhookDelivery
 from inbox.errors import ApplicationError
 from inbox.models import CannedResponse, Conversation, Message
 
@@ -321,7 +321,7 @@ def _perform(action: dict, *, run: AutomationRun, conversation: Conversation, me
         from inbox.automation import assignment
 
         team = Team.objects.get(pk=action["team_id"])
-        ConversationTeam.objects.update_or_create(conversation_id=conversation_id, defaults={"team": team})
+        services.conversation_set_team(conversation_id=conversation_id, team=team, actor=actor)
         current = Conversation.objects.values_list("assignee_id", flat=True).get(pk=conversation_id)
         if current is not None and not team.members.filter(pk=current).exists():
             services.conversation_unassign(conversation_id=conversation_id, actor=actor)

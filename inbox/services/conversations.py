@@ -15,6 +15,7 @@ from inbox import domain_events, outbox, providers
 from inbox.errors import ApplicationError
 from inbox.models import AuditLog, Conversation
 from inbox.services.common import audit_value as _audit_value
+from inbox.services.common import conversation_lock
 from inbox.services.replies import reply_window_open_check
 
 logger = logging.getLogger(__name__)
@@ -164,6 +165,46 @@ def conversation_set_priority(*, conversation_id: int, priority: str, actor) -> 
     return _conversation_change(
         conversation_id=conversation_id, actor=actor, action="conversation.priority", changes={"priority": priority}
     )
+
+
+def conversation_set_team(*, conversation_id: int, team, actor) -> Conversation:
+    """Hand the conversation to `team` (one of its inbox's teams; None: to no team). Locks the conversation, audits
+    the team before and after, bumps the version and announces `ConversationTeamChanged`; unchanged: nothing."""
+    from inbox.automation.models import ConversationTeam
+
+    with transaction.atomic():
+        conversation = conversation_lock(conversation_id)
+        if team is not None and team.inbox_id != conversation.inbox_id:
+            raise ApplicationError("invalid_team", "no such team in this conversation's inbox", status=422)
+        current = ConversationTeam.objects.filter(conversation_id=conversation_id).select_related("team").first()
+        before = current.team if current else None
+        if getattr(before, "pk", None) == getattr(team, "pk", None):
+            return conversation
+        if team is None:
+            ConversationTeam.objects.filter(conversation_id=conversation_id).delete()
+        else:
+            ConversationTeam.objects.update_or_create(conversation_id=conversation_id, defaults={"team": team})
+        conversation.version += 1
+        conversation.save(update_fields=["version", "updated_at"])
+        AuditLog.objects.create(
+            actor=actor,
+            actor_kind=AuditLog.ActorKind.AGENT if actor else AuditLog.ActorKind.SYSTEM,
+            action="conversation.team",
+            conversation=conversation,
+            before={"team": getattr(before, "name", None)},
+            after={"team": getattr(team, "name", None)},
+        )
+        domain_events.emit(
+            domain_events.ConversationTeamChanged(
+                inbox_id=conversation.inbox_id,
+                conversation_id=conversation.pk,
+                team_id=getattr(team, "pk", None),
+                team_name=getattr(team, "name", ""),
+                version=conversation.version,
+                actor_id=getattr(actor, "pk", None),
+            )
+        )
+    return conversation
 
 
 def conversation_mark_read(*, conversation_id: int, actor) -> None:

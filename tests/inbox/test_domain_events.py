@@ -12,7 +12,7 @@ from django.utils import timezone
 from inbox import domain_events as de
 from inbox.automation.assignment import presence_connected
 from inbox.automation.csat import csat_rate, survey_token
-from inbox.automation.models import CsatSurvey
+from inbox.automation.models import CsatSurvey, Team
 from inbox.events import StatusReport
 from inbox.models import Message
 from inbox.services import (
@@ -22,6 +22,7 @@ from inbox.services import (
     conversation_set_labels,
     conversation_set_priority,
     conversation_set_status,
+    conversation_set_team,
     conversation_subjects_update,
     conversations_connection_changed,
     conversion_report,
@@ -106,6 +107,8 @@ def test_the_services_emit_every_event_type(agent, inbox, domain_events, setting
     note_add(conversation_id=conversation.pk, author=agent, text="VIP, be quick")
     label_create(inbox_id=inbox.pk, name="vip", color="#ff0000", actor=agent)
     conversation_set_labels(conversation_id=conversation.pk, names=["vip"], actor=agent)
+    team = Team.objects.create(inbox=inbox, name="Billing")
+    conversation_set_team(conversation_id=conversation.pk, team=team, actor=None)  # routing: handed to a team
     contact_update(contact_id=conversation.contact_id, actor=agent, display_name="Ann")
     presence_connected(agent.pk)  # routing: the agent's effective availability changed (offline → online)
     survey = CsatSurvey.objects.create(

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
-from tiktok_channel.fields import EncryptedTextField
+from inbox.fields import EncryptedTextField
 
 # The name of the direct backend in inbox.providers (a conversation's `provider`).
 DIRECT_PROVIDER = "tiktok_direct"

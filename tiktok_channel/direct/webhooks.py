@@ -1,9 +1,10 @@
 """TikTok's own webhooks (Business Messaging): the signature, the envelope, and the events as the core's.
 
 One URL per app (`/webhooks/tiktok/<app token>/`); every business account that authorized the app delivers there,
-routed by the envelope's `user_openid`. The door (`tiktok_webhook`): method and size, the app, then the
-`TikTok-Signature` (HMAC-SHA256 over `t + "." + raw body` with the app secret, constant-time) and the replay window
-— all before any write; then the body must be one event we can read (envelope + `content`, itself a JSON string).
+routed by the envelope's `user_openid`. The door (`tiktok_webhook`, the core's `inbox.webhooks.receive` with the
+steps here): method and size, the app, then the `TikTok-Signature` (HMAC-SHA256 over `t + "." + raw body` with the
+app secret, constant-time) and the replay window — all before any write; then the body must be one event we can
+read (envelope + `content`, itself a JSON string).
 Forged, replayed or malformed: 4xx with the reason, nothing stored. Then the ledger (`inbox.WebhookEvent`) and the
 shared processor, which hands the rows to `process_ledger` here:
 
@@ -30,8 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError, InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Q
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
@@ -40,8 +40,8 @@ from django.views.decorators.csrf import csrf_exempt
 from inbox.db import update_rows
 from inbox.events import InboundMessage, StatusReport
 from inbox.models import Conversation, Message, WebhookEvent
-from inbox.processor import store_pending
 from inbox.services import message_statuses_apply, messages_public_state_apply, messages_receive
+from inbox.webhooks import Parsed, WebhookDoor, WebhookRefused, receive
 from tiktok_channel.direct import comments
 from tiktok_channel.direct.comments import video_url
 from tiktok_channel.direct.engagement import webhooks as engagement_webhooks
@@ -64,7 +64,6 @@ COMMENT_STATES = {
 MESSAGE_TYPES = {"text": Message.Type.TEXT, "image": Message.Type.IMAGE, "share_post": Message.Type.SHARE_POST}
 ID_MAX_CHARS = 200
 URL_MAX_CHARS = 2048
-LEDGER_HEADERS = {"content-length", "content-type", "user-agent", "x-forwarded-for", "x-request-id", "host"}
 LEDGER_FIELDS = ["verdict", "summary", "problems", "error", "result_count"]
 
 
@@ -528,33 +527,11 @@ def replay_event(event: WebhookEvent) -> None:
 # --- The door ---------------------------------------------------------------------------------------------------
 
 
-def _error(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse({"code": code, "message": message}, status=status)
+def _app(token: str) -> TikTokApp | None:
+    return TikTokApp.objects.filter(webhook_path_token=token, active=True).first()
 
 
-@csrf_exempt
-def tiktok_webhook(request: HttpRequest, token: str) -> JsonResponse:
-    if request.method != "POST":
-        response = _error(405, "method_not_allowed", "use POST")
-        response["Allow"] = "POST"
-        return response
-    try:
-        length = int(request.headers.get("Content-Length") or 0)
-    except ValueError:
-        return _error(400, "bad_content_length", "Content-Length is not a number")
-    if length > settings.WEBHOOK_MAX_BODY_BYTES:
-        return _error(413, "body_too_large", f"body over {settings.WEBHOOK_MAX_BODY_BYTES} bytes")
-    try:
-        app = TikTokApp.objects.filter(webhook_path_token=token, active=True).first()
-    except DatabaseError:
-        logger.exception("TikTok webhook: database unavailable")
-        return _error(503, "unavailable", "try again later")
-    if app is None:
-        return _error(404, "unknown_webhook", "no such webhook")
-    try:
-        body = request.body
-    except RequestDataTooBig:
-        return _error(413, "body_too_large", f"body over {settings.WEBHOOK_MAX_BODY_BYTES} bytes")
+def _authenticate(app: TikTokApp, request: HttpRequest, body: bytes) -> None:
     try:
         verify_signature(
             app.client_secret,
@@ -565,32 +542,29 @@ def tiktok_webhook(request: HttpRequest, token: str) -> JsonResponse:
         )
     except SignatureError as exc:
         logger.warning("TikTok webhook refused for app %s: %s", app.pk, exc)
-        return _error(401, "unauthenticated", str(exc))
+        raise WebhookRefused(401, "unauthenticated", str(exc)) from None
+
+
+def _parse(app: TikTokApp, body: bytes) -> Parsed:
     try:
         parsed = parse_event(body)
     except EventError as exc:
         logger.warning("TikTok webhook for app %s not readable: %s", app.pk, exc)
-        return _error(400, "bad_payload", str(exc))
+        raise WebhookRefused(400, "bad_payload", str(exc)) from None
+    return Parsed(result_count=1, data=parsed, path_kind=parsed.event[:16])
 
-    received_at = timezone.now()
-    text = body.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
-    headers = {name: value for name, value in request.headers.items() if name.lower() in LEDGER_HEADERS}
-    ledger = {
-        "provider": DIRECT_PROVIDER,
-        "connection_id": app.pk,
-        "path_kind": parsed.event[:16],
-        "received_at": received_at,
-        "headers": headers,
-        "body": text,
-    }
-    try:
-        if settings.WEBHOOK_PROCESSING == "deferred" and text.encode() == body:
-            store_pending(**ledger, result_count=1)
-            return JsonResponse({"status": "accepted"})
-        with transaction.atomic():
-            event = WebhookEvent.objects.create(**ledger, verdict=WebhookEvent.Verdict.PENDING, result_count=1)
-            process_ledger([event])
-    except DatabaseError:
-        logger.exception("TikTok webhook: database unavailable")
-        return _error(503, "unavailable", "try again later")
-    return JsonResponse({"status": "ok", **event.summary})
+
+DOOR = WebhookDoor(
+    provider=DIRECT_PROVIDER,
+    connection=_app,
+    authenticate=_authenticate,
+    parse=_parse,
+    process=lambda event, _: process_ledger([event]),
+    json_only=False,
+    signature_header=SIGNATURE_HEADER,
+)
+
+
+@csrf_exempt
+def tiktok_webhook(request: HttpRequest, token: str) -> JsonResponse:
+    return receive(request, token, DOOR)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from dataclasses import dataclass, field
-from typing import Any
 
 from tiktok_channel.sandbox.payloads import FAILURES
+from tiktok_channel.sandbox.switches import Switches
 
 
 @dataclass
-class Behaviour:
+class Behaviour(Switches):
     # Reports: the delivery report this long after the send, the seen report this long after delivery.
     delivery_delay_ms: int = 1000
     seen_delay_ms: int = 3000
@@ -51,7 +50,7 @@ class Behaviour:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
-        self.validate()
+        super().__post_init__()
 
     def validate(self) -> None:
         if not 0 <= self.failure_rate <= 1 or not 0 <= self.http_error_rate <= 1:
@@ -63,57 +62,14 @@ class Behaviour:
             raise ValueError("fail_status must be an HTTP error status (400-599)")
         if self.subscription_fail_status and not 400 <= self.subscription_fail_status <= 599:
             raise ValueError("subscription_fail_status must be 0 (off) or an HTTP error status (400-599)")
-        numbers = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.type in ("int", "float")}
-        negative = [name for name, value in numbers.items() if value < 0]
-        if negative:
-            raise ValueError(f"must not be negative: {', '.join(negative)}")
+        super().validate()
 
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def update(self, changes: dict[str, Any]) -> None:
-        """Apply a partial update (the control endpoint's body); all or nothing, raises ValueError."""
-        fields = {f.name: f for f in dataclasses.fields(self)}
-        unknown = set(changes) - set(fields)
-        if unknown:
-            raise ValueError(f"unknown switches: {', '.join(sorted(unknown))}")
-        candidate = dataclasses.replace(self)
-        for name, value in changes.items():
-            setattr(candidate, name, _coerce(name, fields[name].type, value))
-        candidate.validate()
-        for name in changes:
-            setattr(self, name, getattr(candidate, name))
-        if "seed" in changes:
+    def updated(self, names: set[str]) -> None:
+        if "seed" in names:
             self.rng = random.Random(self.seed)
-
-    def take(self, counter: str) -> bool:
-        """Consume one from a "next N" counter; True if there was one."""
-        if getattr(self, counter) > 0:
-            setattr(self, counter, getattr(self, counter) - 1)
-            return True
-        return False
 
     def message_failure(self) -> str | None:
         """The final status group a new message ends in, if it fails."""
         if self.take("fail_next_messages") or (self.failure_rate and self.rng.random() < self.failure_rate):
             return self.rng.choice(self.failure_kinds)
         return None
-
-
-def _coerce(name: str, kind: str, value: Any) -> Any:
-    # bool is an int in Python: reject it where a number is meant, and numbers where a bool is meant.
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise ValueError(f"{name} must be true or false")
-        return value
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name} must be an integer")
-        return value
-    if kind == "float":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{name} must be a number")
-        return float(value)
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"{name} must be a list of strings")
-    return list(value)

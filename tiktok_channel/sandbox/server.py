@@ -22,7 +22,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -32,6 +31,7 @@ from tiktok_channel.sandbox.accounts import AccountDirectory, SandboxAccount
 from tiktok_channel.sandbox.behaviour import Behaviour
 from tiktok_channel.sandbox.subscriptions import Subscriptions
 from tiktok_channel.sandbox.subscriptions import handle as subscriptions_api
+from tiktok_channel.sandbox.switches import SandboxHandler, SandboxHTTPServer
 from tiktok_channel.sandbox.users import Delivery, inbound_content, post_signed, send_inbound
 
 logger = logging.getLogger(__name__)
@@ -523,9 +523,10 @@ def _int_param(query: dict[str, list[str]], name: str, default: int) -> int:
     return value
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(SandboxHandler):
     server: SandboxServer
     server_version = "InfobipSandbox/1"
+    max_body_bytes = MAX_BODY_BYTES
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
         logger.debug("%s %s", self.address_string(), format % args)
@@ -534,19 +535,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: dict | list, headers: dict | None = None) -> None:
         data = json.dumps(body, ensure_ascii=False).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json;charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_body(status, data, "application/json;charset=UTF-8", headers)
 
     def _json_body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            raise ApiFault(413, payloads.api_error("E413", "Request too large.", "Send a smaller request."))
-        raw = self.rfile.read(length)
+        raw = self.read_body(
+            lambda: ApiFault(413, payloads.api_error("E413", "Request too large.", "Send a smaller request."))
+        )
         try:
             return json.loads(raw or b"null")
         except (ValueError, UnicodeDecodeError):
@@ -749,27 +743,6 @@ class _HoldUnanswered(Exception):
     """The timeout fault: close the connection without an answer."""
 
 
-class SandboxServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.sandbox = sandbox
-        self.stopping = threading.Event()
-        super().__init__((host, port), Handler)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> threading.Thread:
-        """Serve in a background thread (tests, embedding)."""
-        thread = threading.Thread(target=self.serve_forever, name="infobip-sandbox", daemon=True)
-        thread.start()
-        return thread
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.shutdown()
-        self.server_close()
-        self.sandbox.close()
+class SandboxServer(SandboxHTTPServer):
+    handler = Handler
+    thread_name = "infobip-sandbox"

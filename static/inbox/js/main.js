@@ -10,6 +10,7 @@ import { bindShortcuts } from "./shortcuts.js";
 import { attachImage, clearAttachment, clearQuote, closeShare, openShare, renderComposerState, send, setMode, typing } from "./views/composer.js";
 import { cannedKeydown, createCanned, openCannedFromShortcut, updateCannedPicker } from "./views/canned.js";
 import { addLabel, createLabel, loadLabels } from "./views/labels.js";
+import { loadTeams } from "./views/teams.js";
 import { loadCsat } from "./views/csat.js";
 import { bindAvailability, loadAvailability, memberGroups, memberTitle } from "./views/availability.js";
 import { initialLayout, setPane, toggleDetails } from "./views/layout.js";
@@ -28,6 +29,13 @@ function handleEvent(event) {
       refreshConversation(id);
       alertAgent("New conversation", "A customer wrote to the inbox.", () => openConversation(id, true));
       break;
+    case "conversation.team": {
+      // Handed to a team (a rule): a team created since the page loaded is not in the filter yet.
+      if (event.team && !state.teams.some((team) => team.id === event.team.id)) loadTeams();
+      const shown = state.convs.get(id);
+      if (!shown || event.version > shown.version) refreshConversation(id);
+      break;
+    }
     case "conversation.updated":
     case "conversation.labels": {
       // A label this page has not heard of (created by a colleague): its colour is in the catalogue.
@@ -93,6 +101,7 @@ function handleEvent(event) {
 // After (re)connecting: whatever happened while we were away, the REST API knows.
 function resync() {
   loadLabels();
+  loadTeams();
   loadAvailability();
   loadList();
   if (state.currentId) openConversation(state.currentId, false);
@@ -214,6 +223,11 @@ $("kind-filter").addEventListener("change", () => {
 });
 $("label-filter").addEventListener("change", () => {
   state.label = $("label-filter").value;
+  saveFilters();
+  loadList();
+});
+$("team-filter").addEventListener("change", () => {
+  state.team = $("team-filter").value;
   saveFilters();
   loadList();
 });

@@ -23,6 +23,7 @@ export function parseFilters(search, saved = {}) {
     ordering: pick("ordering", ORDERINGS, "last_activity"),
     q: (params.get("q") || "").slice(0, 200),
     label: (params.get("label") || "").slice(0, 50),
+    team: /^\d{1,18}$/.test(params.get("team") || "") ? params.get("team") : "", // a team's id
     kind: KINDS.includes(params.get("kind")) ? params.get("kind") : "",
   };
 }
@@ -35,6 +36,7 @@ export function filtersQuery(state) {
   if (state.ordering !== "last_activity") params.set("ordering", state.ordering);
   if (state.q) params.set("q", state.q);
   if (state.label) params.set("label", state.label);
+  if (state.team) params.set("team", state.team);
   if (state.kind) params.set("kind", state.kind);
   const query = params.toString();
   return query ? "?" + query : "";
@@ -62,6 +64,7 @@ export function createState({ me, filters }) {
     panelOpen: false,
     composeKey: null, // the Idempotency-Key of the reply being composed
     labels: [], // every label of the agent's inboxes: {id, inbox_id, name, color}
+    teams: [], // every team of the agent's inboxes: {id, inbox, name, members}
     canned: { conversationId: null, items: [], open: false, index: 0, start: 0 },
   };
 }
@@ -79,6 +82,7 @@ export function matchesFilters(state, conv) {
   if (state.tab === "mine" && !(conv.assignee && conv.assignee.id === state.me)) return false;
   if (state.tab === "unassigned" && conv.assignee) return false;
   if (state.label && !(conv.labels || []).some((name) => name.toLowerCase() === state.label.toLowerCase())) return false;
+  if (state.team && !(conv.team && String(conv.team.id) === String(state.team))) return false;
   if (state.kind && (conv.kind || "message") !== state.kind) return false;
   return true;
 }
@@ -130,6 +134,7 @@ export function listParams(state) {
   if (state.tab === "unassigned") params.set("assignee", "none");
   if (state.q) params.set("q", state.q);
   if (state.label) params.set("label", state.label);
+  if (state.team) params.set("team", state.team);
   if (state.kind) params.set("kind", state.kind);
   return params;
 }
@@ -297,4 +302,13 @@ export function commentModeration(message) {
     failure: state === "failed" ? (ACTION_NAMES[action.action] || action.action) + " failed: " + ((action.error && action.error.description) || "TikTok refused it.") : "",
     actions: (message.actions || []).map((name) => ({ name, label: ACTION_NAMES[name] || name })),
   };
+}
+
+/** The team filter's choices, by name; with the inbox's name where two of the agent's inboxes have a team of one name. */
+export function teamChoices(teams) {
+  const count = new Map();
+  for (const team of teams) count.set(team.name.toLowerCase(), (count.get(team.name.toLowerCase()) || 0) + 1);
+  return teams
+    .map((team) => ({ value: String(team.id), text: count.get(team.name.toLowerCase()) > 1 ? team.name + " · " + team.inbox_name : team.name }))
+    .sort((a, b) => a.text.localeCompare(b.text));
 }

@@ -23,6 +23,7 @@ import {
   findLabel,
   insertCanned,
   labelsToAdd,
+  teamChoices,
   matchesFilters,
   snoozeUntil,
   textCounter,
@@ -63,6 +64,7 @@ test("filters come from the URL first, then the saved ones, then defaults; bad v
     ordering: "last_activity",
     q: "berlin",
     label: "",
+    team: "",
     kind: "",
   });
   assert.deepEqual(parseFilters("?tab=evil", { tab: "unassigned", ordering: "window" }), {
@@ -71,6 +73,7 @@ test("filters come from the URL first, then the saved ones, then defaults; bad v
     ordering: "window",
     q: "",
     label: "",
+    team: "",
     kind: "",
   });
   const state = stateWith();
@@ -252,6 +255,28 @@ test("labels: filter, colours by inbox and name, what can still be added", () =>
   assert.equal(matchesFilters(state, c), true);
   assert.equal(matchesFilters(state, conv(2, { labels: [] })), false);
   assert.equal(parseFilters("?label=VIP", {}).label, "VIP");
+});
+
+test("teams: the filter from the address, sent to the API, applied to live updates; choices name the inbox on a clash", () => {
+  assert.equal(parseFilters("?team=7").team, "7");
+  assert.equal(parseFilters("?team=billing").team, "");
+  const state = createState({ me: 1, filters: parseFilters("?team=7") });
+  assert.match(filtersQuery(state), /team=7/);
+  assert.equal(listParams(state).get("team"), "7");
+  assert.equal(matchesFilters(state, { status: "open", labels: [], team: { id: 7, name: "Billing" } }), true);
+  assert.equal(matchesFilters(state, { status: "open", labels: [], team: { id: 8, name: "Sales" } }), false);
+  assert.equal(matchesFilters(state, { status: "open", labels: [], team: null }), false);
+  assert.equal(listParams(createState({ me: 1, filters: parseFilters("") })).has("team"), false);
+  const teams = [
+    { id: 2, inbox: 1, inbox_name: "Support", name: "Sales" },
+    { id: 1, inbox: 1, inbox_name: "Support", name: "Billing" },
+    { id: 3, inbox: 2, inbox_name: "Shop", name: "billing" },
+  ];
+  assert.deepEqual(teamChoices(teams), [
+    { value: "3", text: "billing · Shop" },
+    { value: "1", text: "Billing · Support" },
+    { value: "2", text: "Sales" },
+  ]);
 });
 
 test("canned: the /code at the caret, filtering, inserting", () => {

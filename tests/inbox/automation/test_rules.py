@@ -115,7 +115,7 @@ def test_conversation_created_from_an_ad_is_assigned_to_an_agent(client, account
     assert AutomationRun.objects.get(rule=ads).event_key == f"created:{from_ad.pk}"
 
 
-def test_tiktok_me_ref_hands_the_conversation_to_a_team(client, account, inbox, django_user_model, run):
+def test_tiktok_me_ref_hands_the_conversation_to_a_team(client, account, inbox, django_user_model, run, live_events):
     member = django_user_model.objects.create_user("tess", password="pw")
     outsider = django_user_model.objects.create_user("otto", password="pw")
     inbox.members.add(member, outsider)
@@ -132,6 +132,13 @@ def test_tiktok_me_ref_hands_the_conversation_to_a_team(client, account, inbox, 
     with run():
         conversation = user_writes(client, account, "u1", content=p.referral_short_link_content("billing-page"))
     assert Conversation.objects.get(pk=conversation.pk).assignee_id == member.pk
+    # The team shows on the conversation (list and filter) and was pushed live to the inbox's agents.
+    listed = api(member).get("/api/v1/conversations/", {"team": billing.pk}).json()["results"]
+    assert [(c["id"], c["team"]) for c in listed] == [(conversation.pk, {"id": billing.pk, "name": "Billing"})]
+    pushed = [e for _, e in live_events if e["type"] == "conversation.team"]
+    assert [(e["conversation_id"], e["team"]) for e in pushed] == [
+        (conversation.pk, {"id": billing.pk, "name": "Billing"})
+    ]
 
 
 def test_label_priority_and_contact_attribute_conditions(client, account, inbox, run):

@@ -3,13 +3,13 @@ at run time (`POST /sandbox/control {"set": {...}}`)."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+
+from tiktok_channel.sandbox.switches import Switches
 
 
 @dataclass
-class Behaviour:
+class Behaviour(Switches):
     # OAuth (§2.1, §11.1-3). Lifetimes are what the token answers say; the sources disagree, so they are switches.
     access_token_ttl_s: int = 86_400
     refresh_token_ttl_s: int = 31_536_000
@@ -86,9 +86,6 @@ class Behaviour:
     refuse_comment_action_code: int = 40002
     refuse_comment_action_reason: str = "This comment cannot be changed right now"
 
-    def __post_init__(self) -> None:
-        self.validate()
-
     def validate(self) -> None:
         if self.callback_code_param not in ("code", "auth_code"):
             raise ValueError("callback_code_param must be code or auth_code")
@@ -101,53 +98,4 @@ class Behaviour:
         unknown = set(self.image_types) - {"image/jpeg", "image/png", "image/webp"}
         if unknown or not self.image_types:
             raise ValueError("image_types must be a non-empty subset of image/jpeg, image/png, image/webp")
-        numbers = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.type in ("int", "float")}
-        negative = [name for name, value in numbers.items() if value < 0]
-        if negative:
-            raise ValueError(f"must not be negative: {', '.join(negative)}")
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def update(self, changes: dict[str, Any]) -> None:
-        """Apply a partial update (the control endpoint's `set`); all or nothing, raises ValueError."""
-        fields = {f.name: f for f in dataclasses.fields(self)}
-        unknown = set(changes) - set(fields)
-        if unknown:
-            raise ValueError(f"unknown switches: {', '.join(sorted(unknown))}")
-        candidate = dataclasses.replace(self)
-        for name, value in changes.items():
-            setattr(candidate, name, coerce(name, fields[name].type, value))
-        candidate.validate()
-        for name in changes:
-            setattr(self, name, getattr(candidate, name))
-
-    def take(self, counter: str) -> bool:
-        """Consume one from a "next N" counter; True if there was one."""
-        if getattr(self, counter) > 0:
-            setattr(self, counter, getattr(self, counter) - 1)
-            return True
-        return False
-
-
-def coerce(name: str, kind: str, value: Any) -> Any:
-    # bool is an int in Python: reject it where a number is meant, and numbers where a bool is meant.
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise ValueError(f"{name} must be true or false")
-        return value
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name} must be an integer")
-        return value
-    if kind == "float":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{name} must be a number")
-        return float(value)
-    if kind == "str":
-        if not isinstance(value, str):
-            raise ValueError(f"{name} must be a string")
-        return value
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"{name} must be a list of strings")
-    return list(value)
+        super().validate()

@@ -124,17 +124,16 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from email.parser import BytesParser
 from email.policy import HTTP
 from html import escape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from tiktok_channel.direct.sandbox import payloads
 from tiktok_channel.direct.sandbox.posting import V2Error, v2_envelope
 from tiktok_channel.direct.sandbox.state import ApiError, Sandbox, cover_svg
+from tiktok_channel.sandbox.switches import SandboxHandler, SandboxHTTPServer
 
 logger = logging.getLogger(__name__)
 
@@ -153,9 +152,10 @@ class _ControlError(Exception):
         self.status, self.reason = status, reason
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(SandboxHandler):
     server: SandboxServer
     server_version = "TikTokSandbox/1"
+    max_body_bytes = MAX_BODY_BYTES
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
         # The request line may carry a secret (webhook/list puts it in the query): only the path is logged.
@@ -167,32 +167,20 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- plumbing --------------------------------------------------------------------------------------------
 
-    def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
     def _json(self, status: int, body: Any) -> None:
-        self._send(status, json.dumps(body, ensure_ascii=False).encode(), "application/json; charset=utf-8")
+        self.send_body(status, json.dumps(body, ensure_ascii=False).encode(), "application/json; charset=utf-8")
 
     def _ok(self, data: dict) -> None:
         self._json(200, payloads.envelope(data))
 
     def _html(self, status: int, page: str) -> None:
-        self._send(status, page.encode(), "text/html; charset=utf-8")
+        self.send_body(status, page.encode(), "text/html; charset=utf-8")
 
     def _redirect(self, url: str) -> None:
-        self._send(302, b"", "text/plain", {"Location": url})
+        self.send_body(302, b"", "text/plain", {"Location": url})
 
     def _raw_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            raise ApiError(payloads.FILE_TOO_LARGE, "request body too large", status=413)
-        return self.rfile.read(length)
+        return self.read_body(lambda: ApiError(payloads.FILE_TOO_LARGE, "request body too large", status=413))
 
     def _json_body(self) -> dict:
         try:
@@ -428,9 +416,9 @@ class Handler(BaseHTTPRequestHandler):
     def _media_file(self, token: str) -> None:
         media = self.sandbox.download(token, (self.headers.get("x-user") or "").strip())
         if media is None:
-            self._send(403, b"Forbidden: send a live access token in x-user", "text/plain")
+            self.send_body(403, b"Forbidden: send a live access token in x-user", "text/plain")
             return
-        self._send(200, media.data, media.mime)
+        self.send_body(200, media.data, media.mime)
 
     def _capabilities(self) -> None:
         query = self._query()
@@ -662,28 +650,11 @@ def _consent_page(app_name: str, accounts: list, asked: list[str], fields: dict[
     return PAGE.format(title=f"Authorize {escape(app_name)} — TikTok sandbox", body=body)
 
 
-class SandboxServer(ThreadingHTTPServer):
-    daemon_threads = True
+class SandboxServer(SandboxHTTPServer):
+    handler = Handler
+    thread_name = "tiktok-sandbox"
+    poll_interval_s = 0.05
 
     def __init__(self, sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.sandbox = sandbox
-        self.stopping = threading.Event()
-        super().__init__((host, port), Handler)
-        sandbox.cover_base_url = self.url
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> threading.Thread:
-        """Serve in a background thread (tests, embedding)."""
-        thread = threading.Thread(target=self.serve_forever, args=(0.05,), name="tiktok-sandbox", daemon=True)
-        thread.start()
-        return thread
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.shutdown()
-        self.server_close()
-        self.sandbox.close()
+        super().__init__(sandbox, host, port)
+        sandbox.cover_base_url = self.url  # the covers it serves are named by its own address

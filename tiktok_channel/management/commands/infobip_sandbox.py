@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import os
 import signal
@@ -14,11 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tiktok_channel.sandbox.accounts import DatabaseAccounts
 from tiktok_channel.sandbox.behaviour import Behaviour
 from tiktok_channel.sandbox.server import Sandbox, SandboxServer
-
-
-def _interval(value: str) -> tuple[float, float]:
-    low, _, high = value.partition("-")
-    return float(low), float(high or low)
+from tiktok_channel.sandbox.switches import interval
 
 
 class Command(BaseCommand):
@@ -27,22 +21,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8001)
-        for f in dataclasses.fields(Behaviour):
-            flag = "--" + f.name.replace("_", "-")
-            default = getattr(Behaviour(), f.name)
-            if f.type == "bool":
-                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
-            elif f.type == "list[str]":
-                parser.add_argument(flag, default=",".join(default), help="comma-separated")
-            else:
-                parser.add_argument(flag, type=int if f.type == "int" else float, default=default)
+        Behaviour.add_arguments(parser)
         parser.add_argument(
             "--chatter-sender",
             action="append",
             default=[],
             help="demo: simulated users write to this business account id now and then (repeatable)",
         )
-        parser.add_argument("--chatter-every", type=_interval, default=(30.0, 60.0), help="seconds, e.g. 30-60")
+        parser.add_argument("--chatter-every", type=interval, default=(30.0, 60.0), help="seconds, e.g. 30-60")
         parser.add_argument(
             "--set-up-account",
             action="append",
@@ -52,12 +38,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        values = {}
-        for f in dataclasses.fields(Behaviour):
-            value = options[f.name]
-            values[f.name] = [v for v in value.split(",") if v] if f.type == "list[str]" else value
         try:
-            behaviour = Behaviour(**values)
+            behaviour = Behaviour.from_options(options)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         sandbox = Sandbox(DatabaseAccounts(), behaviour)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import os
 import re
@@ -18,13 +16,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tiktok_channel.direct.sandbox.behaviour import Behaviour
 from tiktok_channel.direct.sandbox.server import SandboxServer
 from tiktok_channel.direct.sandbox.state import Sandbox
+from tiktok_channel.sandbox.switches import interval
 
 DEMO_ACCOUNT = {"open_id": "demo-tt-business", "username": "demo_shop", "display_name": "Demo Shop"}
-
-
-def _interval(value: str) -> tuple[float, float]:
-    low, _, high = value.partition("-")
-    return float(low), float(high or low)
 
 
 def _account(value: str) -> dict:
@@ -88,7 +82,7 @@ class Command(BaseCommand):
             default=[],
             help="demo: simulated users write to this account (open_id) now and then, once it is connected",
         )
-        parser.add_argument("--chatter-every", type=_interval, default=(30.0, 60.0), help="seconds, e.g. 30-60")
+        parser.add_argument("--chatter-every", type=interval, default=(30.0, 60.0), help="seconds, e.g. 30-60")
         parser.add_argument(
             "--connect-app",
             action="append",
@@ -97,24 +91,11 @@ class Command(BaseCommand):
             "through the sandbox's consent form and token endpoint, as Connect in admin does "
             "(repeatable; default: $TIKTOK_SANDBOX_CONNECT_APPS, comma-separated)",
         )
-        for f in dataclasses.fields(Behaviour):
-            flag = "--" + f.name.replace("_", "-")
-            default = getattr(Behaviour(), f.name)
-            if f.type == "bool":
-                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
-            elif f.type == "list[str]":
-                parser.add_argument(flag, default=",".join(default), help="comma-separated")
-            else:
-                kind = {"int": int, "float": float, "str": str}[f.type]
-                parser.add_argument(flag, type=kind, default=default)
+        Behaviour.add_arguments(parser)
 
     def handle(self, *args, **options) -> None:
-        values = {}
-        for f in dataclasses.fields(Behaviour):
-            value = options[f.name]
-            values[f.name] = [v for v in value.split(",") if v] if f.type == "list[str]" else value
         try:
-            behaviour = Behaviour(**values)
+            behaviour = Behaviour.from_options(options)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         sandbox = Sandbox(behaviour)

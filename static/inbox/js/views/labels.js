@@ -2,6 +2,7 @@
 import { actions, api, currentConv, state } from "../ctx.js";
 import { $, apiError, el } from "../dom.js";
 import { findLabel, labelsToAdd } from "../store.js";
+import { teamChip } from "./teams.js";
 
 export async function loadLabels() {
   const result = await api("GET", "labels/");
@@ -34,12 +35,13 @@ export function renderThreadLabels() {
   const conv = currentConv();
   if (!conv) return;
   const names = conv.labels || [];
-  $("thread-labels").replaceChildren(...names.map((name) => labelChip(conv, name, () => setLabels(names.filter((other) => other !== name)))));
+  // The team (set by routing rules) leads the row; it is shown, not edited here.
+  $("thread-labels").replaceChildren(...[teamChip(conv)].filter(Boolean), ...names.map((name) => labelChip(conv, name, () => setLabels(names.filter((other) => other !== name)))));
   const add = $("label-add");
   const options = labelsToAdd(state.labels, conv);
   add.replaceChildren(el("option", { value: "", text: "+ Label" }), ...options.map((label) => el("option", { value: label.name, text: label.name })));
   add.hidden = options.length === 0;
-  $("thread-labels-row").hidden = names.length === 0 && options.length === 0;
+  $("thread-labels-row").hidden = names.length === 0 && options.length === 0 && !conv.team;
 }
 
 export function addLabel(name) {

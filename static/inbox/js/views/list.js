@@ -5,6 +5,7 @@ import { $, apiError, el, fillAvatar } from "../dom.js";
 import { contactName, duration, fullTime, previewText, shortAgo, windowLeft } from "../format.js";
 import { filtersQuery, listParams, placeInList, slaState, storeConv, unreadConversations } from "../store.js";
 import { labelChip } from "./labels.js";
+import { teamChip } from "./teams.js";
 
 export function saveFilters() {
   try {
@@ -21,6 +22,12 @@ export async function loadList() {
   const seq = ++state.listSeq;
   const result = await api("GET", "conversations/?" + listParams(state));
   if (seq !== state.listSeq) return; // a newer load (other filters) is on its way
+  if (!result.ok && result.data && result.data.code === "invalid_team" && state.team) {
+    // A bookmarked or remembered team that is gone (or of an inbox no longer ours): show every team instead.
+    state.team = "";
+    saveFilters();
+    return loadList();
+  }
   if (!result.ok) return apiError(result, "Conversations could not be loaded.");
   for (const conv of result.data.results) storeConv(state, conv);
   state.order = result.data.results.map((c) => c.id);
@@ -75,6 +82,7 @@ function renderRow(conv) {
     meta.append(el("span", { class: "snooze-chip", text: "Snoozed", title: "Reopens " + fullTime(conv.snoozed_until) }));
   }
   for (const name of conv.labels || []) meta.append(labelChip(conv, name));
+  if (conv.team) meta.append(teamChip(conv));
   if (conv.priority && conv.priority !== "none") meta.append(el("span", { class: "prio prio-" + conv.priority, text: conv.priority }));
   if (conv.referral) meta.append(el("span", { class: "ref-chip", text: conv.referral.kind_label || "Referral" }));
   if (conv.assignee) {
