@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from config.views import healthz, uploaded_media
 from inbox.views import LoginView, LogoutView
+from tiktok_channel.ads import urls as ads_urls
 from tiktok_channel.direct import urls as direct_urls
 
 admin.site.site_header = "TikTok Inbox administration"
@@ -19,6 +20,9 @@ urlpatterns = [
     path("connections/infobip/", include("tiktok_channel.health_urls")),
     path("webhooks/tiktok/", include(direct_urls.webhook_urlpatterns)),
     path("tiktok/", include(direct_urls.urlpatterns)),
+    path("webhooks/tiktok-ads/", include(ads_urls.webhook_urlpatterns)),
+    path("ads/", include(ads_urls.urlpatterns)),
+    path("api/v1/ads/", include("tiktok_channel.ads.api_urls")),
     path("api/v1/", include("inbox.api.urls")),
     # Agents' uploaded images, fetched by TikTok through PUBLIC_BASE_URL (random names, nothing secret).
     # At scale serve MEDIA_ROOT from the proxy or object storage instead (see README).

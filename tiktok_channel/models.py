@@ -137,3 +137,12 @@ class TikTokSender(models.Model):
 from tiktok_channel.direct.models import DIRECT_PROVIDER, TikTokApp, TikTokConnection  # noqa: E402
 
 __all__ = ["CHANNEL", "DIRECT_PROVIDER", "PROVIDER", "InfobipAccount", "TikTokApp", "TikTokConnection", "TikTokSender"]
+from tiktok_channel.ads.models import (  # noqa: E402, F401
+    Ad,
+    AdAccount,
+    AdGroup,
+    AdMetricDaily,
+    AdvertiserAuthorization,
+    Campaign,
+    CustomAudience,
+)
