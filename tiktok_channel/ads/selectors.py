@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db.models import Count, Exists, OuterRef, Q, Sum, TextField, Value
 from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce, NullIf
 
@@ -71,14 +71,15 @@ class Brings:
 
 def _ad_key():
     return Coalesce(
-        NullIf(KT("referral__ad_id"), ""),
-        NullIf(KT("referral__source_id"), ""),
+        NullIf(KT("referral__ad_id"), Value("", output_field=TextField())),
+        NullIf(KT("referral__source_id"), Value("", output_field=TextField())),
+        output_field=TextField(),
     )
 
 
 def brings_per_ad(ads: list[Ad], *, since: date | None = None, until: date | None = None) -> dict[str, Brings]:
     """Per TikTok ad id: the conversations from it (opened in the range, when given) and their replies,
-    resolutions and reported conversions, beside the ad's spend in the range. Two queries whatever the count."""
+    resolutions and reported conversions, beside the ad's spend in the range. Four queries whatever the count."""
     result = {ad.ad_id: Brings(ad_ids=[ad.ad_id]) for ad in ads}
     if not result:
         return result
@@ -104,16 +105,15 @@ def brings_per_ad(ads: list[Ad], *, since: date | None = None, until: date | Non
     for row in rows:
         brings = result[row["ad_key"]]
         brings.conversations, brings.replied, brings.resolved = row["total"], row["replied"], row["resolved"]
-    conversions = (
-        Conversion.objects.filter(conversation__in=conversations.values("pk"))
+    ad_of_conversation = dict(conversations.values_list("pk", "ad_key"))
+    reported = (
+        Conversion.objects.filter(conversation_id__in=list(ad_of_conversation))
         .exclude(status=Conversion.Status.FAILED)
-        .annotate(ad_key=_ad_key_of_conversion())
-        .values("ad_key")
+        .values("conversation_id")
         .annotate(total=Count("pk"))
     )
-    for row in conversions:
-        if row["ad_key"] in result:
-            result[row["ad_key"]].conversions = row["total"]
+    for row in reported:
+        result[ad_of_conversation[row["conversation_id"]]].conversions += row["total"]
     metrics = AdMetricDaily.objects.filter(ad__in=ads)
     if since:
         metrics = metrics.filter(date__gte=since)
@@ -127,13 +127,6 @@ def brings_per_ad(ads: list[Ad], *, since: date | None = None, until: date | Non
         brings.impressions, brings.clicks = row["impressions"] or 0, row["clicks"] or 0
         brings.tiktok_conversions = row["conversions"] or 0
     return result
-
-
-def _ad_key_of_conversion():
-    return Coalesce(
-        NullIf(KT("conversation__referral__ad_id"), ""),
-        NullIf(KT("conversation__referral__source_id"), ""),
-    )
 
 
 def brings_per_campaign(campaigns, per_ad: dict[str, Brings]) -> dict[int, Brings]:
