@@ -16,10 +16,14 @@ function connect(delay = 1000) {
   socket.addEventListener("message", (message) => {
     let data;
     try { data = JSON.parse(message.data); } catch { return; }
-    const events = data.type === "batch" && Array.isArray(data.events) ? data.events : [data];
-    for (const event of events) if (event && event.type === "ad.review_changed") applyReview(document, event);
+    // The server says hello once this socket has joined its groups: from then on nothing is missed.
+    if (data.type === "hello") document.body.dataset.live = "open";
+    if (data.type === "ad.review_changed") applyReview(document, data);
   });
-  socket.addEventListener("close", () => setTimeout(() => connect(Math.min(delay * 2, 30000)), delay));
+  socket.addEventListener("close", () => {
+    delete document.body.dataset.live;
+    setTimeout(() => connect(Math.min(delay * 2, 30000)), delay);
+  });
 }
 
 if (typeof document !== "undefined" && document.querySelector("[data-ad-review]")) connect();
