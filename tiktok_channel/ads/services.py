@@ -230,8 +230,8 @@ def ad_create(
     image_name: str,
     identity_id: str = "",
 ) -> Ad:
-    """Upload the image (§7.4), create the ad with it (§7.3), then subscribe to its review webhooks (§7.7, best
-    effort: a failed subscription leaves the ad in review until the next status sync)."""
+    """Upload the image (§7.4), create the ad with it (§7.3), then (a task, after commit) subscribe it to its
+    review webhooks (§7.7) when the webhook URL is configured."""
     name = _name(name, "name", 512)
     ad_text = _name(ad_text, "ad_text", 100)
     if not image:
@@ -278,24 +278,25 @@ def ad_create(
         image_id=image_id,
         image_url=str(uploaded.get("image_url") or "")[:2048],
     )
-    transaction.on_commit(lambda: _subscribe_quietly(ad.pk))
+    from django.conf import settings
+
+    from tiktok_channel.ads import tasks
+
+    if settings.TIKTOK_ADS_WEBHOOK_PATH_TOKEN:
+        tasks.subscribe_ad_reviews.delay_on_commit(ad.pk)
     return ad
 
 
-def _subscribe_quietly(ad_pk: int) -> None:
+def ad_reviews_subscribe(*, ad_pk: int) -> None:
+    """Subscribe one ad to its review webhooks (§7.7: per ad). Raises MarketingError."""
     from django.conf import settings
 
-    if not settings.TIKTOK_ADS_WEBHOOK_PATH_TOKEN:
-        return
     ad = Ad.objects.select_related("adgroup__campaign__account__authorization").get(pk=ad_pk)
     account = ad.adgroup.campaign.account
     url = f"{settings.PUBLIC_BASE_URL}{reverse('tiktok_ads_webhook', args=[settings.TIKTOK_ADS_WEBHOOK_PATH_TOKEN])}"
-    try:
-        client.ad_subscribe(
-            account.authorization.access_token, advertiser_id=account.advertiser_id, ad_id=ad.ad_id, callback_url=url
-        )
-    except MarketingError as exc:
-        logger.warning("review webhooks for ad %s not subscribed: %s", ad.ad_id, exc)
+    client.ad_subscribe(
+        account.authorization.access_token, advertiser_id=account.advertiser_id, ad_id=ad.ad_id, callback_url=url
+    )
 
 
 def status_change(*, level: str, pk: int, operation_status: str):

@@ -52,3 +52,16 @@ def upload_audience(self, audience_id: int) -> bool:
             raise self.retry(countdown=backoff_seconds(self.request.retries)) from None
         services.audience_failed(audience_id=audience_id, reason=str(exc))
         return False
+
+
+@shared_task(bind=True, max_retries=None, ignore_result=True, time_limit=60)
+def subscribe_ad_reviews(self, ad_pk: int) -> bool:
+    """A refused subscription leaves the ad "In review" on the page (logged with TikTok's code)."""
+    try:
+        services.ad_reviews_subscribe(ad_pk=ad_pk)
+    except MarketingError as exc:
+        if exc.retryable and self.request.retries < settings.TIKTOK_MARKETING_MAX_RETRIES:
+            raise self.retry(countdown=backoff_seconds(self.request.retries)) from None
+        logger.warning("review webhooks of ad %s not subscribed: %s", ad_pk, exc)
+        return False
+    return True

@@ -230,3 +230,39 @@ def test_a_refused_status_change_keeps_the_old_status(client, staff, campaign):
     assert "TikTok refused (40001): No permission" in response.content.decode()
     campaign.refresh_from_db()
     assert campaign.operation_status == "DISABLE"
+
+
+@responses.activate
+def test_a_new_ad_is_subscribed_to_its_review_webhooks(
+    client, staff, adgroup, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from tiktok_channel.ads import tasks
+
+    settings.TIKTOK_ADS_WEBHOOK_PATH_TOKEN = "hook-token"
+    queued = []
+    monkeypatch.setattr(tasks.subscribe_ad_reviews, "delay", queued.append)  # the broker; run below
+    responses.post(f"{API}/file/image/ad/upload/", json=envelope({"image_id": "img-9"}))
+    responses.post(f"{API}/ad/create/", json=envelope({"ad_ids": ["1780000000000009"]}))
+    client.force_login(staff)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            f"/ads/adgroups/{adgroup.pk}/ads/",
+            {
+                "name": "A",
+                "ad_text": "B",
+                "call_to_action": "LEARN_MORE",
+                "image": SimpleUploadedFile("a.jpg", b"\xff\xd8\xff\xe0" + b"0" * 40, content_type="image/jpeg"),
+            },
+        )
+    ad = Ad.objects.get()
+    assert queued == [ad.pk]
+    responses.post(f"{API}/subscription/subscribe/", json=envelope({"subscription_id": "s-1"}))
+    assert tasks.subscribe_ad_reviews.apply(args=[ad.pk]).get() is True
+    body = json.loads(responses.calls[-1].request.body)
+    assert body == {
+        "app_id": "app-123",
+        "secret": "app-secret-xyz",
+        "subscribe_entity": "AD",
+        "callback_url": f"{settings.PUBLIC_BASE_URL}/webhooks/tiktok-ads/hook-token/",
+        "subscription_detail": {"access_token": TOKEN, "advertiser_id": ADVERTISER, "ad_id": "1780000000000009"},
+    }
