@@ -109,3 +109,13 @@ def test_unknown_url_malformed_body_and_bad_signature_are_refused(client, ad, se
 def test_closed_when_no_path_token_is_configured(client, ad, settings):
     settings.TIKTOK_ADS_WEBHOOK_PATH_TOKEN = ""
     assert deliver(client, review(ad.ad_id), token="anything").status_code == 404
+
+
+def test_the_path_token_is_masked_in_request_logs(client, ad, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    assert deliver(client, b"not json").status_code == 400  # logged by django.request with the path
+    records = [r for r in caplog.records if r.name == "django.request"]
+    assert records and all("/webhooks/tiktok-ads/***/" in r.getMessage() for r in records)
+    assert TOKEN not in caplog.text + repr([r.args for r in caplog.records])
