@@ -266,3 +266,10 @@ def test_a_new_ad_is_subscribed_to_its_review_webhooks(
         "callback_url": f"{settings.PUBLIC_BASE_URL}/webhooks/tiktok-ads/hook-token/",
         "subscription_detail": {"access_token": TOKEN, "advertiser_id": ADVERTISER, "ad_id": "1780000000000009"},
     }
+
+
+def test_staff_find_the_ads_page_from_the_inbox_and_agents_do_not(client, staff, agent):
+    client.force_login(staff)
+    assert client.get("/").content.decode().count('href="/ads/"') == 2  # the top bar and the phone menu
+    client.force_login(agent)
+    assert 'href="/ads/"' not in client.get("/").content.decode()
