@@ -134,19 +134,22 @@ def accounts_choose(request: HttpRequest) -> HttpResponse:
 
 
 def _when(value: str | None):
-    """A datetime-local input, in the server's time zone; None when empty or unreadable."""
+    """A datetime-local input, in the server's time zone; None when empty."""
     if not value:
         return None
-    parsed = parse_datetime(value)
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:
+        parsed = None
     if parsed is None:
-        return None
+        raise ApplicationError("invalid_datetime", f"{value[:40]!r} is not a date and time", status=422)
     return timezone.make_aware(parsed) if timezone.is_naive(parsed) else parsed
 
 
 @staff_member_required
 @require_POST
 def campaign_create(request: HttpRequest) -> HttpResponse:
-    account = get_object_or_404(AdAccount, pk=request.POST.get("account") or 0, in_use=True)
+    account = get_object_or_404(AdAccount, pk=_pk(request.POST.get("account")), in_use=True)
     try:
         campaign = services.campaign_create(
             account=account,
@@ -160,6 +163,11 @@ def campaign_create(request: HttpRequest) -> HttpResponse:
         return _back()
     messages.success(request, f"Campaign “{campaign.name}” created (paused).")
     return _back(f"campaign-{campaign.pk}")
+
+
+def _pk(value) -> int:
+    """A form's row id; anything else matches no row (404), never a 500."""
+    return int(value) if isinstance(value, str) and value.isdigit() else 0
 
 
 def _choice(value: str | None, allowed: list[str]) -> str:
@@ -233,7 +241,7 @@ def status_change(request: HttpRequest, level: str, pk: int) -> HttpResponse:
 @staff_member_required
 @require_POST
 def audience_create(request: HttpRequest) -> HttpResponse:
-    account = get_object_or_404(AdAccount, pk=request.POST.get("account") or 0, in_use=True)
+    account = get_object_or_404(AdAccount, pk=_pk(request.POST.get("account")), in_use=True)
     upload = request.FILES.get("file")
     try:
         if upload is None:

@@ -273,3 +273,24 @@ def test_staff_find_the_ads_page_from_the_inbox_and_agents_do_not(client, staff,
     assert client.get("/").content.decode().count('href="/ads/"') == 2  # the top bar and the phone menu
     client.force_login(agent)
     assert 'href="/ads/"' not in client.get("/").content.decode()
+
+
+def test_malformed_form_values_are_4xx_or_a_reason_never_a_500(client, staff, campaign):
+    client.force_login(staff)
+    assert client.post("/ads/campaigns/", {"account": "abc"}).status_code == 404
+    assert client.post("/ads/audiences/", {"account": "1; drop"}).status_code == 404
+    response = client.post(
+        f"/ads/campaigns/{campaign.pk}/adgroups/",
+        {
+            "name": "x",
+            "placement_type": "PLACEMENT_TYPE_AUTOMATIC",
+            "gender": "",
+            "budget_mode": "BUDGET_MODE_DAY",
+            "budget": "5",
+            "start": "2026-13-45T99:00",
+        },
+        follow=True,
+    )
+    assert "is not a date and time" in response.content.decode()
+    assert client.post("/ads/weird/1/status/", {"operation_status": "ENABLE"}).status_code == 302
+    assert client.get("/ads/campaigns/").status_code == 405
