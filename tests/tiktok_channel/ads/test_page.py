@@ -294,3 +294,13 @@ def test_malformed_form_values_are_4xx_or_a_reason_never_a_500(client, staff, ca
     assert "is not a date and time" in response.content.decode()
     assert client.post("/ads/weird/1/status/", {"operation_status": "ENABLE"}).status_code == 302
     assert client.get("/ads/campaigns/").status_code == 405
+
+
+def test_admin_lists_ads_rows_read_only_without_the_token(client, django_user_model, ad):
+    boss = django_user_model.objects.create_user("root", password="pw-123-root", is_staff=True, is_superuser=True)
+    client.force_login(boss)
+    authorization = ad.adgroup.campaign.account.authorization
+    page = client.get(f"/admin/tiktok_channel/advertiserauthorization/{authorization.pk}/change/")
+    assert page.status_code == 200 and TOKEN not in page.content.decode()
+    assert ad.ad_id in client.get("/admin/tiktok_channel/ad/").content.decode()
+    assert client.get("/admin/tiktok_channel/ad/add/").status_code == 403
