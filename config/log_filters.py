@@ -6,8 +6,8 @@ import logging
 import re
 
 # /webhooks/infobip/tiktok/<token>/... (tiktok_channel/urls.py) and /webhooks/tiktok/<token>/ (TikTok's own, per
-# app: tiktok_channel/direct/urls.py): the token names the URL.
-WEBHOOK_TOKEN = re.compile(r"(/webhooks/(?:infobip/[^/\s]+|tiktok)/)[^/\s?\"']+")
+# app: tiktok_channel/direct/urls.py), /webhooks/tiktok-ads/<token>/ (ad reviews): the token names the URL.
+WEBHOOK_TOKEN = re.compile(r"(/webhooks/(?:infobip/[^/\s]+|tiktok|tiktok-ads)/)[^/\s?\"']+")
 
 
 def mask_webhook_tokens(text: str) -> str:

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from config.views import healthz, uploaded_media
 from inbox.views import LoginView, LogoutView
+from tiktok_channel.ads import urls as ads_urls
 from tiktok_channel.direct import urls as direct_urls
 from tiktok_channel.direct.engagement import urls as engagement_urls
 
@@ -22,6 +23,9 @@ urlpatterns = [
     path("tiktok/", include(direct_urls.urlpatterns)),
     path("api/v1/", include(engagement_urls.api_urlpatterns)),  # the TikTok accounts' posts (staff)
     path("posts/", include("tiktok_channel.direct.publishing.urls")),
+    path("webhooks/tiktok-ads/", include(ads_urls.webhook_urlpatterns)),
+    path("ads/", include(ads_urls.urlpatterns)),
+    path("api/v1/ads/", include("tiktok_channel.ads.api_urls")),
     path("api/v1/", include("inbox.api.urls")),
     path("posts/", include(engagement_urls.page_urlpatterns)),
     # Agents' uploaded images, fetched by TikTok through PUBLIC_BASE_URL (random names, nothing secret).

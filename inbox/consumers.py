@@ -10,7 +10,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from inbox.automation import assignment as routing
 from inbox.automation.tasks import schedule_presence_expiry
-from inbox.live import SESSION_REVOKED, inbox_group, user_group
+from inbox.live import SESSION_REVOKED, inbox_group, staff_group, user_group
 from inbox.selectors import inbox_ids_visible_to
 
 # Close codes in the 4000 range are the application's own.
@@ -22,23 +22,23 @@ logger = logging.getLogger(__name__)
 
 
 class InboxConsumer(AsyncJsonWebsocketConsumer):
-    """Joins the groups of the user's inboxes (all inboxes for admins) and the user's own group."""
+    """Joins the groups of the user's inboxes (all inboxes for admins), the user's own group, and staff's."""
 
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated or not user.is_active:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        self.groups_joined = [user_group(user.pk)] + [
-            inbox_group(pk) for pk in await database_sync_to_async(inbox_ids_visible_to)(user)
-        ]
+        inbox_groups = [inbox_group(pk) for pk in await database_sync_to_async(inbox_ids_visible_to)(user)]
+        # Staff also hear what concerns no inbox (ad reviews, for the Ads page).
+        self.groups_joined = [user_group(user.pk), *([staff_group()] if user.is_staff else []), *inbox_groups]
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         # Present before the hello: the page reloads its own availability on hello and must see this tab counted.
         self.present_user_id = user.pk
         await self._presence(routing.presence_connected, user.pk)
         await self.accept()
-        await self.send_json({"type": "hello", "inboxes": len(self.groups_joined) - 1})
+        await self.send_json({"type": "hello", "inboxes": len(inbox_groups)})
 
     async def disconnect(self, code: int) -> None:
         await self._leave_groups()

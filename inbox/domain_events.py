@@ -247,6 +247,15 @@ class ContentChanged(DomainEvent):
     version: int
 
 
+class AdReviewChanged(DomainEvent):
+    """A provider reported an ad's review result (approved or rejected). Ads belong to no inbox: `inbox_id` is 0
+    and the live layer tells staff (the Ads page) instead of an inbox's watchers."""
+
+    type: ClassVar[str] = "ad.review_changed"
+    ad_id: str
+    review_status: str
+
+
 EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     ConversationCreated,
     MessageReceived,
@@ -270,6 +279,7 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     AgentAvailabilityChanged,
     CsatRated,
     ContentChanged,
+    AdReviewChanged,
 )
 
 Subscriber = Callable[[list[DomainEvent]], None]

@@ -84,6 +84,11 @@ def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
+def staff_group() -> str:
+    """Staff users' browsers (pages outside any inbox, such as Ads)."""
+    return "staff"
+
+
 def send_now(group: str, event: dict) -> threading.Event:
     """Hand the event to this process's publisher; returns at once (an Event set once it has left)."""
     global _publisher
@@ -296,6 +301,9 @@ def on_domain_events(events: list[domain_events.DomainEvent]) -> None:
     Two agent-visible changes of one conversation in one transaction (e.g. assign and resolve) publish one
     `conversation.updated` each, as before."""
     for event in events:
+        if isinstance(event, domain_events.AdReviewChanged):
+            send_now(staff_group(), {"type": event.type, "ad_id": event.ad_id, "review_status": event.review_status})
+            continue
         group = inbox_group(event.inbox_id)
         for live_event in events_for(event):
             send_now(group, live_event)

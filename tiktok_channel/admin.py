@@ -295,5 +295,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
 
 
 # TikTok apps and connections of the direct provider (registered on import).
+# Ads rows (read-only).
+from tiktok_channel.ads import admin as ads_admin  # noqa: E402, F401
 from tiktok_channel.direct import admin as direct_admin  # noqa: E402, F401
 from tiktok_channel.direct.publishing import admin as publishing_admin  # noqa: E402, F401

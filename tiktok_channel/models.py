@@ -148,6 +148,13 @@ __all__ = [
     "PROVIDER",
     "AccountEngagement",
     "AccountSnapshot",
+    "Ad",
+    "AdAccount",
+    "AdGroup",
+    "AdMetricDaily",
+    "AdvertiserAuthorization",
+    "Campaign",
+    "CustomAudience",
     "InfobipAccount",
     "Post",
     "TikTokApp",
@@ -156,4 +163,13 @@ __all__ = [
     "Video",
     "VideoSnapshot",
 ]
+from tiktok_channel.ads.models import (  # noqa: E402, F401
+    Ad,
+    AdAccount,
+    AdGroup,
+    AdMetricDaily,
+    AdvertiserAuthorization,
+    Campaign,
+    CustomAudience,
+)
 from tiktok_channel.direct.publishing.models import Post  # noqa: E402, F401

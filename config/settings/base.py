@@ -200,11 +200,11 @@ CELERY_BEAT_SCHEDULE["tiktok-direct-refresh-tokens"] = {
     "task": "tiktok_channel.direct.tasks.refresh_expiring_tokens",
     "schedule": 60.0,
 }
+CELERY_IMPORTS = ["inbox.reports.tasks", "tiktok_channel.ads.tasks"]
 CELERY_BEAT_SCHEDULE["tiktok-direct-sync-comments"] = {
     "task": "tiktok_channel.direct.tasks.sync_comments_all",
     "schedule": env.float("TIKTOK_COMMENT_SYNC_EVERY_SECONDS", default=300.0),
 }
-CELERY_IMPORTS = ["inbox.reports.tasks"]
 CELERY_BEAT_SCHEDULE["tiktok-engagement-sync"] = {
     "task": "tiktok_channel.direct.engagement.tasks.sync_all_engagement",
     "schedule": env.float("TIKTOK_ENGAGEMENT_SYNC_EVERY_SECONDS", default=3600.0),
@@ -217,6 +217,10 @@ CELERY_BEAT_SCHEDULE["tiktok-engagement-first-sync"] = {
 CELERY_BEAT_SCHEDULE["tiktok-posts-resume-stalled"] = {
     "task": "tiktok_channel.direct.publishing.tasks.resume_stalled_posts",
     "schedule": 60.0,
+}
+CELERY_BEAT_SCHEDULE["tiktok-ads-sync-metrics"] = {
+    "task": "tiktok_channel.ads.tasks.sync_all_metrics",
+    "schedule": env.float("TIKTOK_ADS_METRICS_EVERY_SECONDS", default=3600.0),
 }
 CELERY_BEAT_SCHEDULE["reports-refresh-rollups"] = {
     "task": "inbox.reports.tasks.refresh_report_rollups",
@@ -469,6 +473,28 @@ TIKTOK_POST_PHOTO_MAX_COUNT = env.int("TIKTOK_POST_PHOTO_MAX_COUNT", default=35)
 TIKTOK_POST_STATUS_FIRST_POLL_SECONDS = env.float("TIKTOK_POST_STATUS_FIRST_POLL_SECONDS", default=5.0)
 TIKTOK_POST_STATUS_MAX_POLL_SECONDS = env.float("TIKTOK_POST_STATUS_MAX_POLL_SECONDS", default=600.0)
 TIKTOK_POST_STATUS_GIVE_UP_SECONDS = env.int("TIKTOK_POST_STATUS_GIVE_UP_SECONDS", default=48 * 3600)
+# TikTok ads (Marketing API, tiktok_channel/ads/): the Business API app of the advertiser consent (§2.2 of the notes),
+# its hosts (point them at the Marketing sandbox in development) and the customer-file normalization switches (§11).
+TIKTOK_MARKETING_API_BASE = env("TIKTOK_MARKETING_API_BASE", default="https://business-api.tiktok.com/open_api/v1.3")
+TIKTOK_MARKETING_AUTH_URL = env("TIKTOK_MARKETING_AUTH_URL", default="https://business-api.tiktok.com/portal/auth")
+TIKTOK_MARKETING_APP_ID = env("TIKTOK_MARKETING_APP_ID", default="")
+TIKTOK_MARKETING_APP_SECRET = env("TIKTOK_MARKETING_APP_SECRET", default="")
+TIKTOK_MARKETING_CONNECT_TIMEOUT = env.float("TIKTOK_MARKETING_CONNECT_TIMEOUT", default=5.0)
+TIKTOK_MARKETING_READ_TIMEOUT = env.float("TIKTOK_MARKETING_READ_TIMEOUT", default=30.0)
+# 40100 "too frequent": a per-minute excess clears after about 5 minutes (§9); retries back off from this.
+TIKTOK_MARKETING_THROTTLE_WAIT_SECONDS = env.int("TIKTOK_MARKETING_THROTTLE_WAIT_SECONDS", default=60)
+TIKTOK_MARKETING_MAX_RETRIES = env.int("TIKTOK_MARKETING_MAX_RETRIES", default=6)
+# Days of metrics each beat pulls again (TikTok restates recent days).
+TIKTOK_ADS_METRICS_DAYS = env.int("TIKTOK_ADS_METRICS_DAYS", default=7)
+TIKTOK_ADS_EMAIL_STRIP_DOTS = env.bool("TIKTOK_ADS_EMAIL_STRIP_DOTS", default=False)
+# Added to phone numbers written without one (digits only, e.g. 44); empty: such rows are counted as bad.
+TIKTOK_ADS_DEFAULT_COUNTRY_CODE = env("TIKTOK_ADS_DEFAULT_COUNTRY_CODE", default="")
+TIKTOK_ADS_AUDIENCE_RETENTION_DAYS = env.int("TIKTOK_ADS_AUDIENCE_RETENTION_DAYS", default=180)
+TIKTOK_ADS_AUDIENCE_MAX_BYTES = env.int("TIKTOK_ADS_AUDIENCE_MAX_BYTES", default=50 * 1024 * 1024)
+# Subscription API callbacks may be unsigned (§10): with a secret set, a TikTok-Signature is required.
+TIKTOK_ADS_WEBHOOK_REQUIRE_SIGNATURE = env.bool("TIKTOK_ADS_WEBHOOK_REQUIRE_SIGNATURE", default=False)
+# The secret last segment of the review webhook's URL (/webhooks/tiktok-ads/<token>/); empty: the URL is closed.
+TIKTOK_ADS_WEBHOOK_PATH_TOKEN = env("TIKTOK_ADS_WEBHOOK_PATH_TOKEN", default="")
 
 LOGGING = {
     "version": 1,

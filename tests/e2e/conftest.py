@@ -75,6 +75,8 @@ LOG_TAIL_LINES = 80
 # What the worker and web server run with, besides the database, Redis and URLs. Short Infobip timeouts and
 # retry delays keep fault tests fast: a 5xx/timeout retry waits 0.1-2 s, a 429 waits Retry-After (≤ 2 s).
 WORKER_ENV = {
+    # The ads review webhook's URL token (tests/e2e/test_browser_ads.py).
+    "TIKTOK_ADS_WEBHOOK_PATH_TOKEN": "e2e-ads-hook",
     "INFOBIP_CONNECT_TIMEOUT": "2",
     "INFOBIP_READ_TIMEOUT": "2",
     "TIKTOK_DIRECT_CONNECT_TIMEOUT": "2",
