@@ -247,6 +247,7 @@ class ContentChanged(DomainEvent):
     version: int
 
 
+@dataclass(frozen=True)
 class AdReviewChanged(DomainEvent):
     """A provider reported an ad's review result (approved or rejected). Ads belong to no inbox: `inbox_id` is 0
     and the live layer tells staff (the Ads page) instead of an inbox's watchers."""
