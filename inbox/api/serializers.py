@@ -215,10 +215,10 @@ class ConversationOut(serializers.ModelSerializer):
 
     @extend_schema_field(LastMessage(allow_null=True))
     def get_last_message(self, conversation) -> dict | None:
-        if conversation.last_message_type is None:
+        if conversation.last_message_id is None:
             return None
         return {
-            "text": conversation.last_message_text[:200],
+            "text": conversation.last_message_preview,
             "type": conversation.last_message_type,
             "direction": conversation.last_message_direction,
             "sent_at": serializers.DateTimeField().to_representation(conversation.last_message_at),
