@@ -2,10 +2,12 @@
 with a recomputation from the raw message rows (inbox/services/summary.py)."""
 
 import importlib
+import io
 from datetime import timedelta
 
 import pytest
 from django.apps import apps
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -253,3 +255,15 @@ def test_unread_counts_per_view_read_the_column(inbox, agent):
     assert api(agent).get("/api/v1/conversations/unread-counts/", {"status": "open"}).json()["all"] == 2
     conversation_mark_read(conversation_id=a, actor=agent)
     assert api(agent).get("/api/v1/conversations/unread-counts/", {"status": "open"}).json()["all"] == 1
+
+
+def test_the_command_rebuilds_one_inbox(inbox):
+    other = Inbox.objects.create(name="Other")
+    mine = receive(inbox, event("pia", 1, text="mine")).conversation_id
+    theirs = receive(other, event("quin", 1, text="theirs")).conversation_id
+    Conversation.objects.update(last_message_preview="stale", unread_count=5)
+    out = io.StringIO()
+    call_command("rebuild_list_rows", "--inbox", str(inbox.pk), stdout=out)
+    assert "1 conversations" in out.getvalue()
+    assert assert_right(mine)["last_message_preview"] == "mine"
+    assert stored(theirs)["last_message_preview"] == "stale"
