@@ -267,3 +267,34 @@ def test_the_command_rebuilds_one_inbox(inbox):
     assert "1 conversations" in out.getvalue()
     assert assert_right(mine)["last_message_preview"] == "mine"
     assert stored(theirs)["last_message_preview"] == "stale"
+
+
+def test_the_list_rows_fast_representation_equals_the_declared_fields(inbox, agent, django_user_model):
+    """ConversationOut builds a row by hand (the list's CPU): it must say what DRF's declared fields say."""
+    from rest_framework import serializers as drf
+
+    from inbox.api.serializers import ConversationOut
+    from inbox.selectors import conversation_list
+    from inbox.services import conversation_assign, conversation_set_labels, conversation_snooze, label_create
+
+    agent.first_name = "Ann"
+    agent.save()
+    plain = receive(inbox, event("rob", 1, text="hi")).conversation_id
+    comment = receive(
+        inbox, event("sue", 1, conversation_kind="comment", subject_id="v1", subject={"url": "https://t.k/v1"})
+    ).conversation_id
+    old = receive(inbox, event("tom", 1, ago=timedelta(days=3), referral={"source": "ad", "ad_name": "Sale"}))
+    conversation_assign(conversation_id=plain, assignee=agent, actor=agent)
+    label_create(inbox_id=inbox.pk, name="vip", color="#ff0000", actor=agent)
+    conversation_set_labels(conversation_id=plain, names=["vip"], actor=agent)
+    conversation_snooze(conversation_id=comment, until=timezone.now() + timedelta(days=1), actor=agent)
+    Conversation.objects.create(
+        inbox=inbox, contact=old.conversation.contact, kind="comment", subject_id="v2", last_activity_at=timezone.now()
+    )
+    rows = list(conversation_list(user=agent))
+    assert len(rows) == 4
+    serializer = ConversationOut(rows, many=True)
+    fast = serializer.data
+    declared = [drf.ModelSerializer.to_representation(serializer.child, row) for row in rows]
+    assert [dict(row) for row in fast] == [dict(row) for row in declared]
+    assert {row["id"]: row["assignee"] for row in fast}[plain]["name"] == "Ann"
