@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -151,6 +152,7 @@ def conversations_with_messages(
     alternating inbound / outbound (outbound ones `outbound_status`, provider id `<prefix>-out-<c>-<k>`).
     Returns the conversation id range and the outbound provider ids, in creation order."""
     from inbox.models import Contact, Conversation, Message
+    from inbox.services.summary import conversations_summary_rebuild
     from tiktok_channel.models import CHANNEL, PROVIDER
 
     rng = random.Random(SEED)
@@ -227,12 +229,19 @@ def conversations_with_messages(
                     yield row
 
         bulk_insert(Message, message_rows(), now=now)
+        # The list-row columns the write path keeps (newest message, unread count), recomputed for the bulk rows.
+        summary_started = time.perf_counter()
+        conversations_summary_rebuild(
+            Conversation.objects.filter(inbox_id=inbox_id, pk__gte=min(conversation_ids), pk__lte=max(conversation_ids))
+        )
+        summary_seconds = time.perf_counter() - summary_started
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
     return {
         "conversation_ids": conversation_ids,
         "outbound_ids": out_ids,
+        "summary_seconds": summary_seconds,
     }
 
 

@@ -2,7 +2,7 @@
 
 Writes bench/results/bench-<time>.json (+ latest.json) and a chart of latency distributions (PNG).
 Exits non-zero if a scenario produced no figure (smoke) — targets missed do not fail the run.
-Usage: python bench/run.py [--smoke] [--only NAME ...]
+Usage: python bench/run.py [--smoke] [--only NAME ...] [--read-conversations N]
 """
 
 from __future__ import annotations
@@ -106,11 +106,18 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="seconds, small data: every scenario end to end")
     parser.add_argument("--only", nargs="*", choices=SCENARIOS, default=SCENARIOS)
+    parser.add_argument(
+        "--read-conversations",
+        type=int,
+        help="conversations of the reads scenario (default 100,000; 2,000 smoke): fewer load faster",
+    )
     args = parser.parse_args(argv)
     if not wrk.available():
         print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
     cfg = config(args.smoke)
+    if args.read_conversations:
+        cfg.read_conversations = args.read_conversations
     started = time.monotonic()
     stack = stack_mod.prepare(smoke=args.smoke)
     for note in stack.notes:

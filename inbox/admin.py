@@ -37,7 +37,17 @@ class ConversationAdmin(admin.ModelAdmin):
     search_fields = ["contact__display_name", "contact__channel_user_id", "provider_conversation_id"]
     list_select_related = ["inbox", "contact", "assignee"]
     raw_id_fields = ["contact"]
-    readonly_fields = ["version", "created_at", "updated_at"]
+    readonly_fields = [
+        "version",
+        "created_at",
+        "updated_at",
+        "last_message_id",
+        "last_message_at",
+        "last_message_direction",
+        "last_message_type",
+        "last_message_preview",
+        "unread_count",
+    ]
     inlines = [MessageInline]
 
 

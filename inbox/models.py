@@ -167,6 +167,15 @@ class Conversation(models.Model):
     last_activity_at = models.DateTimeField(db_index=True)
     referral = models.JSONField(default=dict, blank=True, help_text="Ad / TikTok.me attribution.")
     agent_last_seen_at = models.DateTimeField(null=True, blank=True)
+    # What a list row shows, kept by the write path (inbox/services/summary.py) so the list reads columns, not
+    # subqueries: the newest message by (sent_at, id) — notes and replies included — and the inbound messages
+    # sent after agents last looked.
+    last_message_id = models.PositiveBigIntegerField(null=True, blank=True)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    last_message_direction = models.CharField(max_length=4, blank=True)
+    last_message_type = models.CharField(max_length=16, blank=True)
+    last_message_preview = models.CharField(max_length=200, blank=True, help_text="The first 200 characters.")
+    unread_count = models.PositiveIntegerField(default=0)
     labels = models.ManyToManyField(Label, blank=True, related_name="conversations")
     snoozed_until = models.DateTimeField(
         null=True, blank=True, help_text="A pending conversation reopens then (or when the customer writes)."

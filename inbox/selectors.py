@@ -7,10 +7,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models import (
     Case,
-    CharField,
     Count,
     DateTimeField,
-    Exists,
     ExpressionWrapper,
     F,
     IntegerField,
@@ -72,10 +70,7 @@ def replies_counted_since(last_inbound_at_ref) -> Subquery:
 
 def unread_counts(*, user, status: str) -> dict[str, int]:
     """How many conversations of each view (mine, unassigned, all) have messages agents have not read."""
-    unread = Message.objects.filter(conversation=OuterRef("pk"), direction=Message.Direction.IN).filter(
-        Q(sent_at__gt=OuterRef("agent_last_seen_at")) | Q(conversation__agent_last_seen_at__isnull=True)
-    )
-    qs = Conversation.objects.filter(status=status).filter(Exists(unread))
+    qs = Conversation.objects.filter(status=status, unread_count__gt=0)
     if not user.is_superuser:
         qs = qs.filter(inbox_id__in=inbox_ids_visible_to(user))
     return qs.aggregate(
@@ -85,26 +80,49 @@ def unread_counts(*, user, status: str) -> dict[str, int]:
     )
 
 
+# The columns a list row needs (inbox/api/serializers.py ConversationOut; the backends' `send_blocked` and
+# `capabilities_for` read the contact's channel and endpoint): 58 columns of five tables were read per row.
+LIST_COLUMNS = (
+    "id",
+    "kind",
+    "subject_id",
+    "subject",
+    "status",
+    "priority",
+    "provider",
+    "last_inbound_at",
+    "last_activity_at",
+    "referral",
+    "snoozed_until",
+    "version",
+    "last_message_id",
+    "last_message_at",
+    "last_message_direction",
+    "last_message_type",
+    "last_message_preview",
+    "unread_count",
+    "inbox__id",
+    "inbox__name",
+    "contact__id",
+    "contact__channel",
+    "contact__endpoint_id",
+    "contact__channel_user_id",
+    "contact__display_name",
+    "assignee__id",
+    "assignee__username",
+    "assignee__first_name",
+    "assignee__last_name",
+)
+
+
 def with_list_annotations(qs: QuerySet[Conversation]) -> QuerySet[Conversation]:
-    """Everything a conversation list row shows, in one query whatever the page holds."""
-    latest = Message.objects.filter(conversation=OuterRef("pk")).order_by("-sent_at", "-id")
-    unread = (
-        Message.objects.filter(conversation=OuterRef("pk"), direction=Message.Direction.IN)
-        .filter(Q(sent_at__gt=OuterRef("agent_last_seen_at")) | Q(conversation__agent_last_seen_at__isnull=True))
-        .order_by()
-        .values("conversation")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
+    """Everything a conversation list row shows, in one query whatever the page holds. The newest message and
+    the unread count are columns the write path keeps (inbox/services/summary.py); only the reply quota is
+    counted here (it depends on the reply window, which time moves)."""
     return (
         qs.select_related("inbox", "contact", "assignee", "team_assignment__team")
         .prefetch_related("labels")
         .annotate(
-            last_message_text=Subquery(latest.values("text")[:1], output_field=CharField()),
-            last_message_type=Subquery(latest.values("type")[:1], output_field=CharField()),
-            last_message_direction=Subquery(latest.values("direction")[:1], output_field=CharField()),
-            last_message_at=Subquery(latest.values("sent_at")[:1], output_field=DateTimeField()),
-            unread_count=Coalesce(Subquery(unread, output_field=IntegerField()), Value(0)),
             replies_used=Coalesce(replies_counted_since(OuterRef("last_inbound_at")), Value(0)),
             first_response_due_at=F("sla__due_at"),  # routing and automation: the first-response SLA
         )
@@ -191,7 +209,7 @@ def conversation_list(
             | Q(contact__channel_user_id__icontains=q)
             | Q(pk__in=Subquery(matching_messages.values("conversation")))
         )
-    return with_list_annotations(qs).annotate(window_rank=window_rank(), sla_rank=sla_rank())
+    return with_list_annotations(qs).only(*LIST_COLUMNS).annotate(window_rank=window_rank(), sla_rank=sla_rank())
 
 
 def messages_visible_to(user) -> QuerySet[Message]:
@@ -201,6 +219,45 @@ def messages_visible_to(user) -> QuerySet[Message]:
     return qs
 
 
+# The columns a thread shows (inbox/api/serializers.py MessageOut): not the raw provider payload, referral or
+# keys, nor the author's password hash and dates.
+THREAD_COLUMNS = (
+    "id",
+    "conversation_id",
+    "direction",
+    "type",
+    "text",
+    "media_url",
+    "embed_url",
+    "post_id",
+    "reaction_emoji",
+    "reaction_action",
+    "quoted_provider_message_id",
+    "provider_message_id",
+    "status",
+    "attempt",
+    "sent_at",
+    "queued_at",
+    "accepted_at",
+    "delivered_at",
+    "seen_at",
+    "failed_at",
+    "provider_status",
+    "error",
+    "public_state",  # comments: hidden / deleted, the action under way, a reply by another user
+    "action",
+    "other_author",
+    "conversation__id",  # the provider's per-message actions read the conversation's kind and provider
+    "conversation__kind",
+    "conversation__provider",
+    "conversation__inbox_id",
+    "author__id",
+    "author__username",
+    "author__first_name",
+    "author__last_name",
+)
+
+
 def messages_of(conversation: Conversation) -> QuerySet[Message]:
     quoted = Message.objects.filter(
         conversation=conversation, provider_message_id=OuterRef("quoted_provider_message_id")
@@ -208,7 +265,15 @@ def messages_of(conversation: Conversation) -> QuerySet[Message]:
     return (
         Message.objects.filter(conversation=conversation)
         .select_related("author", "conversation")
-        .annotate(quoted_message_id=Subquery(quoted.values("pk")[:1], output_field=IntegerField()))
+        .only(*THREAD_COLUMNS)
+        .annotate(
+            # Looked up only for the messages that quote one (a CASE evaluates its subquery lazily).
+            quoted_message_id=Case(
+                When(quoted_provider_message_id="", then=Value(None)),
+                default=Subquery(quoted.values("pk")[:1]),
+                output_field=IntegerField(),
+            )
+        )
     )
 
 

@@ -41,6 +41,16 @@ def without_unsafe_urls(data):
     return data
 
 
+def _datetime(value) -> str | None:
+    """A time as DRF's DateTimeField shows it (ISO 8601 in the current time zone), None for none."""
+    return serializers.DateTimeField().to_representation(value) if value is not None else None
+
+
+def _user(user) -> dict:
+    """A user as UserSummary shows it."""
+    return {"id": user.pk, "username": user.username, "name": user.get_full_name() or user.username}
+
+
 class HttpUrlField(serializers.CharField):
     """A stored URL as the API shows it: only http(s), else an empty string."""
 
@@ -180,6 +190,47 @@ class ConversationOut(serializers.ModelSerializer):
             "version",
         ]
 
+    def to_representation(self, conversation) -> dict:
+        """A list row built directly: the keys and values the declared fields give (a test compares the two),
+        without DRF's per-field machinery, the list request's largest CPU cost (bench/README.md, issue 20)."""
+        if type(self) is not ConversationOut:
+            return super().to_representation(conversation)
+        contact, assignee = conversation.contact, conversation.assignee
+        return {
+            "id": conversation.pk,
+            "kind": conversation.kind,
+            "subject": self.get_subject(conversation),
+            "reply_max_chars": self.get_reply_max_chars(conversation),
+            "inbox": {"id": conversation.inbox.pk, "name": conversation.inbox.name},
+            "contact": {
+                "id": contact.pk,
+                "display_name": contact.display_name,
+                "tiktok_user_id": contact.channel_user_id,
+            },
+            "status": conversation.status,
+            "priority": conversation.priority,
+            "assignee": None
+            if assignee is None
+            else {
+                "id": assignee.pk,
+                "username": assignee.username,
+                "name": assignee.get_full_name() or assignee.username,
+            },
+            "last_message": self.get_last_message(conversation),
+            "unread_count": conversation.unread_count,
+            "last_inbound_at": _datetime(conversation.last_inbound_at),
+            "last_activity_at": _datetime(conversation.last_activity_at),
+            "reply_window_closes_at": self.get_reply_window_closes_at(conversation),
+            "replies_left": self.get_replies_left(conversation),
+            "referral": self.get_referral(conversation),
+            "reply_lock": self.get_reply_lock(conversation),
+            "reply_window_closed_reason": self.get_reply_window_closed_reason(conversation),
+            "snoozed_until": self.get_snoozed_until(conversation),
+            "labels": self.get_labels(conversation),
+            "first_response_due_at": _datetime(conversation.first_response_due_at),
+            "version": conversation.version,
+        }
+
     @extend_schema_field(serializers.JSONField(allow_null=True))
     def get_subject(self, conversation) -> dict | None:
         """What a comment conversation is about (the post: id, url, ...); null for direct messages."""
@@ -232,10 +283,10 @@ class ConversationOut(serializers.ModelSerializer):
 
     @extend_schema_field(LastMessage(allow_null=True))
     def get_last_message(self, conversation) -> dict | None:
-        if conversation.last_message_type is None:
+        if conversation.last_message_id is None:
             return None
         return {
-            "text": conversation.last_message_text[:200],
+            "text": conversation.last_message_preview,
             "type": conversation.last_message_type,
             "direction": conversation.last_message_direction,
             "sent_at": serializers.DateTimeField().to_representation(conversation.last_message_at),

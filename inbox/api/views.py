@@ -144,7 +144,9 @@ class MessageListView(ListAPIView):
     pagination_class = MessageCursor
 
     def get_queryset(self):
-        conversation = get_object_or_404(selectors.conversations_visible_to(self.request.user), pk=self.kwargs["pk"])
+        conversation = get_object_or_404(
+            selectors.conversations_visible_to(self.request.user).only("pk"), pk=self.kwargs["pk"]
+        )
         self.filters = _parse_filters(MessageFilters, self.request)
         messages = selectors.messages_of(conversation)
         return messages.filter(type=self.filters["type"]) if self.filters.get("type") else messages

@@ -10,6 +10,7 @@ from django.db import transaction
 
 from inbox.errors import ApplicationError
 from inbox.models import Conversation, Inbox, Message
+from inbox.services.summary import conversation_message_added
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +60,12 @@ def conversation_lock(conversation_id: int) -> Conversation:
         raise ApplicationError("not_found", "no such conversation", status=404) from None
 
 
-def conversation_touch(conversation: Conversation, now: datetime) -> None:
+def conversation_touch(conversation: Conversation, now: datetime, *, message: Message | None = None) -> None:
+    """Bump the locked conversation's version and activity; with `message` (just stored), its list row too."""
     conversation.version += 1  # safe: the caller holds the row lock
     changed = ["version", "updated_at"]
+    if message is not None:
+        changed += conversation_message_added(conversation, message)
     if now > conversation.last_activity_at:
         conversation.last_activity_at = now
         changed.append("last_activity_at")

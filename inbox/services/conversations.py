@@ -9,11 +9,13 @@ from functools import partial
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Count, IntegerField, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from inbox import domain_events, outbox, providers
 from inbox.errors import ApplicationError
-from inbox.models import AuditLog, Conversation
+from inbox.models import AuditLog, Conversation, Message
 from inbox.services.common import audit_value as _audit_value
 from inbox.services.common import conversation_lock
 from inbox.services.replies import reply_window_open_check
@@ -227,7 +229,19 @@ def conversation_mark_read(*, conversation_id: int, actor) -> None:
         unread = conversation.last_inbound_at is not None and (
             last_seen is None or conversation.last_inbound_at > last_seen
         )
-        Conversation.objects.filter(pk=conversation_id).update(agent_last_seen_at=timezone.now())
+        seen_at = timezone.now()
+        # Recounted in the same statement, not zeroed: a message stamped after now (a clock ahead) stays unread.
+        still_unread = (
+            Message.objects.filter(conversation_id=conversation_id, direction=Message.Direction.IN, sent_at__gt=seen_at)
+            .order_by()
+            .values("conversation")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        Conversation.objects.filter(pk=conversation_id).update(
+            agent_last_seen_at=seen_at,
+            unread_count=Coalesce(Subquery(still_unread, output_field=IntegerField()), Value(0)),
+        )
         if unread:
             transaction.on_commit(partial(outbox.enqueue_event, conversation, providers.EVENT_READ))
 

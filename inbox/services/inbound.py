@@ -22,6 +22,7 @@ from inbox import domain_events
 from inbox.db import update_rows
 from inbox.events import InboundMessage
 from inbox.models import AuditLog, Contact, Conversation, Message
+from inbox.services.summary import SUMMARY_FIELDS, conversation_message_added
 
 logger = logging.getLogger(__name__)
 
@@ -187,8 +188,8 @@ def messages_receive(items: list[tuple[int, InboundMessage]]) -> list[tuple[Mess
     stored one.
 
     `items` are (inbox_id, event). Upserts contacts, opens or reopens (audited) the conversations, moves their
-    last inbound time (the reply window), activity and version, and publishes `conversation.created` /
-    `message.created` once the transaction commits.
+    last inbound time (the reply window), activity, list row (newest message, unread count) and version, and
+    publishes `conversation.created` / `message.created` once the transaction commits.
     """
     if not items:
         return []
@@ -253,6 +254,7 @@ def _receive(items: list[tuple[int, InboundMessage]]) -> list[tuple[Message, boo
         touched[conversation.pk] = conversation
         status_before = conversation.status
         reopened = "status" in conversation_take_inbound(conversation, event)
+        conversation_message_added(conversation, message)
         if reopened:
             audits.append(
                 AuditLog(
@@ -310,6 +312,7 @@ def _receive(items: list[tuple[int, InboundMessage]]) -> list[tuple[Message, boo
             "provider",
             "referral",
             "status",
+            *SUMMARY_FIELDS,
             "version",
             "updated_at",
         ],

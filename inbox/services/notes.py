@@ -69,7 +69,7 @@ def note_add(*, conversation_id: int, author, text: str) -> Message:
             author=author,
             sent_at=now,
         )
-        conversation_touch(conversation, now)
+        conversation_touch(conversation, now, message=message)
         AuditLog.objects.create(
             actor=author,
             actor_kind=AuditLog.ActorKind.AGENT,

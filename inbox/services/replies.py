@@ -328,7 +328,7 @@ def _reply_queue(
                 before={"status": Conversation.Status.RESOLVED},
                 after={"status": Conversation.Status.OPEN},
             )
-        conversation_touch(conversation, now)
+        conversation_touch(conversation, now, message=message)
         AuditLog.objects.create(
             actor=author,
             actor_kind=AuditLog.ActorKind.AGENT,

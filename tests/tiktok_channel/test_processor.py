@@ -247,6 +247,9 @@ def _state(prefix: str, events: list[tuple[str, dict]]) -> dict:
                 c.version,
                 strip(c.provider_conversation_id),
                 {k: v for k, v in c.referral.items() if k != "received_at"},
+                # The list row the write path keeps (inbox/services/summary.py).
+                (c.last_message_at, c.last_message_direction, c.last_message_type, strip(c.last_message_preview)),
+                c.unread_count,
             )
             for c in conversations.select_related("contact")
         },
