@@ -102,6 +102,12 @@ def send_message(
         return "in_flight"  # another task is sending this attempt right now
     claimed = [message]
     try:
+        if not Message.objects.filter(
+            pk=message_id, status=Message.Status.QUEUED, provider_message_id=attempt_id
+        ).exists():
+            # Another task sent it between our read and our lease (it records the answer before its lease goes).
+            cache.delete(outbox.in_flight_key(attempt_id))
+            return "skipped"
         limit = backend.send_batch_limit() - 1
         if batch:
             claimed += outbox.claim([(int(mid), str(pid)) for mid, pid in batch][:limit])
@@ -136,6 +142,9 @@ def _send_claimed(task, backend, claimed: list[Message], *, started: datetime, w
     countdown = None
     token = uuid.uuid4().hex
     results: list[providers.SendResult] = []
+    accepted: list[StatusReport] = []
+    retry: list[Message] = []
+    fate: dict[int, str] = {m.pk: "failed" for m, _ in failures}
     try:
         results = backend.send_batch(items)
         if len(results) != len(items):
@@ -157,46 +166,45 @@ def _send_claimed(task, backend, claimed: list[Message], *, started: datetime, w
             cache.set_many(held, timeout=settings.OUTBOX_HELD_RECHECK_SECONDS)
         if waiting:
             cache.set_many(waiting, timeout=countdown + settings.OUTBOUND_STUCK_AFTER_SECONDS)
-    finally:
-        cache.delete_many([outbox.in_flight_key(m.provider_message_id) for m in claimed])
-
-    accepted: list[StatusReport] = []
-    retry: list[Message] = []
-    fate: dict[int, str] = {m.pk: "failed" for m, _ in failures}
-    for (message, _), result in zip(items, results, strict=True):
-        if result.outcome == providers.ACCEPTED:
-            provider_status = {} if result.duplicate else {**result.status, "messageId": result.provider_message_id}
-            accepted.append(
-                StatusReport(
-                    channel=message.channel,
-                    provider_message_id=message.provider_message_id,
-                    status=Message.Status.ACCEPTED,
-                    at=timezone.now(),
-                    provider_status={key: value for key, value in provider_status.items() if value not in (None, "")},
+        for (message, _), result in zip(items, results, strict=True):
+            if result.outcome == providers.ACCEPTED:
+                provider_status = {} if result.duplicate else {**result.status, "messageId": result.provider_message_id}
+                accepted.append(
+                    StatusReport(
+                        channel=message.channel,
+                        provider_message_id=message.provider_message_id,
+                        status=Message.Status.ACCEPTED,
+                        at=timezone.now(),
+                        provider_status={
+                            key: value for key, value in provider_status.items() if value not in (None, "")
+                        },
+                    )
                 )
+                fate[message.pk] = "duplicate" if result.duplicate else "accepted"
+            elif result.outcome == providers.HELD:
+                logger.info("message %s held: %s", message.pk, result.error.get("description"))
+                fate[message.pk] = "held"
+            elif result.outcome in (providers.PERMANENT, providers.UNAVAILABLE):
+                failures.append((message, result.error))
+                fate[message.pk] = "failed"
+            elif countdown is None:
+                failures.append(
+                    (message, {**result.error, "permanent": False, "tries": tries + 1, "retries_exhausted": True})
+                )
+                fate[message.pk] = "failed"
+            else:
+                retry.append(message)
+                fate[message.pk] = "retry"
+        if accepted:
+            message_statuses_apply(accepted)
+            outbox.apply_parked_reports(
+                channel=head.channel, provider_message_ids=[report.provider_message_id for report in accepted]
             )
-            fate[message.pk] = "duplicate" if result.duplicate else "accepted"
-        elif result.outcome == providers.HELD:
-            logger.info("message %s held: %s", message.pk, result.error.get("description"))
-            fate[message.pk] = "held"
-        elif result.outcome in (providers.PERMANENT, providers.UNAVAILABLE):
-            failures.append((message, result.error))
-            fate[message.pk] = "failed"
-        elif countdown is None:
-            failures.append(
-                (message, {**result.error, "permanent": False, "tries": tries + 1, "retries_exhausted": True})
-            )
-            fate[message.pk] = "failed"
-        else:
-            retry.append(message)
-            fate[message.pk] = "retry"
-    if accepted:
-        message_statuses_apply(accepted)
-        outbox.apply_parked_reports(
-            channel=head.channel, provider_message_ids=[report.provider_message_id for report in accepted]
-        )
-    if failures:
-        messages_send_failed([(m.channel, m.provider_message_id, error) for m, error in failures])
+        if failures:
+            messages_send_failed([(m.channel, m.provider_message_id, error) for m, error in failures])
+    finally:
+        # Only now: until the answers are recorded, no other task may take these attempts for a send of its own.
+        cache.delete_many([outbox.in_flight_key(m.provider_message_id) for m in claimed])
     if retry:
         first = retry[0]
         error = next(r.error for (m, _), r in zip(items, results, strict=True) if m is first)
