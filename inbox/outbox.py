@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from inbox import providers
@@ -41,6 +41,23 @@ SWEEP_BATCH = 500
 EVENT_EXPIRES_SECONDS = 30
 # A read receipt gets one retry after this long; a typing indicator none (it would be stale).
 EVENT_RETRY_SECONDS = 5
+
+
+# What a `scheduled` key holds says who is waiting on the attempt: an order wait (free to join another send), the
+# sweeper's re-enqueue, a held connection, or a batch's retry (`batch_mark`: only that batch's task may send it).
+ORDER_WAIT_MARK = "order"
+SWEEP_MARK = "sweeper"
+HELD_MARK = "held"
+BATCH_MARK_PREFIX = "batch:"
+
+
+def batch_mark(token: str) -> str:
+    return f"{BATCH_MARK_PREFIX}{token}"
+
+
+def owned_by_another_batch(mark: object, token: str | None) -> bool:
+    """Is the attempt waiting out the retry of a batch other than the caller's (`token`)?"""
+    return isinstance(mark, str) and mark.startswith(BATCH_MARK_PREFIX) and mark != batch_mark(token or "")
 
 
 def in_flight_key(provider_message_id: str) -> str:
@@ -148,6 +165,83 @@ def earlier_reply_queued(message: Message) -> bool:
         .filter(Q(queued_at__lt=message.queued_at) | Q(queued_at=message.queued_at, pk__lt=message.pk))
         .exists()
     )
+
+
+def batch_companions(message: Message, *, limit: int) -> list[Message]:
+    """Other replies that may go out in the same provider call as `message`: queued, of the same connection
+    (provider and endpoint), each the oldest queued reply of its conversation (so at most one per conversation
+    and never ahead of an older one), with no task sending them and no retry waiting for them. Each is claimed
+    with its in-flight key (so no other task sends it meanwhile); the caller releases the keys.
+
+    One query for the candidates, one cache read for their leases, one cache add per claim, one query to load
+    the claimed rows still queued."""
+    if limit <= 0:
+        return []
+    conversation = message.conversation
+    older_queued = Message.objects.filter(
+        conversation_id=OuterRef("conversation_id"), direction=Message.Direction.OUT, status=Message.Status.QUEUED
+    ).filter(Q(queued_at__lt=OuterRef("queued_at")) | Q(queued_at=OuterRef("queued_at"), pk__lt=OuterRef("pk")))
+    candidates = list(
+        Message.objects.filter(
+            direction=Message.Direction.OUT,
+            status=Message.Status.QUEUED,
+            conversation__provider=conversation.provider,
+            conversation__contact__endpoint_id=conversation.contact.endpoint_id,
+        )
+        .exclude(conversation_id=conversation.pk)
+        .filter(~Exists(older_queued))
+        .order_by("queued_at", "id")
+        .values_list("id", "provider_message_id")[: limit * 2]
+    )
+    if not candidates:
+        return []
+    keys = [key for _, pid in candidates for key in (in_flight_key(pid), scheduled_key(pid))]
+    leases = cache.get_many(keys)
+    claimed: list[tuple[int, str]] = []
+    for message_id, pid in candidates:
+        if len(claimed) >= limit:
+            break
+        if in_flight_key(pid) in leases or leases.get(scheduled_key(pid)) not in (None, ORDER_WAIT_MARK, SWEEP_MARK):
+            continue
+        if cache.add(in_flight_key(pid), 1, timeout=settings.OUTBOX_SEND_LEASE_SECONDS):
+            claimed.append((message_id, pid))
+    return load_claimed(claimed)
+
+
+def claim(messages_ids: list[tuple[int, str]]) -> list[Message]:
+    """Claim (in-flight key) the attempts a retried batch carries and load those still queued."""
+    return load_claimed(
+        [
+            (message_id, pid)
+            for message_id, pid in messages_ids
+            if cache.add(in_flight_key(pid), 1, timeout=settings.OUTBOX_SEND_LEASE_SECONDS)
+        ]
+    )
+
+
+def load_claimed(claimed: list[tuple[int, str]]) -> list[Message]:
+    """The claimed attempts still queued (an attempt sent, retried or failed meanwhile is released)."""
+    if not claimed:
+        return []
+    rows = {
+        m.pk: m
+        for m in Message.objects.select_related("conversation__contact").filter(
+            pk__in=[message_id for message_id, _ in claimed],
+            direction=Message.Direction.OUT,
+            status=Message.Status.QUEUED,
+        )
+    }
+    found: list[Message] = []
+    gone: list[str] = []
+    for message_id, pid in claimed:
+        row = rows.get(message_id)
+        if row is not None and row.provider_message_id == pid:
+            found.append(row)
+        else:
+            gone.append(in_flight_key(pid))
+    if gone:
+        cache.delete_many(gone)
+    return found
 
 
 def reply_window_seconds(conversation: Conversation, *, now: datetime) -> int:

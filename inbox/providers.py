@@ -76,6 +76,18 @@ class Backend:
         the provider can take it, so a repeated try is refused as a duplicate)."""
         raise NotImplementedError
 
+    def send_batch_limit(self) -> int:
+        """How many messages of one connection `send_batch` may take in one call. 1 (the default): the provider
+        has no multi-message call, and the outbox hands it one message at a time through the same code."""
+        return 1
+
+    def send_batch(self, items: list[tuple[Message, int]]) -> list[SendResult]:
+        """Send several messages' current attempts (each with its validity in seconds), all of one connection (the
+        same `provider` and contact `endpoint_id`) and at most one per conversation; returns one SendResult per
+        item, in order. A provider with a multi-message call overrides this (and `send_batch_limit`) to make one
+        request; a failure of the whole call is every item's result."""
+        return [self.send(message, validity_seconds=validity) for message, validity in items]
+
     def capabilities_for(self, conversation: Conversation) -> Capabilities:
         """What this backend can do in this conversation (a comment thread may allow less than a DM thread)."""
         return self.capabilities

@@ -9,6 +9,7 @@ the classified answer through the services. The rules around the call are `inbox
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime, timedelta
 
 from celery import shared_task
@@ -20,7 +21,12 @@ from django.utils import timezone
 from inbox import outbox, providers
 from inbox.events import StatusReport
 from inbox.models import Conversation, Conversion, Message
-from inbox.services import conversion_result_record, message_send_failed, message_status_apply
+from inbox.services import (
+    conversion_result_record,
+    message_send_failed,
+    message_statuses_apply,
+    messages_send_failed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +45,25 @@ def _provider_unavailable(conversation: Conversation) -> dict:
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
-def send_message(self, message_id: int, first_try_at: str | None = None, waits: int = 0) -> str:
-    """Send one queued outbound message's current attempt through its conversation's provider, and record
-    what became of it.
+def send_message(
+    self,
+    message_id: int,
+    first_try_at: str | None = None,
+    waits: int = 0,
+    batch: list[list] | None = None,
+    token: str | None = None,
+) -> str:
+    """Send one queued outbound message's current attempt through its conversation's provider — together with
+    the other replies of its connection that are ready (`outbox.batch_companions`) when the provider sends
+    batches — and record what became of each. Returns what became of `message_id`'s attempt.
 
     Replies of one conversation reach the provider in the order they were queued: while an older one is still
     queued (sending, or waiting out a retry), this one waits too, without spending its retry budget (`waits`
-    counts those retries, which are not tries).
+    counts those retries, which are not tries). A batch holds at most one reply per conversation, its oldest
+    queued one: the provider's answer order within one request is not a delivery order.
+
+    A retry carries its batch (`batch`: [id, attempt id] of the others still to send, `token`: the mark their
+    `scheduled` keys hold), so the same messages go again together and no other task sends them meanwhile.
     """
     message = (
         Message.objects.select_related("conversation__contact")
@@ -54,6 +72,9 @@ def send_message(self, message_id: int, first_try_at: str | None = None, waits: 
     )
     if message is None or message.status != Message.Status.QUEUED:
         return "skipped"
+    attempt_id = message.provider_message_id
+    if outbox.owned_by_another_batch(cache.get(outbox.scheduled_key(attempt_id)), token):
+        return "in_batch"  # a batch's retry will send it (or, if that task died, the sweeper)
     now = timezone.now()
     started = datetime.fromisoformat(first_try_at) if first_try_at else now
     conversation = message.conversation
@@ -63,16 +84,12 @@ def send_message(self, message_id: int, first_try_at: str | None = None, waits: 
         return _failed(message, _provider_unavailable(conversation))
     validity = outbox.reply_window_seconds(conversation, now=now)
     if backend.capabilities_for(conversation).user_initiated and validity <= 0:
-        return _failed(
-            message,
-            {"name": "REPLY_WINDOW_CLOSED", "description": "the reply window closed before sending", "permanent": True},
-        )
+        return _failed(message, WINDOW_CLOSED)
 
-    attempt_id = message.provider_message_id
     if outbox.earlier_reply_queued(message):
         cache.set(
             outbox.scheduled_key(attempt_id),
-            1,
+            outbox.ORDER_WAIT_MARK,
             timeout=outbox.ORDER_WAIT_SECONDS + settings.OUTBOUND_STUCK_AFTER_SECONDS,
         )
         raise self.retry(
@@ -83,50 +100,129 @@ def send_message(self, message_id: int, first_try_at: str | None = None, waits: 
         )
     if not cache.add(outbox.in_flight_key(attempt_id), 1, timeout=settings.OUTBOX_SEND_LEASE_SECONDS):
         return "in_flight"  # another task is sending this attempt right now
-    tries = self.request.retries - waits
-    countdown = None
+    claimed = [message]
     try:
-        result = backend.send(message, validity_seconds=validity)
-        if result.outcome == providers.HELD:
-            # Held, not tried: the sweeper leaves the row alone this long, then asks the backend again.
-            cache.set(outbox.scheduled_key(attempt_id), "held", timeout=settings.OUTBOX_HELD_RECHECK_SECONDS)
-        elif result.outcome == providers.RETRYABLE:
-            countdown = outbox.next_retry_countdown(tries=tries, started=started, retry_after=result.retry_after)
-            if countdown is not None:
-                # Set before the in-flight key goes, so the sweeper never sees this attempt unattended.
-                cache.set(
-                    outbox.scheduled_key(attempt_id), 1, timeout=countdown + settings.OUTBOUND_STUCK_AFTER_SECONDS
-                )
-    finally:
-        cache.delete(outbox.in_flight_key(attempt_id))
+        if not Message.objects.filter(
+            pk=message_id, status=Message.Status.QUEUED, provider_message_id=attempt_id
+        ).exists():
+            # Another task sent it between our read and our lease (it records the answer before its lease goes).
+            cache.delete(outbox.in_flight_key(attempt_id))
+            return "skipped"
+        limit = backend.send_batch_limit() - 1
+        if batch:
+            claimed += outbox.claim([(int(mid), str(pid)) for mid, pid in batch][:limit])
+        elif limit > 0:
+            claimed += outbox.batch_companions(message, limit=limit)
+    except BaseException:
+        cache.delete_many([outbox.in_flight_key(m.provider_message_id) for m in claimed])
+        raise
+    return _send_claimed(self, backend, claimed, started=started, waits=waits, now=now)
 
-    if result.outcome == providers.ACCEPTED:
-        provider_status = {} if result.duplicate else {**result.status, "messageId": result.provider_message_id}
-        message_status_apply(
-            report=StatusReport(
-                channel=message.channel,
-                provider_message_id=attempt_id,
-                status=Message.Status.ACCEPTED,
-                at=timezone.now(),
-                provider_status={key: value for key, value in provider_status.items() if value not in (None, "")},
+
+WINDOW_CLOSED = {
+    "name": "REPLY_WINDOW_CLOSED",
+    "description": "the reply window closed before sending",
+    "permanent": True,
+}
+
+
+def _send_claimed(task, backend, claimed: list[Message], *, started: datetime, waits: int, now: datetime) -> str:
+    """Send the claimed attempts (their in-flight keys held) in one provider call, release the keys, and record
+    each answer: accepted in one status batch, failures in one, the retryable ones retried together."""
+    head = claimed[0]
+    failures: list[tuple[Message, dict]] = []
+    items: list[tuple[Message, int]] = []
+    for message in claimed:
+        validity = outbox.reply_window_seconds(message.conversation, now=now)
+        if message is not head and backend.capabilities_for(message.conversation).user_initiated and validity <= 0:
+            failures.append((message, WINDOW_CLOSED))
+        else:
+            items.append((message, validity))
+    tries = task.request.retries - waits
+    countdown = None
+    token = uuid.uuid4().hex
+    results: list[providers.SendResult] = []
+    accepted: list[StatusReport] = []
+    retry: list[Message] = []
+    fate: dict[int, str] = {m.pk: "failed" for m, _ in failures}
+    try:
+        results = backend.send_batch(items)
+        if len(results) != len(items):
+            raise RuntimeError(f"{backend.name}.send_batch answered {len(results)} results for {len(items)} messages")
+        retryable = [m for (m, _), r in zip(items, results, strict=True) if r.outcome == providers.RETRYABLE]
+        if retryable:
+            retry_after = max((r.retry_after or 0 for r in results if r.outcome == providers.RETRYABLE), default=0)
+            countdown = outbox.next_retry_countdown(tries=tries, started=started, retry_after=retry_after or None)
+        held, waiting = {}, {}
+        for (message, _), result in zip(items, results, strict=True):
+            if result.outcome == providers.HELD:
+                # Held, not tried: the sweeper leaves the row alone this long, then asks the backend again.
+                held[outbox.scheduled_key(message.provider_message_id)] = outbox.HELD_MARK
+            elif result.outcome == providers.RETRYABLE and countdown is not None:
+                # Set before the in-flight key goes, so the sweeper never sees this attempt unattended; the mark
+                # names this batch, so only its retry sends the attempt.
+                waiting[outbox.scheduled_key(message.provider_message_id)] = outbox.batch_mark(token)
+        if held:
+            cache.set_many(held, timeout=settings.OUTBOX_HELD_RECHECK_SECONDS)
+        if waiting:
+            cache.set_many(waiting, timeout=countdown + settings.OUTBOUND_STUCK_AFTER_SECONDS)
+        for (message, _), result in zip(items, results, strict=True):
+            if result.outcome == providers.ACCEPTED:
+                provider_status = {} if result.duplicate else {**result.status, "messageId": result.provider_message_id}
+                accepted.append(
+                    StatusReport(
+                        channel=message.channel,
+                        provider_message_id=message.provider_message_id,
+                        status=Message.Status.ACCEPTED,
+                        at=timezone.now(),
+                        provider_status={
+                            key: value for key, value in provider_status.items() if value not in (None, "")
+                        },
+                    )
+                )
+                fate[message.pk] = "duplicate" if result.duplicate else "accepted"
+            elif result.outcome == providers.HELD:
+                logger.info("message %s held: %s", message.pk, result.error.get("description"))
+                fate[message.pk] = "held"
+            elif result.outcome in (providers.PERMANENT, providers.UNAVAILABLE):
+                failures.append((message, result.error))
+                fate[message.pk] = "failed"
+            elif countdown is None:
+                failures.append(
+                    (message, {**result.error, "permanent": False, "tries": tries + 1, "retries_exhausted": True})
+                )
+                fate[message.pk] = "failed"
+            else:
+                retry.append(message)
+                fate[message.pk] = "retry"
+        if accepted:
+            message_statuses_apply(accepted)
+            outbox.apply_parked_reports(
+                channel=head.channel, provider_message_ids=[report.provider_message_id for report in accepted]
             )
+        if failures:
+            messages_send_failed([(m.channel, m.provider_message_id, error) for m, error in failures])
+    finally:
+        # Only now: until the answers are recorded, no other task may take these attempts for a send of its own.
+        cache.delete_many([outbox.in_flight_key(m.provider_message_id) for m in claimed])
+    if retry:
+        first = retry[0]
+        error = next(r.error for (m, _), r in zip(items, results, strict=True) if m is first)
+        logger.info(
+            "message %s (+%d in its batch): %s, retry in %.1fs", first.pk, len(retry) - 1, error.get("name"), countdown
         )
-        outbox.apply_parked_reports(channel=message.channel, provider_message_ids=[attempt_id])
-        return "duplicate" if result.duplicate else "accepted"
-    if result.outcome == providers.HELD:
-        logger.info("message %s held: %s", message_id, result.error.get("description"))
-        return "held"
-    if result.outcome in (providers.PERMANENT, providers.UNAVAILABLE):
-        return _failed(message, result.error)
-    if countdown is None:
-        return _failed(message, {**result.error, "permanent": False, "tries": tries + 1, "retries_exhausted": True})
-    logger.info("message %s: %s, retry in %.1fs", message_id, result.error.get("name"), countdown)
-    raise self.retry(
-        args=[message_id],
-        kwargs={"first_try_at": started.isoformat(), "waits": waits},
-        countdown=countdown,
-        max_retries=None,
-    )
+        raise task.retry(
+            args=[first.pk],
+            kwargs={
+                "first_try_at": started.isoformat(),
+                "waits": waits,
+                "batch": [[m.pk, m.provider_message_id] for m in retry[1:]],
+                "token": token,
+            },
+            countdown=countdown,
+            max_retries=None,
+        )
+    return fate[head.pk]
 
 
 @shared_task

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 
+from django.conf import settings
+
 from inbox import providers
 from inbox.events import StatusReport
 from inbox.models import Conversation, Conversion, Message, WebhookEvent
@@ -62,6 +64,30 @@ class InfobipBackend(providers.Backend):
         if result.outcome != providers.ACCEPTED and result.error:
             health.record_error(sender.account_id, result.error, where="send")
         return result
+
+    def send_batch_limit(self) -> int:
+        return settings.INFOBIP_SEND_BATCH_SIZE
+
+    def send_batch(self, items: list[tuple[Message, int]]) -> list[providers.SendResult]:
+        """All the messages in one `POST /tiktok/1/messages` (one `messages[]` entry each, with its own id,
+        content and validity); each gets its own fate from the answer's `messages[]`, matched by our id."""
+        if len(items) == 1:
+            message, validity = items[0]
+            return [self.send(message, validity_seconds=validity)]
+        endpoint_id = items[0][0].conversation.contact.endpoint_id
+        sender = active_sender(endpoint_id)
+        if sender is None:
+            return [_sender_unavailable(endpoint_id)] * len(items)
+        body = client.batch_request(
+            [(message, min(validity, client.MAX_VALIDITY_SECONDS)) for message, validity in items],
+            account=sender.account,
+            business_account_id=sender.business_account_id,
+        )
+        results = client.send_message_batch(sender.account, body, [m.provider_message_id for m, _ in items])
+        errors = [result.error for result in results if result.outcome != providers.ACCEPTED and result.error]
+        if errors:
+            health.record_error(sender.account_id, errors[0], where="send")
+        return results
 
     def send_event(self, conversation: Conversation, kind: str) -> providers.SendResult:
         sender = active_sender(conversation.contact.endpoint_id)

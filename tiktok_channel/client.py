@@ -122,6 +122,19 @@ def message_request(message: Message, *, account: InfobipAccount, business_accou
     }
 
 
+def batch_request(items: list[tuple[Message, int]], *, account: InfobipAccount, business_account_id: str) -> dict:
+    """The request body for many messages (each with its validity in seconds), one `messages[]` entry each with
+    its own destination and our id (schema TikTokRequest: the spec sets no limit on `messages[]`)."""
+    return {
+        "messages": [
+            message_request(message, account=account, business_account_id=business_account_id, validity=validity)[
+                "messages"
+            ][0]
+            for message, validity in items
+        ]
+    }
+
+
 _sessions: dict[int, requests.Session] = {}
 _sessions_lock = threading.Lock()
 
@@ -166,6 +179,34 @@ def send_messages(account: InfobipAccount, body: dict) -> SendResult:
     return response if isinstance(response, SendResult) else classify_response(response)
 
 
+def send_message_batch(account: InfobipAccount, body: dict, message_ids: list[str]) -> list[SendResult]:
+    """POST many messages in one request; one result per id of `message_ids` (ours, in the body's order).
+
+    A failure of the whole request (network, timeout, 4xx/5xx) is every message's result. On a 2xx each message
+    gets the fate of its own entry in the answer's `messages[]`, found by its id; a message the answer does not
+    mention is retried (its id makes a repeat safe: Infobip refuses it as a duplicate if it did arrive)."""
+    response = _post(account, MESSAGES_PATH, body, timeout=_default_timeout())
+    if isinstance(response, SendResult):
+        return [response] * len(message_ids)
+    if not 200 <= response.status_code < 300:
+        return [classify_failure(response, _json(response))] * len(message_ids)
+    answers = _json(response).get("messages")
+    by_id = {
+        entry.get("messageId"): entry
+        for entry in (answers if isinstance(answers, list) else [])
+        if isinstance(entry, dict) and entry.get("messageId")
+    }
+    results = []
+    for message_id in message_ids:
+        entry = by_id.get(message_id)
+        if entry is None:
+            logger.warning("Infobip's answer to a batch did not mention message %s: it will be sent again", message_id)
+            results.append(SendResult(RETRYABLE, error=_error("NOT_IN_ANSWER", "Infobip's answer did not mention it")))
+        else:
+            results.append(classify_message(entry))
+    return results
+
+
 def send_events(account: InfobipAccount, body: dict) -> SendResult:
     """POST typing indicators / read receipts with short timeouts. Never raises for HTTP or network trouble."""
     response = _post(account, EVENTS_PATH, body, timeout=EVENT_TIMEOUT)
@@ -188,17 +229,24 @@ def classify_response(response: requests.Response) -> SendResult:
     if 200 <= status_code < 300:
         messages = data.get("messages") if isinstance(data.get("messages"), list) else []
         first = messages[0] if messages and isinstance(messages[0], dict) else {}
-        status = first.get("status") if isinstance(first.get("status"), dict) else {}
-        if status.get("name") == DUPLICATE_MESSAGE_ID:
-            return SendResult(ACCEPTED, provider_message_id=first.get("messageId", ""), status=status, duplicate=True)
-        if status.get("groupName") in ("REJECTED", "UNDELIVERABLE", "EXPIRED"):
-            error = _error(status.get("name") or status["groupName"], status.get("description") or "", permanent=True)
-            return SendResult(PERMANENT, provider_message_id=first.get("messageId", ""), status=status, error=error)
-        if not status:
+        if not isinstance(first.get("status"), dict) or not first["status"]:
             logger.warning("Infobip answered %s without a message status: %.300s", status_code, response.text)
-        return SendResult(ACCEPTED, provider_message_id=first.get("messageId", ""), status=status)
+        return classify_message(first)
 
     return classify_failure(response, data)
+
+
+def classify_message(entry: dict) -> SendResult:
+    """One entry of a 2xx answer's `messages[]`: accepted; accepted as a duplicate of an earlier try of ours
+    (REJECTED_DUPLICATE_MESSAGE_ID); or refused for good (a REJECTED, UNDELIVERABLE or EXPIRED status)."""
+    status = entry.get("status") if isinstance(entry.get("status"), dict) else {}
+    message_id = entry.get("messageId", "")
+    if status.get("name") == DUPLICATE_MESSAGE_ID:
+        return SendResult(ACCEPTED, provider_message_id=message_id, status=status, duplicate=True)
+    if status.get("groupName") in ("REJECTED", "UNDELIVERABLE", "EXPIRED"):
+        error = _error(status.get("name") or status["groupName"], status.get("description") or "", permanent=True)
+        return SendResult(PERMANENT, provider_message_id=message_id, status=status, error=error)
+    return SendResult(ACCEPTED, provider_message_id=message_id, status=status)
 
 
 def classify_failure(response: requests.Response, data: dict) -> SendResult:

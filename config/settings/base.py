@@ -355,6 +355,9 @@ OUTBOX_RETRY_MAX_DELAY_SECONDS = env.float(
 )
 OUTBOX_SEND_LEASE_SECONDS = env.float("OUTBOX_SEND_LEASE_SECONDS", default=35.0)
 OUTBOUND_STUCK_AFTER_SECONDS = env.int("OUTBOUND_STUCK_AFTER_SECONDS", default=60)
+# Batched sends: at most this many replies of one sender (one per conversation) in one POST /tiktok/1/messages.
+# Infobip's spec sets no limit on messages[]; 100 keeps one request's body small and its answer quick.
+INFOBIP_SEND_BATCH_SIZE = env.int("INFOBIP_SEND_BATCH_SIZE", default=100)
 # Reconciliation (inbox.outbox.reconcile_accepted): a message still *accepted* after this long is settled from the
 # provider's own records (Infobip's message logs); only within the window the provider keeps them.
 RECONCILE_ACCEPTED_AFTER_SECONDS = env.int("RECONCILE_ACCEPTED_AFTER_SECONDS", default=1800)

@@ -33,7 +33,12 @@ from inbox.services.replies import (
     message_retry,
     reply_queue,
 )
-from inbox.services.statuses import message_send_failed, message_status_apply, message_statuses_apply
+from inbox.services.statuses import (
+    message_send_failed,
+    message_status_apply,
+    message_statuses_apply,
+    messages_send_failed,
+)
 
 __all__ = [
     "CALLBACK_DATA_MAX_CHARS",
@@ -62,6 +67,7 @@ __all__ = [
     "message_send_failed",
     "message_status_apply",
     "message_statuses_apply",
+    "messages_send_failed",
     "message_version",
     "messages_receive",
     "new_provider_message_id",

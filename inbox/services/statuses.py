@@ -159,45 +159,81 @@ def _apply(reports: list[StatusReport]) -> list[str]:
 
 
 def message_send_failed(*, channel: str, provider_message_id: str, error: dict) -> str:
-    """Mark a queued attempt failed because its send did not succeed (refused, or retries spent).
+    """Mark a queued attempt failed because its send did not succeed: a batch of one
+    (`messages_send_failed`). Returns a StatusOutcome."""
+    [outcome] = messages_send_failed([(channel, provider_message_id, error)])
+    return outcome
 
-    Only `queued` is replaced: if a report already moved the attempt on, the provider has it. Keyed by
-    the attempt's provider id, so a stale task cannot fail a newer attempt. Returns a StatusOutcome.
+
+def messages_send_failed(failures: list[tuple[str, str, dict]]) -> list[str]:
+    """Mark queued attempts failed because their send did not succeed (refused, or retries spent); each item is
+    (channel, attempt's provider id, error). Returns a StatusOutcome per item, in a fixed number of statements.
+
+    Only `queued` is replaced, in the UPDATE's WHERE: if a report already moved the attempt on, the provider has
+    it. Keyed by the attempt's provider id, so a stale task cannot fail a newer attempt.
     """
+    if not failures:
+        return []
     now = timezone.now()
+    by_channel: dict[str, set[str]] = defaultdict(set)
+    for channel, provider_message_id, _ in failures:
+        by_channel[channel].add(provider_message_id)
     with transaction.atomic(savepoint=False):
-        row = (
-            Message.objects.filter(
-                channel=channel, provider_message_id=provider_message_id, direction=Message.Direction.OUT
+        rows: dict[tuple[str, str], dict] = {}
+        for channel, ids in by_channel.items():
+            locked = (
+                Message.objects.filter(channel=channel, provider_message_id__in=ids, direction=Message.Direction.OUT)
+                .select_for_update(of=("self",))  # the messages only: services lock conversation → message
+                .order_by("pk")
+                .values("id", "status", "attempt", "conversation_id", "conversation__inbox_id", "provider_message_id")
             )
-            .select_for_update(of=("self",))  # the message only: services lock conversation → message
-            .values("id", "status", "attempt", "conversation_id", "conversation__inbox_id")
-            .first()
+            rows.update({(channel, row["provider_message_id"]): row for row in locked})
+        outcomes: list[str] = []
+        failed: dict[int, tuple[dict, dict]] = {}
+        for channel, provider_message_id, error in failures:
+            row = rows.get((channel, provider_message_id))
+            if row is None:
+                outcomes.append(StatusOutcome.UNKNOWN)
+            elif row["status"] != Message.Status.QUEUED or row["id"] in failed:
+                outcomes.append(StatusOutcome.STALE)
+            else:
+                failed[row["id"]] = (row, error)
+                outcomes.append(StatusOutcome.APPLIED)
+        if not failed:
+            return outcomes
+        update_rows(
+            Message,
+            ["status", "failed_at", "error"],
+            [
+                Message(pk=pk, status=Message.Status.FAILED, failed_at=now, error=error)
+                for pk, (_, error) in sorted(failed.items())
+            ],
+            where=f"{connection.ops.quote_name('status')} = %s",
+            params=[Message.Status.QUEUED],
         )
-        if row is None:
-            return StatusOutcome.UNKNOWN
-        updated = Message.objects.filter(pk=row["id"], status=Message.Status.QUEUED).update(
-            status=Message.Status.FAILED, failed_at=now, error=error
-        )
-        if not updated:
-            return StatusOutcome.STALE
-        AuditLog.objects.create(
-            actor_kind=AuditLog.ActorKind.SYSTEM,
-            action="message.send_failed",
-            conversation_id=row["conversation_id"],
-            message_id=row["id"],
-            before={"status": row["status"]},
-            after={"status": Message.Status.FAILED, "error": error},
-        )
-        domain_events.emit(
-            domain_events.MessageStatusChanged(
-                inbox_id=row["conversation__inbox_id"],
+        AuditLog.objects.bulk_create(
+            AuditLog(
+                actor_kind=AuditLog.ActorKind.SYSTEM,
+                action="message.send_failed",
                 conversation_id=row["conversation_id"],
                 message_id=row["id"],
-                attempt=row["attempt"],
-                status=Message.Status.FAILED,
-                previous_status=row["status"],
-                at=now,
+                before={"status": row["status"]},
+                after={"status": Message.Status.FAILED, "error": error},
+            )
+            for row, error in failed.values()
+        )
+        domain_events.emit(
+            *(
+                domain_events.MessageStatusChanged(
+                    inbox_id=row["conversation__inbox_id"],
+                    conversation_id=row["conversation_id"],
+                    message_id=row["id"],
+                    attempt=row["attempt"],
+                    status=Message.Status.FAILED,
+                    previous_status=row["status"],
+                    at=now,
+                )
+                for row, _ in failed.values()
             )
         )
-    return StatusOutcome.APPLIED
+    return outcomes

@@ -16,6 +16,8 @@ from django.utils import timezone
 from inbox.models import AuditLog, Conversation, Message
 from inbox.outbox import in_flight_key, reconcile_accepted
 from inbox.services import reply_queue
+from inbox.tasks import send_message
+from tests.e2e.conftest import _purge
 
 pytestmark = [pytest.mark.e2e]
 
@@ -214,3 +216,62 @@ def test_quota_reached_is_refused_before_queueing(stack, settings):
         "every reply within the quota delivered",
     )
     assert len(stack.sandbox.logs()) == quota
+
+
+def test_worker_killed_mid_batch_still_sends_every_reply_exactly_once(stack):
+    """Issue 20: four replies of one sender go out in one request; the worker dies while the sandbox holds it (and
+    then accepts all four). The sweeper's resends are refused as duplicates: each user got one message."""
+    conversations = [open_conversation(stack, f"tt-batch-{n}") for n in range(4)]
+    stack.kill_worker()  # the replies queue up while no worker runs, so one send finds them all ready
+    stack.sandbox.control(slow_ms=1500, delivery_delay_ms=60_000)
+    message_ids = [queue_reply(stack, conversation, f"Reply {n}") for n, conversation in enumerate(conversations)]
+    attempt_ids = [message(message_id).provider_message_id for message_id in message_ids]
+    # One task for the first reply finds the three others ready (as under load); with their own four tasks the
+    # worker's two threads could split them over two requests.
+    _purge(stack.queue)
+    send_message.delay(message_ids[0])
+    stack.start_worker()
+
+    stack.wait_for(lambda: stack.sandbox.counters().get("slow_held") == 1, 20, "the sandbox to hold the batch")
+    assert all(cache.get(in_flight_key(attempt_id)) for attempt_id in attempt_ids)  # all four in that request
+    stack.kill_worker()
+    stack.wait_for(lambda: stack.sandbox.counters().get("messages_accepted") == 4, 10, "the sandbox to accept them")
+    assert stack.sandbox.counters()["slow_held"] == 1  # one request carried the four
+    assert {message(message_id).status for message_id in message_ids} == {"queued"}
+
+    cache.delete_many([in_flight_key(attempt_id) for attempt_id in attempt_ids])  # fast-forward the dead leases
+    stack.sandbox.control(slow_ms=0)
+    assert stack.sweep() == 4
+    stack.start_worker()
+
+    for message_id in message_ids:
+        stack.wait_for(status_is(message_id, "accepted"), 20, "the resends to be answered")
+    counters = stack.sandbox.counters()
+    assert counters["messages_accepted"] == 4
+    assert counters["messages_duplicate"] == 4  # every resend refused as the same message
+    assert sorted(entry["messageId"] for entry in stack.sandbox.logs()) == sorted(attempt_ids)
+    assert {message(message_id).attempt for message_id in message_ids} == {1}
+    assert stack.sweep() == 0
+
+
+def test_a_batch_with_refused_and_failing_requests_gives_each_reply_its_own_fate(stack):
+    """Issue 20, through the real worker and sandbox: the first batch request answers 503, the retry of the whole
+    batch is accepted except one message Infobip refuses; that one fails with its reason, the others are sent once."""
+    conversations = [open_conversation(stack, f"tt-fates-{n}") for n in range(3)]
+    stack.kill_worker()
+    stack.sandbox.control(fail_next=1, fail_status=503)
+    message_ids = [queue_reply(stack, conversation, f"Reply {n}") for n, conversation in enumerate(conversations)]
+    stack.sandbox.control(refuse_next_messages=1)
+    stack.start_worker()
+
+    for message_id in message_ids:
+        stack.wait_for(status_is(message_id, "failed", "delivered", "seen"), 30, "every reply to settle")
+    fates = [message(message_id) for message_id in message_ids]
+    refused = [m for m in fates if m.status == "failed"]
+    assert len(refused) == 1 and refused[0].error["name"] == "REJECTED_DESTINATION"
+    counters = stack.sandbox.counters()
+    assert counters["fault_http_503"] == 1
+    assert (counters["messages_refused"], counters["messages_accepted"]) == (1, 2)
+    assert counters.get("messages_duplicate", 0) == 0
+    sent = sorted(entry["messageId"] for entry in stack.sandbox.logs())
+    assert sent == sorted(m.provider_message_id for m in fates if m.status != "failed")

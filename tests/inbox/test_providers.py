@@ -207,3 +207,55 @@ def test_the_shared_ledger_hands_each_provider_its_own_rows(fake, account, monke
     verdicts = dict(WebhookEvent.objects.values_list("provider", "verdict"))
     assert verdicts == {"infobip": "processed", fake.name: "processed", "gone": "failed"}
     assert WebhookEvent.objects.get(provider="gone").error == "no provider 'gone' is installed"
+
+
+def _two_replies_on_one_connection(inbox, agent, name: str) -> list[Message]:
+    replies = []
+    for user in ("dee", "eve"):
+        received, _ = message_receive(
+            inbox_id=inbox.pk, event=inbound(provider=name, endpoint_id="tt-biz", user=user, text="hello")
+        )
+        replies.append(
+            reply_queue(conversation_id=received.conversation_id, author=agent, type="text", text=f"to {user}")
+        )
+    return replies
+
+
+def test_a_provider_without_batches_sends_one_by_one_through_the_same_code(inbox, agent, fake):
+    first, second = _two_replies_on_one_connection(inbox, agent, fake.name)
+    assert send_message.apply(args=[first.pk]).result == "accepted"
+    assert [pk for pk, _, _ in fake.sent] == [first.pk]  # the other reply is not taken along
+    assert send_message.apply(args=[second.pk]).result == "accepted"
+    assert [pk for pk, _, _ in fake.sent] == [first.pk, second.pk]
+
+
+class BatchingBackend(FakeBackend):
+    name = "fake-batching"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[list[int]] = []
+
+    def send_batch_limit(self) -> int:
+        return 10
+
+    def send_batch(self, items):
+        self.calls.append([message.pk for message, _ in items])
+        return [
+            providers.SendResult(providers.ACCEPTED, provider_message_id=f"tt-{message.pk}")
+            if n == 0
+            else providers.SendResult(providers.PERMANENT, error={"name": "REFUSED", "description": "no"})
+            for n, (message, _) in enumerate(items)
+        ]
+
+
+def test_a_provider_with_batches_gets_the_ready_replies_of_the_connection_in_one_call(inbox, agent, monkeypatch):
+    backend = BatchingBackend()
+    monkeypatch.setitem(providers._backends, backend.name, backend)
+    first, second = _two_replies_on_one_connection(inbox, agent, backend.name)
+    assert send_message.apply(args=[first.pk]).result == "accepted"
+    assert backend.calls == [[first.pk, second.pk]]
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, second.status) == ("accepted", "failed")
+    assert second.error["name"] == "REFUSED"

@@ -20,6 +20,11 @@ class Behaviour(Switches):
     fail_next_messages: int = 0
     failure_kinds: list[str] = field(default_factory=lambda: list(FAILURES))
     seed: int = 0
+    # Refused in the send's own answer (HTTP 200, that message's entry REJECTED, no report follows), each message of
+    # a request on its own: a share (0..1, drawn from `seed`) and/or the next N messages. Others of the same
+    # request are accepted.
+    refuse_rate: float = 0.0
+    refuse_next_messages: int = 0
     # Reports posted twice; the seen report posted before the delivery report.
     duplicate_reports: bool = False
     reorder_reports: bool = False
@@ -53,8 +58,8 @@ class Behaviour(Switches):
         super().__post_init__()
 
     def validate(self) -> None:
-        if not 0 <= self.failure_rate <= 1 or not 0 <= self.http_error_rate <= 1:
-            raise ValueError("failure_rate and http_error_rate must be between 0 and 1")
+        if not all(0 <= rate <= 1 for rate in (self.failure_rate, self.http_error_rate, self.refuse_rate)):
+            raise ValueError("failure_rate, http_error_rate and refuse_rate must be between 0 and 1")
         unknown = set(self.failure_kinds) - set(FAILURES)
         if unknown or not self.failure_kinds:
             raise ValueError(f"failure_kinds must be a non-empty subset of {sorted(FAILURES)}")
@@ -67,6 +72,10 @@ class Behaviour(Switches):
     def updated(self, names: set[str]) -> None:
         if "seed" in names:
             self.rng = random.Random(self.seed)
+
+    def message_refused(self) -> bool:
+        """Is a new message refused in the send's answer?"""
+        return self.take("refuse_next_messages") or bool(self.refuse_rate and self.rng.random() < self.refuse_rate)
 
     def message_failure(self) -> str | None:
         """The final status group a new message ends in, if it fails."""

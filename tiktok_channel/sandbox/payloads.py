@@ -34,6 +34,16 @@ STATUS_REJECTED_DUPLICATE = {
     "name": "REJECTED_DUPLICATE_MESSAGE_ID",
     "description": "Rejected due to a duplicate message ID",
 }
+# A message refused in the send's own answer (the `refuse_*` switches): Infobip's status for a destination it
+# will not send to.
+STATUS_REJECTED_DESTINATION = {
+    "groupId": 5,
+    "groupName": "REJECTED",
+    "id": 52,
+    "name": "REJECTED_DESTINATION",
+    "description": "Invalid destination address.",
+    "action": "Check to parameter.",
+}
 NO_ERROR = {"groupId": 0, "groupName": "OK", "id": 0, "name": "NO_ERROR", "description": "No Error", "permanent": False}
 
 # The failures the sandbox can produce, by final status group. The spec's MessageErrorGroup has no chat group,

@@ -196,9 +196,10 @@ class Sandbox:
         )
         with self.lock:
             duplicate = (account.api_key, message_id) in self.messages
-            if not duplicate:
+            refused = not duplicate and self.behaviour.message_refused()
+            if not duplicate and not refused:
                 self.messages[(account.api_key, message_id)] = sent
-            failure = None if duplicate else self.behaviour.message_failure()
+            failure = None if duplicate or refused else self.behaviour.message_failure()
             delivery_s = self.behaviour.delivery_delay_ms / 1000
             seen_s = delivery_s + self.behaviour.seen_delay_ms / 1000
             send_seen, reorder = self.behaviour.send_seen, self.behaviour.reorder_reports
@@ -210,6 +211,11 @@ class Sandbox:
             self.scheduler.at(0, lambda: self._finish(rejected, status, payloads.NO_ERROR, record=False))
             return {"messageId": message_id, "status": status, "destination": destination["to"]}
 
+        if refused:
+            # Refused outright: not kept (the same id may come again), no report, the reason in this answer.
+            self.count("messages_refused")
+            status = dict(payloads.STATUS_REJECTED_DESTINATION)
+            return {"messageId": message_id, "status": status, "destination": sent.to}
         self.count("messages_accepted")
         if failure:
             status, error = payloads.FAILURES[failure]
