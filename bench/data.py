@@ -255,7 +255,8 @@ def report_history(*, inbox_id: int, agent_ids: list[int], conversations: int, m
     """`conversations` conversations of `messages_per` messages spread evenly over the last `days` days, as the
     report roll-ups see them: agents' replies with authors, first responses of 1–37 minutes, 70 % resolved (an
     audit row each), assignments audited, one in five from one of 40 ads and one in ten from one of 10 TikTok.me
-    links (the first message's referral). PostgreSQL only (set-based UPDATEs over the generated rows)."""
+    links (the first message's referral), every third resolution rated (CSAT). PostgreSQL only (set-based
+    UPDATEs over the generated rows)."""
     conversations_with_messages(
         inbox_id=inbox_id,
         conversations=conversations,
@@ -312,5 +313,16 @@ def report_history(*, inbox_id: int, agent_ids: list[int], conversations: int, m
               CROSS JOIN LATERAL (SELECT max(created_at) AS at FROM inbox_message WHERE conversation_id = c.id) last
               WHERE c.status = 'resolved'""",  # noqa: S608
             [len(agent_ids)],
+        )
+        # CSAT: every third resolution rated (a survey made a second after it, rated up to two hours later),
+        # ratings skewed towards 4 and 5 as in real inboxes.
+        cursor.execute(
+            """INSERT INTO inbox_csatsurvey (conversation_id, resolved_version, outcome, detail, rating, comment,
+                                             rated_at, expires_at, created_at)
+              SELECT a.conversation_id, 1, 'queued', '', (ARRAY[5, 5, 4, 5, 3, 4, 5, 2, 4, 1])[1 + rep_c.i % 10], '',
+                     a.created_at + interval '1 second' + (rep_c.i % 120) * interval '1 minute',
+                     a.created_at + interval '7 days', a.created_at + interval '1 second'
+              FROM inbox_auditlog a JOIN rep_c ON a.conversation_id = rep_c.id
+              WHERE a.action = 'conversation.resolved' AND rep_c.i % 3 = 0"""
         )
         cursor.execute("ANALYZE")
