@@ -260,66 +260,161 @@ def reads_user(*, inbox_name: str) -> tuple[int, str]:
 # --- reporting (the report charts) ---------------------------------------------------------------------------
 
 
+def _insert_select(model: type[models.Model], expressions: dict[str, str], source: str, params: list) -> str:
+    """`INSERT INTO <model's table> (every column) SELECT …`: `expressions` (column → SQL over `source`) for the
+    columns given, the model's default (a parameter) for every other, so a column added later needs no change here.
+    Returns the statement; `params` is extended with the defaults, in order."""
+    now = timezone.now()
+    defaults = _defaults(model, now)
+    columns, values = [], []
+    for f in _columns(model):
+        columns.append(connection.ops.quote_name(f.column))
+        if f.column in expressions:
+            values.append(expressions[f.column].replace("%", "%%"))  # SQL's modulo, not a parameter
+        elif f.primary_key:
+            values.append(f"nextval(pg_get_serial_sequence('{model._meta.db_table}', '{f.column}'))")
+        else:
+            values.append(f"%s::{f.db_type(connection)}")
+            params.append(_cell(defaults[f.attname]))
+    return (
+        f'INSERT INTO "{model._meta.db_table}" ({", ".join(columns)}) '  # noqa: S608 - names from the model
+        f"SELECT {', '.join(values)} FROM {source.replace('%', '%%')}"
+    )
+
+
 def report_history(*, inbox_id: int, agent_ids: list[int], conversations: int, messages_per: int, days: int) -> None:
     """`conversations` conversations of `messages_per` messages spread evenly over the last `days` days, as the
     report roll-ups see them: agents' replies with authors, first responses of 1–37 minutes, 70 % resolved (an
     audit row each), assignments audited, one in five from one of 40 ads and one in ten from one of 10 TikTok.me
-    links (the first message's referral). PostgreSQL only (set-based UPDATEs over the generated rows)."""
-    conversations_with_messages(
-        inbox_id=inbox_id,
-        conversations=conversations,
-        messages_per=messages_per,
-        prefix="rep-h",
-        outbound_status="seen",
-    )
+    links (the first message's referral), every third resolution rated (CSAT).
+
+    PostgreSQL only, and set-based: every table is one `INSERT … SELECT` over `generate_series` (no row is built
+    in Python, none updated after), ids drawn from the tables' sequences so the stack may write meanwhile."""
+    from inbox.models import AuditLog, Contact, Conversation, Message
+    from tiktok_channel.models import CHANNEL, PROVIDER
+
     now = timezone.now()
+    # Conversation i opens at start + i × step; its message k comes k × (1 + i % 37) minutes later, so the last of
+    # the latest conversation (and its resolution, 10 minutes after) is still in the past.
+    spread = (messages_per - 1) * 37 * 60 + 3600
     start = now - timedelta(days=days)
-    step = days * 86400 / conversations
+    step = (days * 86400 - spread) / conversations
     agents = "ARRAY[" + ",".join(str(int(pk)) for pk in agent_ids) + "]::bigint[]"
+    words = "(ARRAY['hello','order','refund','where','is','my','parcel','thanks','size','colour','price'])"
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            "CREATE TEMP TABLE rep_c ON COMMIT DROP AS SELECT id, (row_number() OVER (ORDER BY id) - 1) AS i, "
-            "NULL::timestamptz AS first FROM inbox_conversation WHERE inbox_id = %s",
-            [inbox_id],
+            f"""CREATE TEMP TABLE rep_c ON COMMIT DROP AS
+              SELECT g.i, nextval(pg_get_serial_sequence('inbox_contact', 'id')) AS contact_id,
+                     nextval(pg_get_serial_sequence('inbox_conversation', 'id')) AS id,
+                     %s::timestamptz + g.i * %s * interval '1 second' AS opened_at,
+                     (1 + g.i %% 37) * interval '1 minute' AS gap,
+                     ({agents})[1 + g.i %% %s] AS agent,
+                     g.i %% 10 < 7 AS resolved
+              FROM generate_series(0, %s - 1) AS g(i)""",  # noqa: S608 - only our own integers
+            [start, step, len(agent_ids), conversations],
         )
-        cursor.execute(
-            "UPDATE rep_c SET first = f.first FROM (SELECT conversation_id, min(sent_at) AS first FROM inbox_message "
-            "WHERE conversation_id IN (SELECT id FROM rep_c) GROUP BY 1) f WHERE f.conversation_id = rep_c.id"
+        last = f"(rep_c.opened_at + {messages_per - 1} * rep_c.gap)"
+        params: list = []
+        sql = _insert_select(
+            Contact,
+            {
+                "id": "rep_c.contact_id",
+                "channel": f"'{CHANNEL}'",
+                "endpoint_id": f"'{BUSINESS_ID}'",
+                "channel_user_id": "'rep-h-user-' || rep_c.i",
+                "display_name": "'User rep-h ' || rep_c.i",
+                "first_seen_at": "rep_c.opened_at",
+                "last_seen_at": last,
+                "created_at": "rep_c.opened_at",
+            },
+            "rep_c",
+            params,
         )
-        cursor.execute("CREATE INDEX ON rep_c (id)")
-        at = "(%s::timestamptz + rep_c.i * %s * interval '1 second' + (m.sent_at - rep_c.first) * (1 + rep_c.i %% 37))"
-        cursor.execute(
-            f"""UPDATE inbox_message m SET sent_at = {at}, created_at = {at},
-                queued_at = CASE WHEN m.direction = 'out' THEN {at} END,
-                author_id = CASE WHEN m.direction = 'out' THEN ({agents})[1 + rep_c.i %% %s] END,
-                referral = CASE
-                  WHEN m.sent_at = rep_c.first AND rep_c.i %% 5 = 0 THEN jsonb_build_object(
-                    'source', 'ad', 'ad_id', 'ad-' || (rep_c.i %% 40), 'ad_name', 'Bench ad ' || (rep_c.i %% 40))
-                  WHEN m.sent_at = rep_c.first AND rep_c.i %% 10 = 1 THEN jsonb_build_object(
-                    'source', 'tiktok_me', 'ref', 'link-' || (rep_c.i %% 10))
-                  ELSE '{{}}'::jsonb END
-              FROM rep_c WHERE m.conversation_id = rep_c.id""",  # noqa: S608 - only our own integers
-            [start, step] * 3 + [len(agent_ids)],
+        cursor.execute(sql, params)
+        params = []
+        sql = _insert_select(
+            Conversation,
+            {
+                "id": "rep_c.id",
+                "inbox_id": str(int(inbox_id)),
+                "contact_id": "rep_c.contact_id",
+                "provider": f"'{PROVIDER}'",
+                "provider_conversation_id": "'rep-h-user-' || rep_c.i",
+                "status": "CASE WHEN rep_c.resolved THEN 'resolved' ELSE 'open' END",
+                "assignee_id": "rep_c.agent",
+                "created_at": "rep_c.opened_at",
+                "updated_at": last,
+                "last_inbound_at": f"(rep_c.opened_at + {(messages_per - 1) // 2 * 2} * rep_c.gap)",
+                "last_activity_at": last,
+                "agent_last_seen_at": last,
+            },
+            "rep_c",
+            params,
         )
-        cursor.execute(
-            f"""UPDATE inbox_conversation c SET created_at = %s::timestamptz + rep_c.i * %s * interval '1 second',
-                assignee_id = ({agents})[1 + rep_c.i %% %s],
-                status = CASE WHEN rep_c.i %% 10 < 7 THEN 'resolved' ELSE 'open' END
-              FROM rep_c WHERE c.id = rep_c.id""",  # noqa: S608
-            [start, step, len(agent_ids)],
+        cursor.execute(sql, params)
+        params = []
+        at = "(rep_c.opened_at + g.k * rep_c.gap)"
+        inbound = "g.k % 2 = 0"
+        sql = _insert_select(
+            Message,
+            {
+                "conversation_id": "rep_c.id",
+                "direction": f"CASE WHEN {inbound} THEN 'in' ELSE 'out' END",
+                "type": "'text'",
+                "text": f"{words}[1 + (rep_c.i + g.k) % 11] || ' ' || {words}[1 + (rep_c.i * 7 + g.k) % 11]",
+                "channel": f"'{CHANNEL}'",
+                "endpoint_id": f"'{BUSINESS_ID}'",
+                "provider_message_id": f"'rep-h-' || CASE WHEN {inbound} THEN 'in-' ELSE 'out-' END "
+                "|| rep_c.i || '-' || g.k",
+                "status": f"CASE WHEN {inbound} THEN '' ELSE 'seen' END",
+                "queued_at": f"CASE WHEN {inbound} THEN NULL ELSE {at} END",
+                "accepted_at": f"CASE WHEN {inbound} THEN NULL ELSE {at} END",
+                "delivered_at": f"CASE WHEN {inbound} THEN NULL ELSE {at} + interval '2 seconds' END",
+                "seen_at": f"CASE WHEN {inbound} THEN NULL ELSE {at} + interval '5 seconds' END",
+                "author_id": f"CASE WHEN {inbound} THEN NULL ELSE rep_c.agent END",
+                "sent_at": at,
+                "created_at": at,
+                "referral": """CASE
+                  WHEN g.k = 0 AND rep_c.i % 5 = 0 THEN jsonb_build_object(
+                    'source', 'ad', 'ad_id', 'ad-' || (rep_c.i % 40), 'ad_name', 'Bench ad ' || (rep_c.i % 40))
+                  WHEN g.k = 0 AND rep_c.i % 10 = 1 THEN jsonb_build_object(
+                    'source', 'tiktok_me', 'ref', 'link-' || (rep_c.i % 10))
+                  ELSE '{}'::jsonb END""",
+            },
+            f"rep_c CROSS JOIN generate_series(0, {int(messages_per) - 1}) AS g(k) ORDER BY rep_c.id, g.k",
+            params,
         )
+        cursor.execute(sql, params)
+        params = []
+        resolved_at = f"({last} + interval '10 minutes')"
+        sql = _insert_select(
+            AuditLog,
+            {
+                "actor_id": "rep_c.agent",
+                "actor_kind": "'agent'",
+                "action": "e.action",
+                "conversation_id": "rep_c.id",
+                "before": """CASE WHEN e.action = 'conversation.assigned' THEN '{"assignee": null}'::jsonb
+                             ELSE '{"status": "open"}'::jsonb END""",
+                "after": """CASE WHEN e.action = 'conversation.assigned'
+                            THEN jsonb_build_object('assignee', rep_c.agent)
+                            ELSE '{"status": "resolved"}'::jsonb END""",
+                "created_at": f"""CASE WHEN e.action = 'conversation.assigned'
+                                  THEN rep_c.opened_at + interval '30 seconds' ELSE {resolved_at} END""",
+            },
+            "rep_c CROSS JOIN (VALUES ('conversation.assigned'), ('conversation.resolved')) AS e(action) "
+            "WHERE e.action = 'conversation.assigned' OR rep_c.resolved",
+            params,
+        )
+        cursor.execute(sql, params)
+        # CSAT: every third resolution rated (a survey made a second after it, rated up to two hours later),
+        # ratings skewed towards 4 and 5 as in real inboxes.
         cursor.execute(
-            f"""INSERT INTO inbox_auditlog (actor_id, actor_kind, action, conversation_id, before, after, created_at)
-              SELECT a.agent, 'agent', 'conversation.assigned', c.id, '{{"assignee": null}}'::jsonb,
-                     jsonb_build_object('assignee', a.agent), c.created_at + interval '30 seconds'
-              FROM inbox_conversation c JOIN rep_c ON c.id = rep_c.id
-              CROSS JOIN LATERAL (SELECT ({agents})[1 + rep_c.i %% %s] AS agent) a
-              UNION ALL
-              SELECT c.assignee_id, 'agent', 'conversation.resolved', c.id, '{{"status": "open"}}'::jsonb,
-                     '{{"status": "resolved"}}'::jsonb, last.at + interval '10 minutes'
-              FROM inbox_conversation c JOIN rep_c ON c.id = rep_c.id
-              CROSS JOIN LATERAL (SELECT max(created_at) AS at FROM inbox_message WHERE conversation_id = c.id) last
-              WHERE c.status = 'resolved'""",  # noqa: S608
-            [len(agent_ids)],
+            f"""INSERT INTO inbox_csatsurvey (conversation_id, resolved_version, outcome, detail, rating, comment,
+                                             rated_at, expires_at, created_at)
+              SELECT rep_c.id, 1, 'queued', '', (ARRAY[5, 5, 4, 5, 3, 4, 5, 2, 4, 1])[1 + rep_c.i % 10], '',
+                     {resolved_at} + interval '1 second' + (rep_c.i % 120) * interval '1 minute',
+                     {resolved_at} + interval '7 days', {resolved_at} + interval '1 second'
+              FROM rep_c WHERE rep_c.resolved AND rep_c.i % 3 = 0"""  # noqa: S608 - our own expressions
         )
         cursor.execute("ANALYZE")

@@ -136,7 +136,8 @@ class ChartView(GenericAPIView):
 
     def get(self, request: Request) -> Response:
         scope = report_scope(request)
-        data = {**selectors.CHARTS[self.chart](scope), "since": scope.since, "until": scope.until}
+        with selectors.report_reads():
+            data = {**selectors.CHARTS[self.chart](scope), "since": scope.since, "until": scope.until}
         response = Response(ChartOut(data).data)
         if getattr(request.accepted_renderer, "format", "") == "csv":
             name = f"{self.chart}-{scope.since.isoformat()}-{scope.until.isoformat()}.csv"

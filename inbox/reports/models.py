@@ -81,6 +81,12 @@ class ReportCycle(models.Model):
                 name="reportcycle_resolved_day",
             ),
             models.Index(fields=["inbox", "opened_day"], name="reportcycle_opened_day"),
+            # The sources chart's names: the latest cycle of each source, one probe each.
+            models.Index(
+                fields=["source_kind", "source_id", "-opened_at", "-id"],
+                include=["inbox", "source_name"],
+                name="reportcycle_source_name",
+            ),
         ]
 
     def __str__(self) -> str:

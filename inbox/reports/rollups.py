@@ -720,12 +720,14 @@ def _refresh_loaded(conversations, states, messages, audits, conversions, rating
             [ReportCycle(**dict(zip(CYCLE_FIELDS, row.values(), strict=True))) for row in cycles]
         )
     elif cycles:
+        # One statement for the chunk, a column of values per array (executemany sent a statement per cycle: a
+        # fifth of a rebuild's time at 100,000 conversations).
         with connection.cursor() as cursor:
             columns = ", ".join(connection.ops.quote_name(name) for name in CYCLE_FIELDS)
-            placeholders = ", ".join(["%s"] * len(CYCLE_FIELDS))
-            cursor.executemany(
-                f"INSERT INTO {table[ReportCycle]} ({columns}) VALUES ({placeholders})",  # noqa: S608
-                [row.values() for row in cycles],
+            arrays = ", ".join(f"%s::{_CYCLE_TYPES[name]}[]" for name in CYCLE_FIELDS)
+            cursor.execute(
+                f"INSERT INTO {table[ReportCycle]} ({columns}) SELECT * FROM unnest({arrays})",  # noqa: S608
+                [list(column) for column in zip(*[row.values() for row in cycles], strict=True)],
             )
     _apply(ReportDay, DAY_KEY, DAY_COUNTS, {k: v for k, v in day_delta.items() if any(v)})
     _apply(ReportHour, HOUR_KEY, HOUR_COUNTS, {k: [v] for k, v in hour_delta.items() if v})
@@ -803,6 +805,18 @@ def _apply(model, key_fields: list[str], count_fields: list[str], deltas: dict[t
             cursor.executemany(upsert, [[*key, *values] for key, values in ordered])
         cursor.executemany(drop, [list(key) for key, values in ordered if any(v < 0 for v in values)])
 
+
+_CYCLE_TYPES = {
+    name: {
+        "ForeignKey": "bigint",
+        "BigIntegerField": "bigint",
+        "PositiveIntegerField": "integer",
+        "DateTimeField": "timestamptz",
+        "DateField": "date",
+        "CharField": "text",
+    }[ReportCycle._meta.get_field(name).get_internal_type()]
+    for name in CYCLE_FIELDS
+}
 
 _SQL_TYPES = {
     "ForeignKey": "bigint",

@@ -333,3 +333,34 @@ def test_teams_chart_equals_its_members_raw_rows(history):
     assert (rows[0]["first_response_median"], rows[0]["first_response_p90"]) == (5.0, 40.0)  # Cole: carol, bob
     assert (rows[1]["resolved"], rows[1]["csat_average"]) == (2, 3.5)  # Ada resolved both, rated 5 and 2
     assert cell_text(3.5, "avg") == "3.50"
+
+
+def test_sources_name_an_ad_by_its_latest_name(settings):
+    """An ad renamed between two conversations shows its new name (one index probe per source on PostgreSQL)."""
+    from datetime import UTC, date, datetime
+
+    from inbox.models import Conversation, ReportCycle, ReportDay
+    from inbox.reports import selectors
+    from tests.inbox.helpers import receive
+
+    settings.REPORTS_ROLLUPS = "off"  # the roll-up rows below are written by hand
+    inbox = Inbox.objects.create(name="Renames")
+    day = date(2026, 3, 2)
+    for n, name in enumerate(["Spring sale", "Spring sale, final days"]):
+        conversation = receive(inbox, f"buyer-{n}", 1, text="hi")
+        assert isinstance(conversation, Conversation)
+        ReportCycle.objects.create(
+            inbox=inbox,
+            conversation=conversation,
+            seq=0,
+            opened_at=datetime(2026, 3, 2, 9 + n, tzinfo=UTC),
+            opened_day=day,
+            source_kind="ad",
+            source_id="ad-9",
+            source_name=name,
+        )
+    ReportDay.objects.create(inbox=inbox, day=day, source_kind="ad", source_id="ad-9", opened=2)
+    chart = selectors.sources(selectors.ReportScope(inbox_ids=(inbox.pk,), since=day, until=day))
+    assert [(row["source_id"], row["name"], row["opened"]) for row in chart["rows"]] == [
+        ("ad-9", "Spring sale, final days", 2)
+    ]
