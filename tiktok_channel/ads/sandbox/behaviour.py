@@ -1,17 +1,16 @@
 """The ads sandbox's switches: the uncertain facts (`/work/shared/tiktok/README.md` §11) and the faults, settable at
-start and at run time (`POST /sandbox/control {"set": {...}}`). Validation and coercion are the TikTok sandbox's."""
+start and at run time (`POST /sandbox/control {"set": {...}}`). Updates, flags and coercion are the sandboxes'
+shared `Switches`."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
-from tiktok_channel.direct.sandbox.behaviour import coerce
+from tiktok_channel.sandbox.switches import Switches
 
 
 @dataclass
-class AdsBehaviour:
+class AdsBehaviour(Switches):
     # OAuth (§2.2): the auth code lives an hour and is single use; advertiser tokens have no expiry.
     auth_code_ttl_s: int = 3600
     # Custom audiences (§7.6): a file needs this many entries, an audience may not drop below it (0: off).
@@ -43,9 +42,6 @@ class AdsBehaviour:
     refuse_code: int = 40002
     refuse_message: str = "sandbox refusal"
 
-    def __post_init__(self) -> None:
-        self.validate()
-
     def validate(self) -> None:
         if not 500 <= self.fail_status <= 599:
             raise ValueError("fail_status must be a 5xx status")
@@ -53,30 +49,4 @@ class AdsBehaviour:
             raise ValueError("throttle_code must be 40100, 40132 or 61000")
         if not 40000 <= self.refuse_code <= 61999:
             raise ValueError("refuse_code must be a Business API code (40000-61999)")
-        numbers = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.type in ("int", "float")}
-        negative = [name for name, value in numbers.items() if value < 0]
-        if negative:
-            raise ValueError(f"must not be negative: {', '.join(negative)}")
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def update(self, changes: dict[str, Any]) -> None:
-        """Apply a partial update (the control endpoint's `set`); all or nothing, raises ValueError."""
-        fields = {f.name: f for f in dataclasses.fields(self)}
-        unknown = set(changes) - set(fields)
-        if unknown:
-            raise ValueError(f"unknown switches: {', '.join(sorted(unknown))}")
-        candidate = dataclasses.replace(self)
-        for name, value in changes.items():
-            setattr(candidate, name, coerce(name, fields[name].type, value))
-        candidate.validate()
-        for name in changes:
-            setattr(self, name, getattr(candidate, name))
-
-    def take(self, counter: str) -> bool:
-        """Consume one from a "next N" counter; True if there was one."""
-        if getattr(self, counter) > 0:
-            setattr(self, counter, getattr(self, counter) - 1)
-            return True
-        return False
+        super().validate()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import signal
 import threading
@@ -39,17 +37,11 @@ class Command(BaseCommand):
             metavar="ADVERTISER_ID[:NAME]",
             help=f"an ad account (repeatable; default {DEMO_ADVERTISER})",
         )
-        for f in dataclasses.fields(AdsBehaviour):
-            flag = "--" + f.name.replace("_", "-")
-            default = getattr(AdsBehaviour(), f.name)
-            if f.type == "bool":
-                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
-            else:
-                parser.add_argument(flag, type={"int": int, "float": float, "str": str}[f.type], default=default)
+        AdsBehaviour.add_arguments(parser)  # one flag per switch (the sandboxes' shared Switches)
 
     def handle(self, *args, **options) -> None:
         try:
-            behaviour = AdsBehaviour(**{f.name: options[f.name] for f in dataclasses.fields(AdsBehaviour)})
+            behaviour = AdsBehaviour.from_options(options)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         if len(options["app_id"]) != len(options["secret"]):
