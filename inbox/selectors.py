@@ -112,6 +112,9 @@ LIST_COLUMNS = (
     "assignee__username",
     "assignee__first_name",
     "assignee__last_name",
+    "team_assignment__id",  # routing: the team a rule handed it to
+    "team_assignment__team__id",
+    "team_assignment__team__name",
 )
 
 

@@ -227,6 +227,7 @@ class ConversationOut(serializers.ModelSerializer):
             "reply_window_closed_reason": self.get_reply_window_closed_reason(conversation),
             "snoozed_until": self.get_snoozed_until(conversation),
             "labels": self.get_labels(conversation),
+            "team": self.get_team(conversation),
             "first_response_due_at": _datetime(conversation.first_response_due_at),
             "version": conversation.version,
         }

@@ -221,7 +221,7 @@ def test_rebuild_and_the_migration_recompute_from_the_raw_rows(inbox, agent):
         last_activity_at=timezone.now(),
     )
     expected = {pk: stored(pk) for pk in [*ids, empty.pk]}
-    fill = importlib.import_module("inbox.migrations.0025_conversation_list_row").fill
+    fill = importlib.import_module("inbox.migrations.0026_conversation_list_row").fill
     for rebuild in (lambda: conversations_summary_rebuild(), lambda: fill(apps, None)):
         Conversation.objects.update(
             last_message_id=None, last_message_preview="stale", last_message_direction="", unread_count=7
