@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from tiktok_channel.direct.sandbox.behaviour import coerce
+from tiktok_channel.sandbox.switches import coerce
 
 
 @dataclass

@@ -208,9 +208,9 @@ class AdsHandler(Handler):
             data = self.sandbox.image_bytes.get(image_id)
             image = self.sandbox.images.get(image_id)
         if data is None or image is None:
-            self._send(404, b"no such image", "text/plain")
+            self.send_body(404, b"no such image", "text/plain")
             return
-        self._send(200, data, f"image/{image['format']}")
+        self.send_body(200, data, f"image/{image['format']}")
 
     # --- the vendored spec's checks ---------------------------------------------------------------------------
 
