@@ -329,17 +329,47 @@ def test_connect_create_pause_sync_audience_review_and_cost_per_conversation(
         audience.refresh_from_db()
         assert (audience.rows_total, audience.rows_valid, audience.rows_bad) == (10_000, 9_950, 50)
         assert audience.audience_id and not audience.pending_hashes
-        files = ads.get("/sandbox/audience_files")["files"]
-        assert len(files) == 1 and files[0]["accepted"] and files[0]["calculate_type"] == "EMAIL_SHA256"
-        rows = files[0]["rows"]
-        assert all(HEX64.fullmatch(r) for r in rows)
-        assert set(rows) == {hashlib.sha256(e.lower().encode()).hexdigest() for e in emails}
-        held = {a["custom_audience_id"]: a for a in ads.state()["audiences"]}[audience.audience_id]
-        assert held["size"] == 9_950 and held["name"] == "Newsletter"
+        # And phone numbers: international ones normalized to digits with the country code; national ones are bad
+        # rows (no default country code is set).
+        phones = [f"+44 7700 9{i:05d}" for i in range(1_180)]
+        bad_phones = [f"0{i} {marker}" for i in range(20)]
+        page.locator(f"{form} [name=name]").fill("Callers")
+        page.locator(f"{form} [name=kind]").select_option("phone")
+        page.locator(f"{form} [name=file]").set_input_files(
+            files=[
+                {
+                    "name": "phones.csv",
+                    "mimeType": "text/csv",
+                    "buffer": ("\n".join(["phone", *bad_phones, *phones]) + "\n").encode(),
+                }
+            ]
+        )
+        submit(page, form, "Hash and upload")
+        expect(page.locator(".ads-message")).to_contain_text("1180 valid, 20 bad of 1200 rows")
+        callers = CustomAudience.objects.get(name="Callers")
+        wait_for(
+            lambda: CustomAudience.objects.get(pk=callers.pk).status == CustomAudience.Status.UPLOADED,
+            60,
+            "the phone audience to be uploaded",
+        )
+        callers.refresh_from_db()
+        assert (callers.rows_total, callers.rows_valid, callers.rows_bad) == (1_200, 1_180, 20)
+
+        files = {f["calculate_type"]: f for f in ads.get("/sandbox/audience_files")["files"]}
+        assert sorted(files) == ["EMAIL_SHA256", "PHONE_SHA256"] and all(f["accepted"] for f in files.values())
+        for file in files.values():
+            assert all(HEX64.fullmatch(r) for r in file["rows"])
+        assert set(files["EMAIL_SHA256"]["rows"]) == {hashlib.sha256(e.lower().encode()).hexdigest() for e in emails}
+        assert set(files["PHONE_SHA256"]["rows"]) == {
+            hashlib.sha256(re.sub(r"\D", "", p).encode()).hexdigest() for p in phones
+        }
+        held = {a["custom_audience_id"]: a for a in ads.state()["audiences"]}
+        assert (held[audience.audience_id]["size"], held[audience.audience_id]["name"]) == (9_950, "Newsletter")
+        assert held[callers.audience_id]["size"] == 1_180
         logged = json.dumps(ads.requests_logged())
         dumped = database_text()
         processes = stack.logs("web") + stack.logs("worker")
-        for raw in [*emails[::199], *bad[::7]]:
+        for raw in [*emails[::199], *bad[::7], *phones[::97], *bad_phones[::3]]:
             for where, text in (("the sandbox's request log", logged), ("the database", dumped)):
                 assert raw not in text and raw.lower() not in text, f"{raw!r} in {where}"
             assert raw not in processes and raw.lower() not in processes, f"{raw!r} in a process log"
