@@ -475,9 +475,9 @@ class Handler(SandboxHandler):
         with self.sandbox.lock:
             video = self.sandbox.videos.get(video_id)
         if video is None:
-            self._send(404, b"no such video", "text/plain")
+            self.send_body(404, b"no such video", "text/plain")
             return
-        self._send(200, cover_svg(video_id, video.caption), "image/svg+xml")
+        self.send_body(200, cover_svg(video_id, video.caption), "image/svg+xml")
 
     def _webhook_update(self) -> None:
         body = self._json_body()
@@ -542,7 +542,7 @@ class Handler(SandboxHandler):
         query = self._query()
         publish = posting.upload_for(query.get("upload_id", ""), query.get("upload_token", ""))
         if publish is None:
-            self._send(404, b"no such upload", "text/plain")
+            self.send_body(404, b"no such upload", "text/plain")
             return
         delay = posting.chunk_delay()
         if delay:
@@ -553,7 +553,7 @@ class Handler(SandboxHandler):
         except ValueError:
             length = -1
         if not 0 < length <= self.sandbox.behaviour.upload_max_last_chunk_bytes:
-            self._send(400, b"Content-Length is required and at most the largest chunk", "text/plain")
+            self.send_body(400, b"Content-Length is required and at most the largest chunk", "text/plain")
             self.close_connection = True
             return
         body = self.rfile.read(length)
@@ -563,7 +563,7 @@ class Handler(SandboxHandler):
             return
         headers = {k.lower(): v for k, v in self.headers.items()}
         status, text, extra = posting.accept_chunk(publish, headers, body)
-        self._send(status, text.encode(), "text/plain", extra)
+        self.send_body(status, text.encode(), "text/plain", extra)
 
     # --- control ---------------------------------------------------------------------------------------------
 
