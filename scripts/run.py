@@ -16,6 +16,7 @@ import contextlib
 import os
 import pty
 import re
+import secrets
 import select
 import signal
 import subprocess
@@ -32,6 +33,7 @@ from scripts.embedded import ROOT, free_port, services_env  # noqa: E402
 DEMO_SENDER = "demo-business"  # tiktok_channel/management/commands/sandbox_demo_setup.py
 DEMO_DIRECT_ACCOUNT = "demo-tt-business"  # tiktok_channel/management/commands/tiktok_sandbox.py: DEMO_ACCOUNT
 DEMO_DIRECT_APP = "Demo (TikTok direct)"  # sandbox_demo_setup.py: DIRECT_APP (its inbox has the same name)
+DEMO_ADS_APP_ID = "7300000000000000001"  # the Marketing API sandbox's app in the demo
 REAL_ACCOUNT_EXIT = 3
 # bootstrap_dev's lines for the users it created: "    admin / <password>   (what the user is)".
 CREDENTIALS = re.compile(r"^\s*(?P<user>\S+) / (?P<password>\S+)\s+\((?P<role>[^)]*)\)\s*$")
@@ -40,6 +42,22 @@ CREDENTIALS = re.compile(r"^\s*(?P<user>\S+) / (?P<password>\S+)\s+\((?P<role>[^
 def demo_wanted(env: dict[str, str]) -> bool:
     default = "1" if env["DJANGO_SETTINGS_MODULE"] == "config.settings.dev" else "0"
     return env.get("DEMO", default).lower() in ("1", "true", "yes", "on")
+
+
+def demo_ads(env: dict[str, str]) -> bool:
+    """Point the ads side at the Marketing API sandbox (its app's id and secret, our callback as its redirect URI),
+    unless a real Marketing app is configured; True when the sandbox is to run."""
+    if env.get("TIKTOK_MARKETING_APP_ID"):
+        return False
+    env.setdefault("TIKTOK_ADS_SANDBOX_PORT", str(free_port()))
+    url = f"http://127.0.0.1:{env['TIKTOK_ADS_SANDBOX_PORT']}"
+    env["TIKTOK_MARKETING_APP_ID"] = DEMO_ADS_APP_ID
+    env["TIKTOK_MARKETING_APP_SECRET"] = secrets.token_hex(16)
+    env["TIKTOK_MARKETING_API_BASE"] = f"{url}/open_api/v1.3"
+    env["TIKTOK_MARKETING_AUTH_URL"] = f"{url}/portal/auth"
+    env["TIKTOK_ADS_REDIRECT_URI"] = f"{env['PUBLIC_BASE_URL']}/ads/callback/"
+    env.setdefault("TIKTOK_ADS_WEBHOOK_PATH_TOKEN", secrets.token_urlsafe(12))
+    return True
 
 
 def framed(lines: list[str]) -> str:
@@ -127,6 +145,7 @@ READY = {
     "ingest": re.compile(r"webhook processor: started"),
     "sandbox": re.compile(r"Infobip sandbox listening on"),
     "tiktok_sandbox": re.compile(r"TikTok sandbox listening on"),
+    "tiktok_ads_sandbox": re.compile(r"TikTok ads sandbox listening on"),
 }
 READY_TIMEOUT = 120.0  # show the box anyway after this long: a process that never says it is ready
 ANSI = re.compile(rb"\x1b\[[0-9;]*m")
@@ -220,6 +239,7 @@ def main() -> int:
             env["TIKTOK_SANDBOX_CONFIG"] = str(ROOT / ".run" / "tiktok-sandbox.json")
             env["TIKTOK_SANDBOX_CHATTER_ACCOUNT"] = DEMO_DIRECT_ACCOUNT
             env["TIKTOK_SANDBOX_CONNECT_APPS"] = DEMO_DIRECT_APP
+            ads_demo = demo_ads(env)
         migrate = subprocess.run([*manage, "migrate", "--noinput"], env=env, cwd=ROOT)
         if migrate.returncode:
             return migrate.returncode
@@ -239,7 +259,7 @@ def main() -> int:
                 cwd=ROOT,
             )
             if setup.returncode == 0:
-                processes += ["sandbox", "tiktok_sandbox"]
+                processes += ["sandbox", "tiktok_sandbox"] + (["tiktok_ads_sandbox"] if ads_demo else [])
             elif setup.returncode != REAL_ACCOUNT_EXIT:
                 return setup.returncode
             else:

@@ -141,7 +141,7 @@ def test_make_run_demo_from_an_ad_to_a_sent_conversion_then_ctrl_c_stops_everyth
     while port == 8000:
         port = free_port()
     drop = ("REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE", "DEMO", "PUBLIC_BASE_URL", "SANDBOX_PORT", "PORT")
-    drop += ("TIKTOK_SANDBOX_PORT",)
+    drop += ("TIKTOK_SANDBOX_PORT", "TIKTOK_ADS_SANDBOX_PORT", "TIKTOK_MARKETING_APP_ID", "TIKTOK_MARKETING_APP_SECRET")
     shell_env = {k: v for k, v in os.environ.items() if k not in drop}
     shell_env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'run.sqlite3'}"
     terminal = Terminal(["make", "-o", STAMP, "run"], {**shell_env, "PORT": str(port)})
@@ -153,6 +153,7 @@ def test_make_run_demo_from_an_ad_to_a_sent_conversion_then_ctrl_c_stops_everyth
         redis_port = int(terminal.wait_for(r"embedded Redis at redis://127\.0\.0\.1:(\d+)/0").group(1))
         sandbox_port = int(terminal.wait_for(r"Infobip sandbox listening on http://127\.0\.0\.1:(\d+)").group(1))
         tiktok_port = int(terminal.wait_for(r"TikTok sandbox listening on http://127\.0\.0\.1:(\d+)").group(1))
+        ads_port = int(terminal.wait_for(r"TikTok ads sandbox listening on http://127\.0\.0\.1:(\d+)").group(1))
         # The box comes once every process said it is ready, with the first passwords and how to reset them.
         terminal.wait_for(r"Ctrl-C stops everything\.")
         out = terminal.output()
@@ -183,6 +184,13 @@ def test_make_run_demo_from_an_ad_to_a_sent_conversion_then_ctrl_c_stops_everyth
         )
         assert index.status_code == 200 and "Infobip accounts" in index.text
         session.headers.update({"X-CSRFToken": session.cookies["csrftoken"], "Referer": f"{base}/"})
+
+        # The Ads page's Connect goes to the Marketing API sandbox's consent page, which knows our callback.
+        ads_connect = session.get(f"{base}/ads/connect/", allow_redirects=False, timeout=5)
+        assert ads_connect.status_code == 302, ads_connect.text
+        assert ads_connect.headers["Location"].startswith(f"http://127.0.0.1:{ads_port}/portal/auth?")
+        consent = requests.get(ads_connect.headers["Location"], timeout=5)
+        assert consent.status_code == 200 and "would like to manage your TikTok ad accounts" in consent.text
 
         # Another shell, without make run's PORT or PUBLIC_BASE_URL: a TikTok user writes in from an ad.
         simulate = subprocess.run(
