@@ -538,16 +538,12 @@ def e2e_stack_processes(django_db_setup, django_db_blocker, tmp_path_factory) ->
         web_port=free_port(),
         sandbox=SandboxHandle(sandbox_server),
     )
-    # Tasks sent from this process (reply_queue in a test, the sweeper) go to the stack's queue too.
-    previous_queue = celery_app.conf.task_default_queue
-    celery_app.conf.task_default_queue = queue
     try:
         # The processor is started per test (`stack`): outside e2e tests it must not take the pending rows that
         # in-process tests of the same session leave for their own `drain()`.
         stack.start(processor=False)
         yield stack
     finally:
-        celery_app.conf.task_default_queue = previous_queue
         stack.stop()
         sandbox_server.stop()
         _purge(queue)
@@ -571,7 +567,14 @@ def stack(e2e_stack_processes: Stack, transactional_db, settings, django_user_mo
     from inbox.models import Inbox
     from tiktok_channel.models import InfobipAccount, TikTokSender
 
+    from config.celery import app as celery_app
+
     stack = e2e_stack_processes
+    # Tasks sent from this process during the test (reply_queue, the sweeper) go to the stack's queue, and only
+    # during it: pytest-django runs transactional unit tests among the e2e tests, and their tasks must not reach
+    # the stack's worker (it would act on their committed rows behind their backs).
+    previous_queue = celery_app.conf.task_default_queue
+    celery_app.conf.task_default_queue = stack.queue
     if stack.worker is None or not stack.worker.alive:
         stack.start_worker()  # an earlier test killed it
     _purge(stack.queue)
@@ -598,7 +601,10 @@ def stack(e2e_stack_processes: Stack, transactional_db, settings, django_user_mo
     stack.api.headers["Authorization"] = f"Token {stack.token}"
     stack.ingest = stack.start_processor("ingest")
     stack.mark_logs()
-    yield stack
+    try:
+        yield stack
+    finally:
+        celery_app.conf.task_default_queue = previous_queue
     stack.ingest.stop()  # SIGTERM: it finishes the batch in hand and closes its connections
     stack.api.close()
     # Nothing left scheduled by this test (reports, webhook retries) may reach the next one.
