@@ -523,7 +523,6 @@ def e2e_stack_processes(django_db_setup, django_db_blocker, tmp_path_factory) ->
     """The processes (web, worker, sandbox) for the whole session; use `stack` in tests."""
     from django.conf import settings
 
-    from config.celery import app as celery_app
 
     with django_db_blocker.unblock():
         db_url = database_url(connection.settings_dict)
@@ -564,10 +563,9 @@ def stack(e2e_stack_processes: Stack, transactional_db, settings, django_user_mo
     """The running stack with fresh sandbox state and this test's inbox, agent, account and sender."""
     from rest_framework.authtoken.models import Token
 
+    from config.celery import app as celery_app
     from inbox.models import Inbox
     from tiktok_channel.models import InfobipAccount, TikTokSender
-
-    from config.celery import app as celery_app
 
     stack = e2e_stack_processes
     # Tasks sent from this process during the test (reply_queue, the sweeper) go to the stack's queue, and only
