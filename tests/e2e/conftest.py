@@ -523,7 +523,6 @@ def e2e_stack_processes(django_db_setup, django_db_blocker, tmp_path_factory) ->
     """The processes (web, worker, sandbox) for the whole session; use `stack` in tests."""
     from django.conf import settings
 
-
     with django_db_blocker.unblock():
         db_url = database_url(connection.settings_dict)
     queue = f"e2e-{uuid.uuid4().hex[:12]}"
