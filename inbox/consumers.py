@@ -1,4 +1,7 @@
-"""The agents' websocket: live hints for the inboxes an agent belongs to (REST stays the truth)."""
+"""The agents' websocket: live hints for the inboxes an agent belongs to (REST stays the truth).
+
+Two sockets: `/ws/inbox/` (the inbox page: an open tab makes its agent present for auto-assignment) and
+`/ws/staff/` (staff pages outside the inbox — Ads, Posts, Uploads: their hints only, never presence)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from inbox.selectors import inbox_ids_visible_to
 
 # Close codes in the 4000 range are the application's own.
 CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403  # a staff page's socket opened by a user who is not staff
 CLOSE_BAD_FRAME = 4400  # a frame that is not JSON text (binary, malformed, nested past the parser's limit)
 CLOSE_REVOKED = 4003  # logout, deactivation or a membership change: reconnect to be authorized afresh
 
@@ -22,23 +26,37 @@ logger = logging.getLogger(__name__)
 
 
 class InboxConsumer(AsyncJsonWebsocketConsumer):
-    """Joins the groups of the user's inboxes (all inboxes for admins), the user's own group, and staff's."""
+    """Joins the groups of the user's inboxes (all inboxes for admins), the user's own group, and staff's;
+    an open socket makes the user present (routing: online agents with a tab open get conversations)."""
+
+    marks_presence = True
+
+    def may_connect(self, user) -> bool:
+        return True
+
+    async def groups_for(self, user) -> tuple[list[str], int]:
+        """The groups to join, and how many of them are inboxes' (the hello says so)."""
+        inbox_groups = [inbox_group(pk) for pk in await database_sync_to_async(inbox_ids_visible_to)(user)]
+        # Staff also hear what concerns no inbox (ad reviews, for the Ads page).
+        return [user_group(user.pk), *([staff_group()] if user.is_staff else []), *inbox_groups], len(inbox_groups)
 
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated or not user.is_active:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        inbox_groups = [inbox_group(pk) for pk in await database_sync_to_async(inbox_ids_visible_to)(user)]
-        # Staff also hear what concerns no inbox (ad reviews, for the Ads page).
-        self.groups_joined = [user_group(user.pk), *([staff_group()] if user.is_staff else []), *inbox_groups]
+        if not self.may_connect(user):
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.groups_joined, inboxes = await self.groups_for(user)
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
-        # Present before the hello: the page reloads its own availability on hello and must see this tab counted.
-        self.present_user_id = user.pk
-        await self._presence(routing.presence_connected, user.pk)
+        if self.marks_presence:
+            # Present before the hello: the page reloads its own availability on hello and must see this tab counted.
+            self.present_user_id = user.pk
+            await self._presence(routing.presence_connected, user.pk)
         await self.accept()
-        await self.send_json({"type": "hello", "inboxes": len(inbox_groups)})
+        await self.send_json({"type": "hello", "inboxes": inboxes})
 
     async def disconnect(self, code: int) -> None:
         await self._leave_groups()
@@ -102,3 +120,23 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         if event.get("type") == "agent.availability" and event.get("user_id") == getattr(self, "present_user_id", 0):
             return  # the agent's own tabs know their status from REST; the hint is for their colleagues
         await self.send_json(event)
+
+
+class StaffPageConsumer(InboxConsumer):
+    """Staff pages outside the inbox (`/ws/staff/`: Ads, Uploads): the user's own group (post progress, revocation)
+    and staff's (ad reviews); with `with_inboxes` (`/ws/staff/inboxes/`, Posts) the user's inboxes' too. Such a page
+    open is not an agent at the inbox: it never makes the user present, so auto-assignment offers them nothing."""
+
+    marks_presence = False
+
+    def __init__(self, *args, with_inboxes: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.with_inboxes = with_inboxes
+
+    def may_connect(self, user) -> bool:
+        return user.is_staff
+
+    async def groups_for(self, user) -> tuple[list[str], int]:
+        if self.with_inboxes:
+            return await super().groups_for(user)
+        return [user_group(user.pk), staff_group()], 0

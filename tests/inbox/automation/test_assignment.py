@@ -230,3 +230,75 @@ def test_routing_settings_api_admins_change_agents_read_and_turning_on_assigns_t
     assert response.status_code == 200 and response.json()["auto_assign"] is True
     assert response.json()["weekly_hours"] == {"mon": [["09:00", "17:00"]]}
     assert Conversation.objects.get(pk=waiting.pk).assignee_id == ann.pk
+
+
+@pytest.mark.anyio
+@pytest.mark.django_db(transaction=True)
+async def test_a_staff_member_with_only_staff_pages_open_is_not_offered_conversations(
+    client, account, inbox, django_user_model
+):
+    """Ads, Uploads and Posts open their own socket (/ws/staff/…): their hints, never presence. Only the inbox
+    page's socket makes an online agent a candidate for auto-assignment."""
+    from asgiref.sync import sync_to_async
+    from channels.routing import URLRouter
+    from channels.testing.websocket import WebsocketCommunicator
+
+    from inbox.routing import websocket_urlpatterns
+
+    def setup():
+        user = django_user_model.objects.create_user("sam", password="pw", is_staff=True)
+        inbox.members.add(user)
+        InboxRouting.objects.create(inbox=inbox, auto_assign=True)
+        assignment.availability_set(user=user, status="online")  # chosen earlier, in another session
+        return user
+
+    sam = await sync_to_async(setup)()
+
+    async def open_socket(path: str) -> tuple[WebsocketCommunicator, dict]:
+        communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path)
+        communicator.scope["user"] = sam
+        connected, _ = await communicator.connect()
+        assert connected, path
+        return communicator, await communicator.receive_json_from()
+
+    ads, hello = await open_socket("/ws/staff/")
+    assert hello == {"type": "hello", "inboxes": 0}  # staff's group and their own, no inbox's
+    posts, hello = await open_socket("/ws/staff/inboxes/")
+    assert hello == {"type": "hello", "inboxes": 1}  # the Posts page hears its inboxes' content changes
+    waiting = await sync_to_async(user_writes)(client, account, "u1")
+    row = await sync_to_async(AgentAvailability.objects.get)(user=sam)
+    assert (row.present, row.open_sockets) == (False, 0)
+    assert (await sync_to_async(Conversation.objects.get)(pk=waiting.pk)).assignee_id is None
+    await ads.send_json_to({"type": "ping"})  # a staff page's ping is no heartbeat either
+    assert await ads.receive_json_from() == {"type": "pong"}
+    assert (await sync_to_async(AgentAvailability.objects.get)(user=sam)).last_heartbeat_at is None
+    await ads.disconnect()
+    await posts.disconnect()
+    assert (await sync_to_async(AgentAvailability.objects.get)(user=sam)).last_disconnect_at is None
+
+    # The inbox page's socket is what makes the same member a candidate.
+    inbox_page, hello = await open_socket("/ws/inbox/")
+    assert hello["type"] == "hello"
+    offered = await sync_to_async(user_writes)(client, account, "u2")
+    assert (await sync_to_async(Conversation.objects.get)(pk=offered.pk)).assignee_id == sam.pk
+    await inbox_page.disconnect()
+
+
+@pytest.mark.anyio
+@pytest.mark.django_db(transaction=True)
+async def test_staff_pages_socket_refuses_a_user_who_is_not_staff(django_user_model):
+    from asgiref.sync import sync_to_async
+    from channels.routing import URLRouter
+    from channels.testing.websocket import WebsocketCommunicator
+
+    from inbox.consumers import CLOSE_FORBIDDEN
+    from inbox.routing import websocket_urlpatterns
+
+    agent = await sync_to_async(django_user_model.objects.create_user)("ida", password="pw")
+    for path in ("/ws/staff/", "/ws/staff/inboxes/"):
+        communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path)
+        communicator.scope["user"] = agent
+        connected, code = await communicator.connect()
+        assert not connected and code == CLOSE_FORBIDDEN, path
+        await communicator.wait()
+    assert not await sync_to_async(AgentAvailability.objects.filter(user=agent, present=True).exists)()

@@ -14,6 +14,6 @@ def posts_page(request: HttpRequest) -> HttpResponse:
         "api": "/api/v1/videos/",
         "login_url": reverse("login"),
         "home": reverse("inbox:home"),
-        "live": "/ws/inbox/",
+        "live": "/ws/staff/inboxes/",  # its hints without presence (inbox/consumers.py)
     }
     return render(request, "posts/posts.html", {"posts_config": config})

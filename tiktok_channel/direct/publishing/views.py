@@ -98,7 +98,7 @@ def new_post(request: HttpRequest) -> HttpResponse:
 
 @staff_only
 def uploads(request: HttpRequest) -> HttpResponse:
-    config = {"data": reverse("publishing:uploads_data"), "ws_path": "/ws/inbox/", "new": reverse("publishing:new")}
+    config = {"data": reverse("publishing:uploads_data"), "ws_path": "/ws/staff/", "new": reverse("publishing:new")}
     return render(request, "publishing/uploads.html", {"uploads_config": config})
 
 

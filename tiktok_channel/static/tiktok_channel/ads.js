@@ -12,7 +12,7 @@ export function applyReview(root, event) {
 
 function connect(delay = 1000) {
   const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-  const socket = new WebSocket(`${scheme}${location.host}/ws/inbox/`);
+  const socket = new WebSocket(`${scheme}${location.host}/ws/staff/`);
   socket.addEventListener("message", (message) => {
     let data;
     try { data = JSON.parse(message.data); } catch { return; }
