@@ -11,16 +11,10 @@ Control (no authentication, so loopback clients only, whatever address the serve
 
 from __future__ import annotations
 
-import heapq
-import ipaddress
-import itertools
 import json
 import logging
 import random
-import threading
-import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -31,14 +25,13 @@ from tiktok_channel.sandbox.accounts import AccountDirectory, SandboxAccount
 from tiktok_channel.sandbox.behaviour import Behaviour
 from tiktok_channel.sandbox.subscriptions import Subscriptions
 from tiktok_channel.sandbox.subscriptions import handle as subscriptions_api
-from tiktok_channel.sandbox.switches import SandboxHandler, SandboxHTTPServer
+from tiktok_channel.sandbox.switches import SandboxHandler, SandboxHTTPServer, SandboxState, is_loopback
 from tiktok_channel.sandbox.users import Delivery, inbound_content, post_signed, send_inbound
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 REPORTS_DEFAULT_LIMIT, REPORTS_MAX_LIMIT = 50, 1000
-KEPT_DELIVERIES = 500
 KEPT_CONVERSIONS = 500
 BAD_REQUEST_ACTION = "Check the syntax, violations and adjust the request."
 DEMO_LINES = [
@@ -50,65 +43,6 @@ DEMO_LINES = [
     "Thanks, that helps!",
     "Is there a discount code for first orders?",
 ]
-
-
-class Scheduler:
-    """Runs callables at a time in one background thread (reports, webhook retries, scripted users)."""
-
-    def __init__(self) -> None:
-        self._queue: list[tuple[float, int, Callable[[], None]]] = []
-        self._counter = itertools.count()
-        self._wake = threading.Condition()
-        self._stopped = False
-        self._running = 0  # jobs started and not finished (0 or 1: one thread)
-        self._thread = threading.Thread(target=self._run, name="sandbox-scheduler", daemon=True)
-        self._thread.start()
-
-    def at(self, delay_s: float, job: Callable[[], None]) -> None:
-        with self._wake:
-            heapq.heappush(self._queue, (time.monotonic() + delay_s, next(self._counter), job))
-            self._wake.notify_all()  # all: `wait_idle` callers wait on the same condition
-
-    def pending(self) -> int:
-        with self._wake:
-            return len(self._queue)
-
-    @property
-    def idle(self) -> bool:
-        """Nothing scheduled and nothing running: every report, retry and scripted message so far is done."""
-        with self._wake:
-            return not self._queue and not self._running
-
-    def wait_idle(self, timeout: float = 5.0) -> bool:
-        """Block until the scheduler is idle (an event, not a guess of how long the work takes); False on timeout.
-
-        What a test needs to say that something did *not* happen: once idle, nothing more is on its way."""
-        with self._wake:
-            return self._wake.wait_for(lambda: self._stopped or (not self._queue and not self._running), timeout)
-
-    def stop(self) -> None:
-        with self._wake:
-            self._stopped = True
-            self._wake.notify_all()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while True:
-            with self._wake:
-                while not self._stopped and (not self._queue or self._queue[0][0] > time.monotonic()):
-                    self._wake.wait(timeout=self._queue[0][0] - time.monotonic() if self._queue else None)
-                if self._stopped:
-                    return
-                _, _, job = heapq.heappop(self._queue)
-                self._running += 1
-            try:
-                job()
-            except Exception:  # a failing job must not stop the scheduler
-                logger.exception("sandbox job failed")
-            finally:
-                with self._wake:
-                    self._running -= 1
-                    self._wake.notify_all()
 
 
 @dataclass
@@ -148,28 +82,19 @@ class SentMessage:
         return entry
 
 
-class Sandbox:
-    """The sandbox's state and behaviour, independent of HTTP."""
+class Sandbox(SandboxState):
+    """The sandbox's state and behaviour, independent of HTTP (switches, lock, scheduler, counters and the
+    webhook deliveries kept: the sandboxes' shared `SandboxState`)."""
+
+    behaviour: Behaviour
 
     def __init__(self, accounts: AccountDirectory, behaviour: Behaviour | None = None) -> None:
+        super().__init__(behaviour or Behaviour())
         self.accounts = accounts
-        self.behaviour = behaviour or Behaviour()
-        self.initial_behaviour = self.behaviour.as_dict()
-        self.lock = threading.RLock()
-        self.scheduler = Scheduler()
         self.messages: dict[tuple[str, str], SentMessage] = {}  # (api key, messageId) -> message
         self.unfetched_reports: dict[str, deque[dict]] = {}  # api key -> delivery reports not yet pulled
-        self.deliveries: deque[dict] = deque(maxlen=KEPT_DELIVERIES)
         self.conversions: deque[dict] = deque(maxlen=KEPT_CONVERSIONS)  # the ads conversions received, newest last
-        self.counters: dict[str, int] = {}
         self.subscriptions = Subscriptions()  # where webhooks go, once set up through the Subscriptions API
-
-    def close(self) -> None:
-        self.scheduler.stop()
-
-    def count(self, name: str, n: int = 1) -> None:
-        with self.lock:
-            self.counters[name] = self.counters.get(name, 0) + n
 
     # --- sending ---------------------------------------------------------------------------------------------
 
@@ -736,13 +661,6 @@ class Handler(SandboxHandler):
             self._send(200, self.server.sandbox.conversation(self._control_body()))
         except (ValueError, TypeError) as exc:
             self._send(400, {"error": str(exc)})
-
-
-def is_loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address.removeprefix("::ffff:")).is_loopback
-    except ValueError:
-        return False
 
 
 class _HoldUnanswered(Exception):

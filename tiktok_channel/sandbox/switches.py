@@ -1,14 +1,29 @@
-"""What both sandboxes (Infobip's and TikTok's) share: switches settable at start and at run time, and the HTTP
-server's plumbing (start in a thread, stop, send a body with its length, read a bounded body)."""
+"""What the sandboxes (Infobip's, TikTok's and the Marketing API's) share: switches settable at start and at run
+time, the state's plumbing (lock, scheduler, counters, webhook deliveries kept, the control endpoint's reset and
+set, a webhook posted with retries), and the HTTP server's (start in a thread, stop, send a body with its length,
+read a bounded body, loopback-only control). Each wire format stays in its own sandbox."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import heapq
+import ipaddress
+import itertools
+import logging
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+logger = logging.getLogger(__name__)
+
+KEPT_DELIVERIES = 500
 
 
 class Switches:
@@ -72,6 +87,168 @@ class Switches:
         if getattr(self, counter) > 0:
             setattr(self, counter, getattr(self, counter) - 1)
             return True
+        return False
+
+
+class Scheduler:
+    """Runs callables at a time in one background thread (reports, webhook retries, scripted users)."""
+
+    def __init__(self) -> None:
+        self._queue: list[tuple[float, int, Callable[[], None]]] = []
+        self._counter = itertools.count()
+        self._wake = threading.Condition()
+        self._stopped = False
+        self._running = 0  # jobs started and not finished (0 or 1: one thread)
+        self._thread = threading.Thread(target=self._run, name="sandbox-scheduler", daemon=True)
+        self._thread.start()
+
+    def at(self, delay_s: float, job: Callable[[], None]) -> None:
+        with self._wake:
+            heapq.heappush(self._queue, (time.monotonic() + delay_s, next(self._counter), job))
+            self._wake.notify_all()  # all: `wait_idle` callers wait on the same condition
+
+    def pending(self) -> int:
+        with self._wake:
+            return len(self._queue)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing scheduled and nothing running: every report, retry and scripted message so far is done."""
+        with self._wake:
+            return not self._queue and not self._running
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Block until the scheduler is idle (an event, not a guess of how long the work takes); False on timeout.
+
+        What a test needs to say that something did *not* happen: once idle, nothing more is on its way."""
+        with self._wake:
+            return self._wake.wait_for(lambda: self._stopped or (not self._queue and not self._running), timeout)
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopped = True
+            self._wake.notify_all()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._stopped and (not self._queue or self._queue[0][0] > time.monotonic()):
+                    self._wake.wait(timeout=self._queue[0][0] - time.monotonic() if self._queue else None)
+                if self._stopped:
+                    return
+                _, _, job = heapq.heappop(self._queue)
+                self._running += 1
+            try:
+                job()
+            except Exception:  # a failing job must not stop the scheduler
+                logger.exception("sandbox job failed")
+            finally:
+                with self._wake:
+                    self._running -= 1
+                    self._wake.notify_all()
+
+
+class SandboxState:
+    """Base of a sandbox's state: its switches (and those it started with, for a reset), one lock guarding all of
+    it, the scheduler of later work, counters, and the webhook deliveries kept (the newest KEPT_DELIVERIES)."""
+
+    def __init__(self, behaviour: Switches) -> None:
+        self.behaviour = behaviour
+        self.initial_behaviour = behaviour.as_dict()
+        self.lock = threading.RLock()
+        self.scheduler = Scheduler()
+        self.deliveries: deque[dict] = deque(maxlen=KEPT_DELIVERIES)
+        self.counters: dict[str, int] = {}
+
+    def close(self) -> None:
+        self.scheduler.stop()
+
+    def now(self) -> float:
+        """The sandbox's clock (a sandbox may move its own)."""
+        return time.time()
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self.lock:
+            self.counters[name] = self.counters.get(name, 0) + n
+
+    def reset(self) -> None:
+        """`{"reset": true}`: the switches the sandbox started with (a sandbox adds what else it resets)."""
+        self.behaviour.update(self.initial_behaviour)
+
+    def control_switches(self, body: Any, actions: set[str]) -> None:
+        """The control endpoint's shared part, under the lock: `reset`, then `set` (a partial update of the
+        switches); any other key must be one of the sandbox's own `actions`. Raises ValueError."""
+        if not isinstance(body, dict):
+            raise ValueError("the body must be a JSON object")
+        unknown = set(body) - {"reset", "set", *actions}
+        if unknown:
+            raise ValueError(f"unknown control keys: {', '.join(sorted(unknown))}")
+        with self.lock:
+            if body.get("reset"):
+                self.reset()
+            changes = body.get("set") or {}
+            if not isinstance(changes, dict):
+                raise ValueError("set must be a JSON object of switches")
+            self.behaviour.update(changes)
+
+    def post_webhook(
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        attempt: int,
+        *,
+        record: dict,
+        counter: str,
+        what: str,
+        again: Callable[[], Any],
+    ) -> dict:
+        """POST one try of a webhook and keep it (`record`'s fields first) among the deliveries; count
+        `<counter>_ok|failed`; a non-200 answer is tried again (`again()`) after `webhook_retry_ms × 2^(n-1)`
+        while `webhook_retries` allow (the TikTok sandboxes' rule)."""
+        with self.lock:
+            b = self.behaviour
+            timeout, retries, retry_ms = b.webhook_timeout_s, b.webhook_retries, b.webhook_retry_ms
+        status, error = None, ""
+        try:
+            response = requests.post(url, data=body, headers=headers, timeout=timeout)
+            status = response.status_code
+            error = "" if status == 200 else response.text[:500]
+        except requests.RequestException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        ok = status == 200  # every non-200 answer is retried
+        entry = {**record, "url": url, "attempt": attempt, "status": status, "error": error, "at": time.time()}
+        with self.lock:
+            self.deliveries.append(entry)
+        self.count(f"{counter}_{'ok' if ok else 'failed'}")
+        if not ok and attempt <= retries:
+            logger.warning("%s webhook to %s failed (try %d): %s", what, url, attempt, status)
+            self.scheduler.at(retry_ms / 1000 * 2 ** (attempt - 1), again)
+        return entry
+
+
+def is_url(value: str) -> bool:
+    """An absolute http(s) URL."""
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def redirect_uris(spec: dict) -> list[str]:
+    """An app's OAuth redirect URIs from its control spec: `redirect_uris` (a list) and `redirect_uri` (one), each
+    an absolute http(s) URL; raises ValueError."""
+    uris = spec.get("redirect_uris", [])
+    if "redirect_uri" in spec:
+        uris = [*uris, spec["redirect_uri"]]
+    if not isinstance(uris, list) or not all(isinstance(u, str) and is_url(u) for u in uris):
+        raise ValueError("redirect_uri(s) must be absolute http(s) URLs")
+    return uris
+
+
+def is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.removeprefix("::ffff:")).is_loopback
+    except ValueError:
         return False
 
 

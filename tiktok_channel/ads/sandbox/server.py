@@ -2,8 +2,9 @@
 (`/work/shared/tiktok/README.md` §2.2 advertiser OAuth, §7 campaigns / ad groups / ads / images / reports / custom
 audiences / review webhooks, §8.1 codes, §9 throttling, §10 signatures). One host serves the consent page and the
 API: point the product's advertiser auth URL *and* Business API base URL at `http://HOST:PORT` (TikTok:
-`https://business-api.tiktok.com`). Built on the TikTok sandbox's handler and server (`direct/sandbox/server.py`):
-the same envelope, trailing-slash rule, faults, multipart reader and control plumbing.
+`https://business-api.tiktok.com`). Built on the TikTok sandbox's handler (`direct/sandbox/server.py`: the same
+envelope, trailing-slash rule, faults, multipart reader and control plumbing) and the sandboxes' shared server and
+state (`sandbox/switches.py`).
 
 Conventions (§1): every path ends with `/`; `Access-Token: <advertiser token>` header; JSON bodies, multipart
 uploads; list and object GET parameters JSON-encoded; answers `{"code", "message", "request_id", "data"}`, a
@@ -67,18 +68,16 @@ Faults (`/open_api/` only): `rate_limit_qps`, then as the TikTok sandbox `hold_n
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import threading
 import time
 from html import escape
-from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tiktok_channel.ads.sandbox import openapi, payloads
 from tiktok_channel.ads.sandbox.state import AdsSandbox, ApiError
-from tiktok_channel.direct.sandbox.server import PAGE, Handler, SandboxServer, _error_page, _with_query
+from tiktok_channel.direct.sandbox.server import PAGE, Handler, _error_page, _with_query
+from tiktok_channel.sandbox.switches import SandboxHTTPServer, is_loopback
 
 API = "/open_api/v1.3"
 AUTHORIZE = "/portal/auth"
@@ -159,7 +158,7 @@ class AdsHandler(Handler):
     def _route(self, method: str) -> None:
         self._body = None
         path = urlsplit(self.path).path
-        if path.startswith("/sandbox/") and not _loopback(self.client_address[0]):
+        if path.startswith("/sandbox/") and not is_loopback(self.client_address[0]):
             self._json(403, {"error": "the sandbox's control endpoints answer loopback clients only"})
             return
         if method == "GET" and path.startswith("/sandbox/images/"):
@@ -295,13 +294,6 @@ def _masked(value: Any) -> Any:
     return value
 
 
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _json_strings(query: dict[str, str], name: str) -> list[str]:
     raw = query.get(name)
     if not raw:
@@ -336,16 +328,11 @@ def _consent_page(app_name: str, advertisers: list, fields: dict[str, str]) -> s
     return PAGE.format(title=f"Authorize {escape(app_name)} — TikTok for Business sandbox", body=body)
 
 
-class AdsSandboxServer(SandboxServer):
-    def __init__(self, sandbox: AdsSandbox, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.sandbox = sandbox  # type: ignore[assignment]
-        self.stopping = threading.Event()
-        ThreadingHTTPServer.__init__(self, (host, port), AdsHandler)
-
-    def start(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, args=(0.05,), name="tiktok-ads-sandbox", daemon=True)
-        thread.start()
-        return thread
+class AdsSandboxServer(SandboxHTTPServer):
+    handler = AdsHandler
+    thread_name = "tiktok-ads-sandbox"
+    poll_interval_s = 0.05
+    sandbox: AdsSandbox
 
 
 __all__ = ["AdsHandler", "AdsSandboxServer"]

@@ -9,14 +9,12 @@ import json
 import logging
 import re
 import secrets
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
@@ -24,12 +22,11 @@ import requests
 from tiktok_channel.ads.sandbox import payloads
 from tiktok_channel.ads.sandbox.behaviour import AdsBehaviour
 from tiktok_channel.direct.sandbox.state import ApiError as _DirectApiError
-from tiktok_channel.sandbox.server import Scheduler  # the Infobip sandbox's, reused as it is
+from tiktok_channel.sandbox.switches import SandboxState, is_url, redirect_uris
 
 logger = logging.getLogger(__name__)
 
 KEPT_REQUESTS = 2000
-KEPT_DELIVERIES = 500
 MAX_IDS_PER_STATUS_UPDATE = 20  # §7.1, §7.3
 MAX_ADS_PER_CALL = 20  # §7.3
 MAX_ADS_PER_ADGROUP = 20  # §7.3
@@ -205,14 +202,13 @@ def _now_text(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).strftime(TIME_FORMAT)
 
 
-class AdsSandbox:
+class AdsSandbox(SandboxState):
     """The sandbox's state and behaviour. One lock guards all of it; webhooks are posted outside it."""
 
+    behaviour: AdsBehaviour
+
     def __init__(self, behaviour: AdsBehaviour | None = None) -> None:
-        self.behaviour = behaviour or AdsBehaviour()
-        self.initial_behaviour = self.behaviour.as_dict()
-        self.lock = threading.RLock()
-        self.scheduler = Scheduler()
+        super().__init__(behaviour or AdsBehaviour())
         self.apps: dict[str, App] = {}
         self.advertisers: dict[str, Advertiser] = {}
         self.codes: dict[str, AuthCode] = {}
@@ -227,19 +223,7 @@ class AdsSandbox:
         self.subscriptions: dict[str, Subscription] = {}
         self.idempotency: dict[tuple[str, str, str], dict] = {}  # (advertiser, kind, request_id) -> the answer
         self.requests: deque[dict] = deque(maxlen=KEPT_REQUESTS)
-        self.deliveries: deque[dict] = deque(maxlen=KEPT_DELIVERIES)
-        self.counters: dict[str, int] = {}
         self.second: tuple[int, int] = (0, 0)  # (unix second, calls in it) for `rate_limit_qps`
-
-    def close(self) -> None:
-        self.scheduler.stop()
-
-    def now(self) -> float:
-        return time.time()
-
-    def count(self, name: str, n: int = 1) -> None:
-        with self.lock:
-            self.counters[name] = self.counters.get(name, 0) + n
 
     # --- setup -----------------------------------------------------------------------------------------------
 
@@ -251,13 +235,9 @@ class AdsSandbox:
         app_id, secret = spec.get("app_id"), spec.get("secret")
         if not isinstance(app_id, str) or not app_id or not isinstance(secret, str) or not secret:
             raise ValueError("app_id and secret are required strings")
-        uris = spec.get("redirect_uris", [])
-        if "redirect_uri" in spec:
-            uris = [*uris, spec["redirect_uri"]]
-        if not isinstance(uris, list) or not all(isinstance(u, str) and _is_url(u) for u in uris):
-            raise ValueError("redirect_uri(s) must be absolute http(s) URLs")
+        uris = redirect_uris(spec)
         hook = spec.get("review_webhook_url", "")
-        if hook and (not isinstance(hook, str) or not _is_url(hook)):
+        if hook and (not isinstance(hook, str) or not is_url(hook)):
             raise ValueError("review_webhook_url must be an absolute http(s) URL")
         name = spec.get("name") or "Sandbox ads app"
         if not isinstance(name, str):
@@ -295,7 +275,7 @@ class AdsSandbox:
         app = self.apps.get(app_id)
         if app is None:
             raise ValueError(f"unknown app_id {app_id!r}")
-        if not _is_url(redirect_uri):
+        if not is_url(redirect_uri):
             raise ValueError("redirect_uri must be an absolute http(s) URL")
         if app.redirect_uris and redirect_uri not in app.redirect_uris:
             raise ValueError("redirect_uri is not registered for this app")
@@ -647,7 +627,7 @@ class AdsSandbox:
             url = creative.get("landing_page_url")
         except ApiError as error:
             raise where(error.reason) from None
-        if url is not None and (not isinstance(url, str) or not _is_url(url)):
+        if url is not None and (not isinstance(url, str) or not is_url(url)):
             raise where("landing_page_url must be an absolute http(s) URL")
         for image_id in image_ids:
             image = self.images.get(image_id)
@@ -1037,7 +1017,7 @@ class AdsSandbox:
         app = self._app(body.get("app_id"), body.get("secret"))
         entity = _choice(body, "subscribe_entity", ("AD", "AD_GROUP"), required=True)
         url = body.get("callback_url")
-        if not isinstance(url, str) or not _is_url(url):
+        if not isinstance(url, str) or not is_url(url):
             raise ApiError(payloads.PARAM_ERROR, "callback_url must be an absolute http(s) URL")
         detail = body.get("subscription_detail")
         if not isinstance(detail, dict):
@@ -1138,39 +1118,20 @@ class AdsSandbox:
     def _attempt(self, app: App, url: str, body: bytes, attempt: int) -> dict:
         """POST one review webhook; a non-200 answer is tried again after `webhook_retry_ms × 2^(n-1)`."""
         with self.lock:
-            b = self.behaviour
-            timeout, retries, retry_ms, signed = (
-                b.webhook_timeout_s,
-                b.webhook_retries,
-                b.webhook_retry_ms,
-                b.sign_review_webhooks,
-            )
+            signed = self.behaviour.sign_review_webhooks
         headers = {"Content-Type": "application/json", "User-Agent": "tiktok-ads-sandbox"}
         if signed:
             headers["TikTok-Signature"] = payloads.signature_header(app.secret, body, int(time.time()))
-        status, error = None, ""
-        try:
-            response = requests.post(url, data=body, headers=headers, timeout=timeout)
-            status = response.status_code
-            error = "" if status == 200 else response.text[:500]
-        except requests.RequestException as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        ok = status == 200
-        record = {
-            "url": url,
-            "attempt": attempt,
-            "status": status,
-            "error": error,
-            "at": time.time(),
-            "body": body.decode(),
-        }
-        with self.lock:
-            self.deliveries.append(record)
-        self.count(f"review_webhooks_{'ok' if ok else 'failed'}")
-        if not ok and attempt <= retries:
-            logger.warning("ads sandbox: review webhook to %s failed (try %d): %s", url, attempt, status)
-            self.scheduler.at(retry_ms / 1000 * 2 ** (attempt - 1), lambda: self._attempt(app, url, body, attempt + 1))
-        return record
+        return self.post_webhook(
+            url,
+            body,
+            headers,
+            attempt,
+            record={"body": body.decode()},
+            counter="review_webhooks",
+            what="ads sandbox: review",
+            again=lambda: self._attempt(app, url, body, attempt + 1),
+        )
 
     # --- rate limit, request log, control ----------------------------------------------------------------------
 
@@ -1192,18 +1153,8 @@ class AdsSandbox:
 
     def control(self, body: Any) -> dict:
         """`{"reset": true}`, `{"set": {...}}`, `{"revoke_token": <token>|"*"}`."""
-        if not isinstance(body, dict):
-            raise ValueError("the body must be a JSON object")
-        unknown = set(body) - {"reset", "set", "revoke_token"}
-        if unknown:
-            raise ValueError(f"unknown control keys: {', '.join(sorted(unknown))}")
         with self.lock:
-            if body.get("reset"):
-                self.behaviour.update(self.initial_behaviour)
-            changes = body.get("set") or {}
-            if not isinstance(changes, dict):
-                raise ValueError("set must be a JSON object of switches")
-            self.behaviour.update(changes)
+            self.control_switches(body, {"revoke_token"})
             if "revoke_token" in body:
                 target = body["revoke_token"]
                 if target != "*" and target not in self.tokens:
@@ -1272,11 +1223,6 @@ class AdsSandbox:
 
 
 # --- helpers ---------------------------------------------------------------------------------------------------
-
-
-def _is_url(value: str) -> bool:
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _is_header(line: str) -> bool:
@@ -1502,7 +1448,7 @@ def _image_size(data: bytes) -> tuple[int, int]:
 
 
 def _fetch(url: str) -> bytes:
-    if not _is_url(url):
+    if not is_url(url):
         raise ApiError(payloads.PARAM_ERROR, "image_url must be an absolute http(s) URL")
     try:
         response = requests.get(url, timeout=10)

@@ -1,5 +1,6 @@
 """The TikTok sandbox's switches: the uncertain facts of the README (§11) and the faults, settable at start and
-at run time (`POST /sandbox/control {"set": {...}}`)."""
+at run time (`POST /sandbox/control {"set": {...}}`). `TikTokSwitches` holds those the Marketing API's sandbox
+(`ads/sandbox/behaviour.py`) has too: TikTok's API faults, webhook retries, the trailing-slash rule."""
 
 from __future__ import annotations
 
@@ -9,11 +10,42 @@ from tiktok_channel.sandbox.switches import Switches
 
 
 @dataclass
-class Behaviour(Switches):
+class TikTokSwitches(Switches):
+    """The switches of both TikTok sandboxes (Business Messaging and the Marketing API): one wire convention."""
+
+    # OAuth: how long an authorization code lives (each sandbox has its own default).
+    auth_code_ttl_s: int = 600
+    # Webhooks (§3.5, §7.7): per-try timeout; a non-200 answer is tried again after webhook_retry_ms × 2^(n-1).
+    webhook_timeout_s: float = 5.0
+    webhook_retries: int = 3
+    webhook_retry_ms: int = 1000  # then doubled per try
+    # Routes: a path without its trailing `/` is answered 404 / 40400 (reported, 2nd source).
+    strict_trailing_slash: bool = True
+    # Faults of the API (/open_api/...), checked in this order, one per request: hold the connection `hold_ms` and
+    # close it unanswered; answer HTTP `fail_status`; answer HTTP 200 with `throttle_code` (TikTok sends no
+    # Retry-After); answer `invalid_token_next` calls with 40105 whatever the token; otherwise answer after `slow_ms`.
+    hold_next: int = 0
+    hold_ms: int = 30_000
+    fail_next: int = 0
+    fail_status: int = 500
+    throttle_next: int = 0
+    throttle_code: int = 40100
+    invalid_token_next: int = 0
+    slow_ms: int = 0
+
+    def validate(self) -> None:
+        if not 500 <= self.fail_status <= 599:
+            raise ValueError("fail_status must be a 5xx status")
+        if self.throttle_code not in (40100, 40132, 61000):
+            raise ValueError("throttle_code must be 40100, 40132 or 61000")
+        super().validate()
+
+
+@dataclass
+class Behaviour(TikTokSwitches):
     # OAuth (§2.1, §11.1-3). Lifetimes are what the token answers say; the sources disagree, so they are switches.
     access_token_ttl_s: int = 86_400
-    refresh_token_ttl_s: int = 31_536_000
-    auth_code_ttl_s: int = 600
+    refresh_token_ttl_s: int = 31_536_000  # and auth_code_ttl_s (600)
     # The callback's code parameter: "code" (Chatwoot) or "auth_code" (a third-party spec).
     callback_code_param: str = "code"
     # Whether refresh rotates the refresh token (the old one then stops working) (§11.2: assume it does).
@@ -38,22 +70,6 @@ class Behaviour(Switches):
     echo_first: bool = False
     create_time_ms: bool = False
     signature_skew_s: int = 0  # sign with a timestamp this much in the past (a replay, for the receiver to refuse)
-    webhook_timeout_s: float = 5.0
-    webhook_retries: int = 3
-    webhook_retry_ms: int = 1000  # then doubled per try
-    # Routes: a path without its trailing `/` is answered 404 / 40400 (reported, 2nd source).
-    strict_trailing_slash: bool = True
-    # Faults of the API (/open_api/...), checked in this order, one per request: hold the connection `hold_ms` and
-    # close it unanswered; answer HTTP `fail_status`; answer HTTP 200 with `throttle_code` (TikTok sends no
-    # Retry-After); answer `invalid_token_next` calls with 40105 whatever the token; otherwise answer after `slow_ms`.
-    hold_next: int = 0
-    hold_ms: int = 30_000
-    fail_next: int = 0
-    fail_status: int = 500
-    throttle_next: int = 0
-    throttle_code: int = 40100
-    invalid_token_next: int = 0
-    slow_ms: int = 0
     # Posts (videos.py): every account added gets `seed_videos` posts; the Accounts API answers 40100 past
     # `accounts_api_qpm` calls per account and minute (§9: 40; 0 is off); `short_pages` returns pages shorter
     # than asked while has_more stays true (§6.1 says TikTok may).
@@ -89,10 +105,6 @@ class Behaviour(Switches):
     def validate(self) -> None:
         if self.callback_code_param not in ("code", "auth_code"):
             raise ValueError("callback_code_param must be code or auth_code")
-        if not 500 <= self.fail_status <= 599:
-            raise ValueError("fail_status must be a 5xx status")
-        if self.throttle_code not in (40100, 40132, 61000):
-            raise ValueError("throttle_code must be 40100, 40132 or 61000")
         if self.chunk_reject_status not in (400, 500, 502, 503):
             raise ValueError("chunk_reject_status must be 400, 500, 502 or 503")
         unknown = set(self.image_types) - {"image/jpeg", "image/png", "image/webp"}

@@ -7,24 +7,20 @@ import json
 import logging
 import random
 import secrets
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
-
-import requests
 
 from tiktok_channel.direct.sandbox import payloads
 from tiktok_channel.direct.sandbox.behaviour import Behaviour
 from tiktok_channel.direct.sandbox.posting import Posting
 from tiktok_channel.direct.sandbox.videos import VideoLibrary
-from tiktok_channel.sandbox.server import DEMO_LINES, Scheduler  # the Infobip sandbox's, reused as they are
+from tiktok_channel.sandbox.server import DEMO_LINES  # the Infobip sandbox's, reused as they are
+from tiktok_channel.sandbox.switches import SandboxState, is_url, redirect_uris
 
 logger = logging.getLogger(__name__)
 
-KEPT_DELIVERIES = 500
 KEPT_SENT = 1000
 DEFAULT_SHARE_POST = "https://www.tiktok.com/embed/7300000000000000001"
 QUOTABLE = {"text", "image", "share_post"}  # §3.2: what a TEXT may quote
@@ -155,14 +151,13 @@ class Media:
     expires_at: float
 
 
-class Sandbox:
+class Sandbox(SandboxState):
     """The sandbox's state and behaviour. One lock guards all of it; webhooks are posted outside it."""
 
+    behaviour: Behaviour
+
     def __init__(self, behaviour: Behaviour | None = None) -> None:
-        self.behaviour = behaviour or Behaviour()
-        self.initial_behaviour = self.behaviour.as_dict()
-        self.lock = threading.RLock()
-        self.scheduler = Scheduler()
+        super().__init__(behaviour or Behaviour())
         self.cover_base_url = "http://127.0.0.1"  # the server sets its own address (covers it serves)
         self.clock_offset_s = 0.0
         self.apps: dict[str, App] = {}
@@ -174,22 +169,13 @@ class Sandbox:
         self.media: dict[str, Media] = {}
         self.downloads: dict[str, tuple[str, float]] = {}  # download token -> (media_id, expires_at)
         self.sent: deque[dict] = deque(maxlen=KEPT_SENT)
-        self.deliveries: deque[dict] = deque(maxlen=KEPT_DELIVERIES)
-        self.counters: dict[str, int] = {}
         self.comments: dict[str, dict] = {}  # comment id -> the comment as `/business/comment/list/` shows it
         self.videos = VideoLibrary(self)  # posts, their growing figures, followers (videos.py)
         self.posting = Posting(self)  # the Content Posting API (§4)
 
-    def close(self) -> None:
-        self.scheduler.stop()
-
     def now(self) -> float:
         """TikTok's clock: the wall clock plus what `advance_clock_s` added (tokens, codes, the reply window)."""
         return time.time() + self.clock_offset_s
-
-    def count(self, name: str, n: int = 1) -> None:
-        with self.lock:
-            self.counters[name] = self.counters.get(name, 0) + n
 
     # --- setup -----------------------------------------------------------------------------------------------
 
@@ -201,15 +187,11 @@ class Sandbox:
         key, secret = spec.get("client_key"), spec.get("client_secret")
         if not isinstance(key, str) or not key or not isinstance(secret, str) or not secret:
             raise ValueError("client_key and client_secret are required strings")
-        uris = spec.get("redirect_uris", [])
-        if "redirect_uri" in spec:
-            uris = [*uris, spec["redirect_uri"]]
-        if not isinstance(uris, list) or not all(isinstance(u, str) and _is_url(u) for u in uris):
-            raise ValueError("redirect_uri(s) must be absolute http(s) URLs")
+        uris = redirect_uris(spec)
         app = App(client_key=key, client_secret=secret, name=str(spec.get("name") or key), redirect_uris=uris)
         webhook_url = spec.get("webhook_url")
         if webhook_url:
-            if not isinstance(webhook_url, str) or not _is_url(webhook_url):
+            if not isinstance(webhook_url, str) or not is_url(webhook_url):
                 raise ValueError("webhook_url must be an absolute http(s) URL")
             app.webhooks["DIRECT_MESSAGE"] = webhook_url
         with self.lock:
@@ -238,7 +220,7 @@ class Sandbox:
             app = self.apps.get(client_key)
         if app is None:
             raise ValueError(f"client_key {client_key!r} is not a registered app")
-        if not _is_url(redirect_uri):
+        if not is_url(redirect_uri):
             raise ValueError("redirect_uri must be an absolute http(s) URL")
         if app.redirect_uris and redirect_uri not in app.redirect_uris:
             raise ValueError(f"redirect_uri {redirect_uri!r} is not registered for this app")
@@ -1104,58 +1086,36 @@ class Sandbox:
         return results
 
     def _attempt(self, event: str, app: App, body: bytes, attempt: int, event_type: str = "DIRECT_MESSAGE") -> dict:
-        """POST one signed webhook; a non-200 answer is tried again after `webhook_retry_ms × 2^(n-1)`."""
+        """POST one signed webhook; a non-200 answer is tried again after `webhook_retry_ms × 2^(n-1)` (§3.5)."""
         with self.lock:
-            b = self.behaviour
-            url = app.webhooks.get(event_type, "")
-            timeout, retries, retry_ms, skew = (
-                b.webhook_timeout_s,
-                b.webhook_retries,
-                b.webhook_retry_ms,
-                b.signature_skew_s,
-            )
+            url, skew = app.webhooks.get(event_type, ""), self.behaviour.signature_skew_s
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "tiktok-sandbox",
             "TikTok-Signature": payloads.signature_header(app.client_secret, body, int(time.time()) - skew),
         }
-        status, error = None, ""
-        try:
-            response = requests.post(url, data=body, headers=headers, timeout=timeout)
-            status = response.status_code
-            error = "" if status == 200 else response.text[:500]
-        except requests.RequestException as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        ok = status == 200  # §3.5: every non-200 answer is retried
-        record = {"event": event, "url": url, "attempt": attempt, "status": status, "error": error, "at": time.time()}
-        with self.lock:
-            self.deliveries.append(record)
-        self.count(f"webhooks_{event}_{'ok' if ok else 'failed'}")
-        if not ok and attempt <= retries:
-            logger.warning("tiktok sandbox: %s webhook to %s failed (try %d): %s", event, url, attempt, status)
-            self.scheduler.at(
-                retry_ms / 1000 * 2 ** (attempt - 1), lambda: self._attempt(event, app, body, attempt + 1, event_type)
-            )
-        return record
+        return self.post_webhook(
+            url,
+            body,
+            headers,
+            attempt,
+            record={"event": event},
+            counter=f"webhooks_{event}",
+            what=f"tiktok sandbox: {event}",
+            again=lambda: self._attempt(event, app, body, attempt + 1, event_type),
+        )
 
     # --- control ---------------------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        super().reset()
+        self.clock_offset_s = 0.0
 
     def control(self, body: dict) -> dict:
         """`{"reset": true}`, `{"set": {...}}` and the actions `expire_access_token`, `revoke_refresh_token`
         (an account's open_id, or "*" for all) and `advance_clock_s`."""
-        if not isinstance(body, dict):
-            raise ValueError("the body must be a JSON object")
-        unknown = set(body) - {"reset", "set", "expire_access_token", "revoke_refresh_token", "advance_clock_s"}
-        if unknown:
-            raise ValueError(f"unknown control keys: {', '.join(sorted(unknown))}")
         with self.lock:
-            if body.get("reset"):
-                self.behaviour.update(self.initial_behaviour)
-                self.clock_offset_s = 0.0
-            changes = body.get("set") or {}
-            if not isinstance(changes, dict):
-                raise ValueError("set must be a JSON object of switches")
-            self.behaviour.update(changes)
+            self.control_switches(body, {"expire_access_token", "revoke_refresh_token", "advance_clock_s"})
             advance = body.get("advance_clock_s", 0)
             if isinstance(advance, bool) or not isinstance(advance, int | float) or advance < 0:
                 raise ValueError("advance_clock_s must be a non-negative number")
@@ -1279,11 +1239,6 @@ def cover_svg(video_id: str, caption: str) -> bytes:
         f'<text x="90" y="250" font-family="sans-serif" font-size="14" fill="#fff" text-anchor="middle">{words}</text>'
         "</svg>"
     ).encode()
-
-
-def _is_url(value: str) -> bool:
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _message_body(message_type: str, body: dict, text_max: int) -> Any:

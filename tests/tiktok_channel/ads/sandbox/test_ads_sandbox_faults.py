@@ -73,7 +73,7 @@ def test_reset_and_bad_switches(connected):
 
 
 def test_control_endpoints_answer_loopback_clients_only():
-    from tiktok_channel.ads.sandbox.server import _loopback
+    from tiktok_channel.ads.sandbox.server import is_loopback  # the sandboxes' shared check
 
-    assert _loopback("127.0.0.1") and _loopback("::1")
-    assert not _loopback("192.168.1.20") and not _loopback("not an address")
+    assert is_loopback("127.0.0.1") and is_loopback("::1")
+    assert not is_loopback("192.168.1.20") and not is_loopback("not an address")
