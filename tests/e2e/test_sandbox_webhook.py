@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from inbox.models import Contact, Conversation, Message
-from tests.tiktok_channel.sandbox.conftest import wait_until
+from tests.tiktok_channel.sandbox_helpers import wait_until
 from tiktok_channel.sandbox.accounts import DatabaseAccounts
 from tiktok_channel.sandbox.behaviour import Behaviour
 from tiktok_channel.sandbox.server import Sandbox, SandboxServer

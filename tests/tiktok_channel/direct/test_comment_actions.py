@@ -12,7 +12,6 @@ from inbox.services import reply_queue
 from inbox.tasks import perform_message_action, send_message
 from tests.tiktok_channel.direct.test_comments import comment, connect_with_comments
 from tests.tiktok_channel.direct.test_wire_sandbox import OPEN_ID, next_webhooks, relay, wire  # noqa: F401
-from tests.tiktok_channel.sandbox.conftest import receiver  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,7 +9,6 @@ import pytest
 from inbox.models import Conversation, Message
 from tests.tiktok_channel.direct.test_comments import VIDEO, comment
 from tests.tiktok_channel.direct.test_wire_sandbox import KEY, OPEN_ID, next_webhooks, relay, wire  # noqa: F401
-from tests.tiktok_channel.sandbox.conftest import receiver  # noqa: F401
 from tiktok_channel.direct import comments, tokens
 from tiktok_channel.direct.tasks import sync_comments
 

@@ -11,7 +11,7 @@ from inbox.models import Conversation, Message
 from inbox.services import reply_queue
 from inbox.tasks import send_message
 from tests.tiktok_channel.direct.test_wire_sandbox import KEY, OPEN_ID, next_webhooks, relay, wire  # noqa: F401
-from tests.tiktok_channel.sandbox.conftest import receiver, wait_until  # noqa: F401
+from tests.tiktok_channel.sandbox_helpers import wait_until
 from tiktok_channel.direct import tokens
 
 pytestmark = pytest.mark.django_db(transaction=True)

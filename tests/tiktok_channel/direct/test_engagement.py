@@ -11,7 +11,6 @@ import time_machine
 from django.core import mail
 
 from tests.tiktok_channel.direct.test_wire_sandbox import KEY, OPEN_ID, next_webhooks, relay, wire  # noqa: F401
-from tests.tiktok_channel.sandbox.conftest import receiver  # noqa: F401
 from tiktok_channel.direct import tokens
 from tiktok_channel.direct.engagement import selectors, services, tasks
 from tiktok_channel.direct.engagement import wire as engagement_wire

@@ -22,7 +22,7 @@ from django.utils import timezone
 from inbox.models import Message
 from inbox.services import reply_queue
 from inbox.tasks import send_message
-from tests.tiktok_channel.sandbox.conftest import Captured, Receiver, receiver, wait_until  # noqa: F401
+from tests.tiktok_channel.sandbox_helpers import Captured, Receiver, wait_until
 from tiktok_channel.direct import tokens
 from tiktok_channel.direct.models import TikTokApp, TikTokConnection
 from tiktok_channel.direct.sandbox.behaviour import Behaviour
@@ -36,7 +36,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 
 
 @pytest.fixture
-def wire(receiver, inbox, settings) -> Iterator[tuple[SandboxServer, TikTokApp, Receiver]]:  # noqa: F811
+def wire(receiver, inbox, settings) -> Iterator[tuple[SandboxServer, TikTokApp, Receiver]]:
     settings.PUBLIC_BASE_URL = "http://inbox.wire.test"
     server = SandboxServer(Sandbox(Behaviour(read_delay_ms=0, webhook_retries=0, webhook_timeout_s=2)))
     server.start()
@@ -63,7 +63,7 @@ def relay(client, app: TikTokApp, captured: Captured):
     return client.post(url, data=captured.body, content_type="application/json", HTTP_TIKTOK_SIGNATURE=signature)
 
 
-def next_webhooks(receiver: Receiver, seen: int, count: int = 1) -> list[Captured]:  # noqa: F811
+def next_webhooks(receiver: Receiver, seen: int, count: int = 1) -> list[Captured]:
     wait_until(lambda: len(receiver.requests) >= seen + count, 5, f"{count} more webhooks")
     return list(receiver.requests)[seen : seen + count]
 
@@ -76,7 +76,7 @@ def connect(server: SandboxServer, app: TikTokApp) -> TikTokConnection:
 
 
 def test_provider_and_sandbox_agree_on_every_call_and_event(wire, client, agent, admin_client):
-    server, app, receiver = wire  # noqa: F811
+    server, app, receiver = wire
     sandbox = server.sandbox
 
     # OAuth: the code exchanged, the profile read (its display name shown), expiries from the answer's lifetimes.

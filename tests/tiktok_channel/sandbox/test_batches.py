@@ -3,7 +3,8 @@ its destinations), answers each with its own fate, and its HTTP fault switches a
 
 from __future__ import annotations
 
-from tests.tiktok_channel.sandbox.conftest import text_message, wait_until
+from tests.tiktok_channel.sandbox.conftest import text_message
+from tests.tiktok_channel.sandbox_helpers import wait_until
 from tiktok_channel import spec
 
 

@@ -10,7 +10,8 @@ import psutil
 import pytest
 import requests
 
-from tests.tiktok_channel.sandbox.conftest import API_KEY, BUSINESS_ID, text_message, wait_until
+from tests.tiktok_channel.sandbox.conftest import API_KEY, BUSINESS_ID, text_message
+from tests.tiktok_channel.sandbox_helpers import wait_until
 from tiktok_channel import spec
 from tiktok_channel.sandbox.accounts import StaticAccounts
 from tiktok_channel.sandbox.behaviour import Behaviour

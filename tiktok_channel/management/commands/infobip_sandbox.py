@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import threading
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from tiktok_channel.management.sandbox import listening, serve_until_stopped
 from tiktok_channel.sandbox.accounts import DatabaseAccounts
 from tiktok_channel.sandbox.behaviour import Behaviour
 from tiktok_channel.sandbox.server import Sandbox, SandboxServer
@@ -43,28 +42,19 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         sandbox = Sandbox(DatabaseAccounts(), behaviour)
-        try:
-            server = SandboxServer(sandbox, options["host"], options["port"])
-        except OSError as exc:
-            sandbox.close()
-            raise CommandError(f"cannot listen on {options['host']}:{options['port']}: {exc}") from None
-        self.stdout.write(f"Infobip sandbox listening on {server.url}  (state: {server.url}/sandbox/state)")
-        self.stdout.write("behaviour " + json.dumps(behaviour.as_dict()))
-        self.stdout.flush()
+        host, port = options["host"], options["port"]
+        server = listening(sandbox, lambda: SandboxServer(sandbox, host, port), host, port)
 
-        # serve_forever in a thread so SIGTERM/SIGINT can shut it down cleanly from the main thread.
-        done = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: done.set())
-        server.start()
-        # Its subscriptions live in memory: each start sets the accounts up again (the setup repairs what is missing).
-        for name in options["set_up_account"]:
-            self._set_up(name)
-        for sender in options["chatter_sender"]:
-            sandbox.chatter(sender, every_s=options["chatter_every"])
-        done.wait()
-        server.stop()
-        self.stdout.write("Infobip sandbox stopped")
+        def then() -> None:
+            # Its subscriptions live in memory: each start sets the accounts up again (the setup repairs what is
+            # missing).
+            for name in options["set_up_account"]:
+                self._set_up(name)
+            for sender in options["chatter_sender"]:
+                sandbox.chatter(sender, every_s=options["chatter_every"])
+
+        lines = ["behaviour " + json.dumps(behaviour.as_dict())]
+        serve_until_stopped(self, server, "Infobip sandbox", lines=lambda: lines, then=then)
 
     def _set_up(self, name: str) -> None:
         from django.db import connection

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import signal
-import threading
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tiktok_channel.ads.sandbox.behaviour import AdsBehaviour
 from tiktok_channel.ads.sandbox.server import AdsSandboxServer
 from tiktok_channel.ads.sandbox.state import AdsSandbox
+from tiktok_channel.management.sandbox import listening, serve_until_stopped
 
 DEMO_ADVERTISER = "7012345678901234567:Demo Shop ads"
 
@@ -47,7 +46,9 @@ class Command(BaseCommand):
         if len(options["app_id"]) != len(options["secret"]):
             raise CommandError("give one --secret for every --app-id")
         sandbox = AdsSandbox(behaviour)
-        try:
+        host, port = options["host"], options["port"]
+
+        def make_server() -> AdsSandboxServer:
             for n, app_id in enumerate(options["app_id"]):
                 app = {"app_id": app_id, "secret": options["secret"][n]}
                 for flag in ("redirect_uri", "review_webhook_url"):
@@ -56,24 +57,14 @@ class Command(BaseCommand):
                 sandbox.add_app(app)
             for value in options["advertiser"] or [DEMO_ADVERTISER]:
                 sandbox.add_advertiser(_advertiser(value))
-            server = AdsSandboxServer(sandbox, options["host"], options["port"])
-        except ValueError as exc:
-            sandbox.close()
-            raise CommandError(str(exc)) from None
-        except OSError as exc:
-            sandbox.close()
-            raise CommandError(f"cannot listen on {options['host']}:{options['port']}: {exc}") from None
+            return AdsSandboxServer(sandbox, host, port)
 
-        done = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: done.set())
-        server.start()
-        self.stdout.write(f"TikTok ads sandbox listening on {server.url}  (state: {server.url}/sandbox/state)")
-        for app in sandbox.apps.values():
-            self.stdout.write("app " + json.dumps(app.public()))
-        for advertiser in sandbox.advertisers.values():
-            self.stdout.write("advertiser " + json.dumps(advertiser.public()))
-        self.stdout.flush()
-        done.wait()
-        server.stop()
-        self.stdout.write("TikTok ads sandbox stopped")
+        server = listening(sandbox, make_server, host, port)
+
+        def lines() -> list[str]:
+            return [
+                *("app " + json.dumps(app.public()) for app in sandbox.apps.values()),
+                *("advertiser " + json.dumps(advertiser.public()) for advertiser in sandbox.advertisers.values()),
+            ]
+
+        serve_until_stopped(self, server, "TikTok ads sandbox", lines=lines)

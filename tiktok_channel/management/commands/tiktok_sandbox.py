@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import threading
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tiktok_channel.direct.sandbox.behaviour import Behaviour
 from tiktok_channel.direct.sandbox.server import SandboxServer
 from tiktok_channel.direct.sandbox.state import Sandbox
+from tiktok_channel.management.sandbox import listening, serve_until_stopped
 from tiktok_channel.sandbox.switches import interval
 
 DEMO_ACCOUNT = {"open_id": "demo-tt-business", "username": "demo_shop", "display_name": "Demo Shop"}
@@ -99,38 +98,32 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         sandbox = Sandbox(behaviour)
-        try:
+        host, port = options["host"], options["port"]
+
+        def make_server() -> SandboxServer:
             configure(sandbox, options)
-            server = SandboxServer(sandbox, options["host"], options["port"])
-        except OSError as exc:
-            sandbox.close()
-            raise CommandError(f"cannot listen on {options['host']}:{options['port']}: {exc}") from None
-        except CommandError:
-            sandbox.close()
-            raise
+            return SandboxServer(sandbox, host, port)
+
+        server = listening(sandbox, make_server, host, port)
         for open_id in options["chatter_account"]:
             sandbox.chatter(open_id, every_s=options["chatter_every"])
             low, high = options["chatter_every"]
             sandbox.comment_chatter(open_id, every_s=(low * 1.5, high * 1.5))
 
-        # serve_forever in a thread so SIGTERM/SIGINT can shut it down cleanly from the main thread.
-        done = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: done.set())
-        server.start()
-        # Its grants live in memory: each start connects the demo app again (a new consent replaces old tokens).
-        # Before "listening" is printed, so whoever waits for that line (make run's box) finds the account connected.
-        for name in options["connect_app"]:
-            self._connect(server, name)
-        self.stdout.write(f"TikTok sandbox listening on {server.url}  (state: {server.url}/sandbox/state)")
-        for app in sandbox.apps.values():
-            self.stdout.write("app " + json.dumps(app.public()))
-        for account in sandbox.accounts.values():
-            self.stdout.write("account " + json.dumps(account.public()))
-        self.stdout.flush()
-        done.wait()
-        server.stop()
-        self.stdout.write("TikTok sandbox stopped")
+        def connect_apps() -> None:
+            # Its grants live in memory: each start connects the demo app again (a new consent replaces old
+            # tokens), before "listening" is printed, so whoever waits for that line (make run's box) finds the
+            # account connected.
+            for name in options["connect_app"]:
+                self._connect(server, name)
+
+        def lines() -> list[str]:
+            return [
+                *("app " + json.dumps(app.public()) for app in sandbox.apps.values()),
+                *("account " + json.dumps(account.public()) for account in sandbox.accounts.values()),
+            ]
+
+        serve_until_stopped(self, server, "TikTok sandbox", lines=lines, ready=connect_apps)
 
     def _connect(self, server: SandboxServer, name: str) -> None:
         """The consent round trip without a browser: our authorize URL, the consent form answered "Authorize" with

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from tests.tiktok_channel.sandbox.conftest import Captured, Receiver, receiver, wait_until  # noqa: F401
+from tests.tiktok_channel.sandbox_helpers import RunningTikTok
 from tiktok_channel.ads.sandbox.behaviour import AdsBehaviour
 from tiktok_channel.ads.sandbox.server import AdsSandboxServer
 from tiktok_channel.ads.sandbox.state import AdsSandbox
@@ -42,13 +42,8 @@ def sha256_rows(n: int, start: int = 0) -> list[str]:
 
 
 @dataclass
-class Running:
+class Running(RunningTikTok):
     server: AdsSandboxServer
-    receiver: Receiver
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
     @property
     def sandbox(self) -> AdsSandbox:
@@ -78,12 +73,6 @@ class Running:
         assert response.status_code == 200, response.text
         return response.json()
 
-    def state(self) -> dict:
-        return requests.get(f"{self.url}/sandbox/state", timeout=5).json()
-
-    def counter(self, name: str) -> int:
-        return self.state()["counters"].get(name, 0)
-
     def consent(self, decision: str = "authorize", advertisers: list[str] | None = None, state: str = "st-1") -> dict:
         """Open the consent page and answer it as its form does; returns the redirect's query."""
         params = {"app_id": APP_ID, "state": state, "redirect_uri": REDIRECT_URI}
@@ -107,7 +96,7 @@ class Running:
 
 
 @pytest.fixture
-def running(receiver) -> Iterator[Running]:  # noqa: F811 - the fixture imported above
+def running(receiver) -> Iterator[Running]:
     sandbox = AdsSandbox(AdsBehaviour(webhook_retry_ms=50, webhook_timeout_s=2))
     sandbox.add_app({"app_id": APP_ID, "secret": SECRET, "name": "Acme Ads", "redirect_uri": REDIRECT_URI})
     sandbox.add_advertiser({"advertiser_id": ADVERTISER, "advertiser_name": "Acme Shop"})

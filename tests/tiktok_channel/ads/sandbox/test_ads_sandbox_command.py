@@ -2,52 +2,31 @@
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import requests
 from django.core.management import CommandError, call_command
 
-ROOT = Path(__file__).resolve().parents[4]
+from tests.tiktok_channel.sandbox_helpers import serving_command
 
 
 def test_the_command_serves_until_sigterm():
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "tiktok_ads_sandbox",
-            "--port",
-            "0",
-            "--app-id",
-            "7300000000000000009",
-            "--secret",
-            "cmd-secret",
-            "--redirect-uri",
-            "https://cmd.example/ads/cb/",
-            "--advertiser",
-            "7012345678900000001:Cmd Shop",
-            "--no-sign-review-webhooks",
-            "--audience-min-rows",
-            "10",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        first = process.stdout.readline()
-        url = re.search(r"listening on (http://\S+)", first)
-        assert url, first + process.stderr.read()
-        state = requests.get(f"{url.group(1)}/sandbox/state", timeout=5).json()
+    with serving_command(
+        "tiktok_ads_sandbox",
+        "--port",
+        "0",
+        "--app-id",
+        "7300000000000000009",
+        "--secret",
+        "cmd-secret",
+        "--redirect-uri",
+        "https://cmd.example/ads/cb/",
+        "--advertiser",
+        "7012345678900000001:Cmd Shop",
+        "--no-sign-review-webhooks",
+        "--audience-min-rows",
+        "10",
+    ) as run:
+        state = requests.get(f"{run.url}/sandbox/state", timeout=5).json()
         assert [a["app_id"] for a in state["apps"]] == ["7300000000000000009"]
         assert state["apps"][0]["redirect_uris"] == ["https://cmd.example/ads/cb/"]
         assert [(a["advertiser_id"], a["advertiser_name"]) for a in state["advertisers"]] == [
@@ -56,15 +35,12 @@ def test_the_command_serves_until_sigterm():
         assert state["behaviour"]["sign_review_webhooks"] is False
         assert state["behaviour"]["audience_min_rows"] == 10
         page = requests.get(
-            f"{url.group(1)}/portal/auth",
+            f"{run.url}/portal/auth",
             params={"app_id": "7300000000000000009", "redirect_uri": "https://cmd.example/ads/cb/", "state": "s"},
             timeout=5,
         )
         assert page.status_code == 200 and "Cmd Shop" in page.text
-    finally:
-        process.send_signal(signal.SIGTERM)
-        out, _ = process.communicate(timeout=15)
-    assert process.returncode == 0 and "TikTok ads sandbox stopped" in out
+    assert "TikTok ads sandbox stopped" in run.output
 
 
 def test_bad_flags_fail_loudly():

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
-import time
 
 import requests
 
-from tests.tiktok_channel.ads.sandbox.conftest import ADVERTISER, APP_ID, SECRET, wait_until
-
-
-def verify_signature(header: str, body: bytes, secret: str = SECRET, max_age_s: int = 300) -> bool:
-    """Our own verifier of `TikTok-Signature: t=…,s=…` (README §10), independent of the sandbox's signer."""
-    parts = dict(p.strip().split("=", 1) for p in header.split(",") if "=" in p)
-    t, s = parts.get("t", ""), parts.get("s", "")
-    if not t.isdigit() or not re.fullmatch(r"[0-9a-f]{64}", s):
-        return False
-    expected = hmac.new(secret.encode(), t.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, s) and abs(time.time() - int(t)) <= max_age_s
+from tests.tiktok_channel.ads.sandbox.conftest import ADVERTISER, APP_ID, SECRET
+from tests.tiktok_channel.sandbox_helpers import verify_signature, wait_until
 
 
 def _subscribe(connected, url: str, entity: str = "AD", **detail) -> dict:
@@ -51,8 +39,8 @@ def test_approval_posts_a_signed_ad_review_webhook_to_the_subscription(connected
     (captured,) = running.receiver.wait_for(1)
     assert captured.path == "/ads-hook/"
     header = {k.lower(): v for k, v in captured.headers.items()}["tiktok-signature"]
-    assert verify_signature(header, captured.body)
-    assert not verify_signature(header, captured.body.replace(b'"object"', b'"objekt"'))
+    assert verify_signature(header, captured.body, SECRET)
+    assert not verify_signature(header, captured.body.replace(b'"object"', b'"objekt"'), SECRET)
     payload = captured.json
     assert payload["object"] == 3 and isinstance(payload["time"], int)
     (entry,) = payload["entry"]

@@ -1,10 +1,7 @@
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
@@ -12,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from tests.tiktok_channel.sandbox.conftest import Captured, Receiver, receiver, wait_until  # noqa: F401
+from tests.tiktok_channel.sandbox_helpers import Captured, RunningTikTok, verify_signature, wait_until
 from tiktok_channel.direct.sandbox.behaviour import Behaviour
 from tiktok_channel.direct.sandbox.server import SandboxServer
 from tiktok_channel.direct.sandbox.state import Sandbox
@@ -25,16 +22,6 @@ SCOPES = "user.info.basic,message.list.read,message.list.send"
 API = "/open_api/v1.3"
 
 
-def verify_signature(header: str, body: bytes, secret: str, max_age_s: int = 300) -> bool:
-    """Our own small verifier of `TikTok-Signature: t=…,s=…` (README §10), independent of the sandbox's signer."""
-    parts = dict(p.strip().split("=", 1) for p in header.split(",") if "=" in p)
-    t, s = parts.get("t", ""), parts.get("s", "")
-    if not t.isdigit() or not re.fullmatch(r"[0-9a-f]{64}", s):
-        return False
-    expected = hmac.new(secret.encode(), t.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, s) and abs(time.time() - int(t)) <= max_age_s
-
-
 def event_of(captured: Captured, secret: str = CLIENT_SECRET) -> tuple[dict, dict]:
     """A webhook's envelope and its decoded `content`, after checking its signature."""
     header = {k.lower(): v for k, v in captured.headers.items()}["tiktok-signature"]
@@ -45,13 +32,8 @@ def event_of(captured: Captured, secret: str = CLIENT_SECRET) -> tuple[dict, dic
 
 
 @dataclass
-class Running:
+class Running(RunningTikTok):
     server: SandboxServer
-    receiver: Receiver
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
     @property
     def sandbox(self) -> Sandbox:
@@ -67,12 +49,6 @@ class Running:
         response = requests.post(f"{self.url}/sandbox/control", json=body, timeout=5)
         assert response.status_code == 200, response.text
         return response.json()
-
-    def state(self) -> dict:
-        return requests.get(f"{self.url}/sandbox/state", timeout=5).json()
-
-    def counter(self, name: str) -> int:
-        return self.state()["counters"].get(name, 0)
 
     def authorize_url(self, *, scope: str = SCOPES, state: str = "st-1", **extra) -> str:
         params = {
@@ -154,7 +130,7 @@ class Running:
 
 
 @pytest.fixture
-def running(receiver) -> Iterator[Running]:  # noqa: F811 - the fixture imported above
+def running(receiver) -> Iterator[Running]:
     behaviour = Behaviour(read_delay_ms=50, webhook_retry_ms=50, webhook_timeout_s=2)
     sandbox = Sandbox(behaviour)
     sandbox.add_app(

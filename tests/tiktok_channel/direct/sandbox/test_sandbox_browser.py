@@ -6,20 +6,18 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.tiktok_channel.direct.sandbox.conftest import BUSINESS, REDIRECT_URI
+from tests.tiktok_channel.sandbox_helpers import chromium
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.mark.parametrize("decision", ["Authorize", "Deny"])

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import requests
 from django.core.management import CommandError, call_command
 
 from tests.tiktok_channel.direct.sandbox.conftest import BUSINESS
+from tests.tiktok_channel.sandbox_helpers import serving_command
 from tiktok_channel.direct.sandbox.state import Sandbox
 from tiktok_channel.management.commands.tiktok_sandbox import configure
-
-ROOT = Path(__file__).resolve().parents[4]
 
 
 def test_tiktok_sandbox_user_posts_a_signed_message_through_the_running_sandbox(connected, capsys):
@@ -94,41 +87,24 @@ def test_configure_from_flags_and_a_file(tmp_path):
 
 
 def test_the_command_serves_until_sigterm():
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "tiktok_sandbox",
-            "--port",
-            "0",
-            "--client-key",
-            "cmd-app",
-            "--client-secret",
-            "cmd-secret",
-            "--redirect-uri",
-            "https://cmd.example/cb/",
-            "--account",
-            "cmd-biz:cmd_shop:Cmd Shop",
-            "--no-send-read",
-            "--access-token-ttl-s",
-            "7200",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        first = process.stdout.readline()
-        url = re.search(r"listening on (http://\S+)", first)
-        assert url, first + process.stderr.read()
-        state = requests.get(f"{url.group(1)}/sandbox/state", timeout=5).json()
+    with serving_command(
+        "tiktok_sandbox",
+        "--port",
+        "0",
+        "--client-key",
+        "cmd-app",
+        "--client-secret",
+        "cmd-secret",
+        "--redirect-uri",
+        "https://cmd.example/cb/",
+        "--account",
+        "cmd-biz:cmd_shop:Cmd Shop",
+        "--no-send-read",
+        "--access-token-ttl-s",
+        "7200",
+    ) as run:
+        state = requests.get(f"{run.url}/sandbox/state", timeout=5).json()
         assert [a["client_key"] for a in state["apps"]] == ["cmd-app"]
         assert [a["open_id"] for a in state["accounts"]] == ["cmd-biz"]
         assert state["behaviour"]["send_read"] is False and state["behaviour"]["access_token_ttl_s"] == 7200
-    finally:
-        process.send_signal(signal.SIGTERM)
-        out, _ = process.communicate(timeout=15)
-    assert process.returncode == 0 and "TikTok sandbox stopped" in out
+    assert "TikTok sandbox stopped" in run.output

@@ -7,7 +7,8 @@ import threading
 import pytest
 import requests
 
-from tests.tiktok_channel.direct.sandbox.conftest import API, BUSINESS, wait_until
+from tests.tiktok_channel.direct.sandbox.conftest import API, BUSINESS
+from tests.tiktok_channel.sandbox_helpers import wait_until
 
 
 def test_throttle_next_answers_http_200_with_tiktoks_code_then_recovers(connected):

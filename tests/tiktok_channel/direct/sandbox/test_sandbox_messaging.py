@@ -13,9 +13,8 @@ from tests.tiktok_channel.direct.sandbox.conftest import (
     CLIENT_KEY,
     CLIENT_SECRET,
     event_of,
-    verify_signature,
-    wait_until,
 )
+from tests.tiktok_channel.sandbox_helpers import verify_signature, wait_until
 
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 64 + b"\r\n--boundary\r\n\n"  # binary, line ends
 GIF = b"GIF89a" + b"\x00" * 64

@@ -9,7 +9,6 @@ import json
 import requests
 
 from tests.tiktok_channel.direct.sandbox.conftest import API, BUSINESS, running  # noqa: F401
-from tests.tiktok_channel.sandbox.conftest import receiver  # noqa: F401
 
 FIELDS = json.dumps(["item_id", "create_time", "caption", "video_views", "likes", "share_url"])
 SCOPES = "user.info.basic,user.info.stats,video.list"
