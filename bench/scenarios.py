@@ -730,24 +730,17 @@ def memory(sampler, res: Results) -> None:
 REPORT_CHARTS = ["volume", "response-times", "heatmap", "agents", "sources", "teams", "csat", "csat-agents"]
 
 
-def _ingest_rate(
-    inbox_id: int, *, prefix: str, batches: int, per: int, users: int, rollups: str
-) -> tuple[float, float, float]:
-    """Inbound events through the batch service (the processor's write path), in this process, with the report
-    roll-ups `rollups` (REPORTS_ROLLUPS: "off" or "deferred"): (events/s, seconds ingesting, seconds draining).
-    With roll-ups the clock runs until every marked conversation is refreshed, here, after the batches: the
-    refresh is serialized behind the ingest (the stack's worker is not asked to help), so its cost is counted
-    whole. Events are built beforehand."""
-    from django.test import override_settings
+def _ingest_batches(inbox_id: int, *, prefix: str, batches: int, per: int, users: int, rollups: str) -> list:
+    """The reporting ingest stream: `batches` lists of `per` (inbox id, InboundMessage), users drawn from a pool of
+    `users` per roll-up mode (seeded: the same stream every run)."""
     from django.utils import timezone
 
     from inbox.events import InboundMessage
-    from inbox.services import messages_receive
     from tiktok_channel.models import CHANNEL, PROVIDER
 
     rng = random.Random(f"{data.SEED}-{prefix}")
     now = timezone.now()
-    batches_of_items = [
+    return [
         [
             (
                 inbox_id,
@@ -767,10 +760,24 @@ def _ingest_rate(
         ]
         for b in range(batches)
     ]
+
+
+def _ingest_rate(
+    inbox_id: int, *, prefix: str, batches: int, per: int, users: int, rollups: str
+) -> tuple[float, float, float]:
+    """Inbound events through the batch service (the processor's write path), in this process, with the report
+    roll-ups `rollups` (REPORTS_ROLLUPS: "off" or "deferred"): (events/s, seconds ingesting, seconds draining).
+    With roll-ups the clock runs until every marked conversation is refreshed, here, after the batches: the
+    refresh is serialized behind the ingest (the stack's worker is not asked to help), so its cost is counted
+    whole. Events are built beforehand."""
     from unittest import mock
 
-    from inbox.reports import rollups as report_rollups
+    from django.test import override_settings
 
+    from inbox.reports import rollups as report_rollups
+    from inbox.services import messages_receive
+
+    batches_of_items = _ingest_batches(inbox_id, prefix=prefix, batches=batches, per=per, users=users, rollups=rollups)
     with override_settings(REPORTS_ROLLUPS=rollups), mock.patch.object(report_rollups, "schedule_drain"):
         started = time.perf_counter()
         for items in batches_of_items:
