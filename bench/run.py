@@ -2,7 +2,7 @@
 
 Writes bench/results/bench-<time>.json (+ latest.json) and a chart of latency distributions (PNG).
 Exits non-zero if a scenario produced no figure (smoke) — targets missed do not fail the run.
-Usage: python bench/run.py [--smoke] [--only NAME ...] [--read-conversations N]
+Usage: python bench/run.py [--smoke] [--only NAME ...] [--read-conversations N] [--reporting-ingest-only]
 """
 
 from __future__ import annotations
@@ -111,6 +111,11 @@ def main(argv: list[str]) -> int:
         type=int,
         help="conversations of the reads scenario (default 100,000; 2,000 smoke): fewer load faster",
     )
+    parser.add_argument(
+        "--reporting-ingest-only",
+        action="store_true",
+        help="the reporting scenario's roll-up cost on ingest only (skips seeding 100,000 conversations for charts)",
+    )
     args = parser.parse_args(argv)
     if not wrk.available():
         print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
@@ -118,6 +123,7 @@ def main(argv: list[str]) -> int:
     cfg = config(args.smoke)
     if args.read_conversations:
         cfg.read_conversations = args.read_conversations
+    cfg.reporting_ingest_only = args.reporting_ingest_only
     started = time.monotonic()
     stack = stack_mod.prepare(smoke=args.smoke)
     for note in stack.notes:

@@ -26,6 +26,7 @@ class Config:
     ticks: int
     agents: int = 100
     connections: int = 16
+    reporting_ingest_only: bool = False  # the reporting scenario without its 100,000-conversation chart part
 
 
 @dataclass
@@ -730,24 +731,17 @@ def memory(sampler, res: Results) -> None:
 REPORT_CHARTS = ["volume", "response-times", "heatmap", "agents", "sources", "teams", "csat", "csat-agents"]
 
 
-def _ingest_rate(
-    inbox_id: int, *, prefix: str, batches: int, per: int, users: int, rollups: str
-) -> tuple[float, float, float]:
-    """Inbound events through the batch service (the processor's write path), in this process, with the report
-    roll-ups `rollups` (REPORTS_ROLLUPS: "off" or "deferred"): (events/s, seconds ingesting, seconds draining).
-    With roll-ups the clock runs until every marked conversation is refreshed, here, after the batches: the
-    refresh is serialized behind the ingest (the stack's worker is not asked to help), so its cost is counted
-    whole. Events are built beforehand."""
-    from django.test import override_settings
+def _ingest_batches(inbox_id: int, *, prefix: str, batches: int, per: int, users: int, rollups: str) -> list:
+    """The reporting ingest stream: `batches` lists of `per` (inbox id, InboundMessage), users drawn from a pool of
+    `users` per roll-up mode (seeded: the same stream every run)."""
     from django.utils import timezone
 
     from inbox.events import InboundMessage
-    from inbox.services import messages_receive
     from tiktok_channel.models import CHANNEL, PROVIDER
 
     rng = random.Random(f"{data.SEED}-{prefix}")
     now = timezone.now()
-    batches_of_items = [
+    return [
         [
             (
                 inbox_id,
@@ -767,16 +761,30 @@ def _ingest_rate(
         ]
         for b in range(batches)
     ]
+
+
+def _ingest_rate(
+    inbox_id: int, *, prefix: str, batches: int, per: int, users: int, rollups: str, stats: dict | None = None
+) -> tuple[float, float, float]:
+    """Inbound events through the batch service (the processor's write path), in this process, with the report
+    roll-ups `rollups` (REPORTS_ROLLUPS: "off" or "deferred"): (events/s, seconds ingesting, seconds draining).
+    With roll-ups the clock runs until every marked conversation is refreshed, here, after the batches: the
+    refresh is serialized behind the ingest (the stack's worker is not asked to help), so its cost is counted
+    whole. Events are built beforehand. `stats`: the drain's count of fast-path and recomputed conversations."""
     from unittest import mock
 
-    from inbox.reports import rollups as report_rollups
+    from django.test import override_settings
 
+    from inbox.reports import rollups as report_rollups
+    from inbox.services import messages_receive
+
+    batches_of_items = _ingest_batches(inbox_id, prefix=prefix, batches=batches, per=per, users=users, rollups=rollups)
     with override_settings(REPORTS_ROLLUPS=rollups), mock.patch.object(report_rollups, "schedule_drain"):
         started = time.perf_counter()
         for items in batches_of_items:
             messages_receive(items)  # commits; the subscribers run after the commit, as in the processor
         ingested = time.perf_counter()
-        report_rollups.drain()
+        report_rollups.drain(stats=stats)
         drained = time.perf_counter()
     return batches * per / (drained - started), ingested - started, drained - ingested
 
@@ -811,10 +819,11 @@ def reporting(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> Non
         _ingest_rate(inbox.pk, prefix=f"warm-{mode}", batches=batches, per=per, users=users, rollups=mode)
     rates: dict[str, list[float]] = {"off": [], "deferred": []}
     ingest_seconds = drain_seconds = 0.0
+    drained: dict[str, int] = {}
     for round_ in range(6):
         mode = "deferred" if round_ % 2 else "off"
         rate, ingesting, draining = _ingest_rate(
-            inbox.pk, prefix=f"round{round_}", batches=batches, per=per, users=users, rollups=mode
+            inbox.pk, prefix=f"round{round_}", batches=batches, per=per, users=users, rollups=mode, stats=drained
         )
         rates[mode].append(rate)
         if mode == "deferred":
@@ -835,9 +844,14 @@ def reporting(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> Non
             f"marked conversation is refreshed (REPORTS_ROLLUPS=deferred, drained after the batches); without "
             f"{[round(r) for r in rates['off']]} / with {[round(r) for r in rates['deferred']]} events/s; cost "
             f"{100 * (1 - ratio):.1f} %; within the rounds with roll-ups the drain took "
-            f"{100 * drain_seconds / ingest_seconds:.1f} % of the ingest's time",
+            f"{100 * drain_seconds / ingest_seconds:.1f} % of the ingest's time; marked conversations refreshed on "
+            f"the fast path {drained.get('fast', 0)}, recomputed whole {drained.get('full', 0)} (a conversation's "
+            "first message is recomputed)",
         )
     )
+    res.info["reporting_drain_fast_full"] = [drained.get("fast", 0), drained.get("full", 0)]
+    if cfg.reporting_ingest_only:
+        return
 
     # 2. The report API over 90 days of 100,000 conversations / 1,000,000 messages.
     inbox_id, token = data.reads_user(inbox_name="Bench reporting")

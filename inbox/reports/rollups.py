@@ -139,14 +139,20 @@ def conversations_mark(ids: list[int], *, appended: dict[int, list[int]] | None 
         return
     table = connection.ops.quote_name(ReportDirty._meta.db_table)
     ordered = sorted(ids)
+    # The new messages as one JSON object (conversation id → message ids), not a text[] of JSON: psycopg quotes
+    # and escapes each element of a text array in Python, a cost paid inside every ingest batch.
     with connection.cursor() as cursor:
         cursor.execute(
             f"""INSERT INTO {table} (conversation_id, marked_at, "full", message_ids)
-                SELECT v.id, now(), v."full", v.messages::jsonb
-                FROM unnest(%s::bigint[], %s::boolean[], %s::text[]) AS v(id, "full", messages) ORDER BY v.id
+                SELECT v.id, now(), v."full", coalesce(%s::jsonb -> v.id::text, '[]'::jsonb)
+                FROM unnest(%s::bigint[], %s::boolean[]) AS v(id, "full") ORDER BY v.id
                 ON CONFLICT (conversation_id) DO UPDATE SET "full" = {table}."full" OR EXCLUDED."full",
                     message_ids = {table}.message_ids || EXCLUDED.message_ids""",  # noqa: S608
-            [ordered, [pk not in appended for pk in ordered], [json.dumps(appended.get(pk, [])) for pk in ordered]],
+            [
+                _dumps({str(pk): appended[pk] for pk in ordered if pk in appended}),
+                ordered,
+                [pk not in appended for pk in ordered],
+            ],
         )
 
 
@@ -162,10 +168,12 @@ def schedule_drain() -> None:
         logger.warning("could not schedule the report roll-ups' refresh; beat's run will", exc_info=True)
 
 
-def drain(*, chunk: int = CHUNK, max_chunks: int | None = None) -> int:
+def drain(*, chunk: int = CHUNK, max_chunks: int | None = None, stats: dict[str, int] | None = None) -> int:
     """Refresh every marked conversation (at most `max_chunks` chunks), a chunk per transaction (marks taken with
     SKIP LOCKED, so drains can run side by side); returns how many were refreshed. A mark made while its
-    conversation is being refreshed waits for that refresh to commit, then stays for the next drain."""
+    conversation is being refreshed waits for that refresh to commit, then stays for the next drain.
+
+    `stats` (if given) is counted into: "fast" conversations added to on the fast path, "full" recomputed."""
     table = connection.ops.quote_name(ReportDirty._meta.db_table)
     refreshed = 0
     for _ in range(max_chunks) if max_chunks is not None else itertools.count():
@@ -188,8 +196,12 @@ def drain(*, chunk: int = CHUNK, max_chunks: int | None = None) -> int:
             if not ids:
                 return refreshed
             full = _append(appended) if appended else set()
-            _refresh(sorted(set(ids) - set(appended) | full))
+            recomputed = sorted(set(ids) - set(appended) | full)
+            _refresh(recomputed)
         refreshed += len(ids)
+        if stats is not None:
+            stats["fast"] = stats.get("fast", 0) + len(ids) - len(recomputed)
+            stats["full"] = stats.get("full", 0) + len(recomputed)
     return refreshed
 
 
@@ -197,45 +209,51 @@ def _append(appended: dict[int, list[int]]) -> set[int]:
     """The fast path (PostgreSQL): add new customer messages to the stored figures of conversations nothing else
     changed in, without reading them again. Returns the conversations it cannot take, for the full recompute: no
     stored figures yet, the last cycle resolved or without a customer message yet, a message with a referral or
-    stored before the cycle began, or a count of customer messages that is not the stored one plus these (a
-    message a concurrent recompute already counted). Its result is exactly the full recompute's."""
+    stored before the cycle began, or a message whose id is not above every customer message the stored figures
+    counted ("m": it may be counted already, e.g. by a concurrent recompute, or an older one was not counted yet).
+    Its result is exactly the full recompute's.
+
+    Why "m" suffices: the stored figures count only customer messages with ids up to "m", so messages above it are
+    not counted yet; one below it is refused, and a message the figures have not counted always gets its own mark
+    (after its commit), which then finds it below "m" or adds it. Only the parts it moves are read and written
+    ("d", "n", "m" of the contributions), with one JSON document per statement (psycopg escapes a text[] of JSON
+    element by element: that escaping was most of the old fast path's own time)."""
     ids = sorted(appended)
-    message_ids = sorted({pk for messages in appended.values() for pk in messages})
     state_table = connection.ops.quote_name(ReportState._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""SELECT s.conversation_id, s.contributions, c.inbox_id, i.time_zone,
-                       (SELECT count(*) FROM inbox_message m WHERE m.conversation_id = c.id AND m.direction = 'in')
+            f"""SELECT s.conversation_id, s.contributions -> 'c' -> -1, s.contributions -> 'd',
+                       s.contributions -> 'n', s.contributions -> 'm', c.inbox_id, i.time_zone
                 FROM {state_table} s JOIN inbox_conversation c ON c.id = s.conversation_id
                 JOIN inbox_inbox i ON i.id = c.inbox_id
                 WHERE s.conversation_id = ANY(%s) ORDER BY s.conversation_id FOR UPDATE OF s""",  # noqa: S608
             [ids],
         )
-        found = {pk: (_loads(contributions) or {}, inbox_id, tz, n) for pk, contributions, inbox_id, tz, n in cursor}
+        found = {pk: row for pk, *row in cursor.fetchall()}
         cursor.execute(
             f"""SELECT conversation_id, id, {us("created_at")}, referral <> '{{}}'::jsonb FROM inbox_message
                 WHERE id = ANY(%s) AND direction = 'in'""",  # noqa: S608
-            [message_ids],
+            [sorted({pk for messages in appended.values() for pk in messages})],
         )
         new_messages = defaultdict(dict)
         for conversation_id, pk, created_at, has_referral in cursor.fetchall():
             new_messages[conversation_id][pk] = (_at(created_at), has_referral)
     full: set[int] = set()
     day_delta: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(DAY_COUNTS))
-    new_states: list[tuple[int, dict]] = []
+    new_parts: list[list] = []
     index = COUNT_INDEX["messages_in"]
     for pk in ids:
         wanted = set(appended[pk])
         if pk not in found or set(new_messages[pk]) != wanted:
             full.add(pk)
             continue
-        contributions, inbox_id, tz, count = found[pk]
-        cycles = contributions.get("c") or []
-        if not cycles or "n" not in contributions or count != contributions["n"] + len(wanted):
+        last, days, counted, highest, inbox_id, tz = found[pk]
+        last, days, counted, highest = _loads(last), _loads(days), _loads(counted), _loads(highest)
+        if not last or counted is None or highest is None or min(wanted) <= highest:
             full.add(pk)
             continue
         # The cycle row's values after inbox and conversation: see CYCLE_FIELDS.
-        last = dict(zip(CYCLE_FIELDS[2:], cycles[-1], strict=True))
+        last = dict(zip(CYCLE_FIELDS[2:], last, strict=True))
         if last["resolved_at"] is not None or last["first_inbound_at"] is None:
             full.add(pk)
             continue
@@ -246,31 +264,21 @@ def _append(appended: dict[int, list[int]]) -> set[int]:
             full.add(pk)
             continue
         zone = ZoneInfo(tz or settings.TIME_ZONE)
-        days = {tuple(entry[:5]): list(entry[5]) for entry in contributions["d"]}
+        days = {tuple(entry[:5]): entry[5] for entry in days}
         for at, _ in messages:
-            key = (
-                inbox_id,
-                at.astimezone(zone).date().isoformat(),
-                last["agent_id"],
-                last["source_kind"],
-                last["source_id"],
-            )
+            day = at.astimezone(zone).date()
+            key = (inbox_id, day.isoformat(), last["agent_id"], last["source_kind"], last["source_id"])
             days.setdefault(key, [0] * len(DAY_COUNTS))[index] += 1
-            day_delta[(inbox_id, at.astimezone(zone).date(), *key[2:])][index] += 1
-        contributions = {
-            **contributions,
-            "d": [[*key, counts] for key, counts in sorted(days.items(), key=_sort_key)],
-            "n": count,
-        }
-        new_states.append((pk, contributions))
+            day_delta[(inbox_id, day, *key[2:])][index] += 1
+        days = [[*key, counts] for key, counts in sorted(days.items(), key=_sort_key)]
+        new_parts.append([pk, {"d": days, "n": counted + len(wanted), "m": max(wanted)}])
     _apply(ReportDay, DAY_KEY, DAY_COUNTS, {k: v for k, v in day_delta.items() if any(v)})
-    if new_states:
+    if new_parts:
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {state_table} s SET contributions = v.contributions::jsonb "  # noqa: S608
-                "FROM unnest(%s::bigint[], %s::text[]) AS v(conversation_id, contributions) "
-                "WHERE s.conversation_id = v.conversation_id",
-                [[pk for pk, _ in new_states], [_dumps(contributions) for _, contributions in new_states]],
+                f"UPDATE {state_table} s SET contributions = s.contributions || (v.value -> 1) "  # noqa: S608
+                "FROM jsonb_array_elements(%s::jsonb) AS v WHERE s.conversation_id = (v.value ->> 0)::bigint",
+                [_dumps(new_parts)],
             )
     return full
 
@@ -516,7 +524,9 @@ def conversation_figures(
         "h": [[*_json_key(key), count] for key, count in sorted(hours.items(), key=_sort_key)],
         "c": [_json_key(tuple(row.values()[2:])) for row in rows],  # to write only the cycles that changed
         "s": [[*_json_key(key), count] for key, count in sorted(csat.items(), key=_sort_key)],
-        "n": sum(len(cycle.inbound) for cycle in cycles),  # customer messages counted (the fast path checks it)
+        # The customer messages counted, and the highest id among them (the fast path checks it).
+        "n": sum(len(cycle.inbound) for cycle in cycles),
+        "m": max((pk for cycle in cycles for pk, _stored_at in cycle.inbound), default=0),
     }
     return rows, contributions
 
@@ -737,11 +747,11 @@ def _refresh_loaded(conversations, states, messages, audits, conversions, rating
             ReportState.objects.filter(conversation_id=pk).update(contributions=contributions)
     elif new_states:
         with connection.cursor() as cursor:
+            # One JSON document, not a text[] of them (psycopg escapes every quote of every element in Python).
             cursor.execute(
-                f"UPDATE {table[ReportState]} s SET contributions = v.contributions::jsonb "  # noqa: S608
-                "FROM unnest(%s::bigint[], %s::text[]) AS v(conversation_id, contributions) "
-                "WHERE s.conversation_id = v.conversation_id",
-                [[pk for pk, _ in new_states], [_dumps(contributions) for _, contributions in new_states]],
+                f"UPDATE {table[ReportState]} s SET contributions = v.value -> 1 "  # noqa: S608
+                "FROM jsonb_array_elements(%s::jsonb) AS v WHERE s.conversation_id = (v.value ->> 0)::bigint",
+                [_dumps(new_states)],
             )
 
 

@@ -1,0 +1,124 @@
+"""The report roll-ups' cost on ingest, measured in CPU time (survives a loaded machine better than wall clock).
+
+Usage: DATABASE_URL=postgres://…/<db> REDIS_URL=redis://…/<n> BENCH_REDIS_DB=<n+10> \
+       python bench/rollup_cost.py [--rounds 6] [--batches 40] [--per 200] [--users 5000]
+
+Drops and creates `<db>_bench` (as bench/run.py does), migrates it, starts no server. The stream is the reporting
+scenario's ingest part (bench/scenarios.py `_ingest_rate`): batches of inbound events through the batch service
+over a pool of existing open conversations, REPORTS_ROLLUPS "off" and "deferred" alternated (a warm round each
+first, so every conversation exists and has its figures), the marks drained after the batches. Per round it
+records the CPU time of this process (time.process_time) and of its PostgreSQL backend (/proc/<pid>/stat, same
+machine), for the ingest and for the drain, and how many marked conversations the drain took on its fast path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def backend_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of the PostgreSQL backend serving this process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=6, help="measured rounds, alternating off / deferred")
+    parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--per", type=int, default=200)
+    parser.add_argument("--users", type=int, default=5000)
+    parser.add_argument("--json", help="write the rounds here")
+    args = parser.parse_args(argv)
+
+    from bench import stack as stack_mod
+
+    stack = stack_mod.prepare(smoke=False)
+    if stack.database != "postgresql":
+        print("needs DATABASE_URL of a PostgreSQL server on this machine", file=sys.stderr)
+        return 2
+    os.environ.update(stack.env)
+    import django
+
+    django.setup()
+    from unittest import mock
+
+    from django.db import connection
+    from django.test import override_settings
+
+    from bench import data
+    from bench.scenarios import _ingest_batches
+    from inbox.models import Inbox
+    from inbox.reports import rollups
+    from inbox.services import messages_receive
+
+    data.setup_base(sandbox_url="http://127.0.0.1:9", agents=1)
+    inbox = Inbox.objects.create(name="Bench roll-up cost")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        [[pid]] = cursor.fetchall()
+
+    def one_round(prefix: str, mode: str) -> dict:
+        batches = _ingest_batches(
+            inbox.pk, prefix=prefix, batches=args.batches, per=args.per, users=args.users, rollups=mode
+        )
+        stats: dict[str, int] = {}
+        with override_settings(REPORTS_ROLLUPS=mode), mock.patch.object(rollups, "schedule_drain"):
+            cpu0, db0, wall0 = time.process_time(), backend_cpu(pid), time.perf_counter()
+            for items in batches:
+                messages_receive(items)
+            cpu1, db1, wall1 = time.process_time(), backend_cpu(pid), time.perf_counter()
+            rollups.drain(stats=stats)
+            cpu2, db2, wall2 = time.process_time(), backend_cpu(pid), time.perf_counter()
+        events = args.batches * args.per
+        return {
+            "mode": mode,
+            "events": events,
+            "ingest_cpu_ms_per_event": 1000 * (cpu1 - cpu0) / events,
+            "ingest_db_cpu_ms_per_event": 1000 * (db1 - db0) / events,
+            "drain_cpu_ms_per_event": 1000 * (cpu2 - cpu1) / events,
+            "drain_db_cpu_ms_per_event": 1000 * (db2 - db1) / events,
+            "ingest_wall_s": wall1 - wall0,
+            "drain_wall_s": wall2 - wall1,
+            **stats,
+        }
+
+    for mode in ("off", "deferred"):
+        one_round(f"warm-{mode}", mode)
+    rounds = [one_round(f"round{n}", "deferred" if n % 2 else "off") for n in range(args.rounds)]
+    for r in rounds:
+        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}), flush=True)
+
+    def total(r: dict) -> float:
+        return sum(r[k] for k in r if k.endswith("_ms_per_event"))
+
+    off = statistics.median(total(r) for r in rounds if r["mode"] == "off")
+    on = [r for r in rounds if r["mode"] == "deferred"]
+    with_ = statistics.median(total(r) for r in on)
+    drain = statistics.median(r["drain_cpu_ms_per_event"] + r["drain_db_cpu_ms_per_event"] for r in on)
+    summary = {
+        "cpu_ms_per_event_without": round(off, 3),
+        "cpu_ms_per_event_with": round(with_, 3),
+        "cost_percent": round(100 * (with_ - off) / off, 1),
+        "drain_cpu_ms_per_event": round(drain, 3),
+        "drain_percent_of_ingest_without": round(100 * drain / off, 1),
+        "fast_path": sum(r.get("fast", 0) for r in on),
+        "full_recompute": sum(r.get("full", 0) for r in on),
+    }
+    print(json.dumps(summary), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rounds": rounds, "summary": summary}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

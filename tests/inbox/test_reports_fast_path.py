@@ -1,0 +1,170 @@
+"""The deferred roll-ups' fast path (PostgreSQL): new customer messages added to the stored figures without
+recomputing the conversation — when it is taken, when it must refuse, and against a concurrent full recompute.
+Every case ends equal to a rebuild from the raw rows."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import connection, connections
+from django.db.models import Sum
+
+from inbox.models import Inbox, Message, ReportDay, ReportDirty, ReportState
+from inbox.reports import rollups
+from tests.inbox.reports_helpers import AD, Stream
+from tests.inbox.test_reports_rollups import snapshot
+
+pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="the fast path is PostgreSQL's")
+
+
+@pytest.fixture(autouse=True)
+def _deferred(settings, monkeypatch):
+    """Deferred roll-ups; the Celery boundary only records, the test drains when it wants (sends likewise)."""
+    settings.REPORTS_ROLLUPS = "deferred"
+    monkeypatch.setattr(rollups, "schedule_drain", lambda: None)
+    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id: None)
+
+
+def drained() -> dict[str, int]:
+    stats: dict[str, int] = {}
+    rollups.drain(stats=stats)
+    return stats
+
+
+def messages_in() -> int:
+    return ReportDay.objects.aggregate(n=Sum("messages_in"))["n"] or 0
+
+
+def equals_a_rebuild() -> bool:
+    before = snapshot()
+    rollups.rebuild()
+    return snapshot() == before
+
+
+@pytest.mark.django_db
+def test_new_customer_messages_take_the_fast_path(django_capture_on_commit_callbacks):
+    s = Stream(Inbox.objects.create(name="Fast"), django_capture_on_commit_callbacks)
+    conversation = s.inbound("mia", 1)
+    assert drained() == {"fast": 0, "full": 1}  # a conversation's first message: recomputed whole
+    state = ReportState.objects.get(conversation_id=conversation.pk).contributions
+    inbound = Message.objects.filter(conversation=conversation, direction="in")
+    assert (state["n"], state["m"]) == (1, inbound.get().pk)
+    s.inbound("mia", 2)
+    s.inbound("mia", 3)
+    assert drained() == {"fast": 1, "full": 0}  # one mark for both messages
+    state = ReportState.objects.get(conversation_id=conversation.pk).contributions
+    assert (state["n"], state["m"]) == (3, max(inbound.values_list("pk", flat=True)))
+    assert messages_in() == 3
+    assert equals_a_rebuild()
+
+
+@pytest.mark.django_db
+def test_the_fast_path_refuses_what_it_cannot_add(django_capture_on_commit_callbacks, django_user_model):
+    inbox = Inbox.objects.create(name="Refusals")
+    s = Stream(inbox, django_capture_on_commit_callbacks)
+    agent = django_user_model.objects.create_user("agent", password="pw")
+    inbox.members.add(agent)
+    s.inbound("ned", 1)
+    drained()
+    s.inbound("ned", 2, referral=AD)  # a referral may change the cycle's source
+    assert drained() == {"fast": 0, "full": 1}
+    conversation = s.inbound("ned", 3)
+    s.reply(conversation, agent)  # not only customer messages since the last refresh
+    assert drained() == {"fast": 0, "full": 1}
+    s.status(conversation_id=conversation.pk, status="resolved", actor=agent)
+    drained()
+    s.inbound("ned", 4)  # reopens: a new cycle
+    assert drained() == {"fast": 0, "full": 1}
+    # A state stored before "m" was kept: recomputed once, then fast again.
+    state = ReportState.objects.get(conversation_id=conversation.pk)
+    state.contributions.pop("m")
+    state.save()
+    s.inbound("ned", 5)
+    assert drained() == {"fast": 0, "full": 1}
+    s.inbound("ned", 6)
+    assert drained() == {"fast": 1, "full": 0}
+    assert messages_in() == 6
+    assert equals_a_rebuild()
+
+
+@pytest.mark.django_db
+def test_marks_arriving_out_of_order_never_count_a_message_twice_or_lose_one(
+    django_capture_on_commit_callbacks, settings
+):
+    """Two processes commit a message each; the later one's mark is drained first (its subscriber ran first)."""
+    s = Stream(Inbox.objects.create(name="Order"), django_capture_on_commit_callbacks)
+    conversation = s.inbound("ola", 1)
+    drained()
+    settings.REPORTS_ROLLUPS = "off"  # the marks below are made by hand, in the other order
+    s.inbound("ola", 2)
+    s.inbound("ola", 3)
+    settings.REPORTS_ROLLUPS = "deferred"
+    second, third = Message.objects.filter(conversation=conversation, direction="in").order_by("pk")[1:]
+    rollups.conversations_mark([conversation.pk], appended={conversation.pk: [third.pk]})
+    assert drained() == {"fast": 1, "full": 0}
+    assert messages_in() == 2  # the second message is not counted yet: its mark is still to come
+    rollups.conversations_mark([conversation.pk], appended={conversation.pk: [second.pk]})
+    assert drained() == {"fast": 0, "full": 1}  # below the highest id counted: recomputed, not added
+    assert messages_in() == 3
+    # A mark for a message a recompute already counted (a redelivered or late mark): refused, not added again.
+    rollups.conversations_mark([conversation.pk], appended={conversation.pk: [third.pk]})
+    assert drained() == {"fast": 0, "full": 1}
+    assert messages_in() == 3
+    assert equals_a_rebuild()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fast_path_drain_waits_for_a_concurrent_recompute_and_does_not_count_twice():
+    """A recompute (another drain's full mark, a rebuild) holds the conversation's state row and has counted the
+    new message; the drain with that message's fast-path mark waits for it, then sees the message counted."""
+    s = Stream(Inbox.objects.create(name="Race"))
+    conversation = s.inbound("pia", 1)
+    rollups.drain()
+    s.inbound("pia", 2)  # marked for the fast path
+    assert ReportDirty.objects.get().full is False
+    locked, release, stats, errors = threading.Event(), threading.Event(), {}, []
+
+    def recompute() -> None:
+        try:
+            from django.db import transaction
+
+            with transaction.atomic():
+                rollups._refresh([conversation.pk])  # counts the second message, holds the state's row lock
+                locked.set()
+                release.wait(30)
+        except Exception as error:  # noqa: BLE001 - reported by the test below
+            errors.append(error)
+        finally:
+            locked.set()
+            connections.close_all()
+
+    def drain() -> None:
+        try:
+            rollups.drain(stats=stats)
+        except Exception as error:  # noqa: BLE001
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    first = threading.Thread(target=recompute)
+    first.start()
+    assert locked.wait(30)
+    second = threading.Thread(target=drain)
+    second.start()
+    deadline, waiting = time.monotonic() + 30, False
+    with connection.cursor() as cursor:  # until the drain waits on the state's row lock
+        while not waiting and time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            waiting = cursor.fetchone()[0] > 0
+            time.sleep(0.02)
+    release.set()
+    first.join(30)
+    second.join(30)
+    assert not errors and waiting
+    assert stats == {"fast": 0, "full": 1}
+    assert messages_in() == 2
+    assert equals_a_rebuild()
