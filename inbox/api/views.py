@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
@@ -114,6 +115,13 @@ class ConversationListView(ListAPIView):
             kind=self.filters.get("kind"),
             team=self.filters.get("team"),
         )
+
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        """A page of `.values()` rows shown by `conversation_rows`: the same payload as ConversationOut's
+        declared fields, without a model instance per row (bench/README.md, issue 20)."""
+        page = self.paginate_queryset(self.get_queryset())
+        labels = selectors.label_names_of([row["id"] for row in page])
+        return self.get_paginated_response(out.conversation_rows(page, labels=labels, now=timezone.now()))
 
 
 def visible_conversation(request: Request, pk: int) -> Conversation:

@@ -161,13 +161,13 @@ class DirectBackend(providers.Backend):
         delivery_reports=False,  # TikTok reports reads only (im_mark_read_msg)
     )
 
-    def capabilities_for(self, conversation: Conversation) -> providers.Capabilities:
+    def capabilities_for(self, conversation: providers.ConversationFacts) -> providers.Capabilities:
         if conversation.kind == Conversation.Kind.COMMENT:
             return COMMENT_CAPABILITIES
         return self.capabilities
 
-    def send_blocked(self, conversation: Conversation) -> tuple[str, str] | None:
-        state = connection_state(conversation.contact.endpoint_id)
+    def send_blocked(self, conversation: providers.ConversationFacts) -> tuple[str, str] | None:
+        state = connection_state(conversation.endpoint_id)
         if state is None:
             return MISSING
         return BLOCKED.get(state)
