@@ -76,6 +76,32 @@ class ConversationFacts:
         return cls(provider=conversation.provider, kind=conversation.kind, endpoint_id=conversation.contact.endpoint_id)
 
 
+@dataclass(frozen=True, slots=True)
+class MessageFacts:
+    """What a backend is told of a message to say what an agent may ask of it (`message_actions`): plain values, so
+    a thread page built from `.values()` rows asks the same rule as a service holding a model instance."""
+
+    provider: str  # the conversation's backend
+    conversation_kind: str  # Conversation.Kind
+    direction: str  # Message.Direction
+    provider_message_id: str | None
+    public_state: str  # Message.PublicState
+    provider_status: dict  # the provider's status object of the current attempt (its ids)
+
+    @classmethod
+    def of(cls, message: Message) -> MessageFacts:
+        """The facts of a model instance (its conversation is read: select it along)."""
+        conversation = message.conversation
+        return cls(
+            provider=conversation.provider,
+            conversation_kind=conversation.kind,
+            direction=message.direction,
+            provider_message_id=message.provider_message_id,
+            public_state=message.public_state,
+            provider_status=message.provider_status or {},
+        )
+
+
 class Backend:
     """One provider. Subclasses set `name`, `channel` and `capabilities` and implement the calls they declare.
 
@@ -119,7 +145,7 @@ class Backend:
         """A typing indicator or read receipt (EVENT_KINDS)."""
         return SendResult(PERMANENT, error={"name": "UNSUPPORTED", "description": f"{self.name} sends no events"})
 
-    def message_actions(self, message: Message) -> tuple[str, ...]:
+    def message_actions(self, message: MessageFacts) -> tuple[str, ...]:
         """What an agent may ask the provider to do to this message now (MESSAGE_ACTIONS: hide, unhide, delete a
         public comment). Default: nothing (a DM provider, Infobip). Called for every message a thread shows:
         no queries or HTTP."""
@@ -171,6 +197,6 @@ def get(name: str) -> Backend | None:
     return _backends.get(name) if name else None
 
 
-def for_conversation(conversation: Conversation | ConversationFacts) -> Backend | None:
+def for_conversation(conversation: Conversation | ConversationFacts | MessageFacts) -> Backend | None:
     """The backend of the connection this conversation belongs to, or None (no such provider installed)."""
     return get(conversation.provider)

@@ -285,6 +285,23 @@ THREAD_COLUMNS = (
 )
 
 
+# The values a thread shows (inbox/api/serializers.py `message_rows`, equal to MessageOut's declared fields), read
+# with `.values()`: no model instances; the conversation's provider and kind come once from the view.
+THREAD_VALUES = (
+    *(column for column in THREAD_COLUMNS if not column.startswith(("conversation__", "author__"))),
+    "author_id",
+    "author__username",
+    "author__first_name",
+    "author__last_name",
+    "quoted_message_id",
+)
+
+
+def thread_values(conversation: Conversation) -> QuerySet:
+    """The messages of a thread as `THREAD_VALUES` rows (dicts); the caller orders and pages them."""
+    return messages_of(conversation).values(*THREAD_VALUES)
+
+
 def messages_of(conversation: Conversation) -> QuerySet[Message]:
     quoted = Message.objects.filter(
         conversation=conversation, provider_message_id=OuterRef("quoted_provider_message_id")

@@ -12,7 +12,7 @@ from rest_framework import serializers
 
 from inbox import providers, selectors
 from inbox.models import CannedResponse, Contact, Conversation, Conversion, Label, Message, reply_window_closes_at
-from inbox.services import canned_render, message_actions_allowed, message_version
+from inbox.services import canned_render, message_actions_allowed, message_actions_allowed_for, message_version
 from inbox.services.replies import reply_blocked_for, reply_window_closed_error
 
 
@@ -568,14 +568,7 @@ class MessageOut(serializers.ModelSerializer):
     @extend_schema_field(MessageActionOut(allow_null=True))
     def get_action(self, message) -> dict | None:
         """The last hide / unhide / delete asked of the provider: pending, done or failed (with the reason)."""
-        if not message.action:
-            return None
-        error = message.action.get("error") or {}
-        return {
-            "action": message.action.get("action", ""),
-            "state": message.action.get("state", ""),
-            "error": {key: error[key] for key in ("name", "description") if key in error} or None,
-        }
+        return action_shown(message.action)
 
     @extend_schema_field(serializers.ListField(child=serializers.ChoiceField(choices=providers.MESSAGE_ACTIONS)))
     def get_actions(self, message) -> list[str]:
@@ -584,11 +577,11 @@ class MessageOut(serializers.ModelSerializer):
 
     def get_sent_outside_inbox(self, message) -> bool:
         """An outbound message the business sent outside the inbox (e.g. from TikTok's app): never queued here."""
-        return message.direction == Message.Direction.OUT and message.queued_at is None
+        return sent_outside_inbox(message.direction, message.queued_at)
 
     def get_can_quote(self, message) -> bool:
         """Whether a reply may quote this message (only the customer's own messages can be quoted)."""
-        return message.direction == Message.Direction.IN and bool(message.provider_message_id)
+        return can_quote(message.direction, message.provider_message_id)
 
     @extend_schema_field(
         serializers.IntegerField(
@@ -597,15 +590,11 @@ class MessageOut(serializers.ModelSerializer):
         )
     )
     def get_version(self, message) -> int:
-        if not message.status:
-            return message_version(message.attempt, Message.Status.QUEUED)
-        return message_version(message.attempt, message.status)
+        return message_version_shown(message.attempt, message.status)
 
     @extend_schema_field(Reaction(allow_null=True))
     def get_reaction(self, message) -> dict | None:
-        if message.type != Message.Type.REACTION:
-            return None
-        return {"emoji": message.reaction_emoji, "action": message.reaction_action}
+        return reaction_shown(message.type, message.reaction_emoji, message.reaction_action)
 
     @extend_schema_field(serializers.ChoiceField(choices=Message.Status.choices, allow_null=True))
     def get_status(self, message) -> str | None:
@@ -616,9 +605,103 @@ class MessageOut(serializers.ModelSerializer):
 
     @extend_schema_field(MessageError(allow_null=True))
     def get_error(self, message) -> dict | None:
-        if not message.error:
-            return None
-        return {key: message.error[key] for key in ("name", "description", "permanent") if key in message.error}
+        return message_error_shown(message.error)
+
+
+# What a thread message shows, each from plain values: MessageOut's getters (a model instance) and `message_rows`
+# (a page of `.values()` rows, the thread's hot path) call the same functions.
+
+
+def action_shown(action: dict | None) -> dict | None:
+    if not action:
+        return None
+    error = action.get("error") or {}
+    return {
+        "action": action.get("action", ""),
+        "state": action.get("state", ""),
+        "error": {key: error[key] for key in ("name", "description") if key in error} or None,
+    }
+
+
+def sent_outside_inbox(direction: str, queued_at) -> bool:
+    return direction == Message.Direction.OUT and queued_at is None
+
+
+def can_quote(direction: str, provider_message_id: str | None) -> bool:
+    return direction == Message.Direction.IN and bool(provider_message_id)
+
+
+def message_version_shown(attempt: int, status: str) -> int:
+    return message_version(attempt, status or Message.Status.QUEUED)
+
+
+def reaction_shown(type: str, emoji: str, action: str) -> dict | None:
+    if type != Message.Type.REACTION:
+        return None
+    return {"emoji": emoji, "action": action}
+
+
+def message_error_shown(error: dict | None) -> dict | None:
+    if not error:
+        return None
+    return {key: error[key] for key in ("name", "description", "permanent") if key in error}
+
+
+def message_rows(rows: list[dict], *, provider: str, conversation_kind: str) -> list[dict]:
+    """A thread page as MessageOut shows it, from `selectors.THREAD_VALUES` rows of one conversation (plain
+    values, no model instances): the keys and values the declared fields give (a test compares the two)."""
+    shown = []
+    for row in rows:
+        direction, status, provider_status = row["direction"], row["status"], row["provider_status"] or {}
+        facts = providers.MessageFacts(
+            provider=provider,
+            conversation_kind=conversation_kind,
+            direction=direction,
+            provider_message_id=row["provider_message_id"],
+            public_state=row["public_state"],
+            provider_status=provider_status,
+        )
+        author_id = row["author_id"]
+        shown.append(
+            {
+                "id": row["id"],
+                "conversation_id": row["conversation_id"],
+                "direction": direction,
+                "type": row["type"],
+                "text": row["text"],
+                "media_url": http_url(row["media_url"]),
+                "share_post_embed_url": http_url(row["embed_url"]),
+                "post_id": row["post_id"],
+                "reaction": reaction_shown(row["type"], row["reaction_emoji"], row["reaction_action"]),
+                "quoted_message_id": row["quoted_message_id"],
+                "quoted_provider_message_id": row["quoted_provider_message_id"],
+                "author": None
+                if author_id is None
+                else {
+                    "id": author_id,
+                    "username": row["author__username"],
+                    "name": user_name(row["author__first_name"], row["author__last_name"], row["author__username"]),
+                },
+                "status": status or None,
+                "sent_at": _datetime(row["sent_at"]),
+                "queued_at": _datetime(row["queued_at"]),
+                "accepted_at": _datetime(row["accepted_at"]),
+                "delivered_at": _datetime(row["delivered_at"]),
+                "seen_at": _datetime(row["seen_at"]),
+                "failed_at": _datetime(row["failed_at"]),
+                "provider_status_name": provider_status.get("name", ""),
+                "error": message_error_shown(row["error"]),
+                "attempt": row["attempt"],
+                "version": message_version_shown(row["attempt"], status),
+                "can_quote": can_quote(direction, row["provider_message_id"]),
+                "sent_outside_inbox": sent_outside_inbox(direction, row["queued_at"]),
+                "public_state": row["public_state"],
+                "other_author": row["other_author"],
+                "action": action_shown(row["action"]),
+                "actions": list(message_actions_allowed_for(facts, action=row["action"])),
+            }
+        )
+    return shown
 
 
 class ConversationOfContact(serializers.ModelSerializer):

@@ -397,3 +397,85 @@ def test_the_list_rows_from_plain_values_equal_the_declared_fields(
     assert by_id[direct_ok]["referral"]["kind_label"] == "TikTok.me"
     assert by_id[comment]["subject"] == {"id": "v1", "url": "https://t.k/v1"}
     assert by_id[direct_comment]["subject"] == {"id": "v3"}  # not an http(s) URL: left out
+
+
+def test_the_thread_rows_from_plain_values_equal_the_declared_fields(inbox, agent, direct_accounts):
+    """The thread builds its messages from `.values()` rows: every field must say what MessageOut's declared
+    fields say of a model instance, byte for byte: every type and direction, statuses and errors, quotes, unsafe
+    URLs, notes' authors, echoes from outside the inbox, and a comment thread's hide / unhide / delete actions."""
+    from rest_framework.renderers import JSONRenderer
+
+    from inbox.api.serializers import MessageOut, message_rows
+    from inbox.selectors import messages_of, thread_values
+
+    agent.first_name, agent.last_name = "Ann", "Ash"
+    agent.save()
+
+    def thread(conversation_id: int) -> tuple[list, list, list]:
+        conversation = Conversation.objects.get(pk=conversation_id)
+        response = api(agent).get(f"/api/v1/conversations/{conversation_id}/messages/", {"page_size": 200})
+        assert response.status_code == 200
+        declared = [MessageOut(m).data for m in messages_of(conversation).order_by("sent_at", "id")]
+        rows = list(thread_values(conversation).order_by("sent_at", "id"))
+        fast = message_rows(rows, provider=conversation.provider, conversation_kind=conversation.kind)
+        assert fast == declared and set(fast[0]) == set(MessageOut.Meta.fields)
+        assert JSONRenderer().render(fast) == JSONRenderer().render(declared)
+        assert response.json()["results"] == json.loads(JSONRenderer().render(declared))
+        return fast, declared, response.json()["results"]
+
+    # A DM thread through Infobip: every type, a quote, unsafe URLs, replies in each status, a note, an echo.
+    first = receive(inbox, event("zoe", 1, ago=timedelta(minutes=9), text="Hi"))
+    dm = first.conversation_id
+    receive(inbox, event("zoe", 2, ago=timedelta(minutes=8), type="image", text="", media_url="javascript:alert(1)"))
+    receive(inbox, event("zoe", 3, ago=timedelta(minutes=7), type="image", text="", media_url="https://cdn.x/a.png"))
+    receive(inbox, event("zoe", 4, ago=timedelta(minutes=6), type="share_post", text="", embed_url="https://t.k/e"))
+    receive(
+        inbox,
+        event(
+            "zoe", 5, ago=timedelta(minutes=5), type="reaction", text="", reaction_emoji="❤", reaction_action="react"
+        ),
+    )
+    receive(inbox, event("zoe", 6, ago=timedelta(minutes=4), text="see this", quoted_provider_message_id="zoe-1"))
+    accepted = reply_queue(conversation_id=dm, author=agent, type="text", text="one", quoted_message_id=first.pk)
+    failed = reply_queue(conversation_id=dm, author=agent, type="text", text="two")
+    reply_queue(conversation_id=dm, author=agent, type="image", media_url="https://cdn.x/b.jpg")
+    report = StatusReport(
+        channel="tiktok",
+        provider_message_id=accepted.provider_message_id,
+        status="delivered",
+        at=timezone.now(),
+        provider_status={"name": "DELIVERED_TO_HANDSET"},
+    )
+    assert message_status_apply(report=report) == "applied"
+    error = {"name": "EC_REJECTED", "description": "refused", "permanent": True, "raw": {"x": 1}}
+    assert message_send_failed(channel="tiktok", provider_message_id=failed.provider_message_id, error=error)
+    note_add(conversation_id=dm, author=agent, text="a note")
+    receive(inbox, event("zoe", 7, text="sent from the app", sent_outside=True))
+    fast, _, _ = thread(dm)
+    assert [m["media_url"] for m in fast[1:3]] == ["", "https://cdn.x/a.png"]
+    assert fast[4]["reaction"] == {"emoji": "❤", "action": "react"} and fast[5]["quoted_message_id"] == first.pk
+    by_text = {m["text"]: m for m in fast}
+    assert by_text["one"]["status"] == "delivered" and by_text["one"]["provider_status_name"] == "DELIVERED_TO_HANDSET"
+    assert by_text["two"]["error"] == {"name": "EC_REJECTED", "description": "refused", "permanent": True}
+    assert by_text["a note"]["author"]["name"] == "Ann Ash" and by_text["Hi"]["author"] is None
+    assert by_text["sent from the app"]["sent_outside_inbox"] and by_text["Hi"]["can_quote"]
+    assert all(m["actions"] == [] for m in fast)  # Infobip moderates nothing
+
+    # A comment thread through TikTok directly: hide, unhide, delete, none while pending or once deleted.
+    def comment(n: int, **kw) -> Message:
+        e = event("ada", n, conversation_kind="comment", subject_id="v9", **kw)
+        return receive(inbox, dataclasses.replace(e, endpoint_id="rows-connected", provider="tiktok_direct"))
+
+    shown, hidden, pending, deleted = comment(1), comment(2), comment(3), comment(4)
+    Message.objects.filter(pk=hidden.pk).update(public_state="hidden")
+    Message.objects.filter(pk=pending.pk).update(action={"action": "hide", "state": "pending"})
+    Message.objects.filter(pk=deleted.pk).update(
+        public_state="deleted",
+        action={"action": "delete", "state": "failed", "error": {"name": "E", "description": "d"}},
+    )
+    ours = reply_queue(conversation_id=shown.conversation_id, author=agent, type="text", text="thanks")
+    Message.objects.filter(pk=ours.pk).update(status="accepted", provider_status={"messageId": "c-1"})
+    fast, _, _ = thread(shown.conversation_id)
+    actions = {m["id"]: m["actions"] for m in fast}
+    assert actions == {shown.pk: ["hide"], hidden.pk: ["unhide"], pending.pk: [], deleted.pk: [], ours.pk: ["delete"]}
+    assert {m["id"]: m["action"] for m in fast}[deleted.pk]["error"] == {"name": "E", "description": "d"}
