@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -47,6 +48,17 @@ _DATETIME = serializers.DateTimeField()
 def _datetime(value) -> str | None:
     """A time as DRF's DateTimeField shows it (ISO 8601 in the current time zone), None for none."""
     return _DATETIME.to_representation(value) if value is not None else None
+
+
+def _datetimes_of_page() -> Callable[[object], str | None]:
+    """`_datetime` with the current time zone looked up once for a page, not per value (that lookup, through
+    asgiref's context-local storage, was half of the cost of showing a time): DRF's own field, so the same text."""
+    field = serializers.DateTimeField(default_timezone=timezone.get_current_timezone())
+
+    def shown(value) -> str | None:
+        return field.to_representation(value) if value is not None else None
+
+    return shown
 
 
 class HttpUrlField(serializers.CharField):
@@ -273,10 +285,10 @@ def reply_max_chars(facts: providers.ConversationFacts) -> int:
     return backend.capabilities_for(facts).max_text_chars
 
 
-def snoozed_until_shown(status: str, snoozed_until) -> str | None:
+def snoozed_until_shown(status: str, snoozed_until, *, datetime_shown=_datetime) -> str | None:
     if status != Conversation.Status.PENDING or not snoozed_until:
         return None
-    return _datetime(snoozed_until)
+    return datetime_shown(snoozed_until)
 
 
 def reply_lock(facts: providers.ConversationFacts, *, last_inbound_at, used: int, now) -> dict | None:
@@ -288,10 +300,12 @@ def reply_window_closed_reason(closes) -> str | None:
     return reply_window_closed_error(closes).message if closes else None
 
 
-def last_message_shown(message_id, preview: str, type: str, direction: str, at) -> dict | None:
+def last_message_shown(
+    message_id, preview: str, type: str, direction: str, at, *, datetime_shown=_datetime
+) -> dict | None:
     if message_id is None:
         return None
-    return {"text": preview, "type": type, "direction": direction, "sent_at": _datetime(at)}
+    return {"text": preview, "type": type, "direction": direction, "sent_at": datetime_shown(at)}
 
 
 def replies_left(closes, used: int, *, now) -> int:
@@ -331,7 +345,7 @@ def conversation_rows(rows: list[dict], *, labels: dict[int, list[str]], now) ->
     instances) and the page's label names by conversation: the keys and values the declared fields give (a test
     compares the two for every field), without DRF's per-field machinery or a model instance per joined table,
     the list request's CPU (bench/README.md, issue 20)."""
-    shown = []
+    shown, datetime_shown = [], _datetimes_of_page()
     for row in rows:
         facts = providers.ConversationFacts(
             provider=row["provider"], kind=row["kind"], endpoint_id=row["contact__endpoint_id"]
@@ -367,21 +381,24 @@ def conversation_rows(rows: list[dict], *, labels: dict[int, list[str]], now) ->
                     row["last_message_type"],
                     row["last_message_direction"],
                     row["last_message_at"],
+                    datetime_shown=datetime_shown,
                 ),
                 "unread_count": row["unread_count"],
-                "last_inbound_at": _datetime(row["last_inbound_at"]),
-                "last_activity_at": _datetime(row["last_activity_at"]),
-                "reply_window_closes_at": _datetime(closes),
+                "last_inbound_at": datetime_shown(row["last_inbound_at"]),
+                "last_activity_at": datetime_shown(row["last_activity_at"]),
+                "reply_window_closes_at": datetime_shown(closes),
                 "replies_left": replies_left(closes, row["replies_used"], now=now),
                 "referral": referral_summary(row["referral"]),
                 "reply_lock": reply_lock(
                     facts, last_inbound_at=row["last_inbound_at"], used=row["replies_used"], now=now
                 ),
                 "reply_window_closed_reason": reply_window_closed_reason(closes),
-                "snoozed_until": snoozed_until_shown(row["status"], row["snoozed_until"]),
+                "snoozed_until": snoozed_until_shown(
+                    row["status"], row["snoozed_until"], datetime_shown=datetime_shown
+                ),
                 "labels": labels.get(row["id"], []),
                 "team": None if team_id is None else {"id": team_id, "name": row["team_assignment__team__name"]},
-                "first_response_due_at": _datetime(row["first_response_due_at"]),
+                "first_response_due_at": datetime_shown(row["first_response_due_at"]),
                 "version": row["version"],
             }
         )
@@ -650,7 +667,7 @@ def message_error_shown(error: dict | None) -> dict | None:
 def message_rows(rows: list[dict], *, provider: str, conversation_kind: str) -> list[dict]:
     """A thread page as MessageOut shows it, from `selectors.THREAD_VALUES` rows of one conversation (plain
     values, no model instances): the keys and values the declared fields give (a test compares the two)."""
-    shown = []
+    shown, datetime_shown = [], _datetimes_of_page()
     for row in rows:
         direction, status, provider_status = row["direction"], row["status"], row["provider_status"] or {}
         facts = providers.MessageFacts(
@@ -683,12 +700,12 @@ def message_rows(rows: list[dict], *, provider: str, conversation_kind: str) -> 
                     "name": user_name(row["author__first_name"], row["author__last_name"], row["author__username"]),
                 },
                 "status": status or None,
-                "sent_at": _datetime(row["sent_at"]),
-                "queued_at": _datetime(row["queued_at"]),
-                "accepted_at": _datetime(row["accepted_at"]),
-                "delivered_at": _datetime(row["delivered_at"]),
-                "seen_at": _datetime(row["seen_at"]),
-                "failed_at": _datetime(row["failed_at"]),
+                "sent_at": datetime_shown(row["sent_at"]),
+                "queued_at": datetime_shown(row["queued_at"]),
+                "accepted_at": datetime_shown(row["accepted_at"]),
+                "delivered_at": datetime_shown(row["delivered_at"]),
+                "seen_at": datetime_shown(row["seen_at"]),
+                "failed_at": datetime_shown(row["failed_at"]),
                 "provider_status_name": provider_status.get("name", ""),
                 "error": message_error_shown(row["error"]),
                 "attempt": row["attempt"],
