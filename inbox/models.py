@@ -205,11 +205,17 @@ class Conversation(models.Model):
         return f"{self.contact} in {self.inbox}"
 
     def reply_window_closes_at(self) -> datetime | None:
-        if self.kind == self.Kind.COMMENT:
-            return None  # public replies to comments have no window (TikTok documents none)
-        if self.last_inbound_at is None:
-            return None
-        return self.last_inbound_at + timedelta(hours=settings.REPLY_WINDOW_HOURS)
+        return reply_window_closes_at(kind=self.kind, last_inbound_at=self.last_inbound_at)
+
+
+def reply_window_closes_at(*, kind: str, last_inbound_at: datetime | None) -> datetime | None:
+    """When the reply window of a conversation of this kind closes (None: it has none, or never opened). Plain
+    values, so a list row read with `.values()` uses the same rule as a model."""
+    if kind == Conversation.Kind.COMMENT:
+        return None  # public replies to comments have no window (TikTok documents none)
+    if last_inbound_at is None:
+        return None
+    return last_inbound_at + timedelta(hours=settings.REPLY_WINDOW_HOURS)
 
 
 class Message(models.Model):

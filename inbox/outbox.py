@@ -125,7 +125,7 @@ def can_send_event(conversation: Conversation, kind: str) -> bool:
     backend = providers.for_conversation(conversation)
     if backend is None:
         return False
-    capabilities = backend.capabilities_for(conversation)
+    capabilities = backend.capabilities_for(providers.ConversationFacts.of(conversation))
     return capabilities.typing_events if kind == providers.EVENT_TYPING else capabilities.read_receipts
 
 

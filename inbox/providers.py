@@ -60,6 +60,48 @@ class Capabilities:
     max_text_chars: int = 6000
 
 
+@dataclass(frozen=True, slots=True)
+class ConversationFacts:
+    """What a backend is told of a conversation to say what it can do there (`capabilities_for`) and whether its
+    connection can send now (`send_blocked`): plain values, so a list page built from `.values()` rows asks the
+    same rules as a service holding a model instance, without building one per row."""
+
+    provider: str  # the backend's name (Conversation.provider)
+    kind: str  # Conversation.Kind
+    endpoint_id: str  # the contact's endpoint: the connection's sender / account id
+
+    @classmethod
+    def of(cls, conversation: Conversation) -> ConversationFacts:
+        """The facts of a model instance (its contact is read: select it along)."""
+        return cls(provider=conversation.provider, kind=conversation.kind, endpoint_id=conversation.contact.endpoint_id)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFacts:
+    """What a backend is told of a message to say what an agent may ask of it (`message_actions`): plain values, so
+    a thread page built from `.values()` rows asks the same rule as a service holding a model instance."""
+
+    provider: str  # the conversation's backend
+    conversation_kind: str  # Conversation.Kind
+    direction: str  # Message.Direction
+    provider_message_id: str | None
+    public_state: str  # Message.PublicState
+    provider_status: dict  # the provider's status object of the current attempt (its ids)
+
+    @classmethod
+    def of(cls, message: Message) -> MessageFacts:
+        """The facts of a model instance (its conversation is read: select it along)."""
+        conversation = message.conversation
+        return cls(
+            provider=conversation.provider,
+            conversation_kind=conversation.kind,
+            direction=message.direction,
+            provider_message_id=message.provider_message_id,
+            public_state=message.public_state,
+            provider_status=message.provider_status or {},
+        )
+
+
 class Backend:
     """One provider. Subclasses set `name`, `channel` and `capabilities` and implement the calls they declare.
 
@@ -88,20 +130,22 @@ class Backend:
         request; a failure of the whole call is every item's result."""
         return [self.send(message, validity_seconds=validity) for message, validity in items]
 
-    def capabilities_for(self, conversation: Conversation) -> Capabilities:
-        """What this backend can do in this conversation (a comment thread may allow less than a DM thread)."""
+    def capabilities_for(self, conversation: ConversationFacts) -> Capabilities:
+        """What this backend can do in this conversation (a comment thread may allow less than a DM thread).
+        Called for every conversation a list shows: no queries."""
         return self.capabilities
 
-    def send_blocked(self, conversation: Conversation) -> tuple[str, str] | None:
+    def send_blocked(self, conversation: ConversationFacts) -> tuple[str, str] | None:
         """(code, message for the agent) when this conversation's connection cannot send now (the composer is
-        locked with it, a reply refused 409), or None. Called for every conversation a list shows: keep it cheap."""
+        locked with it, a reply refused 409), or None. Called for every conversation a list shows: keep it cheap
+        (a cache read, not a query per row)."""
         return None
 
     def send_event(self, conversation: Conversation, kind: str) -> SendResult:
         """A typing indicator or read receipt (EVENT_KINDS)."""
         return SendResult(PERMANENT, error={"name": "UNSUPPORTED", "description": f"{self.name} sends no events"})
 
-    def message_actions(self, message: Message) -> tuple[str, ...]:
+    def message_actions(self, message: MessageFacts) -> tuple[str, ...]:
         """What an agent may ask the provider to do to this message now (MESSAGE_ACTIONS: hide, unhide, delete a
         public comment). Default: nothing (a DM provider, Infobip). Called for every message a thread shows:
         no queries or HTTP."""
@@ -153,6 +197,6 @@ def get(name: str) -> Backend | None:
     return _backends.get(name) if name else None
 
 
-def for_conversation(conversation: Conversation) -> Backend | None:
+def for_conversation(conversation: Conversation | ConversationFacts | MessageFacts) -> Backend | None:
     """The backend of the connection this conversation belongs to, or None (no such provider installed)."""
     return get(conversation.provider)

@@ -80,9 +80,10 @@ def unread_counts(*, user, status: str) -> dict[str, int]:
     )
 
 
-# The columns a list row needs (inbox/api/serializers.py ConversationOut; the backends' `send_blocked` and
-# `capabilities_for` read the contact's channel and endpoint): 58 columns of five tables were read per row.
-LIST_COLUMNS = (
+# The values a list row shows (inbox/api/serializers.py `conversation_rows`, equal to ConversationOut's declared
+# fields), read with `.values()`: plain values of four joined tables, no model instances (the list's CPU). The
+# backends' `send_blocked` / `capabilities_for` take the provider, kind and the contact's endpoint.
+LIST_VALUES = (
     "id",
     "kind",
     "subject_id",
@@ -101,35 +102,56 @@ LIST_COLUMNS = (
     "last_message_type",
     "last_message_preview",
     "unread_count",
-    "inbox__id",
+    "inbox_id",
     "inbox__name",
-    "contact__id",
-    "contact__channel",
+    "contact_id",
     "contact__endpoint_id",
     "contact__channel_user_id",
     "contact__display_name",
-    "assignee__id",
+    "assignee_id",
     "assignee__username",
     "assignee__first_name",
     "assignee__last_name",
-    "team_assignment__id",  # routing: the team a rule handed it to
-    "team_assignment__team__id",
+    "team_assignment__team_id",  # routing: the team a rule handed it to
     "team_assignment__team__name",
+    "replies_used",
+    "first_response_due_at",
+    "window_rank",  # the cursor's positions (ordering=window / sla)
+    "sla_rank",
 )
 
 
 def with_list_annotations(qs: QuerySet[Conversation]) -> QuerySet[Conversation]:
-    """Everything a conversation list row shows, in one query whatever the page holds. The newest message and
-    the unread count are columns the write path keeps (inbox/services/summary.py); only the reply quota is
-    counted here (it depends on the reply window, which time moves)."""
+    """Everything a conversation row shows, for a model instance (the detail view). The newest message and the
+    unread count are columns the write path keeps (inbox/services/summary.py); only the reply quota is counted
+    here (it depends on the reply window, which time moves)."""
     return (
         qs.select_related("inbox", "contact", "assignee", "team_assignment__team")
         .prefetch_related("labels")
-        .annotate(
-            replies_used=Coalesce(replies_counted_since(OuterRef("last_inbound_at")), Value(0)),
-            first_response_due_at=F("sla__due_at"),  # routing and automation: the first-response SLA
-        )
+        .annotate(**_list_annotations())
     )
+
+
+def _list_annotations() -> dict:
+    return {
+        "replies_used": Coalesce(replies_counted_since(OuterRef("last_inbound_at")), Value(0)),
+        "first_response_due_at": F("sla__due_at"),  # routing and automation: the first-response SLA
+    }
+
+
+def label_names_of(conversation_ids: list[int]) -> dict[int, list[str]]:
+    """The label names of a page's conversations, sorted, in one query."""
+    names: dict[int, list[str]] = {}
+    if not conversation_ids:
+        return names
+    rows = (
+        Label.conversations.through.objects.filter(conversation_id__in=conversation_ids)
+        .order_by("label__name")
+        .values_list("conversation_id", "label__name")
+    )
+    for conversation_id, name in rows:
+        names.setdefault(conversation_id, []).append(name)
+    return names
 
 
 def window_rank():
@@ -178,10 +200,12 @@ def conversation_list(
     label: str | None = None,
     kind: str | None = None,
     team: int | None = None,
-) -> QuerySet[Conversation]:
-    # The agent's inbox ids first (one small query), not a join on memberships: with the ids as constants
-    # PostgreSQL walks `conv_inbox_activity` for the newest conversations of those inboxes instead of the
-    # newest of every inbox, filtering out other teams' rows (19 ms → <1 ms at 100,000, bench/README.md).
+) -> QuerySet:
+    """The conversations of a list, as `LIST_VALUES` rows (dicts); the caller orders and pages them.
+
+    The agent's inbox ids first (one small query), not a join on memberships: with the ids as constants
+    PostgreSQL walks `conv_inbox_activity` for the newest conversations of those inboxes instead of the
+    newest of every inbox, filtering out other teams' rows (19 ms → <1 ms at 100,000, bench/README.md)."""
     qs = Conversation.objects.all()
     if not user.is_superuser:
         qs = qs.filter(inbox_id__in=inbox_ids_visible_to(user))
@@ -212,7 +236,7 @@ def conversation_list(
             | Q(contact__channel_user_id__icontains=q)
             | Q(pk__in=Subquery(matching_messages.values("conversation")))
         )
-    return with_list_annotations(qs).only(*LIST_COLUMNS).annotate(window_rank=window_rank(), sla_rank=sla_rank())
+    return qs.annotate(**_list_annotations(), window_rank=window_rank(), sla_rank=sla_rank()).values(*LIST_VALUES)
 
 
 def messages_visible_to(user) -> QuerySet[Message]:
@@ -259,6 +283,23 @@ THREAD_COLUMNS = (
     "author__first_name",
     "author__last_name",
 )
+
+
+# The values a thread shows (inbox/api/serializers.py `message_rows`, equal to MessageOut's declared fields), read
+# with `.values()`: no model instances; the conversation's provider and kind come once from the view.
+THREAD_VALUES = (
+    *(column for column in THREAD_COLUMNS if not column.startswith(("conversation__", "author__"))),
+    "author_id",
+    "author__username",
+    "author__first_name",
+    "author__last_name",
+    "quoted_message_id",
+)
+
+
+def thread_values(conversation: Conversation) -> QuerySet:
+    """The messages of a thread as `THREAD_VALUES` rows (dicts); the caller orders and pages them."""
+    return messages_of(conversation).values(*THREAD_VALUES)
 
 
 def messages_of(conversation: Conversation) -> QuerySet[Message]:

@@ -83,7 +83,7 @@ def send_message(
     if backend is None:
         return _failed(message, _provider_unavailable(conversation))
     validity = outbox.reply_window_seconds(conversation, now=now)
-    if backend.capabilities_for(conversation).user_initiated and validity <= 0:
+    if backend.capabilities_for(providers.ConversationFacts.of(conversation)).user_initiated and validity <= 0:
         return _failed(message, WINDOW_CLOSED)
 
     if outbox.earlier_reply_queued(message):
@@ -134,7 +134,8 @@ def _send_claimed(task, backend, claimed: list[Message], *, started: datetime, w
     items: list[tuple[Message, int]] = []
     for message in claimed:
         validity = outbox.reply_window_seconds(message.conversation, now=now)
-        if message is not head and backend.capabilities_for(message.conversation).user_initiated and validity <= 0:
+        facts = providers.ConversationFacts.of(message.conversation)
+        if message is not head and backend.capabilities_for(facts).user_initiated and validity <= 0:
             failures.append((message, WINDOW_CLOSED))
         else:
             items.append((message, validity))
@@ -276,7 +277,7 @@ def send_event(self, conversation_id: int, kind: str) -> str:
     if backend is None or not outbox.can_send_event(conversation, kind):
         return "skipped"
     if (
-        backend.capabilities_for(conversation).user_initiated
+        backend.capabilities_for(providers.ConversationFacts.of(conversation)).user_initiated
         and outbox.reply_window_seconds(conversation, now=timezone.now()) <= 0
     ):
         return "window_closed"  # TikTok only takes events within an open conversation

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -11,9 +12,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from inbox import providers, selectors
-from inbox.models import CannedResponse, Contact, Conversation, Conversion, Label, Message
-from inbox.services import canned_render, message_actions_allowed, message_version, reply_blocked
-from inbox.services.replies import reply_window_closed_error
+from inbox.models import CannedResponse, Contact, Conversation, Conversion, Label, Message, reply_window_closes_at
+from inbox.services import canned_render, message_actions_allowed, message_actions_allowed_for, message_version
+from inbox.services.replies import reply_blocked_for, reply_window_closed_error
 
 
 def http_url(value) -> str:
@@ -41,14 +42,23 @@ def without_unsafe_urls(data):
     return data
 
 
+_DATETIME = serializers.DateTimeField()
+
+
 def _datetime(value) -> str | None:
     """A time as DRF's DateTimeField shows it (ISO 8601 in the current time zone), None for none."""
-    return serializers.DateTimeField().to_representation(value) if value is not None else None
+    return _DATETIME.to_representation(value) if value is not None else None
 
 
-def _user(user) -> dict:
-    """A user as UserSummary shows it."""
-    return {"id": user.pk, "username": user.username, "name": user.get_full_name() or user.username}
+def _datetimes_of_page() -> Callable[[object], str | None]:
+    """`_datetime` with the current time zone looked up once for a page, not per value (that lookup, through
+    asgiref's context-local storage, was half of the cost of showing a time): DRF's own field, so the same text."""
+    field = serializers.DateTimeField(default_timezone=timezone.get_current_timezone())
+
+    def shown(value) -> str | None:
+        return field.to_representation(value) if value is not None else None
+
+    return shown
 
 
 class HttpUrlField(serializers.CharField):
@@ -190,65 +200,14 @@ class ConversationOut(serializers.ModelSerializer):
             "version",
         ]
 
-    def to_representation(self, conversation) -> dict:
-        """A list row built directly: the keys and values the declared fields give (a test compares the two),
-        without DRF's per-field machinery, the list request's largest CPU cost (bench/README.md, issue 20)."""
-        if type(self) is not ConversationOut:
-            return super().to_representation(conversation)
-        contact, assignee = conversation.contact, conversation.assignee
-        return {
-            "id": conversation.pk,
-            "kind": conversation.kind,
-            "subject": self.get_subject(conversation),
-            "reply_max_chars": self.get_reply_max_chars(conversation),
-            "inbox": {"id": conversation.inbox.pk, "name": conversation.inbox.name},
-            "contact": {
-                "id": contact.pk,
-                "display_name": contact.display_name,
-                "tiktok_user_id": contact.channel_user_id,
-            },
-            "status": conversation.status,
-            "priority": conversation.priority,
-            "assignee": None
-            if assignee is None
-            else {
-                "id": assignee.pk,
-                "username": assignee.username,
-                "name": assignee.get_full_name() or assignee.username,
-            },
-            "last_message": self.get_last_message(conversation),
-            "unread_count": conversation.unread_count,
-            "last_inbound_at": _datetime(conversation.last_inbound_at),
-            "last_activity_at": _datetime(conversation.last_activity_at),
-            "reply_window_closes_at": self.get_reply_window_closes_at(conversation),
-            "replies_left": self.get_replies_left(conversation),
-            "referral": self.get_referral(conversation),
-            "reply_lock": self.get_reply_lock(conversation),
-            "reply_window_closed_reason": self.get_reply_window_closed_reason(conversation),
-            "snoozed_until": self.get_snoozed_until(conversation),
-            "labels": self.get_labels(conversation),
-            "team": self.get_team(conversation),
-            "first_response_due_at": _datetime(conversation.first_response_due_at),
-            "version": conversation.version,
-        }
-
     @extend_schema_field(serializers.JSONField(allow_null=True))
     def get_subject(self, conversation) -> dict | None:
         """What a comment conversation is about (the post: id, url, ...); null for direct messages."""
-        if conversation.kind != Conversation.Kind.COMMENT:
-            return None
-        subject = dict(conversation.subject or {})
-        url = subject.get("url") or ""
-        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
-            subject.pop("url", None)
-        return {"id": conversation.subject_id, **subject}
+        return subject_shown(conversation.kind, conversation.subject_id, conversation.subject)
 
     def get_reply_max_chars(self, conversation) -> int:
         """The longest text reply this conversation takes (the provider declares it; a comment reply is short)."""
-        backend = providers.for_conversation(conversation)
-        if backend is None:
-            return providers.Capabilities().max_text_chars
-        return backend.capabilities_for(conversation).max_text_chars
+        return reply_max_chars(providers.ConversationFacts.of(conversation))
 
     def get_labels(self, conversation) -> list[str]:
         """The names of its labels (colours: GET /api/v1/labels/)."""
@@ -266,63 +225,184 @@ class ConversationOut(serializers.ModelSerializer):
     @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_snoozed_until(self, conversation):
         """When a snoozed (pending) conversation reopens by itself; null otherwise."""
-        if conversation.status != Conversation.Status.PENDING or not conversation.snoozed_until:
-            return None
-        return serializers.DateTimeField().to_representation(conversation.snoozed_until)
+        return snoozed_until_shown(conversation.status, conversation.snoozed_until)
 
     @extend_schema_field(ReplyLock(allow_null=True))
     def get_reply_lock(self, conversation) -> dict | None:
         """Why a reply would be refused now (the 409 it would get), or null: the composer shows this."""
-        blocked = reply_blocked(conversation, now=timezone.now(), used=conversation.replies_used)
-        return {"code": blocked.code, "message": blocked.message} if blocked else None
+        return reply_lock(
+            providers.ConversationFacts.of(conversation),
+            last_inbound_at=conversation.last_inbound_at,
+            used=conversation.replies_used,
+            now=timezone.now(),
+        )
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_reply_window_closed_reason(self, conversation) -> str | None:
         """The lock reason to show once `reply_window_closes_at` has passed (the page's clock says when)."""
-        closes = conversation.reply_window_closes_at()
-        return reply_window_closed_error(closes).message if closes else None
+        return reply_window_closed_reason(conversation.reply_window_closes_at())
 
     @extend_schema_field(LastMessage(allow_null=True))
     def get_last_message(self, conversation) -> dict | None:
-        if conversation.last_message_id is None:
-            return None
-        return {
-            "text": conversation.last_message_preview,
-            "type": conversation.last_message_type,
-            "direction": conversation.last_message_direction,
-            "sent_at": serializers.DateTimeField().to_representation(conversation.last_message_at),
-        }
+        return last_message_shown(
+            conversation.last_message_id,
+            conversation.last_message_preview,
+            conversation.last_message_type,
+            conversation.last_message_direction,
+            conversation.last_message_at,
+        )
 
     @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_reply_window_closes_at(self, conversation):
-        closes = conversation.reply_window_closes_at()
-        return serializers.DateTimeField().to_representation(closes) if closes else None
+        return _datetime(conversation.reply_window_closes_at())
 
     def get_replies_left(self, conversation) -> int:
-        closes = conversation.reply_window_closes_at()
-        if closes is None or closes <= timezone.now():
-            return 0
-        return max(settings.REPLY_QUOTA_PER_WINDOW - conversation.replies_used, 0)
+        return replies_left(conversation.reply_window_closes_at(), conversation.replies_used, now=timezone.now())
 
     @extend_schema_field(ReferralSummary(allow_null=True))
     def get_referral(self, conversation) -> dict | None:
-        referral = conversation.referral or {}
-        if not referral:
-            return None
-        label = (
-            referral.get("ad_name")
-            or referral.get("source_name")
-            or referral.get("ref")
-            or referral.get("ad_id")
-            or referral.get("source_id")
-            or ""
+        return referral_summary(conversation.referral)
+
+
+# What a list row shows, each from plain values: ConversationOut's getters (a model instance) and
+# `conversation_rows` (a page of `.values()` rows, the list's hot path) call the same functions.
+
+
+def subject_shown(kind: str, subject_id: str, subject: dict | None) -> dict | None:
+    if kind != Conversation.Kind.COMMENT:
+        return None
+    subject = dict(subject or {})
+    url = subject.get("url") or ""
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        subject.pop("url", None)
+    return {"id": subject_id, **subject}
+
+
+def reply_max_chars(facts: providers.ConversationFacts) -> int:
+    backend = providers.for_conversation(facts)
+    if backend is None:
+        return providers.Capabilities().max_text_chars
+    return backend.capabilities_for(facts).max_text_chars
+
+
+def snoozed_until_shown(status: str, snoozed_until, *, datetime_shown=_datetime) -> str | None:
+    if status != Conversation.Status.PENDING or not snoozed_until:
+        return None
+    return datetime_shown(snoozed_until)
+
+
+def reply_lock(facts: providers.ConversationFacts, *, last_inbound_at, used: int, now) -> dict | None:
+    blocked = reply_blocked_for(facts, last_inbound_at=last_inbound_at, now=now, used=used)
+    return {"code": blocked.code, "message": blocked.message} if blocked else None
+
+
+def reply_window_closed_reason(closes) -> str | None:
+    return reply_window_closed_error(closes).message if closes else None
+
+
+def last_message_shown(
+    message_id, preview: str, type: str, direction: str, at, *, datetime_shown=_datetime
+) -> dict | None:
+    if message_id is None:
+        return None
+    return {"text": preview, "type": type, "direction": direction, "sent_at": datetime_shown(at)}
+
+
+def replies_left(closes, used: int, *, now) -> int:
+    if closes is None or closes <= now:
+        return 0
+    return max(settings.REPLY_QUOTA_PER_WINDOW - used, 0)
+
+
+def referral_summary(referral: dict | None) -> dict | None:
+    referral = referral or {}
+    if not referral:
+        return None
+    label = (
+        referral.get("ad_name")
+        or referral.get("source_name")
+        or referral.get("ref")
+        or referral.get("ad_id")
+        or referral.get("source_id")
+        or ""
+    )
+    source = referral.get("source", "other")
+    kind_label, title, opened_how = REFERRAL_WORDS.get(source, REFERRAL_WORDS_OTHER)
+    summary = {"source": source, "label": label, "kind_label": kind_label, "title": title, "opened_how": opened_how}
+    if referral.get("received_at"):
+        summary["received_at"] = referral["received_at"]
+    return summary
+
+
+def user_name(first_name: str, last_name: str, username: str) -> str:
+    """UserSummary's `name` from plain values: Django's `get_full_name()` (first and last, stripped), else the
+    username."""
+    return f"{first_name} {last_name}".strip() or username
+
+
+def conversation_rows(rows: list[dict], *, labels: dict[int, list[str]], now) -> list[dict]:
+    """A list page as ConversationOut shows it, from `selectors.LIST_VALUES` rows (plain values, no model
+    instances) and the page's label names by conversation: the keys and values the declared fields give (a test
+    compares the two for every field), without DRF's per-field machinery or a model instance per joined table,
+    the list request's CPU (bench/README.md, issue 20)."""
+    shown, datetime_shown = [], _datetimes_of_page()
+    for row in rows:
+        facts = providers.ConversationFacts(
+            provider=row["provider"], kind=row["kind"], endpoint_id=row["contact__endpoint_id"]
         )
-        source = referral.get("source", "other")
-        kind_label, title, opened_how = REFERRAL_WORDS.get(source, REFERRAL_WORDS_OTHER)
-        summary = {"source": source, "label": label, "kind_label": kind_label, "title": title, "opened_how": opened_how}
-        if referral.get("received_at"):
-            summary["received_at"] = referral["received_at"]
-        return summary
+        closes = reply_window_closes_at(kind=row["kind"], last_inbound_at=row["last_inbound_at"])
+        assignee_id, team_id = row["assignee_id"], row["team_assignment__team_id"]
+        shown.append(
+            {
+                "id": row["id"],
+                "kind": row["kind"],
+                "subject": subject_shown(row["kind"], row["subject_id"], row["subject"]),
+                "reply_max_chars": reply_max_chars(facts),
+                "inbox": {"id": row["inbox_id"], "name": row["inbox__name"]},
+                "contact": {
+                    "id": row["contact_id"],
+                    "display_name": row["contact__display_name"],
+                    "tiktok_user_id": row["contact__channel_user_id"],
+                },
+                "status": row["status"],
+                "priority": row["priority"],
+                "assignee": None
+                if assignee_id is None
+                else {
+                    "id": assignee_id,
+                    "username": row["assignee__username"],
+                    "name": user_name(
+                        row["assignee__first_name"], row["assignee__last_name"], row["assignee__username"]
+                    ),
+                },
+                "last_message": last_message_shown(
+                    row["last_message_id"],
+                    row["last_message_preview"],
+                    row["last_message_type"],
+                    row["last_message_direction"],
+                    row["last_message_at"],
+                    datetime_shown=datetime_shown,
+                ),
+                "unread_count": row["unread_count"],
+                "last_inbound_at": datetime_shown(row["last_inbound_at"]),
+                "last_activity_at": datetime_shown(row["last_activity_at"]),
+                "reply_window_closes_at": datetime_shown(closes),
+                "replies_left": replies_left(closes, row["replies_used"], now=now),
+                "referral": referral_summary(row["referral"]),
+                "reply_lock": reply_lock(
+                    facts, last_inbound_at=row["last_inbound_at"], used=row["replies_used"], now=now
+                ),
+                "reply_window_closed_reason": reply_window_closed_reason(closes),
+                "snoozed_until": snoozed_until_shown(
+                    row["status"], row["snoozed_until"], datetime_shown=datetime_shown
+                ),
+                "labels": labels.get(row["id"], []),
+                "team": None if team_id is None else {"id": team_id, "name": row["team_assignment__team__name"]},
+                "first_response_due_at": datetime_shown(row["first_response_due_at"]),
+                "version": row["version"],
+            }
+        )
+    return shown
 
 
 class ConversionError(serializers.Serializer):
@@ -505,14 +585,7 @@ class MessageOut(serializers.ModelSerializer):
     @extend_schema_field(MessageActionOut(allow_null=True))
     def get_action(self, message) -> dict | None:
         """The last hide / unhide / delete asked of the provider: pending, done or failed (with the reason)."""
-        if not message.action:
-            return None
-        error = message.action.get("error") or {}
-        return {
-            "action": message.action.get("action", ""),
-            "state": message.action.get("state", ""),
-            "error": {key: error[key] for key in ("name", "description") if key in error} or None,
-        }
+        return action_shown(message.action)
 
     @extend_schema_field(serializers.ListField(child=serializers.ChoiceField(choices=providers.MESSAGE_ACTIONS)))
     def get_actions(self, message) -> list[str]:
@@ -521,11 +594,11 @@ class MessageOut(serializers.ModelSerializer):
 
     def get_sent_outside_inbox(self, message) -> bool:
         """An outbound message the business sent outside the inbox (e.g. from TikTok's app): never queued here."""
-        return message.direction == Message.Direction.OUT and message.queued_at is None
+        return sent_outside_inbox(message.direction, message.queued_at)
 
     def get_can_quote(self, message) -> bool:
         """Whether a reply may quote this message (only the customer's own messages can be quoted)."""
-        return message.direction == Message.Direction.IN and bool(message.provider_message_id)
+        return can_quote(message.direction, message.provider_message_id)
 
     @extend_schema_field(
         serializers.IntegerField(
@@ -534,15 +607,11 @@ class MessageOut(serializers.ModelSerializer):
         )
     )
     def get_version(self, message) -> int:
-        if not message.status:
-            return message_version(message.attempt, Message.Status.QUEUED)
-        return message_version(message.attempt, message.status)
+        return message_version_shown(message.attempt, message.status)
 
     @extend_schema_field(Reaction(allow_null=True))
     def get_reaction(self, message) -> dict | None:
-        if message.type != Message.Type.REACTION:
-            return None
-        return {"emoji": message.reaction_emoji, "action": message.reaction_action}
+        return reaction_shown(message.type, message.reaction_emoji, message.reaction_action)
 
     @extend_schema_field(serializers.ChoiceField(choices=Message.Status.choices, allow_null=True))
     def get_status(self, message) -> str | None:
@@ -553,9 +622,103 @@ class MessageOut(serializers.ModelSerializer):
 
     @extend_schema_field(MessageError(allow_null=True))
     def get_error(self, message) -> dict | None:
-        if not message.error:
-            return None
-        return {key: message.error[key] for key in ("name", "description", "permanent") if key in message.error}
+        return message_error_shown(message.error)
+
+
+# What a thread message shows, each from plain values: MessageOut's getters (a model instance) and `message_rows`
+# (a page of `.values()` rows, the thread's hot path) call the same functions.
+
+
+def action_shown(action: dict | None) -> dict | None:
+    if not action:
+        return None
+    error = action.get("error") or {}
+    return {
+        "action": action.get("action", ""),
+        "state": action.get("state", ""),
+        "error": {key: error[key] for key in ("name", "description") if key in error} or None,
+    }
+
+
+def sent_outside_inbox(direction: str, queued_at) -> bool:
+    return direction == Message.Direction.OUT and queued_at is None
+
+
+def can_quote(direction: str, provider_message_id: str | None) -> bool:
+    return direction == Message.Direction.IN and bool(provider_message_id)
+
+
+def message_version_shown(attempt: int, status: str) -> int:
+    return message_version(attempt, status or Message.Status.QUEUED)
+
+
+def reaction_shown(type: str, emoji: str, action: str) -> dict | None:
+    if type != Message.Type.REACTION:
+        return None
+    return {"emoji": emoji, "action": action}
+
+
+def message_error_shown(error: dict | None) -> dict | None:
+    if not error:
+        return None
+    return {key: error[key] for key in ("name", "description", "permanent") if key in error}
+
+
+def message_rows(rows: list[dict], *, provider: str, conversation_kind: str) -> list[dict]:
+    """A thread page as MessageOut shows it, from `selectors.THREAD_VALUES` rows of one conversation (plain
+    values, no model instances): the keys and values the declared fields give (a test compares the two)."""
+    shown, datetime_shown = [], _datetimes_of_page()
+    for row in rows:
+        direction, status, provider_status = row["direction"], row["status"], row["provider_status"] or {}
+        facts = providers.MessageFacts(
+            provider=provider,
+            conversation_kind=conversation_kind,
+            direction=direction,
+            provider_message_id=row["provider_message_id"],
+            public_state=row["public_state"],
+            provider_status=provider_status,
+        )
+        author_id = row["author_id"]
+        shown.append(
+            {
+                "id": row["id"],
+                "conversation_id": row["conversation_id"],
+                "direction": direction,
+                "type": row["type"],
+                "text": row["text"],
+                "media_url": http_url(row["media_url"]),
+                "share_post_embed_url": http_url(row["embed_url"]),
+                "post_id": row["post_id"],
+                "reaction": reaction_shown(row["type"], row["reaction_emoji"], row["reaction_action"]),
+                "quoted_message_id": row["quoted_message_id"],
+                "quoted_provider_message_id": row["quoted_provider_message_id"],
+                "author": None
+                if author_id is None
+                else {
+                    "id": author_id,
+                    "username": row["author__username"],
+                    "name": user_name(row["author__first_name"], row["author__last_name"], row["author__username"]),
+                },
+                "status": status or None,
+                "sent_at": datetime_shown(row["sent_at"]),
+                "queued_at": datetime_shown(row["queued_at"]),
+                "accepted_at": datetime_shown(row["accepted_at"]),
+                "delivered_at": datetime_shown(row["delivered_at"]),
+                "seen_at": datetime_shown(row["seen_at"]),
+                "failed_at": datetime_shown(row["failed_at"]),
+                "provider_status_name": provider_status.get("name", ""),
+                "error": message_error_shown(row["error"]),
+                "attempt": row["attempt"],
+                "version": message_version_shown(row["attempt"], status),
+                "can_quote": can_quote(direction, row["provider_message_id"]),
+                "sent_outside_inbox": sent_outside_inbox(direction, row["queued_at"]),
+                "public_state": row["public_state"],
+                "other_author": row["other_author"],
+                "action": action_shown(row["action"]),
+                "actions": list(message_actions_allowed_for(facts, action=row["action"])),
+            }
+        )
+    return shown
 
 
 class ConversationOfContact(serializers.ModelSerializer):

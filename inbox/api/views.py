@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
@@ -115,6 +116,13 @@ class ConversationListView(ListAPIView):
             team=self.filters.get("team"),
         )
 
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        """A page of `.values()` rows shown by `conversation_rows`: the same payload as ConversationOut's
+        declared fields, without a model instance per row (bench/README.md, issue 20)."""
+        page = self.paginate_queryset(self.get_queryset())
+        labels = selectors.label_names_of([row["id"] for row in page])
+        return self.get_paginated_response(out.conversation_rows(page, labels=labels, now=timezone.now()))
+
 
 def visible_conversation(request: Request, pk: int) -> Conversation:
     return get_object_or_404(selectors.with_list_annotations(selectors.conversations_visible_to(request.user)), pk=pk)
@@ -144,12 +152,20 @@ class MessageListView(ListAPIView):
     pagination_class = MessageCursor
 
     def get_queryset(self):
-        conversation = get_object_or_404(
-            selectors.conversations_visible_to(self.request.user).only("pk"), pk=self.kwargs["pk"]
+        self.conversation = get_object_or_404(
+            selectors.conversations_visible_to(self.request.user).only("pk", "provider", "kind"), pk=self.kwargs["pk"]
         )
         self.filters = _parse_filters(MessageFilters, self.request)
-        messages = selectors.messages_of(conversation)
+        messages = selectors.thread_values(self.conversation)
         return messages.filter(type=self.filters["type"]) if self.filters.get("type") else messages
+
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        """A page of `.values()` rows shown by `message_rows`: the same payload as MessageOut's declared fields,
+        without a model instance per message (bench/README.md, issue 20)."""
+        page = self.paginate_queryset(self.get_queryset())
+        conversation = self.conversation
+        rows = out.message_rows(page, provider=conversation.provider, conversation_kind=conversation.kind)
+        return self.get_paginated_response(rows)
 
     @extend_schema(
         request={"application/json": out.ReplyIn, "multipart/form-data": out.ReplyIn},

@@ -103,6 +103,7 @@ from inbox.services.message_actions import (  # noqa: E402
     message_action_request,
     message_action_result,
     message_actions_allowed,
+    message_actions_allowed_for,
     messages_public_state_apply,
 )
 
@@ -110,6 +111,7 @@ __all__ += [
     "message_action_request",
     "message_action_result",
     "message_actions_allowed",
+    "message_actions_allowed_for",
     "messages_public_state_apply",
 ]
 from inbox.services.subjects import conversation_subjects_update  # noqa: E402

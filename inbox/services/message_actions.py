@@ -31,11 +31,17 @@ STATE_AFTER = {
 
 
 def message_actions_allowed(message: Message) -> tuple[str, ...]:
-    """The actions an agent may ask for on this message now (the provider decides; none while one is pending)."""
-    if message.action.get("state") == PENDING or message.public_state == PublicState.DELETED:
+    """The actions an agent may ask for on this message now: `message_actions_allowed_for` of the model."""
+    return message_actions_allowed_for(providers.MessageFacts.of(message), action=message.action)
+
+
+def message_actions_allowed_for(facts: providers.MessageFacts, *, action: dict) -> tuple[str, ...]:
+    """The actions an agent may ask for on a message now, from plain values (a thread row from `.values()`): the
+    provider decides; none while one is pending (`action`, the message's last request) or once deleted."""
+    if (action or {}).get("state") == PENDING or facts.public_state == PublicState.DELETED:
         return ()
-    backend = providers.for_conversation(message.conversation)
-    return backend.message_actions(message) if backend is not None else ()
+    backend = providers.for_conversation(facts)
+    return backend.message_actions(facts) if backend is not None else ()
 
 
 def _event(message: Message, *, action: str, state: str, actor_id: int | None) -> domain_events.DomainEvent:
@@ -65,7 +71,7 @@ def message_action_request(*, message_id: int, action: str, author) -> Message:
                 "action_pending", f"a {message.action.get('action')} of this message is already under way", status=409
             )
         backend = providers.for_conversation(message.conversation)
-        if backend is None or not (offered := backend.message_actions(message)):
+        if backend is None or not (offered := backend.message_actions(providers.MessageFacts.of(message))):
             raise ApplicationError(
                 "action_unsupported",
                 "this conversation's provider cannot hide or delete messages (only public comments can be)",

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from inbox import domain_events, outbox, providers
 from inbox.errors import ApplicationError
-from inbox.models import AuditLog, Conversation, Message
+from inbox.models import AuditLog, Conversation, Message, reply_window_closes_at
 from inbox.selectors import quota_replies
 from inbox.services.common import (
     conversation_lock,
@@ -86,16 +86,26 @@ def reply_window_closed_error(closes_at: datetime) -> ApplicationError:
 
 
 def reply_blocked(conversation: Conversation, *, now: datetime, used: int | None) -> ApplicationError | None:
-    """Why an agent cannot reply now (the 409 a reply would get), or None. The one place of these rules:
-    `reply_queue` raises it, the API shows it as the composer's lock reason. `used` None skips the quota.
-    The connection first: when it cannot send (e.g. waiting for re-authorization), nothing else matters."""
-    blocked = connection_blocked(conversation)
+    """Why an agent cannot reply now (the 409 a reply would get), or None: `reply_blocked_for` of the model."""
+    return reply_blocked_for(
+        providers.ConversationFacts.of(conversation), last_inbound_at=conversation.last_inbound_at, now=now, used=used
+    )
+
+
+def reply_blocked_for(
+    facts: providers.ConversationFacts, *, last_inbound_at: datetime | None, now: datetime, used: int | None
+) -> ApplicationError | None:
+    """Why an agent cannot reply now (the 409 a reply would get), or None. The one place of these rules, on plain
+    values: `reply_queue` raises it, the API shows it as the composer's lock reason (a list row from `.values()`).
+    `used` None skips the quota. The connection first: when it cannot send (e.g. waiting for re-authorization),
+    nothing else matters."""
+    blocked = connection_blocked_for(facts)
     if blocked is not None:
         return blocked
-    backend = providers.for_conversation(conversation)
-    if backend is not None and not backend.capabilities_for(conversation).user_initiated:
+    backend = providers.for_conversation(facts)
+    if backend is not None and not backend.capabilities_for(facts).user_initiated:
         return None  # e.g. a comment thread: public replies have no window or quota
-    closes_at = conversation.reply_window_closes_at()
+    closes_at = reply_window_closes_at(kind=facts.kind, last_inbound_at=last_inbound_at)
     if closes_at is None:
         return ApplicationError(
             "no_user_message",
@@ -116,8 +126,12 @@ def reply_blocked(conversation: Conversation, *, now: datetime, used: int | None
 
 def connection_blocked(conversation: Conversation) -> ApplicationError | None:
     """The 409 of a conversation whose connection cannot send now (its backend says why), or None."""
-    backend = providers.for_conversation(conversation)
-    blocked = backend.send_blocked(conversation) if backend is not None else None
+    return connection_blocked_for(providers.ConversationFacts.of(conversation))
+
+
+def connection_blocked_for(facts: providers.ConversationFacts) -> ApplicationError | None:
+    backend = providers.for_conversation(facts)
+    blocked = backend.send_blocked(facts) if backend is not None else None
     if blocked is None:
         return None
     code, message = blocked
@@ -261,7 +275,7 @@ def _reply_queue(
         if existing is not None:
             return existing
         now = timezone.now()
-        capabilities = reply_backend(conversation).capabilities_for(conversation)
+        capabilities = reply_backend(conversation).capabilities_for(providers.ConversationFacts.of(conversation))
         if capabilities.user_initiated:
             reply_window_check(conversation, now=now)
         elif (blocked := connection_blocked(conversation)) is not None:
@@ -372,7 +386,8 @@ def message_retry(*, message_id: int, author) -> Message:
                 "not_failed", f"only a failed message can be retried (this one is {message.status})", status=409
             )
         now = timezone.now()
-        if reply_backend(conversation).capabilities_for(conversation).user_initiated:
+        facts = providers.ConversationFacts.of(conversation)
+        if reply_backend(conversation).capabilities_for(facts).user_initiated:
             reply_window_check(conversation, now=now, exclude_message_id=message.pk)
         before = {
             "status": message.status,

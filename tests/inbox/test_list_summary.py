@@ -1,8 +1,10 @@
 """The list-row columns on the conversation (newest message, unread count) after every kind of write, compared
 with a recomputation from the raw message rows (inbox/services/summary.py)."""
 
+import dataclasses
 import importlib
 import io
+import json
 from datetime import timedelta
 
 import pytest
@@ -269,32 +271,211 @@ def test_the_command_rebuilds_one_inbox(inbox):
     assert stored(theirs)["last_message_preview"] == "stale"
 
 
-def test_the_list_rows_fast_representation_equals_the_declared_fields(inbox, agent, django_user_model):
-    """ConversationOut builds a row by hand (the list's CPU): it must say what DRF's declared fields say."""
-    from rest_framework import serializers as drf
+DIRECT_ACCOUNTS = ("rows-connected", "rows-reauth", "rows-disconnected", "rows-missing")
 
-    from inbox.api.serializers import ConversationOut
-    from inbox.selectors import conversation_list
+
+@pytest.fixture
+def direct_accounts(inbox):
+    """Direct TikTok connections in each state (the connection-state cache cleared around the test)."""
+    from django.core.cache import cache
+
+    from tiktok_channel.direct.backend import state_cache_key
+    from tiktok_channel.direct.models import TikTokApp, TikTokConnection
+
+    keys = [state_cache_key(account) for account in DIRECT_ACCOUNTS]
+    cache.delete_many(keys)
+    app = TikTokApp.objects.create(
+        name="Rows app", client_key="rows-key", client_secret="rows-secret-0123456789", inbox=inbox
+    )
+    for account, state in zip(DIRECT_ACCOUNTS[:3], TikTokConnection.State.values, strict=True):
+        TikTokConnection.objects.create(app=app, account_id=account, display_name=account, state=state)
+    yield
+    cache.delete_many(keys)
+
+
+def test_the_list_rows_from_plain_values_equal_the_declared_fields(
+    inbox, agent, django_user_model, direct_accounts, settings
+):
+    """The list builds its rows from `.values()` (no model instances): every field must say what ConversationOut's
+    declared fields say of a model instance, byte for byte, for every lock reason, both providers, comments,
+    assignees, teams, labels, snoozes, SLA and unread counts."""
+    from rest_framework.renderers import JSONRenderer
+
+    from inbox.api.serializers import ConversationOut, conversation_rows
+    from inbox.automation.models import ConversationSla, ConversationTeam, Team
+    from inbox.selectors import conversation_list, label_names_of, with_list_annotations
     from inbox.services import conversation_assign, conversation_set_labels, conversation_snooze, label_create
 
+    settings.REPLY_QUOTA_PER_WINDOW = 1
     agent.first_name = "Ann"
     agent.save()
+    both = django_user_model.objects.create_user("bo", first_name="Bo", last_name="Lee")
+    bare = django_user_model.objects.create_user("cy")
+    inbox.members.add(both, bare)
+
+    def direct(user: str, n: int, account: str, **kw) -> int:
+        e = dataclasses.replace(event(user, n, **kw), endpoint_id=account, provider="tiktok_direct")
+        return receive(inbox, e).conversation_id
+
     plain = receive(inbox, event("rob", 1, text="hi")).conversation_id
+    receive(inbox, event("rob", 2, text="again"))
     comment = receive(
         inbox, event("sue", 1, conversation_kind="comment", subject_id="v1", subject={"url": "https://t.k/v1"})
     ).conversation_id
-    old = receive(inbox, event("tom", 1, ago=timedelta(days=3), referral={"source": "ad", "ad_name": "Sale"}))
-    conversation_assign(conversation_id=plain, assignee=agent, actor=agent)
-    label_create(inbox_id=inbox.pk, name="vip", color="#ff0000", actor=agent)
-    conversation_set_labels(conversation_id=plain, names=["vip"], actor=agent)
-    conversation_snooze(conversation_id=comment, until=timezone.now() + timedelta(days=1), actor=agent)
-    Conversation.objects.create(
-        inbox=inbox, contact=old.conversation.contact, kind="comment", subject_id="v2", last_activity_at=timezone.now()
+    closed = receive(inbox, event("tom", 1, ago=timedelta(days=3), referral={"source": "ad", "ad_name": "Sale"}))
+    quota = receive(inbox, event("una", 1, text="quick?")).conversation_id
+    reply_queue(conversation_id=quota, author=agent, type="text", text="yes")
+    unknown_provider = Conversation.objects.create(
+        inbox=inbox,
+        contact=closed.conversation.contact,
+        kind="comment",
+        subject_id="v2",
+        last_activity_at=timezone.now(),
+    ).pk
+    direct_ok = direct("vic", 1, "rows-connected", referral={"source": "tiktok_me", "ref": "spring"})
+    direct_comment = direct(
+        "vic", 2, "rows-connected", conversation_kind="comment", subject_id="v3", subject={"url": "x"}
     )
-    rows = list(conversation_list(user=agent))
-    assert len(rows) == 4
-    serializer = ConversationOut(rows, many=True)
-    fast = serializer.data
-    declared = [drf.ModelSerializer.to_representation(serializer.child, row) for row in rows]
-    assert [dict(row) for row in fast] == [dict(row) for row in declared]
-    assert {row["id"]: row["assignee"] for row in fast}[plain]["name"] == "Ann"
+    direct_reauth = direct("wes", 1, "rows-reauth")
+    direct_off = direct("xia", 1, "rows-disconnected")
+    direct_missing = direct("yan", 1, "rows-missing")
+
+    conversation_assign(conversation_id=plain, assignee=agent, actor=agent)
+    conversation_assign(conversation_id=direct_ok, assignee=both, actor=agent)
+    conversation_assign(conversation_id=quota, assignee=bare, actor=agent)
+    for name in ("vip", "a-first"):
+        label_create(inbox_id=inbox.pk, name=name, color="#ff0000", actor=agent)
+    conversation_set_labels(conversation_id=plain, names=["vip", "a-first"], actor=agent)
+    conversation_set_labels(conversation_id=direct_reauth, names=["vip"], actor=agent)
+    conversation_snooze(conversation_id=comment, until=timezone.now() + timedelta(days=1), actor=agent)
+    ConversationTeam.objects.create(conversation_id=plain, team=Team.objects.create(inbox=inbox, name="Billing"))
+    ConversationSla.objects.update_or_create(
+        conversation_id=quota, defaults={"due_at": timezone.now() + timedelta(minutes=30)}
+    )
+    conversation_mark_read(conversation_id=direct_ok, actor=agent)
+
+    response = api(agent).get("/api/v1/conversations/", {"page_size": 50})
+    assert response.status_code == 200
+    shown = response.json()["results"]
+    ids = [row["id"] for row in shown]
+    assert sorted(ids) == sorted(
+        [plain, comment, closed.conversation_id, quota, unknown_provider]
+        + [direct_ok, direct_comment, direct_reauth, direct_off, direct_missing]
+    )
+    instances = {c.pk: c for c in with_list_annotations(Conversation.objects.filter(pk__in=ids))}
+    declared = [ConversationOut(instances[pk]).data for pk in ids]
+    rows = list(conversation_list(user=agent).order_by("-last_activity_at", "-id"))
+    fast = conversation_rows(rows, labels=label_names_of(ids), now=timezone.now())
+
+    assert fast == declared and set(fast[0]) == set(ConversationOut.Meta.fields)
+    assert JSONRenderer().render(fast) == JSONRenderer().render(declared)  # byte for byte, keys in order
+    assert shown == json.loads(JSONRenderer().render(declared))  # what the API sends
+
+    by_id = {row["id"]: row for row in fast}
+    locks = {pk: (row["reply_lock"] or {}).get("code") for pk, row in by_id.items()}
+    assert locks == {
+        plain: None,
+        comment: "no_user_message",  # Infobip declares nothing for comments: the DM rule, and a comment has no window
+        closed.conversation_id: "reply_window_closed",
+        quota: "reply_quota_used",
+        unknown_provider: "no_user_message",
+        direct_ok: None,
+        direct_comment: None,
+        direct_reauth: "channel_reauthorization_needed",
+        direct_off: "channel_disconnected",
+        direct_missing: "channel_disconnected",
+    }
+    assert by_id[direct_off]["reply_lock"]["message"] != by_id[direct_missing]["reply_lock"]["message"]
+    assert by_id[direct_comment]["reply_max_chars"] == 150 and by_id[plain]["reply_max_chars"] == 6000
+    assert [by_id[pk]["assignee"]["name"] for pk in (plain, direct_ok, quota)] == ["Ann", "Bo Lee", "cy"]
+    assert by_id[plain]["labels"] == ["a-first", "vip"] and by_id[direct_reauth]["labels"] == ["vip"]
+    assert by_id[plain]["team"]["name"] == "Billing" and by_id[comment]["team"] is None
+    assert by_id[comment]["snoozed_until"] is not None and by_id[plain]["snoozed_until"] is None
+    assert by_id[quota]["first_response_due_at"] is not None and by_id[quota]["replies_left"] == 0
+    assert (by_id[plain]["unread_count"], by_id[direct_ok]["unread_count"]) == (2, 0)
+    assert by_id[closed.conversation_id]["referral"]["label"] == "Sale"
+    assert by_id[direct_ok]["referral"]["kind_label"] == "TikTok.me"
+    assert by_id[comment]["subject"] == {"id": "v1", "url": "https://t.k/v1"}
+    assert by_id[direct_comment]["subject"] == {"id": "v3"}  # not an http(s) URL: left out
+
+
+def test_the_thread_rows_from_plain_values_equal_the_declared_fields(inbox, agent, direct_accounts):
+    """The thread builds its messages from `.values()` rows: every field must say what MessageOut's declared
+    fields say of a model instance, byte for byte: every type and direction, statuses and errors, quotes, unsafe
+    URLs, notes' authors, echoes from outside the inbox, and a comment thread's hide / unhide / delete actions."""
+    from rest_framework.renderers import JSONRenderer
+
+    from inbox.api.serializers import MessageOut, message_rows
+    from inbox.selectors import messages_of, thread_values
+
+    agent.first_name, agent.last_name = "Ann", "Ash"
+    agent.save()
+
+    def thread(conversation_id: int) -> tuple[list, list, list]:
+        conversation = Conversation.objects.get(pk=conversation_id)
+        response = api(agent).get(f"/api/v1/conversations/{conversation_id}/messages/", {"page_size": 200})
+        assert response.status_code == 200
+        declared = [MessageOut(m).data for m in messages_of(conversation).order_by("sent_at", "id")]
+        rows = list(thread_values(conversation).order_by("sent_at", "id"))
+        fast = message_rows(rows, provider=conversation.provider, conversation_kind=conversation.kind)
+        assert fast == declared and set(fast[0]) == set(MessageOut.Meta.fields)
+        assert JSONRenderer().render(fast) == JSONRenderer().render(declared)
+        assert response.json()["results"] == json.loads(JSONRenderer().render(declared))
+        return fast, declared, response.json()["results"]
+
+    # A DM thread through Infobip: every type, a quote, unsafe URLs, replies in each status, a note, an echo.
+    first = receive(inbox, event("zoe", 1, ago=timedelta(minutes=9), text="Hi"))
+    dm = first.conversation_id
+    receive(inbox, event("zoe", 2, ago=timedelta(minutes=8), type="image", text="", media_url="javascript:alert(1)"))
+    receive(inbox, event("zoe", 3, ago=timedelta(minutes=7), type="image", text="", media_url="https://cdn.x/a.png"))
+    receive(inbox, event("zoe", 4, ago=timedelta(minutes=6), type="share_post", text="", embed_url="https://t.k/e"))
+    receive(
+        inbox,
+        event(
+            "zoe", 5, ago=timedelta(minutes=5), type="reaction", text="", reaction_emoji="❤", reaction_action="react"
+        ),
+    )
+    receive(inbox, event("zoe", 6, ago=timedelta(minutes=4), text="see this", quoted_provider_message_id="zoe-1"))
+    accepted = reply_queue(conversation_id=dm, author=agent, type="text", text="one", quoted_message_id=first.pk)
+    failed = reply_queue(conversation_id=dm, author=agent, type="text", text="two")
+    reply_queue(conversation_id=dm, author=agent, type="image", media_url="https://cdn.x/b.jpg")
+    report = StatusReport(
+        channel="tiktok",
+        provider_message_id=accepted.provider_message_id,
+        status="delivered",
+        at=timezone.now(),
+        provider_status={"name": "DELIVERED_TO_HANDSET"},
+    )
+    assert message_status_apply(report=report) == "applied"
+    error = {"name": "EC_REJECTED", "description": "refused", "permanent": True, "raw": {"x": 1}}
+    assert message_send_failed(channel="tiktok", provider_message_id=failed.provider_message_id, error=error)
+    note_add(conversation_id=dm, author=agent, text="a note")
+    receive(inbox, event("zoe", 7, text="sent from the app", sent_outside=True))
+    fast, _, _ = thread(dm)
+    assert [m["media_url"] for m in fast[1:3]] == ["", "https://cdn.x/a.png"]
+    assert fast[4]["reaction"] == {"emoji": "❤", "action": "react"} and fast[5]["quoted_message_id"] == first.pk
+    by_text = {m["text"]: m for m in fast}
+    assert by_text["one"]["status"] == "delivered" and by_text["one"]["provider_status_name"] == "DELIVERED_TO_HANDSET"
+    assert by_text["two"]["error"] == {"name": "EC_REJECTED", "description": "refused", "permanent": True}
+    assert by_text["a note"]["author"]["name"] == "Ann Ash" and by_text["Hi"]["author"] is None
+    assert by_text["sent from the app"]["sent_outside_inbox"] and by_text["Hi"]["can_quote"]
+    assert all(m["actions"] == [] for m in fast)  # Infobip moderates nothing
+
+    # A comment thread through TikTok directly: hide, unhide, delete, none while pending or once deleted.
+    def comment(n: int, **kw) -> Message:
+        e = event("ada", n, conversation_kind="comment", subject_id="v9", **kw)
+        return receive(inbox, dataclasses.replace(e, endpoint_id="rows-connected", provider="tiktok_direct"))
+
+    shown, hidden, pending, deleted = comment(1), comment(2), comment(3), comment(4)
+    Message.objects.filter(pk=hidden.pk).update(public_state="hidden")
+    Message.objects.filter(pk=pending.pk).update(action={"action": "hide", "state": "pending"})
+    Message.objects.filter(pk=deleted.pk).update(
+        public_state="deleted",
+        action={"action": "delete", "state": "failed", "error": {"name": "E", "description": "d"}},
+    )
+    ours = reply_queue(conversation_id=shown.conversation_id, author=agent, type="text", text="thanks")
+    Message.objects.filter(pk=ours.pk).update(status="accepted", provider_status={"messageId": "c-1"})
+    fast, _, _ = thread(shown.conversation_id)
+    actions = {m["id"]: m["actions"] for m in fast}
+    assert actions == {shown.pk: ["hide"], hidden.pk: ["unhide"], pending.pk: [], deleted.pk: [], ours.pk: ["delete"]}
+    assert {m["id"]: m["action"] for m in fast}[deleted.pk]["error"] == {"name": "E", "description": "d"}

@@ -161,13 +161,13 @@ class DirectBackend(providers.Backend):
         delivery_reports=False,  # TikTok reports reads only (im_mark_read_msg)
     )
 
-    def capabilities_for(self, conversation: Conversation) -> providers.Capabilities:
+    def capabilities_for(self, conversation: providers.ConversationFacts) -> providers.Capabilities:
         if conversation.kind == Conversation.Kind.COMMENT:
             return COMMENT_CAPABILITIES
         return self.capabilities
 
-    def send_blocked(self, conversation: Conversation) -> tuple[str, str] | None:
-        state = connection_state(conversation.contact.endpoint_id)
+    def send_blocked(self, conversation: providers.ConversationFacts) -> tuple[str, str] | None:
+        state = connection_state(conversation.endpoint_id)
         if state is None:
             return MISSING
         return BLOCKED.get(state)
@@ -267,10 +267,10 @@ class DirectBackend(providers.Backend):
 
         return self._call(connection, do)
 
-    def message_actions(self, message: Message) -> tuple[str, ...]:
+    def message_actions(self, message: providers.MessageFacts) -> tuple[str, ...]:
         """On a comment conversation: hide / unhide a user's comment; delete one of our own replies once TikTok
         has it (§6.2: the business can delete only comments it wrote)."""
-        if message.conversation.kind != Conversation.Kind.COMMENT:
+        if message.conversation_kind != Conversation.Kind.COMMENT:
             return ()
         if message.direction == Message.Direction.IN and message.provider_message_id:
             hidden = message.public_state == Message.PublicState.HIDDEN
