@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from inbox.automation.csat import csat_rate, survey_token
 from inbox.automation.models import CsatSurvey, InboxRouting
-from inbox.models import Inbox, ReportCycle, ReportDay, ReportDirty, ReportHour, ReportState
+from inbox.models import Inbox, ReportCycle, ReportDay, ReportDirty, ReportHistogram, ReportHour, ReportState
 from inbox.reports import rollups
 from inbox.reports.models import ReportCsat
 from tests.inbox.reports_helpers import AD, TIKTOK_ME, Stream
@@ -42,6 +42,12 @@ def snapshot(inbox_ids=None) -> dict:
         "cycles": sorted(tuple(row) for row in ReportCycle.objects.filter(**scope).values_list(*cycle_fields)),
         "csat": sorted(
             ReportCsat.objects.filter(**scope).values_list("inbox_id", "day", "agent_id", "rating", "responses")
+        ),
+        "histograms": sorted(
+            (inbox_id, metric, day, agent_id, sorted(counts.items()))
+            for inbox_id, metric, day, agent_id, counts in ReportHistogram.objects.filter(**scope).values_list(
+                "inbox_id", "metric", "day", "agent_id", "counts"
+            )
         ),
     }
 
