@@ -29,7 +29,6 @@ from datetime import date, timedelta
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import Q, Sum
-from django.db.models.functions import ExtractIsoWeekDay
 
 from inbox.models import Inbox, ReportCycle, ReportDay, ReportHistogram, ReportHour
 from inbox.reports.models import ReportCsat
@@ -280,16 +279,19 @@ def agents(scope: ReportScope) -> dict:
 
 def heatmap(scope: ReportScope) -> dict:
     """Conversations opened per day of the week and hour (the inbox's time zone)."""
-    cells = {
-        (row["weekday"], row["hour"]): row["opened"]
-        for row in ReportHour.objects.filter(
+    # Summed per day and hour, the days' weekdays taken here: an ISODOW extract per roll-up row doubled the query.
+    cells: dict[tuple[int, int], int] = {}
+    for day, hour, opened in (
+        ReportHour.objects.filter(
             scope.agent_q(), inbox_id__in=scope.inbox_ids, day__gte=scope.since, day__lte=scope.until
         )
-        .annotate(weekday=ExtractIsoWeekDay("day"))
-        .values("weekday", "hour")
+        .values("day", "hour")
         .annotate(opened=Sum("opened"))
         .order_by()
-    }
+        .values_list("day", "hour", "opened")
+    ):
+        key = (day.isoweekday(), hour)
+        cells[key] = cells.get(key, 0) + opened
     hours = [f"h{hour:02d}" for hour in range(24)]
     rows = [
         {"weekday": name, **{hours[hour]: cells.get((iso, hour), 0) for hour in range(24)}}
