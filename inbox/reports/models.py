@@ -103,6 +103,9 @@ class ReportDay(models.Model):
     source_id = models.CharField(max_length=200, blank=True, default="")
     opened = models.IntegerField(default=0)
     replied = models.IntegerField(default=0, help_text="Cycles opened this day that got an agent's reply")
+    opened_resolved = models.IntegerField(
+        default=0, db_default=0, help_text="Cycles opened this day that are resolved (since)"
+    )
     resolved = models.IntegerField(default=0)
     messages_in = models.IntegerField(default=0)
     messages_out = models.IntegerField(default=0)
@@ -121,6 +124,33 @@ class ReportDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.inbox_id} {self.day} agent {self.agent_id} {self.source_kind}"
+
+
+class ReportHistogram(models.Model):
+    """The first response or resolution times of an inbox, local day and agent, as the reports show them: a map
+    {tenths of a minute: samples}. Durations are shown in minutes with one decimal, and rounding keeps the order,
+    so percentile_disc over these shown values is exactly the rounded percentile_disc of the samples — read from a
+    row per inbox, day, agent and metric instead of a row per cycle.
+
+    The day and agent are those the charts filter on: first response — the responder and their reply's day;
+    resolution — the cycle's agent and the resolution's day."""
+
+    FIRST_RESPONSE = "first_response"
+    RESOLUTION = "resolution"
+
+    inbox = models.ForeignKey("inbox.Inbox", on_delete=models.CASCADE, related_name="+")
+    metric = models.CharField(max_length=16, choices=[(FIRST_RESPONSE, "First response"), (RESOLUTION, "Resolution")])
+    day = models.DateField()
+    agent_id = models.BigIntegerField(default=0)
+    counts = models.JSONField(default=dict, help_text="{tenths of a minute: samples}, no zero entries")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["inbox", "metric", "day", "agent_id"], name="reporthistogram_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.inbox_id} {self.day} agent {self.agent_id} {self.metric}"
 
 
 class ReportHour(models.Model):
@@ -172,6 +202,9 @@ DAY_COUNTS = [
     "resolution_count",
     "resolution_seconds",
 ]
+# Counts of ReportDay that come from the cycles ("c" of the contributions), not from the day entries ("d").
+DAY_CYCLE_COUNTS = ["opened_resolved"]
+HISTOGRAM_KEY = ["inbox_id", "metric", "day", "agent_id"]
 HOUR_KEY = ["inbox_id", "day", "hour", "agent_id"]
 HOUR_COUNTS = ["opened"]
 CSAT_KEY = ["inbox_id", "day", "agent_id", "rating"]

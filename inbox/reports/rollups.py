@@ -36,6 +36,7 @@ from inbox.reports.models import (
     CSAT_COUNTS,
     CSAT_KEY,
     DAY_COUNTS,
+    DAY_CYCLE_COUNTS,
     DAY_KEY,
     HOUR_COUNTS,
     HOUR_KEY,
@@ -47,6 +48,7 @@ from inbox.reports.models import (
     ReportCycle,
     ReportDay,
     ReportDirty,
+    ReportHistogram,
     ReportHour,
     ReportState,
 )
@@ -695,6 +697,8 @@ def _refresh_loaded(conversations, states, messages, audits, conversions, rating
     day_delta: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(DAY_COUNTS))
     hour_delta: dict[tuple, int] = defaultdict(int)
     csat_delta: dict[tuple, int] = defaultdict(int)
+    cycle_day_delta: dict[tuple, int] = defaultdict(int)
+    histogram_delta: dict[tuple, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     cycles: list[CycleRow] = []
     rewritten: list[int] = []
     new_states: list[tuple[int, dict]] = []
@@ -721,6 +725,13 @@ def _refresh_loaded(conversations, states, messages, audits, conversions, rating
         if contributions["c"] != old.get("c"):
             rewritten.append(pk)
             cycles.extend(rows)
+            for sign, state in ((1, contributions), (-1, old)):
+                resolved, histograms = cycle_contributions(conversation["inbox_id"], state.get("c") or [])
+                for key, n in resolved.items():
+                    cycle_day_delta[key] += sign * n
+                for key, counts in histograms.items():
+                    for tenths, n in counts.items():
+                        histogram_delta[key][tenths] += sign * n
         new_states.append((pk, contributions))
 
     if rewritten:
@@ -739,9 +750,15 @@ def _refresh_loaded(conversations, states, messages, audits, conversions, rating
                 f"INSERT INTO {table[ReportCycle]} ({columns}) SELECT * FROM unnest({arrays})",  # noqa: S608
                 [list(column) for column in zip(*[row.values() for row in cycles], strict=True)],
             )
-    _apply(ReportDay, DAY_KEY, DAY_COUNTS, {k: v for k, v in day_delta.items() if any(v)})
+    # The cycles' counts join the day entries' in one upsert: a row is dropped only when all of them are zero.
+    zeros = [0] * len(DAY_COUNTS)
+    day_rows = {
+        key: [*day_delta.get(key, zeros), cycle_day_delta.get(key, 0)] for key in {*day_delta, *cycle_day_delta}
+    }
+    _apply(ReportDay, DAY_KEY, DAY_COUNTS + DAY_CYCLE_COUNTS, {k: v for k, v in day_rows.items() if any(v)})
     _apply(ReportHour, HOUR_KEY, HOUR_COUNTS, {k: [v] for k, v in hour_delta.items() if v})
     _apply(ReportCsat, CSAT_KEY, CSAT_COUNTS, {k: [v] for k, v in csat_delta.items() if v})
+    _apply_histograms(histogram_delta)
     if new_states and connection.vendor != "postgresql":
         for pk, contributions in new_states:
             ReportState.objects.filter(conversation_id=pk).update(contributions=contributions)
@@ -753,6 +770,99 @@ def _refresh_loaded(conversations, states, messages, audits, conversions, rating
                 "FROM jsonb_array_elements(%s::jsonb) AS v WHERE s.conversation_id = (v.value ->> 0)::bigint",
                 [_dumps(new_states)],
             )
+
+
+_CYCLE_INDEX = {name: index for index, name in enumerate(CYCLE_FIELDS[2:])}  # a cycle of the contributions' "c"
+
+
+def shown_tenths(seconds: int) -> int:
+    """A duration as the reports show it, in tenths of a minute: minutes with one decimal, round(seconds / 60, 1)
+    (Python's rounding of the float, so the figure shown is the one the page always showed)."""
+    return round(round(seconds / 60, 1) * 10)
+
+
+def cycle_contributions(inbox_id: int, cycles: list[list]) -> tuple[dict[tuple, int], dict[tuple, dict[int, int]]]:
+    """What a conversation's cycles (its contributions' "c") add to ReportDay's `opened_resolved` (by the day each
+    cycle opened) and to the histograms (ReportHistogram keys → {tenths of a minute: samples}).
+
+    Derived from "c", not stored beside it: a state written before these counts existed has its cycles, so the
+    difference to apply is right for it too (migration 0028 counted its cycles into the tables)."""
+    at = _CYCLE_INDEX
+    resolved: dict[tuple, int] = defaultdict(int)
+    histograms: dict[tuple, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for cycle in cycles:
+        seconds = cycle[at["first_response_seconds"]]
+        if seconds is not None:
+            day = date.fromisoformat(cycle[at["first_response_day"]])
+            key = (inbox_id, ReportHistogram.FIRST_RESPONSE, day, cycle[at["responder_id"]])
+            histograms[key][shown_tenths(seconds)] += 1
+        seconds = cycle[at["resolution_seconds"]]
+        if cycle[at["resolved_at"]] is not None and seconds is not None:
+            opened_day = date.fromisoformat(cycle[at["opened_day"]])
+            agent = cycle[at["agent_id"]]
+            resolved[(inbox_id, opened_day, agent, cycle[at["source_kind"]], cycle[at["source_id"]])] += 1
+            key = (inbox_id, ReportHistogram.RESOLUTION, date.fromisoformat(cycle[at["resolved_day"]]), agent)
+            histograms[key][shown_tenths(seconds)] += 1
+    return resolved, histograms
+
+
+def _apply_histograms(deltas: dict[tuple, dict[int, int]]) -> None:
+    """Add `deltas` ({key: {tenths: samples}}) to the histograms (created as needed), in key order; entries that
+    fall to zero go, and rows left empty are dropped (PostgreSQL: one upsert merging the maps with
+    inbox_report_histogram_add, migration 0028; SQLite: read, merge, write)."""
+    ordered = []
+    for key, counts in sorted(deltas.items(), key=_sort_key):
+        counts = {tenths: n for tenths, n in counts.items() if n}
+        if counts:
+            ordered.append((key, counts))
+    if not ordered:
+        return
+    if connection.vendor != "postgresql":
+        _apply_histograms_portable(ordered)
+        return
+    table = connection.ops.quote_name(ReportHistogram._meta.db_table)
+    columns = [list(column) for column in zip(*[key for key, _ in ordered], strict=True)]
+    maps = [_dumps({str(tenths): n for tenths, n in sorted(counts.items())}) for _, counts in ordered]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {table} (inbox_id, metric, day, agent_id, counts)
+                SELECT v.inbox_id, v.metric, v.day, v.agent_id, v.counts::jsonb
+                FROM unnest(%s::bigint[], %s::text[], %s::date[], %s::bigint[], %s::text[])
+                  AS v(inbox_id, metric, day, agent_id, counts)
+                ON CONFLICT (inbox_id, metric, day, agent_id)
+                DO UPDATE SET counts = inbox_report_histogram_add({table}.counts, EXCLUDED.counts)""",  # noqa: S608
+            [*columns, maps],
+        )
+        shrunk = [key for key, counts in ordered if any(n < 0 for n in counts.values())]
+        if shrunk:
+            cursor.execute(
+                f"""DELETE FROM {table} h USING unnest(%s::bigint[], %s::text[], %s::date[], %s::bigint[])
+                      AS v(inbox_id, metric, day, agent_id)
+                    WHERE h.inbox_id = v.inbox_id AND h.metric = v.metric AND h.day = v.day
+                      AND h.agent_id = v.agent_id AND h.counts = '{{}}'::jsonb""",  # noqa: S608
+                [list(column) for column in zip(*shrunk, strict=True)],
+            )
+
+
+def _apply_histograms_portable(ordered: list[tuple[tuple, dict[int, int]]]) -> None:
+    """SQLite (make run's zero-setup default; one writer at a time): read the rows, merge in Python, write."""
+    rows = {
+        (row.inbox_id, row.metric, row.day, row.agent_id): row
+        for row in ReportHistogram.objects.filter(
+            inbox_id__in={key[0] for key, _ in ordered}, day__in={key[2] for key, _ in ordered}
+        )
+    }
+    for key, counts in ordered:
+        row = rows.get(key) or ReportHistogram(inbox_id=key[0], metric=key[1], day=key[2], agent_id=key[3])
+        merged = defaultdict(int, {int(tenths): n for tenths, n in (row.counts or {}).items()})
+        for tenths, n in counts.items():
+            merged[tenths] += n
+        row.counts = {str(tenths): n for tenths, n in sorted(merged.items()) if n}
+        if not row.counts:
+            if row.pk is not None:
+                row.delete()
+        else:
+            row.save()
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -852,7 +962,7 @@ def rebuild(*, inbox_ids: list[int] | None = None) -> int:
                 cursor.execute(f"LOCK TABLE {connection.ops.quote_name(ReportState._meta.db_table)} IN EXCLUSIVE MODE")
         scope = {} if inbox_ids is None else {"inbox_id__in": inbox_ids}
         ReportState.objects.filter(conversation__in=conversations).delete()
-        for model in (ReportCycle, ReportDay, ReportHour, ReportCsat):
+        for model in (ReportCycle, ReportDay, ReportHour, ReportCsat, ReportHistogram):
             model.objects.filter(**scope).delete()
     ids = list(conversations.order_by("pk").values_list("pk", flat=True))
     conversations_refresh(ids)

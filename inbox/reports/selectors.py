@@ -1,12 +1,16 @@
 """Reads of the report roll-ups: one function per chart, each answering a table (columns and rows).
 
-Every chart reads roll-up rows only (ReportDay, ReportHour, ReportCycle), never messages. A chart is a dict
+Every chart reads roll-up rows only (ReportDay, ReportHour, ReportHistogram, ReportCsat), never messages nor a
+row per conversation (the sources chart's names: one ReportCycle index probe per source). A chart is a dict
 `{"chart", "title", "kind", "x", "series", "columns", "rows", "totals"}`: the page draws `series` of `rows`
 against `x` and shows the same rows as a table; the CSV export is that table. Durations are minutes (one
 decimal), rates percent (one decimal).
 
-Medians and 90th percentiles are PostgreSQL's `percentile_disc` over the cycles' samples: the smallest sample
-with at least half (90 %) of the samples at or below it — always a time that really happened.
+Medians and 90th percentiles are `percentile_disc` (as PostgreSQL defines it) over the samples: the smallest
+sample with at least half (90 %) of the samples at or below it — always a time that really happened. They are
+exact at the precision shown: the samples are kept as shown (minutes with one decimal) in histograms per inbox,
+local day, agent and metric (ReportHistogram), merged here per day, agent, team or the whole range; rounding
+keeps the order, so the percentile of the shown values is the shown percentile of the samples.
 
 A **team** filter narrows `agent_ids` in `ReportScope` to the team's members and `inbox_ids` to the team's
 inbox (every query below filters on the agent columns through `scope.agent_q`); the **CSAT** charts read
@@ -15,6 +19,7 @@ inbox (every query below filters on the agent columns through `scope.agent_q`); 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,11 +28,12 @@ from datetime import date, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import ExtractIsoWeekDay
+from django.db.models import Q, Sum
 
-from inbox.models import Inbox, ReportCycle, ReportDay, ReportHour
+from inbox.models import Inbox, ReportCycle, ReportDay, ReportHistogram, ReportHour
 from inbox.reports.models import ReportCsat
+
+FIRST_RESPONSE, RESOLUTION = ReportHistogram.FIRST_RESPONSE, ReportHistogram.RESOLUTION
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 SOURCE_LABELS = {"organic": "Organic", "ad": "Ad", "tiktok_me": "TikTok.me link", "other": "Other referral"}
@@ -49,21 +55,13 @@ class ReportScope:
 
 @contextmanager
 def report_reads() -> Iterator[None]:
-    """One chart's queries: one transaction (one snapshot), and on PostgreSQL room to sort the percentiles'
-    samples in memory (90 days of 100,000 conversations spilled to disk with the default 4 MB)."""
+    """One chart's queries: one transaction (one snapshot)."""
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL work_mem = '32MB'")
         yield
 
 
 def _average(total: int, count: int) -> float | None:
     return None if not count else round(total / count, 2)
-
-
-def _minutes(seconds) -> float | None:
-    return None if seconds is None else round(seconds / 60, 1)
 
 
 def _percent(part: int, whole: int) -> float | None:
@@ -80,53 +78,71 @@ def _days_qs(scope: ReportScope):
     )
 
 
-def _percentiles(scope: ReportScope, *, day_field: str, seconds_field: str, agent_field: str, by: str) -> dict:
-    """{group: (count, median s, p90 s)} of the samples whose day is in range, grouped by `by`, and under None
-    all of them: one scan of the (covering) index, GROUPING SETS for the groups and the whole."""
+def _histograms(scope: ReportScope, metric: str, *, agent_ids=None) -> list[tuple]:
+    """(inbox id, day, agent id, {tenths: samples}) of the histograms of `metric` in scope, under the agent filter
+    (or, given, of these agents: the teams chart's members)."""
+    agent_ids = scope.agent_ids if agent_ids is None else agent_ids
     if connection.vendor != "postgresql":
-        return _percentiles_in_python(
-            scope, day_field=day_field, seconds_field=seconds_field, agent_field=agent_field, by=by
+        rows = ReportHistogram.objects.filter(
+            inbox_id__in=scope.inbox_ids, metric=metric, day__gte=scope.since, day__lte=scope.until
         )
-    quote = connection.ops.quote_name
-    table, by_col, seconds = quote(ReportCycle._meta.db_table), quote(by), quote(seconds_field)
-    params: list = [list(scope.inbox_ids), scope.since, scope.until]
+        if agent_ids is not None:
+            rows = rows.filter(agent_id__in=agent_ids)
+        return list(rows.values_list("inbox_id", "day", "agent_id", "counts"))
+    # The rows as one JSON text, decoded at once: per-row conversion of ~1,000 maps was most of a chart's CPU.
+    table = connection.ops.quote_name(ReportHistogram._meta.db_table)
+    params: list = [list(scope.inbox_ids), metric, scope.since, scope.until]
     agent = ""
-    if scope.agent_ids is not None:
-        agent = f" AND {quote(agent_field)} = ANY(%s)"
-        params.append(list(scope.agent_ids))
-    sql = (
-        f"SELECT {by_col}, GROUPING({by_col}), count(*), "  # noqa: S608 - identifiers from the model, quoted
-        f"percentile_disc(0.5) WITHIN GROUP (ORDER BY {seconds}), "
-        f"percentile_disc(0.9) WITHIN GROUP (ORDER BY {seconds}) "
-        f"FROM {table} WHERE inbox_id = ANY(%s) AND {quote(day_field)} BETWEEN %s AND %s{agent} "
-        f"GROUP BY GROUPING SETS (({by_col}), ())"
-    )
+    if agent_ids is not None:
+        agent, params = " AND agent_id = ANY(%s)", [*params, list(agent_ids)]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    return {None if whole else key: (n, median, p90) for key, whole, n, median, p90 in rows}
+        cursor.execute(
+            f"SELECT coalesce(json_agg(json_build_array(inbox_id, day, agent_id, counts)), '[]')::text "  # noqa: S608
+            f"FROM {table} WHERE inbox_id = ANY(%s) AND metric = %s AND day BETWEEN %s AND %s{agent}",
+            params,
+        )
+        rows = json.loads(cursor.fetchone()[0])
+    days: dict[str, date] = {}
+    return [
+        (inbox_id, days.get(day) or days.setdefault(day, date.fromisoformat(day)), agent_id, counts)
+        for inbox_id, day, agent_id, counts in rows
+    ]
 
 
-def percentile_disc(ordered: list, fraction: float):
-    """PostgreSQL's percentile_disc of sorted samples: the first whose position reaches the fraction."""
-    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
+def _merge(into: dict[str, int], counts: dict[str, int]) -> None:
+    get = into.get
+    for tenths, n in counts.items():
+        into[tenths] = get(tenths, 0) + n
 
 
-def _percentiles_in_python(scope: ReportScope, *, day_field: str, seconds_field: str, agent_field: str, by: str):
-    """The same figures for SQLite (make run's zero-setup default), which has no percentile_disc."""
-    samples = ReportCycle.objects.filter(
-        scope.agent_q(agent_field),
-        inbox_id__in=scope.inbox_ids,
-        **{f"{day_field}__gte": scope.since, f"{day_field}__lte": scope.until},
-    ).values_list(by, seconds_field)
+def _figures(counts: dict[str, int]) -> tuple[int, float, float]:
+    """(samples, median, 90th percentile in minutes) of a histogram: percentile_disc, as PostgreSQL computes it
+    over the samples — the smallest value with at least that fraction of the samples at or below it."""
+    ordered = sorted((int(tenths), n) for tenths, n in counts.items())
+    total = sum(n for _, n in ordered)
+    found = []
+    for fraction in (0.5, 0.9):
+        rank, seen = max(1, math.ceil(fraction * total)), 0
+        for tenths, n in ordered:
+            seen += n
+            if seen >= rank:
+                found.append(tenths / 10)
+                break
+    return total, found[0], found[1]
+
+
+def _percentiles(scope: ReportScope, metric: str, *, by: str) -> dict:
+    """{group: (count, median min, p90 min)} of `metric`'s samples whose day is in range, grouped by `by` ("day"
+    or "agent_id"), and under None all of them: the histograms merged per group, then the groups into the whole."""
     groups: dict = {}
-    for key, seconds in samples:
-        groups.setdefault(key, []).append(seconds)
-        groups.setdefault(None, []).append(seconds)
-    return {
-        key: (len(values), percentile_disc(values, 0.5), percentile_disc(values, 0.9))
-        for key, values in ((key, sorted(values)) for key, values in groups.items())
-    }
+    for _inbox_id, day, agent_id, counts in _histograms(scope, metric):
+        _merge(groups.setdefault(day if by == "day" else agent_id, {}), counts)
+    whole: dict[str, int] = {}
+    for counts in groups.values():
+        _merge(whole, counts)
+    if whole:
+        groups[None] = whole
+    return {key: _figures(counts) for key, counts in groups.items()}
 
 
 def _totals(rows: list[dict], keys: list[str]) -> dict:
@@ -158,16 +174,8 @@ def volume(scope: ReportScope) -> dict:
 
 def response_times(scope: ReportScope) -> dict:
     """First response and resolution times per day: medians and 90th percentiles, in minutes."""
-    first = _percentiles(
-        scope,
-        day_field="first_response_day",
-        seconds_field="first_response_seconds",
-        agent_field="responder_id",
-        by="first_response_day",
-    )
-    resolution = _percentiles(
-        scope, day_field="resolved_day", seconds_field="resolution_seconds", agent_field="agent_id", by="resolved_day"
-    )
+    first = _percentiles(scope, FIRST_RESPONSE, by="day")
+    resolution = _percentiles(scope, RESOLUTION, by="day")
     rows = []
     for day in scope.days():
         f_n, f_median, f_p90 = first.get(day, (0, None, None))
@@ -176,11 +184,11 @@ def response_times(scope: ReportScope) -> dict:
             {
                 "day": day.isoformat(),
                 "first_response_count": f_n,
-                "first_response_median": _minutes(f_median),
-                "first_response_p90": _minutes(f_p90),
+                "first_response_median": f_median,
+                "first_response_p90": f_p90,
                 "resolution_count": r_n,
-                "resolution_median": _minutes(r_median),
-                "resolution_p90": _minutes(r_p90),
+                "resolution_median": r_median,
+                "resolution_p90": r_p90,
             }
         )
     whole_first = first.get(None, (0, None, None))
@@ -203,11 +211,11 @@ def response_times(scope: ReportScope) -> dict:
         "rows": rows,
         "totals": {
             "first_response_count": whole_first[0],
-            "first_response_median": _minutes(whole_first[1]),
-            "first_response_p90": _minutes(whole_first[2]),
+            "first_response_median": whole_first[1],
+            "first_response_p90": whole_first[2],
             "resolution_count": whole_resolution[0],
-            "resolution_median": _minutes(whole_resolution[1]),
-            "resolution_p90": _minutes(whole_resolution[2]),
+            "resolution_median": whole_resolution[1],
+            "resolution_p90": whole_resolution[2],
         },
     }
 
@@ -221,16 +229,8 @@ def agents(scope: ReportScope) -> dict:
         .annotate(opened=Sum("opened"), resolved=Sum("resolved"), messages_out=Sum("messages_out"))
         .order_by()
     }
-    first = _percentiles(
-        scope,
-        day_field="first_response_day",
-        seconds_field="first_response_seconds",
-        agent_field="responder_id",
-        by="responder_id",
-    )
-    resolution = _percentiles(
-        scope, day_field="resolved_day", seconds_field="resolution_seconds", agent_field="agent_id", by="agent_id"
-    )
+    first = _percentiles(scope, FIRST_RESPONSE, by="agent_id")
+    resolution = _percentiles(scope, RESOLUTION, by="agent_id")
     ids = set(counts) | {key for key in [*first, *resolution] if key is not None}
     names = {
         user.pk: user.get_full_name() or user.get_username()
@@ -249,10 +249,10 @@ def agents(scope: ReportScope) -> dict:
                 "resolved": row.get("resolved") or 0,
                 "messages_out": row.get("messages_out") or 0,
                 "first_response_count": f_n,
-                "first_response_median": _minutes(f_median),
-                "first_response_p90": _minutes(f_p90),
-                "resolution_median": _minutes(r_median),
-                "resolution_p90": _minutes(r_p90),
+                "first_response_median": f_median,
+                "first_response_p90": f_p90,
+                "resolution_median": r_median,
+                "resolution_p90": r_p90,
             }
         )
     return {
@@ -279,16 +279,19 @@ def agents(scope: ReportScope) -> dict:
 
 def heatmap(scope: ReportScope) -> dict:
     """Conversations opened per day of the week and hour (the inbox's time zone)."""
-    cells = {
-        (row["weekday"], row["hour"]): row["opened"]
-        for row in ReportHour.objects.filter(
+    # Summed per day and hour, the days' weekdays taken here: an ISODOW extract per roll-up row doubled the query.
+    cells: dict[tuple[int, int], int] = {}
+    for day, hour, opened in (
+        ReportHour.objects.filter(
             scope.agent_q(), inbox_id__in=scope.inbox_ids, day__gte=scope.since, day__lte=scope.until
         )
-        .annotate(weekday=ExtractIsoWeekDay("day"))
-        .values("weekday", "hour")
+        .values("day", "hour")
         .annotate(opened=Sum("opened"))
         .order_by()
-    }
+        .values_list("day", "hour", "opened")
+    ):
+        key = (day.isoweekday(), hour)
+        cells[key] = cells.get(key, 0) + opened
     hours = [f"h{hour:02d}" for hour in range(24)]
     rows = [
         {"weekday": name, **{hours[hour]: cells.get((iso, hour), 0) for hour in range(24)}}
@@ -311,14 +314,10 @@ def sources(scope: ReportScope) -> dict:
     keys = ["opened", "replied", "messages_out", "conversions"]
     counts = {
         (row["source_kind"], row["source_id"]): row
-        for row in _days_qs(scope).values("source_kind", "source_id").annotate(**{k: Sum(k) for k in keys}).order_by()
-    }
-    cycles = ReportCycle.objects.filter(
-        scope.agent_q(), inbox_id__in=scope.inbox_ids, opened_day__gte=scope.since, opened_day__lte=scope.until
-    )
-    resolved = {
-        (row["source_kind"], row["source_id"]): row["n"]
-        for row in cycles.filter(resolved_at__isnull=False).values("source_kind", "source_id").annotate(n=Count("pk"))
+        for row in _days_qs(scope)
+        .values("source_kind", "source_id")
+        .annotate(**{k: Sum(k) for k in [*keys, "opened_resolved"]})
+        .order_by()
     }
     names = _source_names(scope, list(counts))
     rows = []
@@ -334,7 +333,7 @@ def sources(scope: ReportScope) -> dict:
                 "name": name,
                 "label": " · ".join(filter(None, [SOURCE_LABELS.get(kind, kind), name or source_id])),
                 **{k: row[k] or 0 for k in keys},
-                "resolution_rate": _percent(resolved.get((kind, source_id), 0), opened),
+                "resolution_rate": _percent(row["opened_resolved"] or 0, opened),
             }
         )
     return {
@@ -385,38 +384,25 @@ def _source_names(scope: ReportScope, keys: list[tuple[str, str]]) -> dict[tuple
         return {(kind, source_id): name for kind, source_id, name in cursor.fetchall()}
 
 
-def _team_percentiles(scope: ReportScope, pairs: list[tuple], *, day_field: str, seconds_field: str, agent_field: str):
-    """{team id: (count, median s, p90 s)} of the samples of each team's members in its inbox: one query, the
-    (team, inbox, agent) pairs joined as arrays (a member of two teams counts in both)."""
+def _team_percentiles(scope: ReportScope, pairs: list[tuple], metric: str) -> dict:
+    """{team id: (count, median min, p90 min)} of the samples of each team's members in its inbox: the (team,
+    inbox, agent) pairs' histograms merged per team (a member of two teams counts in both)."""
     if not pairs:
         return {}
-    if connection.vendor != "postgresql":
-        teams_of: dict[tuple, list[int]] = {}
-        for team_id, inbox_id, agent_id in pairs:
-            teams_of.setdefault((inbox_id, agent_id), []).append(team_id)
-        groups: dict[int, list] = {}
-        for inbox_id, agent_id, seconds in ReportCycle.objects.filter(
-            inbox_id__in=scope.inbox_ids, **{f"{day_field}__gte": scope.since, f"{day_field}__lte": scope.until}
-        ).values_list("inbox_id", agent_field, seconds_field):
-            for team_id in teams_of.get((inbox_id, agent_id), []):
-                groups.setdefault(team_id, []).append(seconds)
-        return {
-            key: (len(values), percentile_disc(values, 0.5), percentile_disc(values, 0.9))
-            for key, values in ((key, sorted(values)) for key, values in groups.items())
-        }
-    quote = connection.ops.quote_name
-    table, seconds = quote(ReportCycle._meta.db_table), quote(seconds_field)
-    sql = (
-        f"SELECT t.team, count(*), percentile_disc(0.5) WITHIN GROUP (ORDER BY c.{seconds}), "  # noqa: S608
-        f"percentile_disc(0.9) WITHIN GROUP (ORDER BY c.{seconds}) "
-        f"FROM {table} c JOIN unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS t(team, inbox, agent) "
-        f"ON c.inbox_id = t.inbox AND c.{quote(agent_field)} = t.agent "
-        f"WHERE c.inbox_id = ANY(%s) AND c.{quote(day_field)} BETWEEN %s AND %s GROUP BY t.team"
-    )
-    columns = [list(column) for column in zip(*pairs, strict=True)]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*columns, list(scope.inbox_ids), scope.since, scope.until])
-        return {team: (n, median, p90) for team, n, median, p90 in cursor.fetchall()}
+    teams_of: dict[tuple, list[int]] = {}
+    for team_id, inbox_id, agent_id in pairs:
+        teams_of.setdefault((inbox_id, agent_id), []).append(team_id)
+    members: dict[tuple, dict[str, int]] = {}  # each row merged once, then each member into their teams
+    for inbox_id, _day, agent_id, counts in _histograms(
+        scope, metric, agent_ids=sorted({agent for _, _, agent in pairs})
+    ):
+        if (inbox_id, agent_id) in teams_of:
+            _merge(members.setdefault((inbox_id, agent_id), {}), counts)
+    groups: dict[int, dict[str, int]] = {}
+    for member, counts in members.items():
+        for team_id in teams_of[member]:
+            _merge(groups.setdefault(team_id, {}), counts)
+    return {team_id: _figures(counts) for team_id, counts in groups.items()}
 
 
 def teams(scope: ReportScope) -> dict:
@@ -455,12 +441,8 @@ def teams(scope: ReportScope) -> dict:
         for team_id in members_of.get((inbox_id, agent_id), []):
             ratings[team_id][0] += n
             ratings[team_id][1] += rating * n
-    first = _team_percentiles(
-        scope, pairs, day_field="first_response_day", seconds_field="first_response_seconds", agent_field="responder_id"
-    )
-    resolution = _team_percentiles(
-        scope, pairs, day_field="resolved_day", seconds_field="resolution_seconds", agent_field="agent_id"
-    )
+    first = _team_percentiles(scope, pairs, FIRST_RESPONSE)
+    resolution = _team_percentiles(scope, pairs, RESOLUTION)
     several = len({team.inbox_id for team in found}) > 1
     rows = []
     for team in found:
@@ -473,10 +455,10 @@ def teams(scope: ReportScope) -> dict:
                 "team": f"{team.name} ({team.inbox.name})" if several else team.name,
                 **counts[team.pk],
                 "first_response_count": f_n,
-                "first_response_median": _minutes(f_median),
-                "first_response_p90": _minutes(f_p90),
-                "resolution_median": _minutes(r_median),
-                "resolution_p90": _minutes(r_p90),
+                "first_response_median": f_median,
+                "first_response_p90": f_p90,
+                "resolution_median": r_median,
+                "resolution_p90": r_p90,
                 "csat_responses": responses,
                 "csat_average": _average(total, responses),
             }
