@@ -79,8 +79,11 @@ async def _agents(url: str, origin: str, keys: list[str], expected: set[int], co
         opened = []
         for key in keys:
             cookie = {"Cookie": f"sessionid={key}"}
+            # No keepalive pings of our own: a server slow to answer one must not end the measurement.
             ws = await sockets.enter_async_context(
-                websockets.connect(url, origin=origin, additional_headers=cookie, open_timeout=30, close_timeout=1)
+                websockets.connect(
+                    url, origin=origin, additional_headers=cookie, open_timeout=30, close_timeout=1, ping_interval=None
+                )
             )
             hello = json.loads(await asyncio.wait_for(ws.recv(), 30))
             if hello.get("type") != "hello":

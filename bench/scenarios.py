@@ -491,6 +491,17 @@ def live_tick(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> Non
                 note=f"over {run.cpu_seconds:.1f} s: {run.cpu_summary}",
             )
         )
+        ws_seconds = run.cpu.get("ws", 0.0) / 100 * run.cpu_seconds
+        res.add(
+            Row(
+                scenario,
+                "uvicorn CPU per frame delivered",
+                1e6 * ws_seconds / len(run.samples) if run.samples else None,
+                "µs",
+                note="CPU time of the websocket server's processes during the run ÷ frames that reached an agent "
+                "(survives a loaded machine better than the latency)",
+            )
+        )
 
 
 @dataclass
