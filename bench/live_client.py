@@ -29,6 +29,7 @@ class Report:
     cpu_seconds: float = 0.0  # the process's own user + system time, from start to report
     error: str = ""
     reported: bool = False
+    closed: list[str] = field(default_factory=list)  # sockets the server closed during the run, and why
 
 
 def chunks(keys: list[str], processes: int) -> list[list[str]]:
@@ -64,6 +65,13 @@ async def _agents(url: str, origin: str, keys: list[str], expected: set[int], co
     all_seen = asyncio.Event()
 
     async def agent(ws) -> None:
+        try:
+            await read(ws)
+        except websockets.ConnectionClosed as exc:
+            # An overloaded server may drop a socket (keepalive ping timeout): its frames count as missing.
+            report.closed.append(str(exc))
+
+    async def read(ws) -> None:
         async for frame in ws:
             now = time.monotonic()
             # The frame is matched cheaply first: most of what arrives is the tick's own message.status.
@@ -95,8 +103,10 @@ async def _agents(url: str, origin: str, keys: list[str], expected: set[int], co
         stop_said = asyncio.Event()
         loop.add_reader(conn.fileno(), stop_said.set)  # anything from the harness now means stop
         try:
-            waiters = [asyncio.create_task(all_seen.wait()), asyncio.create_task(stop_said.wait())]
-            await asyncio.wait([*waiters, *readers], return_when=asyncio.FIRST_COMPLETED)
+            # Done when every frame was seen, the harness says stop, or no socket is left (one failing raises).
+            every_reader = asyncio.gather(*readers)
+            waiters = [asyncio.create_task(all_seen.wait()), asyncio.create_task(stop_said.wait()), every_reader]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             for task in readers:
                 if task.done() and task.exception():
                     raise task.exception()

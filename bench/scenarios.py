@@ -473,6 +473,7 @@ def live_tick(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> Non
                     met=(value is not None and value <= 50) if target != "reported" else None,
                     note=(
                         f"{len(run.samples)} frames, {run.missing} missing; POST answered p50 {run.post_p50:.1f} ms"
+                        + (f"; {len(run.closed)} sockets closed by the server: {run.closed[0]}" if run.closed else "")
                         if p == 50
                         else f"at the first agent of each tick: {first_pct.get(float(p), float('nan')):.1f} ms"
                     ),
@@ -513,6 +514,7 @@ class TickRun:
     cpu: dict[str, float]  # role → % of one core during the ticks
     cpu_seconds: float
     cpu_summary: str
+    closed: list[str] = field(default_factory=list)  # sockets the server closed during the run
 
 
 def _live_tick(stack: Stack, fx: data.Fixtures, keys: list[str], ticks: list[tuple[str, int]], *, processes: int):
@@ -573,6 +575,7 @@ def _live_tick(stack: Stack, fx: data.Fixtures, keys: list[str], ticks: list[tup
         cpu=window.percent,
         cpu_seconds=window.seconds,
         cpu_summary=window.summary(),
+        closed=[reason for report in reports for reason in report.closed],
     )
 
 

@@ -4,6 +4,7 @@ with the harness, and the CPU accounting the scenario reports beside its figures
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import subprocess
@@ -14,6 +15,7 @@ import time
 import psutil
 import pytest
 from websockets.asyncio.server import serve
+from websockets.exceptions import ConnectionClosed
 
 from bench import live_client
 from bench.run import table
@@ -55,9 +57,14 @@ class Server:
         async def send() -> None:
             for ws in list(self.sockets):
                 for event in events:
-                    await ws.send(json.dumps(event))
+                    with contextlib.suppress(ConnectionClosed):  # the one dropped
+                        await ws.send(json.dumps(event))
 
         asyncio.run_coroutine_threadsafe(send(), self.loop).result(10)
+
+    def drop_first(self) -> None:
+        """Close one socket from the server's side, as an overloaded server does on a keepalive timeout."""
+        asyncio.run_coroutine_threadsafe(self.sockets[0].close(1011, "keepalive ping timeout"), self.loop).result(10)
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self._stop.set)
@@ -115,6 +122,20 @@ def test_a_process_still_waiting_is_stopped_at_the_timeout_and_reports_what_it_s
         clients.kill()
     assert 1 <= waited < 20
     assert [sorted(pk for pk, _ in r.arrivals) for r in reports] == [[1], [1]]
+
+
+def test_a_socket_the_server_drops_is_reported_and_its_frames_count_as_missing(server):
+    clients = start(server, ["a", "b"], [1], processes=1)
+    try:
+        server.drop_first()
+        server.broadcast([status(1)])
+        reports = clients.finish(timeout=2)
+    finally:
+        clients.kill()
+    [report] = reports
+    assert not report.error
+    assert [pk for pk, _ in report.arrivals] == [1]
+    assert len(report.closed) == 1 and "1011" in report.closed[0]
 
 
 def test_a_refused_socket_fails_the_start_with_the_reason():
