@@ -228,6 +228,9 @@ def prepare(*, smoke: bool) -> Stack:
         PUBLIC_BASE_URL=f"http://127.0.0.1:{web_port}",
         BENCH_BASELINE="1",
         CELERY_TASK_DEFAULT_QUEUE=f"bench-{secrets.token_hex(4)}",
+        # Pub/sub channels ignore the Redis database number: without a prefix of its own, another stack's live
+        # events (a session revoked for a user with the same id) reached the bench's sockets.
+        CHANNEL_LAYER_PREFIX=f"bench-{secrets.token_hex(4)}",
         # The outbound scenario sends many replies per conversation; the quota is a product rule, not load.
         REPLY_QUOTA_PER_WINDOW="100000000",
         LOG_LEVEL="WARNING",
