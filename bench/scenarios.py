@@ -450,8 +450,8 @@ def live_tick(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> Non
         )
     )
     agents = len(fx.session_keys)
-    for processes in (1, max(1, cfg.live_processes)):
-        run = _live_tick(stack, fx, fx.session_keys, batches[1 if processes == 1 else 2], processes=processes)
+    for index, processes in enumerate(dict.fromkeys((1, max(1, cfg.live_processes)))):
+        run = _live_tick(stack, fx, fx.session_keys, batches[1 + index], processes=processes)
         label = f"{processes} client process" + ("es" if processes > 1 else "")
         scenario = f"live tick, {agents} agents, {label}"
         pct, first_pct = percentiles(run.samples), percentiles(run.first)
