@@ -68,7 +68,8 @@ def table(rows) -> str:
     for row in rows:
         met = "—" if row.met is None else ("yes" if row.met else "NO")
         ratio = f"{row.ratio:.2f}" if row.ratio is not None and row.unit != "ms" else "—"
-        lines.append([row.scenario, row.figure, fmt(row.value, row.unit), fmt(row.baseline), ratio, row.target, met])
+        base = fmt(row.baseline) + (f" ({row.baseline_of})" if row.baseline_of and row.baseline is not None else "")
+        lines.append([row.scenario, row.figure, fmt(row.value, row.unit), base, ratio, row.target, met])
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
     out = []
     for index, line in enumerate(lines):
@@ -116,6 +117,11 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="the reporting scenario's roll-up cost on ingest only (skips seeding 100,000 conversations for charts)",
     )
+    parser.add_argument(
+        "--live-processes",
+        type=int,
+        help="client processes holding the live tick's 100 agents (default 4; a one-process run is always made too)",
+    )
     args = parser.parse_args(argv)
     if not wrk.available():
         print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
@@ -124,6 +130,8 @@ def main(argv: list[str]) -> int:
     if args.read_conversations:
         cfg.read_conversations = args.read_conversations
     cfg.reporting_ingest_only = args.reporting_ingest_only
+    if args.live_processes:
+        cfg.live_processes = args.live_processes
     started = time.monotonic()
     stack = stack_mod.prepare(smoke=args.smoke)
     for note in stack.notes:
@@ -144,11 +152,13 @@ def main(argv: list[str]) -> int:
         print(f"stack: starting (logs in {stack_mod.LOG_DIR})", flush=True)
         stack.start_servers()
         with stack_mod.MemorySampler(stack) as sampler:
-            baseline = None
+            # The bare view before and after the scenarios, whichever run: a neighbour's load that moved shows.
+            before = scenarios.baseline(stack, cfg, res, "before")
+            baseline, baseline_of = before, "bare view before the scenarios"
             steps = [
                 ("ingest", lambda: scenarios.baseline_and_ingest(stack, fx, cfg, res)),
                 ("batch", lambda: scenarios.ingest_batch(stack, fx, cfg, res)),
-                ("reports", lambda: scenarios.reports(stack, fx, cfg, res, baseline or 0)),
+                ("reports", lambda: scenarios.reports(stack, fx, cfg, res, baseline, baseline_of)),
                 ("live", lambda: scenarios.live_tick(stack, fx, cfg, res)),
                 ("outbound", lambda: scenarios.outbound(stack, fx, cfg, res)),
                 ("reads", lambda: scenarios.reads(stack, fx, cfg, res)),
@@ -162,11 +172,12 @@ def main(argv: list[str]) -> int:
                 try:
                     value = step()
                     if name == "ingest":
-                        baseline = value
+                        baseline, baseline_of = value, scenarios.INGEST_BASE
                 except Exception:  # noqa: BLE001 - report it, run the others, fail at the end
                     traceback.print_exc()
                     failures.append(name)
                 print(f"scenario {name}: {time.monotonic() - t0:.1f}s", flush=True)
+            scenarios.baseline(stack, cfg, res, "after", before=before)
         scenarios.memory(sampler, res)
     finally:
         stack.stop_all()
@@ -196,6 +207,7 @@ def main(argv: list[str]) -> int:
                 "value": row.value,
                 "unit": row.unit,
                 "baseline": row.baseline,
+                "baseline_of": row.baseline_of,
                 "ratio": row.ratio,
                 "target": row.target,
                 "met": row.met,

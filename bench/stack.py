@@ -228,6 +228,9 @@ def prepare(*, smoke: bool) -> Stack:
         PUBLIC_BASE_URL=f"http://127.0.0.1:{web_port}",
         BENCH_BASELINE="1",
         CELERY_TASK_DEFAULT_QUEUE=f"bench-{secrets.token_hex(4)}",
+        # Pub/sub channels ignore the Redis database number: without a prefix of its own, another stack's live
+        # events (a session revoked for a user with the same id) reached the bench's sockets.
+        CHANNEL_LAYER_PREFIX=f"bench-{secrets.token_hex(4)}",
         # The outbound scenario sends many replies per conversation; the quota is a product rule, not load.
         REPLY_QUOTA_PER_WINDOW="100000000",
         LOG_LEVEL="WARNING",
@@ -287,3 +290,91 @@ class MemorySampler:
                     continue
                 self.peak_total[name] = max(self.peak_total.get(name, 0), sum(sizes))
                 self.peak_process[name] = max(self.peak_process.get(name, 0), max(sizes, default=0))
+
+
+def bench_database_name(stack: Stack) -> str:
+    return urlsplit(stack.env.get("DATABASE_URL", "")).path.lstrip("/")
+
+
+def process_groups(stack: Stack, extra: dict[str, list[int]] | None = None) -> dict[str, list[psutil.Process]]:
+    """The processes doing the work, by role: each started process tree, the PostgreSQL backends of the bench's
+    database, the Redis server (shared with anything else using it), and `extra` (name → pids, e.g. clients)."""
+    groups: dict[str, list[psutil.Process]] = {}
+    for name, popen in stack.processes.items():
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(popen.pid)
+            groups[name] = [root, *root.children(recursive=True)]
+    for name, pids in (extra or {}).items():
+        groups[name] = []
+        for pid in pids:
+            with contextlib.suppress(psutil.Error):
+                groups[name].append(psutil.Process(pid))
+    database = bench_database_name(stack)
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if stack.database == "postgresql" and cmdline.startswith("postgres:") and f" {database} " in f"{cmdline} ":
+            groups.setdefault("postgres", []).append(proc)
+        elif proc.info["name"] == "redis-server":
+            groups.setdefault("redis", []).append(proc)
+    return groups
+
+
+def _cpu_seconds(proc: psutil.Process) -> float | None:
+    try:
+        times = proc.cpu_times()
+    except psutil.Error:
+        return None
+    return times.user + times.system
+
+
+def _machine_total(times) -> float:
+    # Linux counts guest time inside user time already.
+    return sum(getattr(times, name) for name in times._fields if not name.startswith("guest"))
+
+
+class CpuWindow:
+    """CPU time used by each group of processes between enter and exit, as a percentage of one core, and what
+    the whole machine was busy with in the same window (the rest is the neighbours': other sessions' work)."""
+
+    def __init__(self, groups) -> None:
+        self.groups = groups  # () → {name: [psutil.Process]}
+        self.percent: dict[str, float] = {}
+        self.seconds = 0.0
+
+    def _snapshot(self) -> dict[tuple[int, float], tuple[str, float]]:
+        out = {}
+        for name, procs in self.groups().items():
+            for proc in procs:
+                seconds = _cpu_seconds(proc)
+                with contextlib.suppress(psutil.Error):
+                    if seconds is not None:
+                        out[(proc.pid, proc.create_time())] = (name, seconds)
+        return out
+
+    def __enter__(self) -> CpuWindow:
+        self._start = self._snapshot()
+        self._machine = psutil.cpu_times()
+        self._t0 = time.monotonic()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        machine = psutil.cpu_times()
+        self.seconds = time.monotonic() - self._t0
+        end = self._snapshot()
+        used: dict[str, float] = {}
+        for key, (name, seconds) in end.items():
+            # A process started inside the window (a new database backend) counts from zero.
+            before = self._start.get(key, (name, 0.0))[1]
+            used[name] = used.get(name, 0.0) + max(0.0, seconds - before)
+        idle = (machine.idle + getattr(machine, "iowait", 0.0)) - (
+            self._machine.idle + getattr(self._machine, "iowait", 0.0)
+        )
+        total = _machine_total(machine) - _machine_total(self._machine)
+        busy = max(0.0, total - idle)
+        wall = max(self.seconds, 1e-9)
+        self.percent = {name: 100 * value / wall for name, value in sorted(used.items())}
+        self.percent["machine busy (all processes)"] = 100 * busy / wall
+        self.percent["others (not the bench's processes)"] = max(0.0, 100 * (busy - sum(used.values())) / wall)
+
+    def summary(self) -> str:
+        return ", ".join(f"{name} {value:.0f} %" for name, value in self.percent.items())

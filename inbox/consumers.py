@@ -101,6 +101,17 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             if getattr(self, "present_user_id", None) is not None:
                 await self._presence(routing.presence_heartbeat, self.present_user_id)
 
+    async def dispatch(self, message: dict) -> None:
+        """Live events go straight to their handler: channels' own dispatch first runs `close_old_connections` in
+        the one thread-sensitive executor, a thread hop per frame per socket although these handlers touch no
+        database (the largest part of a tick's fan-out to 100 sockets, bench/README.md "Ticks"), and one socket's
+        slow database call would hold every socket's frames. Everything else goes the usual way."""
+        handler = self._live_handlers.get(message.get("type"))
+        if handler is not None:
+            await handler(self, message)
+        else:
+            await super().dispatch(message)
+
     async def inbox_event(self, message: dict) -> None:
         await self._deliver(message["event"])
 
@@ -140,3 +151,6 @@ class StaffPageConsumer(InboxConsumer):
         if self.with_inboxes:
             return await super().groups_for(user)
         return [user_group(user.pk), staff_group()], 0
+
+
+InboxConsumer._live_handlers = {"inbox.event": InboxConsumer.inbox_event, "inbox.events": InboxConsumer.inbox_events}

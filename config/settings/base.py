@@ -162,7 +162,8 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", 
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": env.str("CHANNEL_LAYER_BACKEND", default="channels_redis.pubsub.RedisPubSubChannelLayer"),
-        "CONFIG": {"hosts": [REDIS_URL]},
+        # Redis pub/sub channels are server-wide, not per database: stacks sharing one Redis need their own prefix.
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("CHANNEL_LAYER_PREFIX", default="asgi")},
     }
 }
 
