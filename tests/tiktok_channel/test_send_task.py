@@ -369,6 +369,7 @@ def test_a_waiting_retry_is_not_swept(queued, no_real_enqueue, sweep, monkeypatc
 def test_beat_runs_the_sweeper_and_the_report_task():
     scheduled = {entry["task"] for entry in django_settings.CELERY_BEAT_SCHEDULE.values()}
     assert {"inbox.tasks.sweep_queued_messages", "inbox.tasks.apply_parked_reports"} <= scheduled
+    celery_app.loader.import_default_modules()  # what a worker does at start: the autodiscovered task modules
     assert scheduled <= set(celery_app.tasks)
 
 
