@@ -21,13 +21,10 @@ from __future__ import annotations
 
 import json
 import math
-from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
-from itertools import accumulate, chain
-from operator import itemgetter
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
@@ -112,47 +109,40 @@ def _histograms(scope: ReportScope, metric: str, *, agent_ids=None) -> list[tupl
     ]
 
 
-def _pairs(counts: dict[str, int]) -> Iterator[tuple[int, int]]:
-    """(tenths, samples) of a histogram map, in the map's order (PostgreSQL's jsonb keeps the keys by length then
-    text: ascending numbers, so each map is already one sorted run for the merges below)."""
-    return zip(map(int, counts), counts.values(), strict=True)
-
-
-def _ranked(ordered: list[tuple[int, int]]) -> tuple[int, float, float]:
-    """(samples, median, 90th percentile in minutes) of (tenths, samples) pairs sorted by tenths, a value possibly
-    in several pairs: percentile_disc, as PostgreSQL computes it over the samples — the smallest value with at least
-    that fraction of the samples at or below it. Cumulative sums and bisection run in C, not a loop per value."""
-    cumulative = list(accumulate(map(itemgetter(1), ordered)))
-    total = cumulative[-1]
-    return (
-        total,
-        *(ordered[bisect_left(cumulative, max(1, math.ceil(fraction * total)))][0] / 10 for fraction in (0.5, 0.9)),
-    )
+def _merge(into: dict[str, int], counts: dict[str, int]) -> None:
+    get = into.get
+    for tenths, n in counts.items():
+        into[tenths] = get(tenths, 0) + n
 
 
 def _figures(counts: dict[str, int]) -> tuple[int, float, float]:
-    """(samples, median, 90th percentile in minutes) of one histogram map {tenths: samples}."""
-    return _ranked(sorted(_pairs(counts)))
-
-
-def _merged(maps: list[dict[str, int]]) -> list[tuple[int, int]]:
-    """The maps' (tenths, samples) pairs in one list sorted by tenths — a merge with no loop in Python: each map is
-    a sorted run and the sort merges the runs; a value in several maps stays several pairs, which the percentiles
-    count alike (samples are summed along the list)."""
-    return sorted(chain.from_iterable(map(_pairs, maps)))
+    """(samples, median, 90th percentile in minutes) of a histogram: percentile_disc, as PostgreSQL computes it
+    over the samples — the smallest value with at least that fraction of the samples at or below it."""
+    ordered = sorted((int(tenths), n) for tenths, n in counts.items())
+    total = sum(n for _, n in ordered)
+    found = []
+    for fraction in (0.5, 0.9):
+        rank, seen = max(1, math.ceil(fraction * total)), 0
+        for tenths, n in ordered:
+            seen += n
+            if seen >= rank:
+                found.append(tenths / 10)
+                break
+    return total, found[0], found[1]
 
 
 def _percentiles(scope: ReportScope, metric: str, *, by: str) -> dict:
     """{group: (count, median min, p90 min)} of `metric`'s samples whose day is in range, grouped by `by` ("day"
     or "agent_id"), and under None all of them: the histograms merged per group, then the groups into the whole."""
-    maps: dict = {}
+    groups: dict = {}
     for _inbox_id, day, agent_id, counts in _histograms(scope, metric):
-        maps.setdefault(day if by == "day" else agent_id, []).append(counts)
-    groups = {key: _merged(found) for key, found in maps.items()}
-    found = {key: _ranked(ordered) for key, ordered in groups.items()}
-    if groups:
-        found[None] = _ranked(sorted(chain.from_iterable(groups.values())))
-    return found
+        _merge(groups.setdefault(day if by == "day" else agent_id, {}), counts)
+    whole: dict[str, int] = {}
+    for counts in groups.values():
+        _merge(whole, counts)
+    if whole:
+        groups[None] = whole
+    return {key: _figures(counts) for key, counts in groups.items()}
 
 
 def _totals(rows: list[dict], keys: list[str]) -> dict:
@@ -402,18 +392,17 @@ def _team_percentiles(scope: ReportScope, pairs: list[tuple], metric: str) -> di
     teams_of: dict[tuple, list[int]] = {}
     for team_id, inbox_id, agent_id in pairs:
         teams_of.setdefault((inbox_id, agent_id), []).append(team_id)
-    members: dict[tuple, list[dict[str, int]]] = {}  # each row read once, then each member into their teams
+    members: dict[tuple, dict[str, int]] = {}  # each row merged once, then each member into their teams
     for inbox_id, _day, agent_id, counts in _histograms(
         scope, metric, agent_ids=sorted({agent for _, _, agent in pairs})
     ):
         if (inbox_id, agent_id) in teams_of:
-            members.setdefault((inbox_id, agent_id), []).append(counts)
-    groups: dict[int, list[list[tuple[int, int]]]] = {}
-    for member, maps in members.items():
-        ordered = _merged(maps)
+            _merge(members.setdefault((inbox_id, agent_id), {}), counts)
+    groups: dict[int, dict[str, int]] = {}
+    for member, counts in members.items():
         for team_id in teams_of[member]:
-            groups.setdefault(team_id, []).append(ordered)
-    return {team_id: _ranked(sorted(chain.from_iterable(runs))) for team_id, runs in groups.items()}
+            _merge(groups.setdefault(team_id, {}), counts)
+    return {team_id: _figures(counts) for team_id, counts in groups.items()}
 
 
 def teams(scope: ReportScope) -> dict:
