@@ -284,8 +284,9 @@ def _insert_select(model: type[models.Model], expressions: dict[str, str], sourc
 
 def report_history(*, inbox_id: int, agent_ids: list[int], conversations: int, messages_per: int, days: int) -> None:
     """`conversations` conversations of `messages_per` messages spread evenly over the last `days` days, as the
-    report roll-ups see them: agents' replies with authors, first responses of 1–37 minutes, 70 % resolved (an
-    audit row each), assignments audited, one in five from one of 40 ads and one in ten from one of 10 TikTok.me
+    report roll-ups see them: agents' replies with authors, first responses spread over seconds from 1 to 37
+    minutes (60–2,220 s, every whole second equally often), 70 % resolved (an audit row each; resolution times
+    spread as well), assignments audited, one in five from one of 40 ads and one in ten from one of 10 TikTok.me
     links (the first message's referral), every third resolution rated (CSAT).
 
     PostgreSQL only, and set-based: every table is one `INSERT … SELECT` over `generate_series` (no row is built
@@ -294,8 +295,11 @@ def report_history(*, inbox_id: int, agent_ids: list[int], conversations: int, m
     from tiktok_channel.models import CHANNEL, PROVIDER
 
     now = timezone.now()
-    # Conversation i opens at start + i × step; its message k comes k × (1 + i % 37) minutes later, so the last of
-    # the latest conversation (and its resolution, 10 minutes after) is still in the past.
+    # Conversation i opens at start + i × step; its message k comes k × gap later, gap = 60 + (i × 1336) mod 2161
+    # seconds: 2,161 is prime, so each 2,161 consecutive conversations take every second of 60–2,220 once, and the
+    # multiplier (≈ 2,161 / golden ratio) scatters neighbours over the range (real response times spread over
+    # seconds; whole minutes would leave the report histograms only 37 values each). The last message of the
+    # latest conversation (and its resolution, 10 minutes after) is still in the past.
     spread = (messages_per - 1) * 37 * 60 + 3600
     start = now - timedelta(days=days)
     step = (days * 86400 - spread) / conversations
@@ -307,7 +311,7 @@ def report_history(*, inbox_id: int, agent_ids: list[int], conversations: int, m
               SELECT g.i, nextval(pg_get_serial_sequence('inbox_contact', 'id')) AS contact_id,
                      nextval(pg_get_serial_sequence('inbox_conversation', 'id')) AS id,
                      %s::timestamptz + g.i * %s * interval '1 second' AS opened_at,
-                     (1 + g.i %% 37) * interval '1 minute' AS gap,
+                     (60 + (g.i * 1336) %% 2161) * interval '1 second' AS gap,
                      ({agents})[1 + g.i %% %s] AS agent,
                      g.i %% 10 < 7 AS resolved
               FROM generate_series(0, %s - 1) AS g(i)""",  # noqa: S608 - only our own integers

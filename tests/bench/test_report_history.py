@@ -72,9 +72,17 @@ def test_rebuilt_rollups_hold_the_recipes_figures(history):
         "ads": len([i for i in range(N) if i % 5 == 0]),
         "links": len([i for i in range(N) if i % 10 == 1]),
     }
-    # The first reply comes (1 + i % 37) minutes after the customer's first message.
-    assert sorted(ReportCycle.objects.filter(inbox=inbox).values_list("first_response_seconds", flat=True)) == sorted(
-        60 * (1 + i % 37) for i in range(N)
+    # The first reply comes 60 + (1336 i mod 2161) seconds after the customer's first message: spread over
+    # seconds within 1–37 minutes, not whole minutes.
+    gaps = [60 + (1336 * i) % 2161 for i in range(N)]
+    first = sorted(ReportCycle.objects.filter(inbox=inbox).values_list("first_response_seconds", flat=True))
+    assert first == sorted(gaps)
+    assert 60 <= first[0] and first[-1] <= 37 * 60
+    assert len(set(first)) == N and len({s % 60 for s in first}) > N // 2
+    # Resolved 10 minutes after the last of the PER messages, PER - 1 gaps after the first.
+    resolution = ReportCycle.objects.filter(inbox=inbox, resolution_seconds__isnull=False)
+    assert sorted(resolution.values_list("resolution_seconds", flat=True)) == sorted(
+        (PER - 1) * gaps[i] + 600 for i in resolved
     )
     rated = [RATINGS[i % 10] for i in resolved if i % 3 == 0]
     csat = ReportCsat.objects.filter(inbox=inbox).values("rating").annotate(n=Sum("responses")).order_by("rating")
