@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from inbox import domain_events
-from inbox.db import insert_rows, is_postgresql, update_from
+from inbox.db import insert_rows, is_postgresql, recordset, stored_instance, update_from
 from inbox.events import InboundMessage
 from inbox.models import AuditLog, Contact, Conversation, Message
 from inbox.services.summary import SUMMARY_FIELDS, conversation_message_added
@@ -130,11 +130,17 @@ def _contacts_find(keys: list[ContactKey]) -> dict[ContactKey, int]:
         return {}
     if is_postgresql():
         with connection.cursor() as cursor:
+            table, payload = recordset(
+                {
+                    "channel": ("text", [k[0] for k in keys]),
+                    "endpoint_id": ("text", [k[1] for k in keys]),
+                    "channel_user_id": ("text", [k[2] for k in keys]),
+                }
+            )
             cursor.execute(
-                "SELECT id, channel, endpoint_id, channel_user_id FROM inbox_contact "
-                "WHERE (channel, endpoint_id, channel_user_id) IN "
-                "(SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))",
-                [[k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]],
+                "SELECT id, channel, endpoint_id, channel_user_id FROM inbox_contact "  # noqa: S608 - our SQL
+                f"WHERE (channel, endpoint_id, channel_user_id) IN (SELECT * FROM {table})",
+                [payload],
             )
             return {(channel, endpoint_id, user_id): pk for pk, channel, endpoint_id, user_id in cursor.fetchall()}
     by_endpoint: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -241,11 +247,18 @@ def _conversations_lock(keys: list[ConversationKey]) -> dict[ConversationKey, Si
         return {}
     if is_postgresql():
         with connection.cursor() as cursor:
+            table, payload = recordset(
+                {
+                    "inbox_id": ("bigint", [k[0] for k in keys]),
+                    "contact_id": ("bigint", [k[1] for k in keys]),
+                    "kind": ("text", [k[2] for k in keys]),
+                    "subject_id": ("text", [k[3] for k in keys]),
+                }
+            )
             cursor.execute(
-                f"SELECT {', '.join(CONVERSATION_COLUMNS)} FROM inbox_conversation "  # noqa: S608 - our constants
-                "WHERE (inbox_id, contact_id, kind, subject_id) IN "
-                "(SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[])) ORDER BY id FOR UPDATE",
-                [[k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [k[3] for k in keys]],
+                f"SELECT {', '.join(CONVERSATION_COLUMNS)} FROM inbox_conversation "  # noqa: S608 - our SQL
+                f"WHERE (inbox_id, contact_id, kind, subject_id) IN (SELECT * FROM {table}) ORDER BY id FOR UPDATE",
+                [payload],
             )
             rows = [_conversation_row(values) for values in cursor.fetchall()]
     else:
@@ -266,11 +279,18 @@ def _stored(keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], Mess
     own messages (our replies' ids are ours, endpoint "")."""
     if is_postgresql():
         with connection.cursor() as cursor:
+            table, payload = recordset(
+                {
+                    "channel": ("text", [k[0] for k in keys]),
+                    "endpoint_id": ("text", [k[1] for k in keys]),
+                    "provider_message_id": ("text", [k[2] for k in keys]),
+                }
+            )
             cursor.execute(
-                "SELECT id FROM inbox_message WHERE provider_message_id IS NOT NULL AND direction IN ('in', 'out') "
-                "AND (channel, endpoint_id, provider_message_id) IN "
-                "(SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))",
-                [[k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]],
+                "SELECT id FROM inbox_message WHERE provider_message_id IS NOT NULL "  # noqa: S608 - our SQL
+                "AND direction IN ('in', 'out') "
+                f"AND (channel, endpoint_id, provider_message_id) IN (SELECT * FROM {table})",
+                [payload],
             )
             ids = [pk for (pk,) in cursor.fetchall()]
         messages = Message.objects.filter(pk__in=ids) if ids else []
@@ -441,7 +461,6 @@ def _store(
 
 def _message(pk: int, conversation_id: int, fields: dict, now: datetime) -> Message:
     """The stored row as the model instance callers get back, built without the ORM's per-field work."""
-    message = Message(pk=pk, conversation_id=conversation_id, created_at=now, **fields)
-    message._state.adding = False
-    message._state.db = connection.alias
-    return message
+    return stored_instance(
+        Message, {"id": pk, "conversation_id": conversation_id, "created_at": now, **fields}, using=connection.alias
+    )
