@@ -91,7 +91,8 @@ def main(argv: list[str]) -> int:
                     messages_receive(events(users, f"{run}-{size}-{r}-first"))
                 figures.append(measure(events(users, f"{run}-{size}-{r}-{case[0]}")))
             med = [statistics.median(f[i] for f in figures) for i in range(4)]
-            print(f"{case + f', {size}':<28} {med[0]:>10,.0f} {med[1]:>11,.0f} {med[2]:>12,.0f} {med[3]:>13,.0f}")
+            label = f"{case}, {size}"
+            print(f"{label:<28} {med[0]:>10,.0f} {med[1]:>11,.0f} {med[2]:>12,.0f} {med[3]:>13,.0f}", flush=True)
     return 0
 
 
