@@ -11,15 +11,17 @@ store each once; the unique constraint on (channel, provider message id) stands 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from datetime import datetime
+from types import SimpleNamespace
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from inbox import domain_events
-from inbox.db import update_rows
+from inbox.db import insert_rows, is_postgresql, recordset, stored_instance, update_from
 from inbox.events import InboundMessage
 from inbox.models import AuditLog, Contact, Conversation, Message
 from inbox.services.summary import SUMMARY_FIELDS, conversation_message_added
@@ -30,34 +32,36 @@ logger = logging.getLogger(__name__)
 ContactKey = tuple[str, str, str]
 
 
-def inbound_message(conversation: Conversation, event: InboundMessage) -> Message:
-    """The (unsaved) row of an inbound message: the one mapping of an event to a message. An echo of the
+def inbound_message_fields(event: InboundMessage) -> dict:
+    """The columns of an inbound message's row: the one mapping of an event to a message. An echo of the
     business's own message sent outside the inbox (`sent_outside`) is an outbound row, already accepted and
     never queued (no `queued_at`: that is how the thread tells it from the agents' replies)."""
-    outside = {}
-    if event.sent_outside:
-        outside = {"status": Message.Status.ACCEPTED, "accepted_at": event.sent_at}
-    return Message(
-        conversation=conversation,
-        direction=Message.Direction.OUT if event.sent_outside else Message.Direction.IN,
-        **outside,
-        channel=event.channel,
-        endpoint_id=event.endpoint_id,
-        provider_message_id=event.provider_message_id,
-        provider_conversation_id=event.provider_conversation_id,
-        sent_at=event.sent_at,
-        type=event.type,
-        text=event.text,
-        media_url=event.media_url,
-        embed_url=event.embed_url,
-        reaction_emoji=event.reaction_emoji,
-        reaction_action=event.reaction_action,
-        quoted_provider_message_id=event.quoted_provider_message_id,
-        payload=event.payload,
-        referral=event.referral,
-        other_author=event.other_author,
-        public_state=event.public_state,
-    )
+    return {
+        "direction": Message.Direction.OUT if event.sent_outside else Message.Direction.IN,
+        "status": Message.Status.ACCEPTED if event.sent_outside else "",
+        "accepted_at": event.sent_at if event.sent_outside else None,
+        "channel": event.channel,
+        "endpoint_id": event.endpoint_id,
+        "provider_message_id": event.provider_message_id,
+        "provider_conversation_id": event.provider_conversation_id,
+        "sent_at": event.sent_at,
+        "type": event.type,
+        "text": event.text,
+        "media_url": event.media_url,
+        "embed_url": event.embed_url,
+        "reaction_emoji": event.reaction_emoji,
+        "reaction_action": event.reaction_action,
+        "quoted_provider_message_id": event.quoted_provider_message_id,
+        "payload": event.payload,
+        "referral": event.referral,
+        "other_author": event.other_author,
+        "public_state": event.public_state,
+    }
+
+
+def inbound_message(conversation: Conversation, event: InboundMessage) -> Message:
+    """The (unsaved) row of an inbound message (`inbound_message_fields`)."""
+    return Message(conversation=conversation, **inbound_message_fields(event))
 
 
 def conversation_take_inbound(conversation: Conversation, event: InboundMessage) -> list[str]:
@@ -93,41 +97,61 @@ def conversation_take_inbound(conversation: Conversation, event: InboundMessage)
 
 
 def _contacts(events: list[InboundMessage]) -> dict[ContactKey, int]:
-    """Contact ids by key, creating the missing ones (a concurrent batch creating the same is harmless)."""
+    """Contact ids by key, creating the missing ones (a concurrent batch creating the same is harmless): a lookup,
+    an `INSERT … ON CONFLICT DO NOTHING RETURNING` of the missing, and a lookup of what a concurrent batch
+    created meanwhile (rare)."""
     first_seen: dict[ContactKey, datetime] = {}
     for event in events:
         key = (event.channel, event.endpoint_id, event.channel_user_id)
         first_seen.setdefault(key, event.sent_at)  # the time of the first event that arrived
-    by_endpoint: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for channel, endpoint_id, user_id in first_seen:
-        by_endpoint[(channel, endpoint_id)].append(user_id)
-
-    def lookup() -> dict[ContactKey, int]:
-        found: dict[ContactKey, int] = {}
-        for (channel, endpoint_id), users in by_endpoint.items():
-            rows = Contact.objects.filter(channel=channel, endpoint_id=endpoint_id, channel_user_id__in=users)
-            for pk, user_id in rows.values_list("pk", "channel_user_id"):
-                found[(channel, endpoint_id, user_id)] = pk
-        return found
-
-    ids = lookup()
+    ids = _contacts_find(list(first_seen))
     missing = sorted(key for key in first_seen if key not in ids)
     if missing:
-        Contact.objects.bulk_create(
-            [
-                Contact(
-                    channel=channel,
-                    endpoint_id=endpoint_id,
-                    channel_user_id=user_id,
-                    first_seen_at=first_seen[(channel, endpoint_id, user_id)],
-                    last_seen_at=first_seen[(channel, endpoint_id, user_id)],
-                )
-                for channel, endpoint_id, user_id in missing
-            ],
+        created = insert_rows(
+            Contact,
+            {
+                "channel": [key[0] for key in missing],
+                "endpoint_id": [key[1] for key in missing],
+                "channel_user_id": [key[2] for key in missing],
+                "first_seen_at": [first_seen[key] for key in missing],
+                "last_seen_at": [first_seen[key] for key in missing],
+            },
+            returning=("id", "channel", "endpoint_id", "channel_user_id"),
             ignore_conflicts=True,
         )
-        ids = lookup()
+        ids.update({(channel, endpoint_id, user_id): pk for pk, channel, endpoint_id, user_id in created})
+        if len(created) < len(missing):
+            ids.update(_contacts_find([key for key in missing if key not in ids]))
     return ids
+
+
+def _contacts_find(keys: list[ContactKey]) -> dict[ContactKey, int]:
+    if not keys:
+        return {}
+    if is_postgresql():
+        with connection.cursor() as cursor:
+            table, payload = recordset(
+                {
+                    "channel": ("text", [k[0] for k in keys]),
+                    "endpoint_id": ("text", [k[1] for k in keys]),
+                    "channel_user_id": ("text", [k[2] for k in keys]),
+                }
+            )
+            cursor.execute(
+                "SELECT id, channel, endpoint_id, channel_user_id FROM inbox_contact "  # noqa: S608 - our SQL
+                f"WHERE (channel, endpoint_id, channel_user_id) IN (SELECT * FROM {table})",
+                [payload],
+            )
+            return {(channel, endpoint_id, user_id): pk for pk, channel, endpoint_id, user_id in cursor.fetchall()}
+    by_endpoint: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for channel, endpoint_id, user_id in keys:
+        by_endpoint[(channel, endpoint_id)].append(user_id)
+    found: dict[ContactKey, int] = {}
+    for (channel, endpoint_id), users in by_endpoint.items():
+        rows = Contact.objects.filter(channel=channel, endpoint_id=endpoint_id, channel_user_id__in=users)
+        for pk, user_id in rows.values_list("pk", "channel_user_id"):
+            found[(channel, endpoint_id, user_id)] = pk
+    return found
 
 
 ConversationKey = tuple[int, int, str, str]  # inbox, contact, kind, subject
@@ -137,49 +161,154 @@ def _conversation_key(inbox_id: int, contact_id: int, event: InboundMessage) -> 
     return (inbox_id, contact_id, event.conversation_kind, event.subject_id)
 
 
-def _conversations(pairs: dict[ConversationKey, InboundMessage]) -> tuple[dict[ConversationKey, Conversation], set]:
-    """The conversations of (inbox_id, contact_id, kind, subject_id) keys, locked in id order, opening the missing
-    ones.
+# What the rules read and write of a conversation (`conversation_take_inbound`, `conversation_message_added`):
+# read as plain rows under the lock, not model instances.
+CONVERSATION_COLUMNS = [
+    "id",
+    "inbox_id",
+    "contact_id",
+    "kind",
+    "subject_id",
+    "status",
+    "provider",
+    "provider_conversation_id",
+    "last_inbound_at",
+    "last_activity_at",
+    "referral",
+    "agent_last_seen_at",
+    *SUMMARY_FIELDS,
+    "version",
+]
+# Written back for every conversation a batch touched, in one statement.
+CONVERSATION_WRITTEN = [
+    "last_inbound_at",
+    "last_activity_at",
+    "provider_conversation_id",
+    "provider",
+    "referral",
+    "status",
+    *SUMMARY_FIELDS,
+    "version",
+    "updated_at",
+]
+
+
+def _conversation_row(values) -> SimpleNamespace:
+    row = SimpleNamespace(**dict(zip(CONVERSATION_COLUMNS, values, strict=True)))
+    row.pk = row.id
+    if isinstance(row.referral, str):  # PostgreSQL's jsonb comes as text through a raw cursor (Django's loader)
+        row.referral = json.loads(row.referral)
+    return row
+
+
+def _conversations(pairs: dict[ConversationKey, InboundMessage]) -> tuple[dict[ConversationKey, SimpleNamespace], set]:
+    """The conversations of (inbox_id, contact_id, kind, subject_id) keys as rows, locked in id order, opening the
+    missing ones (`INSERT … ON CONFLICT DO NOTHING RETURNING`: a row this transaction inserted is its own until it
+    commits; one a concurrent batch committed meanwhile is locked by a second lookup).
 
     `pairs` maps each key to its first event (the defaults of a new conversation). Returns the
     conversations by key and the keys whose conversation this batch opened.
     """
-
-    def lock(wanted) -> dict[ConversationKey, Conversation]:
-        inbox_ids = {key[0] for key in wanted}
-        contact_ids = {key[1] for key in wanted}
-        rows = (
-            Conversation.objects.select_for_update()
-            .filter(inbox_id__in=inbox_ids, contact_id__in=contact_ids)
-            .order_by("pk")
-        )
-        found = {}
-        for c in rows:
-            key = (c.inbox_id, c.contact_id, c.kind, c.subject_id)
-            if key in wanted:
-                found[key] = c
-        return found
-
-    found = lock(set(pairs))
+    found = _conversations_lock(list(pairs))
     missing = sorted(pair for pair in pairs if pair not in found)
+    opened = set()
     if missing:
-        Conversation.objects.bulk_create(
-            [
-                Conversation(
-                    inbox_id=key[0],
-                    contact_id=key[1],
-                    kind=key[2],
-                    subject_id=key[3],
-                    subject=pairs[key].subject,
-                    last_activity_at=pairs[key].sent_at,
-                    provider_conversation_id=pairs[key].provider_conversation_id,
-                )
-                for key in missing
-            ],
+        created = insert_rows(
+            Conversation,
+            {
+                "inbox_id": [key[0] for key in missing],
+                "contact_id": [key[1] for key in missing],
+                "kind": [key[2] for key in missing],
+                "subject_id": [key[3] for key in missing],
+                "subject": [pairs[key].subject for key in missing],
+                "last_activity_at": [pairs[key].sent_at for key in missing],
+                "provider_conversation_id": [pairs[key].provider_conversation_id for key in missing],
+            },
+            returning=CONVERSATION_COLUMNS,
             ignore_conflicts=True,
         )
-        found.update(lock(set(missing)))
-    return found, set(missing)
+        for values in created:
+            row = _conversation_row(values)
+            key = (row.inbox_id, row.contact_id, row.kind, row.subject_id)
+            found[key] = row
+            opened.add(key)
+        if len(created) < len(missing):
+            # Elsewhere than PostgreSQL nothing comes back: what is found now and was missing, this batch opened
+            # unless a concurrent one did (SQLite serializes writers: it did not).
+            rest = [key for key in missing if key not in found]
+            found.update(_conversations_lock(rest))
+            if not is_postgresql():
+                opened.update(rest)
+    return found, opened
+
+
+def _conversations_lock(keys: list[ConversationKey]) -> dict[ConversationKey, SimpleNamespace]:
+    if not keys:
+        return {}
+    if is_postgresql():
+        with connection.cursor() as cursor:
+            table, payload = recordset(
+                {
+                    "inbox_id": ("bigint", [k[0] for k in keys]),
+                    "contact_id": ("bigint", [k[1] for k in keys]),
+                    "kind": ("text", [k[2] for k in keys]),
+                    "subject_id": ("text", [k[3] for k in keys]),
+                }
+            )
+            cursor.execute(
+                f"SELECT {', '.join(CONVERSATION_COLUMNS)} FROM inbox_conversation "  # noqa: S608 - our SQL
+                f"WHERE (inbox_id, contact_id, kind, subject_id) IN (SELECT * FROM {table}) ORDER BY id FOR UPDATE",
+                [payload],
+            )
+            rows = [_conversation_row(values) for values in cursor.fetchall()]
+    else:
+        wanted = set(keys)
+        rows = [
+            _conversation_row(values)
+            for values in Conversation.objects.select_for_update()
+            .filter(inbox_id__in={k[0] for k in keys}, contact_id__in={k[1] for k in keys})
+            .order_by("pk")
+            .values_list(*CONVERSATION_COLUMNS)
+        ]
+        rows = [row for row in rows if (row.inbox_id, row.contact_id, row.kind, row.subject_id) in wanted]
+    return {(row.inbox_id, row.contact_id, row.kind, row.subject_id): row for row in rows}
+
+
+def _stored(keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], Message]:
+    """The messages already stored under (channel, endpoint, provider id) — outbound too: echoes of the business's
+    own messages (our replies' ids are ours, endpoint "")."""
+    if is_postgresql():
+        with connection.cursor() as cursor:
+            table, payload = recordset(
+                {
+                    "channel": ("text", [k[0] for k in keys]),
+                    "endpoint_id": ("text", [k[1] for k in keys]),
+                    "provider_message_id": ("text", [k[2] for k in keys]),
+                }
+            )
+            cursor.execute(
+                "SELECT id FROM inbox_message WHERE provider_message_id IS NOT NULL "  # noqa: S608 - our SQL
+                "AND direction IN ('in', 'out') "
+                f"AND (channel, endpoint_id, provider_message_id) IN (SELECT * FROM {table})",
+                [payload],
+            )
+            ids = [pk for (pk,) in cursor.fetchall()]
+        messages = Message.objects.filter(pk__in=ids) if ids else []
+    else:
+        by_channel: dict[str, list[str]] = defaultdict(list)
+        for channel, _, provider_message_id in keys:
+            by_channel[channel].append(provider_message_id)
+        messages = [
+            message
+            for channel, ids in by_channel.items()
+            for message in Message.objects.filter(
+                channel=channel,
+                direction__in=(Message.Direction.IN, Message.Direction.OUT),
+                provider_message_id__in=ids,
+            )
+        ]
+    found = {(m.channel, m.endpoint_id, m.provider_message_id): m for m in messages}
+    return {key: found[key] for key in keys if key in found}
 
 
 def messages_receive(items: list[tuple[int, InboundMessage]]) -> list[tuple[Message, bool]]:
@@ -212,45 +341,55 @@ def _receive(items: list[tuple[int, InboundMessage]]) -> list[tuple[Message, boo
     conversations, opened = _conversations(pairs)
 
     # Decided under the conversations' locks: a concurrent batch with the same events has committed or waits.
-    by_channel: dict[str, list[str]] = defaultdict(list)
-    for _, event in items:
-        by_channel[event.channel].append(event.provider_message_id)
     # New or not is decided per (channel, endpoint, id): ids are unique only within one connection's endpoint.
-    stored: dict[tuple[str, str, str], Message] = {
-        (channel, message.endpoint_id, message.provider_message_id): message
-        for channel, ids in by_channel.items()
-        for message in Message.objects.filter(
-            # Outbound too: echoes of the business's own messages (our replies' ids are ours, endpoint "").
-            channel=channel,
-            direction__in=(Message.Direction.IN, Message.Direction.OUT),
-            provider_message_id__in=ids,
-        )
-    }
+    keys = [(event.channel, event.endpoint_id, event.provider_message_id) for _, event in items]
+    stored: dict[tuple[str, str, str], Message | None] = _stored(list(set(keys)))
 
-    received: list[tuple[Message, bool]] = []
-    new: list[tuple[Conversation, InboundMessage, Message]] = []
-    for inbox_id, event in items:
-        key = (event.channel, event.endpoint_id, event.provider_message_id)
+    new: list[tuple[SimpleNamespace, InboundMessage, dict]] = []
+    for (inbox_id, event), key in zip(items, keys, strict=True):
         if key in stored:
-            received.append((stored[key], False))
             continue
         contact_id = contact_ids[(event.channel, event.endpoint_id, event.channel_user_id)]
         conversation = conversations[_conversation_key(inbox_id, contact_id, event)]
-        message = inbound_message(conversation, event)
-        stored[key] = message  # a repeat inside the batch is a duplicate too
-        new.append((conversation, event, message))
-        received.append((message, True))
-    if not new:
-        return received
-    Message.objects.bulk_create([message for *_, message in new])
+        stored[key] = None  # a repeat inside the batch is a duplicate too (of the message created below)
+        new.append((conversation, event, inbound_message_fields(event)))
+    created: dict[tuple[str, str, str], Message] = {}
+    if new:
+        created = _store(new, conversations, opened)
+    received: list[tuple[Message, bool]] = []
+    returned: set[tuple[str, str, str]] = set()
+    for key in keys:
+        if key in created and key not in returned:
+            returned.add(key)
+            received.append((created[key], True))
+        else:
+            received.append((stored[key] or created[key], False))
+    return received
 
+
+def _store(
+    new: list[tuple[SimpleNamespace, InboundMessage, dict]],
+    conversations: dict[ConversationKey, SimpleNamespace],
+    opened: set[ConversationKey],
+) -> dict[tuple[str, str, str], Message]:
+    """Insert the new messages (one statement), move their locked conversations by the rules, write them back
+    (one statement), the contacts' last seen (one statement), the reopenings' audit rows; emit the events."""
     now = timezone.now()
+    names = list(new[0][2])
+    columns = {name: [fields[name] for *_, fields in new] for name in names}
+    columns["conversation_id"] = [conversation.pk for conversation, *_ in new]
+    columns["created_at"] = [now] * len(new)
+    ids = [pk for (pk,) in insert_rows(Message, columns)]
+
     to_announce = {conversations[pair].pk for pair in opened}
-    touched: dict[int, Conversation] = {}
+    touched: dict[int, SimpleNamespace] = {}
     last_seen: dict[int, datetime] = {}
     audits: list[AuditLog] = []
     announced: list[domain_events.DomainEvent] = []
-    for conversation, event, message in new:
+    created: dict[tuple[str, str, str], Message] = {}
+    for (conversation, event, fields), pk in zip(new, ids, strict=True):
+        message = _message(pk, conversation.pk, fields, now)
+        created[(event.channel, event.endpoint_id, event.provider_message_id)] = message
         touched[conversation.pk] = conversation
         status_before = conversation.status
         reopened = "status" in conversation_take_inbound(conversation, event)
@@ -260,8 +399,8 @@ def _receive(items: list[tuple[int, InboundMessage]]) -> list[tuple[Message, boo
                 AuditLog(
                     actor_kind=AuditLog.ActorKind.PROVIDER,
                     action="conversation.reopened",
-                    conversation=conversation,
-                    message=message,
+                    conversation_id=conversation.pk,
+                    message_id=message.pk,
                     before={"status": status_before},
                     after={"status": Conversation.Status.OPEN},
                 )
@@ -303,30 +442,25 @@ def _receive(items: list[tuple[int, InboundMessage]]) -> list[tuple[Message, boo
         contact_id = conversation.contact_id
         last_seen[contact_id] = max(last_seen.get(contact_id, event.sent_at), event.sent_at)
 
-    update_rows(
-        Conversation,
-        [
-            "last_inbound_at",
-            "last_activity_at",
-            "provider_conversation_id",
-            "provider",
-            "referral",
-            "status",
-            *SUMMARY_FIELDS,
-            "version",
-            "updated_at",
-        ],
-        sorted(touched.values(), key=lambda c: c.pk),
+    rows = sorted(touched.values(), key=lambda c: c.pk)
+    update_from(
+        Conversation, {"id": [c.pk for c in rows], **{f: [getattr(c, f) for c in rows] for f in CONVERSATION_WRITTEN}}
     )
     # Never backwards, whatever a concurrent batch wrote: the later of the stored and this time.
-    at = connection.ops.adapt_datetimefield_value
-    table, column = connection.ops.quote_name(Contact._meta.db_table), connection.ops.quote_name("last_seen_at")
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"UPDATE {table} SET {column} = %s WHERE id = %s AND ({column} IS NULL OR {column} < %s)",  # noqa: S608
-            [(at(seen_at), contact_id, at(seen_at)) for contact_id, seen_at in sorted(last_seen.items())],
-        )
+    seen = sorted(last_seen.items())
+    update_from(
+        Contact,
+        {"id": [pk for pk, _ in seen], "last_seen_at": [at for _, at in seen]},
+        where="t.last_seen_at IS NULL OR t.last_seen_at < v.last_seen_at",
+    )
     if audits:
         AuditLog.objects.bulk_create(audits)
     domain_events.emit(*announced)
-    return received
+    return created
+
+
+def _message(pk: int, conversation_id: int, fields: dict, now: datetime) -> Message:
+    """The stored row as the model instance callers get back, built without the ORM's per-field work."""
+    return stored_instance(
+        Message, {"id": pk, "conversation_id": conversation_id, "created_at": now, **fields}, using=connection.alias
+    )

@@ -1,0 +1,100 @@
+"""In-process cost of the inbound batch service (`inbox.services.messages_receive`), per event.
+
+CPU (`time.process_time`) and wall time per event of one batch, new users and existing conversations, batch
+sizes 100 and 5,000; the service alone (inside its transaction) and with the commit and the domain-event
+subscribers (live layer, roll-ups deferred). CPU time is the figure that survives a loaded machine.
+
+Needs PostgreSQL: DATABASE_URL=postgres://…/<db>; it creates (and keeps) the database `<db>_intake` and runs
+the migrations there. Usage: python bench/intake.py [--rounds N] [--sizes 100 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
+os.environ.setdefault("REPORTS_ROLLUPS", "deferred")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100, 5000])
+    args = parser.parse_args(argv)
+
+    import django
+    from django.conf import settings
+
+    django.setup()
+    from django.db import connection, transaction
+
+    if connection.vendor != "postgresql":
+        print("needs DATABASE_URL pointing at PostgreSQL", file=sys.stderr)
+        return 2
+    settings.DATABASES["default"]["TEST"].update(NAME=f"{settings.DATABASES['default']['NAME']}_intake")
+    connection.creation.create_test_db(verbosity=0, keepdb=True)
+
+    from django.utils import timezone
+
+    from inbox.events import InboundMessage
+    from inbox.models import Inbox
+    from inbox.services import messages_receive
+
+    inbox, _ = Inbox.objects.get_or_create(name="intake-bench")
+    run = uuid.uuid4().hex[:8]
+
+    def events(users: list[str], tag: str) -> list[tuple[int, InboundMessage]]:
+        now = timezone.now()
+        return [
+            (
+                inbox.pk,
+                InboundMessage(
+                    channel="tiktok",
+                    endpoint_id="bench-biz",
+                    channel_user_id=user,
+                    provider_message_id=f"{tag}-{n}",
+                    provider_conversation_id="",
+                    sent_at=now,
+                    type="text",
+                    text=f"hello {n}",
+                    provider="infobip",
+                ),
+            )
+            for n, user in enumerate(users)
+        ]
+
+    def measure(items) -> tuple[float, float, float, float]:
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        with transaction.atomic():
+            received = messages_receive(items)
+            wall1, cpu1 = time.perf_counter(), time.process_time()
+        wall2, cpu2 = time.perf_counter(), time.process_time()
+        assert len(received) == len(items)
+        n = len(items) / 1e6
+        return (cpu1 - cpu0) / n, (wall1 - wall0) / n, (cpu2 - cpu0) / n, (wall2 - wall0) / n
+
+    print(f"{'case':<28} {'CPU µs/ev':>10} {'wall µs/ev':>11} {'+commit CPU':>12} {'+commit wall':>13}")
+    for size in args.sizes:
+        for case in ("new users", "existing conversations"):
+            figures = []
+            for r in range(args.rounds):
+                users = [f"{run}-{size}-{r}-{n}" for n in range(size)]
+                if case == "existing conversations":
+                    messages_receive(events(users, f"{run}-{size}-{r}-first"))
+                figures.append(measure(events(users, f"{run}-{size}-{r}-{case[0]}")))
+            med = [statistics.median(f[i] for f in figures) for i in range(4)]
+            label = f"{case}, {size}"
+            print(f"{label:<28} {med[0]:>10,.0f} {med[1]:>11,.0f} {med[2]:>12,.0f} {med[3]:>13,.0f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
