@@ -340,6 +340,20 @@ def user_name(first_name: str, last_name: str, username: str) -> str:
     return f"{first_name} {last_name}".strip() or username
 
 
+def user_summary(row: dict, prefix: str) -> dict | None:
+    """UserSummary from plain values: the `<prefix>_id`, `<prefix>__username`, `__first_name`, `__last_name` of a
+    `.values()` row (None without a user)."""
+    pk = row[f"{prefix}_id"]
+    if pk is None:
+        return None
+    username = row[f"{prefix}__username"]
+    return {
+        "id": pk,
+        "username": username,
+        "name": user_name(row[f"{prefix}__first_name"], row[f"{prefix}__last_name"], username),
+    }
+
+
 def conversation_rows(rows: list[dict], *, labels: dict[int, list[str]], now) -> list[dict]:
     """A list page as ConversationOut shows it, from `selectors.LIST_VALUES` rows (plain values, no model
     instances) and the page's label names by conversation: the keys and values the declared fields give (a test
@@ -351,7 +365,7 @@ def conversation_rows(rows: list[dict], *, labels: dict[int, list[str]], now) ->
             provider=row["provider"], kind=row["kind"], endpoint_id=row["contact__endpoint_id"]
         )
         closes = reply_window_closes_at(kind=row["kind"], last_inbound_at=row["last_inbound_at"])
-        assignee_id, team_id = row["assignee_id"], row["team_assignment__team_id"]
+        team_id = row["team_assignment__team_id"]
         shown.append(
             {
                 "id": row["id"],
@@ -366,15 +380,7 @@ def conversation_rows(rows: list[dict], *, labels: dict[int, list[str]], now) ->
                 },
                 "status": row["status"],
                 "priority": row["priority"],
-                "assignee": None
-                if assignee_id is None
-                else {
-                    "id": assignee_id,
-                    "username": row["assignee__username"],
-                    "name": user_name(
-                        row["assignee__first_name"], row["assignee__last_name"], row["assignee__username"]
-                    ),
-                },
+                "assignee": user_summary(row, "assignee"),
                 "last_message": last_message_shown(
                     row["last_message_id"],
                     row["last_message_preview"],
@@ -678,7 +684,6 @@ def message_rows(rows: list[dict], *, provider: str, conversation_kind: str) -> 
             public_state=row["public_state"],
             provider_status=provider_status,
         )
-        author_id = row["author_id"]
         shown.append(
             {
                 "id": row["id"],
@@ -692,13 +697,7 @@ def message_rows(rows: list[dict], *, provider: str, conversation_kind: str) -> 
                 "reaction": reaction_shown(row["type"], row["reaction_emoji"], row["reaction_action"]),
                 "quoted_message_id": row["quoted_message_id"],
                 "quoted_provider_message_id": row["quoted_provider_message_id"],
-                "author": None
-                if author_id is None
-                else {
-                    "id": author_id,
-                    "username": row["author__username"],
-                    "name": user_name(row["author__first_name"], row["author__last_name"], row["author__username"]),
-                },
+                "author": user_summary(row, "author"),
                 "status": status or None,
                 "sent_at": datetime_shown(row["sent_at"]),
                 "queued_at": datetime_shown(row["queued_at"]),
