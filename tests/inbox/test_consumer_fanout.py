@@ -12,11 +12,10 @@ import threading
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from channels.testing.websocket import WebsocketCommunicator  # (channels.testing would import daphne)
 
-from inbox.consumers import InboxConsumer
 from inbox.live import inbox_group
 from inbox.models import Inbox
+from tests.inbox.test_consumers import connect
 
 pytestmark = [pytest.mark.anyio, pytest.mark.django_db(transaction=True)]
 
@@ -24,15 +23,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
-
-
-async def connect(user) -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(InboxConsumer.as_asgi(), "/ws/inbox/")
-    communicator.scope["user"] = user
-    connected, _ = await communicator.connect()
-    assert connected
-    assert (await communicator.receive_json_from())["type"] == "hello"
-    return communicator
 
 
 def status(pk: int) -> dict:
