@@ -11,28 +11,20 @@ the median wall time, PostgreSQL's own execution time of its statements (`EXPLAI
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import statistics
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
+
+import inprocess  # bench/, this script's directory
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("code", nargs="?", default=str(Path(__file__).resolve().parent.parent))
+    parser = inprocess.parser()
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--explain", action="store_true")
     args = parser.parse_args()
-    sys.path.insert(0, args.code)
-    os.chdir(args.code)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
-    import django
-
-    django.setup()
+    inprocess.django_in(args.code)
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone

@@ -11,25 +11,17 @@ a rebuild — then everything is rolled back, so the database is left as it was.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import sys
 import time
-from pathlib import Path
+
+import inprocess  # bench/, this script's directory
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("code", nargs="?", default=str(Path(__file__).resolve().parent.parent))
+    parser = inprocess.parser()
     parser.add_argument("--conversations", type=int, default=3000)
     args = parser.parse_args()
-    sys.path.insert(0, args.code)
-    os.chdir(args.code)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
-    import django
-
-    django.setup()
+    inprocess.django_in(args.code)
     from django.db import transaction
 
     from inbox.models import Conversation, Inbox, ReportState
