@@ -1,9 +1,9 @@
 """The health of an Infobip account's connection: what arrived, what was sent, what went wrong.
 
-Recording is cheap and never fails the caller: one Redis write (the cache) per authenticated webhook (the time per
-result kind), one per refused signature (a per-minute counter), one per failed send or setup step (the last
-error). Everything else is read from the database when the page is shown: the last send Infobip accepted and the
-messages still waiting in *accepted*.
+Recording is cheap and never fails the caller: one Redis write (the cache) per kind of authenticated webhook and
+second in each process (the time per result kind; RECORD_EVERY_SECONDS), one per refused signature (a per-minute
+counter), one per failed send or setup step (the last error). Everything else is read from the database when the
+page is shown: the last send Infobip accepted and the messages still waiting in *accepted*.
 
 Red: a send Infobip accepted has waited longer than `INFOBIP_HEALTH_SILENCE_SECONDS` with no webhook of any kind
 arriving since — what a broken subscription or profile looks like; or the last setup failed.
@@ -31,6 +31,11 @@ KINDS = (INBOUND, DELIVERY, SEEN)
 KEEP_SECONDS = 90 * 24 * 3600
 SIGNATURE_WINDOW_MINUTES = 60
 GREEN, WARNING, RED, WAITING = "green", "warning", "red", "waiting"
+# A webhook's arrival is written at most this often per kind and process: at hundreds of requests a second the
+# Redis write was a third of the webhook's CPU (bench/README.md, "Ingest 1/POST: the fixed cost"). A recorded time
+# is therefore up to this much older than the last arrival, which the verdict allows for.
+RECORD_EVERY_SECONDS = 1.0
+_recorded: dict[str, float] = {}  # cache key → time.monotonic() of this process's last write
 
 
 def _key(account_id: int, name: str) -> str:
@@ -42,7 +47,10 @@ def forget(account_id: int) -> None:
     minute = int(time.time() // 60)
     names = [f"webhook:{kind}" for kind in ("any", *KINDS)] + ["error", "test"]
     names += [f"badsig:{minute - n}" for n in range(SIGNATURE_WINDOW_MINUTES + 2)]
-    _safely("a reset", lambda: cache.delete_many([_key(account_id, name) for name in names]))
+    keys = [_key(account_id, name) for name in names]
+    for key in keys:
+        _recorded.pop(cache.make_key(key), None)
+    _safely("a reset", lambda: cache.delete_many(keys))
 
 
 def _safely(what: str, call) -> None:
@@ -58,10 +66,17 @@ def record_webhook(account_id: int, results: list) -> None:
     An empty `results` (Infobip never sends one; our own webhook test does) is not an arrival."""
     if not results:
         return
-    now = time.time()
+    now, moment = time.time(), time.monotonic()
     kinds = {classify(r) for r in results if isinstance(r, dict)} & set(KINDS)
-    values = {_key(account_id, f"webhook:{kind}"): now for kind in ("any", *kinds)}
-    _safely("a webhook", lambda: cache.set_many(values, KEEP_SECONDS))
+    values = {}
+    for kind in ("any", *kinds):
+        key = _key(account_id, f"webhook:{kind}")
+        full_key = cache.make_key(key)  # the prefix too: two caches (tests) do not share what was written
+        if moment - _recorded.get(full_key, -RECORD_EVERY_SECONDS) >= RECORD_EVERY_SECONDS:
+            values[key] = now
+            _recorded[full_key] = moment
+    if values:
+        _safely("a webhook", lambda: cache.set_many(values, KEEP_SECONDS))
 
 
 def record_signature_failure(account_id: int) -> None:
@@ -132,7 +147,8 @@ def account_health(account: InfobipAccount) -> dict:
     stuck = sent.filter(status=Message.Status.ACCEPTED, accepted_at__lt=now - silence)
     unanswered = sent.filter(accepted_at__isnull=False)
     if last_webhook["any"]:
-        unanswered = unanswered.filter(accepted_at__gt=last_webhook["any"])
+        # A webhook may have arrived up to RECORD_EVERY_SECONDS after the recorded time.
+        unanswered = unanswered.filter(accepted_at__gt=last_webhook["any"] + timedelta(seconds=RECORD_EVERY_SECONDS))
     oldest_unanswered = unanswered.aggregate(at=Min("accepted_at"))["at"]
 
     problems: list[str] = []

@@ -154,7 +154,8 @@ FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+# One redis-py client per pool, not per call (config/cache.py).
+CACHES = {"default": {"BACKEND": "config.cache.RedisCache", "LOCATION": REDIS_URL}}
 
 # Redis pub/sub: a group_send is one PUBLISH, and each server process hands it to its own consumers, where the
 # list-based layer pushes a copy per consumer. Live events are hints (at most once), which is what pub/sub

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import responses
+from django.core.cache import cache
 from django.utils import timezone
 
 from inbox.models import Contact, Conversation, Message
@@ -165,3 +167,38 @@ def test_partial_setup_is_confirmed_once_events_arrive(client, account):
     assert post(client, account, fixture("inbound_text")).status_code == 200
     found = health.account_health(account)
     assert found["state"] == health.GREEN and found["partial_confirmed"]
+
+
+def test_arrivals_are_written_at_most_once_a_second_per_kind_and_process(client, account, monkeypatch):
+    assert post(client, account, fixture("inbound_text")).status_code == 200
+    first = health.account_health(account)["last_webhook"]["inbound"]
+    assert post(client, account, fixture("inbound_text")).status_code == 200
+    assert health.account_health(account)["last_webhook"]["inbound"] == first  # within the second: not written
+
+    monkeypatch.setattr(health, "RECORD_EVERY_SECONDS", 0.0)
+    assert post(client, account, fixture("inbound_text")).status_code == 200
+    assert health.account_health(account)["last_webhook"]["inbound"] > first
+
+
+def test_forget_lets_the_next_arrival_be_written_at_once(client, account):
+    assert post(client, account, fixture("inbound_text")).status_code == 200
+    health.forget(account.pk)
+    assert post(client, account, fixture("inbound_text")).status_code == 200
+    assert health.account_health(account)["last_webhook"]["inbound"] is not None
+
+
+def test_a_send_accepted_within_the_recording_interval_after_a_webhook_is_not_a_silence(account, settings):
+    settings.INFOBIP_HEALTH_SILENCE_SECONDS = 60
+    arrived = time.time() - 300
+    cache.set(health._key(account.pk, "webhook:any"), arrived, 600)
+    recorded = datetime.fromtimestamp(arrived, tz=UTC)
+    message = sent_message(account, accepted_ago=timedelta(seconds=120))
+    # Accepted just after the recorded time: a later webhook of that second may not have been written.
+    Message.objects.filter(pk=message.pk).update(
+        accepted_at=recorded + timedelta(seconds=health.RECORD_EVERY_SECONDS / 2)
+    )
+    assert health.account_health(account)["state"] != health.RED
+    Message.objects.filter(pk=message.pk).update(
+        accepted_at=recorded + timedelta(seconds=health.RECORD_EVERY_SECONDS * 2)
+    )
+    assert health.account_health(account)["state"] == health.RED

@@ -1,0 +1,215 @@
+"""In-process cost of ingesting one result per POST: the webhook request, and the processor's batch.
+
+(a) The webhook: CPU (`time.process_time`) and statements per request through Django's test client (the whole
+    middleware stack, `WEBHOOK_PROCESSING=deferred`), for the bare view, the one-INSERT floor and the Infobip webhook
+    with one inbound result, alternated in rounds of `--posts` requests each.
+(b) The processor: the same requests applied by `inbox.processor.drain_once` in batches of `--batch` requests
+    (1: what a light or spread load gives it), CPU, wall and statements per batch including the commit and the
+    domain-event subscribers (live layer, report roll-ups deferred, automation), for inbound messages of new users,
+    of existing conversations, and for delivery + seen reports of outbound messages.
+
+Needs PostgreSQL and Redis: DATABASE_URL=postgres://…/<db> REDIS_URL=redis://…/<n>; it creates (and keeps) the
+database `<db>_ingestcost` and runs the migrations there. A CODE_DIR argument measures another checkout on the same
+database (alternate two checkouts for a before / after). Usage:
+    python bench/ingest_cost.py [CODE_DIR] [--posts 2000] [--rounds 3] [--batch 1] [--profile FILE]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.inprocess import django_in, parser  # noqa: E402
+
+os.environ["WEBHOOK_PROCESSING"] = "deferred"
+os.environ.setdefault("REPORTS_ROLLUPS", "deferred")
+os.environ["BENCH_BASELINE"] = "1"
+
+
+def main(argv: list[str]) -> int:
+    args_parser = parser()
+    args_parser.add_argument("--posts", type=int, default=2000, help="requests per round and case")
+    args_parser.add_argument("--rounds", type=int, default=3)
+    args_parser.add_argument("--batch", type=int, default=1, help="requests per processor batch")
+    args_parser.add_argument("--profile", default="", help="write a cProfile of the processor's batches here")
+    args_parser.add_argument("--only", nargs="*", default=["web", "inbound", "reports"])
+    args = args_parser.parse_args(argv)
+    django_in(args.code)
+
+    from django.conf import settings
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        print("needs DATABASE_URL pointing at PostgreSQL", file=sys.stderr)
+        return 2
+    settings.DATABASES["default"]["TEST"].update(NAME=f"{settings.DATABASES['default']['NAME']}_ingestcost")
+    connection.creation.create_test_db(verbosity=0, keepdb=True)
+    from django.core.management import call_command
+
+    call_command("flush", interactive=False, verbosity=0)  # every run starts from the same empty tables
+    settings.ALLOWED_HOSTS = ["*"]
+
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from bench import data, scenarios
+    from inbox import processor
+    from inbox.models import WebhookEvent
+    from tiktok_channel.sandbox import payloads
+
+    fx = data.setup_base(sandbox_url="http://127.0.0.1:9", agents=3)
+    scenarios._create_floor_table()
+    client = Client()
+    hook = f"/webhooks/infobip/tiktok/{fx.token}/"
+    headers = {data.SECRET_HEADER: fx.secret}
+    run = uuid.uuid4().hex[:8]
+    template = scenarios._single_body()
+
+    def inbound_body(user: str, n: int) -> str:
+        received = payloads.infobip_time()
+        return (template.replace("@@U@@", user).replace("@@M@@", f"{run}-{n}").replace("@@T@@", f"hello {n}")).replace(
+            "@@R@@", received
+        )
+
+    counter = iter(range(10**9))
+
+    def post(url: str, body: str, extra: dict) -> None:
+        response = client.post(url, body, content_type="application/json", headers=extra)
+        assert response.status_code == 200, (response.status_code, response.content[:300])
+
+    def web_round(case: str) -> tuple[float, float]:
+        """CPU µs per request, statements per request."""
+        bodies = []
+        for _ in range(args.posts):
+            n = next(counter)
+            bodies.append(inbound_body(f"{run}-w-{n}", n))
+        url, extra = {
+            "bare view": ("/bench/noop", {}),
+            "floor (one INSERT)": ("/bench/insert", {}),
+            "webhook, 1 inbound": (hook, headers),
+        }[case]
+        with CaptureQueriesContext(connection) as queries:
+            cpu = time.process_time()
+            for body in bodies:
+                post(url, body, extra)
+            cpu = time.process_time() - cpu
+        return cpu / args.posts * 1e6, len(queries) / args.posts
+
+    def pending() -> int:
+        return WebhookEvent.objects.filter(verdict=WebhookEvent.Verdict.PENDING).count()
+
+    def apply_all() -> tuple[float, float, float, int]:
+        """Drain what is pending in batches of `--batch`: CPU µs, wall µs, statements per batch, batches."""
+        batches = statements = 0
+        cpu = wall = 0.0
+        while True:
+            with CaptureQueriesContext(connection) as queries:
+                w, c = time.perf_counter(), time.process_time()
+                n = processor.drain_once(args.batch)
+                c, w = time.process_time() - c, time.perf_counter() - w
+            if not n:
+                break
+            batches += 1
+            statements += len(queries)
+            cpu += c
+            wall += w
+        return cpu / batches * 1e6, wall / batches * 1e6, statements / batches, batches
+
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile(time.process_time)  # CPU, not wall: what survives a loaded machine
+
+    def processor_round(case: str, r: int) -> tuple[float, float, float, int]:
+        WebhookEvent.objects.filter(verdict=WebhookEvent.Verdict.PENDING).update(verdict=WebhookEvent.Verdict.FAILED)
+        n_posts = args.posts
+        if case == "inbound, new users":
+            for _ in range(n_posts):
+                n = next(counter)
+                post(hook, inbound_body(f"{run}-n{r}-{n}", n), headers)
+        elif case == "inbound, existing conversations":
+            users = [f"{run}-e{r}-{k}" for k in range(n_posts)]
+            for user in users:
+                n = next(counter)
+                post(hook, inbound_body(user, n), headers)
+            apply_all()  # the conversations exist; what follows is the measured second message of each
+            for user in users:
+                n = next(counter)
+                post(hook, inbound_body(user, n), headers)
+        else:  # delivery + seen reports: one request each, alternating, as the bench's reports scenario
+            made = data.conversations_with_messages(
+                inbox_id=fx.inbox_id, conversations=n_posts // 20, messages_per=20, prefix=f"{run}-r{r}"
+            )
+            reports = []
+            for message_id in made["outbound_ids"][: n_posts // 2]:
+                reports.append(("delivery", message_id))
+                reports.append(("seen", message_id))
+            for kind, message_id in reports:
+                if kind == "delivery":
+                    item = payloads.delivery_report(
+                        message_id=message_id,
+                        to="user",
+                        sender=data.BUSINESS_ID,
+                        sent_at=payloads.infobip_time(),
+                        status=payloads.STATUS_DELIVERED,
+                    )
+                else:
+                    item = payloads.seen_report(
+                        message_id=message_id,
+                        business_id=data.BUSINESS_ID,
+                        user_id="user",
+                        sent_at=payloads.infobip_time(),
+                    )
+                post(hook, json.dumps({"results": [item]}), headers)
+        assert pending() == n_posts, pending()
+        if profiler is not None:
+            profiler.enable()
+        figures = apply_all()
+        if profiler is not None:
+            profiler.disable()
+        return figures
+
+    print(f"code: {args.code}; batches of {args.batch} request(s); {args.posts} requests per round", flush=True)
+    if "web" in args.only:
+        cases = ["bare view", "floor (one INSERT)", "webhook, 1 inbound"]
+        web = {case: [] for case in cases}
+        for case in cases:  # warm up
+            web_round(case)
+        for _ in range(args.rounds):
+            for case in cases:
+                web[case].append(web_round(case))
+        WebhookEvent.objects.filter(verdict=WebhookEvent.Verdict.PENDING).update(verdict=WebhookEvent.Verdict.FAILED)
+        print(f"{'(a) the request':<34} {'CPU µs/request (rounds)':>40} {'statements':>11}")
+        for case in cases:
+            cpus = [f"{cpu:,.0f}" for cpu, _ in web[case]]
+            median = statistics.median(cpu for cpu, _ in web[case])
+            print(f"{case:<34} {median:>10,.0f} ({', '.join(cpus)}){'':>4} {web[case][0][1]:>8.1f}", flush=True)
+    cases = []
+    if "inbound" in args.only:
+        cases += ["inbound, new users", "inbound, existing conversations"]
+    if "reports" in args.only:
+        cases.append("delivery + seen reports")
+    if cases:
+        print(f"{'(b) the processor, per batch':<34} {'CPU µs':>10} {'wall µs':>10} {'statements':>11} {'batches':>8}")
+    for case in cases:
+        figures = [processor_round(case, r) for r in range(args.rounds)]
+        med = [statistics.median(f[i] for f in figures) for i in range(3)]
+        cpus = ", ".join(f"{f[0]:,.0f}" for f in figures)
+        print(
+            f"{case:<34} {med[0]:>10,.0f} {med[1]:>10,.0f} {med[2]:>11.1f} {figures[0][3]:>8}  (CPU {cpus})", flush=True
+        )
+    if profiler is not None:
+        profiler.dump_stats(args.profile)
+        print(f"profile: {args.profile}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
