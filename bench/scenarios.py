@@ -173,7 +173,8 @@ def baseline_and_ingest(stack: Stack, fx: data.Fixtures, cfg: Config, res: Resul
     sat, applied = run_and_apply(
         lambda: wrk.run(
             hook, _single_script(fx, prefix="s1", users=users), seconds=cfg.seconds, connections=cfg.connections
-        )
+        ),
+        stack=stack,
     )
     res.curves["ingest 1/POST (saturated)"] = sat.percentiles_ms
     half_conns = 8
@@ -322,34 +323,59 @@ def applied_by(deadline: float) -> float:
 
 @dataclass
 class Applied:
-    """What the processor made of one load run: events applied per second from the run's start to the last."""
+    """What the processor made of one load run: events applied per second from the run's start to the last, in how
+    many processor transactions, and the CPU each role used meanwhile (% of one core)."""
 
     events: int
     seconds: float
     verdicts: dict[str, int]
+    batches: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
         return self.events / self.seconds if self.seconds else 0.0
 
     def note(self) -> str:
-        return f"{self.events} events applied in {self.seconds:.1f} s from the run's start; verdicts {self.verdicts}"
+        note = f"{self.events} events applied in {self.seconds:.1f} s from the run's start; verdicts {self.verdicts}"
+        if self.batches:
+            requests = sum(self.verdicts.values())
+            note += f"; {self.batches} processor batches ({requests / self.batches:.1f} requests each)"
+        if self.cpu:
+            note += "; CPU meanwhile (% of a core): " + ", ".join(
+                f"{name} {percent:.0f}" for name, percent in sorted(self.cpu.items(), key=lambda item: -item[1])
+            )
+        return note
 
 
-def run_and_apply(run, *, timeout: float = 300) -> tuple[object, Applied]:
-    """`run()` a load run; then wait for the processor to apply all it stored. Returns (run's result, Applied)."""
+def run_and_apply(run, *, timeout: float = 300, stack: Stack | None = None) -> tuple[object, Applied]:
+    """`run()` a load run; then wait for the processor to apply all it stored. Returns (run's result, Applied).
+    With `stack`, the CPU of each of its roles from the run's start until everything is applied."""
+    from django.db import connection
     from django.db.models import Count, Sum
 
+    from bench.stack import CpuWindow, process_groups
     from inbox.models import WebhookEvent
 
     mark = ledger_mark()
+    window = CpuWindow(lambda: process_groups(stack)) if stack is not None else None
+    if window is not None:
+        window.__enter__()
     started = time.monotonic()
     result = run()
     done = applied_by(time.monotonic() + timeout)
+    if window is not None:
+        window.__exit__(None, None, None)
     rows = WebhookEvent.objects.filter(pk__gt=mark)
     events = rows.aggregate(n=Sum("result_count"))["n"] or 0
     verdicts = dict(rows.values_list("verdict").annotate(n=Count("pk")).values_list("verdict", "n"))
-    return result, Applied(events, done - started, verdicts)
+    batches = 0
+    if connection.vendor == "postgresql":
+        # The processor updates the verdicts of a batch in its one transaction: one xmin per batch.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(DISTINCT xmin::text) FROM inbox_webhookevent WHERE id > %s", [mark])
+            batches = cursor.fetchone()[0]
+    return result, Applied(events, done - started, verdicts, batches, window.percent if window is not None else {})
 
 
 def reports(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results, baseline: float, baseline_of: str) -> None:
@@ -384,7 +410,8 @@ end
 """
     hook = f"{stack.web}/webhooks/infobip/tiktok/{fx.token}/"
     result, applied = run_and_apply(
-        lambda: wrk.run(hook, wrk.Script("POST", _headers(fx), body), seconds=cfg.seconds, connections=cfg.connections)
+        lambda: wrk.run(hook, wrk.Script("POST", _headers(fx), body), seconds=cfg.seconds, connections=cfg.connections),
+        stack=stack,
     )
     res.curves["delivery + seen reports (saturated)"] = result.percentiles_ms
     settle()

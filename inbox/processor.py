@@ -93,24 +93,61 @@ def store_pending(
     wake_processor()
 
 
-def drain_once(batch_size: int, max_results: int = MAX_RESULTS_PER_BATCH) -> int:
-    """Apply up to `batch_size` pending requests (and about `max_results` results) in one transaction;
-    returns how many requests."""
-    with transaction.atomic():
-        postgres = connection.vendor == "postgresql"
-        if postgres:
-            # Never queue behind a table lock (a migration, a TRUNCATE) while holding ours: that can deadlock
-            # the other side. Give up quickly instead; the loop tries again.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL lock_timeout = '200ms'")
-        claimed = list(
+def _claim_statement() -> tuple[str, list]:
+    """The claim of pending rows as SQL (`%s`: the batch size), and each column's converters: built once per
+    process, not compiled by the ORM for every batch (bench/README.md, "Ingest 1/POST: the fixed cost")."""
+    global _claim
+    if _claim is None:
+        table = WebhookEvent._meta.db_table
+        fields = WebhookEvent._meta.concrete_fields
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(field.column) for field in fields)
+        converters = []
+        for field in fields:
+            column = field.get_col(table)
+            converters.append((connection.ops.get_db_converters(column) + field.get_db_converters(connection), column))
+        # Never queue behind a table lock (a migration, a TRUNCATE) while holding ours: that can deadlock the other
+        # side. Give up quickly instead; the loop tries again. Three statements, one round trip.
+        select = f"SELECT {columns} FROM {quote(table)} WHERE verdict = 'pending'"  # noqa: S608 - the model's names
+        claim = f"{select} ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
+        sql = f"SET LOCAL lock_timeout = '200ms'; {claim}; SET LOCAL lock_timeout = DEFAULT"
+        _claim = (sql, [field.attname for field in fields], converters)
+    return _claim
+
+
+_claim: tuple | None = None
+
+
+def _claim_pending(batch_size: int) -> list[WebhookEvent]:
+    """Lock up to `batch_size` pending rows, oldest first, skipping rows another processor holds."""
+    if connection.vendor != "postgresql":
+        return list(
             WebhookEvent.objects.select_for_update(skip_locked=True)
             .filter(verdict=WebhookEvent.Verdict.PENDING)
             .order_by("pk")[:batch_size]
         )
-        if postgres:
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL lock_timeout = DEFAULT")
+    sql, names, converters = _claim_statement()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [batch_size])
+        cursor.nextset()  # the SELECT's rows (the first result is the SET's)
+        rows = cursor.fetchall()
+        cursor.nextset()
+    claimed = []
+    for row in rows:
+        values = []
+        for value, (functions, column) in zip(row, converters, strict=True):
+            for function in functions:
+                value = function(value, column, connection)  # noqa: PLW2901 - converted in place, as the ORM does
+            values.append(value)
+        claimed.append(WebhookEvent.from_db(connection.alias, names, values))
+    return claimed
+
+
+def drain_once(batch_size: int, max_results: int = MAX_RESULTS_PER_BATCH) -> int:
+    """Apply up to `batch_size` pending requests (and about `max_results` results) in one transaction;
+    returns how many requests."""
+    with transaction.atomic():
+        claimed = _claim_pending(batch_size)
         # Infobip batches up to 2,000 results per request: keep a transaction (and this process) to a
         # bounded size. The requests not taken stay pending for the next batch.
         events, results = [], 0

@@ -13,7 +13,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from inbox import processor
@@ -387,9 +388,6 @@ def test_a_batch_stops_at_about_max_results_and_leaves_the_rest_pending(client, 
 
 
 def _statements(account_id: int, results: list[dict]) -> int:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     from tiktok_channel.infobip_webhooks import apply_results
 
     with CaptureQueriesContext(connection) as queries, transaction.atomic():
@@ -446,3 +444,21 @@ def test_the_ledger_keeps_only_allow_listed_headers(client, account, deferred):
     assert stored["X-Request-Id"] == "r-2" and stored["User-Agent"] == "Infobip"
     assert stored["Content-Type"] == "application/json"
     assert "X-Api-Token" not in stored and "X-Custom-Session" not in stored and "X-Hub-Signature" not in stored
+
+
+def test_the_claim_is_one_statement_and_builds_the_rows_the_orm_would(client, account, deferred):
+    headers = {"X-Request-Id": "r-claim"}
+    for name in ("inbound_text", "seen", "delivery_delivered"):
+        assert post(client, account, fixture(name), headers=headers).status_code == 200
+    expected = list(WebhookEvent.objects.filter(verdict="pending").order_by("pk"))
+    fields = [field.attname for field in WebhookEvent._meta.concrete_fields]
+
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        claimed = processor._claim_pending(2)
+
+    assert [[getattr(row, name) for name in fields] for row in claimed] == [
+        [getattr(row, name) for name in fields] for row in expected[:2]
+    ]
+    assert claimed[0].headers["X-Request-Id"] == "r-claim" and claimed[0].summary == {}
+    assert not claimed[0]._state.adding  # a stored row: saving it updates, as the ORM's would
+    assert len([q for q in queries if "inbox_webhookevent" in q["sql"]]) == 1
