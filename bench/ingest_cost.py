@@ -147,7 +147,7 @@ def main(argv: list[str]) -> int:
                 post(hook, inbound_body(user, n), headers)
         else:  # delivery + seen reports: one request each, alternating, as the bench's reports scenario
             made = data.conversations_with_messages(
-                inbox_id=fx.inbox_id, conversations=n_posts // 20, messages_per=20, prefix=f"{run}-r{r}"
+                inbox_id=fx.inbox_id, conversations=-(-n_posts // 20), messages_per=20, prefix=f"{run}-r{r}"
             )
             reports = []
             for message_id in made["outbound_ids"][: n_posts // 2]:
