@@ -168,37 +168,51 @@ def earlier_reply_queued(message: Message) -> bool:
 
 
 def batch_companions(message: Message, *, limit: int) -> list[Message]:
-    """Other replies that may go out in the same provider call as `message`: queued, of the same connection
-    (provider and endpoint), each the oldest queued reply of its conversation (so at most one per conversation
-    and never ahead of an older one), with no task sending them and no retry waiting for them. Each is claimed
-    with its in-flight key (so no other task sends it meanwhile); the caller releases the keys.
+    """Other replies that may go out in the same provider call as `message`: `ready_batch` of its connection,
+    without its own conversation (whose oldest queued reply is `message`)."""
+    conversation = message.conversation
+    return ready_batch(
+        provider=conversation.provider,
+        endpoint_id=conversation.contact.endpoint_id,
+        limit=limit,
+        exclude_conversation_id=conversation.pk,
+    )
+
+
+def ready_batch(
+    *, provider: str, endpoint_id: str, limit: int, exclude_conversation_id: int | None = None
+) -> list[Message]:
+    """Replies of one connection (provider and endpoint) that may go out together now: queued, each the oldest
+    queued reply of its conversation (so at most one per conversation and never ahead of an older one), with no
+    task sending them and no retry waiting for them, oldest first. Each is claimed with its in-flight key (so no
+    other task sends it meanwhile); the caller releases the keys.
 
     One query for the candidates, one cache read for their leases, one cache add per claim, one query to load
     the claimed rows still queued."""
     if limit <= 0:
         return []
-    conversation = message.conversation
     older_queued = Message.objects.filter(
         conversation_id=OuterRef("conversation_id"), direction=Message.Direction.OUT, status=Message.Status.QUEUED
     ).filter(Q(queued_at__lt=OuterRef("queued_at")) | Q(queued_at=OuterRef("queued_at"), pk__lt=OuterRef("pk")))
-    candidates = list(
-        Message.objects.filter(
-            direction=Message.Direction.OUT,
-            status=Message.Status.QUEUED,
-            conversation__provider=conversation.provider,
-            conversation__contact__endpoint_id=conversation.contact.endpoint_id,
-        )
-        .exclude(conversation_id=conversation.pk)
-        .filter(~Exists(older_queued))
+    candidates = Message.objects.filter(
+        direction=Message.Direction.OUT,
+        status=Message.Status.QUEUED,
+        conversation__provider=provider,
+        conversation__contact__endpoint_id=endpoint_id,
+    )
+    if exclude_conversation_id is not None:
+        candidates = candidates.exclude(conversation_id=exclude_conversation_id)
+    rows = list(
+        candidates.filter(~Exists(older_queued))
         .order_by("queued_at", "id")
         .values_list("id", "provider_message_id")[: limit * 2]
     )
-    if not candidates:
+    if not rows:
         return []
-    keys = [key for _, pid in candidates for key in (in_flight_key(pid), scheduled_key(pid))]
+    keys = [key for _, pid in rows for key in (in_flight_key(pid), scheduled_key(pid))]
     leases = cache.get_many(keys)
     claimed: list[tuple[int, str]] = []
-    for message_id, pid in candidates:
+    for message_id, pid in rows:
         if len(claimed) >= limit:
             break
         if in_flight_key(pid) in leases or leases.get(scheduled_key(pid)) not in (None, ORDER_WAIT_MARK, SWEEP_MARK):
