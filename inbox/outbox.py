@@ -21,7 +21,8 @@ import random
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
@@ -211,26 +212,37 @@ def ready_batch(
         return []
     keys = [key for _, pid in rows for key in (in_flight_key(pid), scheduled_key(pid))]
     leases = cache.get_many(keys)
-    claimed: list[tuple[int, str]] = []
-    for message_id, pid in rows:
-        if len(claimed) >= limit:
-            break
-        if in_flight_key(pid) in leases or leases.get(scheduled_key(pid)) not in (None, ORDER_WAIT_MARK, SWEEP_MARK):
-            continue
-        if cache.add(in_flight_key(pid), 1, timeout=settings.OUTBOX_SEND_LEASE_SECONDS):
-            claimed.append((message_id, pid))
-    return load_claimed(claimed)
+    free = [
+        (message_id, pid)
+        for message_id, pid in rows
+        if in_flight_key(pid) not in leases and leases.get(scheduled_key(pid)) in (None, ORDER_WAIT_MARK, SWEEP_MARK)
+    ][:limit]
+    return claim(free)
 
 
 def claim(messages_ids: list[tuple[int, str]]) -> list[Message]:
-    """Claim (in-flight key) the attempts a retried batch carries and load those still queued."""
-    return load_claimed(
-        [
-            (message_id, pid)
-            for message_id, pid in messages_ids
-            if cache.add(in_flight_key(pid), 1, timeout=settings.OUTBOX_SEND_LEASE_SECONDS)
-        ]
-    )
+    """Claim (in-flight key) these attempts — a retried batch's, or a ready batch's — and load those still
+    queued. An attempt another task claimed meanwhile is left out."""
+    won = add_leases([in_flight_key(pid) for _, pid in messages_ids], timeout=settings.OUTBOX_SEND_LEASE_SECONDS)
+    return load_claimed([item for item, ok in zip(messages_ids, won, strict=True) if ok])
+
+
+def add_leases(keys: list[str], *, timeout: float) -> list[bool]:
+    """`cache.add(key, 1, timeout)` for each key, in one round trip where the cache is Django's Redis cache (a
+    pipeline of SET NX EX, each as atomic as `cache.add`'s); one by one with any other cache. A batch claims up
+    to 100 leases: one by one, each round trip also waits to take the GIL back from the worker's other threads.
+    Uses the Redis backend's client and serializer (Django 5.x internals; tests/inbox/test_outbox_leases.py
+    proves the keys are the ones `cache.get`/`cache.add` see)."""
+    backend = caches["default"]
+    ttl = backend.get_backend_timeout(timeout) if isinstance(backend, RedisCache) else None
+    if not keys or not ttl:
+        return [cache.add(key, 1, timeout=timeout) for key in keys]
+    client = backend._cache.get_client(write=True)
+    value = backend._cache._serializer.dumps(1)
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.set(backend.make_and_validate_key(key), value, ex=ttl, nx=True)
+    return [bool(done) for done in pipe.execute()]
 
 
 def load_claimed(claimed: list[tuple[int, str]]) -> list[Message]:

@@ -56,7 +56,8 @@ def send_message(
 ) -> str:
     """Send one queued outbound message's current attempt through its conversation's provider — together with
     the other replies of its connection that are ready (`outbox.batch_companions`) when the provider sends
-    batches — and record what became of each. Returns what became of `message_id`'s attempt.
+    batches — and record what became of each; then go on with the connection's next ready batches
+    (`_drain_connection`, within a budget). Returns what became of `message_id`'s attempt.
 
     Replies of one conversation reach the provider in the order they were queued: while an older one is still
     queued (sending, or waiting out a retry), this one waits too, without spending its retry budget (`waits`
