@@ -633,6 +633,9 @@ end
     stack.pause("worker")
     try:
         api = wrk.run(stack.web, wrk.Script("POST", headers, body), seconds=cfg.seconds, connections=8)
+        via_api = replies.count()
+        queue = OUTBOUND_QUEUE_SMOKE if cfg.smoke else 2 * n_conv
+        topped_up = _top_up_queue(replies, conv_ids, fx.agent_token, total=queue)
     finally:
         stack.resume("worker")
     res.curves["reply via REST API (saturated)"] = api.percentiles_ms
@@ -644,6 +647,15 @@ end
     n_done = done.count()
     seconds = (span["last"] - span["first"]).total_seconds() if n_done > 1 else 0
     rate = (n_done - 1) / seconds if seconds else None
+    fates = _send_fates()
+    sandbox = json.load(urllib.request.urlopen(f"http://127.0.0.1:{stack.sandbox_port}/sandbox/state", timeout=10))  # noqa: S310 - loopback
+    res.info["outbound_drain"] = {
+        "send_message fates (worker log)": fates,
+        "sandbox accepted / duplicates": [
+            sandbox["counters"].get("messages_accepted", 0),
+            sandbox["counters"].get("messages_duplicate", 0),
+        ],
+    }
     res.add(
         Row(
             "outbound, 1 worker process",
@@ -652,7 +664,11 @@ end
             "msg/s",
             "≥ 200",
             met=rate is not None and rate >= 200 and n_done == created,
-            note=f"{n_done}/{created} sent; replies created via the API at {api.rate:.0f}/s"
+            note=f"{n_done}/{created} sent; {via_api} replies created via the API at {api.rate:.0f}/s, "
+            f"{topped_up} more through the service (a queue of at least {created} whatever the API's rate); "
+            f"worker: {os.environ.get('BENCH_WORKER_CONCURRENCY', '16')} threads; its send tasks: "
+            + ", ".join(f"{fate} {n}" for fate, n in sorted(fates.items()))
+            + f"; sent twice: {sandbox['counters'].get('messages_duplicate', 0)}"
             + (f"; wrk errors {api.errors}" if api.failed else ""),
         )
     )
@@ -690,6 +706,38 @@ end
             note=f"{len(latencies)}/{count} accepted; p50 {curve.get(50.0, float('nan')):.0f} ms",
         )
     )
+
+
+# The drained queue of the smoke run; the full run's is two replies per conversation (the issue's ~400 over 200).
+OUTBOUND_QUEUE_SMOKE = 100
+
+
+def _top_up_queue(replies, conv_ids: list[int], agent_token: str, *, total: int) -> int:
+    """Queue replies through the service (in this process, the worker still stopped) until the queue holds `total`:
+    on a loaded machine the API alone made only 40–100 replies in its 10 s, which is one or two batches, not a
+    drained queue. Round robin over the conversations, as the API run; their tasks go to the stack's queue."""
+    from rest_framework.authtoken.models import Token
+
+    from inbox.services import reply_queue
+
+    agent = Token.objects.select_related("user").get(key=agent_token).user
+    missing = max(0, total - replies.count())
+    for n in range(missing):
+        reply_queue(conversation_id=conv_ids[n % len(conv_ids)], author=agent, type="text", text=f"queued {n}")
+    return missing
+
+
+def _send_fates() -> dict[str, int]:
+    """What the worker's send tasks returned so far (its log, one line per task at INFO), and their retries."""
+    import re
+    from collections import Counter
+
+    from bench.stack import LOG_DIR
+
+    text = (LOG_DIR / "worker.log").read_text(errors="replace")
+    fates = Counter(re.findall(r"inbox\.tasks\.send_message\[[^\]]+\] succeeded in [0-9.e-]+s: '(\w+)'", text))
+    fates["retry"] = len(re.findall(r"inbox\.tasks\.send_message\[[^\]]+\] retry", text))
+    return dict(fates)
 
 
 def _wait_sent(qs, timeout: float) -> None:
@@ -811,7 +859,7 @@ def memory(sampler, res: Results) -> None:
         "web": "web (gunicorn, all workers)",
         "ws": "websockets (uvicorn)",
         "ingest": "webhook processor",
-        "worker": "Celery worker (16 threads)",
+        "worker": f"Celery worker ({os.environ.get('BENCH_WORKER_CONCURRENCY', '16')} threads)",
     }
     for name, label in labels.items():
         total = sampler.peak_total.get(name)

@@ -27,6 +27,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 LOG_DIR = ROOT / ".run" / "bench"
+# The Celery worker's threads (README "Deployment at scale": 16); BENCH_WORKER_CONCURRENCY compares others.
+WORKER_CONCURRENCY = os.environ.get("BENCH_WORKER_CONCURRENCY", "16")
 BENCH_REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "13"))  # another db when several benches share a Redis
 
 
@@ -146,7 +148,7 @@ class Stack:
         )  # fmt: skip
         self.start(
             "worker",
-            [PY, "-m", "celery", "-A", "config", "worker", "--concurrency", "16", "--pool", "threads",
+            [PY, "-m", "celery", "-A", "config", "worker", "--concurrency", WORKER_CONCURRENCY, "--pool", "threads",
              "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO"],
             # README "Deployment at scale": I/O-bound tasks in threads, each keeping its database connection.
             {"CONN_MAX_AGE": "60"},

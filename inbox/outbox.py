@@ -21,7 +21,8 @@ import random
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
@@ -168,55 +169,80 @@ def earlier_reply_queued(message: Message) -> bool:
 
 
 def batch_companions(message: Message, *, limit: int) -> list[Message]:
-    """Other replies that may go out in the same provider call as `message`: queued, of the same connection
-    (provider and endpoint), each the oldest queued reply of its conversation (so at most one per conversation
-    and never ahead of an older one), with no task sending them and no retry waiting for them. Each is claimed
-    with its in-flight key (so no other task sends it meanwhile); the caller releases the keys.
+    """Other replies that may go out in the same provider call as `message`: `ready_batch` of its connection,
+    without its own conversation (whose oldest queued reply is `message`)."""
+    conversation = message.conversation
+    return ready_batch(
+        provider=conversation.provider,
+        endpoint_id=conversation.contact.endpoint_id,
+        limit=limit,
+        exclude_conversation_id=conversation.pk,
+    )
+
+
+def ready_batch(
+    *, provider: str, endpoint_id: str, limit: int, exclude_conversation_id: int | None = None
+) -> list[Message]:
+    """Replies of one connection (provider and endpoint) that may go out together now: queued, each the oldest
+    queued reply of its conversation (so at most one per conversation and never ahead of an older one), with no
+    task sending them and no retry waiting for them, oldest first. Each is claimed with its in-flight key (so no
+    other task sends it meanwhile); the caller releases the keys.
 
     One query for the candidates, one cache read for their leases, one cache add per claim, one query to load
     the claimed rows still queued."""
     if limit <= 0:
         return []
-    conversation = message.conversation
     older_queued = Message.objects.filter(
         conversation_id=OuterRef("conversation_id"), direction=Message.Direction.OUT, status=Message.Status.QUEUED
     ).filter(Q(queued_at__lt=OuterRef("queued_at")) | Q(queued_at=OuterRef("queued_at"), pk__lt=OuterRef("pk")))
-    candidates = list(
-        Message.objects.filter(
-            direction=Message.Direction.OUT,
-            status=Message.Status.QUEUED,
-            conversation__provider=conversation.provider,
-            conversation__contact__endpoint_id=conversation.contact.endpoint_id,
-        )
-        .exclude(conversation_id=conversation.pk)
-        .filter(~Exists(older_queued))
+    candidates = Message.objects.filter(
+        direction=Message.Direction.OUT,
+        status=Message.Status.QUEUED,
+        conversation__provider=provider,
+        conversation__contact__endpoint_id=endpoint_id,
+    )
+    if exclude_conversation_id is not None:
+        candidates = candidates.exclude(conversation_id=exclude_conversation_id)
+    rows = list(
+        candidates.filter(~Exists(older_queued))
         .order_by("queued_at", "id")
         .values_list("id", "provider_message_id")[: limit * 2]
     )
-    if not candidates:
+    if not rows:
         return []
-    keys = [key for _, pid in candidates for key in (in_flight_key(pid), scheduled_key(pid))]
+    keys = [key for _, pid in rows for key in (in_flight_key(pid), scheduled_key(pid))]
     leases = cache.get_many(keys)
-    claimed: list[tuple[int, str]] = []
-    for message_id, pid in candidates:
-        if len(claimed) >= limit:
-            break
-        if in_flight_key(pid) in leases or leases.get(scheduled_key(pid)) not in (None, ORDER_WAIT_MARK, SWEEP_MARK):
-            continue
-        if cache.add(in_flight_key(pid), 1, timeout=settings.OUTBOX_SEND_LEASE_SECONDS):
-            claimed.append((message_id, pid))
-    return load_claimed(claimed)
+    free = [
+        (message_id, pid)
+        for message_id, pid in rows
+        if in_flight_key(pid) not in leases and leases.get(scheduled_key(pid)) in (None, ORDER_WAIT_MARK, SWEEP_MARK)
+    ][:limit]
+    return claim(free)
 
 
 def claim(messages_ids: list[tuple[int, str]]) -> list[Message]:
-    """Claim (in-flight key) the attempts a retried batch carries and load those still queued."""
-    return load_claimed(
-        [
-            (message_id, pid)
-            for message_id, pid in messages_ids
-            if cache.add(in_flight_key(pid), 1, timeout=settings.OUTBOX_SEND_LEASE_SECONDS)
-        ]
-    )
+    """Claim (in-flight key) these attempts — a retried batch's, or a ready batch's — and load those still
+    queued. An attempt another task claimed meanwhile is left out."""
+    won = add_leases([in_flight_key(pid) for _, pid in messages_ids], timeout=settings.OUTBOX_SEND_LEASE_SECONDS)
+    return load_claimed([item for item, ok in zip(messages_ids, won, strict=True) if ok])
+
+
+def add_leases(keys: list[str], *, timeout: float) -> list[bool]:
+    """`cache.add(key, 1, timeout)` for each key, in one round trip where the cache is Django's Redis cache (a
+    pipeline of SET NX EX, each as atomic as `cache.add`'s); one by one with any other cache. A batch claims up
+    to 100 leases: one by one, each round trip also waits to take the GIL back from the worker's other threads.
+    Uses the Redis backend's client and serializer (Django 5.x internals; tests/inbox/test_outbox_leases.py
+    proves the keys are the ones `cache.get`/`cache.add` see)."""
+    backend = caches["default"]
+    ttl = backend.get_backend_timeout(timeout) if isinstance(backend, RedisCache) else None
+    if not keys or not ttl:
+        return [cache.add(key, 1, timeout=timeout) for key in keys]
+    client = backend._cache.get_client(write=True)
+    value = backend._cache._serializer.dumps(1)
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.set(backend.make_and_validate_key(key), value, ex=ttl, nx=True)
+    return [bool(done) for done in pipe.execute()]
 
 
 def load_claimed(claimed: list[tuple[int, str]]) -> list[Message]:

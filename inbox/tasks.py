@@ -9,6 +9,7 @@ the classified answer through the services. The rules around the call are `inbox
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import datetime, timedelta
 
@@ -55,7 +56,8 @@ def send_message(
 ) -> str:
     """Send one queued outbound message's current attempt through its conversation's provider — together with
     the other replies of its connection that are ready (`outbox.batch_companions`) when the provider sends
-    batches — and record what became of each. Returns what became of `message_id`'s attempt.
+    batches — and record what became of each; then go on with the connection's next ready batches
+    (`_drain_connection`, within a budget). Returns what became of `message_id`'s attempt.
 
     Replies of one conversation reach the provider in the order they were queued: while an older one is still
     queued (sending, or waiting out a retry), this one waits too, without spending its retry budget (`waits`
@@ -65,16 +67,28 @@ def send_message(
     A retry carries its batch (`batch`: [id, attempt id] of the others still to send, `token`: the mark their
     `scheduled` keys hold), so the same messages go again together and no other task sends them meanwhile.
     """
-    message = (
-        Message.objects.select_related("conversation__contact")
-        .filter(pk=message_id, direction=Message.Direction.OUT)
+    # Cheap first: in a drained queue most tasks find their reply already sent by a batch (one query by primary
+    # key, no join, and one cache read), so they cost next to nothing.
+    state = (
+        Message.objects.filter(pk=message_id, direction=Message.Direction.OUT)
+        .values_list("status", "provider_message_id")
         .first()
     )
-    if message is None or message.status != Message.Status.QUEUED:
+    if state is None or state[0] != Message.Status.QUEUED:
         return "skipped"
-    attempt_id = message.provider_message_id
-    if outbox.owned_by_another_batch(cache.get(outbox.scheduled_key(attempt_id)), token):
+    attempt_id = state[1]
+    leases = cache.get_many([outbox.in_flight_key(attempt_id), outbox.scheduled_key(attempt_id)])
+    if outbox.in_flight_key(attempt_id) in leases:
+        return "in_flight"  # another task is sending this attempt right now (it records the answer)
+    if outbox.owned_by_another_batch(leases.get(outbox.scheduled_key(attempt_id)), token):
         return "in_batch"  # a batch's retry will send it (or, if that task died, the sweeper)
+    message = (
+        Message.objects.select_related("conversation__contact")
+        .filter(pk=message_id, direction=Message.Direction.OUT, status=Message.Status.QUEUED)
+        .first()
+    )
+    if message is None or message.provider_message_id != attempt_id:
+        return "skipped"
     now = timezone.now()
     started = datetime.fromisoformat(first_try_at) if first_try_at else now
     conversation = message.conversation
@@ -116,7 +130,44 @@ def send_message(
     except BaseException:
         cache.delete_many([outbox.in_flight_key(m.provider_message_id) for m in claimed])
         raise
-    return _send_claimed(self, backend, claimed, started=started, waits=waits, now=now)
+    fates = _send_claimed(self, backend, claimed, started=started, waits=waits, now=now)
+    if limit > 0 and _keep_draining(fates):
+        _drain_connection(self, backend, conversation)
+    return fates[message.pk]
+
+
+def _keep_draining(fates: dict[int, str]) -> bool:
+    """After a batch whose every reply was refused or held, the connection's other replies are left to their own
+    tasks (each fails or waits with its own reason, as before); after one that went through, more may follow."""
+    return any(fate in ("accepted", "duplicate") for fate in fates.values())
+
+
+def _drain_connection(task, backend, conversation: Conversation) -> int:
+    """Send the connection's next ready batches (`outbox.ready_batch`), one after another, until none is ready or
+    the budget (`OUTBOX_DRAIN_MAX_BATCHES`, `OUTBOX_DRAIN_SECONDS`) is spent. The replies a batch sent make the
+    next queued reply of their conversations ready for the next batch, so a queue of several replies per
+    conversation drains in this task, in each conversation's order, instead of in their own tasks' waves.
+    Each batch is claimed and recorded by the same rules as the first; a retryable answer ends the drain (the
+    task retries that batch, as it would its first). Returns how many batches it sent."""
+    deadline = time.monotonic() + settings.OUTBOX_DRAIN_SECONDS
+    limit = backend.send_batch_limit()
+    provider, endpoint_id = conversation.provider, conversation.contact.endpoint_id
+    sent = 0
+    while sent < settings.OUTBOX_DRAIN_MAX_BATCHES and time.monotonic() < deadline:
+        claimed = outbox.ready_batch(provider=provider, endpoint_id=endpoint_id, limit=limit)
+        if not claimed:
+            break
+        now = timezone.now()
+        # A batch's first try: its retry budget starts now (`waits` makes this task's retries so far no tries).
+        fates = _send_claimed(
+            task, backend, claimed, started=now, waits=task.request.retries or 0, now=now, head_checked=False
+        )
+        sent += 1
+        if not _keep_draining(fates):
+            break
+    if sent:
+        logger.info("drained %d more batch(es) of %s %s", sent, provider, endpoint_id)
+    return sent
 
 
 WINDOW_CLOSED = {
@@ -126,16 +177,30 @@ WINDOW_CLOSED = {
 }
 
 
-def _send_claimed(task, backend, claimed: list[Message], *, started: datetime, waits: int, now: datetime) -> str:
+def _send_claimed(
+    task,
+    backend,
+    claimed: list[Message],
+    *,
+    started: datetime,
+    waits: int,
+    now: datetime,
+    head_checked: bool = True,
+) -> dict[int, str]:
     """Send the claimed attempts (their in-flight keys held) in one provider call, release the keys, and record
-    each answer: accepted in one status batch, failures in one, the retryable ones retried together."""
+    each answer: accepted in one status batch, failures in one, the retryable ones retried together. Returns what
+    became of each (by message id). `head_checked`: the caller already checked the first one's reply window."""
     head = claimed[0]
     failures: list[tuple[Message, dict]] = []
     items: list[tuple[Message, int]] = []
     for message in claimed:
         validity = outbox.reply_window_seconds(message.conversation, now=now)
         facts = providers.ConversationFacts.of(message.conversation)
-        if message is not head and backend.capabilities_for(facts).user_initiated and validity <= 0:
+        if (
+            (message is not head or not head_checked)
+            and backend.capabilities_for(facts).user_initiated
+            and (validity <= 0)
+        ):
             failures.append((message, WINDOW_CLOSED))
         else:
             items.append((message, validity))
@@ -147,7 +212,7 @@ def _send_claimed(task, backend, claimed: list[Message], *, started: datetime, w
     retry: list[Message] = []
     fate: dict[int, str] = {m.pk: "failed" for m, _ in failures}
     try:
-        results = backend.send_batch(items)
+        results = backend.send_batch(items) if items else []
         if len(results) != len(items):
             raise RuntimeError(f"{backend.name}.send_batch answered {len(results)} results for {len(items)} messages")
         retryable = [m for (m, _), r in zip(items, results, strict=True) if r.outcome == providers.RETRYABLE]
@@ -223,7 +288,7 @@ def _send_claimed(task, backend, claimed: list[Message], *, started: datetime, w
             countdown=countdown,
             max_retries=None,
         )
-    return fate[head.pk]
+    return fate
 
 
 @shared_task

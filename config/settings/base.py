@@ -360,6 +360,11 @@ OUTBOUND_STUCK_AFTER_SECONDS = env.int("OUTBOUND_STUCK_AFTER_SECONDS", default=6
 # Batched sends: at most this many replies of one sender (one per conversation) in one POST /tiktok/1/messages.
 # Infobip's spec sets no limit on messages[]; 100 keeps one request's body small and its answer quick.
 INFOBIP_SEND_BATCH_SIZE = env.int("INFOBIP_SEND_BATCH_SIZE", default=100)
+# A send task whose batch went through goes on with the next ready batch of the same connection (each
+# conversation's next reply, the replies other tasks left), at most this many more batches and this many seconds,
+# so a drained queue does not wait for each reply's own task; OUTBOX_DRAIN_MAX_BATCHES=0 turns it off.
+OUTBOX_DRAIN_MAX_BATCHES = env.int("OUTBOX_DRAIN_MAX_BATCHES", default=20)
+OUTBOX_DRAIN_SECONDS = env.float("OUTBOX_DRAIN_SECONDS", default=10.0)
 # Reconciliation (inbox.outbox.reconcile_accepted): a message still *accepted* after this long is settled from the
 # provider's own records (Infobip's message logs); only within the window the provider keeps them.
 RECONCILE_ACCEPTED_AFTER_SECONDS = env.int("RECONCILE_ACCEPTED_AFTER_SECONDS", default=1800)

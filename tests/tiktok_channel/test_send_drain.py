@@ -1,0 +1,182 @@
+"""A send task drains its connection (issue 20): once its batch went through it takes the next ready batch of the
+same sender — each conversation's next reply, the replies other tasks left — within a budget, in each
+conversation's order and by the same claim rules; the tasks of replies sent that way cost one query. Run eagerly,
+as `test_send_batch.py`."""
+
+import json
+from datetime import timedelta
+
+import pytest
+import responses
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from inbox import outbox
+from inbox.models import Conversation
+from tests.tiktok_channel import test_send_batch as batches
+from tests.tiktok_channel.test_send_batch import PENDING, REFUSED, URL, answer, bodies, fresh, run, sent_ids
+
+# The batch tests' fixtures (the enqueue stand-in is autouse there too).
+no_real_enqueue = batches.no_real_enqueue
+retries = batches.retries
+open_conversation = batches.open_conversation
+reply = batches.reply
+
+pytestmark = pytest.mark.django_db
+
+
+def texts(body: dict) -> list[str]:
+    return [m["content"]["text"] for m in body["messages"]]
+
+
+def accept_every_request():
+    """Infobip's answer to whatever the request carried: every message accepted."""
+
+    def callback(request):
+        ids = [m["destinations"][0]["messageId"] for m in json.loads(request.body)["messages"]]
+        return 200, {}, json.dumps({"bulkId": "b", "messages": [{"messageId": i, "status": PENDING} for i in ids]})
+
+    responses.add_callback(responses.POST, URL, callback=callback, content_type="application/json")
+
+
+@responses.activate
+def test_one_task_drains_several_batches_of_its_sender(open_conversation, reply, settings):
+    settings.INFOBIP_SEND_BATCH_SIZE = 2
+    replies = [reply(open_conversation(f"user-{n}"), f"r{n}") for n in range(5)]
+    accept_every_request()
+
+    assert run(replies[0]).result == "accepted"
+
+    assert [sent_ids(body) for body in bodies()] == [
+        [replies[0].provider_message_id, replies[1].provider_message_id],
+        [replies[2].provider_message_id, replies[3].provider_message_id],
+        [replies[4].provider_message_id],
+    ]
+    assert all(fresh(m).status == "accepted" and fresh(m).attempt == 1 for m in replies)
+    assert not any(cache.get(outbox.in_flight_key(m.provider_message_id)) for m in replies)
+
+
+@responses.activate
+def test_each_conversations_order_holds_across_the_drained_batches(open_conversation, reply):
+    a, b = open_conversation("user-a"), open_conversation("user-b")
+    for n in range(1, 4):
+        reply(a, f"a{n}")
+        reply(b, f"b{n}")
+    first = a.messages.order_by("queued_at", "id").first()
+    accept_every_request()
+
+    run(first)
+
+    # At most one reply per conversation in a request, and the next one only after the previous was accepted.
+    assert [texts(body) for body in bodies()] == [["a1", "b1"], ["a2", "b2"], ["a3", "b3"]]
+    assert set(a.messages.values_list("status", flat=True)) == {"accepted"}
+    assert set(b.messages.values_list("status", flat=True)) == {"accepted"}
+
+
+@responses.activate
+def test_the_task_of_a_reply_a_batch_sent_costs_one_query_without_a_join(open_conversation, reply, settings):
+    settings.INFOBIP_SEND_BATCH_SIZE = 2
+    replies = [reply(open_conversation(f"user-{n}")) for n in range(4)]
+    accept_every_request()
+    run(replies[0])
+
+    for message in replies[1:]:
+        with CaptureQueriesContext(connection) as queries:
+            assert run(message).result == "skipped"
+        # Its status by primary key: not the row with its conversation and contact, no lease, no provider call.
+        assert len(queries) == 1
+        assert "JOIN" not in queries[0]["sql"].upper()
+        assert f'"id" = {message.pk}' in queries[0]["sql"]
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_the_task_of_a_reply_in_flight_elsewhere_costs_one_query(open_conversation, reply, django_assert_num_queries):
+    busy = reply(open_conversation("user-1"))
+    cache.set(outbox.in_flight_key(busy.provider_message_id), 1, timeout=30)
+
+    with django_assert_num_queries(1):
+        assert run(busy).result == "in_flight"
+    assert len(responses.calls) == 0
+    assert fresh(busy).status == "queued"
+
+
+@responses.activate
+def test_the_drain_stops_at_its_batch_budget(open_conversation, reply, settings):
+    settings.INFOBIP_SEND_BATCH_SIZE = 2
+    settings.OUTBOX_DRAIN_MAX_BATCHES = 1
+    replies = [reply(open_conversation(f"user-{n}")) for n in range(6)]
+    accept_every_request()
+
+    run(replies[0])
+
+    assert len(responses.calls) == 2  # its own batch and one more
+    assert [fresh(m).status for m in replies] == ["accepted"] * 4 + ["queued"] * 2
+    assert run(replies[4]).result == "accepted"  # left to their own tasks
+    assert fresh(replies[5]).status == "accepted"
+
+
+@responses.activate
+def test_the_drain_stops_at_its_time_budget(open_conversation, reply, settings):
+    settings.INFOBIP_SEND_BATCH_SIZE = 2
+    settings.OUTBOX_DRAIN_SECONDS = 0
+    replies = [reply(open_conversation(f"user-{n}")) for n in range(4)]
+    accept_every_request()
+
+    run(replies[0])
+
+    assert len(responses.calls) == 1
+    assert [fresh(m).status for m in replies] == ["accepted"] * 2 + ["queued"] * 2
+
+
+@responses.activate
+def test_a_drained_batch_that_fails_is_retried_whole_with_a_fresh_budget(open_conversation, reply, retries, settings):
+    settings.INFOBIP_SEND_BATCH_SIZE = 2
+    replies = [reply(open_conversation(f"user-{n}")) for n in range(4)]
+    responses.post(URL, json=answer((replies[0], PENDING), (replies[1], PENDING)))
+    responses.post(URL, status=503)
+    responses.post(URL, json=answer((replies[2], PENDING), (replies[3], PENDING)))
+
+    assert run(replies[0]).result == "accepted"
+
+    first, failed, again = bodies()
+    assert sent_ids(failed) == sent_ids(again) == [replies[2].provider_message_id, replies[3].provider_message_id]
+    (asked,) = retries
+    assert asked["args"] == [replies[2].pk]
+    assert asked["kwargs"]["batch"] == [[replies[3].pk, replies[3].provider_message_id]]
+    assert asked["kwargs"]["waits"] == 0  # the first try of that batch: its backoff starts at the first step
+    assert asked["countdown"] <= settings.OUTBOX_RETRY_BASE_SECONDS
+    assert all(fresh(m).status == "accepted" and fresh(m).attempt == 1 for m in replies)
+
+
+@responses.activate
+def test_after_a_batch_refused_whole_the_rest_is_left_to_their_own_tasks(open_conversation, reply, settings):
+    settings.INFOBIP_SEND_BATCH_SIZE = 2
+    replies = [reply(open_conversation(f"user-{n}")) for n in range(6)]
+    responses.post(URL, json=answer((replies[0], PENDING), (replies[1], PENDING)))
+    responses.post(URL, json=answer((replies[2], REFUSED), (replies[3], REFUSED)))
+
+    run(replies[0])
+
+    assert len(responses.calls) == 2
+    assert [fresh(m).status for m in replies] == ["accepted"] * 2 + ["failed"] * 2 + ["queued"] * 2
+
+
+@responses.activate
+def test_a_drained_reply_whose_window_closed_fails_unsent(open_conversation, reply, settings):
+    settings.INFOBIP_SEND_BATCH_SIZE = 2
+    replies = [reply(open_conversation(f"user-{n}")) for n in range(4)]
+    closed = replies[2]  # the first of the second batch
+    Conversation.objects.filter(pk=closed.conversation_id).update(last_inbound_at=timezone.now() - timedelta(days=3))
+    accept_every_request()
+
+    run(replies[0])
+
+    assert [sent_ids(body) for body in bodies()] == [
+        [replies[0].provider_message_id, replies[1].provider_message_id],
+        [replies[3].provider_message_id],
+    ]
+    row = fresh(closed)
+    assert (row.status, row.error["name"]) == ("failed", "REPLY_WINDOW_CLOSED")
