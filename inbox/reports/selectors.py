@@ -9,8 +9,8 @@ decimal), rates percent (one decimal).
 Medians and 90th percentiles are `percentile_disc` (as PostgreSQL defines it) over the samples: the smallest
 sample with at least half (90 %) of the samples at or below it — always a time that really happened. They are
 exact at the precision shown: the samples are kept as shown (minutes with one decimal) in histograms per inbox,
-local day, agent and metric (ReportHistogram), merged here per day, agent, team or the whole range; rounding
-keeps the order, so the percentile of the shown values is the shown percentile of the samples.
+local day, agent and metric (ReportHistogram), read here and sorted per day, agent, team or the whole range;
+rounding keeps the order, so the percentile of the shown values is the shown percentile of the samples.
 
 A **team** filter narrows `agent_ids` in `ReportScope` to the team's members and `inbox_ids` to the team's
 inbox (every query below filters on the agent columns through `scope.agent_q`); the **CSAT** charts read
@@ -20,13 +20,13 @@ inbox (every query below filters on the agent columns through `scope.agent_q`); 
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
-from itertools import accumulate
+from itertools import chain, repeat
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
@@ -80,87 +80,98 @@ def _days_qs(scope: ReportScope):
     )
 
 
-def _merged(scope: ReportScope, metric: str, group: str, *, whole: bool, pairs: list[tuple] | None = None) -> dict:
-    """{group: (tenths ascending, samples)}: the histograms of `metric` in scope merged per group — "day",
-    "agent_id", or "team" (`pairs` of (team, inbox, agent): each member's rows in their team's inbox, a member of
-    two teams in both) — and, with `whole`, all of them under None.
-
-    PostgreSQL merges them (`unnest` … `GROUP BY GROUPING SETS`): a chart receives one array pair per group, not the
-    ~1,000 rows of 90 days (decoding and merging those in Python was most of a chart's time)."""
+def _histogram_rows(scope: ReportScope, metric: str, agent_ids=None) -> list[tuple]:
+    """(inbox id, day, agent id, tenths, samples) of the histograms of `metric` in scope, under the agent filter (or,
+    given, of these agents: the teams chart's members)."""
+    agent_ids = scope.agent_ids if agent_ids is None else agent_ids
     if connection.vendor != "postgresql":
-        return _merged_portable(scope, metric, group, whole=whole, pairs=pairs)
-    table = connection.ops.quote_name(ReportHistogram._meta.db_table)
-    params: list = []
-    join, key = "", f"h.{group}"
-    if pairs is not None:
-        join = (
-            " JOIN unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS p(team_id, inbox_id, agent_id)"
-            " ON p.inbox_id = h.inbox_id AND p.agent_id = h.agent_id"
+        rows = ReportHistogram.objects.filter(
+            inbox_id__in=scope.inbox_ids, metric=metric, day__gte=scope.since, day__lte=scope.until
         )
-        params, key = [list(column) for column in zip(*pairs, strict=True)], "p.team_id"
-    params += [list(scope.inbox_ids), metric, scope.since, scope.until]
+        if agent_ids is not None:
+            rows = rows.filter(agent_id__in=agent_ids)
+        return list(rows.values_list("inbox_id", "day", "agent_id", "tenths", "samples"))
+    table = connection.ops.quote_name(ReportHistogram._meta.db_table)
+    params: list = [list(scope.inbox_ids), metric, scope.since, scope.until]
     agent = ""
-    if scope.agent_ids is not None and pairs is None:
-        agent, params = " AND h.agent_id = ANY(%s)", [*params, list(scope.agent_ids)]
-    sets = f"({key}, u.t), (u.t)" if whole else f"({key}, u.t)"
+    if agent_ids is not None:
+        agent, params = " AND agent_id = ANY(%s)", [*params, list(agent_ids)]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""SELECT whole, g, array_agg(t ORDER BY t), array_agg(n ORDER BY t) FROM (
-                  SELECT GROUPING({key}) AS whole, {key} AS g, u.t, sum(u.n) AS n
-                  FROM {table} h{join} CROSS JOIN LATERAL unnest(h.tenths, h.samples) AS u(t, n)
-                  WHERE h.inbox_id = ANY(%s) AND h.metric = %s AND h.day BETWEEN %s AND %s{agent}
-                  GROUP BY GROUPING SETS ({sets})) AS merged
-                GROUP BY whole, g""",  # noqa: S608 - the model's table, our own column names
+            f"SELECT inbox_id, day, agent_id, tenths, samples FROM {table} "  # noqa: S608 - the model's table
+            f"WHERE inbox_id = ANY(%s) AND metric = %s AND day BETWEEN %s AND %s{agent}",
             params,
         )
-        return {None if is_whole else g: (tenths, samples) for is_whole, g, tenths, samples in cursor.fetchall()}
+        return cursor.fetchall()
 
 
-def _merged_portable(scope: ReportScope, metric: str, group: str, *, whole: bool, pairs: list[tuple] | None) -> dict:
-    """SQLite (make run's zero-setup default, development-sized data): the same merge in Python."""
-    rows = ReportHistogram.objects.filter(
-        inbox_id__in=scope.inbox_ids, metric=metric, day__gte=scope.since, day__lte=scope.until
-    )
-    teams_of: dict[tuple, list[int]] = defaultdict(list)
-    if pairs is not None:
-        for team_id, inbox_id, agent_id in pairs:
-            teams_of[(inbox_id, agent_id)].append(team_id)
-        rows = rows.filter(agent_id__in={agent for _, _, agent in pairs})
-    elif scope.agent_ids is not None:
-        rows = rows.filter(agent_id__in=scope.agent_ids)
-    groups: dict = defaultdict(lambda: defaultdict(int))
-    for row in rows:
-        keys = teams_of[(row.inbox_id, row.agent_id)] if pairs is not None else [getattr(row, group)]
-        for key in [*keys, *([None] if whole else [])]:
-            for tenths, n in zip(row.tenths, row.samples, strict=True):
-                groups[key][tenths] += n
-    return {key: (sorted(counts), [counts[t] for t in sorted(counts)]) for key, counts in groups.items()}
+def _run(tenths: list[int], samples: list[int]) -> list[int]:
+    """A histogram row as its samples' shown values, ascending: `tenths` itself when every count is one (samples spread
+    over seconds rarely share a tenth of a minute within a row), else each value as many times as its count."""
+    if len(tenths) == sum(samples):  # every count is at least one
+        return tenths
+    return list(chain.from_iterable(map(repeat, tenths, samples)))
 
 
-def _figures(counts: dict) -> tuple[int, float, float]:
+def _kth(runs: list[list[int]], k: int) -> int:
+    """The k-th smallest (1-based) of the values of ascending `runs` together: the smallest value with at least k
+    values at or below it, found by halving the value range and counting with a bisection per run (in C) — no
+    merge of the runs."""
+    low, high = min(run[0] for run in runs), max(run[-1] for run in runs)
+    while low < high:
+        middle = (low + high) // 2
+        if sum(map(bisect_right, runs, repeat(middle))) >= k:
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+def _positions(total: int) -> tuple[int, int]:
+    """The 1-based positions of the median and the 90th percentile among `total` ascending samples: percentile_disc
+    as PostgreSQL computes it — the fraction of the count rounded up (a float product, as PostgreSQL's), at least 1."""
+    return max(1, math.ceil(0.5 * total)), max(1, math.ceil(0.9 * total))
+
+
+def _run_figures(runs: list[list[int]]) -> tuple[int, float | None, float | None]:
+    """(samples, median, 90th percentile in minutes) of the samples' shown values (tenths of a minute) in ascending
+    runs."""
+    runs = [run for run in runs if run]
+    total = sum(map(len, runs))
+    if not total:
+        return 0, None, None
+    return total, *(_kth(runs, k) / 10 for k in _positions(total))
+
+
+def _figures(counts: dict) -> tuple[int, float | None, float | None]:
     """(samples, median, 90th percentile in minutes) of a histogram {tenths of a minute: samples}."""
-    numeric = dict(zip(map(int, counts), counts.values(), strict=True))
-    ordered = sorted(numeric)
-    return _sorted_figures(ordered, [numeric[tenths] for tenths in ordered])
+    ordered = sorted((int(tenths), n) for tenths, n in counts.items())
+    return _run_figures([_run([t for t, _ in ordered], [n for _, n in ordered])])
 
 
-def _sorted_figures(tenths: list[int], samples: list[int]) -> tuple[int, float, float]:
-    """(samples, median, 90th percentile in minutes) of a histogram as ascending `tenths` and their `samples`:
-    percentile_disc, as PostgreSQL computes it over the samples — the smallest value with at least that fraction
-    of the samples at or below it (the position a float product rounded up, as PostgreSQL's). Summed and bisected
-    in C (no loop per value in Python)."""
-    cumulative = list(accumulate(samples))
-    total = cumulative[-1]
-    return (
-        total,
-        *(tenths[bisect_left(cumulative, max(1, math.ceil(fraction * total)))] / 10 for fraction in (0.5, 0.9)),
-    )
+def _grouped_figures(groups: dict[object, list[int]], *, whole: bool) -> dict:
+    """{key: figures} of groups of samples' values (the group's histogram rows' runs one after the other), and with
+    `whole` under None all of them.
+
+    Each group is sorted (timsort merges its rows' ascending runs, in C) and read at the percentiles' positions; the
+    whole is a selection over the sorted groups (`_kth`). Merging the rows' maps value by value in Python was most of
+    a chart's time at 100,000 conversations (bench/README.md, "Charts: histograms as sorted runs")."""
+    found = {}
+    for key, values in groups.items():
+        values.sort()
+        found[key] = (len(values), *(values[k - 1] / 10 for k in _positions(len(values))))
+    if whole and groups:
+        found[None] = _run_figures(list(groups.values()))
+    return found
 
 
 def _percentiles(scope: ReportScope, metric: str, *, by: str) -> dict:
     """{group: (count, median min, p90 min)} of `metric`'s samples whose day is in range, grouped by `by` ("day"
     or "agent_id"), and under None all of them."""
-    return {key: _sorted_figures(*merged) for key, merged in _merged(scope, metric, by, whole=True).items()}
+    groups: dict = defaultdict(list)
+    for _inbox_id, day, agent_id, tenths, samples in _histogram_rows(scope, metric):
+        groups[day if by == "day" else agent_id] += _run(tenths, samples)
+    return _grouped_figures(groups, whole=True)
 
 
 def _totals(rows: list[dict], keys: list[str]) -> dict:
@@ -407,8 +418,17 @@ def _team_percentiles(scope: ReportScope, pairs: list[tuple], metric: str) -> di
     teams counts in both)."""
     if not pairs:
         return {}
-    merged = _merged(scope, metric, "team", whole=False, pairs=pairs)
-    return {team_id: _sorted_figures(*histogram) for team_id, histogram in merged.items()}
+    teams_of: dict[tuple, list[int]] = defaultdict(list)
+    for team_id, inbox_id, agent_id in pairs:
+        teams_of[(inbox_id, agent_id)].append(team_id)
+    groups: dict = defaultdict(list)
+    for inbox_id, _day, agent_id, tenths, samples in _histogram_rows(
+        scope, metric, agent_ids=sorted({agent for _, _, agent in pairs})
+    ):
+        run = _run(tenths, samples)
+        for team_id in teams_of.get((inbox_id, agent_id), ()):
+            groups[team_id] += run
+    return _grouped_figures(groups, whole=False)
 
 
 def teams(scope: ReportScope) -> dict:
