@@ -14,6 +14,7 @@ machine), for the ingest and for the drain, and how many marked conversations th
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
 import statistics
@@ -38,6 +39,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--per", type=int, default=200)
     parser.add_argument("--users", type=int, default=5000)
     parser.add_argument("--json", help="write the rounds here")
+    parser.add_argument("--profile", help="cProfile the drains of the rounds with roll-ups into this file (pstats)")
     args = parser.parse_args(argv)
 
     from bench import stack as stack_mod
@@ -67,6 +69,8 @@ def main(argv: list[str]) -> int:
         cursor.execute("SELECT pg_backend_pid()")
         [[pid]] = cursor.fetchall()
 
+    profiler = cProfile.Profile() if args.profile else None
+
     def one_round(prefix: str, mode: str) -> dict:
         batches = _ingest_batches(
             inbox.pk, prefix=prefix, batches=args.batches, per=args.per, users=args.users, rollups=mode
@@ -77,7 +81,10 @@ def main(argv: list[str]) -> int:
             for items in batches:
                 messages_receive(items)
             cpu1, db1, wall1 = time.process_time(), backend_cpu(pid), time.perf_counter()
-            rollups.drain(stats=stats)
+            if profiler is not None and mode == "deferred" and not prefix.startswith("warm"):
+                profiler.runcall(rollups.drain, stats=stats)
+            else:
+                rollups.drain(stats=stats)
             cpu2, db2, wall2 = time.process_time(), backend_cpu(pid), time.perf_counter()
         events = args.batches * args.per
         return {
@@ -115,6 +122,8 @@ def main(argv: list[str]) -> int:
         "full_recompute": sum(r.get("full", 0) for r in on),
     }
     print(json.dumps(summary), flush=True)
+    if profiler is not None:
+        profiler.dump_stats(args.profile)
     if args.json:
         Path(args.json).write_text(json.dumps({"rounds": rounds, "summary": summary}, indent=1))
     return 0

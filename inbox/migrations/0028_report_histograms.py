@@ -26,17 +26,11 @@ def fill_from_cycles(apps, schema_editor):
     rebuild: ReportDay.opened_resolved in one UPDATE … FROM (GROUP BY), the histograms from the cycles' samples
     grouped by (inbox, day, agent, seconds) — rounded here, in Python, exactly as the code rounds them."""
     connection = schema_editor.connection
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
             cursor.execute(HISTOGRAM_ADD)
-        cursor.execute(
-            """UPDATE inbox_reportday AS d SET opened_resolved = c.n
-               FROM (SELECT inbox_id, opened_day, agent_id, source_kind, source_id, count(*) AS n
-                     FROM inbox_reportcycle WHERE resolved_at IS NOT NULL
-                     GROUP BY inbox_id, opened_day, agent_id, source_kind, source_id) AS c
-               WHERE d.inbox_id = c.inbox_id AND d.day = c.opened_day AND d.agent_id = c.agent_id
-                 AND d.source_kind = c.source_kind AND d.source_id = c.source_id"""
-        )
+    fill_opened_resolved(schema_editor)
+    with connection.cursor() as cursor:
         histograms = {}
         for metric, day, agent, seconds in (
             ("first_response", "first_response_day", "responder_id", "first_response_seconds"),
@@ -64,6 +58,20 @@ def fill_from_cycles(apps, schema_editor):
         ],
         batch_size=1000,
     )
+
+
+def fill_opened_resolved(schema_editor):
+    """ReportDay.opened_resolved from the cycles kept (one UPDATE … FROM a GROUP BY); migration 0029's test calls it
+    too."""
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(
+            """UPDATE inbox_reportday AS d SET opened_resolved = c.n
+               FROM (SELECT inbox_id, opened_day, agent_id, source_kind, source_id, count(*) AS n
+                     FROM inbox_reportcycle WHERE resolved_at IS NOT NULL
+                     GROUP BY inbox_id, opened_day, agent_id, source_kind, source_id) AS c
+               WHERE d.inbox_id = c.inbox_id AND d.day = c.opened_day AND d.agent_id = c.agent_id
+                 AND d.source_kind = c.source_kind AND d.source_id = c.source_id"""
+        )
 
 
 def drop_function(apps, schema_editor):

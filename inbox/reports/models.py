@@ -6,6 +6,8 @@ Everything here is derived from raw rows (conversations, messages, audit log, co
 
 from __future__ import annotations
 
+import json
+
 from django.db import models
 
 # Source kinds of a conversation cycle (from the referral its first message carried).
@@ -126,11 +128,35 @@ class ReportDay(models.Model):
         return f"{self.inbox_id} {self.day} agent {self.agent_id} {self.source_kind}"
 
 
+class IntegerListField(models.Field):
+    """A list of integers: `integer[]` on PostgreSQL (SQL unnests it: the charts merge histograms in the database),
+    JSON text elsewhere (SQLite, `make run`'s zero-setup default)."""
+
+    description = "A list of integers"
+
+    def db_type(self, connection) -> str:
+        return "integer[]" if connection.vendor == "postgresql" else "text"
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        if value is None:
+            return None
+        value = [int(v) for v in value]
+        return value if connection.vendor == "postgresql" else json.dumps(value)
+
+    def from_db_value(self, value, expression, connection):
+        return json.loads(value) if isinstance(value, str) else value
+
+    def to_python(self, value):
+        return json.loads(value) if isinstance(value, str) else value
+
+
 class ReportHistogram(models.Model):
-    """The first response or resolution times of an inbox, local day and agent, as the reports show them: a map
-    {tenths of a minute: samples}. Durations are shown in minutes with one decimal, and rounding keeps the order,
-    so percentile_disc over these shown values is exactly the rounded percentile_disc of the samples — read from a
-    row per inbox, day, agent and metric instead of a row per cycle.
+    """The first response or resolution times of an inbox, local day and agent, as the reports show them: how many
+    samples (`samples[i]`) took each duration in tenths of a minute (`tenths[i]`, ascending, no zero counts).
+    Durations are shown in minutes with one decimal, and rounding keeps the order, so percentile_disc over these
+    shown values is exactly the rounded percentile_disc of the samples — read from a row per inbox, day, agent and
+    metric instead of a row per cycle. Two integer arrays (not a JSON map): PostgreSQL merges them per chart group
+    with `unnest` … `GROUP BY`, so a chart receives one merged histogram per day or agent, not every row's.
 
     The day and agent are those the charts filter on: first response — the responder and their reply's day;
     resolution — the cycle's agent and the resolution's day."""
@@ -142,7 +168,8 @@ class ReportHistogram(models.Model):
     metric = models.CharField(max_length=16, choices=[(FIRST_RESPONSE, "First response"), (RESOLUTION, "Resolution")])
     day = models.DateField()
     agent_id = models.BigIntegerField(default=0)
-    counts = models.JSONField(default=dict, help_text="{tenths of a minute: samples}, no zero entries")
+    tenths = IntegerListField(default=list, help_text="Durations shown, tenths of a minute, ascending")
+    samples = IntegerListField(default=list, help_text="How many samples took each of `tenths` (none zero)")
 
     class Meta:
         constraints = [
@@ -151,6 +178,11 @@ class ReportHistogram(models.Model):
 
     def __str__(self) -> str:
         return f"{self.inbox_id} {self.day} agent {self.agent_id} {self.metric}"
+
+    @property
+    def counts(self) -> dict[int, int]:
+        """{tenths of a minute: samples}."""
+        return dict(zip(self.tenths, self.samples, strict=True))
 
 
 class ReportHour(models.Model):

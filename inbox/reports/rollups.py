@@ -818,8 +818,8 @@ def cycle_contributions(inbox_id: int, cycles: list[list]) -> tuple[dict[tuple, 
 
 def _apply_histograms(deltas: dict[tuple, dict[int, int]]) -> None:
     """Add `deltas` ({key: {tenths: samples}}) to the histograms (created as needed), in key order; entries that
-    fall to zero go, and rows left empty are dropped (PostgreSQL: one upsert merging the maps with
-    inbox_report_histogram_add, migration 0028; SQLite: read, merge, write)."""
+    fall to zero go, and rows left empty are dropped (PostgreSQL: one upsert merging the arrays in SQL; SQLite: read,
+    merge, write)."""
     ordered = []
     for key, counts in sorted(deltas.items(), key=_sort_key):
         counts = {tenths: n for tenths, n in counts.items() if n}
@@ -832,16 +832,24 @@ def _apply_histograms(deltas: dict[tuple, dict[int, int]]) -> None:
         return
     table = connection.ops.quote_name(ReportHistogram._meta.db_table)
     columns = [list(column) for column in zip(*[key for key, _ in ordered], strict=True)]
-    maps = [_dumps({str(tenths): n for tenths, n in sorted(counts.items())}) for _, counts in ordered]
+    # The entries flat, each with its key's position: (position, tenths, samples).
+    entries = [(i, tenths, n) for i, (_, counts) in enumerate(ordered, 1) for tenths, n in sorted(counts.items())]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""INSERT INTO {table} (inbox_id, metric, day, agent_id, counts)
-                SELECT v.inbox_id, v.metric, v.day, v.agent_id, v.counts::jsonb
-                FROM unnest(%s::bigint[], %s::text[], %s::date[], %s::bigint[], %s::text[])
-                  AS v(inbox_id, metric, day, agent_id, counts)
-                ON CONFLICT (inbox_id, metric, day, agent_id)
-                DO UPDATE SET counts = inbox_report_histogram_add({table}.counts, EXCLUDED.counts)""",  # noqa: S608
-            [*columns, maps],
+            f"""INSERT INTO {table} AS h (inbox_id, metric, day, agent_id, tenths, samples)
+                SELECT k.inbox_id, k.metric, k.day, k.agent_id, array_agg(e.t ORDER BY e.t), array_agg(e.n ORDER BY e.t)
+                FROM unnest(%s::bigint[], %s::text[], %s::date[], %s::bigint[])
+                  WITH ORDINALITY AS k(inbox_id, metric, day, agent_id, i)
+                JOIN unnest(%s::bigint[], %s::integer[], %s::integer[]) AS e(i, t, n) ON e.i = k.i
+                GROUP BY k.i, k.inbox_id, k.metric, k.day, k.agent_id ORDER BY k.i
+                ON CONFLICT (inbox_id, metric, day, agent_id) DO UPDATE SET (tenths, samples) = (
+                  SELECT coalesce(array_agg(t ORDER BY t), '{{}}'), coalesce(array_agg(n ORDER BY t), '{{}}')
+                  FROM (SELECT t, sum(n)::integer AS n FROM (
+                          SELECT * FROM unnest(h.tenths, h.samples)
+                          UNION ALL SELECT * FROM unnest(EXCLUDED.tenths, EXCLUDED.samples)) AS u(t, n)
+                        GROUP BY t) AS merged
+                  WHERE n <> 0)""",  # noqa: S608 - the model's table
+            [*columns, *(list(column) for column in zip(*entries, strict=True))],
         )
         shrunk = [key for key, counts in ordered if any(n < 0 for n in counts.values())]
         if shrunk:
@@ -849,7 +857,7 @@ def _apply_histograms(deltas: dict[tuple, dict[int, int]]) -> None:
                 f"""DELETE FROM {table} h USING unnest(%s::bigint[], %s::text[], %s::date[], %s::bigint[])
                       AS v(inbox_id, metric, day, agent_id)
                     WHERE h.inbox_id = v.inbox_id AND h.metric = v.metric AND h.day = v.day
-                      AND h.agent_id = v.agent_id AND h.counts = '{{}}'::jsonb""",  # noqa: S608
+                      AND h.agent_id = v.agent_id AND cardinality(h.tenths) = 0""",  # noqa: S608
                 [list(column) for column in zip(*shrunk, strict=True)],
             )
 
@@ -864,11 +872,12 @@ def _apply_histograms_portable(ordered: list[tuple[tuple, dict[int, int]]]) -> N
     }
     for key, counts in ordered:
         row = rows.get(key) or ReportHistogram(inbox_id=key[0], metric=key[1], day=key[2], agent_id=key[3])
-        merged = defaultdict(int, {int(tenths): n for tenths, n in (row.counts or {}).items()})
+        merged = defaultdict(int, row.counts)
         for tenths, n in counts.items():
             merged[tenths] += n
-        row.counts = {str(tenths): n for tenths, n in sorted(merged.items()) if n}
-        if not row.counts:
+        kept = sorted((tenths, n) for tenths, n in merged.items() if n)
+        row.tenths, row.samples = [t for t, _ in kept], [n for _, n in kept]
+        if not kept:
             if row.pk is not None:
                 row.delete()
         else:

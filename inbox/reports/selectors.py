@@ -9,8 +9,8 @@ decimal), rates percent (one decimal).
 Medians and 90th percentiles are `percentile_disc` (as PostgreSQL defines it) over the samples: the smallest
 sample with at least half (90 %) of the samples at or below it — always a time that really happened. They are
 exact at the precision shown: the samples are kept as shown (minutes with one decimal) in histograms per inbox,
-local day, agent and metric (ReportHistogram), merged here per day, agent, team or the whole range; rounding
-keeps the order, so the percentile of the shown values is the shown percentile of the samples.
+local day, agent and metric (ReportHistogram), read here and sorted per day, agent, team or the whole range;
+rounding keeps the order, so the percentile of the shown values is the shown percentile of the samples.
 
 A **team** filter narrows `agent_ids` in `ReportScope` to the team's members and `inbox_ids` to the team's
 inbox (every query below filters on the agent columns through `scope.agent_q`); the **CSAT** charts read
@@ -19,14 +19,14 @@ inbox (every query below filters on the agent columns through `scope.agent_q`); 
 
 from __future__ import annotations
 
-import json
 import math
-from bisect import bisect_left
+from bisect import bisect_right
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
-from itertools import accumulate
+from itertools import chain, repeat
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
@@ -80,9 +80,9 @@ def _days_qs(scope: ReportScope):
     )
 
 
-def _histograms(scope: ReportScope, metric: str, *, agent_ids=None) -> list[tuple]:
-    """(inbox id, day, agent id, {tenths: samples}) of the histograms of `metric` in scope, under the agent filter
-    (or, given, of these agents: the teams chart's members)."""
+def _histogram_rows(scope: ReportScope, metric: str, agent_ids=None) -> list[tuple]:
+    """(inbox id, day, agent id, tenths, samples) of the histograms of `metric` in scope, under the agent filter (or,
+    given, of these agents: the teams chart's members)."""
     agent_ids = scope.agent_ids if agent_ids is None else agent_ids
     if connection.vendor != "postgresql":
         rows = ReportHistogram.objects.filter(
@@ -90,8 +90,7 @@ def _histograms(scope: ReportScope, metric: str, *, agent_ids=None) -> list[tupl
         )
         if agent_ids is not None:
             rows = rows.filter(agent_id__in=agent_ids)
-        return list(rows.values_list("inbox_id", "day", "agent_id", "counts"))
-    # The rows as one JSON text, decoded at once: per-row conversion of ~1,000 maps was most of a chart's CPU.
+        return list(rows.values_list("inbox_id", "day", "agent_id", "tenths", "samples"))
     table = connection.ops.quote_name(ReportHistogram._meta.db_table)
     params: list = [list(scope.inbox_ids), metric, scope.since, scope.until]
     agent = ""
@@ -99,50 +98,80 @@ def _histograms(scope: ReportScope, metric: str, *, agent_ids=None) -> list[tupl
         agent, params = " AND agent_id = ANY(%s)", [*params, list(agent_ids)]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT coalesce(json_agg(json_build_array(inbox_id, day, agent_id, counts)), '[]')::text "  # noqa: S608
-            f"FROM {table} WHERE inbox_id = ANY(%s) AND metric = %s AND day BETWEEN %s AND %s{agent}",
+            f"SELECT inbox_id, day, agent_id, tenths, samples FROM {table} "  # noqa: S608 - the model's table
+            f"WHERE inbox_id = ANY(%s) AND metric = %s AND day BETWEEN %s AND %s{agent}",
             params,
         )
-        rows = json.loads(cursor.fetchone()[0])
-    days: dict[str, date] = {}
-    return [
-        (inbox_id, days.get(day) or days.setdefault(day, date.fromisoformat(day)), agent_id, counts)
-        for inbox_id, day, agent_id, counts in rows
-    ]
+        return cursor.fetchall()
 
 
-def _merge(into: dict[str, int], counts: dict[str, int]) -> None:
-    get = into.get
-    for tenths, n in counts.items():
-        into[tenths] = get(tenths, 0) + n
+def _run(tenths: list[int], samples: list[int]) -> list[int]:
+    """A histogram row as its samples' shown values, ascending: `tenths` itself when every count is one (samples spread
+    over seconds rarely share a tenth of a minute within a row), else each value as many times as its count."""
+    if len(tenths) == sum(samples):  # every count is at least one
+        return tenths
+    return list(chain.from_iterable(map(repeat, tenths, samples)))
 
 
-def _figures(counts: dict[str, int]) -> tuple[int, float, float]:
-    """(samples, median, 90th percentile in minutes) of a histogram: percentile_disc, as PostgreSQL computes it
-    over the samples — the smallest value with at least that fraction of the samples at or below it. Keys made
-    numbers, sorted, summed and bisected in C (no loop per value in Python: maps hold up to one value per sample)."""
-    numeric = dict(zip(map(int, counts), counts.values(), strict=True))
-    ordered = sorted(numeric)
-    cumulative = list(accumulate(map(numeric.__getitem__, ordered)))
-    total = cumulative[-1]
-    return (
-        total,
-        *(ordered[bisect_left(cumulative, max(1, math.ceil(fraction * total)))] / 10 for fraction in (0.5, 0.9)),
-    )
+def _kth(runs: list[list[int]], k: int) -> int:
+    """The k-th smallest (1-based) of the values of ascending `runs` together: the smallest value with at least k
+    values at or below it, found by halving the value range and counting with a bisection per run (in C) — no
+    merge of the runs."""
+    low, high = min(run[0] for run in runs), max(run[-1] for run in runs)
+    while low < high:
+        middle = (low + high) // 2
+        if sum(map(bisect_right, runs, repeat(middle))) >= k:
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+def _positions(total: int) -> tuple[int, int]:
+    """The 1-based positions of the median and the 90th percentile among `total` ascending samples: percentile_disc
+    as PostgreSQL computes it — the fraction of the count rounded up (a float product, as PostgreSQL's), at least 1."""
+    return max(1, math.ceil(0.5 * total)), max(1, math.ceil(0.9 * total))
+
+
+def _run_figures(runs: list[list[int]]) -> tuple[int, float | None, float | None]:
+    """(samples, median, 90th percentile in minutes) of the samples' shown values (tenths of a minute) in ascending
+    runs."""
+    runs = [run for run in runs if run]
+    total = sum(map(len, runs))
+    if not total:
+        return 0, None, None
+    return total, *(_kth(runs, k) / 10 for k in _positions(total))
+
+
+def _figures(counts: dict) -> tuple[int, float | None, float | None]:
+    """(samples, median, 90th percentile in minutes) of a histogram {tenths of a minute: samples}."""
+    ordered = sorted((int(tenths), n) for tenths, n in counts.items())
+    return _run_figures([_run([t for t, _ in ordered], [n for _, n in ordered])])
+
+
+def _grouped_figures(groups: dict[object, list[int]], *, whole: bool) -> dict:
+    """{key: figures} of groups of samples' values (the group's histogram rows' runs one after the other), and with
+    `whole` under None all of them.
+
+    Each group is sorted (timsort merges its rows' ascending runs, in C) and read at the percentiles' positions; the
+    whole is a selection over the sorted groups (`_kth`). Merging the rows' maps value by value in Python was most of
+    a chart's time at 100,000 conversations (bench/README.md, "Charts: histograms as sorted runs")."""
+    found = {}
+    for key, values in groups.items():
+        values.sort()
+        found[key] = (len(values), *(values[k - 1] / 10 for k in _positions(len(values))))
+    if whole and groups:
+        found[None] = _run_figures(list(groups.values()))
+    return found
 
 
 def _percentiles(scope: ReportScope, metric: str, *, by: str) -> dict:
     """{group: (count, median min, p90 min)} of `metric`'s samples whose day is in range, grouped by `by` ("day"
-    or "agent_id"), and under None all of them: the histograms merged per group, then the groups into the whole."""
-    groups: dict = {}
-    for _inbox_id, day, agent_id, counts in _histograms(scope, metric):
-        _merge(groups.setdefault(day if by == "day" else agent_id, {}), counts)
-    whole: dict[str, int] = {}
-    for counts in groups.values():
-        _merge(whole, counts)
-    if whole:
-        groups[None] = whole
-    return {key: _figures(counts) for key, counts in groups.items()}
+    or "agent_id"), and under None all of them."""
+    groups: dict = defaultdict(list)
+    for _inbox_id, day, agent_id, tenths, samples in _histogram_rows(scope, metric):
+        groups[day if by == "day" else agent_id] += _run(tenths, samples)
+    return _grouped_figures(groups, whole=True)
 
 
 def _totals(rows: list[dict], keys: list[str]) -> dict:
@@ -385,24 +414,21 @@ def _source_names(scope: ReportScope, keys: list[tuple[str, str]]) -> dict[tuple
 
 
 def _team_percentiles(scope: ReportScope, pairs: list[tuple], metric: str) -> dict:
-    """{team id: (count, median min, p90 min)} of the samples of each team's members in its inbox: the (team,
-    inbox, agent) pairs' histograms merged per team (a member of two teams counts in both)."""
+    """{team id: (count, median min, p90 min)} of the samples of each team's members in its inbox (a member of two
+    teams counts in both)."""
     if not pairs:
         return {}
-    teams_of: dict[tuple, list[int]] = {}
+    teams_of: dict[tuple, list[int]] = defaultdict(list)
     for team_id, inbox_id, agent_id in pairs:
-        teams_of.setdefault((inbox_id, agent_id), []).append(team_id)
-    members: dict[tuple, dict[str, int]] = {}  # each row merged once, then each member into their teams
-    for inbox_id, _day, agent_id, counts in _histograms(
+        teams_of[(inbox_id, agent_id)].append(team_id)
+    groups: dict = defaultdict(list)
+    for inbox_id, _day, agent_id, tenths, samples in _histogram_rows(
         scope, metric, agent_ids=sorted({agent for _, _, agent in pairs})
     ):
-        if (inbox_id, agent_id) in teams_of:
-            _merge(members.setdefault((inbox_id, agent_id), {}), counts)
-    groups: dict[int, dict[str, int]] = {}
-    for member, counts in members.items():
-        for team_id in teams_of[member]:
-            _merge(groups.setdefault(team_id, {}), counts)
-    return {team_id: _figures(counts) for team_id, counts in groups.items()}
+        run = _run(tenths, samples)
+        for team_id in teams_of.get((inbox_id, agent_id), ()):
+            groups[team_id] += run
+    return _grouped_figures(groups, whole=False)
 
 
 def teams(scope: ReportScope) -> dict:

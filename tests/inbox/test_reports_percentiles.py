@@ -18,7 +18,7 @@ from django.utils import timezone
 from inbox.automation.models import Team
 from inbox.models import Inbox, ReportCycle, ReportHistogram
 from inbox.reports.rollups import shown_tenths
-from inbox.reports.selectors import _figures
+from inbox.reports.selectors import _figures, _grouped_figures, _run
 from tests.inbox.helpers import api
 from tests.inbox.reports_helpers import Stream
 
@@ -57,6 +57,30 @@ def test_a_histogram_of_shown_values_gives_the_rounded_percentiles_of_the_sample
             histogram[str(shown_tenths(seconds))] += 1
         assert _figures(histogram) == exact(samples), samples
     assert (shown_tenths(3), shown_tenths(9), shown_tenths(86400 * 3 + 7)) == (1, 1, 43201)  # round(9 / 60, 1) == 0.1
+
+
+def test_percentiles_of_many_histogram_rows_are_those_of_all_their_samples():
+    """A chart's group is several histogram rows (ascending runs, counts above one expanded, counts of one kept as
+    they are) sorted together, and its whole range a selection over the sorted groups: both equal percentile_disc
+    over every sample of the rows, for random rows with ties inside and across rows."""
+    rng = random.Random(20261201)
+    for _ in range(300):
+        groups, every = defaultdict(list), defaultdict(list)
+        for _row in range(rng.randrange(1, 12)):
+            key = rng.randrange(3)
+            counts: dict[int, int] = defaultdict(int)
+            for _sample in range(rng.randrange(1, 30)):
+                counts[rng.randrange(0, 40) if rng.random() < 0.5 else rng.randrange(0, 5000)] += 1
+            tenths = sorted(counts)
+            groups[key] += _run(tenths, [counts[t] for t in tenths])
+            every[key] += [t for t in tenths for _ in range(counts[t])]
+        found = _grouped_figures(groups, whole=True)
+        wanted = {key: values for key, values in every.items()}
+        wanted[None] = [value for values in every.values() for value in values]
+        for key, values in wanted.items():
+            expected = (len(values), percentile_disc(values, 0.5) / 10, percentile_disc(values, 0.9) / 10)
+            assert found[key] == expected, (key, values)
+    assert _run([5, 7], [1, 1]) == [5, 7] and _run([5, 7], [2, 1]) == [5, 5, 7]
 
 
 # (customer, day, responder, first response seconds, then resolved by the responder this many seconds later)
