@@ -30,6 +30,8 @@ from inbox import providers
 from inbox.models import WebhookEvent
 
 logger = logging.getLogger(__name__)
+# Per batch, wall-clock times of its legs (bench/README.md "Ticks"); on with TRACE_LOG_LEVEL=DEBUG, off by default.
+trace = logging.getLogger("inbox.trace")
 
 _client: tuple[int, redis.Redis] | None = None
 MAX_RESULTS_PER_BATCH = 5000
@@ -96,7 +98,11 @@ def store_pending(
 def drain_once(batch_size: int, max_results: int = MAX_RESULTS_PER_BATCH) -> int:
     """Apply up to `batch_size` pending requests (and about `max_results` results) in one transaction;
     returns how many requests."""
+    tracing = trace.isEnabledFor(logging.DEBUG)
+    times = {"start": time.time()} if tracing else {}
     with transaction.atomic():
+        if tracing:  # the first on-commit callback: the commit itself, before the subscribers run
+            transaction.on_commit(lambda: times.setdefault("committed", time.time()))
         postgres = connection.vendor == "postgresql"
         if postgres:
             # Never queue behind a table lock (a migration, a TRUNCATE) while holding ours: that can deadlock
@@ -113,6 +119,8 @@ def drain_once(batch_size: int, max_results: int = MAX_RESULTS_PER_BATCH) -> int
                 cursor.execute("SET LOCAL lock_timeout = DEFAULT")
         # Infobip batches up to 2,000 results per request: keep a transaction (and this process) to a
         # bounded size. The requests not taken stay pending for the next batch.
+        if tracing:
+            times["claimed"] = time.time()
         events, results = [], 0
         for event in claimed:
             if events and results + event.result_count > max_results:
@@ -121,6 +129,11 @@ def drain_once(batch_size: int, max_results: int = MAX_RESULTS_PER_BATCH) -> int
             results += event.result_count
         if events:
             apply_ledger(events)
+            if tracing:
+                times["applied"] = time.time()
+    if tracing and events:
+        times["done"] = time.time()  # the subscribers (live hand-off, roll-ups, automation) ran
+        trace.debug("batch %s", json.dumps({"ledger": [event.pk for event in events], **times}))
     return len(events)
 
 
