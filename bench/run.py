@@ -148,6 +148,7 @@ def main(argv: list[str]) -> int:
     # SIGTERM (CI timeouts) unwinds through the finally below, which stops every process.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     os.environ.update(stack.env)
+    os.environ.pop("TRACE_LOG_LEVEL", None)  # the stack's processes trace, the harness's own publishes do not
     import django
 
     django.setup()
