@@ -27,7 +27,23 @@ def _configured_inboxes(inbox_ids: set[int]) -> set[int]:
     return set(routed) | set(ruled)
 
 
+# The events `_route` and `_automate` act on (tests/inbox/automation/test_subscriber_events.py keeps the two in step).
+# A batch of none of them — delivery reports, a live tick — costs no query at all.
+HANDLED = (
+    de.ConversationCreated,
+    de.MessageReceived,
+    de.MessageQueued,
+    de.ConversationResolved,
+    de.ConversationStatusChanged,
+    de.ConversationAssigned,
+    de.AgentAvailabilityChanged,
+)
+
+
 def on_domain_events(events: list[de.DomainEvent]) -> None:
+    events = [event for event in events if isinstance(event, HANDLED)]
+    if not events:
+        return
     drain: set[int] = set()
     configured = _configured_inboxes({event.inbox_id for event in events})
     for event in events:
