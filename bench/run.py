@@ -122,6 +122,11 @@ def main(argv: list[str]) -> int:
         type=int,
         help="client processes holding the live tick's 100 agents (default 4; a one-process run is always made too)",
     )
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="the live tick broken into legs (processor and publisher log their times) and PostgreSQL's activity",
+    )
     args = parser.parse_args(argv)
     if not wrk.available():
         print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
@@ -130,16 +135,20 @@ def main(argv: list[str]) -> int:
     if args.read_conversations:
         cfg.read_conversations = args.read_conversations
     cfg.reporting_ingest_only = args.reporting_ingest_only
+    cfg.trace = args.trace
     if args.live_processes:
         cfg.live_processes = args.live_processes
     started = time.monotonic()
     stack = stack_mod.prepare(smoke=args.smoke)
+    if args.trace:  # the processor and the live publisher log their times (inbox.trace); off in every other run
+        stack.env["TRACE_LOG_LEVEL"] = "DEBUG"
     for note in stack.notes:
         print(note, flush=True)
 
     # SIGTERM (CI timeouts) unwinds through the finally below, which stops every process.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     os.environ.update(stack.env)
+    os.environ.pop("TRACE_LOG_LEVEL", None)  # the stack's processes trace, the harness's own publishes do not
     import django
 
     django.setup()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -28,6 +29,7 @@ class Config:
     connections: int = 16
     reporting_ingest_only: bool = False  # the reporting scenario without its 100,000-conversation chart part
     live_processes: int = 4  # the live tick's client processes (besides the one-process run)
+    trace: bool = False  # the live tick's legs and PostgreSQL's activity (bench/tick_trace.py, `--trace`)
 
 
 @dataclass
@@ -464,7 +466,8 @@ def live_tick(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> Non
     ticks = [(pid, pks[pid]) for pid in ids]
     batches = [ticks[i * cfg.ticks : (i + 1) * cfg.ticks] for i in range(runs)]
 
-    alone = _live_tick(stack, fx, fx.session_keys[:1], batches[0], processes=1)
+    alone = _live_tick(stack, fx, fx.session_keys[:1], batches[0], processes=1, trace=cfg.trace)
+    _record_trace(res, "1 agent", alone)
     alone_pct = percentiles(alone.samples)
     res.curves["live tick: report POST sent → frame, 1 agent connected"] = alone_pct
     res.add(
@@ -479,8 +482,9 @@ def live_tick(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> Non
     )
     agents = len(fx.session_keys)
     for index, processes in enumerate(dict.fromkeys((1, max(1, cfg.live_processes)))):
-        run = _live_tick(stack, fx, fx.session_keys, batches[1 + index], processes=processes)
+        run = _live_tick(stack, fx, fx.session_keys, batches[1 + index], processes=processes, trace=cfg.trace)
         label = f"{processes} client process" + ("es" if processes > 1 else "")
+        _record_trace(res, f"{agents} agents, {label}", run)
         scenario = f"live tick, {agents} agents, {label}"
         pct, first_pct = percentiles(run.samples), percentiles(run.first)
         res.curves[f"live tick: report POST sent → frame at agent ({label})"] = pct
@@ -543,13 +547,24 @@ class TickRun:
     cpu_seconds: float
     cpu_summary: str
     closed: list[str] = field(default_factory=list)  # sockets the server closed during the run
+    trace: dict | None = None  # `--trace`: the legs of a tick and PostgreSQL's activity (bench/tick_trace.py)
 
 
-def _live_tick(stack: Stack, fx: data.Fixtures, keys: list[str], ticks: list[tuple[str, int]], *, processes: int):
+def _record_trace(res: Results, title: str, run: TickRun) -> None:
+    from bench import tick_trace
+
+    if run.trace is not None:
+        res.info[f"live_tick_trace: {title}"] = run.trace
+        print(tick_trace.describe(title, run.trace), flush=True)
+
+
+def _live_tick(
+    stack: Stack, fx: data.Fixtures, keys: list[str], ticks: list[tuple[str, int]], *, processes: int, trace: bool
+):
     """The agents `keys` connected from `processes` client processes (bench/live_client.py); one report POST per
     tick at 20/s from here; latency = a frame's arrival (the client's `time.monotonic()`) − the POST's send time
     (this process's `time.monotonic()`): one system-wide clock on Linux."""
-    from bench import live_client
+    from bench import live_client, tick_trace
     from bench.stack import CpuWindow, process_groups
 
     url = f"ws://127.0.0.1:{stack.ws_port}/ws/inbox/"
@@ -557,12 +572,16 @@ def _live_tick(stack: Stack, fx: data.Fixtures, keys: list[str], ticks: list[tup
     hook = f"{stack.web}/webhooks/infobip/tiktok/{fx.token}/"
     clients = live_client.Clients.start(url, origin, keys, [pk for _, pk in ticks], processes)
     sent_at: dict[int, float] = {}
+    answered_at: dict[int, float] = {}
     answered: list[float] = []
+    since, mark = time.time(), ledger_mark()
+    offset = time.time() - time.monotonic()  # monotonic → wall clock, for the trace's legs
     try:
         window = CpuWindow(
             lambda: process_groups(stack, {"clients": clients.pids, "harness (the POSTs, this process)": [os.getpid()]})
         )
-        with window:
+        watch = tick_trace.PgWatch() if trace else contextlib.nullcontext()
+        with window, watch:
             interval = 0.05  # 20 ticks/s: light load, the latency of one tick is the figure
             for provider_id, pk in ticks:
                 started = time.monotonic()
@@ -579,7 +598,8 @@ def _live_tick(stack: Stack, fx: data.Fixtures, keys: list[str], ticks: list[tup
                 sent_at[pk] = time.monotonic()
                 with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
                     response.read()
-                answered.append((time.monotonic() - sent_at[pk]) * 1000)
+                answered_at[pk] = time.monotonic()
+                answered.append((answered_at[pk] - sent_at[pk]) * 1000)
                 time.sleep(max(0.0, interval - (time.monotonic() - started)))
             reports = clients.finish(timeout=5)
     finally:
@@ -595,6 +615,24 @@ def _live_tick(stack: Stack, fx: data.Fixtures, keys: list[str], ticks: list[tup
                 samples.append((arrived - sent_at[pk]) * 1000)
                 earliest[pk] = min(earliest.get(pk, arrived), arrived)
     first = [(arrived - sent_at[pk]) * 1000 for pk, arrived in earliest.items()]
+    traced = None
+    if trace:
+        arrivals: dict[int, list[float]] = {}
+        for report in reports:
+            for pk, arrived in report.arrivals:
+                arrivals.setdefault(pk, []).append(arrived)
+        traced = {
+            "legs": tick_trace.legs(
+                since=since,
+                offset=offset,
+                sent_at=sent_at,
+                answered_at=answered_at,
+                arrivals=arrivals,
+                provider_ids={pid: pk for pid, pk in ticks},
+                ledger_after=mark,
+            ),
+            "postgres": watch.summary(),
+        }
     return TickRun(
         samples=samples,
         first=first,
@@ -604,6 +642,7 @@ def _live_tick(stack: Stack, fx: data.Fixtures, keys: list[str], ticks: list[tup
         cpu_seconds=window.seconds,
         cpu_summary=window.summary(),
         closed=[reason for report in reports for reason in report.closed],
+        trace=traced,
     )
 
 

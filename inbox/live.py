@@ -11,9 +11,11 @@ handing the event over, not for an event loop and a Redis connection of its own 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import threading
+import time
 from datetime import datetime
 
 from channels.layers import get_channel_layer
@@ -21,6 +23,8 @@ from channels.layers import get_channel_layer
 from inbox import domain_events
 
 logger = logging.getLogger(__name__)
+# Per group_send, when its events were handed over and when they left (bench/README.md "Ticks"); off by default.
+trace = logging.getLogger("inbox.trace")
 
 
 # Events waiting together leave together: at most this many per group_send.
@@ -51,8 +55,11 @@ class _Publisher:
                 batch.append(self.queue.get_nowait())
             # What piled up (a webhook batch of hundreds of messages) leaves as one message per group.
             by_group: dict[str, list[dict]] = {}
-            for group, event, _ in batch:
+            handed: dict[str, list[float]] = {}
+            for group, event, _, at in batch:
                 by_group.setdefault(group, []).append(event)
+                handed.setdefault(group, []).append(at)
+            tracing = trace.isEnabledFor(logging.DEBUG)
             for group, events in by_group.items():
                 message = (
                     {"type": "inbox.event", "event": events[0]}
@@ -63,12 +70,19 @@ class _Publisher:
                     await layer.group_send(group, message)
                 except Exception as exc:  # noqa: BLE001 - a live hint must never take the publisher down
                     logger.warning("%d live events to %s not delivered: %r", len(events), group, exc)
-            for *_, done in batch:
+                    continue
+                if tracing:
+                    ids = [event.get("message_id") for event in events]
+                    trace.debug(
+                        "publish %s",
+                        json.dumps({"group": group, "messages": ids, "handed": handed[group], "sent": time.time()}),
+                    )
+            for *_, done, _ in batch:
                 done.set()
 
     def put(self, group: str, event: dict) -> threading.Event:
         done = threading.Event()
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, (group, event, done))
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, (group, event, done, time.time()))
         return done
 
 

@@ -323,6 +323,14 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["conversation", "sent_at", "id"], name="message_thread"),
             models.Index(fields=["status", "queued_at"], name="message_status_queued"),
+            # Status reports find an outbound message by its provider id alone (a reply has no endpoint_id, an echo
+            # of a message sent outside has its own): the unique constraint above leads with endpoint_id, so without
+            # this every report batch read the whole table (bench/README.md "Ticks", fifth session).
+            models.Index(
+                fields=["channel", "provider_message_id"],
+                condition=Q(direction="out"),
+                name="message_outbound_provider_id",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -30,9 +30,12 @@ from inbox import providers
 from inbox.models import WebhookEvent
 
 logger = logging.getLogger(__name__)
+# Per batch, wall-clock times of its legs (bench/README.md "Ticks"); on with TRACE_LOG_LEVEL=DEBUG, off by default.
+trace = logging.getLogger("inbox.trace")
 
 _client: tuple[int, redis.Redis] | None = None
 MAX_RESULTS_PER_BATCH = 5000
+LINGER_FULL_AT = 10  # requests in a batch from which the processor waits its whole linger before the next
 NOTIFY_CHANNEL = "webhooks_pending"  # PostgreSQL notifications are per database already
 _INSERT_AND_NOTIFY = """
 WITH stored AS (
@@ -108,9 +111,14 @@ def _claim_statement() -> tuple[str, list]:
             converters.append((connection.ops.get_db_converters(column) + field.get_db_converters(connection), column))
         # Never queue behind a table lock (a migration, a TRUNCATE) while holding ours: that can deadlock the other
         # side. Give up quickly instead; the loop tries again. Three statements, one round trip.
+        # And the batch's commit does not wait for its WAL to reach the disk (a flush per batch, in every live
+        # tick's path): the ledger rows' verdicts are in the same transaction, so a commit lost to a crash of
+        # PostgreSQL leaves them pending and they are applied again, and every effect is idempotent. The
+        # webhook's own INSERT, the row that must not be lost, stays synchronous.
         select = f"SELECT {columns} FROM {quote(table)} WHERE verdict = 'pending'"  # noqa: S608 - the model's names
         claim = f"{select} ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
-        sql = f"SET LOCAL lock_timeout = '200ms'; {claim}; SET LOCAL lock_timeout = DEFAULT"
+        settings_sql = "SELECT set_config('lock_timeout', '200ms', true), set_config('synchronous_commit', 'off', true)"
+        sql = f"{settings_sql}; {claim}; SET LOCAL lock_timeout = DEFAULT"
         _claim = (sql, [field.attname for field in fields], converters)
     return _claim
 
@@ -129,7 +137,7 @@ def _claim_pending(batch_size: int) -> list[WebhookEvent]:
     sql, names, converters = _claim_statement()
     with connection.cursor() as cursor:
         cursor.execute(sql, [batch_size])
-        cursor.nextset()  # the SELECT's rows (the first result is the SET's)
+        cursor.nextset()  # the claim's rows (the first result is set_config's)
         rows = cursor.fetchall()
         cursor.nextset()
     claimed = []
@@ -146,10 +154,16 @@ def _claim_pending(batch_size: int) -> list[WebhookEvent]:
 def drain_once(batch_size: int, max_results: int = MAX_RESULTS_PER_BATCH) -> int:
     """Apply up to `batch_size` pending requests (and about `max_results` results) in one transaction;
     returns how many requests."""
+    tracing = trace.isEnabledFor(logging.DEBUG)
+    times = {"start": time.time()} if tracing else {}
     with transaction.atomic():
+        if tracing:  # the first on-commit callback: the commit itself, before the subscribers run
+            transaction.on_commit(lambda: times.setdefault("committed", time.time()))
         claimed = _claim_pending(batch_size)
         # Infobip batches up to 2,000 results per request: keep a transaction (and this process) to a
         # bounded size. The requests not taken stay pending for the next batch.
+        if tracing:
+            times["claimed"] = time.time()
         events, results = [], 0
         for event in claimed:
             if events and results + event.result_count > max_results:
@@ -158,6 +172,11 @@ def drain_once(batch_size: int, max_results: int = MAX_RESULTS_PER_BATCH) -> int
             results += event.result_count
         if events:
             apply_ledger(events)
+            if tracing:
+                times["applied"] = time.time()
+    if tracing and events:
+        times["done"] = time.time()  # the subscribers (live hand-off, roll-ups, automation) ran
+        trace.debug("batch %s", json.dumps({"ledger": [event.pk for event in events], **times}))
     return len(events)
 
 
@@ -191,9 +210,8 @@ class Processor:
     def __init__(self, *, batch_size: int = 200, idle_wait: float = 1.0, linger: float = 0.02) -> None:
         self.batch_size = batch_size
         self.idle_wait = idle_wait
-        # After a batch of several requests (there is load), wait this long before the next: the next batch is
-        # then larger, and a batch costs about the same dozen statements whatever its size. After a batch of
-        # one, no wait: light traffic (a live tick) is applied as soon as it arrives.
+        # After a batch of several requests (there is load), wait up to this long before the next: the next batch
+        # is then larger, and a batch costs about the same dozen statements whatever its size (`linger_after`).
         self.linger = linger
         self.stopping = threading.Event()
         self.pubsub = None
@@ -202,13 +220,22 @@ class Processor:
     def stop(self) -> None:
         self.stopping.set()
 
+    def linger_after(self, n: int) -> float:
+        """The wait after a batch of `n` requests: none after one (light traffic, a live tick, is applied as soon as
+        it arrives) or after a full batch (more is waiting); in between it grows with the batch, the whole linger
+        from LINGER_FULL_AT requests on. A few requests that piled up while the previous batch ran are not load:
+        waiting the whole linger after them held every live tick of a slowed processor for 20 ms more."""
+        if n <= 1 or n >= self.batch_size:
+            return 0.0
+        return self.linger * min(1.0, n / LINGER_FULL_AT)
+
     def run(self) -> None:
         logger.info("webhook processor: started (batch %d, channel %s)", self.batch_size, wake_channel())
         while not self.stopping.is_set():
             try:
                 if n := drain_once(self.batch_size):
-                    if 1 < n < self.batch_size and self.linger:
-                        self.stopping.wait(self.linger)
+                    if wait := self.linger_after(n):
+                        self.stopping.wait(wait)
                     continue
             except (OperationalError, InterfaceError) as exc:
                 logger.warning("webhook processor: database unavailable, retrying: %r", exc)

@@ -517,6 +517,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # Timestamps of a webhook batch's legs and of live publishes (bench/README.md "Ticks"): DEBUG turns them on.
+        "inbox.trace": {"level": env("TRACE_LOG_LEVEL", default="WARNING")},
         # django.request writes request paths: webhook tokens are masked before any handler sees the record
         # (django.server and uvicorn.access get the same filter in config/log_filters.py: install()).
         "django.request": {"filters": ["mask_webhook_tokens"]},

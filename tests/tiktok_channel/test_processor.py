@@ -462,3 +462,51 @@ def test_the_claim_is_one_statement_and_builds_the_rows_the_orm_would(client, ac
     assert claimed[0].headers["X-Request-Id"] == "r-claim" and claimed[0].summary == {}
     assert not claimed[0]._state.adding  # a stored row: saving it updates, as the ORM's would
     assert len([q for q in queries if "inbox_webhookevent" in q["sql"]]) == 1
+
+
+# --- a live tick's path through the processor (bench/README.md "Ticks") ------------------------------------------
+
+
+def test_the_wait_after_a_batch_grows_with_the_batch():
+    loop = processor.Processor(batch_size=200, linger=0.02)
+    assert loop.linger_after(1) == 0.0  # a tick alone: at once
+    assert 0.0 < loop.linger_after(2) < loop.linger_after(5) < 0.02  # a few that piled up: hardly any wait
+    assert loop.linger_after(processor.LINGER_FULL_AT) == loop.linger_after(150) == 0.02  # load: the whole linger
+    assert loop.linger_after(200) == 0.0  # a full batch: more is waiting
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_commits_without_waiting_for_its_flush_and_the_setting_ends_with_it(
+    client, account, deferred, monkeypatch
+):
+    """The processor's transaction is asynchronous-commit on PostgreSQL (its ledger rows stay pending if the commit
+    is lost), only that transaction: the connection's next one is synchronous again."""
+    from django.db import connection
+
+    from inbox import providers
+
+    backend = providers.get("infobip")
+    seen: list[str | None] = []
+
+    def setting() -> str | None:
+        if connection.vendor != "postgresql":
+            return None  # SQLite has no such setting: the processor sets nothing there
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('synchronous_commit'), current_setting('lock_timeout')")
+            return "/".join(cursor.fetchone())
+
+    original = backend.process_webhooks
+
+    def process(rows):
+        seen.append(setting())
+        return original(rows)
+
+    monkeypatch.setattr(backend, "process_webhooks", process)  # the real backend, observed from inside the batch
+    assert post(client, account, fixture("inbound_text")).status_code == 200
+    assert processor.drain_once(10) == 1
+    postgres = connection.vendor == "postgresql"
+    # Inside: asynchronous commit, and the claim's lock timeout already back to the default.
+    assert seen == (["off/0"] if postgres else [None])
+    with transaction.atomic():
+        assert setting() == ("on/0" if postgres else None)
+    assert Message.objects.count() == 1 and WebhookEvent.objects.get().verdict == "processed"

@@ -1,0 +1,195 @@
+"""`bench/run.py --trace`: one live tick broken into its legs, and what PostgreSQL did meanwhile.
+
+Legs, from wall-clock times (`time.time()`, one clock for every process of the machine; the harness's and the
+clients' `time.monotonic()` converted with one offset read in the harness):
+POST sent (harness) → stored (`WebhookEvent.received_at`, the webhook view) → the processor's batch started,
+claimed, applied, committed (its first on-commit callback), its subscribers done → published (the live publisher's
+group_send returned) → the first and the last frame at the agents (clients). The processor and the publisher write
+their times as `inbox.trace` log lines (`TRACE_LOG_LEVEL=DEBUG`, set by the harness), read back from the processor's
+log after the run.
+
+PostgreSQL: `pg_stat_activity` sampled every 10 ms (active backends of the bench's database, autovacuum included)
+and the per-table counters of `pg_stat_user_tables` before and after the run (pg_stat_statements needs
+`shared_preload_libraries`, which the shared server does not have).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from bench.stack import LOG_DIR
+
+LEGS = [
+    ("POST sent → stored", "sent", "stored"),
+    ("stored → batch started", "stored", "start"),
+    ("batch started → claimed", "start", "claimed"),
+    ("claimed → applied", "claimed", "applied"),
+    ("applied → committed", "applied", "committed"),
+    ("committed → handed to the publisher", "committed", "handed"),
+    ("handed → published", "handed", "published"),
+    ("published → first frame", "published", "first"),
+    ("first → last frame", "first", "last"),
+    ("POST sent → first frame", "sent", "first"),
+    ("POST sent → POST answered", "sent", "answered"),
+    ("batch started → subscribers done", "start", "done"),
+]
+TABLE_COUNTERS = ["seq_scan", "seq_tup_read", "idx_scan", "idx_tup_fetch", "n_tup_ins", "n_tup_upd", "n_tup_del"]
+_TRACE_LINE = re.compile(r"inbox\.trace (batch|publish) (\{.*\})\s*$")
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))]
+
+
+class PgWatch:
+    """During the run: what the bench database's backends were doing (sampled), and its tables' counters."""
+
+    def __init__(self, every: float = 0.01) -> None:
+        import psycopg
+        from django.db import connection
+
+        params = connection.get_connection_params()
+        params.pop("cursor_factory", None)
+        self.conn = psycopg.connect(**params, autocommit=True)
+        self.every = every
+        self.samples = 0
+        self.active: Counter = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _tables(self) -> dict[str, tuple]:
+        columns = ", ".join(TABLE_COUNTERS)  # this module's constants, not input
+        sql = f"SELECT relname, {columns}, autovacuum_count, autoanalyze_count FROM pg_stat_user_tables"  # noqa: S608
+        rows = self.conn.execute(sql).fetchall()
+        return {row[0]: tuple(value or 0 for value in row[1:]) for row in rows}
+
+    def __enter__(self) -> PgWatch:
+        self.conn.execute("SELECT pg_stat_clear_snapshot()")
+        self.before = self._tables()
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        query = (
+            "SELECT backend_type, coalesce(wait_event_type, '-'), left(regexp_replace(query, '\\s+', ' ', 'g'), 90) "
+            "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND (state = 'active' OR backend_type <> 'client backend')"
+        )
+        while not self._stop.wait(self.every):
+            self.samples += 1
+            for row in self.conn.execute(query).fetchall():
+                self.active[row] += 1
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        time.sleep(1.1)  # backends flush their table counters at most once a second
+        self.conn.execute("SELECT pg_stat_clear_snapshot()")
+        after = self._tables()
+        self.conn.close()
+        self.deltas = {}
+        for name, values in after.items():
+            before = self.before.get(name, (0,) * len(values))
+            delta = [a - b for a, b in zip(values, before, strict=True)]
+            if any(delta):
+                self.deltas[name] = dict(zip([*TABLE_COUNTERS, "autovacuum", "autoanalyze"], delta, strict=True))
+
+    def summary(self) -> dict:
+        busiest = [
+            {"backend": kind, "wait": wait, "query": query, "share_of_samples": round(n / max(1, self.samples), 3)}
+            for (kind, wait, query), n in self.active.most_common(12)
+        ]
+        tables = dict(sorted(self.deltas.items(), key=lambda item: -item[1]["seq_tup_read"] - item[1]["idx_tup_fetch"]))
+        return {"samples": self.samples, "active": busiest, "tables": tables}
+
+
+def trace_lines(path: Path, since: float) -> tuple[list[dict], list[dict]]:
+    """The processor's batches and the publisher's sends logged since `since` (wall clock)."""
+    batches, publishes = [], []
+    if not path.exists():
+        return batches, publishes
+    for line in path.read_text(errors="replace").splitlines():
+        match = _TRACE_LINE.search(line)
+        if not match:
+            continue
+        record = json.loads(match.group(2))
+        if match.group(1) == "batch" and record["start"] >= since:
+            batches.append(record)
+        elif match.group(1) == "publish" and record["sent"] >= since:
+            publishes.append(record)
+    return batches, publishes
+
+
+def legs(
+    *,
+    since: float,
+    offset: float,
+    sent_at: dict[int, float],
+    answered_at: dict[int, float],
+    arrivals: dict[int, list[float]],
+    provider_ids: dict[str, int],
+    ledger_after: int,
+) -> dict:
+    """Per tick (message pk) the time of each point, then p50/p95 of each leg in ms. `offset` turns the
+    harness's and clients' monotonic seconds into wall-clock ones."""
+    from inbox.models import WebhookEvent
+
+    points: dict[int, dict[str, float]] = {pk: {"sent": at + offset} for pk, at in sent_at.items()}
+    for pk, at in answered_at.items():
+        points[pk]["answered"] = at + offset
+    for pk, times in arrivals.items():
+        if pk in points and times:
+            points[pk]["first"], points[pk]["last"] = min(times) + offset, max(times) + offset
+    ledger: dict[int, int] = {}  # ledger row → message pk
+    for row_id, received_at, body in WebhookEvent.objects.filter(pk__gt=ledger_after).values_list(
+        "pk", "received_at", "body"
+    ):
+        for result in json.loads(body).get("results", []):
+            pk = provider_ids.get(result.get("messageId"))
+            if pk in points:
+                points[pk]["stored"] = received_at.timestamp()
+                ledger[row_id] = pk
+    batches, publishes = trace_lines(LOG_DIR / "ingest.log", since)
+    sizes = Counter()
+    for batch in batches:
+        sizes[len(batch["ledger"])] += 1
+        for row_id in batch["ledger"]:
+            if row_id in ledger:
+                for name in ("start", "claimed", "applied", "committed", "done"):
+                    if name in batch:
+                        points[ledger[row_id]][name] = batch[name]
+    for publish in publishes:
+        for pk, handed in zip(publish["messages"], publish["handed"], strict=True):
+            if pk in points and "published" not in points[pk]:
+                points[pk]["handed"], points[pk]["published"] = handed, publish["sent"]
+    out = {}
+    for name, a, b in LEGS:
+        values = [1000 * (p[b] - p[a]) for p in points.values() if a in p and b in p]
+        if values:
+            out[name] = {"p50": round(_pct(values, 50), 2), "p95": round(_pct(values, 95), 2), "n": len(values)}
+    out["batch sizes (requests: batches)"] = dict(sorted(sizes.items()))
+    return out
+
+
+def describe(title: str, trace: dict) -> str:
+    """A few lines for the run's output."""
+    lines = [f"trace: {title}"]
+    for name, value in trace["legs"].items():
+        if isinstance(value, dict) and "p50" in value:
+            lines.append(f"  {name:40s} p50 {value['p50']:8.2f} ms  p95 {value['p95']:8.2f} ms  (n {value['n']})")
+        else:
+            lines.append(f"  {name}: {value}")
+    pg = trace["postgres"]
+    lines.append(f"  PostgreSQL, {pg['samples']} samples of pg_stat_activity (share of samples a backend was at it):")
+    for item in pg["active"]:
+        lines.append(f"    {item['share_of_samples']:6.3f}  {item['backend']} [{item['wait']}] {item['query']}")
+    lines.append("  tables (counter deltas over the run):")
+    for name, counters in list(pg["tables"].items())[:10]:
+        lines.append(f"    {name}: " + ", ".join(f"{k} {v}" for k, v in counters.items() if v))
+    return "\n".join(lines)
