@@ -120,7 +120,10 @@ class ConversationListView(ListAPIView):
         """A page of `.values()` rows shown by `conversation_rows`: the same payload as ConversationOut's
         declared fields, without a model instance per row (bench/README.md, issue 20)."""
         page = self.paginate_queryset(self.get_queryset())
-        labels = selectors.label_names_of([row["id"] for row in page])
+        if page and "labels" in page[0]:  # the SQL page (PostgreSQL) reads them along
+            labels = {row["id"]: row["labels"] for row in page}
+        else:
+            labels = selectors.label_names_of([row["id"] for row in page])
         return self.get_paginated_response(out.conversation_rows(page, labels=labels, now=timezone.now()))
 
 
