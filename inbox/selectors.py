@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection
@@ -319,12 +320,42 @@ THREAD_VALUES = (
 )
 
 
-def thread_values(conversation: Conversation) -> QuerySet:
+class ThreadConversation(NamedTuple):
+    id: int
+    provider: str
+    kind: str
+
+
+def thread_conversation(user, pk: int) -> ThreadConversation | None:
+    """The conversation of a thread the user sees (what its messages' actions depend on), or None."""
+    if not -(2**63) <= pk < 2**63:
+        return None  # as the ORM answers an id no bigint can hold: not found
+    if connection.vendor == "postgresql":
+        from inbox.pages import visible_conversation_facts
+
+        row = visible_conversation_facts(user, pk)
+    else:
+        row = conversations_visible_to(user).filter(pk=pk).values_list("pk", "provider", "kind").first()
+    return ThreadConversation(*row) if row else None
+
+
+def thread_page(conversation_id: int, *, type: str | None = None):
+    """The messages of a thread (`thread_values`, of one `type` or all), ready for DRF's cursor: on PostgreSQL the
+    same rows in plain SQL (inbox/pages.py, tested equal)."""
+    if connection.vendor == "postgresql":
+        from inbox.pages import message_page_query
+
+        return message_page_query(conversation_id, type=type)
+    messages = thread_values(conversation_id)
+    return messages.filter(type=type) if type else messages
+
+
+def thread_values(conversation: Conversation | int) -> QuerySet:
     """The messages of a thread as `THREAD_VALUES` rows (dicts); the caller orders and pages them."""
     return messages_of(conversation).values(*THREAD_VALUES)
 
 
-def messages_of(conversation: Conversation) -> QuerySet[Message]:
+def messages_of(conversation: Conversation | int) -> QuerySet[Message]:
     quoted = Message.objects.filter(
         conversation=conversation, provider_message_id=OuterRef("quoted_provider_message_id")
     )

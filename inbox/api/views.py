@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -155,12 +156,11 @@ class MessageListView(ListAPIView):
     pagination_class = MessageCursor
 
     def get_queryset(self):
-        self.conversation = get_object_or_404(
-            selectors.conversations_visible_to(self.request.user).only("pk", "provider", "kind"), pk=self.kwargs["pk"]
-        )
+        self.conversation = selectors.thread_conversation(self.request.user, self.kwargs["pk"])
+        if self.conversation is None:
+            raise Http404
         self.filters = _parse_filters(MessageFilters, self.request)
-        messages = selectors.thread_values(self.conversation)
-        return messages.filter(type=self.filters["type"]) if self.filters.get("type") else messages
+        return selectors.thread_page(self.conversation.id, type=self.filters.get("type"))
 
     def list(self, request: Request, *args, **kwargs) -> Response:
         """A page of `.values()` rows shown by `message_rows`: the same payload as MessageOut's declared fields,

@@ -203,3 +203,47 @@ def test_the_page_plans_one_relation_and_its_sla(busy):
     page = next(q["sql"] for q in queries if 'FROM "inbox_conversation" c' in q["sql"])
     outer = page[page.rindex('FROM "inbox_conversation" c') :]
     assert outer.count(" JOIN ") == 1 and '"inbox_conversationsla"' in outer
+
+
+def test_the_thread_page_gives_the_orm_rows_for_every_order_type_and_cursor_step(busy):
+    from inbox.pages import MessagePageQuery
+    from inbox.selectors import thread_page, thread_values
+    from inbox.services import note_add
+
+    bob, agent = busy["bob"], busy["agent"]
+    first = bob.messages.order_by("sent_at").first()
+    receive(busy["support"], "bob", 2, type="image", text="", media_url="javascript:alert(1)")
+    receive(busy["support"], "bob", 3, type="reaction", text="", reaction_emoji="❤", quoted_provider_message_id="bob-1")
+    receive(busy["support"], "bob", 4, text="quoting a lost one", quoted_provider_message_id="gone")
+    reply_queue(conversation_id=bob.pk, author=agent, type="text", text="yes", quoted_message_id=first.pk)
+    note_add(conversation_id=bob.pk, author=agent, text="a note")
+    # Ties on sent_at: the cursor's offset steps over them.
+    bob.messages.filter(provider_message_id__in=["bob-2", "bob-3"]).update(sent_at=first.sent_at)
+    for type in (None, "text", "image"):
+        sql, orm = thread_page(bob.pk, type=type), thread_values(bob.pk)
+        orm = orm.filter(type=type) if type else orm
+        assert isinstance(sql, MessagePageQuery)
+        for ordering in (("sent_at", "id"), ("-sent_at", "-id")):
+            expected = rows_of(orm, ordering)
+            assert rows_of(sql, ordering) == expected and expected, (type, ordering)
+            for row, op, start in itertools.product(expected, ("lt", "gt"), (0, 1)):
+                position = {f"sent_at__{op}": str(row["sent_at"])}
+                want = rows_of(orm, ordering, position=position, start=start, stop=start + 2)
+                assert rows_of(sql, ordering, position=position, start=start, stop=start + 2) == want
+    rows = {row["provider_message_id"]: row for row in rows_of(thread_page(bob.pk), ("sent_at", "id"))}
+    assert rows["bob-3"]["quoted_message_id"] == first.pk and rows["bob-4"]["quoted_message_id"] is None
+    assert rows["bob-1"]["author_id"] is None
+
+
+def test_the_thread_s_conversation_is_found_only_for_who_sees_it(busy):
+    from inbox.selectors import thread_conversation
+
+    bob, carol = busy["bob"], busy["carol"]
+    assert thread_conversation(busy["agent"], bob.pk) == (bob.pk, "infobip", "message")
+    assert thread_conversation(busy["outsider"], bob.pk) is None
+    assert thread_conversation(busy["agent"], carol.pk) == (carol.pk, "infobip", "message")  # busy: a member now
+    assert thread_conversation(busy["colleague"], carol.pk) is None
+    assert thread_conversation(busy["admin"], carol.pk).id == carol.pk
+    assert thread_conversation(busy["admin"], 2**63) is None
+    response = api(busy["colleague"]).get(f"/api/v1/conversations/{2**64}/messages/")
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
