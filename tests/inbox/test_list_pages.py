@@ -130,11 +130,11 @@ def test_every_filter_and_ordering_gives_the_orm_rows_in_the_orm_order(busy, use
                 labels = label_names_of([row["id"] for row in expected])
                 assert [row.pop("labels") for row in got] == [labels.get(row["id"], []) for row in expected]
                 assert got == expected, (filters, name, direction)
-                if filters not in CURSOR_FILTERS:
+                if filters not in CURSOR_FILTERS or user != "agent":
                     continue
                 # Cursor steps: from rows' positions (ties among them), both ways, with an offset.
                 key = direction[0].lstrip("-")
-                for row, op, start in itertools.product(expected[::3], ("lt", "gt"), (0, 1)):
+                for row, op, start in itertools.product(expected[::4], ("lt", "gt"), (0, 1)):
                     position = {f"{key}__{op}": str(row[key])}
                     want = rows_of(orm, direction, position=position, start=start, stop=start + 3)
                     have = rows_of(sql, direction, position=position, start=start, stop=start + 3)
