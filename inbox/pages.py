@@ -1,11 +1,13 @@
-"""The conversation list's page in plain SQL, on PostgreSQL (issue 20, bench/README.md "Lists and threads").
+"""The conversation list's and the thread's pages in plain SQL, on PostgreSQL (issue 20, bench/README.md "Lists and
+threads").
 
-`selectors.conversation_list_queryset` is the definition (the ORM, and the path on SQLite); this is the same page
-for the hot path: the same filters, sort keys and rows, tested equal (tests/inbox/test_list_pages.py). Two costs
-of the ORM query are gone: building and compiling the queryset per request (~8 ms of CPU: here the SQL is a few
-string joins) and PostgreSQL planning a join of seven relations (3-9 ms warm, more under load: here the page is
-read from the conversation and its SLA row alone, and what a row shows of its contact, assignee, inbox, team and
-labels comes from small correlated subqueries, planned separately and run only for the page's rows).
+`selectors.conversation_list_queryset` and `selectors.thread_values` are the definition (the ORM, and the path on
+SQLite); this is the same page for the hot path: the same filters, sort keys and rows, tested equal
+(tests/inbox/test_list_pages.py). Two costs of the ORM query are gone: building and compiling the queryset per
+request (~8 ms of CPU for the list: here the SQL is a few string joins) and PostgreSQL planning the list's join of
+seven relations (3-9 ms warm, more under load: here the page is read from the conversation and its SLA row alone,
+and what a row shows of its contact, assignee, inbox, team and labels comes from small correlated subqueries,
+planned separately and run only for the page's rows; the thread's author likewise).
 
 DRF's CursorPagination drives it as it would a queryset: `order_by(...)`, `filter(<first ordering key>__lt/__gt=
 position)` and a slice, so cursors, offsets and links are DRF's own.
@@ -100,9 +102,6 @@ _SELECT = (
     + _SLA_RANK
     + ' AS "sla_rank" FROM {conversation} c LEFT OUTER JOIN {sla} s ON s."conversation_id" = c."id"'
 )
-# The sort keys DRF's cursor may order and filter by, as SQL.
-_SORT_KEYS = {"last_activity_at": 'c."last_activity_at"', "id": 'c."id"', "window_rank": None, "sla_rank": None}
-
 _sql_cache: dict[str, str] = {}
 
 

@@ -247,3 +247,10 @@ def test_the_thread_s_conversation_is_found_only_for_who_sees_it(busy):
     assert thread_conversation(busy["admin"], 2**63) is None
     response = api(busy["colleague"]).get(f"/api/v1/conversations/{2**64}/messages/")
     assert response.status_code == 404 and response.json()["code"] == "not_found"
+
+
+def test_an_agent_of_no_inbox_sees_an_empty_list_not_an_error(busy, django_user_model):
+    nobody = django_user_model.objects.create_user("nobody")
+    response = api(nobody).get("/api/v1/conversations/")
+    assert response.status_code == 200 and response.json()["results"] == []
+    assert list(conversation_list(user=nobody)) == list(conversation_list_queryset(user=nobody)) == []
