@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import (
     Case,
     Count,
@@ -154,21 +156,32 @@ def label_names_of(conversation_ids: list[int]) -> dict[int, list[str]]:
     return names
 
 
+def window_rank_bounds(now) -> tuple:
+    """The constants of `window_rank` at `now`: the oldest open window's start, how far a closed window's rank is
+    pushed back, and the rank of a conversation the customer never wrote in (the SQL page uses them too)."""
+    far = timedelta(days=365 * 100)
+    return now - timedelta(hours=settings.REPLY_WINDOW_HOURS), far, now + 2 * far
+
+
 def window_rank():
     """Sort key for 'reply window closing soonest': open windows first, soonest to close first."""
-    cutoff = timezone.now() - timedelta(hours=settings.REPLY_WINDOW_HOURS)
-    far = timedelta(days=365 * 100)
+    cutoff, far, never = window_rank_bounds(timezone.now())
     return Case(
         When(last_inbound_at__gte=cutoff, then=F("last_inbound_at")),
         When(last_inbound_at__isnull=False, then=ExpressionWrapper(F("last_inbound_at") + far, DateTimeField())),
-        default=Value(timezone.now() + 2 * far, output_field=DateTimeField()),
+        default=Value(never, output_field=DateTimeField()),
         output_field=DateTimeField(),
     )
 
 
+def sla_rank_default(now):
+    """The SLA rank of a conversation without a first-response deadline: after every real one."""
+    return now + timedelta(days=365 * 100)
+
+
 def sla_rank():
     """Sort key for 'SLA due first': the soonest (or most overdue) first-response deadline first, none last."""
-    return Coalesce(F("sla__due_at"), Value(timezone.now() + timedelta(days=365 * 100), output_field=DateTimeField()))
+    return Coalesce(F("sla__due_at"), Value(sla_rank_default(timezone.now()), output_field=DateTimeField()))
 
 
 def teams_visible_to(user, *, inbox: int | None = None):
@@ -190,7 +203,17 @@ def canned_responses_for(user, *, inbox: int | None = None) -> QuerySet[CannedRe
     return qs.filter(inbox_id=inbox) if inbox else qs
 
 
-def conversation_list(
+def conversation_list(**filters):
+    """The conversations of a list (`conversation_list_queryset`'s filters and rows), ready for DRF's cursor: on
+    PostgreSQL the same page in plain SQL (inbox/pages.py, tested equal: the list's CPU and planning time)."""
+    if connection.vendor == "postgresql":
+        from inbox.pages import conversation_page_query
+
+        return conversation_page_query(**filters)
+    return conversation_list_queryset(**filters)
+
+
+def conversation_list_queryset(
     *,
     user,
     status: str | None = None,
@@ -297,12 +320,42 @@ THREAD_VALUES = (
 )
 
 
-def thread_values(conversation: Conversation) -> QuerySet:
+class ThreadConversation(NamedTuple):
+    id: int
+    provider: str
+    kind: str
+
+
+def thread_conversation(user, pk: int) -> ThreadConversation | None:
+    """The conversation of a thread the user sees (what its messages' actions depend on), or None."""
+    if not -(2**63) <= pk < 2**63:
+        return None  # as the ORM answers an id no bigint can hold: not found
+    if connection.vendor == "postgresql":
+        from inbox.pages import visible_conversation_facts
+
+        row = visible_conversation_facts(user, pk)
+    else:
+        row = conversations_visible_to(user).filter(pk=pk).values_list("pk", "provider", "kind").first()
+    return ThreadConversation(*row) if row else None
+
+
+def thread_page(conversation_id: int, *, type: str | None = None):
+    """The messages of a thread (`thread_values`, of one `type` or all), ready for DRF's cursor: on PostgreSQL the
+    same rows in plain SQL (inbox/pages.py, tested equal)."""
+    if connection.vendor == "postgresql":
+        from inbox.pages import message_page_query
+
+        return message_page_query(conversation_id, type=type)
+    messages = thread_values(conversation_id)
+    return messages.filter(type=type) if type else messages
+
+
+def thread_values(conversation: Conversation | int) -> QuerySet:
     """The messages of a thread as `THREAD_VALUES` rows (dicts); the caller orders and pages them."""
     return messages_of(conversation).values(*THREAD_VALUES)
 
 
-def messages_of(conversation: Conversation) -> QuerySet[Message]:
+def messages_of(conversation: Conversation | int) -> QuerySet[Message]:
     quoted = Message.objects.filter(
         conversation=conversation, provider_message_id=OuterRef("quoted_provider_message_id")
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -89,7 +90,9 @@ class MessageFilters(serializers.Serializer):
 
 
 def _parse_filters(serializer_class, request: Request) -> dict:
-    params = serializer_class(data={k: v for k, v in request.query_params.items() if k in serializer_class().fields})
+    # The declared names, not `serializer_class().fields` (a deep copy of every field, per request, only for them).
+    names = serializer_class._declared_fields
+    params = serializer_class(data={k: v for k, v in request.query_params.items() if k in names})
     params.is_valid(raise_exception=True)
     return params.validated_data
 
@@ -120,7 +123,10 @@ class ConversationListView(ListAPIView):
         """A page of `.values()` rows shown by `conversation_rows`: the same payload as ConversationOut's
         declared fields, without a model instance per row (bench/README.md, issue 20)."""
         page = self.paginate_queryset(self.get_queryset())
-        labels = selectors.label_names_of([row["id"] for row in page])
+        if page and "labels" in page[0]:  # the SQL page (PostgreSQL) reads them along
+            labels = {row["id"]: row["labels"] for row in page}
+        else:
+            labels = selectors.label_names_of([row["id"] for row in page])
         return self.get_paginated_response(out.conversation_rows(page, labels=labels, now=timezone.now()))
 
 
@@ -152,12 +158,11 @@ class MessageListView(ListAPIView):
     pagination_class = MessageCursor
 
     def get_queryset(self):
-        self.conversation = get_object_or_404(
-            selectors.conversations_visible_to(self.request.user).only("pk", "provider", "kind"), pk=self.kwargs["pk"]
-        )
+        self.conversation = selectors.thread_conversation(self.request.user, self.kwargs["pk"])
+        if self.conversation is None:
+            raise Http404
         self.filters = _parse_filters(MessageFilters, self.request)
-        messages = selectors.thread_values(self.conversation)
-        return messages.filter(type=self.filters["type"]) if self.filters.get("type") else messages
+        return selectors.thread_page(self.conversation.id, type=self.filters.get("type"))
 
     def list(self, request: Request, *args, **kwargs) -> Response:
         """A page of `.values()` rows shown by `message_rows`: the same payload as MessageOut's declared fields,

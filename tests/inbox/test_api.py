@@ -4,6 +4,7 @@ import base64
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -144,11 +145,13 @@ class TestConversationList:
 
     def test_query_count_does_not_grow_with_the_page(self, world, django_assert_num_queries):
         client = api(world["agent"])
-        with django_assert_num_queries(3):  # the agent's inbox ids, the page, the page's labels
+        # The agent's inbox ids, the page, the page's labels (on PostgreSQL read along with the page).
+        queries = 2 if connection.vendor == "postgresql" else 3
+        with django_assert_num_queries(queries):
             client.get("/api/v1/conversations/")
         for n in range(15):
             receive(world["support"], f"more{n}", 1)
-        with django_assert_num_queries(3):
+        with django_assert_num_queries(queries):
             assert len(client.get("/api/v1/conversations/").json()["results"]) == 17
 
 

@@ -1,6 +1,7 @@
 """The team a conversation was handed to (routing): on the list and detail payload, as a list filter, live."""
 
 import pytest
+from django.db import connection
 
 from inbox import live
 from inbox.automation.models import Team
@@ -58,7 +59,8 @@ def test_teams_cost_no_query_per_row(world, teams, django_assert_num_queries):
         team = teams["billing"] if n % 2 else teams["sales"]
         conversation_set_team(conversation_id=receive(world["support"], f"more{n}", 1).pk, team=team, actor=None)
     client = api(world["agent"])
-    with django_assert_num_queries(3):  # the agent's inbox ids, the page (teams joined), the page's labels
+    # The agent's inbox ids, the page (with the teams), the page's labels (on PostgreSQL read along with the page).
+    with django_assert_num_queries(2 if connection.vendor == "postgresql" else 3):
         results = client.get("/api/v1/conversations/").json()["results"]
     assert len(results) == 8 and sum(1 for c in results if c["team"]) == 6
 
