@@ -1,9 +1,9 @@
 """The health of an Infobip account's connection: what arrived, what was sent, what went wrong.
 
-Recording is cheap and never fails the caller: one Redis write (the cache) per kind of authenticated webhook and
-second in each process (the time per result kind; RECORD_EVERY_SECONDS), one per refused signature (a per-minute
-counter), one per failed send or setup step (the last error). Everything else is read from the database when the
-page is shown: the last send Infobip accepted and the messages still waiting in *accepted*.
+Recording is cheap and never fails the caller: one Redis write (the cache) per authenticated webhook (the time per
+result kind; at most one per INFOBIP_HEALTH_RECORD_EVERY_SECONDS per kind and process if set), one per refused
+signature (a per-minute counter), one per failed send or setup step (the last error). Everything else is read from
+the database when the page is shown: the last send Infobip accepted and the messages still waiting in *accepted*.
 
 Red: a send Infobip accepted has waited longer than `INFOBIP_HEALTH_SILENCE_SECONDS` with no webhook of any kind
 arriving since — what a broken subscription or profile looks like; or the last setup failed.
@@ -31,10 +31,17 @@ KINDS = (INBOUND, DELIVERY, SEEN)
 KEEP_SECONDS = 90 * 24 * 3600
 SIGNATURE_WINDOW_MINUTES = 60
 GREEN, WARNING, RED, WAITING = "green", "warning", "red", "waiting"
-# A webhook's arrival is written at most this often per kind and process: at hundreds of requests a second the
-# Redis write was a third of the webhook's CPU (bench/README.md, "Ingest 1/POST: the fixed cost"). A recorded time
-# is therefore up to this much older than the last arrival, which the verdict allows for.
-RECORD_EVERY_SECONDS = 1.0
+
+
+def record_every_seconds() -> float:
+    """`INFOBIP_HEALTH_RECORD_EVERY_SECONDS`: a webhook's arrival is written at most this often per kind and process
+    (0, the default: every arrival). With Django's cache building a redis-py client per call the write was a third of
+    the webhook's CPU (bench/README.md, "Ingest 1/POST: the fixed cost"); with `config.cache.RedisCache` it is much
+    cheaper, and an interval makes the verdict blind to a send accepted within it after the recorded arrival when
+    no webhook comes after (a subscription that breaks right then), so it is off unless set."""
+    return settings.INFOBIP_HEALTH_RECORD_EVERY_SECONDS
+
+
 _recorded: dict[str, float] = {}  # cache key → time.monotonic() of this process's last write
 
 
@@ -66,13 +73,13 @@ def record_webhook(account_id: int, results: list) -> None:
     An empty `results` (Infobip never sends one; our own webhook test does) is not an arrival."""
     if not results:
         return
-    now, moment = time.time(), time.monotonic()
+    now, moment, every = time.time(), time.monotonic(), record_every_seconds()
     kinds = {classify(r) for r in results if isinstance(r, dict)} & set(KINDS)
     values = {}
     for kind in ("any", *kinds):
         key = _key(account_id, f"webhook:{kind}")
         full_key = cache.make_key(key)  # the prefix too: two caches (tests) do not share what was written
-        if moment - _recorded.get(full_key, -RECORD_EVERY_SECONDS) >= RECORD_EVERY_SECONDS:
+        if not every or moment - _recorded.get(full_key, -every) >= every:
             values[key] = now
             _recorded[full_key] = moment
     if values:
@@ -147,8 +154,8 @@ def account_health(account: InfobipAccount) -> dict:
     stuck = sent.filter(status=Message.Status.ACCEPTED, accepted_at__lt=now - silence)
     unanswered = sent.filter(accepted_at__isnull=False)
     if last_webhook["any"]:
-        # A webhook may have arrived up to RECORD_EVERY_SECONDS after the recorded time.
-        unanswered = unanswered.filter(accepted_at__gt=last_webhook["any"] + timedelta(seconds=RECORD_EVERY_SECONDS))
+        # A webhook may have arrived up to INFOBIP_HEALTH_RECORD_EVERY_SECONDS after the recorded time.
+        unanswered = unanswered.filter(accepted_at__gt=last_webhook["any"] + timedelta(seconds=record_every_seconds()))
     oldest_unanswered = unanswered.aggregate(at=Min("accepted_at"))["at"]
 
     problems: list[str] = []

@@ -342,6 +342,10 @@ INFOBIP_READ_TIMEOUT = env.float("INFOBIP_READ_TIMEOUT", default=15.0)
 # Health of an Infobip connection (tiktok_channel/health.py): red when a send Infobip accepted has waited this long
 # with no webhook of any kind arriving since (a broken subscription looks exactly so).
 INFOBIP_HEALTH_SILENCE_SECONDS = env.int("INFOBIP_HEALTH_SILENCE_SECONDS", default=900)
+# Write a webhook's arrival at most this often per kind and web process (0: every arrival). Above 0 the health
+# verdict gives a send accepted within that interval after the recorded arrival the benefit of the doubt, so one
+# such send before a subscription breaks does not turn the page red by itself (tiktok_channel/health.py).
+INFOBIP_HEALTH_RECORD_EVERY_SECONDS = env.float("INFOBIP_HEALTH_RECORD_EVERY_SECONDS", default=0.0)
 # The outbox (inbox/outbox.py), for every provider: the retry budget of one attempt (tries and seconds since
 # its first try) before it is marked failed, the backoff, and how long one send may hold its lease. The
 # INFOBIP_SEND_* names of earlier releases are still read when the OUTBOX_* ones are not set.

@@ -36,6 +36,10 @@ ACTED_ON = (
 def _configured_inboxes(inbox_ids: set[int]) -> set[int]:
     """The inboxes with routing settings or active rules: events of the others need nothing from us (one statement
     per batch, so a webhook batch of an inbox without automation costs one query, not several per event)."""
+    if connection.vendor != "postgresql":  # SQLite (development) has no arrays: two ORM queries
+        routed = InboxRouting.objects.filter(inbox_id__in=inbox_ids).values_list("inbox_id", flat=True)
+        ruled = AutomationRule.objects.filter(inbox_id__in=inbox_ids, active=True).values_list("inbox_id", flat=True)
+        return set(routed) | set(ruled)
     routing, rules_table = InboxRouting._meta.db_table, AutomationRule._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(

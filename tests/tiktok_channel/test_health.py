@@ -169,18 +169,20 @@ def test_partial_setup_is_confirmed_once_events_arrive(client, account):
     assert found["state"] == health.GREEN and found["partial_confirmed"]
 
 
-def test_arrivals_are_written_at_most_once_a_second_per_kind_and_process(client, account, monkeypatch):
+def test_arrivals_are_written_at_most_once_a_second_per_kind_and_process(client, account, settings):
+    settings.INFOBIP_HEALTH_RECORD_EVERY_SECONDS = 1.0
     assert post(client, account, fixture("inbound_text")).status_code == 200
     first = health.account_health(account)["last_webhook"]["inbound"]
     assert post(client, account, fixture("inbound_text")).status_code == 200
     assert health.account_health(account)["last_webhook"]["inbound"] == first  # within the second: not written
 
-    monkeypatch.setattr(health, "RECORD_EVERY_SECONDS", 0.0)
+    settings.INFOBIP_HEALTH_RECORD_EVERY_SECONDS = 0.0  # the default: every arrival
     assert post(client, account, fixture("inbound_text")).status_code == 200
     assert health.account_health(account)["last_webhook"]["inbound"] > first
 
 
-def test_forget_lets_the_next_arrival_be_written_at_once(client, account):
+def test_forget_lets_the_next_arrival_be_written_at_once(client, account, settings):
+    settings.INFOBIP_HEALTH_RECORD_EVERY_SECONDS = 1.0
     assert post(client, account, fixture("inbound_text")).status_code == 200
     health.forget(account.pk)
     assert post(client, account, fixture("inbound_text")).status_code == 200
@@ -189,16 +191,32 @@ def test_forget_lets_the_next_arrival_be_written_at_once(client, account):
 
 def test_a_send_accepted_within_the_recording_interval_after_a_webhook_is_not_a_silence(account, settings):
     settings.INFOBIP_HEALTH_SILENCE_SECONDS = 60
+    settings.INFOBIP_HEALTH_RECORD_EVERY_SECONDS = 1.0
     arrived = time.time() - 300
     cache.set(health._key(account.pk, "webhook:any"), arrived, 600)
     recorded = datetime.fromtimestamp(arrived, tz=UTC)
     message = sent_message(account, accepted_ago=timedelta(seconds=120))
     # Accepted just after the recorded time: a later webhook of that second may not have been written.
     Message.objects.filter(pk=message.pk).update(
-        accepted_at=recorded + timedelta(seconds=health.RECORD_EVERY_SECONDS / 2)
+        accepted_at=recorded + timedelta(seconds=settings.INFOBIP_HEALTH_RECORD_EVERY_SECONDS / 2)
     )
     assert health.account_health(account)["state"] != health.RED
     Message.objects.filter(pk=message.pk).update(
-        accepted_at=recorded + timedelta(seconds=health.RECORD_EVERY_SECONDS * 2)
+        accepted_at=recorded + timedelta(seconds=settings.INFOBIP_HEALTH_RECORD_EVERY_SECONDS * 2)
+    )
+    assert health.account_health(account)["state"] == health.RED
+
+
+def test_by_default_every_arrival_is_written_and_a_send_just_after_one_can_turn_red(client, account, settings):
+    settings.INFOBIP_HEALTH_SILENCE_SECONDS = 60
+    assert post(client, account, fixture("inbound_text")).status_code == 200
+    first = health.account_health(account)["last_webhook"]["inbound"]
+    assert post(client, account, fixture("inbound_text")).status_code == 200
+    assert health.account_health(account)["last_webhook"]["inbound"] > first
+    arrived = time.time() - 300
+    cache.set(health._key(account.pk, "webhook:any"), arrived, 600)
+    message = sent_message(account, accepted_ago=timedelta(seconds=120))
+    Message.objects.filter(pk=message.pk).update(
+        accepted_at=datetime.fromtimestamp(arrived, tz=UTC) + timedelta(milliseconds=500)
     )
     assert health.account_health(account)["state"] == health.RED

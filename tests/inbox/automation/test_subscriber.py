@@ -54,7 +54,9 @@ def test_a_batch_of_delivery_and_seen_reports_costs_no_query(inbox, django_asser
 
 def test_a_batch_of_an_inbox_without_automation_costs_one_query(inbox, django_assert_num_queries):
     other = Inbox.objects.create(name="Other")
-    with django_assert_num_queries(1):
+    from django.db import connection
+
+    with django_assert_num_queries(1 if connection.vendor == "postgresql" else 2):  # SQLite: no arrays
         subscriber.on_domain_events([received(inbox.pk if n % 2 else other.pk, n) for n in range(50)])
 
 
