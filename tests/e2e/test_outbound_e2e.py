@@ -38,7 +38,9 @@ def open_conversation(stack, user: str = "tt-user-1") -> Conversation:
 def queue_reply(stack, conversation: Conversation, text: str = "Yes, it left today.") -> int:
     response = stack.reply(conversation.pk, text)
     assert response.status_code == 201, response.text
-    assert response.json()["status"] == "queued"
+    # Stored queued; a send task already draining this sender's batches (issue 20) may have sent it before the
+    # response was read back, so a later state is as good — never a failure.
+    assert response.json()["status"] in ("queued", "accepted", "delivered", "seen"), response.json()
     return response.json()["id"]
 
 
