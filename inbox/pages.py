@@ -22,6 +22,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection, models
 from django.utils import timezone
 
+from inbox import selectors
 from inbox.models import Contact, Conversation, Inbox, Label, Message
 
 
@@ -314,34 +315,8 @@ def conversation_page_query(
 
 # The thread: `selectors.THREAD_VALUES` (MessageOut's columns) of one conversation, its author's names and the
 # quoted message's id (looked up only for a message that quotes one), from the message table alone.
-_MESSAGE_COLUMNS = (
-    "id",
-    "conversation_id",
-    "direction",
-    "type",
-    "text",
-    "media_url",
-    "embed_url",
-    "post_id",
-    "reaction_emoji",
-    "reaction_action",
-    "quoted_provider_message_id",
-    "provider_message_id",
-    "status",
-    "attempt",
-    "sent_at",
-    "queued_at",
-    "accepted_at",
-    "delivered_at",
-    "seen_at",
-    "failed_at",
-    "provider_status",
-    "error",
-    "public_state",
-    "action",
-    "other_author",
-    "author_id",
-)
+# The message table's own columns of THREAD_COLUMNS (the related ones are read by the statement's subqueries).
+_MESSAGE_COLUMNS = (*(column for column in selectors.THREAD_COLUMNS if "__" not in column), "author_id")
 _MESSAGE_JSON = {name: Message._meta.get_field(name) for name in ("provider_status", "error", "action")}
 _THREAD_SELECT = (
     "SELECT "  # noqa: S608 - our SQL: fixed names, values as parameters
