@@ -5,13 +5,12 @@ Chromium and the sandbox has it hidden (shown live), and TikTok's refusal of the
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 from playwright.sync_api import expect
 
 from inbox.models import Conversation, Message
+from tests.e2e.conftest import wait_for
 from tests.e2e.test_browser import browser, contexts, logged_in_page, shot  # noqa: F401 - fixtures
 from tests.e2e.test_direct_e2e import BUSINESS, CLIENT_KEY, TikTok, tiktok  # noqa: F401 - fixtures
 from tiktok_channel.direct import client as tiktok_client
@@ -33,16 +32,6 @@ def connect(tiktok: TikTok) -> None:  # noqa: F811
     )
     tokens.connect(app=tiktok.app, code=code, user=None)
     tiktok_client.register_webhook(tiktok.app, event_type="COMMENT")
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def post(tiktok: TikTok, path: str, body: dict) -> dict:  # noqa: F811

@@ -27,6 +27,7 @@ import requests
 from websockets.sync.client import connect
 
 from scripts.embedded import free_port
+from tests.e2e.conftest import wait_for
 from tiktok_channel.direct.sandbox.state import DEMO_VIDEO_CAPTION, DEMO_VIDEO_ID
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,15 +90,6 @@ class Terminal:
             assert self.proc.poll() is None, self.output()
             time.sleep(0.2)
         raise AssertionError(f"{pattern!r} not seen in:\n{self.output()}")
-
-
-def poll(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := predicate():
-            return result
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def alive(process: psutil.Process) -> bool:
@@ -209,7 +201,7 @@ def test_make_run_demo_from_an_ad_to_a_sent_conversion_then_ctrl_c_stops_everyth
             found = session.get(f"{base}/api/v1/conversations/", params={"q": "ad-user-1"}, timeout=5).json()
             return next(iter(found["results"]), None)
 
-        conversation = poll(the_conversation, 30, "the ad user's conversation")
+        conversation = wait_for(the_conversation, 30, "the ad user's conversation")
         conversions_url = f"{base}/api/v1/conversations/{conversation['id']}/conversions/"
         reported = session.post(
             conversions_url, json={"event": "CompletePayment", "value": "19.90", "currency": "EUR"}, timeout=10
@@ -219,7 +211,7 @@ def test_make_run_demo_from_an_ad_to_a_sent_conversion_then_ctrl_c_stops_everyth
         def sent() -> dict | None:
             return next((c for c in session.get(conversions_url, timeout=5).json() if c["status"] == "sent"), None)
 
-        assert poll(sent, 60, "the conversion to be sent")["event"] == "CompletePayment"
+        assert wait_for(sent, 60, "the conversion to be sent")["event"] == "CompletePayment"
         terminal.wait_for(r"sandbox: conversion \S+ sent \(event CompletePayment, user ad-user-1, source demo-business")
         (received,) = requests.get(f"http://127.0.0.1:{sandbox_port}/sandbox/state", timeout=5).json()["conversions"]
         assert received["status"] == "sent" and received["properties"]["currency"] == "EUR"
@@ -236,7 +228,7 @@ def test_make_run_demo_from_an_ad_to_a_sent_conversion_then_ctrl_c_stops_everyth
             found = session.get(f"{base}/api/v1/conversations/", params={"q": "direct-user-1"}, timeout=5).json()
             return next(iter(found["results"]), None)
 
-        direct = poll(the_direct_conversation, 30, "the direct TikTok user's conversation")
+        direct = wait_for(the_direct_conversation, 30, "the direct TikTok user's conversation")
         assert direct["inbox"]["name"] == "Demo (TikTok direct)"
         assert "Hi from TikTok directly" in json.dumps(direct["last_message"])
 
@@ -256,7 +248,7 @@ def test_make_run_demo_from_an_ad_to_a_sent_conversion_then_ctrl_c_stops_everyth
             row = next(iter(found["results"]), None)
             return row if row and row["subject"].get("caption") else None
 
-        commented_on = poll(the_comment_conversation, 60, "the comment conversation with its video's caption")
+        commented_on = wait_for(the_comment_conversation, 60, "the comment conversation with its video's caption")
         assert commented_on["subject"]["id"] == DEMO_VIDEO_ID
         assert commented_on["subject"]["caption"] == DEMO_VIDEO_CAPTION
         assert commented_on["subject"]["cover_url"].startswith(f"http://127.0.0.1:{tiktok_port}/sandbox/cover/")
