@@ -15,6 +15,7 @@ position)` and a slice, so cursors, offsets and links are DRF's own.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -32,7 +33,9 @@ def _table(model) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
+@functools.cache
 def _tables() -> dict[str, str]:
+    """The quoted table names, once per process (the filters' statements are built per request)."""
     from inbox.automation.models import ConversationSla, ConversationTeam, Team
 
     return {
