@@ -9,7 +9,8 @@ from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers
+from rest_framework import ISO_8601, serializers
+from rest_framework.settings import api_settings
 
 from inbox import providers, selectors
 from inbox.models import CannedResponse, Contact, Conversation, Conversion, Label, Message, reply_window_closes_at
@@ -53,10 +54,24 @@ def _datetime(value) -> str | None:
 def _datetimes_of_page() -> Callable[[object], str | None]:
     """`_datetime` with the current time zone looked up once for a page, not per value (that lookup, through
     asgiref's context-local storage, was half of the cost of showing a time): DRF's own field, so the same text."""
-    field = serializers.DateTimeField(default_timezone=timezone.get_current_timezone())
+    zone = timezone.get_current_timezone()
+    field = serializers.DateTimeField(default_timezone=zone)
+
+    output_format = api_settings.DATETIME_FORMAT
+    iso = isinstance(output_format, str) and output_format.lower() == ISO_8601
 
     def shown(value) -> str | None:
-        return field.to_representation(value) if value is not None else None
+        if value is None:
+            return None
+        if not iso or value.tzinfo is None:
+            return field.to_representation(value)  # DRF's own rules for the rare cases
+        # What DRF's field does for an aware time in ISO 8601 (`enforce_timezone`, then `isoformat`, +00:00 as Z),
+        # without its per-value attribute and settings lookups: a list page shows ~100 times (tested equal).
+        try:
+            text = value.astimezone(zone).isoformat()
+        except OverflowError:
+            return field.to_representation(value)
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
 
     return shown
 

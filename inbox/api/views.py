@@ -89,10 +89,23 @@ class MessageFilters(serializers.Serializer):
     )
 
 
+_no_filters: dict[type, dict] = {}
+
+
 def _parse_filters(serializer_class, request: Request) -> dict:
     # The declared names, not `serializer_class().fields` (a deep copy of every field, per request, only for them).
     names = serializer_class._declared_fields
-    params = serializer_class(data={k: v for k, v in request.query_params.items() if k in names})
+    data = {k: v for k, v in request.query_params.items() if k in names}
+    if not data:
+        # The common request (the first page, or a cursor's next): no filter given, so only the defaults, the same
+        # for every request; validated once per process instead of deep-copying every field per request.
+        defaults = _no_filters.get(serializer_class)
+        if defaults is None:
+            params = serializer_class(data={})
+            params.is_valid(raise_exception=True)
+            defaults = _no_filters[serializer_class] = dict(params.validated_data)
+        return dict(defaults)
+    params = serializer_class(data=data)
     params.is_valid(raise_exception=True)
     return params.validated_data
 
