@@ -71,3 +71,27 @@ class DispatchingWSGIHandler:
     def __call__(self, environ, start_response):
         handler = self.webhooks if environ.get("PATH_INFO", "").startswith(self.prefixes) else self.full
         return handler(environ, start_response)
+
+
+def client_handler(enforce_csrf_checks: bool = False, *, webhooks_only: bool = False):
+    """A handler for Django's test client that dispatches as `DispatchingWSGIHandler` (the test suite's `client`,
+    bench/ingest_cost.py); with `webhooks_only`, every path through the short list (the bench's second floor)."""
+    from django.test.client import ClientHandler
+
+    class WebhookClientHandler(ShortMiddlewareMixin, ClientHandler):
+        pass
+
+    if webhooks_only:
+        return WebhookClientHandler(enforce_csrf_checks)
+
+    class DispatchingClientHandler(ClientHandler):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.webhooks = WebhookClientHandler(*args, **kwargs)
+
+        def __call__(self, environ):
+            if is_webhook_path(environ.get("PATH_INFO", "")):
+                return self.webhooks(environ)
+            return super().__call__(environ)
+
+    return DispatchingClientHandler(enforce_csrf_checks)

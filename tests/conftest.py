@@ -28,37 +28,16 @@ def _clock_shifted():
         yield
 
 
-def _dispatching_client_handler(enforce_csrf_checks: bool = False):
-    """The test client's handler, dispatching as `config.wsgi.application` does (config/handlers.py): webhook paths
-    through `WEBHOOK_MIDDLEWARE`, every other path through `MIDDLEWARE`."""
-    from django.test.client import ClientHandler
-
-    from config.handlers import ShortMiddlewareMixin, is_webhook_path
-
-    class WebhookClientHandler(ShortMiddlewareMixin, ClientHandler):
-        pass
-
-    class DispatchingClientHandler(ClientHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.webhooks = WebhookClientHandler(*args, **kwargs)
-
-        def __call__(self, environ):
-            if is_webhook_path(environ.get("PATH_INFO", "")):
-                return self.webhooks(environ)
-            return super().__call__(environ)
-
-    return DispatchingClientHandler(enforce_csrf_checks)
-
-
 @pytest.fixture
 def client():
     """pytest-django's `client`, with the production WSGI app's dispatch: every webhook test goes through the short
     middleware list production serves webhooks with."""
     from django.test.client import Client
 
+    from config.handlers import client_handler
+
     test_client = Client()
-    test_client.handler = _dispatching_client_handler()
+    test_client.handler = client_handler()
     return test_client
 
 
