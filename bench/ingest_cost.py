@@ -1,8 +1,11 @@
 """In-process cost of ingesting one result per POST: the webhook request, and the processor's batch.
 
-(a) The webhook: CPU (`time.process_time`) and statements per request through Django's test client (the whole
-    middleware stack, `WEBHOOK_PROCESSING=deferred`), for the bare view, the one-INSERT floor and the Infobip webhook
-    with one inbound result, alternated in rounds of `--posts` requests each.
+(a) The webhook: CPU (`time.process_time`) and statements per request through Django's test client
+    (`WEBHOOK_PROCESSING=deferred`), for the bare view, the one-INSERT floor and the Infobip webhook with one inbound
+    result, alternated in rounds of `--posts` requests each. Each path goes through the middleware list the WSGI app
+    serves it with: where the measured code has `config.handlers`, the webhook through `WEBHOOK_MIDDLEWARE` and the
+    bare view and the floor through the full `MIDDLEWARE`, plus a second floor row through `WEBHOOK_MIDDLEWARE`
+    (what the webhook's own middleware costs a single INSERT); older code: every path through the full list.
 (b) The processor: the same requests applied by `inbox.processor.drain_once` in batches of `--batch` requests
     (1: what a light or spread load gives it), CPU, wall and statements per batch including the commit and the
     domain-event subscribers (live layer, report roll-ups deferred, automation), for inbound messages of new users,
@@ -66,6 +69,14 @@ def main(argv: list[str]) -> int:
     fx = data.setup_base(sandbox_url="http://127.0.0.1:9", agents=3)
     scenarios._create_floor_table()
     client = Client()
+    try:  # the measured code serves webhooks through a short middleware list (config/handlers.py): as the WSGI app
+        from config.handlers import client_handler
+    except ImportError:  # older code: every path through the full list
+        short_client = None
+    else:
+        client.handler = client_handler()
+        short_client = Client()
+        short_client.handler = client_handler(webhooks_only=True)
     hook = f"/webhooks/infobip/tiktok/{fx.token}/"
     headers = {data.SECRET_HEADER: fx.secret}
     run = uuid.uuid4().hex[:8]
@@ -79,8 +90,8 @@ def main(argv: list[str]) -> int:
 
     counter = iter(range(10**9))
 
-    def post(url: str, body: str, extra: dict) -> None:
-        response = client.post(url, body, content_type="application/json", headers=extra)
+    def post(url: str, body: str, extra: dict, through=None) -> None:
+        response = (through or client).post(url, body, content_type="application/json", headers=extra)
         assert response.status_code == 200, (response.status_code, response.content[:300])
 
     def web_round(case: str) -> tuple[float, float]:
@@ -89,16 +100,17 @@ def main(argv: list[str]) -> int:
         for _ in range(args.posts):
             n = next(counter)
             bodies.append(inbound_body(f"{run}-w-{n}", n))
-        url, extra = {
-            "bare view": ("/bench/noop", {}),
-            "floor (one INSERT)": ("/bench/insert", {}),
-            "webhook, 1 inbound": (hook, headers),
+        url, extra, through = {
+            "bare view": ("/bench/noop", {}, None),
+            "floor (one INSERT)": ("/bench/insert", {}, None),
+            "floor, webhook middleware": ("/bench/insert", {}, short_client),
+            "webhook, 1 inbound": (hook, headers, None),
         }[case]
         connection.queries_log.clear()  # it keeps 9,000 at most: a full log would count nothing
         with CaptureQueriesContext(connection) as queries:
             cpu = time.process_time()
             for body in bodies:
-                post(url, body, extra)
+                post(url, body, extra, through)
             cpu = time.process_time() - cpu
         return cpu / args.posts * 1e6, len(queries) / args.posts
 
@@ -181,6 +193,8 @@ def main(argv: list[str]) -> int:
     print(f"code: {args.code}; batches of {args.batch} request(s); {args.posts} requests per round", flush=True)
     if "web" in args.only:
         cases = ["bare view", "floor (one INSERT)", "webhook, 1 inbound"]
+        if short_client is not None:
+            cases.insert(2, "floor, webhook middleware")
         web = {case: [] for case in cases}
         for case in cases:  # warm up
             web_round(case)

@@ -170,6 +170,22 @@ def baseline_and_ingest(stack: Stack, fx: data.Fixtures, cfg: Config, res: Resul
             note="what storing a request durably costs, whatever else a webhook does",
         )
     )
+    # The same floor under /webhooks/: served through the webhooks' short middleware list (config/handlers.py), as
+    # the webhook is. The bare view and the first floor pay the full list (sessions, CSRF, auth, CSP, axes …).
+    short = wrk.run(
+        f"{stack.web}/webhooks/bench/insert", _noop_script(), seconds=cfg.seconds, connections=cfg.connections
+    )
+    res.add(
+        Row(
+            "floor: one INSERT per POST, webhook middleware",
+            "req/s at saturation",
+            short.rate if not short.failed else None,
+            "req/s",
+            baseline=base.rate,
+            baseline_of=INGEST_BASE,
+            note="the floor through WEBHOOK_MIDDLEWARE, the list the webhook is served with (the bare view is not)",
+        )
+    )
 
     users = 2000 if cfg.smoke else 20000
     sat, applied = run_and_apply(

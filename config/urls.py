@@ -59,3 +59,5 @@ if os.environ.get("BENCH_BASELINE") == "1":
 
     urlpatterns.insert(0, path("bench/noop", bench_noop, name="bench-noop"))
     urlpatterns.insert(0, path("bench/insert", bench_insert, name="bench-insert"))
+    # The floor again under the webhooks' prefix: served through their short middleware list (config/handlers.py).
+    urlpatterns.insert(0, path("webhooks/bench/insert", bench_insert, name="bench-insert-webhook"))

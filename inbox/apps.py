@@ -20,6 +20,7 @@ class InboxConfig(AppConfig):
         # The live layer is the first subscriber of the domain events; automation, CSAT and reports subscribe too.
         domain_events.subscribe(live.on_domain_events)
         domain_events.subscribe(rollups.on_domain_events)  # report roll-ups (inbox/reports/)
+        domain_events.subscribe_before_commit(rollups.mark_touched)  # their marks, with the change when it can
         pre_save.connect(rollups.on_inbox_saving, sender=Inbox, dispatch_uid="inbox.reports.time_zone")
         domain_events.subscribe(automation.on_domain_events)
 

@@ -1,8 +1,10 @@
 """Domain events: what happened in the contact center, announced once, after the transaction commits.
 
-Services call `emit(...)` — the one door — inside their transaction; subscribers (the live layer today;
-automation, CSAT, SLA and report roll-ups next) are called after commit, in emission order, and never run
-for a rolled-back change. A subscriber that fails is logged and does not stop the others: it must never
+Services call `emit(...)` — the one door — inside their transaction; subscribers (the live layer, automation,
+report roll-ups) are called after commit, in emission order, and never run for a rolled-back change. Writes that
+must commit with the change (the roll-ups' marks) subscribe before commit (`subscribe_before_commit`): inside a
+batch that calls `run_before_commit()` (the webhook processor) they join its transaction, else they run after
+commit, first. A subscriber that fails is logged and does not stop the others: it must never
 fail the write that caused the event.
 
 Each event type is a frozen dataclass with a `type` name; `check(event)` validates it against its schema
@@ -285,12 +287,38 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
 
 Subscriber = Callable[[list[DomainEvent]], None]
 _subscribers: list[Subscriber] = []
+_before_commit: list[Subscriber] = []
 
 
 def subscribe(subscriber: Subscriber) -> None:
     """Call `subscriber(events)` after each commit that emitted events (once per commit, in emission order)."""
     if subscriber not in _subscribers:
         _subscribers.append(subscriber)
+
+
+def subscribe_before_commit(subscriber: Subscriber) -> None:
+    """Call `subscriber(events)` for writes that must commit with the change that emitted the events — only those
+    (the report roll-ups' marks: rows a task refreshes later); never a push, a task or anything else that must not
+    happen for a change that is rolled back.
+
+    When the emitting transaction calls `run_before_commit()` at the end of its atomic block (the webhook
+    processor's batch), the subscriber runs there, inside the transaction: its writes commit with the batch in one
+    commit, and a failure fails the batch (it is retried whole). Otherwise it runs after commit, before the
+    `subscribe` subscribers, in its own transaction, a failure logged as theirs."""
+    if subscriber not in _before_commit:
+        _before_commit.append(subscriber)
+
+
+class _Dispatch:
+    """The on-commit callback of one `emit` call; `early`: its events went to the before-commit subscribers."""
+
+    __slots__ = ("events", "early")
+
+    def __init__(self, events: list[DomainEvent]) -> None:
+        self.events, self.early = events, False
+
+    def __call__(self) -> None:
+        _dispatch(self.events, early=self.early)
 
 
 def emit(*events: DomainEvent) -> None:
@@ -300,11 +328,30 @@ def emit(*events: DomainEvent) -> None:
     the callback with a rolled-back savepoint, so events of a change that did not happen never leave.
     """
     if events:
-        transaction.on_commit(lambda: _dispatch(list(events)))
+        transaction.on_commit(_Dispatch(list(events)))
 
 
-def _dispatch(events: list[DomainEvent]) -> None:
-    for subscriber in list(_subscribers):
+def run_before_commit(using: str | None = None) -> None:
+    """Hand the events emitted so far in the current transaction to the before-commit subscribers now, inside it.
+    Call it last in the outermost atomic block of a batch (inbox/processor.py). Events of rolled-back savepoints
+    are not among them (Django dropped their callbacks); after commit the before-commit subscribers are not called
+    again for these events. An exception propagates: the transaction must not commit without these writes."""
+    connection = transaction.get_connection(using)
+    if not _before_commit or not connection.in_atomic_block:
+        return
+    # Django keeps a transaction's on-commit callbacks as (savepoint ids, callback, robust) in `run_on_commit`.
+    dispatches = [call for _, call, _ in connection.run_on_commit if isinstance(call, _Dispatch) and not call.early]
+    events = [event for dispatch in dispatches for event in dispatch.events]
+    if not events:
+        return
+    for subscriber in list(_before_commit):
+        subscriber(events)
+    for dispatch in dispatches:
+        dispatch.early = True
+
+
+def _dispatch(events: list[DomainEvent], *, early: bool = False) -> None:
+    for subscriber in ([] if early else list(_before_commit)) + list(_subscribers):
         try:
             subscriber(events)
         except Exception:  # noqa: BLE001 - a subscriber must never fail the write that caused the events

@@ -28,6 +28,19 @@ def _clock_shifted():
         yield
 
 
+@pytest.fixture
+def client():
+    """pytest-django's `client`, with the production WSGI app's dispatch: every webhook test goes through the short
+    middleware list production serves webhooks with."""
+    from django.test.client import Client
+
+    from config.handlers import client_handler
+
+    test_client = Client()
+    test_client.handler = client_handler()
+    return test_client
+
+
 @pytest.fixture(autouse=True)
 def _fresh_lookup_caches():
     """Ids repeat across tests (rolled back): never let a cached account or sender leak into the next test."""

@@ -1,9 +1,10 @@
 """The health of an Infobip account's connection: what arrived, what was sent, what went wrong.
 
 Recording is cheap and never fails the caller: one Redis write (the cache) per authenticated webhook (the time per
-result kind; at most one per INFOBIP_HEALTH_RECORD_EVERY_SECONDS per kind and process if set), one per refused
-signature (a per-minute counter), one per failed send or setup step (the last error). Everything else is read from
-the database when the page is shown: the last send Infobip accepted and the messages still waiting in *accepted*.
+result kind, "any" being the latest of them; at most one per INFOBIP_HEALTH_RECORD_EVERY_SECONDS per kind and process
+if set), one per refused signature (a per-minute counter), one per failed send or setup step (the last error).
+Everything else is read from the database when the page is shown: the last send Infobip accepted and the messages
+still waiting in *accepted*.
 
 Red: a send Infobip accepted has waited longer than `INFOBIP_HEALTH_SILENCE_SECONDS` with no webhook of any kind
 arriving since — what a broken subscription or profile looks like; or the last setup failed.
@@ -68,21 +69,26 @@ def _safely(what: str, call) -> None:
 
 
 def record_webhook(account_id: int, results: list) -> None:
-    """An authenticated webhook arrived: its time for each kind of result it carries, and for any.
+    """An authenticated webhook arrived: its time for each kind of result it carries (for "any" only when it
+    carries none of the known kinds: the page's "any" is the latest of all, `account_health`).
 
-    An empty `results` (Infobip never sends one; our own webhook test does) is not an arrival."""
+    One kind per request, as Infobip sends them, is one Redis SET; an empty `results` (Infobip never sends one; our
+    own webhook test does) is not an arrival."""
     if not results:
         return
     now, moment, every = time.time(), time.monotonic(), record_every_seconds()
     kinds = {classify(r) for r in results if isinstance(r, dict)} & set(KINDS)
     values = {}
-    for kind in ("any", *kinds):
+    for kind in kinds or ("any",):
         key = _key(account_id, f"webhook:{kind}")
         full_key = cache.make_key(key)  # the prefix too: two caches (tests) do not share what was written
         if not every or moment - _recorded.get(full_key, -every) >= every:
             values[key] = now
             _recorded[full_key] = moment
-    if values:
+    if len(values) == 1:  # one command, not a MULTI / EXEC pipeline of a SET and an EXPIRE per key
+        [(key, value)] = values.items()
+        _safely("a webhook", lambda: cache.set(key, value, KEEP_SECONDS))
+    elif values:
         _safely("a webhook", lambda: cache.set_many(values, KEEP_SECONDS))
 
 
@@ -135,6 +141,8 @@ def account_health(account: InfobipAccount) -> dict:
         return stored.get(_key(account.pk, name))
 
     last_webhook = {kind: _moment(get(f"webhook:{kind}")) for kind in ("any", *KINDS)}
+    arrivals = [moment for moment in last_webhook.values() if moment]
+    last_webhook["any"] = max(arrivals) if arrivals else None  # any kind, known or not
     error = json.loads(get("error")) if get("error") else None
     if error:
         error["at"] = _moment(error["at"])

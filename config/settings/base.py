@@ -57,6 +57,13 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# Providers' webhooks (config/handlers.py, config/wsgi.py): no session, CSRF token, user, messages or page, so only
+# the security headers and the SSL redirect. Every path under these prefixes is served through this list.
+WEBHOOK_PATH_PREFIXES = ["/webhooks/"]
+WEBHOOK_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+]
+
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"

@@ -85,14 +85,26 @@ DRAIN_SCHEDULED_KEY = "reports:rollups:drain-scheduled"
 
 
 def on_domain_events(events: list[de.DomainEvent]) -> None:
-    """The subscriber (registered in InboxConfig.ready): refresh the conversations these events touched, now
-    (REPORTS_ROLLUPS = "inline") or, marked, a moment later in a Celery task ("deferred", the default)."""
+    """The subscriber after commit (registered in InboxConfig.ready): refresh the conversations these events
+    touched, now (REPORTS_ROLLUPS = "inline"), or ("deferred", the default) schedule the Celery task that refreshes
+    the ones `mark_touched` marked."""
     mode = settings.REPORTS_ROLLUPS
-    ids = sorted({event.conversation_id for event in events if touches_figures(event)})
-    if not ids or mode == "off":
+    if mode == "off" or not any(touches_figures(event) for event in events):
         return
     if mode == "inline":
-        conversations_refresh(ids)
+        conversations_refresh(sorted({event.conversation_id for event in events if touches_figures(event)}))
+        return
+    schedule_drain()
+
+
+def mark_touched(events: list[de.DomainEvent]) -> None:
+    """The subscriber before commit (REPORTS_ROLLUPS = "deferred"): mark the conversations these events touched,
+    one statement; in the webhook processor's batch it commits with the batch (domain_events.run_before_commit),
+    one commit instead of two."""
+    if settings.REPORTS_ROLLUPS != "deferred":
+        return
+    ids = sorted({event.conversation_id for event in events if touches_figures(event)})
+    if not ids:
         return
     appended: dict[int, list[int]] = {}
     full: set[int] = set()
@@ -102,7 +114,6 @@ def on_domain_events(events: list[de.DomainEvent]) -> None:
         elif touches_figures(event):
             full.add(event.conversation_id)
     conversations_mark(ids, appended={pk: ids_ for pk, ids_ in appended.items() if pk not in full})
-    schedule_drain()
 
 
 def on_inbox_saving(sender, instance, **kwargs) -> None:

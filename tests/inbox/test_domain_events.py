@@ -146,3 +146,72 @@ def test_a_message_sent_outside_the_inbox_is_outbound_and_opens_no_window(inbox,
     outside = [e for e in domain_events if isinstance(e, de.MessageSentOutside)]
     assert [e.message_id for e in outside] == [echo.pk]
     assert not any(isinstance(e, de.MessageReceived) and e.message_id == echo.pk for e in domain_events)
+
+
+# --- before-commit subscribers (the report roll-ups' marks join the webhook processor's batch) -----------------
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Two subscribers of this test's own, one before commit and one after, recording what they were given and
+    whether a transaction was open then; the registries hold only these during the test."""
+    from django.db import connection
+
+    monkeypatch.setattr(de, "_before_commit", [])  # only these two: the made-up events reach no real subscriber
+    monkeypatch.setattr(de, "_subscribers", [])
+    seen: list[tuple[str, list[int], bool]] = []
+
+    def before(events):
+        mine = [e.conversation_id for e in events if e.inbox_id == -1]
+        if mine:
+            seen.append(("before", mine, connection.in_atomic_block))
+
+    def after(events):
+        mine = [e.conversation_id for e in events if e.inbox_id == -1]
+        if mine:
+            seen.append(("after", mine, connection.in_atomic_block))
+
+    de.subscribe_before_commit(before)
+    de.subscribe(after)
+    return seen
+
+
+def _event(n: int) -> de.MessageRetried:
+    return de.MessageRetried(inbox_id=-1, conversation_id=n, message_id=n, attempt=1, author_id=None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_before_commit_hands_the_surviving_events_over_inside_the_transaction_once(calls):
+    with transaction.atomic():
+        de.emit(_event(1))
+        try:
+            with transaction.atomic():  # rolled back: its event is not announced to anyone
+                de.emit(_event(2))
+                raise RuntimeError
+        except RuntimeError:
+            pass
+        de.emit(_event(3))
+        de.run_before_commit()
+        assert calls == [("before", [1, 3], True)]
+    # After commit: the others get every surviving event; the before-commit subscriber is not called again.
+    assert calls == [("before", [1, 3], True), ("after", [1], False), ("after", [3], False)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_run_before_commit_the_before_commit_subscriber_runs_after_commit_first(calls):
+    with transaction.atomic():
+        de.emit(_event(1), _event(2))
+        assert calls == []
+    assert calls == [("before", [1, 2], False), ("after", [1, 2], False)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_before_commit_subscriber_fails_the_transaction_and_nothing_is_announced(calls):
+    def broken(events):
+        raise ValueError("the mark could not be written")
+
+    de.subscribe_before_commit(broken)
+    with pytest.raises(ValueError), transaction.atomic():
+        de.emit(_event(1))
+        de.run_before_commit()
+    assert calls == [("before", [1], True)]  # the first before-commit subscriber ran; nothing after commit

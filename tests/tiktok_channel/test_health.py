@@ -70,6 +70,21 @@ def test_webhooks_record_their_kind_and_make_it_green(client, account):
     assert found["last_webhook"]["any"] >= found["last_webhook"]["inbound"]
 
 
+def test_one_kind_writes_one_key_and_any_is_the_latest_kind_or_an_unknown_one(client, account):
+    assert post(client, account, fixture("inbound_text")).status_code == 200
+    assert cache.get(health._key(account.pk, "webhook:inbound")) is not None
+    assert cache.get(health._key(account.pk, "webhook:any")) is None  # computed when read, not written per request
+    assert (
+        health.account_health(account)["last_webhook"]["any"]
+        == health.account_health(account)["last_webhook"]["inbound"]
+    )
+    before = health.account_health(account)["last_webhook"]["inbound"]
+    assert post(client, account, {"results": [{"something": "new"}]}).status_code == 200  # no kind we know
+    found = health.account_health(account)["last_webhook"]
+    assert found["inbound"] == before
+    assert found["any"] > before  # a result of no known kind is still an arrival
+
+
 def test_an_accepted_send_with_no_webhook_since_turns_red_after_the_silence(client, account, settings):
     settings.INFOBIP_HEALTH_SILENCE_SECONDS = 60
     assert post(client, account, fixture("inbound_text")).status_code == 200
@@ -214,7 +229,7 @@ def test_by_default_every_arrival_is_written_and_a_send_just_after_one_can_turn_
     assert post(client, account, fixture("inbound_text")).status_code == 200
     assert health.account_health(account)["last_webhook"]["inbound"] > first
     arrived = time.time() - 300
-    cache.set(health._key(account.pk, "webhook:any"), arrived, 600)
+    cache.set(health._key(account.pk, "webhook:inbound"), arrived, 600)  # the last arrival, moved back
     message = sent_message(account, accepted_ago=timedelta(seconds=120))
     Message.objects.filter(pk=message.pk).update(
         accepted_at=datetime.fromtimestamp(arrived, tz=UTC) + timedelta(milliseconds=500)

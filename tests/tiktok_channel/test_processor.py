@@ -18,7 +18,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from inbox import processor
-from inbox.models import AuditLog, Contact, Conversation, Message, ParkedReport, WebhookEvent
+from inbox.models import AuditLog, Contact, Conversation, Message, ParkedReport, ReportDirty, WebhookEvent
+from inbox.reports import rollups
 from tests.tiktok_channel.webhooks import fixture, post
 from tiktok_channel.infobip_webhooks import process_results
 from tiktok_channel.sandbox import payloads as p
@@ -239,6 +240,7 @@ def _state(prefix: str, events: list[tuple[str, dict]]) -> dict:
 
     conversations = Conversation.objects.filter(contact__channel_user_id__startswith=f"{prefix}-")
     conversation_ids = set(conversations.values_list("pk", flat=True))
+    user_of = dict(conversations.values_list("pk", "contact__channel_user_id"))
     return {
         "conversations": {
             strip(c.contact.channel_user_id): (
@@ -285,11 +287,30 @@ def _state(prefix: str, events: list[tuple[str, dict]]) -> dict:
             for r in ParkedReport.objects.filter(provider_message_id__startswith=f"{prefix}-")
         ),
         "live": Counter((e["type"], e.get("version"), e.get("status")) for _, e in filter(mine, events)),
+        # REPORTS_ROLLUPS=deferred: the conversations marked for the roll-ups' refresh, and how.
+        "marks": {  # a full refresh ignores the messages listed for the fast path: only those of a partial one
+            strip(user_of[d.conversation_id]): (
+                d.full,
+                []
+                if d.full
+                else sorted(
+                    strip(m)
+                    for m in Message.objects.filter(pk__in=d.message_ids).values_list("provider_message_id", flat=True)
+                ),
+            )
+            for d in ReportDirty.objects.filter(conversation_id__in=conversation_ids)
+        },
     }
 
 
 @pytest.mark.django_db(transaction=True)
-def test_one_batch_leaves_what_the_single_event_path_leaves(client, make_account, inbox, live_events, settings):
+@pytest.mark.parametrize("rollups_mode", ["inline", "deferred"])
+def test_one_batch_leaves_what_the_single_event_path_leaves(
+    client, make_account, inbox, live_events, settings, monkeypatch, rollups_mode
+):
+    settings.REPORTS_ROLLUPS = rollups_mode
+    drains: list = []
+    monkeypatch.setattr(rollups, "schedule_drain", lambda: drains.append(1))  # the Celery boundary
     single_account, batch_account = make_account(sender_id="biz-single"), make_account(sender_id="biz-batch")
     _prepare("s", "biz-single", inbox)
     _prepare("b", "biz-batch", inbox)
@@ -317,6 +338,29 @@ def test_one_batch_leaves_what_the_single_event_path_leaves(client, make_account
     assert summaries[2] == {"duplicate": 1} and summaries[-1] == {"inbound": 1, "duplicate": 1}
     assert summaries[9] == {"ignored_unknown_sender": 1} and summaries[10] == {"unrecognized": 1}
     assert summaries[11] == {"inbound": 2, "invalid": 1}
+    if rollups_mode == "deferred":  # the batch's marks committed with it; the single path's after each commit
+        assert single["marks"] and bool(drains)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_single_result_batch_writes_its_roll_up_marks_in_its_own_transaction(client, account, deferred, settings):
+    """The marks (domain_events.run_before_commit) are written before the batch's commit: one commit per batch."""
+    settings.REPORTS_ROLLUPS = "deferred"
+    assert post(client, account, fixture("inbound_text")).status_code == 200
+    statements: list[tuple[str, bool]] = []
+
+    def record(execute, sql, params, many, context):
+        statements.append((sql, connection.in_atomic_block))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        assert processor.drain_once(1) == 1
+    marks = [inside for sql, inside in statements if "INSERT INTO" in sql and ReportDirty._meta.db_table in sql]
+    assert marks == [True]
+    assert ReportDirty.objects.filter(conversation_id=Conversation.objects.get().pk).count() == 1
+    # Nothing after the commit touches the database: the mark was the only write of a subscriber.
+    last_inside = max(i for i, (_, inside) in enumerate(statements) if inside)
+    assert all("INSERT" not in sql and "UPDATE" not in sql for sql, _ in statements[last_inside + 1 :])
 
 
 # --- the processor process's loop -----------------------------------------------------------------------------
