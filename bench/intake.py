@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
         print("needs DATABASE_URL pointing at PostgreSQL", file=sys.stderr)
         return 2
     settings.DATABASES["default"]["TEST"].update(NAME=f"{settings.DATABASES['default']['NAME']}_intake")
-    connection.creation.create_test_db(verbosity=0, keepdb=True)
+    connection.creation.create_test_db(verbosity=0, keepdb=True, serialize=False)  # no dump of the kept rows
 
     from django.utils import timezone
 
@@ -91,6 +91,7 @@ def main(argv: list[str]) -> int:
                 ("log_analyze", "on"),
                 ("log_buffers", "on"),
                 ("log_timing", "off"),
+                ("log_wal", "on"),
                 ("log_level", "notice"),
             ):
                 cursor.execute(f"SET auto_explain.{name} = '{value}'")
@@ -131,21 +132,25 @@ def main(argv: list[str]) -> int:
 
 def statements_print(notices: list[str], size: int) -> None:
     """auto_explain's notices of one batch: PostgreSQL's time per statement (the foreign-key checks' nested
-    statements summed per table), µs per event, and its first words."""
-    total = 0.0
-    grouped: dict[str, list[float]] = {}
+    statements summed per table), µs per event, WAL records per event (what survives a loaded machine: index and
+    heap writes), and the statement's first words."""
+    total = records = 0.0
+    grouped: dict[str, list[tuple[float, int]]] = {}
     for notice in notices:
-        match = re.match(r"duration: ([0-9.]+) ms\s+plan:\s*Query Text: (.*)", notice, re.S)
+        match = re.match(r"duration: ([0-9.]+) ms\s+plan:\s*Query Text: (.*?)\n", notice, re.S)
         if not match:
             continue
         ms, text = float(match[1]), " ".join(match[2].split())
+        wal = re.search(r"WAL: records=(\d+)", notice)
+        n = int(wal[1]) if wal else 0
         total += ms
-        key = text[:110] if not text.startswith("SELECT 1 FROM ONLY") else text[:60] + " (foreign-key checks)"
-        grouped.setdefault(key, []).append(ms)
-    for text, times in grouped.items():
-        ms = sum(times)
-        print(f"    {ms:>9.1f} ms {ms * 1000 / size:>7.1f} µs/ev  ×{len(times):<5} {text}")
-    print(f"    {total:>9.1f} ms {total * 1000 / size:>7.1f} µs/ev  all statements")
+        records += n
+        key = text[:100] if not text.startswith("SELECT 1 FROM ONLY") else text[:60] + " (foreign-key checks)"
+        grouped.setdefault(key, []).append((ms, n))
+    for text, figures in grouped.items():
+        ms, n = sum(f[0] for f in figures), sum(f[1] for f in figures)
+        print(f"    {ms:>9.1f} ms {ms * 1000 / size:>7.1f} µs/ev {n / size:>6.2f} WAL/ev ×{len(figures):<5} {text}")
+    print(f"    {total:>9.1f} ms {total * 1000 / size:>7.1f} µs/ev {records / size:>6.2f} WAL/ev  all statements")
 
 
 if __name__ == "__main__":
