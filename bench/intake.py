@@ -5,13 +5,19 @@ sizes 100 and 5,000; the service alone (inside its transaction) and with the com
 subscribers (live layer, roll-ups deferred). CPU time is the figure that survives a loaded machine.
 
 Needs PostgreSQL: DATABASE_URL=postgres://…/<db>; it creates (and keeps) the database `<db>_intake` and runs
-the migrations there. Usage: python bench/intake.py [--rounds N] [--sizes 100 5000]
+the migrations there. Usage: python bench/intake.py [--rounds N] [--sizes 100 5000] [--profile FILE] [--statements]
+
+`--profile FILE`: cProfile of the measured batches (with the commit and subscribers), written to FILE.
+`--statements`: PostgreSQL's own time per statement of the last measured batch of each case (`auto_explain` loaded
+in this session, its plans sent to the client as notices), grouped by the statement's first words.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import re
 import statistics
 import sys
 import time
@@ -28,6 +34,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sizes", type=int, nargs="*", default=[100, 5000])
+    parser.add_argument("--profile", help="write a cProfile of the measured batches here")
+    parser.add_argument("--statements", action="store_true", help="PostgreSQL's time per statement (auto_explain)")
     args = parser.parse_args(argv)
 
     import django
@@ -40,7 +48,7 @@ def main(argv: list[str]) -> int:
         print("needs DATABASE_URL pointing at PostgreSQL", file=sys.stderr)
         return 2
     settings.DATABASES["default"]["TEST"].update(NAME=f"{settings.DATABASES['default']['NAME']}_intake")
-    connection.creation.create_test_db(verbosity=0, keepdb=True)
+    connection.creation.create_test_db(verbosity=0, keepdb=True, serialize=False)  # no dump of the kept rows
 
     from django.utils import timezone
 
@@ -71,12 +79,34 @@ def main(argv: list[str]) -> int:
             for n, user in enumerate(users)
         ]
 
+    profiler = cProfile.Profile() if args.profile else None
+    notices: list[str] = []
+    if args.statements:
+        connection.ensure_connection()
+        connection.connection.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
+        with connection.cursor() as cursor:
+            cursor.execute("LOAD 'auto_explain'")
+            for name, value in (
+                ("log_min_duration", "0"),
+                ("log_analyze", "on"),
+                ("log_buffers", "on"),
+                ("log_timing", "off"),
+                ("log_wal", "on"),
+                ("log_level", "notice"),
+            ):
+                cursor.execute(f"SET auto_explain.{name} = '{value}'")
+
     def measure(items) -> tuple[float, float, float, float]:
+        notices.clear()
+        if profiler:
+            profiler.enable()
         wall0, cpu0 = time.perf_counter(), time.process_time()
         with transaction.atomic():
             received = messages_receive(items)
             wall1, cpu1 = time.perf_counter(), time.process_time()
         wall2, cpu2 = time.perf_counter(), time.process_time()
+        if profiler:
+            profiler.disable()
         assert len(received) == len(items)
         n = len(items) / 1e6
         return (cpu1 - cpu0) / n, (wall1 - wall0) / n, (cpu2 - cpu0) / n, (wall2 - wall0) / n
@@ -93,7 +123,34 @@ def main(argv: list[str]) -> int:
             med = [statistics.median(f[i] for f in figures) for i in range(4)]
             label = f"{case}, {size}"
             print(f"{label:<28} {med[0]:>10,.0f} {med[1]:>11,.0f} {med[2]:>12,.0f} {med[3]:>13,.0f}", flush=True)
+            if args.statements:
+                statements_print(notices, size)
+    if profiler:
+        profiler.dump_stats(args.profile)
     return 0
+
+
+def statements_print(notices: list[str], size: int) -> None:
+    """auto_explain's notices of one batch: PostgreSQL's time per statement (the foreign-key checks' nested
+    statements summed per table), µs per event, WAL records per event (what survives a loaded machine: index and
+    heap writes), and the statement's first words."""
+    total = records = 0.0
+    grouped: dict[str, list[tuple[float, int]]] = {}
+    for notice in notices:
+        match = re.match(r"duration: ([0-9.]+) ms\s+plan:\s*Query Text: (.*?)\n", notice, re.S)
+        if not match:
+            continue
+        ms, text = float(match[1]), " ".join(match[2].split())
+        wal = re.search(r"WAL: records=(\d+)", notice)
+        n = int(wal[1]) if wal else 0
+        total += ms
+        records += n
+        key = text[:100] if not text.startswith("SELECT 1 FROM ONLY") else text[:60] + " (foreign-key checks)"
+        grouped.setdefault(key, []).append((ms, n))
+    for text, figures in grouped.items():
+        ms, n = sum(f[0] for f in figures), sum(f[1] for f in figures)
+        print(f"    {ms:>9.1f} ms {ms * 1000 / size:>7.1f} µs/ev {n / size:>6.2f} WAL/ev ×{len(figures):<5} {text}")
+    print(f"    {total:>9.1f} ms {total * 1000 / size:>7.1f} µs/ev {records / size:>6.2f} WAL/ev  all statements")
 
 
 if __name__ == "__main__":

@@ -137,7 +137,10 @@ class Conversation(models.Model):
         MESSAGE = "message", "Message"  # a direct-message thread
         COMMENT = "comment", "Comment"  # a user's public comments on one of the business's posts
 
-    inbox = models.ForeignKey(Inbox, on_delete=models.PROTECT, related_name="conversations")
+    # No index of their own for `inbox` and `assignee`: the indexes below lead with them. Every inbound message
+    # moves `last_activity_at`, so each of its conversation's UPDATEs writes an entry into every index of the table
+    # (no HOT update): an index fewer is a write fewer per event (bench/README.md "Set-based intake", sixth session).
+    inbox = models.ForeignKey(Inbox, on_delete=models.PROTECT, related_name="conversations", db_index=False)
     contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="conversations")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     priority = models.CharField(max_length=16, choices=Priority.choices, default=Priority.NONE)
@@ -147,6 +150,7 @@ class Conversation(models.Model):
         null=True,
         blank=True,
         related_name="assigned_conversations",
+        db_index=False,
     )
     provider = models.CharField(
         max_length=32,
@@ -198,7 +202,12 @@ class Conversation(models.Model):
             models.Index(fields=["inbox", "-last_activity_at", "-id"], name="conv_inbox_activity"),
             models.Index(fields=["assignee", "status", "-last_activity_at"], name="conv_assignee_status_activity"),
             models.Index(fields=["inbox", "status", "last_inbound_at"], name="conv_inbox_status_window"),
-            models.Index(fields=["status", "snoozed_until"], name="conv_status_snoozed_until"),
+            # Only snoozed rows: the others (every row an inbound message updates) write no entry here.
+            models.Index(
+                fields=["status", "snoozed_until"],
+                condition=Q(snoozed_until__isnull=False),
+                name="conv_status_snoozed_until",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -249,7 +258,8 @@ class Message(models.Model):
         HIDDEN = "hidden", "Hidden"
         DELETED = "deleted", "Deleted"
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # No index of its own: `message_thread` leads with it (one index write fewer per stored message).
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False)
     direction = models.CharField(max_length=4, choices=Direction.choices)
     type = models.CharField(max_length=16, choices=Type.choices)
     text = models.TextField(blank=True)
@@ -275,8 +285,8 @@ class Message(models.Model):
     )
     provider_message_id = models.CharField(max_length=200, null=True, blank=True)
     provider_conversation_id = models.CharField(max_length=200, blank=True)
-    author = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    author = models.ForeignKey(  # indexed only where set (`message_author`): inbound messages have none
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
     attempt = models.PositiveSmallIntegerField(default=1)
     status = models.CharField(max_length=16, choices=Status.choices, blank=True)
@@ -322,7 +332,9 @@ class Message(models.Model):
         ]
         indexes = [
             models.Index(fields=["conversation", "sent_at", "id"], name="message_thread"),
-            models.Index(fields=["status", "queued_at"], name="message_status_queued"),
+            # Only rows with a delivery status: inbound messages (status "") write no entry here.
+            models.Index(fields=["status", "queued_at"], condition=~Q(status=""), name="message_status_queued"),
+            models.Index(fields=["author"], condition=Q(author__isnull=False), name="message_author"),
             # Status reports find an outbound message by its provider id alone (a reply has no endpoint_id, an echo
             # of a message sent outside has its own): the unique constraint above leads with endpoint_id, so without
             # this every report batch read the whole table (bench/README.md "Ticks", fifth session).

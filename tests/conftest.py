@@ -120,5 +120,5 @@ def account(make_account):
 def live_events(monkeypatch):
     """Every live event sent, as (group, event); on-commit callbacks are run by the test."""
     sent: list[tuple[str, dict]] = []
-    monkeypatch.setattr("inbox.live.send_now", lambda group, event: sent.append((group, event)))
+    monkeypatch.setattr("inbox.live.send_many", sent.extend)  # `send_now` is a `send_many` of one
     return sent
