@@ -69,13 +69,36 @@ def scheduled_key(provider_message_id: str) -> str:
     return f"outbox:send:scheduled:{provider_message_id}"
 
 
+def done_key(provider_message_id: str) -> str:
+    return f"outbox:send:done:{provider_message_id}"
+
+
+def mark_done(attempts: list[Message]) -> None:
+    """Remember, after the commit that recorded them (accepted or failed), that these attempts are over: the tasks
+    of replies a drain sent then end on one cache read (`send_message`'s first look) instead of a query. An attempt
+    id is never reused (a retry is a new attempt with a new id), so the marker cannot speak for another attempt.
+    Best effort: without the key a task asks the database."""
+    if not attempts or settings.OUTBOX_DONE_MARK_SECONDS <= 0:
+        return
+    try:
+        marks = {done_key(m.provider_message_id): 1 for m in attempts}
+        cache.set_many(marks, timeout=settings.OUTBOX_DONE_MARK_SECONDS)
+    except Exception:  # noqa: BLE001 - an optimisation only: the database stays the truth
+        logger.warning("could not mark %d recorded attempt(s) done", len(attempts), exc_info=True)
+
+
 # --- Scheduling (called by services on commit; never raise) -------------------------------------------------
 
 
-def schedule_send(message_id: int) -> None:
+def schedule_send(message_id: int, attempt_id: str | None = None) -> None:
+    """`attempt_id` (the attempt's `provider_message_id`) lets the task end on its leases and done marker alone,
+    without a query, when its attempt is over or being sent elsewhere."""
     from inbox.tasks import send_message  # the tasks module imports this one
 
-    send_message.delay(message_id)
+    if attempt_id is None:
+        send_message.delay(message_id)
+    else:
+        send_message.delay(message_id, attempt_id=attempt_id)
 
 
 def schedule_event(conversation_id: int, kind: str) -> None:
@@ -94,7 +117,7 @@ def enqueue_send(message: Message) -> None:
     """Schedule the send of a queued outbound message. Never raises: after the row is committed a broker
     outage must not fail the agent's request; the sweeper re-enqueues rows left `queued`."""
     try:
-        schedule_send(message.pk)
+        schedule_send(message.pk, message.provider_message_id)
     except Exception:  # noqa: BLE001 - the sweeper picks the row up again
         logger.warning("could not enqueue the send of message %s; the sweeper will", message.pk, exc_info=True)
 
@@ -146,9 +169,9 @@ def release_held(*, provider: str, endpoint_ids: list[str]) -> int:
     )
     if rows:
         cache.delete_many([scheduled_key(pid) for _, pid in rows])
-    for message_id, _ in rows:
+    for message_id, pid in rows:
         try:
-            schedule_send(message_id)
+            schedule_send(message_id, pid)
         except Exception:  # noqa: BLE001 - the sweeper picks the row up again
             logger.warning("could not enqueue held message %s; the sweeper will", message_id, exc_info=True)
     return len(rows)
