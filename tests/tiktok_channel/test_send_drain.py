@@ -269,3 +269,17 @@ def test_a_drained_reply_whose_window_closed_fails_unsent(open_conversation, rep
     ]
     row = fresh(closed)
     assert (row.status, row.error["name"]) == ("failed", "REPLY_WINDOW_CLOSED")
+
+
+def test_ready_batch_offers_each_conversations_oldest_reply_and_nothing_behind_one_in_flight(open_conversation, reply):
+    """The head of each conversation's queue, oldest first (DISTINCT ON on PostgreSQL): a conversation whose oldest
+    queued reply is being sent elsewhere offers none of its later replies."""
+    a, b, c = open_conversation("user-a"), open_conversation("user-b"), open_conversation("user-c")
+    a1, b1, a2, c1, b2 = reply(a, "a1"), reply(b, "b1"), reply(a, "a2"), reply(c, "c1"), reply(b, "b2")
+    cache.set(outbox.in_flight_key(b1.provider_message_id), 1, timeout=30)
+
+    claimed = outbox.ready_batch(provider="infobip", endpoint_id="biz-1", limit=10)
+
+    assert [m.pk for m in claimed] == [a1.pk, c1.pk]
+    assert not ({a2.pk, b2.pk} & {m.pk for m in claimed})
+    cache.delete_many([outbox.in_flight_key(m.provider_message_id) for m in (*claimed, b1)])
