@@ -70,7 +70,9 @@ def main(argv: list[str]) -> int:
 
     logging.getLogger("celery.app.trace").setLevel(logging.WARNING)  # one line per task otherwise
     queue: list[tuple[int, dict]] = []
-    outbox.schedule_send = lambda message_id: queue.append((message_id, {}))
+    outbox.schedule_send = lambda message_id, attempt_id=None: queue.append(
+        (message_id, {"attempt_id": attempt_id} if attempt_id else {})  # main before the marker takes no attempt_id
+    )
 
     def back_of_the_queue(*_, args, kwargs, **__):
         queue.append((args[0], kwargs))

@@ -53,6 +53,7 @@ def send_message(
     waits: int = 0,
     batch: list[list] | None = None,
     token: str | None = None,
+    attempt_id: str | None = None,
 ) -> str:
     """Send one queued outbound message's current attempt through its conversation's provider — together with
     the other replies of its connection that are ready (`outbox.batch_companions`) when the provider sends
@@ -66,9 +67,22 @@ def send_message(
 
     A retry carries its batch (`batch`: [id, attempt id] of the others still to send, `token`: the mark their
     `scheduled` keys hold), so the same messages go again together and no other task sends them meanwhile.
+
+    `attempt_id` (the attempt this task was enqueued for, when the enqueuer knew it) lets the task end without a
+    query: after a burst most tasks find their attempt already recorded by a drain (`outbox.mark_done`) or in flight
+    in another task, in one cache read of its three keys. Ending is all a task does with such an attempt, so these
+    keys can only make it end sooner, never send; without them (expired, or no `attempt_id`) it asks the database.
     """
-    # Cheap first: in a drained queue most tasks find their reply already sent by a batch (one query by primary
-    # key, no join, and one cache read), so they cost next to nothing.
+    if attempt_id is not None:
+        keys = [outbox.done_key(attempt_id), outbox.in_flight_key(attempt_id), outbox.scheduled_key(attempt_id)]
+        known = cache.get_many(keys)
+        if keys[0] in known:
+            return "skipped"  # recorded (accepted or failed) by the task that sent it
+        if keys[1] in known:
+            return "in_flight"  # another task is sending this attempt right now (it records the answer)
+        if outbox.owned_by_another_batch(known.get(keys[2]), token):
+            return "in_batch"
+    # Else one query by primary key (no join) and one cache read for a task whose reply is sent or in flight.
     state = (
         Message.objects.filter(pk=message_id, direction=Message.Direction.OUT)
         .values_list("status", "provider_message_id")
@@ -108,7 +122,7 @@ def send_message(
         )
         raise self.retry(
             args=[message_id],
-            kwargs={"first_try_at": first_try_at, "waits": waits + 1},
+            kwargs={"first_try_at": first_try_at, "waits": waits + 1, "attempt_id": attempt_id},
             countdown=outbox.ORDER_WAIT_SECONDS,
             max_retries=None,
         )
@@ -268,6 +282,7 @@ def _send_claimed(
             )
         if failures:
             messages_send_failed([(m.channel, m.provider_message_id, error) for m, error in failures])
+        outbox.mark_done([m for m in claimed if fate.get(m.pk) in ("accepted", "duplicate", "failed")])
     finally:
         # Only now: until the answers are recorded, no other task may take these attempts for a send of its own.
         cache.delete_many([outbox.in_flight_key(m.provider_message_id) for m in claimed])

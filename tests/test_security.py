@@ -52,7 +52,7 @@ def test_pages_carry_a_strict_content_security_policy(client):
 @responses.activate
 def test_secrets_never_reach_the_logs(client, account, agent, inbox, caplog, monkeypatch):
     """Webhooks (good and forged), a send that Infobip refuses, and the setup listing, all at DEBUG."""
-    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id: None)
+    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id, attempt_id=None: None)
     secrets = [account.api_key, account.webhook_secret]
     caplog.set_level(logging.DEBUG)
 

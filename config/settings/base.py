@@ -376,6 +376,10 @@ INFOBIP_SEND_BATCH_SIZE = env.int("INFOBIP_SEND_BATCH_SIZE", default=100)
 # so a drained queue does not wait for each reply's own task; OUTBOX_DRAIN_MAX_BATCHES=0 turns it off.
 OUTBOX_DRAIN_MAX_BATCHES = env.int("OUTBOX_DRAIN_MAX_BATCHES", default=20)
 OUTBOX_DRAIN_SECONDS = env.float("OUTBOX_DRAIN_SECONDS", default=10.0)
+# How long the outbox remembers in Redis that a message's attempt was recorded (accepted or failed), so the task of a
+# reply a drain already sent ends without a query (inbox.outbox.attempt_done); after that such a task asks the
+# database, as every task may. 0 turns the marker off.
+OUTBOX_DONE_MARK_SECONDS = env.int("OUTBOX_DONE_MARK_SECONDS", default=900)
 # Reconciliation (inbox.outbox.reconcile_accepted): a message still *accepted* after this long is settled from the
 # provider's own records (Infobip's message logs); only within the window the provider keeps them.
 RECONCILE_ACCEPTED_AFTER_SECONDS = env.int("RECONCILE_ACCEPTED_AFTER_SECONDS", default=1800)

@@ -78,7 +78,7 @@ def _contains(text: str):
 def test_reports_page_shows_the_raw_rows_figures_filters_and_csv(stack, open_reports, django_user_model, monkeypatch):
     # The history is days old: its replies are not handed to the worker (it would find their windows closed and
     # fail them); they stay queued, as the rows the figures are computed from say.
-    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id: None)
+    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id, attempt_id=None: None)
     support = stack.inbox
     Inbox.objects.filter(pk=support.pk).update(time_zone="Europe/Berlin")
     support.refresh_from_db()

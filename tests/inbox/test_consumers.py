@@ -60,7 +60,7 @@ async def test_anonymous_connection_is_refused():
 
 async def test_member_receives_each_event_type_and_outsider_nothing(django_user_model, monkeypatch):
 
-    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id: None)
+    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id, attempt_id=None: None)
     inbox = await Inbox.objects.acreate(name="Support")
     other = await Inbox.objects.acreate(name="Other team")
     member = await django_user_model.objects.acreate(username="member")

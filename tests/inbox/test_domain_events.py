@@ -83,7 +83,7 @@ def test_subscribers_hear_only_committed_changes_and_one_failing_subscriber_does
 
 def test_the_services_emit_every_event_type(agent, inbox, domain_events, settings, monkeypatch):
     """One conversation's life through the services: each domain event type appears, each schema-checked."""
-    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id: None)
+    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id, attempt_id=None: None)
     monkeypatch.setattr("inbox.outbox.schedule_conversion", lambda conversion_id: None)
     conversation = receive(inbox, "ann", 1, text="Hi", provider="infobip", referral={"source": "ad", "ad_id": "7"})
     reply = reply_queue(conversation_id=conversation.pk, author=agent, type="text", text="Hello!")

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def enqueued(monkeypatch):
     sent: list[int] = []
-    monkeypatch.setattr("inbox.outbox.schedule_send", sent.append)
+    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id, attempt_id=None: sent.append(message_id))
     return sent
 
 

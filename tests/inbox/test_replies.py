@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 def enqueued(monkeypatch):
     """Message ids handed to the channel's send hook (run on commit)."""
     sent: list[int] = []
-    monkeypatch.setattr("inbox.outbox.schedule_send", sent.append)
+    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id, attempt_id=None: sent.append(message_id))
     return sent
 
 
@@ -249,7 +249,7 @@ def test_unknown_conversation_is_404(agent, enqueued):
 def test_concurrent_replies_cannot_both_take_the_last_slot(settings, django_user_model):
     settings.REPLY_QUOTA_PER_WINDOW = 1
     sent: list[int] = []
-    outbox.schedule_send, original = sent.append, outbox.schedule_send
+    outbox.schedule_send, original = (lambda message_id, attempt_id=None: sent.append(message_id)), outbox.schedule_send
     try:
         inbox = Inbox.objects.create(name="Race")
         agent = django_user_model.objects.create_user("racer")

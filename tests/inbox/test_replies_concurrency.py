@@ -15,7 +15,7 @@ pytestmark = [
 
 
 def test_two_concurrent_requests_with_one_key_create_one_reply(django_user_model, monkeypatch):
-    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id: None)
+    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id, attempt_id=None: None)
     inbox = Inbox.objects.create(name="Support")
     agent = django_user_model.objects.create_user("agent", password="pw")
     inbox.members.add(agent)

@@ -27,7 +27,7 @@ BERLIN = ZoneInfo("Europe/Berlin")
 @pytest.fixture(autouse=True)
 def _no_celery(monkeypatch):
     """The broker is the boundary: sends and conversion reports are only recorded, not delivered."""
-    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id: None)
+    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id, attempt_id=None: None)
     monkeypatch.setattr("inbox.outbox.schedule_conversion", lambda conversion_id: None)
 
 

@@ -24,7 +24,7 @@ def _deferred(settings, monkeypatch):
     """Deferred roll-ups; the Celery boundary only records, the test drains when it wants (sends likewise)."""
     settings.REPORTS_ROLLUPS = "deferred"
     monkeypatch.setattr(rollups, "schedule_drain", lambda: None)
-    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id: None)
+    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id, attempt_id=None: None)
 
 
 def drained() -> dict[str, int]:

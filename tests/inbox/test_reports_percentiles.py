@@ -30,7 +30,7 @@ RANGE = timedelta(days=3)  # the charts' range: from the first day to three days
 @pytest.fixture(autouse=True)
 def _no_celery(monkeypatch):
     """The broker is the boundary: sends are only recorded, not delivered."""
-    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id: None)
+    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id, attempt_id=None: None)
 
 
 def percentile_disc(values: list, fraction: float):

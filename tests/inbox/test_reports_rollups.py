@@ -29,7 +29,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _no_celery(monkeypatch):
     """The broker is the boundary: sends and conversion reports are only recorded, not delivered."""
-    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id: None)
+    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id, attempt_id=None: None)
     monkeypatch.setattr("inbox.outbox.schedule_conversion", lambda conversion_id: None)
 
 

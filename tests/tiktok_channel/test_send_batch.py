@@ -29,7 +29,7 @@ REFUSED = {"groupId": 5, "groupName": "REJECTED", "id": 52, "name": "REJECTED_DE
 @pytest.fixture(autouse=True)
 def no_real_enqueue(monkeypatch):
     enqueued: list[int] = []
-    monkeypatch.setattr("inbox.outbox.schedule_send", enqueued.append)
+    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id, attempt_id=None: enqueued.append(message_id))
     monkeypatch.setattr(send_message, "delay", enqueued.append)
     return enqueued
 

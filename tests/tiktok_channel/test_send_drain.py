@@ -76,20 +76,109 @@ def test_each_conversations_order_holds_across_the_drained_batches(open_conversa
 
 
 @responses.activate
-def test_the_task_of_a_reply_a_batch_sent_costs_one_query_without_a_join(open_conversation, reply, settings):
+def test_the_task_of_a_reply_a_batch_sent_ends_without_a_query(open_conversation, reply, settings):
+    settings.INFOBIP_SEND_BATCH_SIZE = 2
+    replies = [reply(open_conversation(f"user-{n}")) for n in range(4)]
+    accept_every_request()
+    run(replies[0], attempt_id=replies[0].provider_message_id)
+
+    for message in replies[1:]:
+        assert cache.get(outbox.done_key(message.provider_message_id)) == 1
+        with CaptureQueriesContext(connection) as queries:
+            assert run(message, attempt_id=message.provider_message_id).result == "skipped"
+        # The drain's done marker of this attempt, read with its leases: no statement, no provider call.
+        assert len(queries) == 0
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_without_its_marker_the_task_of_a_sent_reply_costs_one_query_without_a_join(open_conversation, reply, settings):
     settings.INFOBIP_SEND_BATCH_SIZE = 2
     replies = [reply(open_conversation(f"user-{n}")) for n in range(4)]
     accept_every_request()
     run(replies[0])
+    cache.delete_many([outbox.done_key(m.provider_message_id) for m in replies])  # expired, or Redis restarted
 
-    for message in replies[1:]:
+    for n, message in enumerate(replies[1:]):
+        # A task enqueued with its attempt id, or without (the sweeper's, or one queued by an older release).
+        kwargs = {"attempt_id": message.provider_message_id} if n % 2 else {}
         with CaptureQueriesContext(connection) as queries:
-            assert run(message).result == "skipped"
+            assert run(message, **kwargs).result == "skipped"
         # Its status by primary key: not the row with its conversation and contact, no lease, no provider call.
         assert len(queries) == 1
         assert "JOIN" not in queries[0]["sql"].upper()
         assert f'"id" = {message.pk}' in queries[0]["sql"]
     assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_the_marker_can_be_turned_off(open_conversation, reply, settings):
+    settings.INFOBIP_SEND_BATCH_SIZE = 2
+    settings.OUTBOX_DONE_MARK_SECONDS = 0
+    replies = [reply(open_conversation(f"user-{n}")) for n in range(2)]
+    accept_every_request()
+    run(replies[0])
+
+    assert cache.get(outbox.done_key(replies[1].provider_message_id)) is None
+    with CaptureQueriesContext(connection) as queries:
+        assert run(replies[1], attempt_id=replies[1].provider_message_id).result == "skipped"
+    assert len(queries) == 1
+
+
+@responses.activate
+def test_a_refused_attempt_is_marked_done_and_its_retry_is_sent(
+    open_conversation, reply, agent, settings, django_capture_on_commit_callbacks, no_real_enqueue
+):
+    from inbox.services import message_retry
+
+    settings.INFOBIP_SEND_BATCH_SIZE = 2
+    replies = [reply(open_conversation(f"user-{n}")) for n in range(2)]
+    responses.post(URL, json=answer((replies[0], PENDING), (replies[1], REFUSED)))
+    run(replies[0])
+    refused = fresh(replies[1])
+    assert refused.status == "failed"
+    assert cache.get(outbox.done_key(refused.provider_message_id)) == 1
+    no_real_enqueue.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        message_retry(message_id=refused.pk, author=agent)
+    again = fresh(refused)
+    assert (again.status, again.attempt) == ("queued", 2)
+    assert no_real_enqueue == [again.pk]
+    accept_every_request()
+
+    # The old attempt's task (a leftover) ends on its marker; the new attempt's task is not ended by it.
+    assert run(again, attempt_id=refused.provider_message_id).result == "skipped"
+    assert fresh(again).status == "queued"
+    assert run(again, attempt_id=again.provider_message_id).result == "accepted"
+    assert sent_ids(bodies()[-1]) == [again.provider_message_id]
+
+
+@responses.activate
+def test_a_task_ends_on_the_leases_of_its_attempt_without_a_query(open_conversation, reply):
+    busy, waiting = reply(open_conversation("user-1")), reply(open_conversation("user-2"))
+    cache.set(outbox.in_flight_key(busy.provider_message_id), 1, timeout=30)
+    cache.set(outbox.scheduled_key(waiting.provider_message_id), outbox.batch_mark("other"), timeout=30)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert run(busy, attempt_id=busy.provider_message_id).result == "in_flight"
+        assert run(waiting, attempt_id=waiting.provider_message_id).result == "in_batch"
+    assert len(queries) == 0
+    assert len(responses.calls) == 0
+    assert fresh(busy).status == fresh(waiting).status == "queued"
+
+
+def test_the_enqueued_task_carries_its_attempt_id(open_conversation, reply, monkeypatch):
+    from inbox.tasks import send_message
+
+    monkeypatch.undo()  # the real schedule_send, with only the broker stood in for
+    delayed: list[tuple] = []
+    monkeypatch.setattr(send_message, "delay", lambda *args, **kwargs: delayed.append((args, kwargs)))
+    message = reply(open_conversation("user-1"))
+
+    outbox.enqueue_send(message)
+
+    assert delayed == [((message.pk,), {"attempt_id": message.provider_message_id})]
 
 
 @responses.activate
@@ -180,3 +269,17 @@ def test_a_drained_reply_whose_window_closed_fails_unsent(open_conversation, rep
     ]
     row = fresh(closed)
     assert (row.status, row.error["name"]) == ("failed", "REPLY_WINDOW_CLOSED")
+
+
+def test_ready_batch_offers_each_conversations_oldest_reply_and_nothing_behind_one_in_flight(open_conversation, reply):
+    """The head of each conversation's queue, oldest first (DISTINCT ON on PostgreSQL): a conversation whose oldest
+    queued reply is being sent elsewhere offers none of its later replies."""
+    a, b, c = open_conversation("user-a"), open_conversation("user-b"), open_conversation("user-c")
+    a1, b1, a2, c1, b2 = reply(a, "a1"), reply(b, "b1"), reply(a, "a2"), reply(c, "c1"), reply(b, "b2")
+    cache.set(outbox.in_flight_key(b1.provider_message_id), 1, timeout=30)
+
+    claimed = outbox.ready_batch(provider="infobip", endpoint_id="biz-1", limit=10)
+
+    assert [m.pk for m in claimed] == [a1.pk, c1.pk]
+    assert not ({a2.pk, b2.pk} & {m.pk for m in claimed})
+    cache.delete_many([outbox.in_flight_key(m.provider_message_id) for m in (*claimed, b1)])

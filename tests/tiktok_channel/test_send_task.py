@@ -28,7 +28,7 @@ DUPLICATE = {"groupId": 5, "groupName": "REJECTED", "id": 23, "name": "REJECTED_
 def no_real_enqueue(monkeypatch):
     """reply_queue's on-commit hook and the sweeper enqueue here instead of the broker."""
     enqueued: list[int] = []
-    monkeypatch.setattr("inbox.outbox.schedule_send", enqueued.append)
+    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id, attempt_id=None: enqueued.append(message_id))
     monkeypatch.setattr(send_message, "delay", enqueued.append)
     return enqueued
 

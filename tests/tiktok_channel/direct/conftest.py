@@ -98,7 +98,7 @@ def conversation(connection, inbox) -> Conversation:
 def no_broker(monkeypatch):
     """Sends are run by the test (the task's own code, eagerly), not by a broker; enqueued ids are recorded."""
     enqueued: list[int] = []
-    monkeypatch.setattr("inbox.outbox.schedule_send", enqueued.append)
+    monkeypatch.setattr("inbox.outbox.schedule_send", lambda message_id, attempt_id=None: enqueued.append(message_id))
     monkeypatch.setattr(send_message, "delay", enqueued.append)
     return enqueued
 
