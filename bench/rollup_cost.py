@@ -42,6 +42,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--users", type=int, default=5000)
     parser.add_argument("--json", help="write the rounds here")
     parser.add_argument("--profile", help="cProfile the drains of the rounds with roll-ups into this file (pstats)")
+    parser.add_argument("--gc-time", action="store_true", help="record the garbage collector's CPU time in the drains")
     args = parser.parse_args(argv)
 
     from bench import stack as stack_mod
@@ -83,7 +84,8 @@ def main(argv: list[str]) -> int:
             generation = info["generation"]
             gc_time[generation] = gc_time.get(generation, 0.0) + time.process_time() - gc_started[0]
 
-    gc.callbacks.append(gc_timer)
+    if args.gc_time:  # its own cost (a clock read per collection) is a few per cent of a drain's
+        gc.callbacks.append(gc_timer)
 
     def one_round(prefix: str, mode: str) -> dict:
         batches = _ingest_batches(

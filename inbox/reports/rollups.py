@@ -317,6 +317,7 @@ def _append(appended: dict[int, list[int]], opened: set[int]) -> Appended:
     full = taken.full
     day_delta: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(DAY_COUNTS))
     index = COUNT_INDEX["messages_in"]
+    zones: dict[str, ZoneInfo] = {}
     for pk in ids:
         wanted = set(appended[pk])
         if set(new_messages[pk]) != wanted or (pk not in found and pk not in created):
@@ -333,25 +334,29 @@ def _append(appended: dict[int, list[int]], opened: set[int]) -> Appended:
         if not last or inbox_id is None or counted is None or highest is None or min(wanted) <= highest:
             full.add(pk)
             continue
-        # The cycle row's values after inbox and conversation: see CYCLE_FIELDS.
-        last = dict(zip(CYCLE_FIELDS[2:], last, strict=True))
-        if last["resolved_at"] is not None or last["first_inbound_at"] is None:
+        cycle = _CYCLE_INDEX  # the last cycle's values after inbox and conversation: see CYCLE_FIELDS
+        if last[cycle["resolved_at"]] is not None or last[cycle["first_inbound_at"]] is None:
             full.add(pk)
             continue
-        opened_at = datetime.fromisoformat(last["opened_at"])
-        first_in = datetime.fromisoformat(last["first_inbound_at"])
+        opened_at = datetime.fromisoformat(last[cycle["opened_at"]])
+        first_in = datetime.fromisoformat(last[cycle["first_inbound_at"]])
         messages = new_messages[pk].values()
         if any(referral is not None or at <= opened_at or at < first_in for at, _, _, referral in messages):
             full.add(pk)
             continue
-        zone = ZoneInfo(tz or settings.TIME_ZONE)
-        days = {tuple(entry[:5]): entry[5] for entry in days}
+        zone = zones.get(tz) or zones.setdefault(tz, ZoneInfo(tz or settings.TIME_ZONE))
+        key = [inbox_id, None, last[cycle["agent_id"]], last[cycle["source_kind"]], last[cycle["source_id"]]]
         for at, *_ in messages:
             day = at.astimezone(zone).date()
-            key = (inbox_id, day.isoformat(), last["agent_id"], last["source_kind"], last["source_id"])
-            days.setdefault(key, [0] * len(DAY_COUNTS))[index] += 1
+            key[1] = day.isoformat()
+            # In place: the stored entries are in the order conversation_figures gives them (a new day re-sorts).
+            entry = next((entry for entry in days if entry[:5] == key), None)
+            if entry is None:
+                entry = [*key, [0] * len(DAY_COUNTS)]
+                days.append(entry)
+                days.sort(key=lambda entry: _sort_key((entry[:5],)))
+            entry[5][index] += 1
             day_delta[(inbox_id, day, *key[2:])][index] += 1
-        days = [[*key, counts] for key, counts in sorted(days.items(), key=_sort_key)]
         taken.parts.append([pk, {"d": days, "n": counted + len(wanted), "m": max(wanted)}])
     taken.day_delta = day_delta
     return taken
