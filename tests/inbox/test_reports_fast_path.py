@@ -7,8 +7,11 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import replace
+from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.db import connection, connections
 from django.db.models import Sum
 from django.utils import timezone
@@ -265,3 +268,21 @@ def test_an_opening_is_recomputed_when_more_than_its_messages_may_count(
     assert drained() == {"fast": 0, "opened": 0, "full": 1}
     assert messages_in() == 3
     assert equals_a_rebuild()
+
+
+@pytest.mark.django_db
+def test_the_fast_path_adds_a_new_day_in_the_order_a_recompute_gives(django_capture_on_commit_callbacks):
+    inbox = Inbox.objects.create(name="Days", time_zone="Asia/Tokyo")
+    s = Stream(inbox, django_capture_on_commit_callbacks)
+    start = (timezone.now() - timedelta(days=3)).astimezone(ZoneInfo("Asia/Tokyo")).replace(hour=9, minute=0)
+    with time_machine.travel(start, tick=False) as clock:
+        conversation = s.inbound("hal", 1)
+        drained()
+        for n, hours in ((2, 30), (3, 1), (4, 30)):  # 15:00 the next day, 16:00 the same day, 22:00 the day after
+            clock.shift(timedelta(hours=hours))
+            s.inbound("hal", n)
+            assert drained() == {"fast": 1, "opened": 0, "full": 0}
+    days = ReportState.objects.get(conversation_id=conversation.pk).contributions["d"]
+    assert [entry[5][rollups.COUNT_INDEX["messages_in"]] for entry in days] == [1, 2, 1]
+    assert equals_a_rebuild()
+    assert ReportState.objects.get(conversation_id=conversation.pk).contributions["d"] == days
