@@ -1069,7 +1069,9 @@ def _apply(model, key_fields: list[str], count_fields: list[str], deltas: dict[t
             )
         else:
             cursor.executemany(upsert, [[*key, *values] for key, values in ordered])
-        cursor.executemany(drop, [list(key) for key, values in ordered if any(v < 0 for v in values)])
+        dropped = [list(key) for key, values in ordered if any(v < 0 for v in values)]
+        if dropped:
+            cursor.executemany(drop, dropped)
 
 
 _CYCLE_TYPES = {

@@ -14,6 +14,7 @@ import pytest
 import time_machine
 from django.db import connection, connections
 from django.db.models import Sum
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from inbox.events import InboundMessage
@@ -286,3 +287,37 @@ def test_the_fast_path_adds_a_new_day_in_the_order_a_recompute_gives(django_capt
     assert [entry[5][rollups.COUNT_INDEX["messages_in"]] for entry in days] == [1, 2, 1]
     assert equals_a_rebuild()
     assert ReportState.objects.get(conversation_id=conversation.pk).contributions["d"] == days
+
+
+@pytest.mark.django_db
+def test_a_chunk_costs_the_same_statements_whatever_its_size(django_capture_on_commit_callbacks):
+    """New messages on counted conversations and conversations' first messages, 2 of each or 20: the same statements
+    (the marks taken, the states read and locked, the messages read, one write per table, no recompute's reads)."""
+    s = Stream(Inbox.objects.create(name="Statements"), django_capture_on_commit_callbacks)
+    counts = []
+    for size in (2, 20):
+        for n in range(size):
+            s.inbound(f"old-{size}-{n}", 1)
+        drained()
+        with django_capture_on_commit_callbacks(execute=True):
+            messages_receive(
+                [(s.inbox.pk, inbound_event(f"old-{size}-{n}", 2)) for n in range(size)]
+                + [(s.inbox.pk, inbound_event(f"new-{size}-{n}", 1)) for n in range(size)]
+            )
+        with CaptureQueriesContext(connection) as queries:
+            assert drained() == {"fast": size, "opened": size, "full": 0}
+        counts.append([query["sql"].split()[0] for query in queries.captured_queries])
+    assert counts[0] == counts[1]
+    # The marks' DELETE, the states' read (inserting the new ones), the messages', the cycles' INSERT, the days' and
+    # hours' upserts, the states' UPDATE; then the empty DELETE that ends the drain (and the savepoints around each).
+    assert [sql for sql in counts[0] if sql not in ("SAVEPOINT", "RELEASE")] == [
+        "DELETE",
+        "WITH",
+        "SELECT",
+        "INSERT",
+        "INSERT",
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+    ]
+    assert equals_a_rebuild()
