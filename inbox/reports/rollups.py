@@ -97,7 +97,7 @@ def on_domain_events(events: list[de.DomainEvent]) -> None:
     appended: dict[int, list[int]] = {}
     full: set[int] = set()
     created: set[int] = set()
-    other: set[int] = set()  # any other event (e.g. a message sent outside the inbox): recomputed to be safe
+    other: set[int] = set()  # any other event (e.g. a message sent outside the inbox): not opened by messages alone
     for event in events:
         if isinstance(event, de.MessageReceived) and not event.reopened:
             appended.setdefault(event.conversation_id, []).append(event.message_id)
@@ -107,8 +107,8 @@ def on_domain_events(events: list[de.DomainEvent]) -> None:
             full.add(event.conversation_id)
         else:
             other.add(getattr(event, "conversation_id", None))
-    appended = {pk: ids_ for pk, ids_ in appended.items() if pk not in full and pk not in other}
-    conversations_mark(ids, appended=appended, opened={pk for pk in created if pk in appended})
+    appended = {pk: ids_ for pk, ids_ in appended.items() if pk not in full}
+    conversations_mark(ids, appended=appended, opened={pk for pk in created if pk in appended and pk not in other})
     schedule_drain()
 
 
