@@ -8,13 +8,15 @@ scenario's ingest part (bench/scenarios.py `_ingest_rate`): batches of inbound e
 over a pool of existing open conversations, REPORTS_ROLLUPS "off" and "deferred" alternated (a warm round each
 first, so every conversation exists and has its figures), the marks drained after the batches. Per round it
 records the CPU time of this process (time.process_time) and of its PostgreSQL backend (/proc/<pid>/stat, same
-machine), for the ingest and for the drain, and how many marked conversations the drain took on its fast path.
+machine), for the ingest and for the drain, and how many marked conversations the drain took on its fast path
+("fast": new messages added; "opened": a conversation's first messages) or recomputed whole ("full").
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import json
 import os
 import statistics
@@ -40,6 +42,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--users", type=int, default=5000)
     parser.add_argument("--json", help="write the rounds here")
     parser.add_argument("--profile", help="cProfile the drains of the rounds with roll-ups into this file (pstats)")
+    parser.add_argument("--gc-time", action="store_true", help="record the garbage collector's CPU time in the drains")
     args = parser.parse_args(argv)
 
     from bench import stack as stack_mod
@@ -70,6 +73,19 @@ def main(argv: list[str]) -> int:
         [[pid]] = cursor.fetchall()
 
     profiler = cProfile.Profile() if args.profile else None
+    # The garbage collector's own time, by generation (a drain allocates many small containers: JSON, tuples).
+    gc_time: dict[int, float] = {}
+    gc_started: list[float] = []
+
+    def gc_timer(phase: str, info: dict) -> None:
+        if phase == "start":
+            gc_started[:] = [time.process_time()]
+        elif gc_started:
+            generation = info["generation"]
+            gc_time[generation] = gc_time.get(generation, 0.0) + time.process_time() - gc_started[0]
+
+    if args.gc_time:  # its own cost (a clock read per collection) is a few per cent of a drain's
+        gc.callbacks.append(gc_timer)
 
     def one_round(prefix: str, mode: str) -> dict:
         batches = _ingest_batches(
@@ -81,6 +97,7 @@ def main(argv: list[str]) -> int:
             for items in batches:
                 messages_receive(items)
             cpu1, db1, wall1 = time.process_time(), backend_cpu(pid), time.perf_counter()
+            gc_time.clear()
             if profiler is not None and mode == "deferred" and not prefix.startswith("warm"):
                 profiler.runcall(rollups.drain, stats=stats)
             else:
@@ -96,6 +113,7 @@ def main(argv: list[str]) -> int:
             "drain_db_cpu_ms_per_event": 1000 * (db2 - db1) / events,
             "ingest_wall_s": wall1 - wall0,
             "drain_wall_s": wall2 - wall1,
+            "drain_gc_cpu_ms_per_event_by_generation": [1000 * gc_time.get(g, 0.0) / events for g in range(3)],
             **stats,
         }
 
@@ -119,6 +137,7 @@ def main(argv: list[str]) -> int:
         "drain_cpu_ms_per_event": round(drain, 3),
         "drain_percent_of_ingest_without": round(100 * drain / off, 1),
         "fast_path": sum(r.get("fast", 0) for r in on),
+        "opened": sum(r.get("opened", 0) for r in on),
         "full_recompute": sum(r.get("full", 0) for r in on),
     }
     print(json.dumps(summary), flush=True)

@@ -1066,11 +1066,12 @@ def reporting(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> Non
             f"{[round(r) for r in rates['off']]} / with {[round(r) for r in rates['deferred']]} events/s; cost "
             f"{100 * (1 - ratio):.1f} %; within the rounds with roll-ups the drain took "
             f"{100 * drain_seconds / ingest_seconds:.1f} % of the ingest's time; marked conversations refreshed on "
-            f"the fast path {drained.get('fast', 0)}, recomputed whole {drained.get('full', 0)} (a conversation's "
-            "first message is recomputed)",
+            f"the fast path {drained.get('fast', 0)}, opened by their messages {drained.get('opened', 0)}, "
+            f"recomputed whole {drained.get('full', 0)}",
         )
     )
     res.info["reporting_drain_fast_full"] = [drained.get("fast", 0), drained.get("full", 0)]
+    res.info["reporting_drain_opened"] = drained.get("opened", 0)
     if cfg.reporting_ingest_only:
         return
 

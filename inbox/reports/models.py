@@ -41,6 +41,11 @@ class ReportDirty(models.Model):
     marked_at = models.DateTimeField()
     full = models.BooleanField(default=True, help_text="False: only new customer messages since (the fast path)")
     message_ids = models.JSONField(default=list, blank=True, help_text="Those new customer messages")
+    opened = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Those messages opened the conversation: it had no figures before them",
+    )
 
     def __str__(self) -> str:
         return f"conversation {self.conversation_id} to refresh"

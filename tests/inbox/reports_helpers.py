@@ -42,7 +42,9 @@ class Stream:
 
         self.commit = committed
 
-    def inbound(self, user: str, n: int, *, referral=None, sent_minutes_ago: int = 0, times: int = 1):
+    def inbound(
+        self, user: str, n: int, *, referral=None, sent_minutes_ago: int = 0, times: int = 1, sent_outside=False
+    ):
         event = InboundMessage(
             channel="tiktok",
             endpoint_id=self.endpoint_id,
@@ -54,6 +56,7 @@ class Stream:
             text=f"message {n}",
             provider="infobip",
             referral=referral or {},
+            sent_outside=sent_outside,
         )
         with self.commit(execute=True):
             [(message, _)] = messages_receive([(self.inbox.pk, event)])

@@ -6,13 +6,21 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
+from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.db import connection, connections
 from django.db.models import Sum
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from inbox.models import Inbox, Message, ReportDay, ReportDirty, ReportState
+from inbox.events import InboundMessage
+from inbox.models import Inbox, Message, ReportCycle, ReportDay, ReportDirty, ReportState
 from inbox.reports import rollups
+from inbox.services import messages_receive
 from tests.inbox.reports_helpers import AD, Stream
 from tests.inbox.test_reports_rollups import snapshot
 
@@ -47,13 +55,14 @@ def equals_a_rebuild() -> bool:
 def test_new_customer_messages_take_the_fast_path(django_capture_on_commit_callbacks):
     s = Stream(Inbox.objects.create(name="Fast"), django_capture_on_commit_callbacks)
     conversation = s.inbound("mia", 1)
-    assert drained() == {"fast": 0, "full": 1}  # a conversation's first message: recomputed whole
+    # A conversation's first message: its figures computed from the message and the conversation's row.
+    assert drained() == {"fast": 0, "opened": 1, "full": 0}
     state = ReportState.objects.get(conversation_id=conversation.pk).contributions
     inbound = Message.objects.filter(conversation=conversation, direction="in")
     assert (state["n"], state["m"]) == (1, inbound.get().pk)
     s.inbound("mia", 2)
     s.inbound("mia", 3)
-    assert drained() == {"fast": 1, "full": 0}  # one mark for both messages
+    assert drained() == {"fast": 1, "opened": 0, "full": 0}  # one mark for both messages
     state = ReportState.objects.get(conversation_id=conversation.pk).contributions
     assert (state["n"], state["m"]) == (3, max(inbound.values_list("pk", flat=True)))
     assert messages_in() == 3
@@ -69,22 +78,22 @@ def test_the_fast_path_refuses_what_it_cannot_add(django_capture_on_commit_callb
     s.inbound("ned", 1)
     drained()
     s.inbound("ned", 2, referral=AD)  # a referral may change the cycle's source
-    assert drained() == {"fast": 0, "full": 1}
+    assert drained() == {"fast": 0, "opened": 0, "full": 1}
     conversation = s.inbound("ned", 3)
     s.reply(conversation, agent)  # not only customer messages since the last refresh
-    assert drained() == {"fast": 0, "full": 1}
+    assert drained() == {"fast": 0, "opened": 0, "full": 1}
     s.status(conversation_id=conversation.pk, status="resolved", actor=agent)
     drained()
     s.inbound("ned", 4)  # reopens: a new cycle
-    assert drained() == {"fast": 0, "full": 1}
+    assert drained() == {"fast": 0, "opened": 0, "full": 1}
     # A state stored before "m" was kept: recomputed once, then fast again.
     state = ReportState.objects.get(conversation_id=conversation.pk)
     state.contributions.pop("m")
     state.save()
     s.inbound("ned", 5)
-    assert drained() == {"fast": 0, "full": 1}
+    assert drained() == {"fast": 0, "opened": 0, "full": 1}
     s.inbound("ned", 6)
-    assert drained() == {"fast": 1, "full": 0}
+    assert drained() == {"fast": 1, "opened": 0, "full": 0}
     assert messages_in() == 6
     assert equals_a_rebuild()
 
@@ -103,14 +112,14 @@ def test_marks_arriving_out_of_order_never_count_a_message_twice_or_lose_one(
     settings.REPORTS_ROLLUPS = "deferred"
     second, third = Message.objects.filter(conversation=conversation, direction="in").order_by("pk")[1:]
     rollups.conversations_mark([conversation.pk], appended={conversation.pk: [third.pk]})
-    assert drained() == {"fast": 1, "full": 0}
+    assert drained() == {"fast": 1, "opened": 0, "full": 0}
     assert messages_in() == 2  # the second message is not counted yet: its mark is still to come
     rollups.conversations_mark([conversation.pk], appended={conversation.pk: [second.pk]})
-    assert drained() == {"fast": 0, "full": 1}  # below the highest id counted: recomputed, not added
+    assert drained() == {"fast": 0, "opened": 0, "full": 1}  # below the highest id counted: recomputed, not added
     assert messages_in() == 3
     # A mark for a message a recompute already counted (a redelivered or late mark): refused, not added again.
     rollups.conversations_mark([conversation.pk], appended={conversation.pk: [third.pk]})
-    assert drained() == {"fast": 0, "full": 1}
+    assert drained() == {"fast": 0, "opened": 0, "full": 1}
     assert messages_in() == 3
     assert equals_a_rebuild()
 
@@ -165,6 +174,150 @@ def test_a_fast_path_drain_waits_for_a_concurrent_recompute_and_does_not_count_t
     first.join(30)
     second.join(30)
     assert not errors and waiting
-    assert stats == {"fast": 0, "full": 1}
+    assert stats == {"fast": 0, "opened": 0, "full": 1}
     assert messages_in() == 2
+    assert equals_a_rebuild()
+
+
+def inbound_event(user: str, n: int, **fields) -> InboundMessage:
+    return InboundMessage(
+        channel="tiktok",
+        endpoint_id="biz-1",
+        channel_user_id=user,
+        provider_message_id=f"{user}-{n}",
+        provider_conversation_id=user,
+        sent_at=timezone.now(),
+        type="text",
+        text=f"message {n}",
+        provider="infobip",
+        **fields,
+    )
+
+
+@pytest.mark.django_db
+def test_a_conversations_first_messages_are_computed_from_them_alone(
+    django_capture_on_commit_callbacks, django_user_model
+):
+    """One webhook batch opens two conversations (one with two messages, one from an ad), adds a message to a
+    counted one and touches a fourth otherwise: each takes its own path in one chunk, and all end as a rebuild."""
+    inbox = Inbox.objects.create(name="Openings", time_zone="America/Los_Angeles")
+    agent = django_user_model.objects.create_user("agent", password="pw")
+    inbox.members.add(agent)
+    s = Stream(inbox, django_capture_on_commit_callbacks)
+    counted = s.inbound("cyd", 1)
+    touched = s.inbound("dee", 1)
+    assert drained() == {"fast": 0, "opened": 2, "full": 0}
+    s.assign(conversation_id=touched.pk, assignee=agent, actor=agent)
+    with django_capture_on_commit_callbacks(execute=True):
+        messages_receive(
+            [
+                (inbox.pk, inbound_event("ada", 1)),
+                (inbox.pk, inbound_event("ada", 2)),
+                (inbox.pk, inbound_event("ben", 1, referral=AD)),
+                (inbox.pk, inbound_event("cyd", 2)),
+                (inbox.pk, inbound_event("dee", 2)),
+            ]
+        )
+    marks = {mark.conversation_id: mark for mark in ReportDirty.objects.all()}
+    ada, ben = (Message.objects.get(provider_message_id=f"{user}-1").conversation for user in ("ada", "ben"))
+    assert (marks[ada.pk].opened, marks[ada.pk].full, len(marks[ada.pk].message_ids)) == (True, False, 2)
+    assert (marks[counted.pk].opened, marks[counted.pk].full) == (False, False)
+    assert marks[touched.pk].full
+    assert drained() == {"fast": 1, "opened": 2, "full": 1}
+    ada_messages = Message.objects.filter(conversation=ada, direction="in")
+    state = ReportState.objects.get(conversation_id=ada.pk).contributions
+    assert (state["n"], state["m"]) == (2, max(ada_messages.values_list("pk", flat=True)))
+    cycle = ReportCycle.objects.get(conversation=ben)
+    assert (cycle.source_kind, cycle.source_id, cycle.source_name) == ("ad", "ad-7", "Winter sale")
+    assert messages_in() == 7
+    assert equals_a_rebuild()
+    s.inbound("ada", 3)  # then on the ordinary fast path
+    assert drained() == {"fast": 1, "opened": 0, "full": 0}
+    assert messages_in() == 8
+    assert equals_a_rebuild()
+
+
+@pytest.mark.django_db
+def test_an_opening_is_recomputed_when_more_than_its_messages_may_count(
+    django_capture_on_commit_callbacks, django_user_model
+):
+    inbox = Inbox.objects.create(name="Fallbacks")
+    agent = django_user_model.objects.create_user("agent", password="pw")
+    inbox.members.add(agent)
+    s = Stream(inbox, django_capture_on_commit_callbacks)
+    # Assigned before the drain: the marks coalesce into a full one.
+    conversation = s.inbound("eve", 1)
+    s.assign(conversation_id=conversation.pk, assignee=agent, actor=agent)
+    assert drained() == {"fast": 0, "opened": 0, "full": 1}
+    assert ReportCycle.objects.get(conversation=conversation).agent_id == agent.pk
+    # Figures stored meanwhile (a recompute ran first, e.g. a rebuild): the opening is not counted again.
+    conversation = s.inbound("fay", 1)
+    rollups.conversations_refresh([conversation.pk])
+    assert ReportDirty.objects.get().opened
+    assert drained() == {"fast": 0, "opened": 0, "full": 1}
+    assert messages_in() == 2
+    # The batch that opened it did something else to it too (the business wrote from the app): not an opening.
+    with django_capture_on_commit_callbacks(execute=True):
+        messages_receive(
+            [
+                (inbox.pk, inbound_event("gus", 1)),
+                (inbox.pk, replace(inbound_event("gus", 2), sent_outside=True)),
+            ]
+        )
+    mark = ReportDirty.objects.get()
+    assert (mark.full, mark.opened) == (True, False)  # a message out touches the figures: recomputed whole
+    assert drained() == {"fast": 0, "opened": 0, "full": 1}
+    assert messages_in() == 3
+    assert equals_a_rebuild()
+
+
+@pytest.mark.django_db
+def test_the_fast_path_adds_a_new_day_in_the_order_a_recompute_gives(django_capture_on_commit_callbacks):
+    inbox = Inbox.objects.create(name="Days", time_zone="Asia/Tokyo")
+    s = Stream(inbox, django_capture_on_commit_callbacks)
+    start = (timezone.now() - timedelta(days=3)).astimezone(ZoneInfo("Asia/Tokyo")).replace(hour=9, minute=0)
+    with time_machine.travel(start, tick=False) as clock:
+        conversation = s.inbound("hal", 1)
+        drained()
+        for n, hours in ((2, 30), (3, 1), (4, 30)):  # 15:00 the next day, 16:00 the same day, 22:00 the day after
+            clock.shift(timedelta(hours=hours))
+            s.inbound("hal", n)
+            assert drained() == {"fast": 1, "opened": 0, "full": 0}
+    days = ReportState.objects.get(conversation_id=conversation.pk).contributions["d"]
+    assert [entry[5][rollups.COUNT_INDEX["messages_in"]] for entry in days] == [1, 2, 1]
+    assert equals_a_rebuild()
+    assert ReportState.objects.get(conversation_id=conversation.pk).contributions["d"] == days
+
+
+@pytest.mark.django_db
+def test_a_chunk_costs_the_same_statements_whatever_its_size(django_capture_on_commit_callbacks):
+    """New messages on counted conversations and conversations' first messages, 2 of each or 20: the same statements
+    (the marks taken, the states read and locked, the messages read, one write per table, no recompute's reads)."""
+    s = Stream(Inbox.objects.create(name="Statements"), django_capture_on_commit_callbacks)
+    counts = []
+    for size in (2, 20):
+        for n in range(size):
+            s.inbound(f"old-{size}-{n}", 1)
+        drained()
+        with django_capture_on_commit_callbacks(execute=True):
+            messages_receive(
+                [(s.inbox.pk, inbound_event(f"old-{size}-{n}", 2)) for n in range(size)]
+                + [(s.inbox.pk, inbound_event(f"new-{size}-{n}", 1)) for n in range(size)]
+            )
+        with CaptureQueriesContext(connection) as queries:
+            assert drained() == {"fast": size, "opened": size, "full": 0}
+        counts.append([query["sql"].split()[0] for query in queries.captured_queries])
+    assert counts[0] == counts[1]
+    # The marks' DELETE, the states' read (inserting the new ones), the messages', the cycles' INSERT, the days' and
+    # hours' upserts, the states' UPDATE; then the empty DELETE that ends the drain (and the savepoints around each).
+    assert [sql for sql in counts[0] if sql not in ("SAVEPOINT", "RELEASE")] == [
+        "DELETE",
+        "WITH",
+        "SELECT",
+        "INSERT",
+        "INSERT",
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+    ]
     assert equals_a_rebuild()

@@ -189,6 +189,21 @@ def test_incremental_roll_ups_equal_a_rebuild_on_a_mixed_stream(
     ]
 
 
+@pytest.mark.parametrize("mode", ["inline", "deferred"])
+def test_a_message_sent_outside_the_inbox_alone_in_its_batch_is_counted_as_a_rebuild_counts_it(
+    django_capture_on_commit_callbacks, settings, drains_scheduled, mode
+):
+    settings.REPORTS_ROLLUPS = mode
+    inbox = Inbox.objects.create(name="Support")
+    s = Stream(inbox, django_capture_on_commit_callbacks, after=rollups.drain if mode == "deferred" else None)
+    s.inbound("dora", 1)
+    s.inbound("dora", 2, sent_outside=True)  # answered from the TikTok app: its own webhook, its own batch
+    incremental = snapshot()
+    assert ReportDay.objects.aggregate(out=Sum("messages_out"))["out"] == 1
+    assert rollups.rebuild() == 1
+    assert snapshot() == incremental
+
+
 def test_deferred_marks_each_conversation_once_and_a_drain_refreshes_it_once(
     django_capture_on_commit_callbacks, settings, drains_scheduled
 ):
