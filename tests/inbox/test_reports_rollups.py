@@ -225,6 +225,26 @@ def test_deferred_marks_each_conversation_once_and_a_drain_refreshes_it_once(
     assert snapshot() == before
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's DELETE plan (SQLite: the ORM)")
+def test_a_chunk_takes_no_more_marks_than_its_size_whatever_the_plan(
+    django_capture_on_commit_callbacks, settings, drains_scheduled
+):
+    """The plan CI once chose for `DELETE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)`: a semi join that
+    rescans the subquery per row, whose LockRows then skips the rows the DELETE just took and offers the next ones
+    (a chunk of 1 took every mark). Forced here; the drain picks its chunk once."""
+    settings.REPORTS_ROLLUPS = "deferred"
+    inbox = Inbox.objects.create(name="Plans")
+    s = Stream(inbox, django_capture_on_commit_callbacks)
+    for user in ("ida", "jon", "kim"):
+        s.inbound(user, 1)
+    assert ReportDirty.objects.count() == 3
+    with connection.cursor() as cursor:  # the test's transaction: undone after it
+        for option in ("hashjoin", "mergejoin", "hashagg", "sort", "material"):
+            cursor.execute(f"SET LOCAL enable_{option} = off")
+    assert rollups.drain(chunk=1, max_chunks=1) == 1
+    assert ReportDirty.objects.count() == 2
+
+
 def test_the_celery_task_drains(django_capture_on_commit_callbacks, settings, drains_scheduled):
     from inbox.reports.tasks import refresh_report_rollups
 
