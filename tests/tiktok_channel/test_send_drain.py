@@ -41,6 +41,13 @@ def accept_every_request():
     responses.add_callback(responses.POST, URL, callback=callback, content_type="application/json")
 
 
+@pytest.fixture
+def replies_in_pairs(open_conversation, reply, settings):
+    """Sends go two to a request; `replies_in_pairs(n)` queues one reply on each of n fresh conversations."""
+    settings.INFOBIP_SEND_BATCH_SIZE = 2
+    return lambda count: [reply(open_conversation(f"user-{n}")) for n in range(count)]
+
+
 @responses.activate
 def test_one_task_drains_several_batches_of_its_sender(open_conversation, reply, settings):
     settings.INFOBIP_SEND_BATCH_SIZE = 2
@@ -76,9 +83,8 @@ def test_each_conversations_order_holds_across_the_drained_batches(open_conversa
 
 
 @responses.activate
-def test_the_task_of_a_reply_a_batch_sent_ends_without_a_query(open_conversation, reply, settings):
-    settings.INFOBIP_SEND_BATCH_SIZE = 2
-    replies = [reply(open_conversation(f"user-{n}")) for n in range(4)]
+def test_the_task_of_a_reply_a_batch_sent_ends_without_a_query(replies_in_pairs):
+    replies = replies_in_pairs(4)
     accept_every_request()
     run(replies[0], attempt_id=replies[0].provider_message_id)
 
@@ -92,9 +98,8 @@ def test_the_task_of_a_reply_a_batch_sent_ends_without_a_query(open_conversation
 
 
 @responses.activate
-def test_without_its_marker_the_task_of_a_sent_reply_costs_one_query_without_a_join(open_conversation, reply, settings):
-    settings.INFOBIP_SEND_BATCH_SIZE = 2
-    replies = [reply(open_conversation(f"user-{n}")) for n in range(4)]
+def test_without_its_marker_the_task_of_a_sent_reply_costs_one_query_without_a_join(replies_in_pairs):
+    replies = replies_in_pairs(4)
     accept_every_request()
     run(replies[0])
     cache.delete_many([outbox.done_key(m.provider_message_id) for m in replies])  # expired, or Redis restarted
@@ -112,10 +117,9 @@ def test_without_its_marker_the_task_of_a_sent_reply_costs_one_query_without_a_j
 
 
 @responses.activate
-def test_the_marker_can_be_turned_off(open_conversation, reply, settings):
-    settings.INFOBIP_SEND_BATCH_SIZE = 2
+def test_the_marker_can_be_turned_off(settings, replies_in_pairs):
     settings.OUTBOX_DONE_MARK_SECONDS = 0
-    replies = [reply(open_conversation(f"user-{n}")) for n in range(2)]
+    replies = replies_in_pairs(2)
     accept_every_request()
     run(replies[0])
 
@@ -127,12 +131,11 @@ def test_the_marker_can_be_turned_off(open_conversation, reply, settings):
 
 @responses.activate
 def test_a_refused_attempt_is_marked_done_and_its_retry_is_sent(
-    open_conversation, reply, agent, settings, django_capture_on_commit_callbacks, no_real_enqueue
+    agent, django_capture_on_commit_callbacks, no_real_enqueue, replies_in_pairs
 ):
     from inbox.services import message_retry
 
-    settings.INFOBIP_SEND_BATCH_SIZE = 2
-    replies = [reply(open_conversation(f"user-{n}")) for n in range(2)]
+    replies = replies_in_pairs(2)
     responses.post(URL, json=answer((replies[0], PENDING), (replies[1], REFUSED)))
     run(replies[0])
     refused = fresh(replies[1])
@@ -193,10 +196,9 @@ def test_the_task_of_a_reply_in_flight_elsewhere_costs_one_query(open_conversati
 
 
 @responses.activate
-def test_the_drain_stops_at_its_batch_budget(open_conversation, reply, settings):
-    settings.INFOBIP_SEND_BATCH_SIZE = 2
+def test_the_drain_stops_at_its_batch_budget(settings, replies_in_pairs):
     settings.OUTBOX_DRAIN_MAX_BATCHES = 1
-    replies = [reply(open_conversation(f"user-{n}")) for n in range(6)]
+    replies = replies_in_pairs(6)
     accept_every_request()
 
     run(replies[0])
@@ -208,10 +210,9 @@ def test_the_drain_stops_at_its_batch_budget(open_conversation, reply, settings)
 
 
 @responses.activate
-def test_the_drain_stops_at_its_time_budget(open_conversation, reply, settings):
-    settings.INFOBIP_SEND_BATCH_SIZE = 2
+def test_the_drain_stops_at_its_time_budget(settings, replies_in_pairs):
     settings.OUTBOX_DRAIN_SECONDS = 0
-    replies = [reply(open_conversation(f"user-{n}")) for n in range(4)]
+    replies = replies_in_pairs(4)
     accept_every_request()
 
     run(replies[0])
@@ -221,9 +222,8 @@ def test_the_drain_stops_at_its_time_budget(open_conversation, reply, settings):
 
 
 @responses.activate
-def test_a_drained_batch_that_fails_is_retried_whole_with_a_fresh_budget(open_conversation, reply, retries, settings):
-    settings.INFOBIP_SEND_BATCH_SIZE = 2
-    replies = [reply(open_conversation(f"user-{n}")) for n in range(4)]
+def test_a_drained_batch_that_fails_is_retried_whole_with_a_fresh_budget(retries, settings, replies_in_pairs):
+    replies = replies_in_pairs(4)
     responses.post(URL, json=answer((replies[0], PENDING), (replies[1], PENDING)))
     responses.post(URL, status=503)
     responses.post(URL, json=answer((replies[2], PENDING), (replies[3], PENDING)))
@@ -241,9 +241,8 @@ def test_a_drained_batch_that_fails_is_retried_whole_with_a_fresh_budget(open_co
 
 
 @responses.activate
-def test_after_a_batch_refused_whole_the_rest_is_left_to_their_own_tasks(open_conversation, reply, settings):
-    settings.INFOBIP_SEND_BATCH_SIZE = 2
-    replies = [reply(open_conversation(f"user-{n}")) for n in range(6)]
+def test_after_a_batch_refused_whole_the_rest_is_left_to_their_own_tasks(replies_in_pairs):
+    replies = replies_in_pairs(6)
     responses.post(URL, json=answer((replies[0], PENDING), (replies[1], PENDING)))
     responses.post(URL, json=answer((replies[2], REFUSED), (replies[3], REFUSED)))
 
@@ -254,9 +253,8 @@ def test_after_a_batch_refused_whole_the_rest_is_left_to_their_own_tasks(open_co
 
 
 @responses.activate
-def test_a_drained_reply_whose_window_closed_fails_unsent(open_conversation, reply, settings):
-    settings.INFOBIP_SEND_BATCH_SIZE = 2
-    replies = [reply(open_conversation(f"user-{n}")) for n in range(4)]
+def test_a_drained_reply_whose_window_closed_fails_unsent(replies_in_pairs):
+    replies = replies_in_pairs(4)
     closed = replies[2]  # the first of the second batch
     Conversation.objects.filter(pk=closed.conversation_id).update(last_inbound_at=timezone.now() - timedelta(days=3))
     accept_every_request()
