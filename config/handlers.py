@@ -29,7 +29,8 @@ class ShortMiddlewareMixin:
     """A handler whose middleware chain comes from `WEBHOOK_MIDDLEWARE` instead of `MIDDLEWARE`.
 
     Django's `BaseHandler.load_middleware` reads `settings.MIDDLEWARE` only; this builds the same synchronous chain
-    (WSGI, every listed middleware sync-capable) from the short list, with the same hooks registered."""
+    (WSGI, every listed middleware sync-capable) from the short list, with the same hooks registered. A copy of
+    Django's method: tests/test_wsgi_dispatch.py fails when a Django upgrade changes the original, so it is re-read."""
 
     def load_middleware(self, is_async: bool = False) -> None:
         if is_async:  # WSGI only: the ASGI app serves websockets (and HTTP in development, through the full list)

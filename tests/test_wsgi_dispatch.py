@@ -113,3 +113,19 @@ def test_pages_still_go_through_the_full_list(wsgi):
     assert "content-security-policy" in answer["header"]
     assert answer["header"]["x-frame-options"] == "DENY"
     assert any(cookie.startswith("csrftoken=") for cookie in answer["cookies"])
+
+
+def test_the_short_chain_copies_the_django_release_it_was_written_against():
+    """`ShortMiddlewareMixin.load_middleware` is Django's `BaseHandler.load_middleware` (its synchronous case) with
+    the list swapped: Django offers no hook to choose the list. This fails when a Django upgrade changes that method,
+    so the copy is read again against the new one (and this digest updated) before the upgrade lands."""
+    import hashlib
+    import inspect
+
+    from django.core.handlers.base import BaseHandler
+
+    source = inspect.getsource(BaseHandler.load_middleware)
+    # Django 5.2.19's BaseHandler.load_middleware.
+    assert hashlib.sha256(source.encode()).hexdigest() == (
+        "a1fb7ee5f8586195da2174d1bbc2bbfc7ca19b9d26ea66412cb434f45bf6d467"
+    ), "Django's load_middleware changed: compare config/handlers.py ShortMiddlewareMixin with it"
