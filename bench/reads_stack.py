@@ -63,6 +63,7 @@ def _environment(root: Path) -> tuple[dict[str, str], str]:
         BENCH_BASELINE="1",
         CELERY_TASK_DEFAULT_QUEUE=f"bench-{secrets.token_hex(4)}",
         CHANNEL_LAYER_PREFIX=f"bench-{secrets.token_hex(4)}",
+        REPLY_QUOTA_PER_WINDOW="100000000",  # as bench/stack.py's environment
         LOG_LEVEL="WARNING",
         DEMO="0",
         PYTHONUNBUFFERED="1",
