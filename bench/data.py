@@ -237,7 +237,10 @@ def conversations_with_messages(
         summary_seconds = time.perf_counter() - summary_started
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
+            # VACUUM as well as ANALYZE: left to autovacuum, the new rows (and the rebuild's dead row versions) were
+            # vacuumed 0–60 s later, while the reads scenario's wrk ran (bench/README.md, seventh session).
+            # (VACUUM cannot run inside a transaction: a caller's atomic block gets the ANALYZE alone.)
+            cursor.execute("ANALYZE" if connection.in_atomic_block else "VACUUM (ANALYZE)")
     return {
         "conversation_ids": conversation_ids,
         "outbound_ids": out_ids,

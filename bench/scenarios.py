@@ -827,6 +827,8 @@ def reads(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> None:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
+    from bench.stack import CpuWindow, process_groups
+
     inbox_id, token = data.reads_user(inbox_name="Bench reads")
     started = time.perf_counter()
     made = data.conversations_with_messages(
@@ -874,8 +876,21 @@ end
     # p95 is each read's baseline, and the two runs show whether a neighbour's load moved during the scenario.
     noop_script = wrk.Script("GET", headers, "request = function() return wrk.format(nil, nil) end")
 
+    def measured(url: str, script: wrk.Script) -> tuple[wrk.Result, str]:
+        """One wrk run and where the machine's CPU went meanwhile: each role's share of a core and its CPU per
+        request (a list request's gap between its in-process CPU and its wall clock showed in none of the rows)."""
+        with CpuWindow(lambda: process_groups(stack)) as window:
+            result = wrk.run(url, script, seconds=cfg.seconds, connections=2)
+        per = window.seconds * 10 / max(1, result.requests)  # % of a core → ms of CPU per request
+        roles = ", ".join(
+            f"{name} {pct:.0f} %" + (f" ({pct * per:.1f} ms/req)" if name in ("web", "postgres") else "")
+            for name, pct in window.percent.items()
+            if pct >= 0.5 or name in ("web", "postgres")
+        )
+        return result, f"CPU meanwhile: {roles}; load average {os.getloadavg()[0]:.1f}"
+
     def bare(when: str) -> float:
-        result = wrk.run(f"{stack.web}/bench/noop", noop_script, seconds=cfg.seconds, connections=2)
+        result, cpu = measured(f"{stack.web}/bench/noop", noop_script)
         res.curves[f"read: bare view {when} (2 connections)"] = result.percentiles_ms
         res.add(
             Row(
@@ -883,7 +898,7 @@ end
                 f"bare view {when}: p95 (2 connections)",
                 result.pct(95) if not result.failed else None,
                 "ms",
-                note=f"{result.rate:.0f} req/s, p50 {result.pct(50):.1f} ms",
+                note=f"{result.rate:.0f} req/s, p50 {result.pct(50):.1f} ms; {cpu}",
             )
         )
         return result.pct(95)
@@ -893,7 +908,7 @@ end
         ("conversation list", f"{stack.web}/api/v1/conversations/", list_script),
         ("thread", stack.web, thread_script),
     ):
-        result = wrk.run(url, script, seconds=cfg.seconds, connections=2)
+        result, cpu = measured(url, script)
         res.curves[f"read: {name} (2 connections)"] = result.percentiles_ms
         ok = not result.failed and result.requests > 0
         res.add(
@@ -906,7 +921,7 @@ end
                 baseline=bare_p95,
                 baseline_of="bare view p95 before the reads",
                 met=ok and result.pct(95) <= 25,
-                note=f"{result.rate:.0f} req/s, p50 {result.pct(50):.1f} ms"
+                note=f"{result.rate:.0f} req/s, p50 {result.pct(50):.1f} ms; {cpu}"
                 + (f"; wrk errors {result.errors}" if result.failed else ""),
             )
         )
