@@ -41,6 +41,7 @@ def main(argv: list[str]) -> int:
     args_parser.add_argument("--rounds", type=int, default=3)
     args_parser.add_argument("--batch", type=int, default=1, help="requests per processor batch")
     args_parser.add_argument("--profile", default="", help="write a cProfile of the processor's batches here")
+    args_parser.add_argument("--profile-web", default="", help="write a cProfile of the webhook's requests here")
     args_parser.add_argument("--only", nargs="*", default=["web", "inbound", "reports"])
     args = args_parser.parse_args(argv)
     django_in(args.code)
@@ -201,6 +202,15 @@ def main(argv: list[str]) -> int:
         for _ in range(args.rounds):
             for case in cases:
                 web[case].append(web_round(case))
+        if args.profile_web:  # one more round of the webhook alone, under cProfile (CPU clock), not in the figures
+            import cProfile
+
+            web_profiler = cProfile.Profile(time.process_time)
+            web_profiler.enable()
+            web_round("webhook, 1 inbound")
+            web_profiler.disable()
+            web_profiler.dump_stats(args.profile_web)
+            print(f"webhook profile: {args.profile_web}")
         WebhookEvent.objects.filter(verdict=WebhookEvent.Verdict.PENDING).update(verdict=WebhookEvent.Verdict.FAILED)
         print(f"{'(a) the request':<34} {'CPU µs/request (rounds)':>40} {'statements':>11}")
         for case in cases:

@@ -47,6 +47,20 @@ WITH stored AS (
 )
 SELECT pg_notify('webhooks_pending', '') FROM stored
 """
+# The same, stored only if the provider's guard (a SELECT finding its cached connection as it was loaded) finds a
+# row: one statement still. The casts: an INSERT … SELECT does not type its parameters from the columns.
+_INSERT_GUARDED_AND_NOTIFY = """
+WITH stored AS (
+    INSERT INTO inbox_webhookevent
+        (provider, connection_id, path_kind, received_at, headers, body, result_count, verdict, summary, error,
+         problems)
+    SELECT %s::text, %s::bigint, %s::text, %s::timestamptz, %s::jsonb, %s::text, %s::integer, 'pending', '{{}}', '',
+           '[]'
+    WHERE EXISTS ({guard})
+    RETURNING id
+)
+SELECT pg_notify('webhooks_pending', '') FROM stored
+"""
 
 
 def wake_channel() -> str:
@@ -71,18 +85,36 @@ def wake_processor() -> None:
 
 
 def store_pending(
-    *, provider: str, connection_id: int, path_kind: str, received_at, headers: dict, body: str, result_count: int
-) -> None:
-    """Store one webhook request as pending and wake the processors (the webhook's whole deferred write)."""
+    *,
+    provider: str,
+    connection_id: int,
+    path_kind: str,
+    received_at,
+    headers: dict,
+    body: str,
+    result_count: int,
+    guard: tuple[str, list] | None = None,
+) -> bool:
+    """Store one webhook request as pending and wake the processors (the webhook's whole deferred write).
+
+    With a `guard` (`(sql, params)`, a SELECT; PostgreSQL only): only if it finds a row, in the same statement.
+    Whether the request was stored."""
     if connection.vendor == "postgresql":
         # The hot path of every webhook: one hand-written statement, not the ORM's create() (half the time,
         # bench/README.md). The columns are WebhookEvent's; tests/tiktok_channel/test_processor.py checks them.
+        params = [provider, connection_id, path_kind, received_at, json.dumps(headers), body, result_count]
         with connection.cursor() as cursor:
-            cursor.execute(
-                _INSERT_AND_NOTIFY,
-                [provider, connection_id, path_kind, received_at, json.dumps(headers), body, result_count],
-            )
-        return
+            if guard is None:
+                cursor.execute(_INSERT_AND_NOTIFY, params)
+                return True
+            sql, guard_params = guard
+            cursor.execute(_INSERT_GUARDED_AND_NOTIFY.format(guard=sql), [*params, *guard_params])
+            return cursor.fetchone() is not None
+    if guard is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT EXISTS ({guard[0]})", guard[1])
+            if not cursor.fetchone()[0]:
+                return False
     WebhookEvent.objects.create(
         provider=provider,
         connection_id=connection_id,
@@ -94,6 +126,7 @@ def store_pending(
         verdict=WebhookEvent.Verdict.PENDING,
     )
     wake_processor()
+    return True
 
 
 def _claim_statement() -> tuple[str, list]:

@@ -6,6 +6,10 @@ is written; then the provider parses the body, and the request goes to the ledge
 
 - deferred (WEBHOOK_PROCESSING=deferred, production): one INSERT that also wakes the processor
   (`inbox.processor.store_pending`), and 200. The processor applies pending requests in batches.
+  A provider may keep its connections in a per-process cache: it then gives a guard (`WebhookDoor.guard`, SQL
+  that finds the connection's row only as it was loaded), and the INSERT stores nothing when the row changed or
+  went (a rotated secret, a deactivation, a deletion, by any process): the request is then run again against a
+  fresh lookup, so a stale cache never lets a request in. No extra round trip when nothing changed.
 - inline (tests, and bodies that are not UTF-8): the ledger row and its effects in one transaction.
 
 Either way a request answered 200 is durably stored, and a request that fails before that leaves nothing
@@ -15,6 +19,7 @@ of the answers are the core's, the same for every provider.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +28,8 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, transaction
-from django.http import HttpRequest, JsonResponse
+from django.db import connection as db_connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
 from inbox.models import WebhookEvent
@@ -73,29 +79,69 @@ class Parsed:
 class WebhookDoor:
     """A provider's steps. `connection(token)` → the connection or None (404); `authenticate(connection, request,
     body)` and `parse(connection, body)` raise WebhookRefused; `process(event, parsed)` applies one stored row
-    inline (the caller holds the transaction)."""
+    inline (the caller holds the transaction).
+
+    `guard`, for a provider whose `connection` answers from a per-process cache: `guard(connection)` → `(sql,
+    params)`, a SELECT that finds a row only while the connection is still as it was loaded (or None: nothing to
+    check); `connection(token, fresh=True)` must then look it up in the database (and refresh the cache)."""
 
     provider: str
-    connection: Callable[[str], Any]
+    connection: Callable[..., Any]
     authenticate: Callable[[Any, HttpRequest, bytes], None]
     parse: Callable[[Any, bytes], Parsed]
     process: Callable[[WebhookEvent, Parsed], None]
     json_only: bool = True
     signature_header: str | Callable[[Any], str] = ""
+    guard: Callable[[Any], tuple[str, list] | None] | None = None
+    # Called once when `authenticate` refused a request for good (after a fresh lookup, with a cache): to count it.
+    on_refused: Callable[[Any, WebhookRefused], None] | None = None
+
+
+class MetaHeaders:
+    """Request headers read straight from the WSGI environ, case-insensitively, one at a time: what a webhook's
+    few lookups need, without building Django's `request.headers` (every header of the request parsed)."""
+
+    __slots__ = ("meta",)
+    UNPREFIXED = ("CONTENT_TYPE", "CONTENT_LENGTH")
+
+    def __init__(self, meta: dict) -> None:
+        self.meta = meta
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        key = name.upper().replace("-", "_")
+        return self.meta.get(key if key in self.UNPREFIXED else f"HTTP_{key}", default)
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+
+class _Stale(Exception):
+    """The cached connection changed or went before the request was stored: run it again with a fresh lookup."""
 
 
 def error(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse({"code": code, "message": message}, status=status)
 
 
+# Each allowed header's WSGI environ key, and the name the ledger stores it under (as `request.headers` names it).
+_LEDGER_META = {
+    ("" if name in ("content-type", "content-length") else "HTTP_") + name.upper().replace("-", "_"): name.title()
+    for name in sorted(LEDGER_HEADERS)
+}
+
+
 def ledger_headers(request: HttpRequest, *, hidden: str = "") -> dict[str, str]:
-    """Request headers fit to store: only the allow-list (LEDGER_HEADERS), never `hidden` (a signature header)."""
+    """Request headers fit to store: only the allow-list (LEDGER_HEADERS), never `hidden` (a signature header).
+    Read from the environ for the allowed names only (not every header of the request parsed)."""
     hidden = hidden.lower()
-    return {
-        name: value
-        for name, value in request.headers.items()
-        if name.lower() in LEDGER_HEADERS and name.lower() != hidden
-    }
+    meta = request.META
+    return {name: meta[key] for key, name in _LEDGER_META.items() if key in meta and name.lower() != hidden}
 
 
 def ledger_text(body: bytes) -> str:
@@ -119,7 +165,7 @@ def _preamble(request: HttpRequest, *, json_only: bool) -> JsonResponse | None:
         response["Allow"] = "POST"
         return response
     try:
-        length = int(request.headers.get("Content-Length") or 0)
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return error(400, "bad_content_length", "Content-Length is not a number")
     if length > settings.WEBHOOK_MAX_BODY_BYTES:
@@ -130,13 +176,42 @@ def _preamble(request: HttpRequest, *, json_only: bool) -> JsonResponse | None:
     return None
 
 
-def receive(request: HttpRequest, token: str, door: WebhookDoor, *, path_kind: str = "any") -> JsonResponse:
+def _accepted(answer: dict) -> HttpResponse:
+    """The deferred path's 200: a plain response with the JSON written here (the keys are few and known)."""
+    body = json.dumps({"status": "accepted", **answer}, separators=(",", ":")).encode()
+    return HttpResponse(body, content_type="application/json")
+
+
+def _still_current(door: WebhookDoor, connection) -> bool:
+    """Whether a cached connection is still as it was loaded (the slow paths' check; the deferred INSERT checks it
+    itself)."""
+    guard = door.guard(connection) if door.guard is not None else None
+    if guard is None:
+        return True
+    sql, params = guard
+    with db_connection.cursor() as cursor:
+        cursor.execute(f"SELECT EXISTS ({sql})", params)
+        return bool(cursor.fetchone()[0])
+
+
+def receive(request: HttpRequest, token: str, door: WebhookDoor, *, path_kind: str = "any") -> HttpResponse:
     """Check, authenticate, parse and store one webhook request (see the module's docstring); the answer."""
     refused = _preamble(request, json_only=door.json_only)
     if refused is not None:
         return refused
     try:
-        connection = door.connection(token)
+        return _receive(request, token, door, path_kind=path_kind, fresh=False)
+    except _Stale:  # the cache was behind: once more from the database
+        try:
+            return _receive(request, token, door, path_kind=path_kind, fresh=True)
+        except _Stale:  # changed again while this request was being read: let the provider retry
+            return error(503, "unavailable", "the webhook's settings changed; try again")
+
+
+def _receive(request: HttpRequest, token: str, door: WebhookDoor, *, path_kind: str, fresh: bool) -> HttpResponse:
+    cached = door.guard is not None and not fresh
+    try:
+        connection = door.connection(token, fresh=True) if fresh else door.connection(token)
     except DatabaseError:
         return _unavailable(door.provider)
     if connection is None:
@@ -148,6 +223,10 @@ def receive(request: HttpRequest, token: str, door: WebhookDoor, *, path_kind: s
     try:
         door.authenticate(connection, request, body)
     except WebhookRefused as exc:
+        if cached:  # perhaps refused by a secret rotated since it was cached: decide on the current one
+            raise _Stale from None
+        if door.on_refused is not None:
+            door.on_refused(connection, exc)
         return error(exc.status, exc.code, exc.message)
 
     received_at = timezone.now()
@@ -165,6 +244,8 @@ def receive(request: HttpRequest, token: str, door: WebhookDoor, *, path_kind: s
         try:
             parsed = door.parse(connection, body)
         except WebhookRefused as exc:
+            if cached and not _still_current(door, connection):
+                raise _Stale from None
             if exc.keep:
                 WebhookEvent.objects.create(**ledger, verdict=WebhookEvent.Verdict.REJECTED, error=exc.message)
             return error(exc.status, exc.code, exc.message)
@@ -173,8 +254,12 @@ def receive(request: HttpRequest, token: str, door: WebhookDoor, *, path_kind: s
             ledger["path_kind"] = parsed.path_kind
         if settings.WEBHOOK_PROCESSING == "deferred" and text.encode() == body:
             # Stored is what the provider needs to hear about: the processor applies it within milliseconds.
-            store_pending(**ledger)
-            return JsonResponse({"status": "accepted", **parsed.answer})
+            guard = door.guard(connection) if cached else None
+            if not store_pending(**ledger, guard=guard):
+                raise _Stale
+            return _accepted(parsed.answer)
+        if cached and not _still_current(door, connection):
+            raise _Stale
         try:
             with transaction.atomic():
                 event = WebhookEvent.objects.create(**ledger, verdict=WebhookEvent.Verdict.PENDING)

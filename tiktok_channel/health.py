@@ -1,10 +1,10 @@
 """The health of an Infobip account's connection: what arrived, what was sent, what went wrong.
 
-Recording is cheap and never fails the caller: one Redis write (the cache) per authenticated webhook (the time per
-result kind, "any" being the latest of them; at most one per INFOBIP_HEALTH_RECORD_EVERY_SECONDS per kind and process
-if set), one per refused signature (a per-minute counter), one per failed send or setup step (the last error).
-Everything else is read from the database when the page is shown: the last send Infobip accepted and the messages
-still waiting in *accepted*.
+Recording is cheap and never fails the caller: one Redis write (the cache) per batch of authenticated webhook
+requests the processor applies (each kind's latest arrival time, the ledger's `received_at`, "any" being the latest
+of them; at most one per INFOBIP_HEALTH_RECORD_EVERY_SECONDS per kind and process if set), one per refused signature
+(a per-minute counter), one per failed send or setup step (the last error). Everything else is read from the
+database when the page is shown: the last send Infobip accepted and the messages still waiting in *accepted*.
 
 Red: a send Infobip accepted has waited longer than `INFOBIP_HEALTH_SILENCE_SECONDS` with no webhook of any kind
 arriving since — what a broken subscription or profile looks like; or the last setup failed.
@@ -69,21 +69,33 @@ def _safely(what: str, call) -> None:
 
 
 def record_webhook(account_id: int, results: list) -> None:
-    """An authenticated webhook arrived: its time for each kind of result it carries (for "any" only when it
-    carries none of the known kinds: the page's "any" is the latest of all, `account_health`).
+    """An authenticated webhook with these results arrived now (`record_arrivals` of one request)."""
+    record_arrivals([(account_id, timezone.now(), results)])
 
-    One kind per request, as Infobip sends them, is one Redis SET; an empty `results` (Infobip never sends one; our
-    own webhook test does) is not an arrival."""
-    if not results:
-        return
-    now, moment, every = time.time(), time.monotonic(), record_every_seconds()
-    kinds = {classify(r) for r in results if isinstance(r, dict)} & set(KINDS)
+
+def record_arrivals(requests) -> None:
+    """Authenticated webhook requests arrived, as (account id, received at, results): for each account, the time of
+    the latest request carrying each kind of result (for "any" only of requests carrying none of the known kinds:
+    the page's "any" is the latest of all, `account_health`). Called by the processor for each batch it applies
+    (and by the inline path per request): one Redis SET for a batch of one account and kind, as Infobip sends them.
+
+    An empty `results` (Infobip never sends one; our own webhook test does) is not an arrival."""
+    every, moment = record_every_seconds(), time.monotonic()
+    latest: dict[str, float] = {}
+    for account_id, received_at, results in requests:
+        if not results:
+            continue
+        at = received_at.timestamp()
+        kinds = {classify(r) for r in results if isinstance(r, dict)} & set(KINDS)
+        for kind in kinds or ("any",):
+            key = _key(account_id, f"webhook:{kind}")
+            if at > latest.get(key, 0.0):
+                latest[key] = at
     values = {}
-    for kind in kinds or ("any",):
-        key = _key(account_id, f"webhook:{kind}")
+    for key, at in latest.items():
         full_key = cache.make_key(key)  # the prefix too: two caches (tests) do not share what was written
         if not every or moment - _recorded.get(full_key, -every) >= every:
-            values[key] = now
+            values[key] = at
             _recorded[full_key] = moment
     if len(values) == 1:  # one command, not a MULTI / EXEC pipeline of a SET and an EXPIRE per key
         [(key, value)] = values.items()

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from django.db import InterfaceError, OperationalError, transaction
+from django.db import connection as db_connection
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from inbox.db import update_rows
@@ -56,23 +58,49 @@ DUPLICATE_MESSAGE_ID = "REJECTED_DUPLICATE_MESSAGE_ID"
 
 
 # Per-process caches of the two lookups every webhook request makes. Only hits are cached, so a new account or
-# sender works at once. Saving or deleting one clears them in this process; other processes see a deactivation
-# within LOOKUP_TTL_SECONDS.
+# sender works at once. Saving or deleting one clears them in this process.
+# An account is cached with the identity of its row version (PostgreSQL's `ctid`, `xmin`): the webhook stores a
+# request only if that version is still the row's (`account_guard`, checked inside the ledger's INSERT), so a rotated
+# secret, a deactivation or a deletion by any process counts from the next request on. Senders (used by the
+# processor to route inbound messages) are seen within LOOKUP_TTL_SECONDS.
 LOOKUP_TTL_SECONDS = 30.0
-_accounts: dict[str, tuple[float, InfobipAccount]] = {}
+_accounts: dict[str, InfobipAccount] = {}
 _sender_inboxes: dict[tuple[int, str], tuple[float, int]] = {}
+_ROW_VERSION = "ctid::text || ' ' || xmin::text"
 
 
-def account_for_token(token: str) -> InfobipAccount | None:
-    """The active account whose webhook URL carries `token`, or None."""
-    now = time.monotonic()
-    cached = _accounts.get(token)
-    if cached is not None and cached[0] > now:
-        return cached[1]
-    account = InfobipAccount.objects.filter(webhook_token=token, active=True).first()
-    if account is not None:
-        _accounts[token] = (now + LOOKUP_TTL_SECONDS, account)
+def account_for_token(token: str, *, fresh: bool = False) -> InfobipAccount | None:
+    """The active account whose webhook URL carries `token`, or None. From this process's cache unless `fresh`
+    (on PostgreSQL; elsewhere always from the database: there is no row version to guard the cache with)."""
+    if not fresh:
+        cached = _accounts.get(token)
+        if cached is not None:
+            return cached
+    accounts = InfobipAccount.objects.filter(webhook_token=token, active=True)
+    postgresql = db_connection.vendor == "postgresql"
+    if postgresql:
+        accounts = accounts.annotate(row_version=RawSQL(_ROW_VERSION, []))  # noqa: S611 - constant SQL
+    account = accounts.first()
+    if account is None or not postgresql:
+        _accounts.pop(token, None)
+    else:
+        _accounts[token] = account
     return account
+
+
+def account_guard(account: InfobipAccount) -> tuple[str, list] | None:
+    """SQL that finds the account's row only while it is the version `account_for_token` loaded (and active)."""
+    version = getattr(account, "row_version", None)
+    if version is None:
+        return None
+    ctid, xmin = version.split(" ")
+    table = InfobipAccount._meta.db_table
+    # ctid and xmin together: within one transaction (a test's) an update keeps xmin but moves the row (new ctid);
+    # a slot reused after VACUUM belongs to a later transaction (new xmin).
+    return (
+        f"SELECT 1 FROM {table} WHERE ctid = %s::tid AND xmin = %s::xid AND id = %s AND active",  # noqa: S608
+        [ctid, xmin, account.pk],
+    )
 
 
 def inbox_for_sender(account_id: int, business_account_id: str) -> int | None:
@@ -423,6 +451,10 @@ def process_ledger(events: list[WebhookEvent], *, results: list[list] | None = N
             parsed.append((event, results[position] if results is not None else parse_body(event.body.encode())))
         except PayloadError as exc:  # the webhook stores only bodies it parsed; a hand-edited row lands here
             event.verdict, event.error, event.summary, event.problems = WebhookEvent.Verdict.REJECTED, str(exc), {}, []
+    from tiktok_channel import health  # health reads this module's result kinds
+
+    # The connection's health: these authenticated requests arrived (once per batch, not in each webhook request).
+    health.record_arrivals((event.connection_id, event.received_at, items) for event, items in parsed)
     for (event, items), outcome in zip(parsed, _apply_requests(parsed), strict=True):
         outcome.record(event, len(items))
     update_rows(WebhookEvent, LEDGER_FIELDS, events)

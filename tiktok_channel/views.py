@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from inbox.models import WebhookEvent
-from inbox.webhooks import Parsed, WebhookDoor, WebhookRefused, receive
+from inbox.webhooks import MetaHeaders, Parsed, WebhookDoor, WebhookRefused, receive
 from tiktok_channel import health
-from tiktok_channel.infobip_webhooks import PayloadError, account_for_token, parse_body, process_ledger
+from tiktok_channel.infobip_webhooks import PayloadError, account_for_token, account_guard, parse_body, process_ledger
 from tiktok_channel.models import PROVIDER, InfobipAccount
 from tiktok_channel.webhook_auth import AuthError, verify
 
@@ -24,19 +24,22 @@ logger = logging.getLogger(__name__)
 
 def _authenticate(account: InfobipAccount, request: HttpRequest, body: bytes) -> None:
     try:
-        verify(account.webhook_auth_settings(), request.headers, body)
+        verify(account.webhook_auth_settings(), MetaHeaders(request.META), body)
     except AuthError as exc:
-        logger.warning("webhook auth failed for account %s: %s", account.pk, exc)
-        health.record_signature_failure(account.pk)
         raise WebhookRefused(401, "unauthenticated", str(exc)) from None
 
 
+def _refused(account: InfobipAccount, exc: WebhookRefused) -> None:
+    logger.warning("webhook auth failed for account %s: %s", account.pk, exc.message)
+    health.record_signature_failure(account.pk)
+
+
 def _parse(account: InfobipAccount, body: bytes) -> Parsed:
+    # The arrival is recorded for the health page by the processor (`process_ledger`), once per batch.
     try:
         results = parse_body(body)
     except PayloadError as exc:
         raise WebhookRefused(400, "bad_payload", str(exc), keep=True) from None
-    health.record_webhook(account.pk, results)
     return Parsed(result_count=len(results), data=results, answer={"results": len(results)})
 
 
@@ -51,9 +54,11 @@ DOOR = WebhookDoor(
     parse=_parse,
     process=_process,
     signature_header=lambda account: account.signature_header,
+    guard=account_guard,
+    on_refused=_refused,
 )
 
 
 @csrf_exempt
-def infobip_webhook(request: HttpRequest, token: str, kind: str = "any") -> JsonResponse:
+def infobip_webhook(request: HttpRequest, token: str, kind: str = "any") -> HttpResponse:
     return receive(request, token, DOOR, path_kind=kind)
