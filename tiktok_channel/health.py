@@ -7,7 +7,8 @@ of them; at most one per INFOBIP_HEALTH_RECORD_EVERY_SECONDS per kind and proces
 database when the page is shown: the last send Infobip accepted and the messages still waiting in *accepted*.
 
 Red: a send Infobip accepted has waited longer than `INFOBIP_HEALTH_SILENCE_SECONDS` with no webhook of any kind
-arriving since — what a broken subscription or profile looks like; or the last setup failed.
+arriving since — what a broken subscription or profile looks like; or webhook requests stored longer ago than that
+are still waiting for the processor; or the last setup failed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from django.core.cache import cache
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from inbox.models import Message
+from inbox.models import Message, WebhookEvent
 from tiktok_channel.infobip_webhooks import DELIVERY, INBOUND, SEEN, classify
 from tiktok_channel.models import PROVIDER, InfobipAccount
 
@@ -186,6 +187,16 @@ def account_health(account: InfobipAccount) -> dict:
             f"(more than {settings.INFOBIP_HEALTH_SILENCE_SECONDS} s): check the subscription and notification "
             "profile in Infobip (run Set up again)."
         )
+    # Arrivals are recorded by the processor as it applies them: requests stored but not applied for the whole
+    # silence mean the processor is down or far behind (the arrival times above then stop moving too).
+    waiting = WebhookEvent.objects.filter(
+        verdict=WebhookEvent.Verdict.PENDING, provider=PROVIDER, connection_id=account.pk, received_at__lt=now - silence
+    ).count()
+    if waiting:
+        problems.append(
+            f"{waiting} webhook request(s) stored more than {settings.INFOBIP_HEALTH_SILENCE_SECONDS} s ago are not "
+            "applied yet: check that the webhook processor (manage.py process_webhooks) is running."
+        )
     if account.setup_state == InfobipAccount.SetupState.FAILED:
         problems.append(f"The last setup failed: {account.setup_message}")
     confirmed = bool(
@@ -220,6 +231,7 @@ def account_health(account: InfobipAccount) -> dict:
         "last_test": test,
         "bad_signatures_last_hour": bad_signatures,
         "stuck_in_accepted": stuck_count,
+        "waiting_to_be_applied": waiting,
         "silence_seconds": settings.INFOBIP_HEALTH_SILENCE_SECONDS,
         # A partial setup (the subscription finished in Infobip's portal) that events have since confirmed.
         "partial_confirmed": confirmed,

@@ -235,3 +235,32 @@ def test_by_default_every_arrival_is_written_and_a_send_just_after_one_can_turn_
         accepted_at=datetime.fromtimestamp(arrived, tz=UTC) + timedelta(milliseconds=500)
     )
     assert health.account_health(account)["state"] == health.RED
+
+
+def test_requests_the_processor_has_not_applied_for_the_silence_turn_red(account, settings):
+    """Arrivals are recorded by the processor: with it stopped, the page says so instead of only "no webhook"."""
+    from inbox.models import WebhookEvent
+
+    settings.INFOBIP_HEALTH_SILENCE_SECONDS = 60
+
+    def stored(ago: timedelta, verdict=WebhookEvent.Verdict.PENDING, connection_id=None):
+        return WebhookEvent.objects.create(
+            provider="infobip",
+            connection_id=connection_id or account.pk,
+            path_kind="any",
+            received_at=timezone.now() - ago,
+            body="{}",
+            result_count=1,
+            verdict=verdict,
+        )
+
+    stored(timedelta(seconds=10))  # pending, but not for long
+    stored(timedelta(seconds=120), verdict=WebhookEvent.Verdict.PROCESSED)
+    stored(timedelta(seconds=120), connection_id=account.pk + 1000)  # another account's
+    assert health.account_health(account)["waiting_to_be_applied"] == 0
+
+    stored(timedelta(seconds=61))
+    found = health.account_health(account)
+    assert found["state"] == health.RED
+    assert found["waiting_to_be_applied"] == 1
+    assert "process_webhooks" in found["problems"][0]
