@@ -8,9 +8,12 @@ group_send returned) → the first and the last frame at the agents (clients). T
 their times as `inbox.trace` log lines (`TRACE_LOG_LEVEL=DEBUG`, set by the harness), read back from the processor's
 log after the run.
 
-PostgreSQL: `pg_stat_activity` sampled every 10 ms (active backends of the bench's database, autovacuum included)
-and the per-table counters of `pg_stat_user_tables` before and after the run (pg_stat_statements needs
-`shared_preload_libraries`, which the shared server does not have).
+PostgreSQL: `pg_stat_activity` sampled every 10 ms (active backends of the bench's database, autovacuum included,
+with the wait event's name, and the server's checkpointer), the per-table counters of `pg_stat_user_tables` before and
+after the run (pg_stat_statements needs `shared_preload_libraries`, which the shared server does not have), and what
+else the server was writing meanwhile: the checkpointer's counters (`pg_stat_bgwriter`) and the WAL written
+(`pg_stat_wal`), both server-wide (the neighbours' databases included), and every 100 ms the backlogs a tick can
+queue behind: ledger rows pending, conversations marked for the roll-up drain.
 """
 
 from __future__ import annotations
@@ -39,6 +42,24 @@ LEGS = [
     ("batch started → subscribers done", "start", "done"),
 ]
 TABLE_COUNTERS = ["seq_scan", "seq_tup_read", "idx_scan", "idx_tup_fetch", "n_tup_ins", "n_tup_upd", "n_tup_del"]
+# Server-wide, before and after a run: checkpoints and what they wrote, and the WAL (bytes, full-page images).
+SERVER_COUNTERS = [
+    "checkpoints_timed",
+    "checkpoints_req",
+    "buffers_checkpoint",
+    "checkpoint_write_time_ms",
+    "checkpoint_sync_time_ms",
+    "buffers_backend",
+    "wal_records",
+    "wal_fpi",
+    "wal_bytes",
+]
+SERVER_COUNTERS_SQL = (
+    "SELECT b.checkpoints_timed, b.checkpoints_req, b.buffers_checkpoint, b.checkpoint_write_time, "
+    "b.checkpoint_sync_time, b.buffers_backend, w.wal_records, w.wal_fpi, w.wal_bytes "
+    "FROM pg_stat_bgwriter b, pg_stat_wal w"
+)
+CHECKPOINTER_IDLE = "Activity:CheckpointerMain"  # its wait between checkpoints; anything else is one under way
 _TRACE_LINE = re.compile(r"inbox\.trace (batch|publish) (\{.*\})\s*$")
 
 
@@ -60,6 +81,8 @@ class PgWatch:
         self.every = every
         self.samples = 0
         self.active: Counter = Counter()
+        self.checkpointing = 0  # samples in which the checkpointer was writing or syncing (not idle)
+        self.backlog: dict[str, list[int]] = {"ledger rows pending": [], "conversations marked for the drain": []}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -69,22 +92,38 @@ class PgWatch:
         rows = self.conn.execute(sql).fetchall()
         return {row[0]: tuple(value or 0 for value in row[1:]) for row in rows}
 
+    def _server(self) -> dict[str, float]:
+        row = self.conn.execute(SERVER_COUNTERS_SQL).fetchone()
+        return dict(zip(SERVER_COUNTERS, (float(value or 0) for value in row), strict=True))
+
     def __enter__(self) -> PgWatch:
         self.conn.execute("SELECT pg_stat_clear_snapshot()")
         self.before = self._tables()
+        self.server_before = self._server()
         self._thread.start()
         return self
 
     def _run(self) -> None:
         query = (
-            "SELECT backend_type, coalesce(wait_event_type, '-'), left(regexp_replace(query, '\\s+', ' ', 'g'), 90) "
-            "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND (state = 'active' OR backend_type <> 'client backend')"
+            "SELECT backend_type, coalesce(wait_event_type || ':' || wait_event, '-'), "
+            "left(regexp_replace(query, '\\s+', ' ', 'g'), 90) "
+            "FROM pg_stat_activity WHERE (datname = current_database() AND pid <> pg_backend_pid() "
+            "AND (state = 'active' OR backend_type <> 'client backend')) OR backend_type = 'checkpointer'"
+        )
+        backlog = (
+            "SELECT (SELECT count(*) FROM inbox_webhookevent WHERE verdict = 'pending'), "
+            "(SELECT count(*) FROM inbox_reportdirty)"
         )
         while not self._stop.wait(self.every):
             self.samples += 1
             for row in self.conn.execute(query).fetchall():
+                if row[0] == "checkpointer":
+                    self.checkpointing += row[1] != CHECKPOINTER_IDLE
                 self.active[row] += 1
+            if self.samples % 10 == 1:
+                pending, marked = self.conn.execute(backlog).fetchone()
+                self.backlog["ledger rows pending"].append(pending)
+                self.backlog["conversations marked for the drain"].append(marked)
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
@@ -92,7 +131,9 @@ class PgWatch:
         time.sleep(1.1)  # backends flush their table counters at most once a second
         self.conn.execute("SELECT pg_stat_clear_snapshot()")
         after = self._tables()
+        server_after = self._server()
         self.conn.close()
+        self.server = {name: server_after[name] - self.server_before[name] for name in SERVER_COUNTERS}
         self.deltas = {}
         for name, values in after.items():
             before = self.before.get(name, (0,) * len(values))
@@ -106,7 +147,18 @@ class PgWatch:
             for (kind, wait, query), n in self.active.most_common(12)
         ]
         tables = dict(sorted(self.deltas.items(), key=lambda item: -item[1]["seq_tup_read"] - item[1]["idx_tup_fetch"]))
-        return {"samples": self.samples, "active": busiest, "tables": tables}
+        return {
+            "samples": self.samples,
+            "active": busiest,
+            "tables": tables,
+            "checkpoint_share_of_samples": round(self.checkpointing / max(1, self.samples), 3),
+            "server_counters": {name: round(value, 1) for name, value in self.server.items()},
+            "backlog": {
+                name: {"max": max(values), "mean": round(sum(values) / len(values), 1)}
+                for name, values in self.backlog.items()
+                if values
+            },
+        }
 
 
 def trace_lines(path: Path, since: float) -> tuple[list[dict], list[dict]]:
@@ -189,6 +241,15 @@ def describe(title: str, trace: dict) -> str:
     lines.append(f"  PostgreSQL, {pg['samples']} samples of pg_stat_activity (share of samples a backend was at it):")
     for item in pg["active"]:
         lines.append(f"    {item['share_of_samples']:6.3f}  {item['backend']} [{item['wait']}] {item['query']}")
+    if "server_counters" in pg:
+        lines.append(
+            f"  checkpoint under way in {pg['checkpoint_share_of_samples']:.0%} of the samples; "
+            "server-wide over the run: " + ", ".join(f"{k} {v:,.0f}" for k, v in pg["server_counters"].items())
+        )
+        lines.append(
+            "  backlogs (every 100 ms): "
+            + "; ".join(f"{k}: max {v['max']}, mean {v['mean']}" for k, v in pg.get("backlog", {}).items())
+        )
     lines.append("  tables (counter deltas over the run):")
     for name, counters in list(pg["tables"].items())[:10]:
         lines.append(f"    {name}: " + ", ".join(f"{k} {v}" for k, v in counters.items() if v))
