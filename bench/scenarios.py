@@ -725,6 +725,7 @@ def _live_tick(
                 arrivals=arrivals,
                 provider_ids={pid: pk for pid, pk in ticks},
                 ledger_after=mark,
+                timeline=watch.timeline,
             ),
             "postgres": watch.summary(),
         }

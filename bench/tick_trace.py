@@ -18,6 +18,7 @@ queue behind: ledger rows pending, conversations marked for the roll-up drain.
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 import threading
@@ -82,6 +83,8 @@ class PgWatch:
         self.samples = 0
         self.active: Counter = Counter()
         self.checkpointing = 0  # samples in which the checkpointer was writing or syncing (not idle)
+        # (wall-clock time, a checkpoint under way, an autovacuum worker at work in this database) per sample
+        self.timeline: list[tuple[float, bool, bool]] = []
         self.backlog: dict[str, list[int]] = {"ledger rows pending": [], "conversations marked for the drain": []}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -116,10 +119,14 @@ class PgWatch:
         )
         while not self._stop.wait(self.every):
             self.samples += 1
+            at, checkpoint, autovacuum = time.time(), False, False
             for row in self.conn.execute(query).fetchall():
                 if row[0] == "checkpointer":
-                    self.checkpointing += row[1] != CHECKPOINTER_IDLE
+                    checkpoint = row[1] != CHECKPOINTER_IDLE
+                autovacuum = autovacuum or row[0] == "autovacuum worker"
                 self.active[row] += 1
+            self.checkpointing += checkpoint
+            self.timeline.append((at, checkpoint, autovacuum))
             if self.samples % 10 == 1:
                 pending, marked = self.conn.execute(backlog).fetchone()
                 self.backlog["ledger rows pending"].append(pending)
@@ -187,6 +194,7 @@ def legs(
     arrivals: dict[int, list[float]],
     provider_ids: dict[str, int],
     ledger_after: int,
+    timeline: list[tuple[float, bool, bool]] | None = None,
 ) -> dict:
     """Per tick (message pk) the time of each point, then p50/p95 of each leg in ms. `offset` turns the
     harness's and clients' monotonic seconds into wall-clock ones."""
@@ -226,6 +234,45 @@ def legs(
         if values:
             out[name] = {"p50": round(_pct(values, 50), 2), "p95": round(_pct(values, 95), 2), "n": len(values)}
     out["batch sizes (requests: batches)"] = dict(sorted(sizes.items()))
+    if timeline:
+        out.update(by_maintenance(points, timeline))
+    return out
+
+
+def by_maintenance(points: dict[int, dict[str, float]], timeline: list[tuple[float, bool, bool]]) -> dict:
+    """The ticks split by what PostgreSQL's maintenance was doing between the POST and the tick's last frame (any
+    sample in that span with a checkpoint under way or an autovacuum worker in the bench database): the same run's
+    ticks with and without it, the comparison that survives the neighbours' load best."""
+    times = [at for at, _, _ in timeline]
+    groups: dict[str, dict[str, list[float]]] = {}
+    for p in points.values():
+        if "sent" not in p or "last" not in p:
+            continue
+        span = timeline[bisect.bisect_left(times, p["sent"]) : bisect.bisect_right(times, p["last"]) + 1]
+        checkpoint = any(c for _, c, _ in span)
+        autovacuum = any(a for _, _, a in span)
+        kind = (
+            "checkpoint and autovacuum"
+            if checkpoint and autovacuum
+            else "checkpoint"
+            if checkpoint
+            else "autovacuum"
+            if autovacuum
+            else "neither"
+        )
+        group = groups.setdefault(kind, {"POST sent → last frame": [], "POST sent → POST answered": []})
+        group["POST sent → last frame"].append(1000 * (p["last"] - p["sent"]))
+        if "answered" in p:
+            group["POST sent → POST answered"].append(1000 * (p["answered"] - p["sent"]))
+    out = {}
+    for kind, legs_ in sorted(groups.items()):
+        for leg, values in legs_.items():
+            if values:
+                out[f"{leg}, ticks during: {kind}"] = {
+                    "p50": round(_pct(values, 50), 2),
+                    "p95": round(_pct(values, 95), 2),
+                    "n": len(values),
+                }
     return out
 
 

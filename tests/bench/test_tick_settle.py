@@ -101,3 +101,22 @@ def test_watch_reports_a_checkpoint_during_the_run():
     assert any(item["backend"] == "checkpointer" for item in summary["active"])
     assert 0 <= summary["checkpoint_share_of_samples"] <= 1
     assert "checkpoint under way" in tick_trace.describe("probe", {"legs": {}, "postgres": summary})
+
+
+def test_ticks_split_by_the_maintenance_under_way():
+    """A tick counts as "during a checkpoint" when any sample between its POST and its last frame saw one; the
+    ticks outside stay in their own group (no database needed: synthetic times)."""
+    timeline = [(t / 100, 0.50 <= t / 100 < 0.60, 0.80 <= t / 100 < 0.85) for t in range(0, 120)]
+    points = {
+        1: {"sent": 0.10, "answered": 0.11, "last": 0.14},  # nothing under way
+        2: {"sent": 0.45, "answered": 0.47, "last": 0.52},  # the checkpoint starts before its last frame
+        3: {"sent": 0.82, "answered": 0.83, "last": 0.90},  # autovacuum
+        4: {"sent": 0.20, "answered": 0.21, "last": 0.27},  # nothing
+    }
+    split = tick_trace.by_maintenance(points, timeline)
+
+    assert split["POST sent → last frame, ticks during: neither"]["n"] == 2
+    assert split["POST sent → last frame, ticks during: checkpoint"] == {"p50": 70.0, "p95": 70.0, "n": 1}
+    assert split["POST sent → POST answered, ticks during: autovacuum"]["n"] == 1
+    assert split["POST sent → last frame, ticks during: autovacuum"]["p50"] == 80.0
+    assert not any("checkpoint and autovacuum" in key for key in split)
