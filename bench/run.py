@@ -193,6 +193,11 @@ def main(argv: list[str]) -> int:
                     traceback.print_exc()
                     failures.append(name)
                 print(f"scenario {name}: {time.monotonic() - t0:.1f}s", flush=True)
+                # Wall-clock times, to line a scenario up with the server's log (checkpoints, autovacuum).
+                res.info.setdefault("scenario_times_utc", {})[name] = {
+                    "ended": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "seconds": round(time.monotonic() - t0, 1),
+                }
             scenarios.baseline(stack, cfg, res, "after", before=before)
         scenarios.memory(sampler, res)
     finally:

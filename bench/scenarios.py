@@ -492,7 +492,7 @@ def settle_database(timeout: float = 120) -> dict:
     the next minutes (on this server a checkpoint after a burst wrote for 50–115 s). Returns seconds per step and
     what was done. What a tick costs *during* all that is measured with `--ticks-unsettled` (bench/README.md,
     "Ticks", seventh session)."""
-    from django.db import connection
+    from django.db import DatabaseError, connection
 
     from inbox.models import ReportDirty
 
@@ -527,8 +527,12 @@ def settle_database(timeout: float = 120) -> dict:
         out["vacuum analyze due, s"] = round(time.monotonic() - t0, 2)
         out["tables due"] = due
         t0 = time.monotonic()
-        cursor.execute("CHECKPOINT")
-        out["checkpoint, s"] = round(time.monotonic() - t0, 2)
+        try:
+            cursor.execute("CHECKPOINT")
+        except DatabaseError as exc:  # a role without superuser or pg_checkpoint: say so, measure anyway
+            out["checkpoint"] = f"not allowed: {exc}".strip()
+        else:
+            out["checkpoint, s"] = round(time.monotonic() - t0, 2)
     return out
 
 
