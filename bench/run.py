@@ -3,6 +3,7 @@
 Writes bench/results/bench-<time>.json (+ latest.json) and a chart of latency distributions (PNG).
 Exits non-zero if a scenario produced no figure (smoke) — targets missed do not fail the run.
 Usage: python bench/run.py [--smoke] [--only NAME ...] [--read-conversations N] [--reporting-ingest-only]
+       [--live-processes N] [--trace] [--ticks-unsettled]
 """
 
 from __future__ import annotations
@@ -127,6 +128,11 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="the live tick broken into legs (processor and publisher log their times) and PostgreSQL's activity",
     )
+    parser.add_argument(
+        "--ticks-unsettled",
+        action="store_true",
+        help="the live tick right after the previous scenarios, in their autovacuum and checkpoint (not settled first)",
+    )
     args = parser.parse_args(argv)
     if not wrk.available():
         print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
@@ -136,6 +142,7 @@ def main(argv: list[str]) -> int:
         cfg.read_conversations = args.read_conversations
     cfg.reporting_ingest_only = args.reporting_ingest_only
     cfg.trace = args.trace
+    cfg.settle_ticks = not args.ticks_unsettled
     if args.live_processes:
         cfg.live_processes = args.live_processes
     started = time.monotonic()
@@ -186,6 +193,11 @@ def main(argv: list[str]) -> int:
                     traceback.print_exc()
                     failures.append(name)
                 print(f"scenario {name}: {time.monotonic() - t0:.1f}s", flush=True)
+                # Wall-clock times, to line a scenario up with the server's log (checkpoints, autovacuum).
+                res.info.setdefault("scenario_times_utc", {})[name] = {
+                    "ended": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "seconds": round(time.monotonic() - t0, 1),
+                }
             scenarios.baseline(stack, cfg, res, "after", before=before)
         scenarios.memory(sampler, res)
     finally:

@@ -30,6 +30,9 @@ class Config:
     reporting_ingest_only: bool = False  # the reporting scenario without its 100,000-conversation chart part
     live_processes: int = 4  # the live tick's client processes (besides the one-process run)
     trace: bool = False  # the live tick's legs and PostgreSQL's activity (bench/tick_trace.py, `--trace`)
+    # Before the ticks, finish what the previous scenarios left (backlogs, autovacuum's due work, their dirty pages):
+    # off (`--ticks-unsettled`) measures the ticks in the middle of that instead, as the full runs up to now did.
+    settle_ticks: bool = True
 
 
 @dataclass
@@ -466,6 +469,82 @@ end
 
 # --- live tick -----------------------------------------------------------------------------------------
 
+# Tables autovacuum would vacuum or analyze now, by the server's thresholds (per-table reloptions not read: the
+# project sets none). `reltuples` is -1 for a table never vacuumed or analyzed.
+_AUTOVACUUM_DUE = """
+SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+WHERE s.n_dead_tup > current_setting('autovacuum_vacuum_threshold')::float
+        + current_setting('autovacuum_vacuum_scale_factor')::float * greatest(c.reltuples, 0)
+   OR s.n_ins_since_vacuum > current_setting('autovacuum_vacuum_insert_threshold')::float
+        + current_setting('autovacuum_vacuum_insert_scale_factor')::float * greatest(c.reltuples, 0)
+   OR s.n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float
+        + current_setting('autovacuum_analyze_scale_factor')::float * greatest(c.reltuples, 0)
+ORDER BY s.relname
+"""
+
+
+def settle_database(timeout: float = 120) -> dict:
+    """Before the ticks: finish, and time, what the previous scenarios left behind, so that the ticks measure a tick
+    and not the tail of a burst. In order: the processor's backlog (ledger rows pending), the roll-up drain's
+    (conversations marked), autovacuum's work in progress on this database, then the maintenance still due by
+    autovacuum's thresholds — done here (`VACUUM (ANALYZE)` of those tables) rather than by an autovacuum worker in
+    the middle of the ticks — and a `CHECKPOINT`, which writes out the burst's dirty pages now instead of spread over
+    the next minutes (on this server a checkpoint after a burst wrote for 50–115 s). Returns seconds per step and
+    what was done. What a tick costs *during* all that is measured with `--ticks-unsettled` (bench/README.md,
+    "Ticks", seventh session)."""
+    from django.db import DatabaseError, connection
+
+    from inbox.models import ReportDirty
+
+    out: dict = {}
+    t0 = time.monotonic()
+    applied_by(t0 + timeout)
+    out["processor backlog, s"] = round(time.monotonic() - t0, 2)
+    if connection.vendor != "postgresql":
+        return out
+    t0 = time.monotonic()
+    while ReportDirty.objects.exists() and time.monotonic() < t0 + timeout:
+        time.sleep(0.1)
+    out["roll-up drain backlog, s"] = round(time.monotonic() - t0, 2)
+    out["roll-up marks left"] = ReportDirty.objects.count()
+    with connection.cursor() as cursor:
+        t0 = time.monotonic()
+        while time.monotonic() < t0 + timeout:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND backend_type = 'autovacuum worker'"
+            )
+            if not cursor.fetchone()[0]:
+                break
+            time.sleep(0.2)
+        out["autovacuum in progress, s"] = round(time.monotonic() - t0, 2)
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(_AUTOVACUUM_DUE)
+        due = [name for (name,) in cursor.fetchall()]
+        t0 = time.monotonic()
+        for name in due:
+            cursor.execute(f"VACUUM (ANALYZE) {connection.ops.quote_name(name)}")
+        out["vacuum analyze due, s"] = round(time.monotonic() - t0, 2)
+        out["tables due"] = due
+        t0 = time.monotonic()
+        try:
+            cursor.execute("CHECKPOINT")
+        except DatabaseError as exc:  # a role without superuser or pg_checkpoint: say so, measure anyway
+            out["checkpoint"] = f"not allowed: {exc}".strip()
+        else:
+            out["checkpoint, s"] = round(time.monotonic() - t0, 2)
+    return out
+
+
+def describe_settle(settled: dict) -> str:
+    if "skipped" in settled:
+        return "not settled (--ticks-unsettled): the previous scenarios' backlogs, autovacuum and checkpoint may run"
+    return (
+        "settled: "
+        + ", ".join(f"{name} {value}" for name, value in settled.items() if name != "tables due")
+        + f"; vacuumed {len(settled.get('tables due', []))} tables ({', '.join(settled.get('tables due', []))})"
+    )
+
 
 def live_tick(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> None:
     """Report POST sent → `message.status` frame at each agent: with 1 agent (the server's part), then 100 agents
@@ -481,6 +560,9 @@ def live_tick(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> Non
     pks = dict(Message.objects.filter(provider_message_id__in=ids).values_list("provider_message_id", "pk"))
     ticks = [(pid, pks[pid]) for pid in ids]
     batches = [ticks[i * cfg.ticks : (i + 1) * cfg.ticks] for i in range(runs)]
+    settled = settle_database() if cfg.settle_ticks else {"skipped": "--ticks-unsettled"}
+    res.info["live_tick_settle"] = settled
+    print(f"live tick: settled first: {settled}", flush=True)
 
     alone = _live_tick(stack, fx, fx.session_keys[:1], batches[0], processes=1, trace=cfg.trace)
     _record_trace(res, "1 agent", alone)
@@ -493,7 +575,8 @@ def live_tick(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> Non
             alone_pct.get(95.0),
             "ms",
             note=f"p50 {alone_pct.get(50.0, float('nan')):.1f} ms; {len(alone.samples)} frames, {alone.missing} "
-            "missing (the server's part: POST, processor, publish, one consumer)",
+            "missing (the server's part: POST, processor, publish, one consumer); before the ticks: "
+            + describe_settle(settled),
         )
     )
     agents = len(fx.session_keys)
@@ -646,6 +729,7 @@ def _live_tick(
                 arrivals=arrivals,
                 provider_ids={pid: pk for pid, pk in ticks},
                 ledger_after=mark,
+                timeline=watch.timeline,
             ),
             "postgres": watch.summary(),
         }
