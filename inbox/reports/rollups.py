@@ -14,13 +14,15 @@ read together, the differences written with one pipelined upsert per table). Def
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import logging
 import time
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -216,7 +218,7 @@ def drain(*, chunk: int = CHUNK, max_chunks: int | None = None, stats: dict[str,
     table = connection.ops.quote_name(ReportDirty._meta.db_table)
     refreshed = 0
     for _ in range(max_chunks) if max_chunks is not None else itertools.count():
-        with transaction.atomic():
+        with collector_paused(), transaction.atomic():
             if connection.vendor == "postgresql":
                 with connection.cursor() as cursor:
                     # The chunk picked once, in a materialized CTE: as `IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)`
@@ -248,6 +250,24 @@ def drain(*, chunk: int = CHUNK, max_chunks: int | None = None, stats: dict[str,
             stats["opened"] = stats.get("opened", 0) + len(taken.conversations)
             stats["full"] = stats.get("full", 0) + len(recomputed)
     return refreshed
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for one chunk (then as it was).
+
+    A chunk's objects (decoded JSON, tuples, dicts: tens of thousands, acyclic, freed by reference counting when the
+    chunk ends) live long enough to be promoted to the oldest generation, and the collections they trigger walk the
+    whole process's heap: a quarter of the drain's client CPU in `bench/rollup_cost.py --gc-time` (bench/README.md,
+    seventh session). Cyclic garbage made meanwhile (by any thread) waits for the next collection after the chunk."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @dataclass
@@ -650,7 +670,7 @@ def conversations_refresh(conversation_ids: Iterable[int]) -> None:
     """Recompute these conversations' figures and move the roll-ups by the difference (in chunks)."""
     ids = sorted(set(conversation_ids))
     for start in range(0, len(ids), CHUNK):
-        with transaction.atomic():
+        with collector_paused(), transaction.atomic():
             _refresh(ids[start : start + CHUNK])
 
 

@@ -4,6 +4,7 @@ Every case ends equal to a rebuild from the raw rows."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from dataclasses import replace
@@ -321,4 +322,41 @@ def test_a_chunk_costs_the_same_statements_whatever_its_size(django_capture_on_c
         "UPDATE",
         "WITH",
     ]
+    assert equals_a_rebuild()
+
+
+@pytest.mark.django_db
+def test_a_chunk_runs_with_the_garbage_collector_paused_then_restored(django_capture_on_commit_callbacks):
+    """Every statement of a drain's chunks and of a recompute runs with Python's cyclic collector off (its full
+    collections walked the whole heap: a quarter of the drain's client CPU); afterwards it is on again, and a
+    collector already off (an embedding process's choice) stays off, even when the chunk fails."""
+    s = Stream(Inbox.objects.create(name="Collector"), django_capture_on_commit_callbacks)
+    s.inbound("gus", 1)
+    drained()
+    s.inbound("gus", 2)
+    s.inbound("ida", 1)
+    enabled_at_statements: list[bool] = []
+
+    def record(execute, sql, params, many, context):
+        enabled_at_statements.append(gc.isenabled())
+        return execute(sql, params, many, context)
+
+    assert gc.isenabled()
+    ids = list(ReportState.objects.values_list("conversation_id", flat=True))
+    with connection.execute_wrapper(record):
+        assert drained() == {"fast": 1, "opened": 1, "full": 0}
+        rollups.conversations_refresh(ids)
+    assert len(enabled_at_statements) > 8
+    assert not any(enabled_at_statements)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with rollups.collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(ZeroDivisionError), rollups.collector_paused():
+        1 / 0  # noqa: B018
+    assert gc.isenabled()
     assert equals_a_rebuild()
