@@ -309,11 +309,16 @@ def _append(appended: dict[int, list[int]], opened: set[int]) -> Appended:
         # The new states' rows first (inserted in id order; one a concurrent refresh holds is waited for, then left
         # to the recompute), then the stored ones locked in id order: the same locks a recompute takes. A stored
         # state's inbox is that of its day entries (a conversation never changes inbox; one with no day entries has
-        # no customer message and is refused below): a join with the conversations cost more than the rest.
+        # no customer message and is refused below): a join with the conversations cost more than the rest. The
+        # opened conversations' rows are read once, by their ids, before their states are inserted: joining the
+        # inserted states back to inbox_conversation was planned as a hash join over all of its rows.
         cursor.execute(
-            f"""WITH created AS (
+            f"""WITH opened AS MATERIALIZED (
+                  SELECT c.id, c.inbox_id, i.time_zone, c.created_at, c.referral, c.assignee_id
+                  FROM inbox_conversation c JOIN inbox_inbox i ON i.id = c.inbox_id WHERE c.id = ANY(%s::bigint[])),
+                created AS (
                   INSERT INTO {state_table} (conversation_id, contributions, updated_at)
-                  SELECT id, '{{}}'::jsonb, now() FROM inbox_conversation WHERE id = ANY(%s::bigint[]) ORDER BY id
+                  SELECT id, '{{}}'::jsonb, now() FROM opened ORDER BY id
                   ON CONFLICT (conversation_id) DO NOTHING RETURNING conversation_id),
                 locked AS (
                   SELECT s.conversation_id, i.id AS inbox_id, i.time_zone,
@@ -323,9 +328,8 @@ def _append(appended: dict[int, list[int]], opened: set[int]) -> Appended:
                   WHERE s.conversation_id = ANY(%s::bigint[]) ORDER BY s.conversation_id FOR UPDATE OF s)
                 SELECT conversation_id, inbox_id, time_zone, parts, NULL, NULL, NULL FROM locked
                 UNION ALL
-                SELECT c.id, c.inbox_id, i.time_zone, NULL, {us("c.created_at")}, c.referral, c.assignee_id
-                FROM created JOIN inbox_conversation c ON c.id = created.conversation_id
-                JOIN inbox_inbox i ON i.id = c.inbox_id""",  # noqa: S608
+                SELECT o.id, o.inbox_id, o.time_zone, NULL, {us("o.created_at")}, o.referral, o.assignee_id
+                FROM created JOIN opened o ON o.id = created.conversation_id""",  # noqa: S608
             [_array(pk for pk in ids if pk in opened), _array(ids)],
         )
         found, created = {}, {}
