@@ -43,6 +43,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", help="write the rounds here")
     parser.add_argument("--profile", help="cProfile the drains of the rounds with roll-ups into this file (pstats)")
     parser.add_argument("--gc-time", action="store_true", help="record the garbage collector's CPU time in the drains")
+    parser.add_argument(
+        "--explain-slow",
+        type=float,
+        metavar="MS",
+        help="auto_explain (ANALYZE, BUFFERS) every statement of this session slower than MS into the JSON's plans",
+    )
     args = parser.parse_args(argv)
 
     from bench import stack as stack_mod
@@ -71,6 +77,20 @@ def main(argv: list[str]) -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         [[pid]] = cursor.fetchall()
+    # The plans of slow statements, as notices of this session (a drain's backend CPU sometimes jumps severalfold
+    # for whole runs: bench/README.md, sixth and seventh sessions); each tagged with the round it came in.
+    plans: list[dict] = []
+    current = {"round": "setup"}
+    if args.explain_slow is not None:
+        with connection.cursor() as cursor:
+            cursor.execute("LOAD 'auto_explain'")
+            cursor.execute(f"SET auto_explain.log_min_duration = {float(args.explain_slow)}")
+            for setting in ("log_analyze", "log_buffers", "log_nested_statements"):
+                cursor.execute(f"SET auto_explain.{setting} = on")
+            cursor.execute("SET auto_explain.log_level = notice")
+        connection.connection.add_notice_handler(
+            lambda notice: plans.append({**current, "plan": notice.message_primary})
+        )
 
     profiler = cProfile.Profile() if args.profile else None
     # The garbage collector's own time, by generation (a drain allocates many small containers: JSON, tuples).
@@ -92,12 +112,14 @@ def main(argv: list[str]) -> int:
             inbox.pk, prefix=prefix, batches=args.batches, per=args.per, users=args.users, rollups=mode
         )
         stats: dict[str, int] = {}
+        current["round"] = f"{prefix} ingest"
         with override_settings(REPORTS_ROLLUPS=mode), mock.patch.object(rollups, "schedule_drain"):
             cpu0, db0, wall0 = time.process_time(), backend_cpu(pid), time.perf_counter()
             for items in batches:
                 messages_receive(items)
             cpu1, db1, wall1 = time.process_time(), backend_cpu(pid), time.perf_counter()
             gc_time.clear()
+            current["round"] = f"{prefix} drain"
             if profiler is not None and mode == "deferred" and not prefix.startswith("warm"):
                 profiler.runcall(rollups.drain, stats=stats)
             else:
@@ -119,6 +141,12 @@ def main(argv: list[str]) -> int:
 
     for mode in ("off", "deferred"):
         one_round(f"warm-{mode}", mode)
+    # Statistics as a running database has them: the tables grew from empty in the warm rounds, and before
+    # autoanalyze gets to them the planner takes inbox_message for a few rows (the drain's read of its new messages by
+    # id was a sequential scan of every message, per chunk: the "6×" backend CPU of some runs).
+    current["round"] = "analyze"
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
     rounds = [one_round(f"round{n}", "deferred" if n % 2 else "off") for n in range(args.rounds)]
     for r in rounds:
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}), flush=True)
@@ -144,7 +172,9 @@ def main(argv: list[str]) -> int:
     if profiler is not None:
         profiler.dump_stats(args.profile)
     if args.json:
-        Path(args.json).write_text(json.dumps({"rounds": rounds, "summary": summary}, indent=1))
+        Path(args.json).write_text(json.dumps({"rounds": rounds, "summary": summary, "plans": plans}, indent=1))
+    if plans:
+        print(f"{len(plans)} slow statements' plans in the JSON", flush=True)
     return 0
 
 

@@ -14,13 +14,15 @@ read together, the differences written with one pipelined upsert per table). Def
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import logging
 import time
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -216,20 +218,25 @@ def drain(*, chunk: int = CHUNK, max_chunks: int | None = None, stats: dict[str,
     table = connection.ops.quote_name(ReportDirty._meta.db_table)
     refreshed = 0
     for _ in range(max_chunks) if max_chunks is not None else itertools.count():
-        with transaction.atomic():
+        with collector_paused(), transaction.atomic():
             if connection.vendor == "postgresql":
                 with connection.cursor() as cursor:
-                    # The chunk picked once, in a materialized CTE: as `IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)`
-                    # the planner may rescan the subquery per row, and a rescan skips the rows just deleted and
-                    # returns the next ones (a chunk of 1 took 2 marks in CI, depending on the plan).
+                    # The chunk picked and locked once, then deleted by its keys (a literal array): as `IN (SELECT …
+                    # LIMIT n FOR UPDATE SKIP LOCKED)` the planner may rescan the subquery per row, and a rescan skips
+                    # the rows just deleted and returns the next ones (a chunk of 1 took 2 marks in CI); as a join with
+                    # the picked rows, a table autoanalyze saw empty (a drained queue, the usual case) was planned as a
+                    # nested loop over every mark × the chunk: 1.9 s for a chunk of 500 out of 4,000 marks.
                     cursor.execute(
-                        f"WITH picked AS MATERIALIZED (SELECT conversation_id FROM {table} "  # noqa: S608
-                        "ORDER BY conversation_id LIMIT %s FOR UPDATE SKIP LOCKED) "
-                        f"DELETE FROM {table} d USING picked WHERE d.conversation_id = picked.conversation_id "
-                        'RETURNING d.conversation_id, d."full", d.message_ids, d.opened',
+                        f'SELECT conversation_id, "full", message_ids, opened FROM {table} '  # noqa: S608
+                        "ORDER BY conversation_id LIMIT %s FOR UPDATE SKIP LOCKED",
                         [chunk],
                     )
                     marks = cursor.fetchall()
+                    if marks:
+                        cursor.execute(
+                            f"DELETE FROM {table} WHERE conversation_id = ANY(%s::bigint[])",  # noqa: S608
+                            [_array(pk for pk, *_ in marks)],
+                        )
                 ids = sorted(pk for pk, *_ in marks)
                 appended = {pk: _loads(messages) for pk, full, messages, _ in marks if not full}
                 opened = {pk for pk, full, _, opened in marks if opened and not full}
@@ -248,6 +255,24 @@ def drain(*, chunk: int = CHUNK, max_chunks: int | None = None, stats: dict[str,
             stats["opened"] = stats.get("opened", 0) + len(taken.conversations)
             stats["full"] = stats.get("full", 0) + len(recomputed)
     return refreshed
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for one chunk (then as it was).
+
+    A chunk's objects (decoded JSON, tuples, dicts: tens of thousands, acyclic, freed by reference counting when the
+    chunk ends) live long enough to be promoted to the oldest generation, and the collections they trigger walk the
+    whole process's heap: a quarter of the drain's client CPU in `bench/rollup_cost.py --gc-time` (bench/README.md,
+    seventh session). Cyclic garbage made meanwhile (by any thread) waits for the next collection after the chunk."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @dataclass
@@ -289,11 +314,16 @@ def _append(appended: dict[int, list[int]], opened: set[int]) -> Appended:
         # The new states' rows first (inserted in id order; one a concurrent refresh holds is waited for, then left
         # to the recompute), then the stored ones locked in id order: the same locks a recompute takes. A stored
         # state's inbox is that of its day entries (a conversation never changes inbox; one with no day entries has
-        # no customer message and is refused below): a join with the conversations cost more than the rest.
+        # no customer message and is refused below): a join with the conversations cost more than the rest. The
+        # opened conversations' rows are read once, by their ids, before their states are inserted: joining the
+        # inserted states back to inbox_conversation was planned as a hash join over all of its rows.
         cursor.execute(
-            f"""WITH created AS (
+            f"""WITH opened AS MATERIALIZED (
+                  SELECT c.id, c.inbox_id, i.time_zone, c.created_at, c.referral, c.assignee_id
+                  FROM inbox_conversation c JOIN inbox_inbox i ON i.id = c.inbox_id WHERE c.id = ANY(%s::bigint[])),
+                created AS (
                   INSERT INTO {state_table} (conversation_id, contributions, updated_at)
-                  SELECT id, '{{}}'::jsonb, now() FROM inbox_conversation WHERE id = ANY(%s::bigint[]) ORDER BY id
+                  SELECT id, '{{}}'::jsonb, now() FROM opened ORDER BY id
                   ON CONFLICT (conversation_id) DO NOTHING RETURNING conversation_id),
                 locked AS (
                   SELECT s.conversation_id, i.id AS inbox_id, i.time_zone,
@@ -303,9 +333,8 @@ def _append(appended: dict[int, list[int]], opened: set[int]) -> Appended:
                   WHERE s.conversation_id = ANY(%s::bigint[]) ORDER BY s.conversation_id FOR UPDATE OF s)
                 SELECT conversation_id, inbox_id, time_zone, parts, NULL, NULL, NULL FROM locked
                 UNION ALL
-                SELECT c.id, c.inbox_id, i.time_zone, NULL, {us("c.created_at")}, c.referral, c.assignee_id
-                FROM created JOIN inbox_conversation c ON c.id = created.conversation_id
-                JOIN inbox_inbox i ON i.id = c.inbox_id""",  # noqa: S608
+                SELECT o.id, o.inbox_id, o.time_zone, NULL, {us("o.created_at")}, o.referral, o.assignee_id
+                FROM created JOIN opened o ON o.id = created.conversation_id""",  # noqa: S608
             [_array(pk for pk in ids if pk in opened), _array(ids)],
         )
         found, created = {}, {}
@@ -650,7 +679,7 @@ def conversations_refresh(conversation_ids: Iterable[int]) -> None:
     """Recompute these conversations' figures and move the roll-ups by the difference (in chunks)."""
     ids = sorted(set(conversation_ids))
     for start in range(0, len(ids), CHUNK):
-        with transaction.atomic():
+        with collector_paused(), transaction.atomic():
             _refresh(ids[start : start + CHUNK])
 
 
