@@ -1,9 +1,14 @@
 """The set-based inbound batch (inbox/services/inbound.py): what one batch decides and what it gives back."""
 
+import threading
+import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection, connections, transaction
 from django.forms.models import model_to_dict
+from django.test.utils import CaptureQueriesContext
 
 from inbox.events import InboundMessage
 from inbox.models import AuditLog, Contact, Conversation, Message
@@ -80,12 +85,76 @@ def test_last_seen_never_moves_back(inbox):
 
 
 def test_a_batch_costs_the_same_statements_for_one_event_and_for_two_hundred(inbox):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     with CaptureQueriesContext(connection) as one:
         messages_receive([(inbox.pk, event("a", 0, 0))])
     with CaptureQueriesContext(connection) as many:
         messages_receive([(inbox.pk, event(f"b{n}", 100 + n, n)) for n in range(200)])
     assert len(one) == len(many)
     assert Message.objects.count() == 201
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="ids are allocated from PostgreSQL's sequences")
+def test_a_conversation_the_batch_opens_is_written_once_complete(inbox):
+    with CaptureQueriesContext(connection) as queries:
+        [(message, _), (second, _)] = messages_receive([(inbox.pk, event("n", 1, 0)), (inbox.pk, event("n", 2, 3))])
+    writes = [q["sql"].split(" (")[0] for q in queries if '"inbox_conversation"' in q["sql"].split(" (")[0]]
+    assert writes == ['INSERT INTO "inbox_conversation"']  # no UPDATE for the list row after it
+    conversation = Conversation.objects.get(pk=message.conversation_id)
+    assert (conversation.last_message_id, conversation.last_message_preview) == (second.pk, "n 2")
+    assert (conversation.version, conversation.unread_count, conversation.provider) == (3, 2, "infobip")
+    assert conversation.last_inbound_at == conversation.last_activity_at == T0 + timedelta(minutes=3)
+    assert second.pk > message.pk and Message.objects.get(pk=second.pk).conversation_id == conversation.pk
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent transactions need PostgreSQL")
+def test_two_batches_opening_one_conversation_at_once_store_each_message_once(inbox, live_events):
+    """The second batch finds no conversation, opens it too, waits at the unique key for the first to commit,
+    and then applies itself again to the first one's conversation: one conversation, each message once."""
+    Contact.objects.create(
+        channel="tiktok", endpoint_id="biz-1", channel_user_id="race", first_seen_at=T0, last_seen_at=T0
+    )
+    first_applied, release = threading.Event(), threading.Event()
+    results: dict[str, list] = {}
+
+    def batch(name: str, items, hold: bool) -> None:
+        try:
+            with transaction.atomic():
+                results[name] = messages_receive(items)
+                if hold:
+                    first_applied.set()
+                    release.wait(30)
+        finally:
+            connections.close_all()
+
+    first = threading.Thread(
+        target=batch, args=("first", [(inbox.pk, event("race", 1, 0)), (inbox.pk, event("race", 2, 1))], True)
+    )
+    second = threading.Thread(
+        target=batch, args=("second", [(inbox.pk, event("race", 2, 1)), (inbox.pk, event("race", 3, 2))], False)
+    )
+    first.start()
+    assert first_applied.wait(30)
+    second.start()
+    deadline = time.monotonic() + 20
+    waiting = 0
+    with connection.cursor() as cursor:
+        while not waiting and time.monotonic() < deadline:  # the second batch waits for the first's conversation
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            waiting = cursor.fetchone()[0]
+            time.sleep(0.01)
+    assert waiting, "the second batch never waited for the first"
+    release.set()
+    first.join(30)
+    second.join(30)
+
+    assert [created for _, created in results["first"]] == [True, True]
+    assert [created for _, created in results["second"]] == [False, True]
+    assert results["second"][0][0].pk == results["first"][1][0].pk
+    conversation = Conversation.objects.get()
+    assert Message.objects.filter(conversation=conversation).count() == 3
+    assert (conversation.version, conversation.unread_count, conversation.last_message_preview) == (4, 3, "race 3")
+    created_per_group = Counter(group for group, e in live_events if e["type"] == "conversation.created")
+    assert created_per_group and set(created_per_group.values()) == {1}  # announced once, by the first batch
