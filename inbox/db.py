@@ -188,7 +188,7 @@ def stored_instance(model: type[Model], values: dict, *, using: str = "default")
     """The model instance of a row just stored, from its column values (attname → value; every concrete field not
     in `values` gets its default), without `Model.__init__`'s per-field work (a fifth of a 5,000-event batch's
     Python in a profile). Only for models with no `pre_init` / `post_init` receivers: none is sent."""
-    static, dynamic = _defaults(model)
+    static, dynamic = model_defaults(model)
     obj = model.__new__(model)
     obj.__dict__.update(static)
     for attname, default in dynamic:
@@ -201,7 +201,7 @@ def stored_instance(model: type[Model], values: dict, *, using: str = "default")
 
 
 @functools.cache
-def _defaults(model: type[Model]) -> tuple[dict, list]:
+def model_defaults(model: type[Model]) -> tuple[dict, list]:
     """A model's field defaults: (attname → value for constant ones, [(attname, callable)] for the others)."""
     static, dynamic = {}, []
     for field in model._meta.concrete_fields:

@@ -11,6 +11,7 @@ store each once; the unique constraint on (channel, provider message id) stands 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections import defaultdict
@@ -21,7 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from inbox import domain_events
-from inbox.db import allocate_ids, insert_rows, is_postgresql, recordset, stored_instance, update_from
+from inbox.db import allocate_ids, insert_rows, is_postgresql, model_defaults, recordset, stored_instance, update_from
 from inbox.events import InboundMessage
 from inbox.models import AuditLog, Contact, Conversation, Message
 from inbox.services.summary import SUMMARY_FIELDS, conversation_message_added
@@ -201,10 +202,19 @@ def _conversation_row(values) -> SimpleNamespace:
     return row
 
 
+@functools.cache
+def _conversation_defaults() -> tuple[dict, list]:
+    """The model's defaults of `CONVERSATION_COLUMNS`: (name → value, [(name, callable)]), computed once."""
+    static, dynamic = model_defaults(Conversation)
+    wanted = set(CONVERSATION_COLUMNS)
+    return {k: v for k, v in static.items() if k in wanted}, [(k, f) for k, f in dynamic if k in wanted]
+
+
 def _conversation_new(key: ConversationKey, event: InboundMessage, pk: int | None) -> SimpleNamespace:
     """The row of a conversation not stored yet, as the INSERT would store it: the key, the first new event's
     activity time and provider conversation id, the model's defaults for the rest."""
-    values = {name: Conversation._meta.get_field(name).get_default() for name in CONVERSATION_COLUMNS}
+    static, dynamic = _conversation_defaults()
+    values = {**static, **{name: default() for name, default in dynamic}}
     values.update(
         id=pk,
         inbox_id=key[0],
