@@ -255,7 +255,8 @@ def _conversations_insert(rows: list[SimpleNamespace], now: datetime) -> bool:
     inserted = [pk for (pk,) in insert_rows(Conversation, columns, ignore_conflicts=True)]
     if len(inserted) == len(rows):
         return True
-    Conversation.objects.filter(pk__in=inserted)._raw_delete(connection.alias)
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM inbox_conversation WHERE id = ANY(%s)", [inserted])
     return False
 
 
