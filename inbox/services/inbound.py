@@ -97,10 +97,10 @@ def conversation_take_inbound(conversation: Conversation, event: InboundMessage)
     return changed
 
 
-def _contacts(events: list[InboundMessage]) -> dict[ContactKey, int]:
+def _contacts(events: list[InboundMessage]) -> tuple[dict[ContactKey, int], dict[int, datetime]]:
     """Contact ids by key, creating the missing ones (a concurrent batch creating the same is harmless): a lookup,
     an `INSERT … ON CONFLICT DO NOTHING RETURNING` of the missing, and a lookup of what a concurrent batch
-    created meanwhile (rare)."""
+    created meanwhile (rare). Also the last seen time each contact this batch inserted was stored with."""
     first_seen: dict[ContactKey, datetime] = {}
     for event in events:
         key = (event.channel, event.endpoint_id, event.channel_user_id)
@@ -121,9 +121,11 @@ def _contacts(events: list[InboundMessage]) -> dict[ContactKey, int]:
             ignore_conflicts=True,
         )
         ids.update({(channel, endpoint_id, user_id): pk for pk, channel, endpoint_id, user_id in created})
+        inserted = {pk: first_seen[(channel, endpoint_id, user_id)] for pk, channel, endpoint_id, user_id in created}
         if len(created) < len(missing):
             ids.update(_contacts_find([key for key in missing if key not in ids]))
-    return ids
+        return ids, inserted
+    return ids, {}
 
 
 def _contacts_find(keys: list[ContactKey]) -> dict[ContactKey, int]:
@@ -355,7 +357,7 @@ class _Raced(Exception):
 
 
 def _receive(items: list[tuple[int, InboundMessage]]) -> list[tuple[Message, bool]]:
-    contact_ids = _contacts([event for _, event in items])
+    contact_ids, contacts_inserted = _contacts([event for _, event in items])
     conversation_keys = [
         _conversation_key(inbox_id, contact_ids[(event.channel, event.endpoint_id, event.channel_user_id)], event)
         for inbox_id, event in items
@@ -364,7 +366,7 @@ def _receive(items: list[tuple[int, InboundMessage]]) -> list[tuple[Message, boo
     keys = [(event.channel, event.endpoint_id, event.provider_message_id) for _, event in items]
     while True:  # again only after a race lost to a batch that has committed: each round finds more stored
         try:
-            return _receive_locked(items, conversation_keys, keys)
+            return _receive_locked(items, conversation_keys, keys, contacts_inserted)
         except _Raced:
             continue
 
@@ -373,6 +375,7 @@ def _receive_locked(
     items: list[tuple[int, InboundMessage]],
     conversation_keys: list[ConversationKey],
     keys: list[tuple[str, str, str]],
+    contacts_inserted: dict[int, datetime],
 ) -> list[tuple[Message, bool]]:
     conversations = _conversations_lock(list(dict.fromkeys(conversation_keys)))
     # Decided under the conversations' locks: a concurrent batch with the same events has committed or waits. A
@@ -388,7 +391,7 @@ def _receive_locked(
         new.append((conversation_key, event, inbound_message_fields(event)))
     created: dict[tuple[str, str, str], Message] = {}
     if new:
-        created = _store(new, conversations)
+        created = _store(new, conversations, contacts_inserted)
     received: list[tuple[Message, bool]] = []
     returned: set[tuple[str, str, str]] = set()
     for key in keys:
@@ -403,6 +406,7 @@ def _receive_locked(
 def _store(
     new: list[tuple[ConversationKey, InboundMessage, dict]],
     conversations: dict[ConversationKey, SimpleNamespace],
+    contacts_inserted: dict[int, datetime],
 ) -> dict[tuple[str, str, str], Message]:
     """Insert the new messages (one statement), move their locked conversations by the rules, write them back
     (one statement), the contacts' last seen (one statement), the reopenings' audit rows; emit the events.
@@ -509,8 +513,9 @@ def _store(
     update_from(
         Conversation, {"id": [c.pk for c in rows], **{f: [getattr(c, f) for c in rows] for f in CONVERSATION_WRITTEN}}
     )
-    # Never backwards, whatever a concurrent batch wrote: the later of the stored and this time.
-    seen = sorted(last_seen.items())
+    # Never backwards, whatever a concurrent batch wrote: the later of the stored and this time. A contact this
+    # batch inserted holds the time it was inserted with (no other transaction sees it yet): only a later one moves.
+    seen = sorted((pk, at) for pk, at in last_seen.items() if pk not in contacts_inserted or at > contacts_inserted[pk])
     update_from(
         Contact,
         {"id": [pk for pk, _ in seen], "last_seen_at": [at for _, at in seen]},

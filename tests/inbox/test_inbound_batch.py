@@ -82,6 +82,10 @@ def test_last_seen_never_moves_back(inbox):
     assert Contact.objects.get(channel_user_id="u").last_seen_at == T0 + timedelta(minutes=10)
     messages_receive([(inbox.pk, event("u", 3, 12))])
     assert Contact.objects.get(channel_user_id="u").last_seen_at == T0 + timedelta(minutes=12)
+    # A contact the batch creates: first seen at its first event, last seen at its latest.
+    messages_receive([(inbox.pk, event("v", 4, 5)), (inbox.pk, event("v", 5, 9)), (inbox.pk, event("v", 6, 7))])
+    v = Contact.objects.get(channel_user_id="v")
+    assert (v.first_seen_at, v.last_seen_at) == (T0 + timedelta(minutes=5), T0 + timedelta(minutes=9))
 
 
 def test_a_batch_costs_the_same_statements_for_one_event_and_for_two_hundred(inbox):
