@@ -5,8 +5,10 @@ batch of one), in a fixed number of statements per batch instead of about ten pe
 volume the round trips and the ORM's per-statement cost were the whole price of an event (bench/README.md).
 
 Concurrency: rows are locked in one order (conversations by id, after their contacts exist), and whether
-a message is new is decided after its conversation is locked, so two batches carrying the same events
-store each once; the unique constraint on (channel, provider message id) stands behind it.
+a message is new is decided after its conversation is locked — or, for a conversation the batch opens, before
+its INSERT, which waits at the unique key for a concurrent batch opening it too and, having lost, applies the
+batch again — so two batches carrying the same events store each once; the unique constraint on (channel,
+provider message id) stands behind it.
 """
 
 from __future__ import annotations
