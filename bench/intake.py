@@ -4,6 +4,11 @@ CPU (`time.process_time`) and wall time per event of one batch, new users and ex
 sizes 100 and 5,000; the service alone (inside its transaction) and with the commit and the domain-event
 subscribers (live layer, roll-ups deferred). CPU time is the figure that survives a loaded machine.
 
+Beside them, per size, **the batch floor**: the same batch's message rows and nothing else — one
+`INSERT … SELECT FROM json_to_recordset` into the messages table with its real indexes and foreign key (to
+conversations that exist), committed — what any set-based intake pays at least. Its events/s (1 / wall per event,
+with the commit) and each case's "real ÷ floor" are printed at the end: the distance measured, not argued.
+
 Needs PostgreSQL: DATABASE_URL=postgres://…/<db>; it creates (and keeps) the database `<db>_intake` and runs
 the migrations there. Usage: python bench/intake.py [--rounds N] [--sizes 100 5000] [--profile FILE] [--statements]
 
@@ -52,9 +57,11 @@ def main(argv: list[str]) -> int:
 
     from django.utils import timezone
 
+    from inbox.db import insert_rows
     from inbox.events import InboundMessage
-    from inbox.models import Inbox
+    from inbox.models import Inbox, Message
     from inbox.services import messages_receive
+    from inbox.services.inbound import inbound_message_fields
 
     inbox, _ = Inbox.objects.get_or_create(name="intake-bench")
     run = uuid.uuid4().hex[:8]
@@ -111,20 +118,50 @@ def main(argv: list[str]) -> int:
         n = len(items) / 1e6
         return (cpu1 - cpu0) / n, (wall1 - wall0) / n, (cpu2 - cpu0) / n, (wall2 - wall0) / n
 
+    def floor(items, conversation_ids: list[int]) -> tuple[float, float, float, float]:
+        """The batch's message rows in one statement, nothing else (the same columns the service writes)."""
+        notices.clear()
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        with transaction.atomic():
+            rows = [inbound_message_fields(event) for _, event in items]
+            columns = {name: [row[name] for row in rows] for name in rows[0]}
+            columns["conversation_id"] = conversation_ids
+            columns["created_at"] = [timezone.now()] * len(items)
+            insert_rows(Message, columns)
+            wall1, cpu1 = time.perf_counter(), time.process_time()
+        wall2, cpu2 = time.perf_counter(), time.process_time()
+        n = len(items) / 1e6
+        return (cpu1 - cpu0) / n, (wall1 - wall0) / n, (cpu2 - cpu0) / n, (wall2 - wall0) / n
+
     print(f"{'case':<28} {'CPU µs/ev':>10} {'wall µs/ev':>11} {'+commit CPU':>12} {'+commit wall':>13}")
+    per_second: dict[tuple[int, str], float] = {}
     for size in args.sizes:
-        for case in ("new users", "existing conversations"):
+        for case in ("new users", "existing conversations", "floor"):
             figures = []
             for r in range(args.rounds):
                 users = [f"{run}-{size}-{r}-{n}" for n in range(size)]
+                if case == "new users":
+                    figures.append(measure(events(users, f"{run}-{size}-{r}-n")))
+                    continue
+                users = [f"{user}-{case[0]}" for user in users]
+                first = messages_receive(events(users, f"{run}-{size}-{r}-{case[0]}-first"))
                 if case == "existing conversations":
-                    messages_receive(events(users, f"{run}-{size}-{r}-first"))
-                figures.append(measure(events(users, f"{run}-{size}-{r}-{case[0]}")))
+                    figures.append(measure(events(users, f"{run}-{size}-{r}-e")))
+                else:
+                    conversation_ids = [message.conversation_id for message, _ in first]
+                    figures.append(floor(events(users, f"{run}-{size}-{r}-f"), conversation_ids))
             med = [statistics.median(f[i] for f in figures) for i in range(4)]
+            per_second[(size, case)] = 1e6 / med[3]
             label = f"{case}, {size}"
             print(f"{label:<28} {med[0]:>10,.0f} {med[1]:>11,.0f} {med[2]:>12,.0f} {med[3]:>13,.0f}", flush=True)
             if args.statements:
                 statements_print(notices, size)
+    print("events/s, one stream (1 / wall per event with the commit), and real path ÷ floor:")
+    for size in args.sizes:
+        floor_rate = per_second[(size, "floor")]
+        for case in ("new users", "existing conversations"):
+            rate = per_second[(size, case)]
+            print(f"  {case}, {size}: {rate:,.0f} ÷ floor {floor_rate:,.0f} = {rate / floor_rate:.2f}")
     if profiler:
         profiler.dump_stats(args.profile)
     return 0

@@ -5,12 +5,15 @@ batch of one), in a fixed number of statements per batch instead of about ten pe
 volume the round trips and the ORM's per-statement cost were the whole price of an event (bench/README.md).
 
 Concurrency: rows are locked in one order (conversations by id, after their contacts exist), and whether
-a message is new is decided after its conversation is locked, so two batches carrying the same events
-store each once; the unique constraint on (channel, provider message id) stands behind it.
+a message is new is decided after its conversation is locked — or, for a conversation the batch opens, before
+its INSERT, which waits at the unique key for a concurrent batch opening it too and, having lost, applies the
+batch again — so two batches carrying the same events store each once; the unique constraint on (channel,
+provider message id) stands behind it.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections import defaultdict
@@ -21,7 +24,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from inbox import domain_events
-from inbox.db import insert_rows, is_postgresql, recordset, stored_instance, update_from
+from inbox.db import allocate_ids, insert_rows, is_postgresql, model_defaults, recordset, stored_instance, update_from
 from inbox.events import InboundMessage
 from inbox.models import AuditLog, Contact, Conversation, Message
 from inbox.services.summary import SUMMARY_FIELDS, conversation_message_added
@@ -96,10 +99,10 @@ def conversation_take_inbound(conversation: Conversation, event: InboundMessage)
     return changed
 
 
-def _contacts(events: list[InboundMessage]) -> dict[ContactKey, int]:
+def _contacts(events: list[InboundMessage]) -> tuple[dict[ContactKey, int], dict[int, datetime]]:
     """Contact ids by key, creating the missing ones (a concurrent batch creating the same is harmless): a lookup,
     an `INSERT … ON CONFLICT DO NOTHING RETURNING` of the missing, and a lookup of what a concurrent batch
-    created meanwhile (rare)."""
+    created meanwhile (rare). Also the last seen time each contact this batch inserted was stored with."""
     first_seen: dict[ContactKey, datetime] = {}
     for event in events:
         key = (event.channel, event.endpoint_id, event.channel_user_id)
@@ -120,9 +123,11 @@ def _contacts(events: list[InboundMessage]) -> dict[ContactKey, int]:
             ignore_conflicts=True,
         )
         ids.update({(channel, endpoint_id, user_id): pk for pk, channel, endpoint_id, user_id in created})
+        inserted = {pk: first_seen[(channel, endpoint_id, user_id)] for pk, channel, endpoint_id, user_id in created}
         if len(created) < len(missing):
             ids.update(_contacts_find([key for key in missing if key not in ids]))
-    return ids
+        return ids, inserted
+    return ids, {}
 
 
 def _contacts_find(keys: list[ContactKey]) -> dict[ContactKey, int]:
@@ -201,45 +206,62 @@ def _conversation_row(values) -> SimpleNamespace:
     return row
 
 
-def _conversations(pairs: dict[ConversationKey, InboundMessage]) -> tuple[dict[ConversationKey, SimpleNamespace], set]:
-    """The conversations of (inbox_id, contact_id, kind, subject_id) keys as rows, locked in id order, opening the
-    missing ones (`INSERT … ON CONFLICT DO NOTHING RETURNING`: a row this transaction inserted is its own until it
-    commits; one a concurrent batch committed meanwhile is locked by a second lookup).
+@functools.cache
+def _conversation_defaults() -> tuple[dict, list]:
+    """The model's defaults of `CONVERSATION_COLUMNS`: (name → value, [(name, callable)]), computed once."""
+    static, dynamic = model_defaults(Conversation)
+    wanted = set(CONVERSATION_COLUMNS)
+    return {k: v for k, v in static.items() if k in wanted}, [(k, f) for k, f in dynamic if k in wanted]
 
-    `pairs` maps each key to its first event (the defaults of a new conversation). Returns the
-    conversations by key and the keys whose conversation this batch opened.
-    """
-    found = _conversations_lock(list(pairs))
-    missing = sorted(pair for pair in pairs if pair not in found)
-    opened = set()
-    if missing:
-        created = insert_rows(
-            Conversation,
-            {
-                "inbox_id": [key[0] for key in missing],
-                "contact_id": [key[1] for key in missing],
-                "kind": [key[2] for key in missing],
-                "subject_id": [key[3] for key in missing],
-                "subject": [pairs[key].subject for key in missing],
-                "last_activity_at": [pairs[key].sent_at for key in missing],
-                "provider_conversation_id": [pairs[key].provider_conversation_id for key in missing],
-            },
-            returning=CONVERSATION_COLUMNS,
-            ignore_conflicts=True,
-        )
-        for values in created:
-            row = _conversation_row(values)
-            key = (row.inbox_id, row.contact_id, row.kind, row.subject_id)
-            found[key] = row
-            opened.add(key)
-        if len(created) < len(missing):
-            # Elsewhere than PostgreSQL nothing comes back: what is found now and was missing, this batch opened
-            # unless a concurrent one did (SQLite serializes writers: it did not).
-            rest = [key for key in missing if key not in found]
-            found.update(_conversations_lock(rest))
-            if not is_postgresql():
-                opened.update(rest)
-    return found, opened
+
+def _conversation_new(key: ConversationKey, event: InboundMessage, pk: int | None) -> SimpleNamespace:
+    """The row of a conversation not stored yet, as the INSERT would store it: the key, the first new event's
+    activity time and provider conversation id, the model's defaults for the rest."""
+    static, dynamic = _conversation_defaults()
+    values = {**static, **{name: default() for name, default in dynamic}}
+    values.update(
+        id=pk,
+        inbox_id=key[0],
+        contact_id=key[1],
+        kind=key[2],
+        subject_id=key[3],
+        last_activity_at=event.sent_at,
+        provider_conversation_id=event.provider_conversation_id,
+    )
+    row = SimpleNamespace(**values, subject=event.subject)
+    row.pk = pk
+    return row
+
+
+def _conversations_open(opening: dict[ConversationKey, InboundMessage]) -> dict[ConversationKey, SimpleNamespace]:
+    """Elsewhere than PostgreSQL (SQLite in development; it serializes writers): insert the conversations as
+    opened by their first event, then take them as stored rows — the batch's rules move them like the others."""
+    missing = sorted(opening)
+    fresh = [_conversation_new(key, opening[key], None) for key in missing]
+    insert_rows(
+        Conversation,
+        {name: [getattr(row, name) for row in fresh] for name in ["inbox_id", "contact_id", "kind", "subject_id"]}
+        | {"subject": [row.subject for row in fresh], "last_activity_at": [row.last_activity_at for row in fresh]}
+        | {"provider_conversation_id": [row.provider_conversation_id for row in fresh]},
+        ignore_conflicts=True,
+    )
+    return _conversations_lock(missing)
+
+
+def _conversations_insert(rows: list[SimpleNamespace], now: datetime) -> bool:
+    """INSERT conversations complete (PostgreSQL: ids allocated, the batch's rules applied): one statement.
+
+    False when a concurrent batch opened one of them first (the unique key; `ON CONFLICT DO NOTHING` waits for it
+    to commit): the rows this statement did insert are deleted again — nothing refers to them yet — and the
+    caller starts the batch again, with that conversation now stored and locked like any other."""
+    columns = {name: [getattr(row, name) for row in rows] for name in [*CONVERSATION_COLUMNS, "subject"]}
+    columns["created_at"] = columns["updated_at"] = [now] * len(rows)
+    inserted = [pk for (pk,) in insert_rows(Conversation, columns, ignore_conflicts=True)]
+    if len(inserted) == len(rows):
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM inbox_conversation WHERE id = ANY(%s)", [inserted])
+    return False
 
 
 def _conversations_lock(keys: list[ConversationKey]) -> dict[ConversationKey, SimpleNamespace]:
@@ -332,30 +354,46 @@ def message_receive(*, inbox_id: int, event: InboundMessage) -> tuple[Message, b
     return message, created
 
 
-def _receive(items: list[tuple[int, InboundMessage]]) -> list[tuple[Message, bool]]:
-    contact_ids = _contacts([event for _, event in items])
-    pairs: dict[ConversationKey, InboundMessage] = {}
-    for inbox_id, event in items:
-        contact_id = contact_ids[(event.channel, event.endpoint_id, event.channel_user_id)]
-        pairs.setdefault(_conversation_key(inbox_id, contact_id, event), event)
-    conversations, opened = _conversations(pairs)
+class _Raced(Exception):
+    """A conversation the batch was opening was opened by a concurrent batch first: apply the batch again."""
 
-    # Decided under the conversations' locks: a concurrent batch with the same events has committed or waits.
+
+def _receive(items: list[tuple[int, InboundMessage]]) -> list[tuple[Message, bool]]:
+    contact_ids, contacts_inserted = _contacts([event for _, event in items])
+    conversation_keys = [
+        _conversation_key(inbox_id, contact_ids[(event.channel, event.endpoint_id, event.channel_user_id)], event)
+        for inbox_id, event in items
+    ]
     # New or not is decided per (channel, endpoint, id): ids are unique only within one connection's endpoint.
     keys = [(event.channel, event.endpoint_id, event.provider_message_id) for _, event in items]
+    while True:  # again only after a race lost to a batch that has committed: each round finds more stored
+        try:
+            return _receive_locked(items, conversation_keys, keys, contacts_inserted)
+        except _Raced:
+            continue
+
+
+def _receive_locked(
+    items: list[tuple[int, InboundMessage]],
+    conversation_keys: list[ConversationKey],
+    keys: list[tuple[str, str, str]],
+    contacts_inserted: dict[int, datetime],
+) -> list[tuple[Message, bool]]:
+    conversations = _conversations_lock(list(dict.fromkeys(conversation_keys)))
+    # Decided under the conversations' locks: a concurrent batch with the same events has committed or waits. A
+    # conversation that does not exist yet is opened below; a concurrent batch opening it too makes one of the two
+    # wait at the unique key and start again (`_conversations_insert`).
     stored: dict[tuple[str, str, str], Message | None] = _stored(list(set(keys)))
 
-    new: list[tuple[SimpleNamespace, InboundMessage, dict]] = []
-    for (inbox_id, event), key in zip(items, keys, strict=True):
+    new: list[tuple[ConversationKey, InboundMessage, dict]] = []
+    for (_, event), conversation_key, key in zip(items, conversation_keys, keys, strict=True):
         if key in stored:
             continue
-        contact_id = contact_ids[(event.channel, event.endpoint_id, event.channel_user_id)]
-        conversation = conversations[_conversation_key(inbox_id, contact_id, event)]
         stored[key] = None  # a repeat inside the batch is a duplicate too (of the message created below)
-        new.append((conversation, event, inbound_message_fields(event)))
+        new.append((conversation_key, event, inbound_message_fields(event)))
     created: dict[tuple[str, str, str], Message] = {}
     if new:
-        created = _store(new, conversations, opened)
+        created = _store(new, conversations, contacts_inserted)
     received: list[tuple[Message, bool]] = []
     returned: set[tuple[str, str, str]] = set()
     for key in keys:
@@ -368,26 +406,51 @@ def _receive(items: list[tuple[int, InboundMessage]]) -> list[tuple[Message, boo
 
 
 def _store(
-    new: list[tuple[SimpleNamespace, InboundMessage, dict]],
+    new: list[tuple[ConversationKey, InboundMessage, dict]],
     conversations: dict[ConversationKey, SimpleNamespace],
-    opened: set[ConversationKey],
+    contacts_inserted: dict[int, datetime],
 ) -> dict[tuple[str, str, str], Message]:
     """Insert the new messages (one statement), move their locked conversations by the rules, write them back
-    (one statement), the contacts' last seen (one statement), the reopenings' audit rows; emit the events."""
+    (one statement), the contacts' last seen (one statement), the reopenings' audit rows; emit the events.
+
+    A conversation the batch opens (PostgreSQL) is written once, complete: its id and its messages' ids are
+    allocated first (one statement), the rules move it in memory, and it is inserted with its list row — not
+    inserted, then updated for its messages (10 WAL records, an entry in every index, per new conversation)."""
     now = timezone.now()
+    opening: dict[ConversationKey, InboundMessage] = {}
+    for conversation_key, event, _ in new:
+        if conversation_key not in conversations:
+            opening.setdefault(conversation_key, event)  # the first new event opens it
+    fresh: dict[ConversationKey, SimpleNamespace] = {}
+    message_ids: list[int] = []
+    if opening and is_postgresql():
+        conversation_ids, message_ids = allocate_ids([(Conversation, len(opening)), (Message, len(new))])
+        fresh = {
+            key: _conversation_new(key, opening[key], pk)
+            for key, pk in zip(sorted(opening), conversation_ids, strict=True)
+        }
+        conversations = {**conversations, **fresh}
+    elif opening:
+        conversations = {**conversations, **_conversations_open(opening)}
+
     names = list(new[0][2])
     columns = {name: [fields[name] for *_, fields in new] for name in names}
-    columns["conversation_id"] = [conversation.pk for conversation, *_ in new]
+    columns["conversation_id"] = [conversations[conversation_key].pk for conversation_key, *_ in new]
     columns["created_at"] = [now] * len(new)
-    ids = [pk for (pk,) in insert_rows(Message, columns)]
+    if message_ids:
+        columns["id"] = message_ids
+        ids = message_ids
+    else:
+        ids = [pk for (pk,) in insert_rows(Message, columns)]
 
-    to_announce = {conversations[pair].pk for pair in opened}
+    to_announce = {conversations[key].pk for key in opening}
     touched: dict[int, SimpleNamespace] = {}
     last_seen: dict[int, datetime] = {}
     audits: list[AuditLog] = []
     announced: list[domain_events.DomainEvent] = []
     created: dict[tuple[str, str, str], Message] = {}
-    for (conversation, event, fields), pk in zip(new, ids, strict=True):
+    for (conversation_key, event, fields), pk in zip(new, ids, strict=True):
+        conversation = conversations[conversation_key]
         message = _message(pk, conversation.pk, fields, now)
         created[(event.channel, event.endpoint_id, event.provider_message_id)] = message
         touched[conversation.pk] = conversation
@@ -442,12 +505,19 @@ def _store(
         contact_id = conversation.contact_id
         last_seen[contact_id] = max(last_seen.get(contact_id, event.sent_at), event.sent_at)
 
-    rows = sorted(touched.values(), key=lambda c: c.pk)
+    fresh_rows = list(fresh.values())
+    if fresh:
+        if not _conversations_insert(fresh_rows, now):
+            raise _Raced
+        insert_rows(Message, columns)
+    fresh_ids = {row.pk for row in fresh_rows}
+    rows = sorted((c for c in touched.values() if c.pk not in fresh_ids), key=lambda c: c.pk)
     update_from(
         Conversation, {"id": [c.pk for c in rows], **{f: [getattr(c, f) for c in rows] for f in CONVERSATION_WRITTEN}}
     )
-    # Never backwards, whatever a concurrent batch wrote: the later of the stored and this time.
-    seen = sorted(last_seen.items())
+    # Never backwards, whatever a concurrent batch wrote: the later of the stored and this time. A contact this
+    # batch inserted holds the time it was inserted with (no other transaction sees it yet): only a later one moves.
+    seen = sorted((pk, at) for pk, at in last_seen.items() if pk not in contacts_inserted or at > contacts_inserted[pk])
     update_from(
         Contact,
         {"id": [pk for pk, _ in seen], "last_seen_at": [at for _, at in seen]},

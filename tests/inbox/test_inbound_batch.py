@@ -1,9 +1,14 @@
 """The set-based inbound batch (inbox/services/inbound.py): what one batch decides and what it gives back."""
 
+import threading
+import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection, connections, transaction
 from django.forms.models import model_to_dict
+from django.test.utils import CaptureQueriesContext
 
 from inbox.events import InboundMessage
 from inbox.models import AuditLog, Contact, Conversation, Message
@@ -77,15 +82,93 @@ def test_last_seen_never_moves_back(inbox):
     assert Contact.objects.get(channel_user_id="u").last_seen_at == T0 + timedelta(minutes=10)
     messages_receive([(inbox.pk, event("u", 3, 12))])
     assert Contact.objects.get(channel_user_id="u").last_seen_at == T0 + timedelta(minutes=12)
+    # A contact the batch creates: first seen at its first event, last seen at its latest.
+    messages_receive([(inbox.pk, event("v", 4, 5)), (inbox.pk, event("v", 5, 9)), (inbox.pk, event("v", 6, 7))])
+    v = Contact.objects.get(channel_user_id="v")
+    assert (v.first_seen_at, v.last_seen_at) == (T0 + timedelta(minutes=5), T0 + timedelta(minutes=9))
 
 
 def test_a_batch_costs_the_same_statements_for_one_event_and_for_two_hundred(inbox):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     with CaptureQueriesContext(connection) as one:
         messages_receive([(inbox.pk, event("a", 0, 0))])
     with CaptureQueriesContext(connection) as many:
         messages_receive([(inbox.pk, event(f"b{n}", 100 + n, n)) for n in range(200)])
     assert len(one) == len(many)
     assert Message.objects.count() == 201
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="ids are allocated from PostgreSQL's sequences")
+def test_a_conversation_the_batch_opens_is_written_once_complete(inbox):
+    with CaptureQueriesContext(connection) as queries:
+        [(message, _), (second, _)] = messages_receive([(inbox.pk, event("n", 1, 0)), (inbox.pk, event("n", 2, 3))])
+    writes = [q["sql"].split(" (")[0] for q in queries if '"inbox_conversation"' in q["sql"].split(" (")[0]]
+    assert writes == ['INSERT INTO "inbox_conversation"']  # no UPDATE for the list row after it
+    conversation = Conversation.objects.get(pk=message.conversation_id)
+    assert (conversation.last_message_id, conversation.last_message_preview) == (second.pk, "n 2")
+    assert (conversation.version, conversation.unread_count, conversation.provider) == (3, 2, "infobip")
+    assert conversation.last_inbound_at == conversation.last_activity_at == T0 + timedelta(minutes=3)
+    assert second.pk > message.pk and Message.objects.get(pk=second.pk).conversation_id == conversation.pk
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent transactions need PostgreSQL")
+def test_two_batches_opening_one_conversation_at_once_store_each_message_once(inbox, live_events):
+    """The second batch finds no conversation, opens it too, waits at the unique key for the first to commit,
+    and then applies itself again to the first one's conversation: one conversation, each message once."""
+    for user in ("race", "other"):
+        Contact.objects.create(
+            channel="tiktok", endpoint_id="biz-1", channel_user_id=user, first_seen_at=T0, last_seen_at=T0
+        )
+    first_applied, release = threading.Event(), threading.Event()
+    results: dict[str, list] = {}
+
+    def batch(name: str, items, hold: bool) -> None:
+        try:
+            with transaction.atomic():
+                results[name] = messages_receive(items)
+                if hold:
+                    first_applied.set()
+                    release.wait(30)
+        finally:
+            connections.close_all()
+
+    first = threading.Thread(
+        target=batch, args=("first", [(inbox.pk, event("race", 1, 0)), (inbox.pk, event("race", 2, 1))], True)
+    )
+    second = threading.Thread(
+        target=batch,
+        args=(
+            "second",
+            # "other": a conversation only the second batch opens, inserted by the statement that lost the race —
+            # deleted with it and opened again, not taken for a stored row and moved twice.
+            [(inbox.pk, event("race", 2, 1)), (inbox.pk, event("race", 3, 2)), (inbox.pk, event("other", 4, 3))],
+            False,
+        ),
+    )
+    first.start()
+    assert first_applied.wait(30)
+    second.start()
+    deadline = time.monotonic() + 20
+    waiting = 0
+    with connection.cursor() as cursor:
+        while not waiting and time.monotonic() < deadline:  # the second batch waits for the first's conversation
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            waiting = cursor.fetchone()[0]
+            time.sleep(0.01)
+    assert waiting, "the second batch never waited for the first"
+    release.set()
+    first.join(30)
+    second.join(30)
+
+    assert [created for _, created in results["first"]] == [True, True]
+    assert [created for _, created in results["second"]] == [False, True, True]
+    assert results["second"][0][0].pk == results["first"][1][0].pk
+    other = Conversation.objects.get(contact__channel_user_id="other")
+    assert (other.version, other.unread_count, other.last_message_id) == (2, 1, results["second"][2][0].pk)
+    conversation = Conversation.objects.get(contact__channel_user_id="race")
+    assert Message.objects.filter(conversation=conversation).count() == 3
+    assert (conversation.version, conversation.unread_count, conversation.last_message_preview) == (4, 3, "race 3")
+    created = Counter((group, e["conversation_id"]) for group, e in live_events if e["type"] == "conversation.created")
+    assert {pk for _, pk in created} == {conversation.pk, other.pk} and set(created.values()) == {1}  # each once
