@@ -292,8 +292,17 @@ def conversation_page_query(
     where: list[str] = []
     params: list = []
     if not user.is_superuser:
-        where.append('c."inbox_id" = ANY(%s::bigint[])')
-        params.append(inbox_ids_of(user))
+        member_of = inbox_ids_of(user)
+        if len(member_of) == 1:
+            # One inbox (the usual agent): a plain equality, so the (inbox, activity) index gives the page's order.
+            # With `= ANY(array)` PostgreSQL cannot take the order from that index and walked the activity index
+            # of every inbox instead, filtering out the others' newer conversations (37,121 of them, 11 ms, in the
+            # seventh session's full bench run).
+            where.append('c."inbox_id" = %s')
+            params.append(member_of[0])
+        else:
+            where.append('c."inbox_id" = ANY(%s::bigint[])')
+            params.append(member_of)
     if status:
         where.append('c."status" = %s')
         params.append(status)
