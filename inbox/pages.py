@@ -89,6 +89,8 @@ _COLUMNS = (
     "contact_id",
     "assignee_id",
 )
+_CONVERSATION_FROM = " FROM {conversation} c"
+_MEMBER_OF_ANY = 'c."inbox_id" = ANY(%s::bigint[])'
 _SELECT = (
     "SELECT "  # noqa: S608 - our SQL: fixed names, values as parameters
     + ", ".join(f'c."{column}"' for column in _COLUMNS)
@@ -106,7 +108,9 @@ _SELECT = (
     + _WINDOW_RANK
     + ' AS "window_rank", '
     + _SLA_RANK
-    + ' AS "sla_rank" FROM {conversation} c LEFT OUTER JOIN {sla} s ON s."conversation_id" = c."id"'
+    + ' AS "sla_rank"'
+    + _CONVERSATION_FROM
+    + ' LEFT OUTER JOIN {sla} s ON s."conversation_id" = c."id"'
 )
 _sql_cache: dict[str, str] = {}
 
@@ -183,20 +187,24 @@ class _PageQuery:
             key = field.lstrip("-")
             sql = f'"{key}"' if self.sort_keys[key] is None else self.sort_keys[key]
             order.append(sql + (" DESC" if field.startswith("-") else " ASC"))
+        sql, params = self._statement(where, where_params, order, start, page.stop)
+        with connection.cursor() as cursor:
+            _times_in_c(cursor)
+            cursor.execute(sql, params)
+            return [self._row(values) for values in cursor.fetchall()]
+
+    def _statement(self, where: list[str], where_params: list, order: list[str], start: int, stop) -> tuple[str, list]:
         select, select_params = self._select()
         sql = select
         if where:
             sql += " WHERE " + " AND ".join(where)
         if order:
             sql += " ORDER BY " + ", ".join(order)
-        if page.stop is not None:
-            sql += f" LIMIT {int(page.stop) - int(start)}"
+        if stop is not None:
+            sql += f" LIMIT {int(stop) - int(start)}"
         if start:
             sql += f" OFFSET {int(start)}"
-        with connection.cursor() as cursor:
-            _times_in_c(cursor)
-            cursor.execute(sql, select_params + where_params)
-            return [self._row(values) for values in cursor.fetchall()]
+        return sql, select_params + where_params
 
     def _select(self) -> tuple[str, list]:
         raise NotImplementedError
@@ -211,12 +219,46 @@ class ConversationPageQuery(_PageQuery):
     `labels`."""
 
     now: object = None
+    inboxes: tuple[int, ...] = ()  # an agent of several inboxes: read each inbox's page by its own index, merged
     sort_keys: ClassVar[dict[str, str | None]] = {
         "last_activity_at": 'c."last_activity_at"',
         "id": 'c."id"',
         "window_rank": None,
         "sla_rank": None,
     }
+
+    def _statement(self, where: list[str], where_params: list, order: list[str], start: int, stop) -> tuple[str, list]:
+        by_activity = [field.lstrip("-") for field in self.ordering] == ["last_activity_at", "id"]
+        if not (self.inboxes and by_activity and stop is not None):
+            return super()._statement(where, where_params, order, start, stop)
+        # `inbox_id = ANY(array)` cannot take the order from the (inbox, activity, id) index, so PostgreSQL walks
+        # the activity index of every inbox and filters the others' conversations out. Instead: each of the
+        # agent's inboxes gives its first `stop` rows by that index (the same conditions inside), and the page is
+        # the first of those, in the same order.
+        # The membership's `= ANY(...)` is not repeated in the branches (each is one of its inboxes): beside it the
+        # index scan loses its order. It is the first condition, with the first parameter (`conversation_list`).
+        if not where or where[0] != _MEMBER_OF_ANY:
+            return super()._statement(where, where_params, order, start, stop)
+        where, where_params = where[1:], where_params[1:]
+        select, select_params = self._select()
+        head, tail = select.rsplit(_sql("conversation-from", _CONVERSATION_FROM), 1)
+        # One branch per inbox, its id a constant (an id from a LATERAL list is not: the index would give no order).
+        branch = (
+            _sql("conversation-of-inbox", 'SELECT c.* FROM {conversation} c WHERE c."inbox_id" = %s')  # noqa: S608
+            + "".join(f" AND {condition}" for condition in where)
+            + " ORDER BY "
+            + ", ".join(order)
+            + f" LIMIT {int(stop)}"
+        )
+        branches = " UNION ALL ".join(f"({branch})" for _ in self.inboxes)
+        sql = f"{head} FROM ({branches}) c {tail}"
+        sql += " ORDER BY " + ", ".join(order) + f" LIMIT {int(stop) - int(start)}"
+        if start:
+            sql += f" OFFSET {int(start)}"
+        params = list(select_params)
+        for inbox_id in self.inboxes:
+            params += [inbox_id, *where_params]
+        return sql, params
 
     def _sort_key(self, key: str, params: list) -> str:
         if key == "window_rank":
@@ -291,6 +333,7 @@ def conversation_page_query(
     t = _tables()
     where: list[str] = []
     params: list = []
+    inboxes: tuple[int, ...] = ()
     if not user.is_superuser:
         member_of = inbox_ids_of(user)
         if len(member_of) == 1:
@@ -301,8 +344,9 @@ def conversation_page_query(
             where.append('c."inbox_id" = %s')
             params.append(member_of[0])
         else:
-            where.append('c."inbox_id" = ANY(%s::bigint[])')
+            where.append(_MEMBER_OF_ANY)
             params.append(member_of)
+            inboxes = tuple(member_of)
     if status:
         where.append('c."status" = %s')
         params.append(status)
@@ -341,7 +385,7 @@ def conversation_page_query(
             'AND UPPER(m."text"::text) LIKE UPPER(%s)))'
         )
         params.extend([pattern, pattern, pattern])
-    return ConversationPageQuery(where=tuple(where), params=tuple(params), now=timezone.now())
+    return ConversationPageQuery(where=tuple(where), params=tuple(params), now=timezone.now(), inboxes=inboxes)
 
 
 # The thread: `selectors.THREAD_VALUES` (MessageOut's columns) of one conversation, its author's names and the

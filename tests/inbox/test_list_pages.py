@@ -130,6 +130,11 @@ def test_every_filter_and_ordering_gives_the_orm_rows_in_the_orm_order(busy, use
                 labels = label_names_of([row["id"] for row in expected])
                 assert [row.pop("labels") for row in got] == [labels.get(row["id"], []) for row in expected]
                 assert got == expected, (filters, name, direction)
+                # A bounded read (what a page is), which an agent of several inboxes gets per inbox, then merged.
+                bounded = rows_of(sql, direction, stop=len(expected) + 1)
+                for row in bounded:
+                    row.pop("labels")
+                assert bounded == expected, (filters, name, direction)
                 if filters not in CURSOR_FILTERS or user != "agent":
                     continue
                 # Cursor steps: from rows' positions (ties among them), both ways, with an offset.
@@ -223,6 +228,24 @@ def test_an_agent_of_one_inbox_gets_the_page_s_order_from_that_inbox_s_index(bus
     outer = plan.split("SubPlan")[0]  # the page itself, not the per-row subqueries
     assert "conv_inbox_activity" in outer, plan
     assert "Sort" not in outer and "Filter: (inbox_id" not in outer, plan
+
+
+def test_an_agent_of_several_inboxes_reads_each_inbox_s_page_by_its_index(busy):
+    """The same for an agent of two inboxes: each inbox's first rows by its own index, merged (one small sort of at
+    most a page per inbox), not the activity index of every inbox filtered."""
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        assert api(busy["agent"]).get("/api/v1/conversations/").status_code == 200
+    page = next(q["sql"] for q in queries if 'FROM "inbox_conversation" c' in q["sql"])
+    with connection.cursor() as cursor:
+        for option in ("enable_seqscan", "enable_incremental_sort", "enable_bitmapscan"):
+            cursor.execute(f"SET LOCAL {option} = off")
+        cursor.execute("EXPLAIN " + page)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    outer = plan.split("SubPlan")[0]
+    assert outer.count("conv_inbox_activity") == 2, plan
+    assert "Filter: (inbox_id" not in outer, plan
 
 
 def test_the_thread_page_gives_the_orm_rows_for_every_order_type_and_cursor_step(busy):
