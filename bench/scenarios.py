@@ -161,33 +161,25 @@ def baseline_and_ingest(stack: Stack, fx: data.Fixtures, cfg: Config, res: Resul
     res.add(Row("baseline: bare view, same server", "req/s at saturation, just before ingest", base.rate, "req/s"))
     # The floor of any webhook that stores before it answers: a view doing one INSERT of the body, no more.
     _create_floor_table()
-    floor = wrk.run(f"{stack.web}/bench/insert", _noop_script(), seconds=cfg.seconds, connections=cfg.connections)
-    res.add(
-        Row(
-            "floor: one INSERT per POST, same server",
-            "req/s at saturation",
-            floor.rate if not floor.failed else None,
-            "req/s",
-            baseline=base.rate,
-            baseline_of=INGEST_BASE,
-            note="what storing a request durably costs, whatever else a webhook does",
-        )
+    floor = _floor_row(
+        stack,
+        cfg,
+        res,
+        base.rate,
+        "/bench/insert",
+        "floor: one INSERT per POST, same server",
+        "what storing a request durably costs, whatever else a webhook does",
     )
     # The same floor under /webhooks/: served through the webhooks' short middleware list (config/handlers.py), as
     # the webhook is. The bare view and the first floor pay the full list (sessions, CSRF, auth, CSP, axes …).
-    short = wrk.run(
-        f"{stack.web}/webhooks/bench/insert", _noop_script(), seconds=cfg.seconds, connections=cfg.connections
-    )
-    res.add(
-        Row(
-            "floor: one INSERT per POST, webhook middleware",
-            "req/s at saturation",
-            short.rate if not short.failed else None,
-            "req/s",
-            baseline=base.rate,
-            baseline_of=INGEST_BASE,
-            note="the floor through WEBHOOK_MIDDLEWARE, the list the webhook is served with (the bare view is not)",
-        )
+    _floor_row(
+        stack,
+        cfg,
+        res,
+        base.rate,
+        "/webhooks/bench/insert",
+        "floor: one INSERT per POST, webhook middleware",
+        "the floor through WEBHOOK_MIDDLEWARE, the list the webhook is served with (the bare view is not)",
     )
 
     users = 2000 if cfg.smoke else 20000
@@ -298,6 +290,23 @@ end
             + (f"; wrk errors {result.errors}" if result.failed else ""),
         )
     )
+
+
+def _floor_row(stack: Stack, cfg: Config, res: Results, base_rate: float, path: str, name: str, note: str):
+    """One floor row: wrk at saturation on a one-INSERT view, as a ratio of the bare view just before ingest."""
+    run = wrk.run(f"{stack.web}{path}", _noop_script(), seconds=cfg.seconds, connections=cfg.connections)
+    res.add(
+        Row(
+            name,
+            "req/s at saturation",
+            run.rate if not run.failed else None,
+            "req/s",
+            baseline=base_rate,
+            baseline_of=INGEST_BASE,
+            note=note,
+        )
+    )
+    return run
 
 
 def _create_floor_table() -> None:
