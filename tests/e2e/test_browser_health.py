@@ -18,6 +18,8 @@ def test_connections_page_is_green_and_tests_the_webhook(stack, browser, viewpor
     stack.account.refresh_from_db()
     result = stack.sandbox.sandbox.inbound({"sender": stack.business_id, "user": "tt-health", "text": "Hi"})
     assert result["status"] == 200, result
+    # Arrivals are recorded by the processor as it applies them (not by the webhook request): the page is read after.
+    stack.wait_processed()
     stack.agent.is_staff = True
     stack.agent.save(update_fields=["is_staff"])
 
