@@ -69,16 +69,12 @@ def _safely(what: str, call) -> None:
         logger.warning("health: could not record %s", what, exc_info=True)
 
 
-def record_webhook(account_id: int, results: list) -> None:
-    """An authenticated webhook with these results arrived now (`record_arrivals` of one request)."""
-    record_arrivals([(account_id, timezone.now(), results)])
-
-
 def record_arrivals(requests) -> None:
     """Authenticated webhook requests arrived, as (account id, received at, results): for each account, the time of
     the latest request carrying each kind of result (for "any" only of requests carrying none of the known kinds:
-    the page's "any" is the latest of all, `account_health`). Called by the processor for each batch it applies
-    (and by the inline path per request): one Redis SET for a batch of one account and kind, as Infobip sends them.
+    the page's "any" is the latest of all, `account_health`). Called by `process_ledger` for each batch it applies
+    (the processor's, or the inline path's one request): one Redis SET for a batch of one account and kind, as
+    Infobip sends them.
 
     An empty `results` (Infobip never sends one; our own webhook test does) is not an arrival."""
     every, moment = record_every_seconds(), time.monotonic()
