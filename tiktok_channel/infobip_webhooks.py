@@ -20,7 +20,7 @@ from django.db import connection as db_connection
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from inbox.db import update_rows
+from inbox.db import update_from, update_rows
 from inbox.events import InboundMessage, StatusReport
 from inbox.models import Message, WebhookEvent
 from inbox.outbox import park_reports
@@ -457,7 +457,12 @@ def process_ledger(events: list[WebhookEvent], *, results: list[list] | None = N
     health.record_arrivals((event.connection_id, event.received_at, items) for event, items in parsed)
     for (event, items), outcome in zip(parsed, _apply_requests(parsed), strict=True):
         outcome.record(event, len(items))
-    update_rows(WebhookEvent, LEDGER_FIELDS, events)
+    # One statement for the batch's verdicts (one UPDATE per request before: ~40 statements a batch under load).
+    update_from(
+        WebhookEvent,
+        {"id": [event.pk for event in events]}
+        | {name: [getattr(event, name) for event in events] for name in LEDGER_FIELDS},
+    )
 
 
 def _apply_requests(parsed: list[tuple[WebhookEvent, list]]) -> list[Outcome]:

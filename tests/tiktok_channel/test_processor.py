@@ -666,3 +666,24 @@ def test_a_batch_commits_without_waiting_for_its_flush_and_the_setting_ends_with
     with transaction.atomic():
         assert setting() == ("on/0" if postgres else None)
     assert Message.objects.count() == 1 and WebhookEvent.objects.get().verdict == "processed"
+
+
+def test_a_batch_records_every_verdict_in_one_statement(client, account, deferred):
+    good = p.inbound_event(p.inbound_result(user_id="u1", business_id="biz-1", content=p.text_content("hi")))
+    odd = {"results": [{"message": {"type": "TEXT", "text": "no id"}, "sender": "user-1", "to": "biz-1"}]}
+    for body in (good, odd, good):  # processed, partial (kept, not applied), processed (a duplicate)
+        assert post(client, account, body).status_code == 200
+    ledger = []
+
+    def record(execute, sql, params, many, context):
+        if sql.lstrip().startswith("UPDATE") and WebhookEvent._meta.db_table in sql:
+            ledger.append(many)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        assert processor.drain_once(10) == 3
+    assert ledger == [False]  # one statement, not one per request
+    rows = list(WebhookEvent.objects.order_by("pk").values_list("verdict", "summary", "result_count", "problems"))
+    assert [row[0] for row in rows] == ["processed", "partial", "processed"]
+    assert rows[0][1] == {"inbound": 1} and rows[2][1] == {"duplicate": 1}
+    assert rows[1][1:] == ({"invalid": 1}, 1, [{"index": 0, "reason": "messageId is required"}])
