@@ -112,6 +112,8 @@ def main(argv: list[str]) -> int:
         """Per request or batch: PostgreSQL CPU µs, WAL bytes and records of this database (pg_walinspect: records
         touching its relations, and the commit records of the transactions that wrote them)."""
         cpu, end = server()
+        if end == before[1]:  # nothing written (pg_walinspect refuses an empty range)
+            return (cpu - before[0]) / n * 1e6, 0.0, 0.0
         with connection.cursor() as cursor:
             deadline = time.monotonic() + 10  # the batch commits asynchronously: its WAL reaches the disk soon after
             while time.monotonic() < deadline:
