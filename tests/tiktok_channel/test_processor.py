@@ -687,3 +687,50 @@ def test_a_batch_records_every_verdict_in_one_statement(client, account, deferre
     assert [row[0] for row in rows] == ["processed", "partial", "processed"]
     assert rows[0][1] == {"inbound": 1} and rows[2][1] == {"duplicate": 1}
     assert rows[1][1:] == ({"invalid": 1}, 1, [{"index": 0, "reason": "messageId is required"}])
+
+
+def _savepoints(statements: list[str]) -> list[str]:
+    return [sql.split()[0] for sql in statements if sql.lstrip().upper().startswith(("SAVEPOINT", "ROLLBACK TO"))]
+
+
+def test_a_batch_is_applied_all_together_without_a_savepoint(client, account, deferred):
+    for n in range(3):
+        body = p.inbound_event(p.inbound_result(user_id=f"u{n}", business_id="biz-1", content=p.text_content("x")))
+        assert post(client, account, body).status_code == 200
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        assert processor.drain_once(10) == 3
+    # The test's own transaction makes drain_once's atomic block a savepoint: that one, and no other.
+    assert _savepoints(statements) == ["SAVEPOINT"]
+    assert Message.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_that_fails_is_rolled_back_and_redone_request_by_request(client, account, deferred, monkeypatch):
+    import tiktok_channel.infobip_webhooks as infobip_webhooks
+
+    real = infobip_webhooks.messages_receive
+
+    def fails_on_boom(events):  # a bug that only one result triggers, after the batch's rows are written
+        created = real(events)
+        if any(event.text == "boom" for _, event in events):
+            raise RuntimeError("cannot take boom")
+        return created
+
+    texts = ["first", "boom", "last"]
+    for n, text in enumerate(texts):
+        body = p.inbound_event(p.inbound_result(user_id=f"u{n}", business_id="biz-1", content=p.text_content(text)))
+        assert post(client, account, body).status_code == 200
+    monkeypatch.setattr(infobip_webhooks, "messages_receive", fails_on_boom)
+    assert processor.drain_once(10) == 3
+    rows = list(WebhookEvent.objects.order_by("pk").values_list("verdict", "summary", "error"))
+    assert [row[0] for row in rows] == ["processed", "partial", "processed"]
+    assert rows[0][1] == {"inbound": 1} and rows[2][1] == {"inbound": 1}
+    assert rows[1][1] == {"error": 1} and "RuntimeError: cannot take boom" in rows[1][2]
+    assert sorted(Message.objects.values_list("text", flat=True)) == ["first", "last"]  # nothing lost, nothing twice
+    assert Contact.objects.count() == 2 and Conversation.objects.count() == 2  # the bulk try left nothing behind
