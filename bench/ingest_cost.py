@@ -10,6 +10,10 @@
     (1: what a light or spread load gives it), CPU, wall and statements per batch including the commit and the
     domain-event subscribers (live layer, report roll-ups deferred, automation), for inbound messages of new users,
     of existing conversations, and for delivery + seen reports of outbound messages.
+Both also give PostgreSQL's side: the CPU of the backend serving this connection (/proc, same machine) and the WAL
+this database wrote (`pg_walinspect`, created in `<db>_ingestcost`: the records touching its relations and the
+commits of their transactions; the cluster's own counters also hold the neighbours' writes), with the records by
+kind at the end.
 
 Needs PostgreSQL and Redis: DATABASE_URL=postgres://…/<db> REDIS_URL=redis://…/<n>; it creates (and keeps) the
 database `<db>_ingestcost` and runs the migrations there. A CODE_DIR argument measures another checkout on the same
