@@ -357,6 +357,7 @@ class Processor:
             logger.warning("webhook processor: waiting flag not set: %r", exc)
             return
         self.flag_raised = bool(value)
+        logger.debug("webhook processor: waiting flag %s", "raised" if value else "lowered (busy)")
 
     def _pending_now(self) -> bool:
         table = connection.ops.quote_name(WebhookEvent._meta.db_table)

@@ -734,3 +734,30 @@ def test_a_batch_that_fails_is_rolled_back_and_redone_request_by_request(client,
     assert rows[1][1] == {"error": 1} and "RuntimeError: cannot take boom" in rows[1][2]
     assert sorted(Message.objects.values_list("text", flat=True)) == ["first", "last"]  # nothing lost, nothing twice
     assert Contact.objects.count() == 2 and Conversation.objects.count() == 2  # the bulk try left nothing behind
+
+
+def _plan(queryset) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny test table: show which index can serve the query
+        sql, params = queryset.query.sql_with_params()
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("SET LOCAL enable_seqscan = on")
+    return plan
+
+
+def test_the_ledgers_queries_have_their_index(client, account, deferred):
+    """The ledger keeps four indexes (every request writes each one): the admin's pages, its verdict filter, the
+    claim and the health page's waiting count must each still find one."""
+    assert post(client, account, fixture("inbound_text")).status_code == 200
+    admin_page = WebhookEvent.objects.order_by("-received_at", "-id")[:100]
+    assert "webhookevent_received_at" in _plan(admin_page)
+    for verdict in ("failed", "partial", "rejected"):
+        filtered = WebhookEvent.objects.filter(verdict=verdict).order_by("-received_at", "-id")[:100]
+        assert "webhookevent_trouble" in _plan(filtered)
+    waiting = WebhookEvent.objects.filter(
+        verdict="pending", provider="infobip", connection_id=account.pk, received_at__lt=timezone.now()
+    )
+    assert "webhookevent_pending" in _plan(waiting)
+    indexes = {index.name for index in WebhookEvent._meta.indexes}
+    assert indexes == {"webhookevent_pending", "webhookevent_trouble"}  # a new one costs every request: say why
