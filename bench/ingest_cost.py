@@ -10,6 +10,10 @@
     (1: what a light or spread load gives it), CPU, wall and statements per batch including the commit and the
     domain-event subscribers (live layer, report roll-ups deferred, automation), for inbound messages of new users,
     of existing conversations, and for delivery + seen reports of outbound messages.
+Both also give PostgreSQL's side: the CPU of the backend serving this connection (/proc, same machine) and the WAL
+this database wrote (`pg_walinspect`, created in `<db>_ingestcost`: the records touching its relations and the
+commits of their transactions; the cluster's own counters also hold the neighbours' writes), with the records by
+kind at the end.
 
 Needs PostgreSQL and Redis: DATABASE_URL=postgres://…/<db> REDIS_URL=redis://…/<n>; it creates (and keeps) the
 database `<db>_ingestcost` and runs the migrations there. A CODE_DIR argument measures another checkout on the same
@@ -90,6 +94,54 @@ def main(argv: list[str]) -> int:
         )
 
     counter = iter(range(10**9))
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    with connection.cursor() as cursor:  # WAL records of this database only (the cluster's WAL holds the neighbours')
+        cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        cursor.execute("SELECT oid FROM pg_database WHERE datname = current_database()")
+        rel_prefix = f"%rel 1663/{cursor.fetchone()[0]}/%"
+
+    def server() -> tuple[float, str]:
+        """The PostgreSQL backend serving this connection: its CPU seconds (/proc, same machine: what the server spent
+        on our statements, whatever the neighbours do), and the WAL's insert position."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid(), pg_current_wal_insert_lsn()::text")
+            pid, lsn = cursor.fetchone()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks, lsn
+
+    wal_kinds: dict[str, dict[str, float]] = {}
+
+    def server_delta(before: tuple[float, str], n: int, case: str = "") -> tuple[float, float, float]:
+        """Per request or batch: PostgreSQL CPU µs, WAL bytes and records of this database (pg_walinspect: records
+        touching its relations, and the commit records of the transactions that wrote them)."""
+        cpu, end = server()
+        if end == before[1]:  # nothing written (pg_walinspect refuses an empty range)
+            return (cpu - before[0]) / n * 1e6, 0.0, 0.0
+        with connection.cursor() as cursor:
+            deadline = time.monotonic() + 10  # the batch commits asynchronously: its WAL reaches the disk soon after
+            while time.monotonic() < deadline:
+                cursor.execute("SELECT pg_current_wal_flush_lsn() >= %s::pg_lsn", [end])
+                if cursor.fetchone()[0]:
+                    break
+                time.sleep(0.05)
+            cursor.execute(
+                "WITH r AS (SELECT * FROM pg_get_wal_records_info(%s::pg_lsn, %s::pg_lsn)),"
+                " mine AS (SELECT DISTINCT xid FROM r WHERE block_ref LIKE %s AND xid <> '0')"
+                " SELECT resource_manager || ' ' || split_part(record_type, ' ', 1), count(*), sum(record_length)"
+                " FROM r WHERE block_ref LIKE %s"
+                " OR (resource_manager = 'Transaction' AND xid IN (SELECT xid FROM mine))"
+                " GROUP BY 1",
+                [before[1], end, rel_prefix, rel_prefix],
+            )
+            rows = cursor.fetchall()
+        if case:
+            wal_kinds[case] = {kind: records / n for kind, records, _ in rows}
+        return (
+            (cpu - before[0]) / n * 1e6,
+            sum(size for _, _, size in rows) / n,
+            sum(records for _, records, _ in rows) / n,
+        )
 
     def post(url: str, body: str, extra: dict, through=None) -> None:
         response = (through or client).post(url, body, content_type="application/json", headers=extra)
@@ -108,20 +160,23 @@ def main(argv: list[str]) -> int:
             "webhook, 1 inbound": (hook, headers, None),
         }[case]
         connection.queries_log.clear()  # it keeps 9,000 at most: a full log would count nothing
+        db = server()
         with CaptureQueriesContext(connection) as queries:
             cpu = time.process_time()
             for body in bodies:
                 post(url, body, extra, through)
             cpu = time.process_time() - cpu
-        return cpu / args.posts * 1e6, len(queries) / args.posts
+        return cpu / args.posts * 1e6, len(queries) / args.posts, *server_delta(db, args.posts, case)
 
     def pending() -> int:
         return WebhookEvent.objects.filter(verdict=WebhookEvent.Verdict.PENDING).count()
 
-    def apply_all() -> tuple[float, float, float, int]:
-        """Drain what is pending in batches of `--batch`: CPU µs, wall µs, statements per batch, batches."""
+    def apply_all(case: str = "") -> tuple[float, ...]:
+        """Drain what is pending in batches of `--batch`: CPU µs, wall µs, statements per batch, batches, and per
+        batch PostgreSQL's CPU µs, WAL bytes and records."""
         batches = statements = 0
         cpu = wall = 0.0
+        db = server()
         while True:
             connection.queries_log.clear()
             with CaptureQueriesContext(connection) as queries:
@@ -134,7 +189,8 @@ def main(argv: list[str]) -> int:
             statements += len(queries)
             cpu += c
             wall += w
-        return cpu / batches * 1e6, wall / batches * 1e6, statements / batches, batches
+        per_batch = (cpu / batches * 1e6, wall / batches * 1e6, statements / batches, batches)
+        return *per_batch, *server_delta(db, batches, case)
 
     profiler = None
     if args.profile:
@@ -186,7 +242,7 @@ def main(argv: list[str]) -> int:
         assert pending() == n_posts, pending()
         if profiler is not None:
             profiler.enable()
-        figures = apply_all()
+        figures = apply_all(case)
         if profiler is not None:
             profiler.disable()
         return figures
@@ -212,25 +268,40 @@ def main(argv: list[str]) -> int:
             web_profiler.dump_stats(args.profile_web)
             print(f"webhook profile: {args.profile_web}")
         WebhookEvent.objects.filter(verdict=WebhookEvent.Verdict.PENDING).update(verdict=WebhookEvent.Verdict.FAILED)
-        print(f"{'(a) the request':<34} {'CPU µs/request (rounds)':>40} {'statements':>11}")
+        print(
+            f"{'(a) the request':<34} {'CPU µs/request (rounds)':>40} {'statements':>11}"
+            f" {'PG CPU µs':>10} {'WAL B':>8} {'WAL rec':>8}"
+        )
         for case in cases:
-            cpus = [f"{cpu:,.0f}" for cpu, _ in web[case]]
-            median = statistics.median(cpu for cpu, _ in web[case])
-            print(f"{case:<34} {median:>10,.0f} ({', '.join(cpus)}){'':>4} {web[case][0][1]:>8.1f}", flush=True)
+            cpus = [f"{row[0]:,.0f}" for row in web[case]]
+            med = [statistics.median(row[i] for row in web[case]) for i in (0, 2, 3, 4)]
+            print(
+                f"{case:<34} {med[0]:>10,.0f} ({', '.join(cpus)}){'':>4} {web[case][0][1]:>8.1f}"
+                f" {med[1]:>10,.0f} {med[2]:>8,.0f} {med[3]:>8.1f}",
+                flush=True,
+            )
     cases = []
     if "inbound" in args.only:
         cases += ["inbound, new users", "inbound, existing conversations"]
     if "reports" in args.only:
         cases.append("delivery + seen reports")
     if cases:
-        print(f"{'(b) the processor, per batch':<34} {'CPU µs':>10} {'wall µs':>10} {'statements':>11} {'batches':>8}")
+        print(
+            f"{'(b) the processor, per batch':<34} {'CPU µs':>10} {'wall µs':>10} {'statements':>11} {'batches':>8}"
+            f" {'PG CPU µs':>10} {'WAL B':>8} {'WAL rec':>8}"
+        )
     for case in cases:
         figures = [processor_round(case, r) for r in range(args.rounds)]
-        med = [statistics.median(f[i] for f in figures) for i in range(3)]
+        med = [statistics.median(f[i] for f in figures) for i in (0, 1, 2, 4, 5, 6)]
         cpus = ", ".join(f"{f[0]:,.0f}" for f in figures)
         print(
-            f"{case:<34} {med[0]:>10,.0f} {med[1]:>10,.0f} {med[2]:>11.1f} {figures[0][3]:>8}  (CPU {cpus})", flush=True
+            f"{case:<34} {med[0]:>10,.0f} {med[1]:>10,.0f} {med[2]:>11.1f} {figures[0][3]:>8}"
+            f" {med[3]:>10,.0f} {med[4]:>8,.0f} {med[5]:>8.1f}  (CPU {cpus})",
+            flush=True,
         )
+    print("WAL records per request / batch by kind (the last round of each case):")
+    for case, kinds in wal_kinds.items():
+        print(f"  {case}: " + ", ".join(f"{kind} {n:.1f}" for kind, n in sorted(kinds.items())), flush=True)
     if profiler is not None:
         profiler.dump_stats(args.profile)
         print(f"profile: {args.profile}")

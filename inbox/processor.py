@@ -8,13 +8,19 @@ under load — and applies it in one transaction through the backend of each row
 mid-batch leaves its rows pending for the next one, and every effect is idempotent.
 
 The wake-up: on PostgreSQL a `pg_notify` inside the INSERT statement itself (delivered at commit, no extra
-round trip; the processors LISTEN on a connection of their own); elsewhere (SQLite in development) a Redis
-PUBLISH after the INSERT. It is only a hint: without it (a lost connection, Redis down) the loop still looks
-every `idle_wait` seconds.
+round trip; the processors LISTEN on a connection of their own), sent only while a processor is waiting for one
+(`WAITING_FLAG`); elsewhere (SQLite in development) a Redis PUBLISH after the INSERT. It is only a hint: without it
+(a lost connection, Redis down) the loop still looks every `idle_wait` seconds.
+
+Why the flag: a transaction that notified takes, at commit, a lock shared by the whole PostgreSQL cluster and keeps
+it until its commit is on disk, so every notifying webhook request waited for the previous one's WAL flush: no
+group commit (bench/README.md, "the ledger's fixed cost": 8 clients, ~1,500–2,400 INSERTs/s without a notification,
+~310–930/s with one). A busy processor needs no wake-up (it takes the next batch as soon as it is done).
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import os
@@ -35,8 +41,16 @@ trace = logging.getLogger("inbox.trace")
 
 _client: tuple[int, redis.Redis] | None = None
 MAX_RESULTS_PER_BATCH = 5000
+RECHECK_AFTER_RAISING = 0.05  # s: a webhook's statement that read the flag still lowered has committed by then
 LINGER_FULL_AT = 10  # requests in a batch from which the processor waits its whole linger before the next
 NOTIFY_CHANNEL = "webhooks_pending"  # PostgreSQL notifications are per database already
+# A sequence used as a flag read and written outside transactions (`setval` is immediate and never rolled back):
+# > 0 while some processor waits for a wake-up (migration inbox 0035). The webhook's statement reads it.
+WAITING_FLAG = "inbox_webhookevent_waiting"
+_NOTIFY_IF_WAITING = """
+SELECT id, CASE WHEN (SELECT last_value FROM inbox_webhookevent_waiting) > 0 THEN pg_notify('webhooks_pending', '') END
+FROM stored
+"""
 _INSERT_AND_NOTIFY = """
 WITH stored AS (
     INSERT INTO inbox_webhookevent
@@ -45,8 +59,8 @@ WITH stored AS (
     VALUES (%s, %s, %s, %s, %s, %s, %s, 'pending', '{}', '', '[]')
     RETURNING id
 )
-SELECT pg_notify('webhooks_pending', '') FROM stored
-"""
+"""  # noqa: S608 - constants only
+_INSERT_AND_NOTIFY += _NOTIFY_IF_WAITING
 # The same, stored only if the provider's guard (a SELECT finding its cached connection as it was loaded) finds a
 # row: one statement still. The casts: an INSERT … SELECT does not type its parameters from the columns.
 _INSERT_GUARDED_AND_NOTIFY = """
@@ -59,8 +73,7 @@ WITH stored AS (
     WHERE EXISTS ({guard})
     RETURNING id
 )
-SELECT pg_notify('webhooks_pending', '') FROM stored
-"""
+""" + _NOTIFY_IF_WAITING.replace("{", "{{").replace("}", "}}")
 
 
 def wake_channel() -> str:
@@ -184,9 +197,40 @@ def _claim_pending(batch_size: int) -> list[WebhookEvent]:
     return claimed
 
 
+class RedoSeparately(Exception):  # noqa: N818 - a request to the processor, not an error to report
+    """Raised by a provider's `process_webhooks` whose all-together apply failed (`redo_allowed()`): the processor
+    rolls the whole batch back and takes the rows again with `redo_allowed()` false, where the provider applies each
+    request on its own (behind a savepoint) so that a failure is recorded against its request."""
+
+
+_redo_allowed: contextvars.ContextVar[bool] = contextvars.ContextVar("redo_allowed", default=False)
+
+
+def redo_allowed() -> bool:
+    """In the processor's first try at a batch: a provider may apply the batch without a savepoint of its own and
+    raise `RedoSeparately` if that fails (the batch is then rolled back and redone). Elsewhere (the inline webhook,
+    a replay, the second try) it must keep a failure to its request itself."""
+    return _redo_allowed.get()
+
+
 def drain_once(batch_size: int, max_results: int = MAX_RESULTS_PER_BATCH) -> int:
     """Apply up to `batch_size` pending requests (and about `max_results` results) in one transaction;
-    returns how many requests."""
+    returns how many requests.
+
+    The first try applies the batch all together without a savepoint (two round trips a batch fewer: the usual
+    case); if a provider asks for it (`RedoSeparately`), the transaction is rolled back and the pending rows are
+    taken again, each request then applied on its own."""
+    token = _redo_allowed.set(True)
+    try:
+        return _drain_once(batch_size, max_results)
+    except RedoSeparately:
+        logger.warning("webhook batch rolled back; applying its requests one at a time")
+    finally:
+        _redo_allowed.reset(token)
+    return _drain_once(batch_size, max_results)
+
+
+def _drain_once(batch_size: int, max_results: int) -> int:
     tracing = trace.isEnabledFor(logging.DEBUG)
     times = {"start": time.time()} if tracing else {}
     with transaction.atomic():
@@ -251,6 +295,7 @@ class Processor:
         self.stopping = threading.Event()
         self.pubsub = None
         self.listener: psycopg.Connection | None = None
+        self.flag_raised = False  # this processor set WAITING_FLAG and nothing since says it must be set again
 
     def stop(self) -> None:
         self.stopping.set()
@@ -269,6 +314,8 @@ class Processor:
         while not self.stopping.is_set():
             try:
                 if n := drain_once(self.batch_size):
+                    if n > 1:  # load: the next batch is taken without waiting, so the webhooks need not wake us
+                        self._set_flag(0)
                     if wait := self.linger_after(n):
                         self.stopping.wait(wait)
                     continue
@@ -281,7 +328,8 @@ class Processor:
         if self.pubsub is not None:
             self.pubsub.close()
         if self.listener is not None:
-            self.listener.close()
+            self._set_flag(0)  # nobody here waits any more (another waiting processor raises it again within
+            self.listener.close()  # its idle_wait)
         connection.close()
         logger.info("webhook processor: stopped")
 
@@ -295,9 +343,26 @@ class Processor:
     @property
     def listening(self) -> bool:
         """Wake-ups reach this processor (tests wait for it before posting)."""
-        return (self.listener is not None and not self.listener.closed) or (
+        return (self.listener is not None and not self.listener.closed and self.flag_raised) or (
             self.pubsub is not None and self.pubsub.subscribed
         )
+
+    def _set_flag(self, value: int) -> None:
+        """WAITING_FLAG (PostgreSQL): 1 while this processor waits for a wake-up, 0 while it works under load."""
+        if self.listener is None or self.listener.closed or self.flag_raised == bool(value):
+            return
+        try:
+            self.listener.execute(f"SELECT setval('{WAITING_FLAG}', %s)", [value])
+        except psycopg.Error as exc:  # the flag is a hint; the wait below repairs the connection
+            logger.warning("webhook processor: waiting flag not set: %r", exc)
+            return
+        self.flag_raised = bool(value)
+        logger.debug("webhook processor: waiting flag %s", "raised" if value else "lowered (busy)")
+
+    def _pending_now(self) -> bool:
+        table = connection.ops.quote_name(WebhookEvent._meta.db_table)
+        query = f"SELECT EXISTS (SELECT 1 FROM {table} WHERE verdict = 'pending')"  # noqa: S608 - the model's name
+        return self.listener.execute(query).fetchone()[0]
 
     def _wait_notify(self) -> None:
         try:
@@ -306,17 +371,35 @@ class Processor:
                 params.pop("cursor_factory", None)
                 self.listener = psycopg.connect(**params, autocommit=True)
                 self.listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                self.flag_raised = False
+            recheck_at = None
+            if not self.flag_raised:
+                # A webhook that read the flag lowered sends no wake-up: look once now (it committed) and once
+                # shortly after (it was committing), then rely on the notifications.
+                self._set_flag(1)
+                if self._pending_now():
+                    return
+                recheck_at = time.monotonic() + RECHECK_AFTER_RAISING
             deadline = time.monotonic() + self.idle_wait
             while not self.stopping.is_set() and (left := deadline - time.monotonic()) > 0:
-                if any(True for _ in self.listener.notifies(timeout=min(left, 0.25), stop_after=1)):
+                timeout = min(left, 0.25) if recheck_at is None else max(0.0, min(left, recheck_at - time.monotonic()))
+                if any(True for _ in self.listener.notifies(timeout=timeout, stop_after=1)):
                     for _ in self.listener.notifies(timeout=0):
                         pass
                     return
+                if recheck_at is not None and time.monotonic() >= recheck_at:
+                    recheck_at = None
+                    if self._pending_now():
+                        return
+            # A whole idle_wait without a wake-up: raise the flag again next time (another processor that stopped
+            # or worked under load may have lowered it meanwhile).
+            self.flag_raised = False
         except psycopg.Error as exc:
             logger.warning("webhook processor: no wake-ups from PostgreSQL, polling: %r", exc)
             if self.listener is not None:
                 self.listener.close()
             self.listener = None
+            self.flag_raised = False
             self.stopping.wait(self.idle_wait)
 
     def _wait_publish(self) -> None:

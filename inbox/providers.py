@@ -165,7 +165,10 @@ class Backend:
     def process_webhooks(self, events: list[WebhookEvent]) -> None:
         """Parse and apply stored webhook requests of this provider (the shared ledger's pending rows, claimed by
         `inbox/processor.py` inside its transaction) through the services, and record each row's verdict,
-        summary and problems. A bad result is recorded, never a reason to lose the others."""
+        summary and problems. A bad result is recorded, never a reason to lose the others. While
+        `inbox.processor.redo_allowed()` (the processor's first try at a batch) it may apply everything together
+        without a savepoint and raise `inbox.processor.RedoSeparately` if that fails: the batch is then rolled back
+        and handed over again with `redo_allowed()` false."""
         raise NotImplementedError
 
     def replay_webhook(self, event: WebhookEvent) -> None:

@@ -409,6 +409,118 @@ def test_the_loop_polls_when_no_wake_up_comes(client, account, deferred, monkeyp
         thread.join(timeout=5)
 
 
+def _waiting_flag(value: int | None = None) -> int:
+    with connection.cursor() as cursor:
+        if value is not None:
+            cursor.execute("SELECT setval(%s, %s)", [processor.WAITING_FLAG, value])
+        cursor.execute(f"SELECT last_value FROM {processor.WAITING_FLAG}")  # noqa: S608 - a constant
+        return cursor.fetchone()[0]
+
+
+def _wake_ups_then(listener, marker: str) -> list[str]:
+    """The wake-ups the listener got, up to a notification `marker` sent now: notifications arrive in commit
+    order, so whatever a request stored before it sent is in the list (no wait for an absence)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, %s)", [processor.NOTIFY_CHANNEL, marker])
+    payloads = []
+    for note in listener.notifies(timeout=10):
+        if note.payload == marker:
+            return payloads
+        payloads.append(note.payload)
+    raise AssertionError(f"the marker never arrived; got {payloads}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stored_request_wakes_the_processors_only_while_one_waits(client, account, deferred):
+    """The notification makes its commit wait for every other notifying commit's flush (a cluster-wide lock):
+    a busy processor lowers the flag and the webhooks stop notifying."""
+    import psycopg
+
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    listener = psycopg.connect(**params, autocommit=True)
+    try:
+        listener.execute(f"LISTEN {processor.NOTIFY_CHANNEL}")
+        _waiting_flag(0)
+        assert post(client, account, fixture("inbound_text")).status_code == 200
+        assert _wake_ups_then(listener, "marker-1") == []
+        _waiting_flag(1)
+        body = p.inbound_event(p.inbound_result(user_id="u2", business_id="biz-1", content=p.text_content("two")))
+        assert post(client, account, body).status_code == 200
+        assert _wake_ups_then(listener, "marker-2") == [""]
+        assert WebhookEvent.objects.filter(verdict="pending").count() == 2  # stored either way
+    finally:
+        listener.close()
+        _waiting_flag(1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_loop_raises_the_flag_to_wait_and_raises_it_again_after_another_lowered_it(client, account, deferred):
+    _waiting_flag(0)  # as a processor working under load leaves it
+    loop = processor.Processor(idle_wait=0.3)
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    waited = threading.Event()
+    try:
+        for _ in range(100):  # listening: the flag is raised first
+            if loop.listening:
+                break
+            waited.wait(0.05)
+        assert loop.listening
+        assert _waiting_flag() == 1
+        # Another processor lowers it (it took a batch of several); a request stored now wakes nobody: the wait's
+        # timeout finds it, and the flag is raised again for the next one.
+        _waiting_flag(0)
+        assert post(client, account, fixture("inbound_text")).status_code == 200
+        for _ in range(100):
+            if Message.objects.exists() and _waiting_flag() == 1:
+                break
+            waited.wait(0.05)
+        assert Message.objects.count() == 1
+        assert _waiting_flag() == 1
+    finally:
+        loop.stop()
+        thread.join(timeout=5)
+        _waiting_flag(1)
+    assert not thread.is_alive()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_a_batch_of_several_the_loop_is_woken_again(client, account, deferred):
+    loop = processor.Processor(idle_wait=30.0)  # only wake-ups or the rechecks can explain what gets applied
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    waited = threading.Event()
+    try:
+        for _ in range(100):
+            if loop.listening:
+                break
+            waited.wait(0.05)
+        with transaction.atomic():  # three requests in one commit: one wake-up, one batch of three
+            for n in range(3):
+                result = p.inbound_result(user_id=f"u{n}", business_id="biz-1", content=p.text_content("x"))
+                body = p.inbound_event(result)
+                assert post(client, account, body).status_code == 200
+        for _ in range(100):
+            if Message.objects.count() == 3:
+                break
+            waited.wait(0.05)
+        assert Message.objects.count() == 3
+        # The batch of three lowered the flag; waiting again raises it (and looks for what came meanwhile). The
+        # next request is applied long before the 30 s poll: a wake-up, or the look right after raising it.
+        assert post(client, account, fixture("inbound_text")).status_code == 200
+        for _ in range(100):
+            if Message.objects.count() == 4:
+                break
+            waited.wait(0.05)
+        assert Message.objects.count() == 4
+    finally:
+        loop.stop()
+        thread.join(timeout=5)
+        _waiting_flag(1)
+    assert not thread.is_alive()
+
+
 def test_a_batch_stops_at_about_max_results_and_leaves_the_rest_pending(client, account, deferred):
     def body(n: int, size: int) -> dict:
         return p.inbound_event(
@@ -554,3 +666,98 @@ def test_a_batch_commits_without_waiting_for_its_flush_and_the_setting_ends_with
     with transaction.atomic():
         assert setting() == ("on/0" if postgres else None)
     assert Message.objects.count() == 1 and WebhookEvent.objects.get().verdict == "processed"
+
+
+def test_a_batch_records_every_verdict_in_one_statement(client, account, deferred):
+    good = p.inbound_event(p.inbound_result(user_id="u1", business_id="biz-1", content=p.text_content("hi")))
+    odd = {"results": [{"message": {"type": "TEXT", "text": "no id"}, "sender": "user-1", "to": "biz-1"}]}
+    for body in (good, odd, good):  # processed, partial (kept, not applied), processed (a duplicate)
+        assert post(client, account, body).status_code == 200
+    ledger = []
+
+    def record(execute, sql, params, many, context):
+        if sql.lstrip().startswith("UPDATE") and WebhookEvent._meta.db_table in sql:
+            ledger.append(many)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        assert processor.drain_once(10) == 3
+    assert ledger == [False]  # one statement, not one per request
+    rows = list(WebhookEvent.objects.order_by("pk").values_list("verdict", "summary", "result_count", "problems"))
+    assert [row[0] for row in rows] == ["processed", "partial", "processed"]
+    assert rows[0][1] == {"inbound": 1} and rows[2][1] == {"duplicate": 1}
+    assert rows[1][1:] == ({"invalid": 1}, 1, [{"index": 0, "reason": "messageId is required"}])
+
+
+def _savepoints(statements: list[str]) -> list[str]:
+    return [sql.split()[0] for sql in statements if sql.lstrip().upper().startswith(("SAVEPOINT", "ROLLBACK TO"))]
+
+
+def test_a_batch_is_applied_all_together_without_a_savepoint(client, account, deferred):
+    for n in range(3):
+        body = p.inbound_event(p.inbound_result(user_id=f"u{n}", business_id="biz-1", content=p.text_content("x")))
+        assert post(client, account, body).status_code == 200
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        assert processor.drain_once(10) == 3
+    # The test's own transaction makes drain_once's atomic block a savepoint: that one, and no other.
+    assert _savepoints(statements) == ["SAVEPOINT"]
+    assert Message.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_that_fails_is_rolled_back_and_redone_request_by_request(client, account, deferred, monkeypatch):
+    import tiktok_channel.infobip_webhooks as infobip_webhooks
+
+    real = infobip_webhooks.messages_receive
+
+    def fails_on_boom(events):  # a bug that only one result triggers, after the batch's rows are written
+        created = real(events)
+        if any(event.text == "boom" for _, event in events):
+            raise RuntimeError("cannot take boom")
+        return created
+
+    texts = ["first", "boom", "last"]
+    for n, text in enumerate(texts):
+        body = p.inbound_event(p.inbound_result(user_id=f"u{n}", business_id="biz-1", content=p.text_content(text)))
+        assert post(client, account, body).status_code == 200
+    monkeypatch.setattr(infobip_webhooks, "messages_receive", fails_on_boom)
+    assert processor.drain_once(10) == 3
+    rows = list(WebhookEvent.objects.order_by("pk").values_list("verdict", "summary", "error"))
+    assert [row[0] for row in rows] == ["processed", "partial", "processed"]
+    assert rows[0][1] == {"inbound": 1} and rows[2][1] == {"inbound": 1}
+    assert rows[1][1] == {"error": 1} and "RuntimeError: cannot take boom" in rows[1][2]
+    assert sorted(Message.objects.values_list("text", flat=True)) == ["first", "last"]  # nothing lost, nothing twice
+    assert Contact.objects.count() == 2 and Conversation.objects.count() == 2  # the bulk try left nothing behind
+
+
+def _plan(queryset) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny test table: show which index can serve the query
+        sql, params = queryset.query.sql_with_params()
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("SET LOCAL enable_seqscan = on")
+    return plan
+
+
+def test_the_ledgers_queries_have_their_index(client, account, deferred):
+    """The ledger keeps four indexes (every request writes each one): the admin's pages, its verdict filter, the
+    claim and the health page's waiting count must each still find one."""
+    assert post(client, account, fixture("inbound_text")).status_code == 200
+    admin_page = WebhookEvent.objects.order_by("-received_at", "-id")[:100]
+    assert "webhookevent_received_at" in _plan(admin_page)
+    for verdict in ("failed", "partial", "rejected"):
+        filtered = WebhookEvent.objects.filter(verdict=verdict).order_by("-received_at", "-id")[:100]
+        assert "webhookevent_trouble" in _plan(filtered)
+    waiting = WebhookEvent.objects.filter(
+        verdict="pending", provider="infobip", connection_id=account.pk, received_at__lt=timezone.now()
+    )
+    assert "webhookevent_pending" in _plan(waiting)
+    indexes = {index.name for index in WebhookEvent._meta.indexes}
+    assert indexes == {"webhookevent_pending", "webhookevent_trouble"}  # a new one costs every request: say why
