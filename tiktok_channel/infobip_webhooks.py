@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.db import InterfaceError, OperationalError, transaction
@@ -366,14 +366,21 @@ def inbound_event(item: dict) -> InboundMessage:
     )
 
 
-def status_report(item: dict) -> StatusReport | None:
-    """A delivery or seen report as a status change; None when it changes nothing we track."""
+def status_report(item: dict, endpoint_ids: tuple[str, ...] | None = None) -> StatusReport | None:
+    """A delivery or seen report as a status change (scoped to `endpoint_ids`, see StatusReport); None when it
+    changes nothing we track."""
     message_id = item.get("messageId")
     if not message_id:
         return None
     if "seenAt" in item:
         at = parse_time(item.get("seenAt")) or timezone.now()
-        return StatusReport(channel=CHANNEL, provider_message_id=message_id, status=Message.Status.SEEN, at=at)
+        return StatusReport(
+            channel=CHANNEL,
+            provider_message_id=message_id,
+            status=Message.Status.SEEN,
+            at=at,
+            endpoint_ids=endpoint_ids,
+        )
     status = item.get("status") or {}
     group = status.get("groupName") or STATUS_GROUP_IDS.get(status.get("groupId"))
     if status.get("name") == DUPLICATE_MESSAGE_ID or group not in STATUS_GROUPS:
@@ -401,6 +408,7 @@ def status_report(item: dict) -> StatusReport | None:
         at=at,
         provider_status=provider_status,
         error=error,
+        endpoint_ids=endpoint_ids,
     )
 
 
@@ -501,8 +509,7 @@ def apply_results(requests: list[tuple[int, list[dict]]]) -> list[Outcome]:
     outcomes = [Outcome() for _ in requests]
     inbound: list[tuple[int, InboundMessage]] = []
     inbound_of: list[int] = []  # the request of each inbound item
-    reports: list[StatusReport] = []
-    report_of: list[tuple[int, dict]] = []  # (request, raw item) of each report
+    report_items: list[tuple[int, dict]] = []  # (request, raw item) of each delivery or seen report
     for position, (account_id, results) in enumerate(requests):
         for index, item in enumerate(results):
             kind, reason = triage(item)
@@ -518,20 +525,21 @@ def apply_results(requests: list[tuple[int, list[dict]]]) -> list[Outcome]:
                 inbound.append((inbox_id, inbound_event(item)))
                 inbound_of.append(position)
             elif kind in (DELIVERY, SEEN):
-                report = status_report(item)
-                if report is None:
-                    outcomes[position].add("ignored_report")
-                    continue
-                reports.append(report)
-                report_of.append((position, item))
+                report_items.append((position, item))
     for position, (_, created) in zip(inbound_of, messages_receive(inbound), strict=True):
         outcomes[position].add("inbound" if created else "duplicate")
-    # A report applies only to messages sent through the account whose webhook received it (its senders).
-    scopes = endpoints_of_accounts({requests[position][0] for position, _ in report_of})
-    reports = [
-        replace(report, endpoint_ids=scopes[requests[position][0]])
-        for (position, _), report in zip(report_of, reports, strict=True)
-    ]
+    # A report applies only to messages sent through the account whose webhook received it (its senders): each is
+    # built with its account's scope (one query for the batch), not built and then copied with it.
+    scopes = endpoints_of_accounts({requests[position][0] for position, _ in report_items})
+    reports: list[StatusReport] = []
+    report_of: list[tuple[int, dict]] = []  # (request, raw item) of each report applied
+    for position, item in report_items:
+        report = status_report(item, scopes[requests[position][0]])
+        if report is None:
+            outcomes[position].add("ignored_report")
+            continue
+        reports.append(report)
+        report_of.append((position, item))
     unmatched: list[StatusReport] = []
     for (position, item), report, result in zip(report_of, reports, message_statuses_apply(reports), strict=True):
         if result == StatusOutcome.UNKNOWN:
