@@ -8,6 +8,7 @@ apply path").
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -177,3 +178,36 @@ def test_a_move_the_guarded_update_refuses_is_not_audited(inbox, monkeypatch):
     assert list(AuditLog.objects.values_list("message__provider_message_id", "after")) == [
         ("race-accepted", {"status": "delivered"})
     ]
+
+
+def test_an_agents_audit_rows_are_found_by_the_partial_actor_index_when_the_agent_is_deleted(inbox, django_user_model):
+    """The actor index holds only rows with an actor (a status report's audit row has none, and writes no entry): a
+    user's deletion (SET NULL on their audit rows) still finds their rows by it, not by reading the audit log."""
+    agent = django_user_model.objects.create_user("agent-x")
+    _messages(inbox, "big")
+    message = Message.objects.filter(provider_message_id__startswith="big-").first()
+    AuditLog.objects.bulk_create(
+        AuditLog(
+            actor_kind="provider", action="message.status", message=message, conversation_id=message.conversation_id
+        )
+        for _ in range(5_000)
+    )
+    AuditLog.objects.create(actor=agent, actor_kind="agent", action="conversation.assign")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE inbox_auditlog" if connection.vendor == "postgresql" else "ANALYZE")
+    # What the deletion's SET NULL asks (Django: UPDATE … WHERE actor_id IN (…)), as a SELECT to explain.
+    query = AuditLog.objects.filter(actor_id__in=[agent.pk]).order_by().values("id")
+    sql, params = query.query.sql_with_params()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+            (plan,) = cursor.fetchone()
+            plan = plan[0]["Plan"] if isinstance(plan, list) else plan["Plan"]
+            text = json.dumps(plan)
+            assert '"Index Name": "auditlog_actor"' in text and "Seq Scan" not in text, plan
+        else:
+            cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+            details = " ".join(row[-1] for row in cursor.fetchall())
+            assert "auditlog_actor" in details, details
+    agent.delete()
+    assert AuditLog.objects.filter(action="conversation.assign", actor__isnull=True).count() == 1
