@@ -355,8 +355,10 @@ class AuditLog(models.Model):
         PROVIDER = "provider", "Provider"
         SYSTEM = "system", "System"
 
+    # Indexed only where set (`auditlog_actor`): rows written for the provider or the system (every status report's)
+    # have no actor, and the index serves only a user's deletion (SET NULL).
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
     actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
     action = models.CharField(max_length=64)
@@ -370,6 +372,7 @@ class AuditLog(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["actor"], condition=Q(actor__isnull=False), name="auditlog_actor")]
 
     def __str__(self) -> str:
         return f"{self.action} by {self.actor or self.actor_kind}"

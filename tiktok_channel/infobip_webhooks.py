@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.db import InterfaceError, OperationalError, transaction
@@ -126,10 +126,25 @@ def endpoints_of_accounts(account_ids: set[int]) -> dict[int, tuple[str, ...]]:
     one query. Not cached: a report must never be refused because a sender added elsewhere is not seen yet."""
     endpoints: dict[int, list[str]] = {account_id: [] for account_id in account_ids}
     if account_ids:
-        rows = TikTokSender.objects.filter(account_id__in=account_ids).values_list("account_id", "business_account_id")
-        for account_id, business_account_id in rows.order_by("account_id", "business_account_id"):
+        if db_connection.vendor == "postgresql":  # a constant statement, not compiled by the ORM for every batch
+            with db_connection.cursor() as cursor:
+                cursor.execute(_ENDPOINTS_SQL, [sorted(account_ids)])
+                rows = cursor.fetchall()
+        else:
+            rows = (
+                TikTokSender.objects.filter(account_id__in=account_ids)
+                .values_list("account_id", "business_account_id")
+                .order_by("account_id", "business_account_id")
+            )
+        for account_id, business_account_id in rows:
             endpoints[account_id].append(business_account_id)
     return {account_id: tuple(ids) for account_id, ids in endpoints.items()}
+
+
+_ENDPOINTS_SQL = (
+    f"SELECT account_id, business_account_id FROM {TikTokSender._meta.db_table} "  # noqa: S608 - the model's name
+    "WHERE account_id = ANY(%s::bigint[]) ORDER BY 1, 2"
+)
 
 
 def clear_lookup_caches(**_kwargs) -> None:
@@ -352,14 +367,21 @@ def inbound_event(item: dict) -> InboundMessage:
     )
 
 
-def status_report(item: dict) -> StatusReport | None:
-    """A delivery or seen report as a status change; None when it changes nothing we track."""
+def status_report(item: dict, endpoint_ids: tuple[str, ...] | None = None) -> StatusReport | None:
+    """A delivery or seen report as a status change (scoped to `endpoint_ids`, see StatusReport); None when it
+    changes nothing we track."""
     message_id = item.get("messageId")
     if not message_id:
         return None
     if "seenAt" in item:
         at = parse_time(item.get("seenAt")) or timezone.now()
-        return StatusReport(channel=CHANNEL, provider_message_id=message_id, status=Message.Status.SEEN, at=at)
+        return StatusReport(
+            channel=CHANNEL,
+            provider_message_id=message_id,
+            status=Message.Status.SEEN,
+            at=at,
+            endpoint_ids=endpoint_ids,
+        )
     status = item.get("status") or {}
     group = status.get("groupName") or STATUS_GROUP_IDS.get(status.get("groupId"))
     if status.get("name") == DUPLICATE_MESSAGE_ID or group not in STATUS_GROUPS:
@@ -387,6 +409,7 @@ def status_report(item: dict) -> StatusReport | None:
         at=at,
         provider_status=provider_status,
         error=error,
+        endpoint_ids=endpoint_ids,
     )
 
 
@@ -503,8 +526,7 @@ def apply_results(requests: list[tuple[int, list[dict]]]) -> list[Outcome]:
     outcomes = [Outcome() for _ in requests]
     inbound: list[tuple[int, InboundMessage]] = []
     inbound_of: list[int] = []  # the request of each inbound item
-    reports: list[StatusReport] = []
-    report_of: list[tuple[int, dict]] = []  # (request, raw item) of each report
+    report_items: list[tuple[int, dict]] = []  # (request, raw item) of each delivery or seen report
     for position, (account_id, results) in enumerate(requests):
         for index, item in enumerate(results):
             kind, reason = triage(item)
@@ -520,20 +542,21 @@ def apply_results(requests: list[tuple[int, list[dict]]]) -> list[Outcome]:
                 inbound.append((inbox_id, inbound_event(item)))
                 inbound_of.append(position)
             elif kind in (DELIVERY, SEEN):
-                report = status_report(item)
-                if report is None:
-                    outcomes[position].add("ignored_report")
-                    continue
-                reports.append(report)
-                report_of.append((position, item))
+                report_items.append((position, item))
     for position, (_, created) in zip(inbound_of, messages_receive(inbound), strict=True):
         outcomes[position].add("inbound" if created else "duplicate")
-    # A report applies only to messages sent through the account whose webhook received it (its senders).
-    scopes = endpoints_of_accounts({requests[position][0] for position, _ in report_of})
-    reports = [
-        replace(report, endpoint_ids=scopes[requests[position][0]])
-        for (position, _), report in zip(report_of, reports, strict=True)
-    ]
+    # A report applies only to messages sent through the account whose webhook received it (its senders): each is
+    # built with its account's scope (one query for the batch), not built and then copied with it.
+    scopes = endpoints_of_accounts({requests[position][0] for position, _ in report_items})
+    reports: list[StatusReport] = []
+    report_of: list[tuple[int, dict]] = []  # (request, raw item) of each report applied
+    for position, item in report_items:
+        report = status_report(item, scopes[requests[position][0]])
+        if report is None:
+            outcomes[position].add("ignored_report")
+            continue
+        reports.append(report)
+        report_of.append((position, item))
     unmatched: list[StatusReport] = []
     for (position, item), report, result in zip(report_of, reports, message_statuses_apply(reports), strict=True):
         if result == StatusOutcome.UNKNOWN:
