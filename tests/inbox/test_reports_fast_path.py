@@ -290,6 +290,44 @@ def test_the_fast_path_adds_a_new_day_in_the_order_a_recompute_gives(django_capt
     assert ReportState.objects.get(conversation_id=conversation.pk).contributions["d"] == days
 
 
+def states() -> dict[int, dict]:
+    return dict(ReportState.objects.values_list("conversation_id", "contributions"))
+
+
+@pytest.mark.django_db
+def test_the_fast_path_stores_each_state_as_a_rebuild_does(django_capture_on_commit_callbacks):
+    """The fast path writes only what moved: one day entry's counts in place (the usual case), or the day entries
+    whole when a day is new. Every stored state must then be the document a rebuild computes (later refreshes subtract
+    it), whichever way it was written."""
+    inbox = Inbox.objects.create(name="States", time_zone="Asia/Tokyo")
+    s = Stream(inbox, django_capture_on_commit_callbacks)
+    start = (timezone.now() - timedelta(days=4)).astimezone(ZoneInfo("Asia/Tokyo")).replace(hour=9, minute=0)
+    with time_machine.travel(start, tick=False) as clock:
+        s.inbound("ivy", 1)
+        s.inbound("jo", 1)
+        assert drained() == {"fast": 0, "opened": 2, "full": 0}
+        steps = [
+            (1, [("ivy", 2)]),  # the same day: one entry set in place
+            (30, [("ivy", 3), ("jo", 2)]),  # a new day for both: the entries whole
+            (1, [("jo", 3)]),  # the same day as jo's last ...
+            (29, [("jo", 4), ("ivy", 4)]),  # ... and in the same drain a new day for jo (22:00); ivy's new day
+            (1, [("ivy", 5), ("ivy", 6)]),  # two messages, one entry
+        ]
+        for hours, messages in steps:
+            clock.shift(timedelta(hours=hours))
+            for user, n in messages:
+                s.inbound(user, n)
+            if messages[0] == ("jo", 3):
+                continue  # drained with the next step's messages
+            stats = drained()
+            assert stats["full"] == 0 and stats["opened"] == 0
+            stored = states()
+            assert equals_a_rebuild()
+            assert states() == stored
+    ivy = Message.objects.get(provider_message_id="ivy-1").conversation_id
+    assert [entry[5][rollups.COUNT_INDEX["messages_in"]] for entry in stored[ivy]["d"]] == [2, 1, 3]
+
+
 @pytest.mark.django_db
 def test_a_chunk_costs_the_same_statements_whatever_its_size(django_capture_on_commit_callbacks):
     """New messages on counted conversations and conversations' first messages, 2 of each or 20: the same statements
