@@ -288,9 +288,7 @@ class Appended:
     conversations: list[dict] = field(default_factory=list)
     messages: dict[int, list[tuple]] = field(default_factory=dict)  # theirs, likewise
     day_delta: dict[tuple, list[int]] = field(default_factory=dict)  # the other conversations' new messages
-    # [conversation id, the keys of its state to replace, 1] or, where one day entry's counts changed,
-    # [conversation id, "n" and "m", 1, the entry's position in "d", its counts]:
-    parts: list[list] = field(default_factory=list)
+    parts: list[list] = field(default_factory=list)  # [conversation id, the keys of its state to replace, 1]
 
 
 def _append(appended: dict[int, list[int]], opened: set[int]) -> Appended:
@@ -400,7 +398,6 @@ def _append(appended: dict[int, list[int]], opened: set[int]) -> Appended:
             continue
         zone = zones.get(tz) or zones.setdefault(tz, ZoneInfo(tz or settings.TIME_ZONE))
         key = [inbox_id, None, last[cycle["agent_id"]], last[cycle["source_kind"]], last[cycle["source_id"]]]
-        moved = []  # the day entries these messages changed (a new one: None)
         for at, *_ in messages:
             day = at.astimezone(zone).date()
             key[1] = day.isoformat()
@@ -410,16 +407,9 @@ def _append(appended: dict[int, list[int]], opened: set[int]) -> Appended:
                 entry = [*key, [0] * len(DAY_COUNTS)]
                 days.append(entry)
                 days.sort(key=lambda entry: _sort_key((entry[:5],)))
-                moved.append(None)
-            elif entry not in moved:
-                moved.append(entry)
             entry[5][index] += 1
             day_delta[(inbox_id, day, *key[2:])][index] += 1
-        counters = {"n": counted + len(wanted), "m": max(wanted)}
-        if len(moved) == 1 and moved[0] is not None:  # the usual case: one day's counts, set in place
-            taken.parts.append([pk, counters, 1, days.index(moved[0]), moved[0][5]])
-        else:
-            taken.parts.append([pk, {"d": days, **counters}, 1])
+        taken.parts.append([pk, {"d": days, "n": counted + len(wanted), "m": max(wanted)}, 1])
     taken.day_delta = day_delta
     return taken
 
@@ -978,14 +968,12 @@ def _refresh_loaded(
     elif new_states or parts:
         with connection.cursor() as cursor:
             # One JSON document, not a text[] of them (psycopg escapes every quote of every element in Python):
-            # [id, contributions] replaces a state, [id, keys, 1] (the fast path's) replaces only those keys,
-            # [id, keys, 1, i, counts] also sets the counts of the day entry at position i (not every entry sent).
+            # [id, contributions] replaces a state, [id, keys, 1] (the fast path's) replaces only those keys. (Setting
+            # only the one day entry that moved, with jsonb_set, made the client's document smaller but cost the server
+            # more than it saved: bench/README.md, eighth session.)
             cursor.execute(
-                f"""UPDATE {table[ReportState]} s SET contributions = CASE jsonb_array_length(v.value)
-                      WHEN 2 THEN v.value -> 1
-                      WHEN 3 THEN s.contributions || (v.value -> 1)
-                      ELSE jsonb_set(s.contributions || (v.value -> 1), ARRAY['d', v.value ->> 3, '5'], v.value -> 4)
-                    END
+                f"""UPDATE {table[ReportState]} s SET contributions = CASE WHEN jsonb_array_length(v.value) > 2
+                      THEN s.contributions || (v.value -> 1) ELSE v.value -> 1 END
                     FROM jsonb_array_elements(%s::jsonb) AS v
                     WHERE s.conversation_id = (v.value ->> 0)::bigint""",  # noqa: S608
                 [_dumps([*new_states, *parts])],

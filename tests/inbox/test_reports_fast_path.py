@@ -296,9 +296,9 @@ def states() -> dict[int, dict]:
 
 @pytest.mark.django_db
 def test_the_fast_path_stores_each_state_as_a_rebuild_does(django_capture_on_commit_callbacks):
-    """The fast path writes only what moved: one day entry's counts in place (the usual case), or the day entries
-    whole when a day is new. Every stored state must then be the document a rebuild computes (later refreshes subtract
-    it), whichever way it was written."""
+    """The fast path writes back only the keys it moves (the day entries, "n", "m"), merged into the stored document,
+    for a day already counted or a new one, one message or several per drain. Every stored state must then be the
+    document a rebuild computes: later refreshes subtract it."""
     inbox = Inbox.objects.create(name="States", time_zone="Asia/Tokyo")
     s = Stream(inbox, django_capture_on_commit_callbacks)
     start = (timezone.now() - timedelta(days=4)).astimezone(ZoneInfo("Asia/Tokyo")).replace(hour=9, minute=0)
@@ -307,8 +307,8 @@ def test_the_fast_path_stores_each_state_as_a_rebuild_does(django_capture_on_com
         s.inbound("jo", 1)
         assert drained() == {"fast": 0, "opened": 2, "full": 0}
         steps = [
-            (1, [("ivy", 2)]),  # the same day: one entry set in place
-            (30, [("ivy", 3), ("jo", 2)]),  # a new day for both: the entries whole
+            (1, [("ivy", 2)]),  # the same day
+            (30, [("ivy", 3), ("jo", 2)]),  # a new day for both
             (1, [("jo", 3)]),  # the same day as jo's last ...
             (29, [("jo", 4), ("ivy", 4)]),  # ... and in the same drain a new day for jo (22:00); ivy's new day
             (1, [("ivy", 5), ("ivy", 6)]),  # two messages, one entry
