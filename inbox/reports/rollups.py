@@ -254,9 +254,10 @@ def drain(*, chunk: int = CHUNK, max_chunks: int | None = None, stats: dict[str,
             _refresh(recomputed, taken=taken)
         refreshed += len(ids)
         if stats is not None:
-            stats["fast"] = stats.get("fast", 0) + len(ids) - len(recomputed) - len(taken.conversations)
+            full = len(set(recomputed) | taken.full)  # with openings a concurrent refresh stored first
+            stats["fast"] = stats.get("fast", 0) + len(ids) - full - len(taken.conversations)
             stats["opened"] = stats.get("opened", 0) + len(taken.conversations)
-            stats["full"] = stats.get("full", 0) + len(recomputed)
+            stats["full"] = stats.get("full", 0) + full
     return refreshed
 
 
@@ -287,6 +288,7 @@ class Appended:
     # Opened by their marked messages, as conversation_figures takes them:
     conversations: list[dict] = field(default_factory=list)
     messages: dict[int, list[tuple]] = field(default_factory=dict)  # theirs, likewise
+    figures: dict[int, tuple] = field(default_factory=dict)  # theirs, once their state rows are inserted with them
     day_delta: dict[tuple, list[int]] = field(default_factory=dict)  # the other conversations' new messages
     parts: list[list] = field(default_factory=list)  # [conversation id, the keys of its state to replace, 1]
 
@@ -306,29 +308,26 @@ def _append(appended: dict[int, list[int]], opened: set[int]) -> Appended:
     element by element: that escaping was most of the old fast path's own time).
 
     A conversation `opened` by its marked messages (the batch that created it did nothing else to it) has no other
-    rows the figures read: its state row is created here (if none exists: otherwise it goes the way above) and its
-    figures are `conversation_figures` of the conversation's row and these messages — the recompute's own function,
-    without its reads of messages, audit log, conversions and surveys. A row those messages' batch did not write
-    gets its own mark after its commit, which then finds the stored figures."""
+    rows the figures read: if it has no state row yet (otherwise it goes the way above), its figures are
+    `conversation_figures` of the conversation's row and these messages — the recompute's own function, without its
+    reads of messages, audit log, conversions and surveys — and `_insert_opened` inserts its state row with them.
+    A row those messages' batch did not write gets its own mark after its commit, which then finds the stored
+    figures."""
     ids = sorted(appended)
     state_table = connection.ops.quote_name(ReportState._meta.db_table)
     taken = Appended()
     with connection.cursor() as cursor:
-        # The new states' rows first (inserted in id order; one a concurrent refresh holds is waited for, then left
-        # to the recompute), then the stored ones locked in id order: the same locks a recompute takes. A stored
-        # state's inbox is that of its day entries (a conversation never changes inbox; one with no day entries has
-        # no customer message and is refused below): a join with the conversations cost more than the rest. The
-        # opened conversations' rows are read once, by their ids, before their states are inserted: joining the
-        # inserted states back to inbox_conversation was planned as a hash join over all of its rows.
+        # The stored states locked in id order: the same locks a recompute takes; the opened conversations without
+        # one are read (their state rows are inserted with their figures, `_insert_opened`). A stored state's inbox
+        # is that of its day entries (a conversation never changes inbox; one with no day entries has no customer
+        # message and is refused below): a join with the conversations cost more than the rest. The opened
+        # conversations' rows are read once, by their ids (joining to inbox_conversation otherwise was planned as a
+        # hash join over all of its rows).
         cursor.execute(
             f"""WITH opened AS MATERIALIZED (
                   SELECT c.id, c.inbox_id, i.time_zone, c.created_at,
                          CASE WHEN c.referral = '{{}}'::jsonb THEN NULL ELSE c.referral END AS referral, c.assignee_id
                   FROM inbox_conversation c JOIN inbox_inbox i ON i.id = c.inbox_id WHERE c.id = ANY(%s::bigint[])),
-                created AS (
-                  INSERT INTO {state_table} (conversation_id, contributions, updated_at)
-                  SELECT id, '{{}}'::jsonb, now() FROM opened ORDER BY id
-                  ON CONFLICT (conversation_id) DO NOTHING RETURNING conversation_id),
                 locked AS (
                   SELECT s.conversation_id, i.id AS inbox_id, i.time_zone,
                          jsonb_build_array(s.contributions -> 'c' -> -1, s.contributions -> 'd',
@@ -340,7 +339,7 @@ def _append(appended: dict[int, list[int]], opened: set[int]) -> Appended:
                    FROM locked),
                   (SELECT coalesce(json_agg(json_build_array(o.id, o.inbox_id, o.time_zone, {us("o.created_at")},
                                                              o.referral, o.assignee_id)), '[]')
-                   FROM created JOIN opened o ON o.id = created.conversation_id))""",  # noqa: S608
+                   FROM opened o WHERE NOT EXISTS (SELECT FROM locked WHERE locked.conversation_id = o.id)))""",  # noqa: S608
             [_array(pk for pk in ids if pk in opened), _array(ids)],
         )
         # One JSON document (one decoding in C; a document per row cost a decoding and a row each).
@@ -728,6 +727,8 @@ def _refresh(ids: list[int], *, taken: Appended | None = None) -> None:
     """One chunk, in a fixed number of statements: lock and read the states with their conversations, read the
     raw rows, write the differences (with what the fast path `taken` from the chunk, if given)."""
     taken = taken or Appended()
+    if taken.conversations:
+        ids = sorted({*ids, *_insert_opened(taken)})
     if not ids:
         conversations, states, messages = [], {}, defaultdict(list)
         loaded = (defaultdict(list), defaultdict(list), defaultdict(list))
@@ -748,9 +749,34 @@ def _refresh(ids: list[int], *, taken: Appended | None = None) -> None:
         *loaded,
         automation_id=automation_id,
         fresh={conversation["pk"] for conversation in taken.conversations},
+        figures=taken.figures,
         day_delta=taken.day_delta,
         parts=taken.parts,
     )
+
+
+def _insert_opened(taken: Appended) -> list[int]:
+    """The opened conversations' figures, and their state rows inserted with them (one row write each, not an empty
+    row then its UPDATE): the row is the conversation's lock, so one a concurrent refresh inserted meanwhile (waited
+    for, then left alone) is taken out of `taken` and returned, to be recomputed in this chunk."""
+    for conversation in taken.conversations:
+        pk = conversation["pk"]
+        taken.figures[pk] = conversation_figures(conversation, taken.messages[pk], [], [])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {connection.ops.quote_name(ReportState._meta.db_table)}
+                  (conversation_id, contributions, updated_at)
+                SELECT (v.value ->> 0)::bigint, v.value -> 1, now() FROM jsonb_array_elements(%s::jsonb) AS v
+                ORDER BY 1 ON CONFLICT (conversation_id) DO NOTHING RETURNING conversation_id""",  # noqa: S608
+            [_dumps([[pk, contributions] for pk, (_rows, contributions) in taken.figures.items()])],
+        )
+        inserted = {pk for (pk,) in cursor.fetchall()}
+    refused = [pk for pk in taken.figures if pk not in inserted]
+    taken.full.update(refused)
+    taken.conversations = [c for c in taken.conversations if c["pk"] in inserted]
+    for pk in refused:
+        del taken.figures[pk], taken.messages[pk]
+    return refused
 
 
 def _automation_id() -> int | None:
@@ -887,9 +913,12 @@ def _refresh_loaded(
     fresh: set[int] = frozenset(),
     day_delta: dict[tuple, list[int]] | None = None,
     parts: list[list] = (),
+    figures: dict[int, tuple] | None = None,
 ) -> None:
     """Write the differences. `fresh`: conversations whose state row this transaction created (no cycles to
-    delete); `day_delta` and `parts` (PostgreSQL): the fast path's day counts and the state keys it replaces."""
+    delete); `day_delta` and `parts` (PostgreSQL): the fast path's day counts and the state keys it replaces;
+    `figures`: conversations whose figures are computed and whose state row was inserted with them."""
+    figures = figures or {}
     table = {model: connection.ops.quote_name(model._meta.db_table) for model in (ReportState, ReportCycle)}
     day_delta: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(DAY_COUNTS), day_delta or {})
     hour_delta: dict[tuple, int] = defaultdict(int)
@@ -902,9 +931,12 @@ def _refresh_loaded(
     new_states: list[tuple[int, dict]] = []
     for conversation in conversations:
         pk = conversation["pk"]
-        rows, contributions = conversation_figures(
-            conversation, messages[pk], audits[pk], conversions[pk], ratings[pk], automation_id=automation_id
-        )
+        if pk in figures:
+            rows, contributions = figures[pk]
+        else:
+            rows, contributions = conversation_figures(
+                conversation, messages[pk], audits[pk], conversions[pk], ratings[pk], automation_id=automation_id
+            )
         old = states[pk]
         if contributions == old:
             continue
@@ -932,7 +964,8 @@ def _refresh_loaded(
                 for key, counts in histograms.items():
                     for tenths, n in counts.items():
                         histogram_delta[key][tenths] += sign * n
-        new_states.append((pk, contributions))
+        if pk not in figures:
+            new_states.append((pk, contributions))
 
     if rewritten and connection.vendor != "postgresql":
         ReportCycle.objects.filter(conversation_id__in=rewritten).delete()
