@@ -10,6 +10,12 @@ first, so every conversation exists and has its figures), the marks drained afte
 records the CPU time of this process (time.process_time) and of its PostgreSQL backend (/proc/<pid>/stat, same
 machine), for the ingest and for the drain, and how many marked conversations the drain took on its fast path
 ("fast": new messages added; "opened": a conversation's first messages) or recomputed whole ("full").
+
+`--pair-with OTHER/inbox/reports/rollups.py` then drains in pairs in this one process: ingest a stream, drain it with
+the other version of rollups.py (loaded from that file beside this checkout's), ingest again, drain with this
+checkout's, alternating which goes first, `--pair-reps` times; the paired differences (this − other, CPU ms per event,
+client and backend) survive a loaded machine better than separate runs. `--pair-users` beyond `--users` opens new
+conversations (10,000,000: nearly every event opens one). The other file must work on this checkout's schema.
 """
 
 from __future__ import annotations
@@ -49,6 +55,10 @@ def main(argv: list[str]) -> int:
         metavar="MS",
         help="auto_explain (ANALYZE, BUFFERS) every statement of this session slower than MS into the JSON's plans",
     )
+    parser.add_argument("--pair-with", metavar="ROLLUPS_PY", help="another rollups.py to drain against, in pairs")
+    parser.add_argument("--pair-reps", type=int, default=10)
+    parser.add_argument("--pair-batches", type=int, default=20)
+    parser.add_argument("--pair-users", type=int, default=5000)
     args = parser.parse_args(argv)
 
     from bench import stack as stack_mod
@@ -169,6 +179,9 @@ def main(argv: list[str]) -> int:
         "full_recompute": sum(r.get("full", 0) for r in on),
     }
     print(json.dumps(summary), flush=True)
+    if args.pair_with:
+        summary["pairs"] = pairs(args, inbox, pid, rollups)
+        print(json.dumps(summary["pairs"]), flush=True)
     if profiler is not None:
         profiler.dump_stats(args.profile)
     if args.json:
@@ -176,6 +189,64 @@ def main(argv: list[str]) -> int:
     if plans:
         print(f"{len(plans)} slow statements' plans in the JSON", flush=True)
     return 0
+
+
+def pairs(args, inbox, pid: int, this) -> dict:
+    """Drains of the same kind of stream by the other rollups.py and this one, alternated (see the module's doc)."""
+    import importlib.util
+    from unittest import mock
+
+    from django.test import override_settings
+
+    from bench.scenarios import _ingest_batches
+    from inbox.services import messages_receive
+
+    spec = importlib.util.spec_from_file_location("rollups_other", args.pair_with)
+    other = importlib.util.module_from_spec(spec)
+    sys.modules["rollups_other"] = other  # dataclasses look their module up
+    spec.loader.exec_module(other)
+    events = args.pair_batches * args.per
+    found: dict[str, list] = {"other": [], "this": []}
+    for n in range(args.pair_reps):
+        order = (("other", other), ("this", this)) if n % 2 == 0 else (("this", this), ("other", other))
+        for name, module in order:
+            batches = _ingest_batches(
+                inbox.pk,
+                prefix=f"pair-{n}-{name}",
+                batches=args.pair_batches,
+                per=args.per,
+                users=args.pair_users,
+                rollups="deferred",
+            )
+            stats: dict[str, int] = {}
+            with (
+                override_settings(REPORTS_ROLLUPS="deferred"),
+                mock.patch.object(this, "schedule_drain"),
+                mock.patch.object(other, "schedule_drain"),
+            ):
+                for items in batches:
+                    messages_receive(items)
+                cpu0, db0 = time.process_time(), backend_cpu(pid)
+                module.drain(stats=stats)
+                cpu1, db1 = time.process_time(), backend_cpu(pid)
+            found[name].append(
+                {"client": 1000 * (cpu1 - cpu0) / events, "backend": 1000 * (db1 - db0) / events, **stats}
+            )
+
+    def median(name: str, part: str) -> float:
+        return round(statistics.median(r[part] for r in found[name]), 4)
+
+    def paired(part: str) -> float:
+        differences = [t[part] - o[part] for t, o in zip(found["this"], found["other"], strict=True)]
+        return round(statistics.median(differences), 4)
+
+    return {
+        "other": {part: median("other", part) for part in ("client", "backend")},
+        "this": {part: median("this", part) for part in ("client", "backend")},
+        "this_minus_other": {part: paired(part) for part in ("client", "backend")},
+        "marks_per_drain": {k: v for k, v in found["this"][0].items() if k not in ("client", "backend")},
+        "drains": found,
+    }
 
 
 if __name__ == "__main__":

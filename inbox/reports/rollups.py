@@ -226,19 +226,22 @@ def drain(*, chunk: int = CHUNK, max_chunks: int | None = None, stats: dict[str,
                     # the rows just deleted and returns the next ones (a chunk of 1 took 2 marks in CI); as a join with
                     # the picked rows, a table autoanalyze saw empty (a drained queue, the usual case) was planned as a
                     # nested loop over every mark × the chunk: 1.9 s for a chunk of 500 out of 4,000 marks.
+                    # As one JSON document (one decoding in C, not one per mark's message ids).
                     cursor.execute(
-                        f'SELECT conversation_id, "full", message_ids, opened FROM {table} '  # noqa: S608
-                        "ORDER BY conversation_id LIMIT %s FOR UPDATE SKIP LOCKED",
+                        f"""SELECT coalesce(json_agg(json_build_array(conversation_id, "full", message_ids, opened)
+                                                     ORDER BY conversation_id), '[]')
+                            FROM (SELECT conversation_id, "full", message_ids, opened FROM {table}
+                                  ORDER BY conversation_id LIMIT %s FOR UPDATE SKIP LOCKED) AS picked""",  # noqa: S608
                         [chunk],
                     )
-                    marks = cursor.fetchall()
+                    marks = _loads(cursor.fetchone()[0])
                     if marks:
                         cursor.execute(
                             f"DELETE FROM {table} WHERE conversation_id = ANY(%s::bigint[])",  # noqa: S608
                             [_array(pk for pk, *_ in marks)],
                         )
                 ids = sorted(pk for pk, *_ in marks)
-                appended = {pk: _loads(messages) for pk, full, messages, _ in marks if not full}
+                appended = {pk: messages for pk, full, messages, _ in marks if not full}
                 opened = {pk for pk, full, _, opened in marks if opened and not full}
             else:  # SQLite (make run's zero-setup default): one writer at a time anyway
                 ids = list(ReportDirty.objects.order_by("pk").values_list("pk", flat=True)[:chunk])
@@ -251,9 +254,10 @@ def drain(*, chunk: int = CHUNK, max_chunks: int | None = None, stats: dict[str,
             _refresh(recomputed, taken=taken)
         refreshed += len(ids)
         if stats is not None:
-            stats["fast"] = stats.get("fast", 0) + len(ids) - len(recomputed) - len(taken.conversations)
+            full = len(set(recomputed) | taken.full)  # with openings a concurrent refresh stored first
+            stats["fast"] = stats.get("fast", 0) + len(ids) - full - len(taken.conversations)
             stats["opened"] = stats.get("opened", 0) + len(taken.conversations)
-            stats["full"] = stats.get("full", 0) + len(recomputed)
+            stats["full"] = stats.get("full", 0) + full
     return refreshed
 
 
@@ -284,8 +288,9 @@ class Appended:
     # Opened by their marked messages, as conversation_figures takes them:
     conversations: list[dict] = field(default_factory=list)
     messages: dict[int, list[tuple]] = field(default_factory=dict)  # theirs, likewise
+    figures: dict[int, tuple] = field(default_factory=dict)  # theirs, once their state rows are inserted with them
     day_delta: dict[tuple, list[int]] = field(default_factory=dict)  # the other conversations' new messages
-    parts: list[list] = field(default_factory=list)  # [conversation id, the keys of its state to replace]
+    parts: list[list] = field(default_factory=list)  # [conversation id, the keys of its state to replace, 1]
 
 
 def _append(appended: dict[int, list[int]], opened: set[int]) -> Appended:
@@ -303,53 +308,54 @@ def _append(appended: dict[int, list[int]], opened: set[int]) -> Appended:
     element by element: that escaping was most of the old fast path's own time).
 
     A conversation `opened` by its marked messages (the batch that created it did nothing else to it) has no other
-    rows the figures read: its state row is created here (if none exists: otherwise it goes the way above) and its
-    figures are `conversation_figures` of the conversation's row and these messages — the recompute's own function,
-    without its reads of messages, audit log, conversions and surveys. A row those messages' batch did not write
-    gets its own mark after its commit, which then finds the stored figures."""
+    rows the figures read: if it has no state row yet (otherwise it goes the way above), its figures are
+    `conversation_figures` of the conversation's row and these messages — the recompute's own function, without its
+    reads of messages, audit log, conversions and surveys — and `_insert_opened` inserts its state row with them.
+    A row those messages' batch did not write gets its own mark after its commit, which then finds the stored
+    figures."""
     ids = sorted(appended)
     state_table = connection.ops.quote_name(ReportState._meta.db_table)
     taken = Appended()
     with connection.cursor() as cursor:
-        # The new states' rows first (inserted in id order; one a concurrent refresh holds is waited for, then left
-        # to the recompute), then the stored ones locked in id order: the same locks a recompute takes. A stored
-        # state's inbox is that of its day entries (a conversation never changes inbox; one with no day entries has
-        # no customer message and is refused below): a join with the conversations cost more than the rest. The
-        # opened conversations' rows are read once, by their ids, before their states are inserted: joining the
-        # inserted states back to inbox_conversation was planned as a hash join over all of its rows.
+        # The stored states locked in id order: the same locks a recompute takes; the opened conversations without
+        # one are read (their state rows are inserted with their figures, `_insert_opened`). A stored state's inbox
+        # is that of its day entries (a conversation never changes inbox; one with no day entries has no customer
+        # message and is refused below): a join with the conversations cost more than the rest. The opened
+        # conversations' rows are read once, by their ids (joining to inbox_conversation otherwise was planned as a
+        # hash join over all of its rows).
         cursor.execute(
             f"""WITH opened AS MATERIALIZED (
-                  SELECT c.id, c.inbox_id, i.time_zone, c.created_at, c.referral, c.assignee_id
+                  SELECT c.id, c.inbox_id, i.time_zone, c.created_at,
+                         CASE WHEN c.referral = '{{}}'::jsonb THEN NULL ELSE c.referral END AS referral, c.assignee_id
                   FROM inbox_conversation c JOIN inbox_inbox i ON i.id = c.inbox_id WHERE c.id = ANY(%s::bigint[])),
-                created AS (
-                  INSERT INTO {state_table} (conversation_id, contributions, updated_at)
-                  SELECT id, '{{}}'::jsonb, now() FROM opened ORDER BY id
-                  ON CONFLICT (conversation_id) DO NOTHING RETURNING conversation_id),
                 locked AS (
                   SELECT s.conversation_id, i.id AS inbox_id, i.time_zone,
                          jsonb_build_array(s.contributions -> 'c' -> -1, s.contributions -> 'd',
                                            s.contributions -> 'n', s.contributions -> 'm') AS parts
                   FROM {state_table} s LEFT JOIN inbox_inbox i ON i.id = (s.contributions -> 'd' -> 0 ->> 0)::bigint
                   WHERE s.conversation_id = ANY(%s::bigint[]) ORDER BY s.conversation_id FOR UPDATE OF s)
-                SELECT conversation_id, inbox_id, time_zone, parts, NULL, NULL, NULL FROM locked
-                UNION ALL
-                SELECT o.id, o.inbox_id, o.time_zone, NULL, {us("o.created_at")}, o.referral, o.assignee_id
-                FROM created JOIN opened o ON o.id = created.conversation_id""",  # noqa: S608
+                SELECT json_build_array(
+                  (SELECT coalesce(json_agg(json_build_array(conversation_id, inbox_id, time_zone, parts)), '[]')
+                   FROM locked),
+                  (SELECT coalesce(json_agg(json_build_array(o.id, o.inbox_id, o.time_zone, {us("o.created_at")},
+                                                             o.referral, o.assignee_id)), '[]')
+                   FROM opened o WHERE NOT EXISTS (SELECT FROM locked WHERE locked.conversation_id = o.id)))""",  # noqa: S608
             [_array(pk for pk in ids if pk in opened), _array(ids)],
         )
-        found, created = {}, {}
-        for pk, inbox_id, tz, parts, created_at, referral, assignee_id in cursor.fetchall():
-            if parts is None:
-                created[pk] = {
-                    "pk": pk,
-                    "inbox_id": inbox_id,
-                    "created_at": _at(created_at),
-                    "referral": _loads(referral) or {},
-                    "assignee_id": assignee_id,
-                    "inbox__time_zone": tz,
-                }
-            else:
-                found[pk] = (*_loads(parts), inbox_id, tz)
+        # One JSON document (one decoding in C; a document per row cost a decoding and a row each).
+        stored, fresh = _loads(cursor.fetchone()[0])
+        found = {pk: (*parts, inbox_id, tz) for pk, inbox_id, tz, parts in stored}
+        created = {
+            pk: {
+                "pk": pk,
+                "inbox_id": inbox_id,
+                "created_at": _at(created_at),
+                "referral": referral or {},
+                "assignee_id": assignee_id,
+                "inbox__time_zone": tz,
+            }
+            for pk, inbox_id, tz, created_at, referral, assignee_id in fresh
+        }
         cursor.execute(
             f"""SELECT conversation_id, id, {us("created_at")}, author_id, status,
                        CASE WHEN referral = '{{}}'::jsonb THEN NULL ELSE referral END
@@ -402,7 +408,7 @@ def _append(appended: dict[int, list[int]], opened: set[int]) -> Appended:
                 days.sort(key=lambda entry: _sort_key((entry[:5],)))
             entry[5][index] += 1
             day_delta[(inbox_id, day, *key[2:])][index] += 1
-        taken.parts.append([pk, {"d": days, "n": counted + len(wanted), "m": max(wanted)}])
+        taken.parts.append([pk, {"d": days, "n": counted + len(wanted), "m": max(wanted)}, 1])
     taken.day_delta = day_delta
     return taken
 
@@ -455,6 +461,31 @@ class CycleRow:
 
     def values(self) -> list:
         return [getattr(self, name) for name in CYCLE_FIELDS]
+
+    def stored(self) -> list:
+        """The values after inbox and conversation as JSON keeps them (the contributions' "c"; dates as ISO text),
+        written field by field: the generic conversion per value was a tenth of an opened conversation's cost."""
+        return [
+            self.seq,
+            self.opened_at.isoformat(),
+            self.opened_day.isoformat(),
+            self.agent_id,
+            self.source_kind,
+            self.source_id,
+            self.source_name,
+            _iso_or_none(self.first_inbound_at),
+            _iso_or_none(self.first_response_at),
+            _iso_or_none(self.first_response_day),
+            self.first_response_seconds,
+            self.responder_id,
+            _iso_or_none(self.resolved_at),
+            _iso_or_none(self.resolved_day),
+            self.resolution_seconds,
+        ]
+
+
+def _iso_or_none(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 @dataclass
@@ -644,10 +675,10 @@ def conversation_figures(
         seq = min(max(bisect_right(resolved_times, asked_at) - 1, 0), len(rows) - 1)
         csat[(inbox_id, local(rated_at).date(), rows[seq].agent_id, rating)] += 1
     contributions = {
-        "d": [[*_json_key(key), counts] for key, counts in sorted(days.items(), key=_sort_key)],
-        "h": [[*_json_key(key), count] for key, count in sorted(hours.items(), key=_sort_key)],
-        "c": [_json_key(tuple(row.values()[2:])) for row in rows],  # to write only the cycles that changed
-        "s": [[*_json_key(key), count] for key, count in sorted(csat.items(), key=_sort_key)],
+        "d": _entries(days),
+        "h": _entries(hours),
+        "c": [row.stored() for row in rows],  # to write only the cycles that changed
+        "s": _entries(csat),
         # The customer messages counted, and the highest id among them (the fast path checks it).
         "n": sum(len(cycle.inbound) for cycle in cycles),
         "m": max((pk for cycle in cycles for pk, _stored_at in cycle.inbound), default=0),
@@ -655,8 +686,17 @@ def conversation_figures(
     return rows, contributions
 
 
-def _json_key(key: tuple) -> list:
-    return [value.isoformat() if isinstance(value, date) else value for value in key]  # datetimes are dates too
+def _entries(items: dict[tuple, object]) -> list[list]:
+    """A roll-up key → value map as the contributions store it: [*key, value], the key's day (its second value, in
+    every roll-up's key) as ISO text, in `_sort_key`'s order (str of a date is its ISO text)."""
+    entries = [[key[0], key[1].isoformat(), *key[2:], value] for key, value in items.items()]
+    if len(entries) > 1:
+        entries.sort(key=_entry_order)
+    return entries
+
+
+def _entry_order(entry: list) -> tuple:
+    return tuple(str(value) for value in entry[:-1])
 
 
 def _sort_key(item):
@@ -687,6 +727,8 @@ def _refresh(ids: list[int], *, taken: Appended | None = None) -> None:
     """One chunk, in a fixed number of statements: lock and read the states with their conversations, read the
     raw rows, write the differences (with what the fast path `taken` from the chunk, if given)."""
     taken = taken or Appended()
+    if taken.conversations:
+        ids = sorted({*ids, *_insert_opened(taken)})
     if not ids:
         conversations, states, messages = [], {}, defaultdict(list)
         loaded = (defaultdict(list), defaultdict(list), defaultdict(list))
@@ -707,9 +749,34 @@ def _refresh(ids: list[int], *, taken: Appended | None = None) -> None:
         *loaded,
         automation_id=automation_id,
         fresh={conversation["pk"] for conversation in taken.conversations},
+        figures=taken.figures,
         day_delta=taken.day_delta,
         parts=taken.parts,
     )
+
+
+def _insert_opened(taken: Appended) -> list[int]:
+    """The opened conversations' figures, and their state rows inserted with them (one row write each, not an empty
+    row then its UPDATE): the row is the conversation's lock, so one a concurrent refresh inserted meanwhile (waited
+    for, then left alone) is taken out of `taken` and returned, to be recomputed in this chunk."""
+    for conversation in taken.conversations:
+        pk = conversation["pk"]
+        taken.figures[pk] = conversation_figures(conversation, taken.messages[pk], [], [])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {connection.ops.quote_name(ReportState._meta.db_table)}
+                  (conversation_id, contributions, updated_at)
+                SELECT (v.value ->> 0)::bigint, v.value -> 1, now() FROM jsonb_array_elements(%s::jsonb) AS v
+                ORDER BY 1 ON CONFLICT (conversation_id) DO NOTHING RETURNING conversation_id""",  # noqa: S608
+            [_dumps([[pk, contributions] for pk, (_rows, contributions) in taken.figures.items()])],
+        )
+        inserted = {pk for (pk,) in cursor.fetchall()}
+    refused = [pk for pk in taken.figures if pk not in inserted]
+    taken.full.update(refused)
+    taken.conversations = [c for c in taken.conversations if c["pk"] in inserted]
+    for pk in refused:
+        del taken.figures[pk], taken.messages[pk]
+    return refused
 
 
 def _automation_id() -> int | None:
@@ -846,9 +913,12 @@ def _refresh_loaded(
     fresh: set[int] = frozenset(),
     day_delta: dict[tuple, list[int]] | None = None,
     parts: list[list] = (),
+    figures: dict[int, tuple] | None = None,
 ) -> None:
     """Write the differences. `fresh`: conversations whose state row this transaction created (no cycles to
-    delete); `day_delta` and `parts` (PostgreSQL): the fast path's day counts and the state keys it replaces."""
+    delete); `day_delta` and `parts` (PostgreSQL): the fast path's day counts and the state keys it replaces;
+    `figures`: conversations whose figures are computed and whose state row was inserted with them."""
+    figures = figures or {}
     table = {model: connection.ops.quote_name(model._meta.db_table) for model in (ReportState, ReportCycle)}
     day_delta: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(DAY_COUNTS), day_delta or {})
     hour_delta: dict[tuple, int] = defaultdict(int)
@@ -856,13 +926,17 @@ def _refresh_loaded(
     cycle_day_delta: dict[tuple, int] = defaultdict(int)
     histogram_delta: dict[tuple, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     cycles: list[CycleRow] = []
+    cycle_values: list[list] = []  # the same as JSON values (PostgreSQL's INSERT): from the stored "c"
     rewritten: list[int] = []
     new_states: list[tuple[int, dict]] = []
     for conversation in conversations:
         pk = conversation["pk"]
-        rows, contributions = conversation_figures(
-            conversation, messages[pk], audits[pk], conversions[pk], ratings[pk], automation_id=automation_id
-        )
+        if pk in figures:
+            rows, contributions = figures[pk]
+        else:
+            rows, contributions = conversation_figures(
+                conversation, messages[pk], audits[pk], conversions[pk], ratings[pk], automation_id=automation_id
+            )
         old = states[pk]
         if contributions == old:
             continue
@@ -882,6 +956,7 @@ def _refresh_loaded(
             if pk not in fresh:
                 rewritten.append(pk)
             cycles.extend(rows)
+            cycle_values.extend([conversation["inbox_id"], pk, *stored] for stored in contributions["c"])
             for sign, state in ((1, contributions), (-1, old)):
                 resolved, histograms = cycle_contributions(conversation["inbox_id"], state.get("c") or [])
                 for key, n in resolved.items():
@@ -889,7 +964,8 @@ def _refresh_loaded(
                 for key, counts in histograms.items():
                     for tenths, n in counts.items():
                         histogram_delta[key][tenths] += sign * n
-        new_states.append((pk, contributions))
+        if pk not in figures:
+            new_states.append((pk, contributions))
 
     if rewritten and connection.vendor != "postgresql":
         ReportCycle.objects.filter(conversation_id__in=rewritten).delete()
@@ -908,7 +984,7 @@ def _refresh_loaded(
         # fifth of a rebuild's time at 100,000 conversations; arrays per column were dumped element by element).
         with connection.cursor() as cursor:
             columns = ", ".join(connection.ops.quote_name(name) for name in CYCLE_FIELDS)
-            select, document = _json_rows([_CYCLE_TYPES[name] for name in CYCLE_FIELDS], [r.values() for r in cycles])
+            select, document = _json_rows([_CYCLE_TYPES[name] for name in CYCLE_FIELDS], cycle_values)
             cursor.execute(f"INSERT INTO {table[ReportCycle]} ({columns}) {select}", [document])  # noqa: S608
     # The cycles' counts join the day entries' in one upsert: a row is dropped only when all of them are zero.
     zeros = [0] * len(DAY_COUNTS)
@@ -925,13 +1001,15 @@ def _refresh_loaded(
     elif new_states or parts:
         with connection.cursor() as cursor:
             # One JSON document, not a text[] of them (psycopg escapes every quote of every element in Python):
-            # [id, contributions] replaces a state, [id, keys, 1] (the fast path's) replaces only those keys.
+            # [id, contributions] replaces a state, [id, keys, 1] (the fast path's) replaces only those keys. (Setting
+            # only the one day entry that moved, with jsonb_set, made the client's document smaller but cost the server
+            # more than it saved: bench/README.md, eighth session.)
             cursor.execute(
                 f"""UPDATE {table[ReportState]} s SET contributions = CASE WHEN jsonb_array_length(v.value) > 2
                       THEN s.contributions || (v.value -> 1) ELSE v.value -> 1 END
                     FROM jsonb_array_elements(%s::jsonb) AS v
                     WHERE s.conversation_id = (v.value ->> 0)::bigint""",  # noqa: S608
-                [_dumps([*new_states, *([*part, 1] for part in parts)])],
+                [_dumps([*new_states, *parts])],
             )
 
 
@@ -1063,13 +1141,10 @@ def _json_rows(types: list[str], rows: Iterable[list]) -> tuple[str, str]:
     """A SELECT of typed columns from one JSON document of rows (in their order), and that document: the C encoder
     writes it, where psycopg dumps a list parameter element by element in Python."""
     select = ", ".join(f"(v.value ->> {i})::{kind}" for i, kind in enumerate(types))
-    document = json.dumps(list(rows), separators=(",", ":"), default=_iso)
+    # Dates (the roll-ups' keys) by `str`, their ISO text: a builtin, no Python frame per value.
+    document = json.dumps(list(rows), separators=(",", ":"), default=str)
     sql = f"SELECT {select} FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS v ORDER BY v.ordinality"  # noqa: S608
     return sql, document
-
-
-def _iso(value: date) -> str:  # dates and datetimes (aware: the offset is kept)
-    return value.isoformat()
 
 
 def _array(values: Iterable[int | bool]) -> str:
