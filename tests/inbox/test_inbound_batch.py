@@ -110,6 +110,46 @@ def test_a_conversation_the_batch_opens_is_written_once_complete(inbox):
     assert second.pk > message.pk and Message.objects.get(pk=second.pk).conversation_id == conversation.pk
 
 
+def _plan(sql: str, params: list, off=("enable_seqscan", "enable_bitmapscan")) -> str:
+    with connection.cursor() as cursor:
+        for option in off:  # the planner's other ways priced out: what remains says whether an index serves it
+            cursor.execute(f"SET LOCAL {option} = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="index names and plans are PostgreSQL's")
+def test_every_conversation_index_an_inbound_message_writes_is_one_no_other_index_could_stand_for(inbox):
+    """Every inbound message's UPDATE of its conversation (the activity moves: no HOT update) writes one entry into
+    each of the table's indexes. None may be the leading columns of another: the foreign keys' own indexes are
+    folded into the indexes that lead with them (`contact` into the unique constraint, which leads with it)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, i.indkey::int[], i.indpred IS NOT NULL FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = 'inbox_conversation'::regclass"
+        )
+        indexes = {name: (list(keys), partial) for name, keys, partial in cursor.fetchall()}
+    full = {name: keys for name, (keys, partial) in indexes.items() if not partial}
+    for name, keys in full.items():
+        for other, other_keys in full.items():
+            assert other == name or other_keys[: len(keys)] != keys, f"{name} is a prefix of {other}"
+    assert "conversation_unique_contact_per_inbox" in full and len(indexes) == 8, sorted(indexes)
+
+    messages_receive([(inbox.pk, event("p", 1, 0))])
+    contact = Contact.objects.get(channel_user_id="p")
+    # A contact's conversations (its page, merging contacts, PROTECT on delete) by the unique constraint's index.
+    sql, params = Conversation.objects.filter(contact=contact).values_list("pk").query.sql_with_params()
+    assert "conversation_unique_contact_per_inbox" in _plan(sql, params)
+    # The batch finds its conversations by the whole key: the same index (per key, as a batch of many finds them).
+    sql = (
+        "SELECT id FROM inbox_conversation WHERE (inbox_id, contact_id, kind, subject_id) IN (SELECT * FROM "
+        "json_to_recordset(%s::json) AS v(inbox_id bigint, contact_id bigint, kind text, subject_id text))"
+    )
+    payload = f'[{{"inbox_id": {inbox.pk}, "contact_id": {contact.pk}, "kind": "message", "subject_id": ""}}]'
+    off = ("enable_seqscan", "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin")
+    assert "Index Scan using conversation_unique_contact_per_inbox" in _plan(sql, [payload], off)
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent transactions need PostgreSQL")
 def test_two_batches_opening_one_conversation_at_once_store_each_message_once(inbox, live_events):
