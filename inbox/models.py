@@ -169,7 +169,9 @@ class Conversation(models.Model):
     last_inbound_at = models.DateTimeField(
         null=True, blank=True, help_text="The user's last message: the reply window runs from here."
     )
-    last_activity_at = models.DateTimeField(db_index=True)
+    # No index of its own: every list reads it from an index that leads with the inbox or the assignee (an admin's
+    # list too, inbox by inbox: inbox/pages.py).
+    last_activity_at = models.DateTimeField()
     referral = models.JSONField(default=dict, blank=True, help_text="Ad / TikTok.me attribution.")
     agent_last_seen_at = models.DateTimeField(null=True, blank=True)
     # What a list row shows, kept by the write path (inbox/services/summary.py) so the list reads columns, not
