@@ -250,3 +250,20 @@ def test_two_batches_opening_one_conversation_at_once_store_each_message_once(in
     assert (conversation.version, conversation.unread_count, conversation.last_message_preview) == (4, 3, "race 3")
     created = Counter((group, e["conversation_id"]) for group, e in live_events if e["type"] == "conversation.created")
     assert {pk for _, pk in created} == {conversation.pk, other.pk} and set(created.values()) == {1}  # each once
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="json_to_recordset is PostgreSQL's")
+def test_a_record_set_carries_every_time_as_its_instant_repeated_or_not():
+    """`recordset` writes each distinct time's ISO form once (a batch repeats its times): repeats, None, and one
+    instant in two zones come back as the same instants, in order."""
+    from zoneinfo import ZoneInfo
+
+    from inbox.db import recordset
+
+    later = T0 + timedelta(seconds=1, microseconds=5)
+    same_instant_elsewhere = T0.astimezone(ZoneInfo("Asia/Tokyo"))
+    times = [T0, later, None, T0, same_instant_elsewhere, later]
+    table, payload = recordset({"n": ("integer", list(range(len(times)))), "at": ("timestamp with time zone", times)})
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT n, at FROM {table} ORDER BY n", [payload])  # noqa: S608 - our SQL
+        assert [at for _, at in cursor.fetchall()] == times
