@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Sequence
 
 from django.db import connection
@@ -50,22 +51,39 @@ def _column(model: type[Model], name: str):
 
 
 def recordset(columns: dict[str, tuple[str, list]], alias: str = "v") -> tuple[str, str]:
-    """A batch as a table in one parameter: (SQL, parameter) for `json_to_recordset(%s::json) AS alias(…)`, the
-    rows of `columns` (name → (SQL type, one value per row)), for `FROM` / `IN (SELECT …)` (PostgreSQL).
+    """A batch as a table in one parameter: (SQL, parameter) for `FROM` / `IN (SELECT …)`, a subquery named `alias`
+    with the rows of `columns` (name → (SQL type, one value per row)) (PostgreSQL).
 
-    One JSON string (serialized by the json module's C encoder, escaped once by libpq) instead of one array per
-    column: psycopg quotes each element of an array client-side in Python (a regular expression per string),
-    which was most of a batch's remaining Python in a profile. A jsonb column takes a nested object as it is."""
+    One JSON string (serialized by the json module's C encoder, escaped once by libpq) instead of one array
+    parameter per column: psycopg quotes each element of an array client-side in Python (a regular expression per
+    string). The string holds one JSON array per column, spread side by side by `ROWS FROM` (each value cast to its
+    column's type; a jsonb column takes a nested value as it is): not an object per row for `json_to_recordset`,
+    whose per-row dicts and repeated keys were a third of a batch's Python (the encoder's share included) and whose
+    parsing cost PostgreSQL ~4 × as much (bench/README.md, "Set-based intake", eighth session)."""
     quote = connection.ops.quote_name
-    names = list(columns)
-    data = []
-    for sql_type, values in columns.values():
+    data, selected, functions = [], [], []
+    for i, (name, (sql_type, values)) in enumerate(columns.items()):
         if sql_type.startswith("timestamp"):
             values = _isoformats(values)  # noqa: PLW2901 - the JSON form
         data.append(values)
-    payload = json.dumps([dict(zip(names, row, strict=True)) for row in zip(*data, strict=True)])
-    definition = ", ".join(f"{quote(name)} {sql_type}" for name, (sql_type, _) in columns.items())
-    return f"json_to_recordset(%s::json) AS {alias}({definition})", payload
+        if sql_type in ("jsonb", "json"):
+            functions.append(f"jsonb_array_elements(p.j -> {i})")
+            selected.append(f"NULLIF(x.c{i}, 'null')::{sql_type} AS {quote(name)}")  # JSON null: SQL NULL
+        else:
+            functions.append(f"jsonb_array_elements_text(p.j -> {i})")
+            # Without a length (varchar(200) → varchar): an explicit cast would cut a longer value silently, the
+            # column's own assignment refuses it, as `json_to_recordset` did.
+            selected.append(f"x.c{i}::{_LENGTH.sub('', sql_type)} AS {quote(name)}")
+    names = ", ".join(f"c{i}" for i in range(len(data)))
+    # Names quoted, types from the fields, every value in the one parameter.
+    sql = (
+        f"(SELECT {', '.join(selected)} FROM (SELECT %s::jsonb AS j) p, "  # noqa: S608
+        f"ROWS FROM ({', '.join(functions)}) AS x({names})) AS {alias}"
+    )
+    return sql, json.dumps(data)
+
+
+_LENGTH = re.compile(r"\(\d+(,\s*\d+)?\)$")
 
 
 def _isoformats(values: list) -> list:

@@ -267,3 +267,34 @@ def test_a_record_set_carries_every_time_as_its_instant_repeated_or_not():
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT n, at FROM {table} ORDER BY n", [payload])  # noqa: S608 - our SQL
         assert [at for _, at in cursor.fetchall()] == times
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the record set is PostgreSQL's")
+def test_a_record_set_keeps_each_column_s_type_nulls_and_order_and_a_too_long_value_is_refused_not_cut():
+    """One JSON array per column, spread side by side: every row in order, SQL NULL for None (a jsonb column too, not
+    JSON's null), nested JSON as it is, text with quotes and non-ASCII as it is; a value longer than its column is
+    refused by the INSERT, as it was through `json_to_recordset`, never silently cut by a cast."""
+    from django.db import DataError
+
+    from inbox.db import insert_rows, recordset
+
+    values = {
+        "n": ("bigint", [1, 2, 3]),
+        "flag": ("boolean", [True, False, None]),
+        "label": ("varchar(5)", ['a "b"', None, "é✓"]),
+        "doc": ("jsonb", [{"a": [1, {"b": None}]}, None, {}]),
+    }
+    table, payload = recordset(values)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT n, flag, label, doc IS NULL, doc::text FROM {table}", [payload])  # noqa: S608
+        rows = cursor.fetchall()
+    assert rows == [
+        (1, True, 'a "b"', False, '{"a": [1, {"b": null}]}'),
+        (2, False, None, True, None),
+        (3, None, "é✓", False, "{}"),
+    ]
+    with pytest.raises(DataError), transaction.atomic():
+        insert_rows(
+            Contact,
+            {"channel": ["c" * 33], "endpoint_id": ["e"], "channel_user_id": ["u"], "first_seen_at": [T0]},
+        )
