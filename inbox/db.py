@@ -135,7 +135,7 @@ def insert_rows(
     order; with `ignore_conflicts` the rows a unique constraint skipped are absent — and on databases other than
     PostgreSQL every row may be: the caller looks up what it did not get back.
 
-    PostgreSQL: one `INSERT … SELECT … FROM json_to_recordset(%s) RETURNING …` (`recordset`): no model instances,
+    PostgreSQL: one `INSERT … SELECT … FROM (the batch's record set) RETURNING …` (`recordset`): no model instances,
     no `get_db_prep_save` per value, one parameter (Django's `bulk_create` uses `unnest` of one array per column,
     but through both: most of a batch's Python). Elsewhere (SQLite in development): `bulk_create`.
     """
@@ -177,7 +177,7 @@ def update_from(model: type[Model], columns: dict[str, list], *, where: str = ""
     stored row as `t` and the new values as `v` (e.g. `t.seen IS NULL OR t.seen < v.seen`). Returns the rows
     updated.
 
-    PostgreSQL: one `UPDATE … FROM json_to_recordset(%s)` (`recordset`). Elsewhere: the same statement with
+    PostgreSQL: one `UPDATE … FROM (the batch's record set)` (`recordset`). Elsewhere: the same statement with
     `FROM (SELECT %s …)` per row, in one `executemany`.
     """
     ids = columns["id"]
