@@ -5,7 +5,7 @@ sizes 100 and 5,000; the service alone (inside its transaction) and with the com
 subscribers (live layer, roll-ups deferred). CPU time is the figure that survives a loaded machine.
 
 Beside them, per size, **the batch floor**: the same batch's message rows and nothing else — one
-`INSERT … SELECT FROM json_to_recordset` into the messages table with its real indexes and foreign key (to
+`INSERT … SELECT` of the record set (`db.insert_rows`) into the messages table with its real indexes and foreign key (to
 conversations that exist), committed — what any set-based intake pays at least. Its events/s (1 / wall per event,
 with the commit) and each case's "real ÷ floor" are printed at the end: the distance measured, not argued.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Sequence
 
 from django.db import connection
@@ -50,22 +51,56 @@ def _column(model: type[Model], name: str):
 
 
 def recordset(columns: dict[str, tuple[str, list]], alias: str = "v") -> tuple[str, str]:
-    """A batch as a table in one parameter: (SQL, parameter) for `json_to_recordset(%s::json) AS alias(…)`, the
-    rows of `columns` (name → (SQL type, one value per row)), for `FROM` / `IN (SELECT …)` (PostgreSQL).
+    """A batch as a table in one parameter: (SQL, parameter) for `FROM` / `IN (SELECT …)`, a subquery named `alias`
+    with the rows of `columns` (name → (SQL type, one value per row)) (PostgreSQL).
 
-    One JSON string (serialized by the json module's C encoder, escaped once by libpq) instead of one array per
-    column: psycopg quotes each element of an array client-side in Python (a regular expression per string),
-    which was most of a batch's remaining Python in a profile. A jsonb column takes a nested object as it is."""
+    One JSON string (serialized by the json module's C encoder, escaped once by libpq) instead of one array
+    parameter per column: psycopg quotes each element of an array client-side in Python (a regular expression per
+    string). The string holds one JSON array per column, spread side by side by `ROWS FROM` (each value cast to its
+    column's type; a jsonb column takes a nested value as it is): not an object per row for `json_to_recordset`,
+    whose per-row dicts and repeated keys were a third of a batch's Python (the encoder's share included) and whose
+    parsing cost PostgreSQL ~4 × as much (bench/README.md, "Set-based intake", eighth session)."""
     quote = connection.ops.quote_name
-    names = list(columns)
-    data = []
-    for sql_type, values in columns.values():
+    data, selected, functions = [], [], []
+    for i, (name, (sql_type, values)) in enumerate(columns.items()):
         if sql_type.startswith("timestamp"):
-            values = [None if v is None else v.isoformat() for v in values]  # noqa: PLW2901 - the JSON form
+            values = _isoformats(values)  # noqa: PLW2901 - the JSON form
         data.append(values)
-    payload = json.dumps([dict(zip(names, row, strict=True)) for row in zip(*data, strict=True)])
-    definition = ", ".join(f"{quote(name)} {sql_type}" for name, (sql_type, _) in columns.items())
-    return f"json_to_recordset(%s::json) AS {alias}({definition})", payload
+        if sql_type in ("jsonb", "json"):
+            functions.append(f"jsonb_array_elements(p.j -> {i})")
+            selected.append(f"NULLIF(x.c{i}, 'null')::{sql_type} AS {quote(name)}")  # JSON null: SQL NULL
+        else:
+            functions.append(f"jsonb_array_elements_text(p.j -> {i})")
+            # Without a length (varchar(200) → varchar): an explicit cast would cut a longer value silently, the
+            # column's own assignment refuses it, as `json_to_recordset` did.
+            selected.append(f"x.c{i}::{_LENGTH.sub('', sql_type)} AS {quote(name)}")
+    names = ", ".join(f"c{i}" for i in range(len(data)))
+    # Names quoted, types from the fields, every value in the one parameter.
+    sql = (
+        f"(SELECT {', '.join(selected)} FROM (SELECT %s::jsonb AS j) p, "  # noqa: S608
+        f"ROWS FROM ({', '.join(functions)}) AS x({names})) AS {alias}"
+    )
+    return sql, json.dumps(data)
+
+
+_LENGTH = re.compile(r"\(\d+(,\s*\d+)?\)$")
+
+
+def _isoformats(values: list) -> list:
+    """Each time's ISO form, computed once per distinct time: a batch's columns repeat times (its `created_at`, events
+    sent in the same second), and `isoformat` was most of the record sets' cost after the JSON encoder. Equal aware
+    times are the same instant, whatever their zones: either form is the same `timestamptz`."""
+    known: dict = {None: None}
+    out = []
+    for value in values:
+        text = known.get(value, _MISSING)
+        if text is _MISSING:
+            text = known[value] = value.isoformat()
+        out.append(text)
+    return out
+
+
+_MISSING = object()
 
 
 @functools.cache
@@ -100,7 +135,7 @@ def insert_rows(
     order; with `ignore_conflicts` the rows a unique constraint skipped are absent — and on databases other than
     PostgreSQL every row may be: the caller looks up what it did not get back.
 
-    PostgreSQL: one `INSERT … SELECT … FROM json_to_recordset(%s) RETURNING …` (`recordset`): no model instances,
+    PostgreSQL: one `INSERT … SELECT … FROM (the batch's record set) RETURNING …` (`recordset`): no model instances,
     no `get_db_prep_save` per value, one parameter (Django's `bulk_create` uses `unnest` of one array per column,
     but through both: most of a batch's Python). Elsewhere (SQLite in development): `bulk_create`.
     """
@@ -142,7 +177,7 @@ def update_from(model: type[Model], columns: dict[str, list], *, where: str = ""
     stored row as `t` and the new values as `v` (e.g. `t.seen IS NULL OR t.seen < v.seen`). Returns the rows
     updated.
 
-    PostgreSQL: one `UPDATE … FROM json_to_recordset(%s)` (`recordset`). Elsewhere: the same statement with
+    PostgreSQL: one `UPDATE … FROM (the batch's record set)` (`recordset`). Elsewhere: the same statement with
     `FROM (SELECT %s …)` per row, in one `executemany`.
     """
     ids = columns["id"]

@@ -24,6 +24,8 @@ from typing import ClassVar
 
 from django.db import transaction
 
+from inbox import collector
+
 logger = logging.getLogger(__name__)
 
 
@@ -344,18 +346,21 @@ def run_before_commit(using: str | None = None) -> None:
     events = [event for dispatch in dispatches for event in dispatch.events]
     if not events:
         return
-    for subscriber in list(_before_commit):
-        subscriber(events)
+    with collector.paused():
+        for subscriber in list(_before_commit):
+            subscriber(events)
     for dispatch in dispatches:
         dispatch.early = True
 
 
 def _dispatch(events: list[DomainEvent], *, early: bool = False) -> None:
-    for subscriber in ([] if early else list(_before_commit)) + list(_subscribers):
-        try:
-            subscriber(events)
-        except Exception:  # noqa: BLE001 - a subscriber must never fail the write that caused the events
-            logger.exception("domain event subscriber %r failed on %d events", subscriber, len(events))
+    # A batch's events (thousands) with the cyclic collector paused, as the batch that made them (inbox.collector).
+    with collector.paused():
+        for subscriber in ([] if early else list(_before_commit)) + list(_subscribers):
+            try:
+                subscriber(events)
+            except Exception:  # noqa: BLE001 - a subscriber must never fail the write that caused the events
+                logger.exception("domain event subscriber %r failed on %d events", subscriber, len(events))
 
 
 # --- Schemas --------------------------------------------------------------------------------------------------

@@ -141,7 +141,8 @@ class Conversation(models.Model):
     # moves `last_activity_at`, so each of its conversation's UPDATEs writes an entry into every index of the table
     # (no HOT update): an index fewer is a write fewer per event (bench/README.md "Set-based intake", sixth session).
     inbox = models.ForeignKey(Inbox, on_delete=models.PROTECT, related_name="conversations", db_index=False)
-    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="conversations")
+    # Nor for `contact`: the unique constraint below leads with it.
+    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="conversations", db_index=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     priority = models.CharField(max_length=16, choices=Priority.choices, default=Priority.NONE)
     assignee = models.ForeignKey(
@@ -168,7 +169,9 @@ class Conversation(models.Model):
     last_inbound_at = models.DateTimeField(
         null=True, blank=True, help_text="The user's last message: the reply window runs from here."
     )
-    last_activity_at = models.DateTimeField(db_index=True)
+    # No index of its own: every list reads it from an index that leads with the inbox or the assignee (an admin's
+    # list too, inbox by inbox: inbox/pages.py).
+    last_activity_at = models.DateTimeField()
     referral = models.JSONField(default=dict, blank=True, help_text="Ad / TikTok.me attribution.")
     agent_last_seen_at = models.DateTimeField(null=True, blank=True)
     # What a list row shows, kept by the write path (inbox/services/summary.py) so the list reads columns, not
@@ -192,9 +195,10 @@ class Conversation(models.Model):
     class Meta:
         constraints = [
             # TikTok keeps one message thread per user and business account: so do we (a resolved one reopens);
-            # comments make one conversation per user and post.
+            # comments make one conversation per user and post. The contact first: its index is also the
+            # foreign key's (a contact's conversations), one index fewer for every inbound message to write.
             models.UniqueConstraint(
-                fields=["inbox", "contact", "kind", "subject_id"], name="conversation_unique_contact_per_inbox"
+                fields=["contact", "inbox", "kind", "subject_id"], name="conversation_unique_contact_per_inbox"
             ),
         ]
         indexes = [

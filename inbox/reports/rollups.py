@@ -14,15 +14,13 @@ read together, the differences written with one pipelined upsert per table). Def
 
 from __future__ import annotations
 
-import gc
 import itertools
 import json
 import logging
 import time
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -34,6 +32,7 @@ from django.utils import timezone
 
 from inbox import domain_events as de
 from inbox.automation.models import CsatSurvey
+from inbox.collector import paused as collector_paused
 from inbox.models import AuditLog, Conversation, Conversion, Message
 from inbox.reports.models import (
     CSAT_COUNTS,
@@ -259,24 +258,6 @@ def drain(*, chunk: int = CHUNK, max_chunks: int | None = None, stats: dict[str,
             stats["opened"] = stats.get("opened", 0) + len(taken.conversations)
             stats["full"] = stats.get("full", 0) + full
     return refreshed
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off for one chunk (then as it was).
-
-    A chunk's objects (decoded JSON, tuples, dicts: tens of thousands, acyclic, freed by reference counting when the
-    chunk ends) live long enough to be promoted to the oldest generation, and the collections they trigger walk the
-    whole process's heap: a quarter of the drain's client CPU in `bench/rollup_cost.py --gc-time` (bench/README.md,
-    seventh session). Cyclic garbage made meanwhile (by any thread) waits for the next collection after the chunk."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 @dataclass

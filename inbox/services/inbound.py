@@ -23,7 +23,7 @@ from types import SimpleNamespace
 from django.db import connection, transaction
 from django.utils import timezone
 
-from inbox import domain_events
+from inbox import collector, domain_events
 from inbox.db import allocate_ids, insert_rows, is_postgresql, model_defaults, recordset, stored_instance, update_from
 from inbox.events import InboundMessage
 from inbox.models import AuditLog, Contact, Conversation, Message
@@ -344,7 +344,9 @@ def messages_receive(items: list[tuple[int, InboundMessage]]) -> list[tuple[Mess
     """
     if not items:
         return []
-    with transaction.atomic(savepoint=False):
+    # Without the cyclic collector: its collections, triggered by the batch's own (acyclic) rows and walking the
+    # whole heap, were 35–80 µs of an event's ~200 of Python (bench/README.md "Set-based intake", eighth session).
+    with collector.paused(), transaction.atomic(savepoint=False):
         return _receive(items)
 
 

@@ -1,5 +1,6 @@
 """The set-based inbound batch (inbox/services/inbound.py): what one batch decides and what it gives back."""
 
+import gc
 import threading
 import time
 from collections import Counter
@@ -110,6 +111,83 @@ def test_a_conversation_the_batch_opens_is_written_once_complete(inbox):
     assert second.pk > message.pk and Message.objects.get(pk=second.pk).conversation_id == conversation.pk
 
 
+def test_a_batch_and_its_subscribers_run_with_the_cyclic_collector_paused_then_restored(
+    inbox, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The batch's statements and every subscriber of its events run with Python's cyclic collector off (its
+    collections, triggered by the batch's rows, walked the whole heap: 35–80 µs of an event's ~200); afterwards it
+    is on again, also when the batch fails; a collector already off stays off."""
+    from inbox import domain_events
+
+    at_statements: list[bool] = []
+    at_subscribers: list[bool] = []
+
+    def record(execute, sql, params, many, context):
+        at_statements.append(gc.isenabled())
+        return execute(sql, params, many, context)
+
+    def subscriber(events):
+        at_subscribers.append(gc.isenabled())
+
+    monkeypatch.setattr(domain_events, "_subscribers", [*domain_events._subscribers, subscriber])
+    assert gc.isenabled()
+    with connection.execute_wrapper(record), django_capture_on_commit_callbacks(execute=True):
+        messages_receive([(inbox.pk, event(f"g{n}", n, n)) for n in range(20)])
+    assert len(at_statements) >= 4 and not any(at_statements)
+    assert at_subscribers == [False]
+    assert gc.isenabled()
+    with pytest.raises(Contact.DoesNotExist), transaction.atomic():
+        messages_receive([(inbox.pk, event("h", 100, 0))])
+        Contact.objects.get(channel_user_id="nobody")
+    assert gc.isenabled()
+    with pytest.raises(AttributeError), transaction.atomic():
+        messages_receive([(inbox.pk, None)])  # fails inside the pause
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        messages_receive([(inbox.pk, event("k", 200, 0))])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def _plan(sql: str, params: list, off=("enable_seqscan", "enable_bitmapscan")) -> str:
+    with connection.cursor() as cursor:
+        for option in off:  # the planner's other ways priced out: what remains says whether an index serves it
+            cursor.execute(f"SET LOCAL {option} = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="index names and plans are PostgreSQL's")
+def test_every_conversation_index_an_inbound_message_writes_is_one_no_other_index_could_stand_for(inbox):
+    """Every inbound message's UPDATE of its conversation (the activity moves: no HOT update) writes one entry into
+    each of the table's indexes. None may be the leading columns of another: the foreign keys' own indexes are
+    folded into the indexes that lead with them (`contact` into the unique constraint, which leads with it), and the
+    activity has no index of its own (every list reads it through the inbox's or the assignee's)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, i.indkey::int[], i.indpred IS NOT NULL FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = 'inbox_conversation'::regclass"
+        )
+        indexes = {name: (list(keys), partial) for name, keys, partial in cursor.fetchall()}
+    full = {name: keys for name, (keys, partial) in indexes.items() if not partial}
+    for name, keys in full.items():
+        for other, other_keys in full.items():
+            assert other == name or other_keys[: len(keys)] != keys, f"{name} is a prefix of {other}"
+    assert "conversation_unique_contact_per_inbox" in full and len(indexes) == 7, sorted(indexes)
+
+    messages_receive([(inbox.pk, event("p", 1, 0))])
+    contact = Contact.objects.get(channel_user_id="p")
+    # A contact's conversations (its page, merging contacts, PROTECT on delete) by the unique constraint's index.
+    sql, params = Conversation.objects.filter(contact=contact).values_list("pk").query.sql_with_params()
+    assert "conversation_unique_contact_per_inbox" in _plan(sql, params)
+    # The batch finds its conversations by the whole key: the same index, its every column a condition.
+    sql = "SELECT id FROM inbox_conversation WHERE inbox_id = %s AND contact_id = %s AND kind = %s AND subject_id = %s"
+    plan = _plan(sql, [inbox.pk, contact.pk, "message", ""])
+    assert "Index Scan using conversation_unique_contact_per_inbox" in plan and "Filter" not in plan, plan
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent transactions need PostgreSQL")
 def test_two_batches_opening_one_conversation_at_once_store_each_message_once(inbox, live_events):
@@ -172,3 +250,51 @@ def test_two_batches_opening_one_conversation_at_once_store_each_message_once(in
     assert (conversation.version, conversation.unread_count, conversation.last_message_preview) == (4, 3, "race 3")
     created = Counter((group, e["conversation_id"]) for group, e in live_events if e["type"] == "conversation.created")
     assert {pk for _, pk in created} == {conversation.pk, other.pk} and set(created.values()) == {1}  # each once
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="json_to_recordset is PostgreSQL's")
+def test_a_record_set_carries_every_time_as_its_instant_repeated_or_not():
+    """`recordset` writes each distinct time's ISO form once (a batch repeats its times): repeats, None, and one
+    instant in two zones come back as the same instants, in order."""
+    from zoneinfo import ZoneInfo
+
+    from inbox.db import recordset
+
+    later = T0 + timedelta(seconds=1, microseconds=5)
+    same_instant_elsewhere = T0.astimezone(ZoneInfo("Asia/Tokyo"))
+    times = [T0, later, None, T0, same_instant_elsewhere, later]
+    table, payload = recordset({"n": ("integer", list(range(len(times)))), "at": ("timestamp with time zone", times)})
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT n, at FROM {table} ORDER BY n", [payload])  # noqa: S608 - our SQL
+        assert [at for _, at in cursor.fetchall()] == times
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the record set is PostgreSQL's")
+def test_a_record_set_keeps_each_column_s_type_nulls_and_order_and_a_too_long_value_is_refused_not_cut():
+    """One JSON array per column, spread side by side: every row in order, SQL NULL for None (a jsonb column too, not
+    JSON's null), nested JSON as it is, text with quotes and non-ASCII as it is; a value longer than its column is
+    refused by the INSERT, as it was through `json_to_recordset`, never silently cut by a cast."""
+    from django.db import DataError
+
+    from inbox.db import insert_rows, recordset
+
+    values = {
+        "n": ("bigint", [1, 2, 3]),
+        "flag": ("boolean", [True, False, None]),
+        "label": ("varchar(5)", ['a "b"', None, "é✓"]),
+        "doc": ("jsonb", [{"a": [1, {"b": None}]}, None, {}]),
+    }
+    table, payload = recordset(values)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT n, flag, label, doc IS NULL, doc::text FROM {table}", [payload])  # noqa: S608
+        rows = cursor.fetchall()
+    assert rows == [
+        (1, True, 'a "b"', False, '{"a": [1, {"b": null}]}'),
+        (2, False, None, True, None),
+        (3, None, "é✓", False, "{}"),
+    ]
+    with pytest.raises(DataError), transaction.atomic():
+        insert_rows(
+            Contact,
+            {"channel": ["c" * 33], "endpoint_id": ["e"], "channel_user_id": ["u"], "first_seen_at": [T0]},
+        )

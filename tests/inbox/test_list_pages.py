@@ -248,6 +248,43 @@ def test_an_agent_of_several_inboxes_reads_each_inbox_s_page_by_its_index(busy):
     assert "Filter: (inbox_id" not in outer, plan
 
 
+def test_an_admin_reads_each_inbox_s_page_by_its_index_with_no_index_of_the_activity_alone(busy):
+    """An admin sees every inbox: read as an agent of all of them, each inbox's first rows by its own index, merged.
+    The conversation table keeps no index of the activity alone (every inbound message would write one more
+    entry); without the merge, the admin's page would sort the whole table."""
+    from django.test.utils import CaptureQueriesContext
+
+    from inbox.models import Inbox
+
+    admin = busy["admin"]
+    assert admin.is_superuser and Inbox.objects.count() >= 2
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'inbox_conversation'")
+        definitions = [row[0] for row in cursor.fetchall()]
+    assert not [d for d in definitions if d.endswith("(last_activity_at)")], definitions
+    for path, branches in (
+        ("/api/v1/conversations/", Inbox.objects.count()),
+        ("/api/v1/conversations/?status=open", 0),
+    ):
+        with CaptureQueriesContext(connection) as queries:
+            assert api(admin).get(path).status_code == 200
+        page = next(q["sql"] for q in queries if 'FROM "inbox_conversation" c' in q["sql"])
+        with connection.cursor() as cursor:
+            for option in ("enable_seqscan", "enable_incremental_sort", "enable_bitmapscan"):
+                cursor.execute(f"SET LOCAL {option} = off")
+            cursor.execute("EXPLAIN " + page)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        outer = plan.split("SubPlan")[0]
+        assert outer.count("Index Scan") >= Inbox.objects.count(), plan
+        assert "Seq Scan" not in outer and "Filter: (inbox_id" not in outer, plan
+        if branches:
+            assert outer.count("conv_inbox_activity") == branches, plan
+    with CaptureQueriesContext(connection) as queries:
+        assert api(admin).get(f"/api/v1/conversations/?inbox={busy['other'].pk}").status_code == 200
+    page = next(q["sql"] for q in queries if 'FROM "inbox_conversation" c' in q["sql"])
+    assert "UNION ALL" not in page  # one inbox asked for: just that one
+
+
 def test_the_thread_page_gives_the_orm_rows_for_every_order_type_and_cursor_step(busy):
     from inbox.pages import MessagePageQuery
     from inbox.selectors import thread_page, thread_values
