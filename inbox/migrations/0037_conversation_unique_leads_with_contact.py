@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inbox', '0033_report_state_fillfactor'),
+        ('inbox', '0036_auditlog_actor_where_set'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inbox', '0034_conversation_unique_leads_with_contact'),
+        ('inbox', '0037_conversation_unique_leads_with_contact'),
     ]
 
     operations = [
