@@ -117,6 +117,21 @@ def _field_column(field, values: list) -> tuple[str, list]:
     return _db_type(field), values
 
 
+def _keep_given_times(model: type[Model], columns: dict[str, list], objects: list) -> None:
+    """`bulk_create` (SQLite) sets every `auto_now(_add)` field to its own now, over a given value: store the given
+    ones, as PostgreSQL's statement does (one UPDATE per distinct value; a batch usually has one)."""
+    for name in columns:
+        field = _column(model, name)
+        if not (getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)):
+            continue
+        by_value: dict = {}
+        for obj, value in zip(objects, columns[name], strict=True):
+            setattr(obj, field.attname, value)
+            by_value.setdefault(value, []).append(obj.pk)
+        for value, pks in by_value.items():
+            model.objects.filter(pk__in=pks).update(**{field.attname: value})
+
+
 def _default(field, now):
     if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
         return now
@@ -149,6 +164,7 @@ def insert_rows(
         model.objects.bulk_create(objects, ignore_conflicts=ignore_conflicts)
         if ignore_conflicts:
             return []
+        _keep_given_times(model, columns, objects)
         return [tuple(getattr(obj, name) for name in returning) for obj in objects]
     quote = connection.ops.quote_name
     given = [_column(model, name) for name in names]

@@ -26,11 +26,14 @@ import logging
 import os
 import threading
 import time
+from datetime import timedelta
 
 import psycopg
 import redis
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from inbox import domain_events, providers
 from inbox.models import WebhookEvent
@@ -422,3 +425,27 @@ class Processor:
                     pass
             self.pubsub = None
             self.stopping.wait(self.idle_wait)
+
+
+PRUNE_CHUNK = 5000
+TROUBLE_VERDICTS = ("partial", "rejected", "failed")
+
+
+def ledger_prune(now=None, chunk: int = PRUNE_CHUNK) -> int:
+    """Delete applied ledger rows older than `WEBHOOK_LEDGER_KEEP_DAYS` and those worth a look (partial, rejected,
+    failed) older than `WEBHOOK_LEDGER_KEEP_TROUBLE_DAYS`; never a pending row. In chunks of `chunk` rows, each its
+    own short transaction (no long lock on a busy table). The effects of a request live in the messages, not here:
+    a redelivery after its row is gone is still stored once (the messages' own keys). Returns the rows deleted."""
+    now = now or timezone.now()
+    rules = [
+        (~Q(verdict__in=[*TROUBLE_VERDICTS, WebhookEvent.Verdict.PENDING]), settings.WEBHOOK_LEDGER_KEEP_DAYS),
+        (Q(verdict__in=TROUBLE_VERDICTS), settings.WEBHOOK_LEDGER_KEEP_TROUBLE_DAYS),
+    ]
+    deleted = 0
+    for condition, days in rules:
+        old = WebhookEvent.objects.filter(condition, received_at__lt=now - timedelta(days=days))
+        while ids := list(old.order_by().values_list("pk", flat=True)[:chunk]):
+            deleted += WebhookEvent.objects.filter(pk__in=ids).delete()[0]
+    if deleted:
+        logger.info("webhook ledger: %d rows past their keeping time deleted", deleted)
+    return deleted

@@ -438,6 +438,14 @@ def sweep_orphan_uploads() -> int:
     return len(uploads_sweep())
 
 
+@shared_task
+def prune_webhook_ledger() -> int:
+    """Delete ledger rows past their keeping time (`WEBHOOK_LEDGER_KEEP_DAYS`, `…_KEEP_TROUBLE_DAYS`)."""
+    from inbox.processor import ledger_prune
+
+    return ledger_prune()
+
+
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def perform_message_action(self, message_id: int, action: str, tries: int = 0, first_try_at: str | None = None) -> str:
     """Ask the conversation's provider to hide, unhide or delete one message (an agent's pending request), with

@@ -235,6 +235,10 @@ CELERY_BEAT_SCHEDULE["reports-refresh-rollups"] = {
     "task": "inbox.reports.tasks.refresh_report_rollups",
     "schedule": 60.0,
 }
+CELERY_BEAT_SCHEDULE["inbox-prune-webhook-ledger"] = {
+    "task": "inbox.tasks.prune_webhook_ledger",
+    "schedule": 3600.0,
+}
 CELERY_BEAT_SCHEDULE["inbox-sweep-orphan-uploads"] = {
     "task": "inbox.tasks.sweep_orphan_uploads",
     "schedule": 3600.0,
@@ -340,6 +344,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES
 # deferred: the webhook stores the request (one INSERT) and answers; `manage.py process_webhooks` applies it.
 # inline: the webhook applies it before answering (no processor needed; slower under load).
 WEBHOOK_PROCESSING = env.str("WEBHOOK_PROCESSING", default="deferred")
+# The webhook ledger keeps every request it stored: applied ones for this many days (replay, the admin's audit of
+# what Infobip sent), the ones worth a look (partial, rejected, failed) for the second figure; pending rows always.
+WEBHOOK_LEDGER_KEEP_DAYS = env.int("WEBHOOK_LEDGER_KEEP_DAYS", default=30)
+WEBHOOK_LEDGER_KEEP_TROUBLE_DAYS = env.int("WEBHOOK_LEDGER_KEEP_TROUBLE_DAYS", default=90)
 if WEBHOOK_PROCESSING not in ("deferred", "inline"):
     raise ImproperlyConfigured("WEBHOOK_PROCESSING must be 'deferred' or 'inline'")
 
