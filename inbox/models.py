@@ -474,6 +474,10 @@ class ParkedReport(models.Model):
         return f"{self.status} report for {self.provider_message_id}"
 
 
+# The verdicts of requests worth a look (the admin's filter, its partial index, and kept longer: `ledger_prune`).
+WEBHOOK_TROUBLE_VERDICTS = ["partial", "rejected", "failed"]
+
+
 class WebhookEvent(models.Model):
     """The raw ledger, shared by every provider: each authenticated webhook request as received, with what
     became of it. The webhook stores it (pending), the processor (`inbox/processor.py`) hands it to its
@@ -516,7 +520,7 @@ class WebhookEvent(models.Model):
             # nothing here (a processed row is not in it).
             models.Index(
                 fields=["verdict", "-received_at"],
-                condition=models.Q(verdict__in=["partial", "rejected", "failed"]),
+                condition=models.Q(verdict__in=WEBHOOK_TROUBLE_VERDICTS),
                 name="webhookevent_trouble",
             ),
         ]

@@ -36,7 +36,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from inbox import domain_events, providers
-from inbox.models import WebhookEvent
+from inbox.models import WEBHOOK_TROUBLE_VERDICTS, WebhookEvent
 
 logger = logging.getLogger(__name__)
 # Per batch, wall-clock times of its legs (bench/README.md "Ticks"); on with TRACE_LOG_LEVEL=DEBUG, off by default.
@@ -428,7 +428,6 @@ class Processor:
 
 
 PRUNE_CHUNK = 5000
-TROUBLE_VERDICTS = ("partial", "rejected", "failed")
 
 
 def ledger_prune(now=None, chunk: int = PRUNE_CHUNK) -> int:
@@ -438,8 +437,8 @@ def ledger_prune(now=None, chunk: int = PRUNE_CHUNK) -> int:
     a redelivery after its row is gone is still stored once (the messages' own keys). Returns the rows deleted."""
     now = now or timezone.now()
     rules = [
-        (~Q(verdict__in=[*TROUBLE_VERDICTS, WebhookEvent.Verdict.PENDING]), settings.WEBHOOK_LEDGER_KEEP_DAYS),
-        (Q(verdict__in=TROUBLE_VERDICTS), settings.WEBHOOK_LEDGER_KEEP_TROUBLE_DAYS),
+        (~Q(verdict__in=[*WEBHOOK_TROUBLE_VERDICTS, WebhookEvent.Verdict.PENDING]), settings.WEBHOOK_LEDGER_KEEP_DAYS),
+        (Q(verdict__in=WEBHOOK_TROUBLE_VERDICTS), settings.WEBHOOK_LEDGER_KEEP_TROUBLE_DAYS),
     ]
     deleted = 0
     for condition, days in rules:
