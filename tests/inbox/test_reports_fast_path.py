@@ -490,3 +490,114 @@ def test_the_marks_are_deleted_by_key_even_when_autoanalyze_saw_the_queue_empty(
             assert not {"Nested Loop", "Hash Join", "Merge Join", "CTE Scan"} & set(nodes), (sql, nodes)
     assert rollups.drain() == 7
     assert equals_a_rebuild()
+
+
+def lock_waiters() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        return cursor.fetchone()[0]
+
+
+def until(condition, seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+class Beside:
+    """Threads beside a drain held inside its transaction (after its chunk's writes, before its commit): each
+    other step runs in its own thread and is let go on until it is done or waits on a lock."""
+
+    def __init__(self, monkeypatch):
+        self.held, self.release, self.errors, self.threads = threading.Event(), threading.Event(), [], []
+        refresh, holder = rollups._refresh, []
+
+        def held_refresh(ids, *, taken=None):
+            refresh(ids, taken=taken)
+            if threading.current_thread() is (holder or [None])[0]:
+                holder.clear()  # its first chunk only
+                self.held.set()
+                self.release.wait(30)
+
+        monkeypatch.setattr(rollups, "_refresh", held_refresh)
+        self.holder = holder
+
+    def run(self, step, *, hold: bool = False) -> None:
+        def target() -> None:
+            try:
+                step()
+            except Exception as error:  # noqa: BLE001 - reported by the test
+                self.errors.append(error)
+            finally:
+                self.held.set()
+                connections.close_all()
+
+        thread = threading.Thread(target=target)
+        waiting = lock_waiters()
+        if hold:
+            self.holder.append(thread)
+        thread.start()
+        self.threads.append(thread)
+        if hold:
+            assert self.held.wait(30)
+        else:
+            assert until(lambda: not thread.is_alive() or lock_waiters() > waiting)
+
+    def finish(self) -> None:
+        self.release.set()
+        for thread in self.threads:
+            thread.join(30)
+        assert not self.errors and not any(thread.is_alive() for thread in self.threads)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_drains_and_an_ingest_beside_a_held_drain_count_every_message_once(monkeypatch):
+    """A drain holds a conversation (its state written, not committed); a new message for it is stored and a second
+    drain runs meanwhile: whichever waits for whom, each message is counted once and the figures end as a rebuild."""
+    s = Stream(Inbox.objects.create(name="Two drains"))
+    conversation = s.inbound("rae", 1)
+    other = s.inbound("sol", 1)
+    rollups.drain()
+    s.inbound("rae", 2)
+    s.inbound("sol", 2)
+    beside = Beside(monkeypatch)
+    beside.run(rollups.drain, hold=True)
+    beside.run(lambda: (s.inbound("rae", 3), s.inbound("tia", 1)))
+    beside.run(rollups.drain)
+    beside.finish()
+    rollups.drain()
+    assert not ReportDirty.objects.exists()
+    assert messages_in() == 6
+    for pk, n in ((conversation.pk, 3), (other.pk, 2)):
+        assert ReportState.objects.get(conversation_id=pk).contributions["n"] == n
+    assert equals_a_rebuild()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_resolution_and_a_reopening_beside_a_held_fast_path_drain(monkeypatch, django_user_model):
+    """The drain adds a new message on the fast path and holds the conversation; meanwhile an agent resolves it and
+    the customer writes again (a new cycle), and another drain runs: two cycles, every message once, as a rebuild."""
+    inbox = Inbox.objects.create(name="Reopened beside")
+    agent = django_user_model.objects.create_user("agent", password="pw")
+    inbox.members.add(agent)
+    s = Stream(inbox)
+    conversation = s.inbound("uma", 1)
+    rollups.drain()
+    s.inbound("uma", 2)
+    beside = Beside(monkeypatch)
+    stats: dict[str, int] = {}
+    beside.run(lambda: rollups.drain(stats=stats), hold=True)
+    beside.run(lambda: (s.status(conversation_id=conversation.pk, status="resolved", actor=agent), s.inbound("uma", 3)))
+    beside.run(rollups.drain)
+    beside.finish()
+    assert stats == {"fast": 1, "opened": 0, "full": 0}
+    rollups.drain()
+    assert not ReportDirty.objects.exists()
+    assert messages_in() == 3
+    assert ReportCycle.objects.filter(conversation=conversation).count() == 2
+    assert equals_a_rebuild()
