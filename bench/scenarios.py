@@ -503,7 +503,7 @@ def settle_database(timeout: float = 120) -> dict:
     "Ticks", seventh session)."""
     from django.db import DatabaseError, connection
 
-    from inbox.models import ReportDirty
+    from inbox.models import ReportMarkBatch
 
     out: dict = {}
     t0 = time.monotonic()
@@ -512,10 +512,10 @@ def settle_database(timeout: float = 120) -> dict:
     if connection.vendor != "postgresql":
         return out
     t0 = time.monotonic()
-    while ReportDirty.objects.exists() and time.monotonic() < t0 + timeout:
+    while ReportMarkBatch.objects.exists() and time.monotonic() < t0 + timeout:
         time.sleep(0.1)
     out["roll-up drain backlog, s"] = round(time.monotonic() - t0, 2)
-    out["roll-up marks left"] = ReportDirty.objects.count()
+    out["roll-up mark batches left"] = ReportMarkBatch.objects.count()
     with connection.cursor() as cursor:
         t0 = time.monotonic()
         while time.monotonic() < t0 + timeout:

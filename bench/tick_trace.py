@@ -115,7 +115,7 @@ class PgWatch:
         )
         backlog = (
             "SELECT (SELECT count(*) FROM inbox_webhookevent WHERE verdict = 'pending'), "
-            "(SELECT count(*) FROM inbox_reportdirty)"
+            "(SELECT count(*) FROM inbox_reportmarkbatch)"
         )
         while not self._stop.wait(self.every):
             self.samples += 1

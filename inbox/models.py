@@ -533,4 +533,4 @@ class WebhookEvent(models.Model):
 from inbox.automation.models import *  # noqa: E402, F403
 
 # The report roll-ups live in inbox/reports/ and belong to this app.
-from inbox.reports.models import ReportCycle, ReportDay, ReportDirty, ReportHistogram, ReportHour, ReportState  # noqa: E402, F401, I001
+from inbox.reports.models import ReportCycle, ReportDay, ReportHistogram, ReportHour, ReportMarkBatch, ReportState  # noqa: E402, F401, I001

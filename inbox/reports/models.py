@@ -31,24 +31,23 @@ class ReportState(models.Model):
         return f"report state of conversation {self.conversation_id}"
 
 
-class ReportDirty(models.Model):
-    """A conversation whose figures an event changed and that the deferred roll-ups have not refreshed yet.
+class ReportMarkBatch(models.Model):
+    """The conversations one event batch changed the figures of, not refreshed yet by the deferred roll-ups
+    (REPORTS_ROLLUPS = "deferred"): one row per batch, not one per conversation (a row write and an index entry at
+    ingest, and its delete at the drain, per conversation were most of what marking cost).
 
-    The subscriber only marks (one INSERT per event batch); `rollups.drain` refreshes the marked conversations in
-    chunks, each once however many events it had since (REPORTS_ROLLUPS = "deferred")."""
+    `rollups.drain` takes whole rows in chunks and refreshes each conversation once however many rows name it
+    (`rollups.marks_merged`)."""
 
-    conversation_id = models.BigIntegerField(primary_key=True)
     marked_at = models.DateTimeField()
-    full = models.BooleanField(default=True, help_text="False: only new customer messages since (the fast path)")
-    message_ids = models.JSONField(default=list, blank=True, help_text="Those new customer messages")
-    opened = models.BooleanField(
-        default=False,
-        db_default=False,
-        help_text="Those messages opened the conversation: it had no figures before them",
+    size = models.PositiveIntegerField(help_text="How many conversations `conversations` lists")
+    conversations = models.JSONField(
+        help_text="[conversation id, full, opened, [new customer message ids]] per conversation: full False, only "
+        "those new messages since (the fast path); opened, those messages opened it (it had no figures before them)"
     )
 
     def __str__(self) -> str:
-        return f"conversation {self.conversation_id} to refresh"
+        return f"{self.size} conversations to refresh"
 
 
 class ReportCycle(models.Model):

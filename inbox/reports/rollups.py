@@ -49,9 +49,9 @@ from inbox.reports.models import (
     ReportCsat,
     ReportCycle,
     ReportDay,
-    ReportDirty,
     ReportHistogram,
     ReportHour,
+    ReportMarkBatch,
     ReportState,
 )
 
@@ -151,7 +151,7 @@ def inbox_refresh(inbox_id: int) -> None:
 def conversations_mark(
     ids: list[int], *, appended: dict[int, list[int]] | None = None, opened: set[int] | None = None
 ) -> None:
-    """Mark conversations to refresh: one statement, whatever the batch (a marked one stays marked once).
+    """Mark conversations to refresh: one row for the batch, whatever its size (`ReportMarkBatch`).
 
     `appended`: the conversations whose only change is these new customer messages (PostgreSQL: the drain may then
     add them to the stored figures instead of recomputing the conversation; any other mark makes it full).
@@ -159,31 +159,36 @@ def conversations_mark(
     the drain computes their figures from the conversation's row and these messages, without reading the rest."""
     appended = appended or {}
     opened = opened or set()
-    if connection.vendor != "postgresql":
-        now = timezone.now()
-        ReportDirty.objects.bulk_create(
-            [ReportDirty(conversation_id=pk, marked_at=now) for pk in sorted(ids)], ignore_conflicts=True
-        )
+    entries = [[pk, pk not in appended, pk in opened and pk in appended, appended.get(pk, [])] for pk in sorted(ids)]
+    if not entries:
         return
-    table = connection.ops.quote_name(ReportDirty._meta.db_table)
-    ordered = sorted(ids)
-    # The new messages as one JSON object (conversation id → message ids), not a text[] of JSON: psycopg quotes
-    # and escapes each element of a text array in Python, a cost paid inside every ingest batch.
+    table = connection.ops.quote_name(ReportMarkBatch._meta.db_table)
+    # One JSON document written by the C encoder (psycopg dumps a list parameter element by element in Python).
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""INSERT INTO {table} (conversation_id, marked_at, "full", message_ids, opened)
-                SELECT v.id, now(), v."full", coalesce(%s::jsonb -> v.id::text, '[]'::jsonb), v.opened
-                FROM unnest(%s::bigint[], %s::boolean[], %s::boolean[]) AS v(id, "full", opened) ORDER BY v.id
-                ON CONFLICT (conversation_id) DO UPDATE SET "full" = {table}."full" OR EXCLUDED."full",
-                    message_ids = {table}.message_ids || EXCLUDED.message_ids,
-                    opened = {table}.opened OR EXCLUDED.opened""",  # noqa: S608
-            [
-                _dumps({str(pk): appended[pk] for pk in ordered if pk in appended}),
-                _array(ordered),
-                _array(pk not in appended for pk in ordered),
-                _array(pk in opened and pk in appended for pk in ordered),
-            ],
+            f"INSERT INTO {table} (marked_at, size, conversations) VALUES (%s, %s, %s)",  # noqa: S608
+            [timezone.now(), len(entries), _dumps(entries)],
         )
+
+
+def marks_merged(batches: Iterable[list[list]]) -> dict[int, tuple[bool, bool, list[int]]]:
+    """The marks of these batches' `conversations` by conversation: (full, opened, new customer message ids). A
+    conversation several batches name is full if any says so, opened if any says so, with all their messages."""
+    merged: dict[int, list] = {}
+    for entries in batches:
+        for pk, full, opened, messages in entries:
+            seen = merged.get(pk)
+            if seen is None:
+                merged[pk] = [full, opened, list(messages)]
+            else:
+                seen[0], seen[1] = seen[0] or full, seen[1] or opened
+                seen[2].extend(messages)
+    return {pk: (full, opened, messages) for pk, (full, opened, messages) in merged.items()}
+
+
+def marked() -> dict[int, tuple[bool, bool, list[int]]]:
+    """Every conversation marked and not drained yet: (full, opened, new customer message ids)."""
+    return marks_merged(ReportMarkBatch.objects.order_by("pk").values_list("conversations", flat=True))
 
 
 _scheduled_until = 0.0  # time.monotonic() until which this process knows a drain task is scheduled
@@ -208,43 +213,60 @@ def schedule_drain() -> None:
 
 
 def drain(*, chunk: int = CHUNK, max_chunks: int | None = None, stats: dict[str, int] | None = None) -> int:
-    """Refresh every marked conversation (at most `max_chunks` chunks), a chunk per transaction (marks taken with
-    SKIP LOCKED, so drains can run side by side); returns how many were refreshed. A mark made while its
-    conversation is being refreshed waits for that refresh to commit, then stays for the next drain.
+    """Refresh every marked conversation (at most `max_chunks` chunks), a chunk of mark batches per transaction;
+    returns how many conversations were refreshed (a conversation several batches of one chunk name, once).
+
+    Concurrency: the states' row locks decide, not the marks. A drain that finds the oldest batches held by another
+    drain ends (that one goes on to the rest); a mark made while its conversation is being refreshed is a new row that
+    does not wait, and a drain that takes it waits for the conversation's state row, then reads what the first stored
+    (the fast path refuses a message the stored figures may have counted: `_append`).
 
     `stats` (if given) is counted into: "fast" conversations added to on the fast path, "opened" computed from the
     messages that opened them (no reads), "full" recomputed."""
-    table = connection.ops.quote_name(ReportDirty._meta.db_table)
+    table = connection.ops.quote_name(ReportMarkBatch._meta.db_table)
     refreshed = 0
     for _ in range(max_chunks) if max_chunks is not None else itertools.count():
         with collector_paused(), transaction.atomic():
             if connection.vendor == "postgresql":
                 with connection.cursor() as cursor:
-                    # The chunk picked and locked once, then deleted by its keys (a literal array): as `IN (SELECT …
-                    # LIMIT n FOR UPDATE SKIP LOCKED)` the planner may rescan the subquery per row, and a rescan skips
-                    # the rows just deleted and returns the next ones (a chunk of 1 took 2 marks in CI); as a join with
-                    # the picked rows, a table autoanalyze saw empty (a drained queue, the usual case) was planned as a
-                    # nested loop over every mark × the chunk: 1.9 s for a chunk of 500 out of 4,000 marks.
-                    # As one JSON document (one decoding in C, not one per mark's message ids).
+                    # Whole batches, oldest first, as many as fit in the chunk (at least one), picked and locked once
+                    # (skipping those another drain holds: only those it took are locked, no row lock is spent on the
+                    # rest), then deleted by their keys (a literal array). The batches that fit are chosen by an init
+                    # plan (`ARRAY(…)`, run once: as `IN (SELECT … LIMIT n)` under FOR UPDATE SKIP LOCKED the planner
+                    # may rescan it per row), not by a join whose plan a table autoanalyze saw empty (a drained queue,
+                    # the usual case) once made a nested loop over every mark. As one JSON document (one decoding in C).
                     cursor.execute(
-                        f"""SELECT coalesce(json_agg(json_build_array(conversation_id, "full", message_ids, opened)
-                                                     ORDER BY conversation_id), '[]')
-                            FROM (SELECT conversation_id, "full", message_ids, opened FROM {table}
-                                  ORDER BY conversation_id LIMIT %s FOR UPDATE SKIP LOCKED) AS picked""",  # noqa: S608
-                        [chunk],
+                        f"""SELECT coalesce(json_agg(json_build_array(id, conversations) ORDER BY id), '[]')
+                            FROM (SELECT id, conversations FROM {table} WHERE id = ANY(ARRAY(
+                                    SELECT id FROM (SELECT id, size, sum(size) OVER (ORDER BY id) AS upto
+                                                    FROM (SELECT id, size FROM {table} ORDER BY id LIMIT %s) AS head
+                                                   ) AS running
+                                    WHERE upto <= %s OR upto = size))
+                                  ORDER BY id FOR UPDATE SKIP LOCKED) AS picked""",  # noqa: S608
+                        [chunk, chunk],
                     )
-                    marks = _loads(cursor.fetchone()[0])
-                    if marks:
+                    batches = _loads(cursor.fetchone()[0])
+                    if batches:
                         cursor.execute(
-                            f"DELETE FROM {table} WHERE conversation_id = ANY(%s::bigint[])",  # noqa: S608
-                            [_array(pk for pk, *_ in marks)],
+                            f"DELETE FROM {table} WHERE id = ANY(%s::bigint[])",  # noqa: S608
+                            [_array(pk for pk, _ in batches)],
                         )
-                ids = sorted(pk for pk, *_ in marks)
-                appended = {pk: messages for pk, full, messages, _ in marks if not full}
-                opened = {pk for pk, full, _, opened in marks if opened and not full}
-            else:  # SQLite (make run's zero-setup default): one writer at a time anyway
-                ids = list(ReportDirty.objects.order_by("pk").values_list("pk", flat=True)[:chunk])
-                ReportDirty.objects.filter(pk__in=ids).delete()
+                marks = marks_merged(entries for _, entries in batches)
+                if not marks and batches:
+                    continue  # batches that named no conversation (none are written so): the next ones
+                ids = sorted(marks)
+                appended = {pk: messages for pk, (full, _, messages) in marks.items() if not full}
+                opened = {pk for pk, (full, opened, _) in marks.items() if opened and not full}
+            else:  # SQLite (make run's zero-setup default): one writer at a time anyway; no fast path
+                picked, taken_size = [], 0
+                for pk, size in ReportMarkBatch.objects.order_by("pk").values_list("pk", "size"):
+                    if picked and taken_size + size > chunk:
+                        break
+                    picked.append(pk)
+                    taken_size += size
+                batches = ReportMarkBatch.objects.filter(pk__in=picked).values_list("conversations", flat=True)
+                ids = sorted(marks_merged(list(batches)))
+                ReportMarkBatch.objects.filter(pk__in=picked).delete()
                 appended, opened = {}, set()
             if not ids:
                 return refreshed

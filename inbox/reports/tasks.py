@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from inbox.models import ReportDirty
+from inbox.models import ReportMarkBatch
 from inbox.reports import rollups
 
 MAX_CHUNKS_PER_RUN = 100  # 50,000 conversations: then the next run, so one task never holds the worker for long
@@ -14,6 +14,6 @@ MAX_CHUNKS_PER_RUN = 100  # 50,000 conversations: then the next run, so one task
 def refresh_report_rollups() -> int:
     """Drain the marked conversations (also on beat, should a scheduled run be lost); returns how many."""
     refreshed = rollups.drain(max_chunks=MAX_CHUNKS_PER_RUN)
-    if ReportDirty.objects.exists():
+    if ReportMarkBatch.objects.exists():
         rollups.schedule_drain()
     return refreshed

@@ -63,7 +63,7 @@ def test_settle_vacuums_what_autovacuum_would_then_checkpoints(burst):
         last_vacuum, last_analyze = cursor.fetchone()
     assert last_vacuum is not None and last_analyze is not None
     assert sum(_bgwriter()) > checkpoints_before  # our CHECKPOINT (or a neighbour's): at least one happened
-    assert settled["processor backlog, s"] >= 0 and settled["roll-up marks left"] == 0
+    assert settled["processor backlog, s"] >= 0 and settled["roll-up mark batches left"] == 0
     assert "vacuumed" in describe_settle(settled) and burst in describe_settle(settled)
 
 

@@ -19,7 +19,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from inbox.events import InboundMessage
-from inbox.models import Inbox, Message, ReportCycle, ReportDay, ReportDirty, ReportState
+from inbox.models import Inbox, Message, ReportCycle, ReportDay, ReportMarkBatch, ReportState
 from inbox.reports import rollups
 from inbox.services import messages_receive
 from tests.inbox.reports_helpers import AD, Stream
@@ -133,7 +133,8 @@ def test_a_fast_path_drain_waits_for_a_concurrent_recompute_and_does_not_count_t
     conversation = s.inbound("pia", 1)
     rollups.drain()
     s.inbound("pia", 2)  # marked for the fast path
-    assert ReportDirty.objects.get().full is False
+    [(full, _opened, _messages)] = rollups.marked().values()
+    assert full is False
     locked, release, stats, errors = threading.Event(), threading.Event(), {}, []
 
     def recompute() -> None:
@@ -187,7 +188,8 @@ def test_an_opening_waits_for_a_concurrent_recompute_and_is_recomputed_not_count
     row, finds it, and the conversation is recomputed in the same chunk from what the recompute stored."""
     s = Stream(Inbox.objects.create(name="Race to open"))
     conversation = s.inbound("quin", 1)
-    assert ReportDirty.objects.get().opened
+    [(_full, opened, _messages)] = rollups.marked().values()
+    assert opened
     locked, release, stats, errors = threading.Event(), threading.Event(), {}, []
 
     def recompute() -> None:
@@ -274,11 +276,11 @@ def test_a_conversations_first_messages_are_computed_from_them_alone(
                 (inbox.pk, inbound_event("dee", 2)),
             ]
         )
-    marks = {mark.conversation_id: mark for mark in ReportDirty.objects.all()}
+    marks = rollups.marked()
     ada, ben = (Message.objects.get(provider_message_id=f"{user}-1").conversation for user in ("ada", "ben"))
-    assert (marks[ada.pk].opened, marks[ada.pk].full, len(marks[ada.pk].message_ids)) == (True, False, 2)
-    assert (marks[counted.pk].opened, marks[counted.pk].full) == (False, False)
-    assert marks[touched.pk].full
+    assert (marks[ada.pk][1], marks[ada.pk][0], len(marks[ada.pk][2])) == (True, False, 2)
+    assert (marks[counted.pk][1], marks[counted.pk][0]) == (False, False)
+    assert marks[touched.pk][0]
     assert drained() == {"fast": 1, "opened": 2, "full": 1}
     ada_messages = Message.objects.filter(conversation=ada, direction="in")
     state = ReportState.objects.get(conversation_id=ada.pk).contributions
@@ -309,7 +311,8 @@ def test_an_opening_is_recomputed_when_more_than_its_messages_may_count(
     # Figures stored meanwhile (a recompute ran first, e.g. a rebuild): the opening is not counted again.
     conversation = s.inbound("fay", 1)
     rollups.conversations_refresh([conversation.pk])
-    assert ReportDirty.objects.get().opened
+    [(_full, opened, _messages)] = rollups.marked().values()
+    assert opened
     assert drained() == {"fast": 0, "opened": 0, "full": 1}
     assert messages_in() == 2
     # The batch that opened it did something else to it too (the business wrote from the app): not an opening.
@@ -320,8 +323,8 @@ def test_an_opening_is_recomputed_when_more_than_its_messages_may_count(
                 (inbox.pk, replace(inbound_event("gus", 2), sent_outside=True)),
             ]
         )
-    mark = ReportDirty.objects.get()
-    assert (mark.full, mark.opened) == (True, False)  # a message out touches the figures: recomputed whole
+    [(full, opened, _messages)] = rollups.marked().values()
+    assert (full, opened) == (True, False)  # a message out touches the figures: recomputed whole
     assert drained() == {"fast": 0, "opened": 0, "full": 1}
     assert messages_in() == 3
     assert equals_a_rebuild()
@@ -463,24 +466,24 @@ def plan_nodes(plan: dict) -> list[str]:
 
 @pytest.mark.django_db
 def test_the_marks_are_deleted_by_key_even_when_autoanalyze_saw_the_queue_empty(django_capture_on_commit_callbacks):
-    """The usual statistics of a drained queue (ANALYZE of an empty ReportDirty) once planned the marks' DELETE as a
+    """The usual statistics of a drained queue (ANALYZE of an empty ReportMarkBatch) once planned the marks' DELETE as a
     nested loop of every mark × the chunk (1.9 s per chunk at 4,000 marks): the marks' statements now join nothing,
     so their cost grows with the chunk, not with the queue."""
     with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {ReportDirty._meta.db_table}")  # empty: the test's tables start so
+        cursor.execute(f"ANALYZE {ReportMarkBatch._meta.db_table}")  # empty: the test's tables start so
     s = Stream(Inbox.objects.create(name="Queue"), django_capture_on_commit_callbacks)
     for n in range(12):
         s.inbound(f"q{n}", 1)
     statements: list[tuple[str, tuple]] = []
 
     def record(execute, sql, params, many, context):
-        if ReportDirty._meta.db_table in sql:
+        if ReportMarkBatch._meta.db_table in sql:
             statements.append((sql, params))
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(record):
         assert rollups.drain(chunk=5, max_chunks=1) == 5
-    assert ReportDirty.objects.count() == 7
+    assert len(rollups.marked()) == 7
     assert len(statements) == 2
     with connection.cursor() as cursor:
         for sql, params in statements:
@@ -571,7 +574,7 @@ def test_two_drains_and_an_ingest_beside_a_held_drain_count_every_message_once(m
     beside.run(rollups.drain)
     beside.finish()
     rollups.drain()
-    assert not ReportDirty.objects.exists()
+    assert not ReportMarkBatch.objects.exists()
     assert messages_in() == 6
     for pk, n in ((conversation.pk, 3), (other.pk, 2)):
         assert ReportState.objects.get(conversation_id=pk).contributions["n"] == n
@@ -597,7 +600,7 @@ def test_a_resolution_and_a_reopening_beside_a_held_fast_path_drain(monkeypatch,
     beside.finish()
     assert stats == {"fast": 1, "opened": 0, "full": 0}
     rollups.drain()
-    assert not ReportDirty.objects.exists()
+    assert not ReportMarkBatch.objects.exists()
     assert messages_in() == 3
     assert ReportCycle.objects.filter(conversation=conversation).count() == 2
     assert equals_a_rebuild()

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from inbox.automation.csat import csat_rate, survey_token
 from inbox.automation.models import CsatSurvey, InboxRouting
-from inbox.models import Inbox, ReportCycle, ReportDay, ReportDirty, ReportHistogram, ReportHour, ReportState
+from inbox.models import Inbox, ReportCycle, ReportDay, ReportHistogram, ReportHour, ReportMarkBatch, ReportState
 from inbox.reports import rollups
 from inbox.reports.models import ReportCsat
 from tests.inbox.reports_helpers import AD, TIKTOK_ME, Stream
@@ -132,7 +132,7 @@ def test_incremental_roll_ups_equal_a_rebuild_on_a_mixed_stream(
         s.assign(conversation_id=alice.pk, assignee=colleague, actor=agent)  # later: the rating stays the agent's
 
     incremental = snapshot()
-    assert bool(drains_scheduled) == (mode == "deferred") and not ReportDirty.objects.exists()
+    assert bool(drains_scheduled) == (mode == "deferred") and not ReportMarkBatch.objects.exists()
     assert ReportState.objects.count() == 4
     assert rollups.rebuild() == 4
     assert snapshot() == incremental
@@ -213,13 +213,15 @@ def test_deferred_marks_each_conversation_once_and_a_drain_refreshes_it_once(
     for n in range(5):
         s.inbound("gina", n)
     s.inbound("hal", 1)
-    assert ReportDirty.objects.count() == 2 and len(drains_scheduled) == 6  # the task debounces itself
+    # A mark batch per event batch; each conversation once in the marks, with all its new messages.
+    assert ReportMarkBatch.objects.count() == 6 and len(drains_scheduled) == 6  # the task debounces itself
+    assert sorted(len(messages) for _full, _opened, messages in rollups.marked().values()) == [1, 5]
     assert not ReportDay.objects.exists()  # nothing counted before the drain
-    assert rollups.drain(chunk=1, max_chunks=1) == 1  # one refresh per conversation, whatever its events
-    assert ReportDirty.objects.count() == 1
-    assert rollups.drain(chunk=1) == 1  # chunk by chunk until none is left
+    assert rollups.drain(chunk=1, max_chunks=1) == 1  # a chunk of one conversation: the oldest batch
+    assert len(rollups.marked()) == 2 and ReportMarkBatch.objects.count() == 5
+    assert rollups.drain() == 2  # one refresh per conversation, whatever its events
     assert ReportDay.objects.aggregate(n=Sum("messages_in"))["n"] == 6
-    assert rollups.drain() == 0 and not ReportDirty.objects.exists()
+    assert rollups.drain() == 0 and not ReportMarkBatch.objects.exists()
     before = snapshot()
     rollups.rebuild()
     assert snapshot() == before
@@ -237,12 +239,13 @@ def test_a_chunk_takes_no_more_marks_than_its_size_whatever_the_plan(
     s = Stream(inbox, django_capture_on_commit_callbacks)
     for user in ("ida", "jon", "kim"):
         s.inbound(user, 1)
-    assert ReportDirty.objects.count() == 3
+    assert ReportMarkBatch.objects.count() == 3
     with connection.cursor() as cursor:  # the test's transaction: undone after it
         for option in ("hashjoin", "mergejoin", "hashagg", "sort", "material"):
             cursor.execute(f"SET LOCAL enable_{option} = off")
     assert rollups.drain(chunk=1, max_chunks=1) == 1
-    assert ReportDirty.objects.count() == 2
+    assert ReportMarkBatch.objects.count() == 2
+    assert rollups.drain(chunk=2, max_chunks=1) == 2 and not ReportMarkBatch.objects.exists()
 
 
 def test_the_celery_task_drains(django_capture_on_commit_callbacks, settings, drains_scheduled):
@@ -251,7 +254,7 @@ def test_the_celery_task_drains(django_capture_on_commit_callbacks, settings, dr
     settings.REPORTS_ROLLUPS = "deferred"
     Stream(Inbox.objects.create(name="Task"), django_capture_on_commit_callbacks).inbound("jay", 1)
     assert refresh_report_rollups.apply().get() == 1  # run here, as the worker would
-    assert ReportDay.objects.get().messages_in == 1 and not ReportDirty.objects.exists()
+    assert ReportDay.objects.get().messages_in == 1 and not ReportMarkBatch.objects.exists()
 
 
 @pytest.mark.skipif("connection.vendor != 'postgresql'", reason="the fast path is PostgreSQL's")
@@ -265,8 +268,8 @@ def test_new_customer_messages_take_the_fast_path_and_a_double_count_is_caught(
     rollups.drain()
     s.inbound("lea", 2)
     s.inbound("lea", 3, times=2)  # the redelivery announces nothing
-    mark = ReportDirty.objects.get()
-    assert (mark.full, len(mark.message_ids)) == (False, 2)
+    [(conversation_id, (full, _opened, messages))] = rollups.marked().items()
+    assert (full, len(messages)) == (False, 2)
     assert rollups.drain() == 1
     assert ReportDay.objects.get().messages_in == 3
     fast = snapshot()
@@ -276,7 +279,7 @@ def test_new_customer_messages_take_the_fast_path_and_a_double_count_is_caught(
     # A recompute that already counted the new message (as a concurrent one would): the fast path sees the count
     # of customer messages is not the stored one plus the new ones, and recomputes instead of adding again.
     s.inbound("lea", 4)
-    rollups.conversations_refresh([mark.conversation_id])
+    rollups.conversations_refresh([conversation_id])
     assert rollups.drain() == 1
     assert ReportDay.objects.get().messages_in == 4
 
@@ -285,7 +288,7 @@ def test_off_keeps_nothing_and_a_rebuild_catches_up(django_capture_on_commit_cal
     settings.REPORTS_ROLLUPS = "off"
     inbox = Inbox.objects.create(name="Quiet")
     Stream(inbox, django_capture_on_commit_callbacks).inbound("ivy", 1)
-    assert not ReportDay.objects.exists() and not ReportDirty.objects.exists()
+    assert not ReportDay.objects.exists() and not ReportMarkBatch.objects.exists()
     rollups.rebuild(inbox_ids=[inbox.pk])
     assert ReportDay.objects.get().messages_in == 1
 

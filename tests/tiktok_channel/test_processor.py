@@ -18,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from inbox import processor
-from inbox.models import AuditLog, Contact, Conversation, Message, ParkedReport, ReportDirty, WebhookEvent
+from inbox.models import AuditLog, Contact, Conversation, Message, ParkedReport, ReportMarkBatch, WebhookEvent
 from inbox.reports import rollups
 from tests.tiktok_channel.webhooks import fixture, post
 from tiktok_channel.infobip_webhooks import process_results
@@ -289,16 +289,17 @@ def _state(prefix: str, events: list[tuple[str, dict]]) -> dict:
         "live": Counter((e["type"], e.get("version"), e.get("status")) for _, e in filter(mine, events)),
         # REPORTS_ROLLUPS=deferred: the conversations marked for the roll-ups' refresh, and how.
         "marks": {  # a full refresh ignores the messages listed for the fast path: only those of a partial one
-            strip(user_of[d.conversation_id]): (
-                d.full,
+            strip(user_of[pk]): (
+                full,
                 []
-                if d.full
+                if full
                 else sorted(
                     strip(m)
-                    for m in Message.objects.filter(pk__in=d.message_ids).values_list("provider_message_id", flat=True)
+                    for m in Message.objects.filter(pk__in=messages).values_list("provider_message_id", flat=True)
                 ),
             )
-            for d in ReportDirty.objects.filter(conversation_id__in=conversation_ids)
+            for pk, (full, _opened, messages) in rollups.marked().items()
+            if pk in conversation_ids
         },
     }
 
@@ -355,9 +356,9 @@ def test_a_single_result_batch_writes_its_roll_up_marks_in_its_own_transaction(c
 
     with connection.execute_wrapper(record):
         assert processor.drain_once(1) == 1
-    marks = [inside for sql, inside in statements if "INSERT INTO" in sql and ReportDirty._meta.db_table in sql]
+    marks = [inside for sql, inside in statements if "INSERT INTO" in sql and ReportMarkBatch._meta.db_table in sql]
     assert marks == [True]
-    assert ReportDirty.objects.filter(conversation_id=Conversation.objects.get().pk).count() == 1
+    assert list(rollups.marked()) == [Conversation.objects.get().pk]
     # Nothing after the commit touches the database: the mark was the only write of a subscriber.
     last_inside = max(i for i, (_, inside) in enumerate(statements) if inside)
     assert all("INSERT" not in sql and "UPDATE" not in sql for sql, _ in statements[last_inside + 1 :])
