@@ -212,9 +212,18 @@ def schedule_drain() -> None:
         logger.warning("could not schedule the report roll-ups' refresh; beat's run will", exc_info=True)
 
 
-def drain(*, chunk: int = CHUNK, max_chunks: int | None = None, stats: dict[str, int] | None = None) -> int:
-    """Refresh every marked conversation (at most `max_chunks` chunks), a chunk of mark batches per transaction;
-    returns how many conversations were refreshed (a conversation several batches of one chunk name, once).
+def drain(
+    *,
+    chunk: int = CHUNK,
+    marks: int | None = None,
+    max_chunks: int | None = None,
+    stats: dict[str, int] | None = None,
+) -> int:
+    """Refresh every marked conversation: per transaction (at most `max_chunks`), the oldest mark batches naming at
+    most `marks` conversations together (4 × `chunk` unless given; at least one batch), their conversations refreshed
+    `chunk` at a time; returns how many were refreshed (a conversation several batches of one transaction name,
+    once: a conversation with messages in several webhook batches is usually named more than once, and each
+    refresh of it rewrites its state row).
 
     Concurrency: the states' row locks decide, not the marks. A drain that finds the oldest batches held by another
     drain ends (that one goes on to the rest); a mark made while its conversation is being refreshed is a new row that
@@ -224,6 +233,7 @@ def drain(*, chunk: int = CHUNK, max_chunks: int | None = None, stats: dict[str,
     `stats` (if given) is counted into: "fast" conversations added to on the fast path, "opened" computed from the
     messages that opened them (no reads), "full" recomputed."""
     table = connection.ops.quote_name(ReportMarkBatch._meta.db_table)
+    budget = marks or 4 * chunk
     refreshed = 0
     for _ in range(max_chunks) if max_chunks is not None else itertools.count():
         with collector_paused(), transaction.atomic():
@@ -243,7 +253,7 @@ def drain(*, chunk: int = CHUNK, max_chunks: int | None = None, stats: dict[str,
                                                    ) AS running
                                     WHERE upto <= %s OR upto = size))
                                   ORDER BY id FOR UPDATE SKIP LOCKED) AS picked""",  # noqa: S608
-                        [chunk, chunk],
+                        [budget, budget],
                     )
                     batches = _loads(cursor.fetchone()[0])
                     if batches:
@@ -251,16 +261,16 @@ def drain(*, chunk: int = CHUNK, max_chunks: int | None = None, stats: dict[str,
                             f"DELETE FROM {table} WHERE id = ANY(%s::bigint[])",  # noqa: S608
                             [_array(pk for pk, _ in batches)],
                         )
-                marks = marks_merged(entries for _, entries in batches)
-                if not marks and batches:
+                merged = marks_merged(entries for _, entries in batches)
+                if not merged and batches:
                     continue  # batches that named no conversation (none are written so): the next ones
-                ids = sorted(marks)
-                appended = {pk: messages for pk, (full, _, messages) in marks.items() if not full}
-                opened = {pk for pk, (full, opened, _) in marks.items() if opened and not full}
+                ids = sorted(merged)
+                appended = {pk: messages for pk, (full, _, messages) in merged.items() if not full}
+                opened = {pk for pk, (full, opened, _) in merged.items() if opened and not full}
             else:  # SQLite (make run's zero-setup default): one writer at a time anyway; no fast path
                 picked, taken_size = [], 0
-                for pk, size in ReportMarkBatch.objects.order_by("pk").values_list("pk", "size"):
-                    if picked and taken_size + size > chunk:
+                for pk, size in ReportMarkBatch.objects.order_by("pk").values_list("pk", "size")[:budget]:
+                    if picked and taken_size + size > budget:
                         break
                     picked.append(pk)
                     taken_size += size
@@ -270,16 +280,24 @@ def drain(*, chunk: int = CHUNK, max_chunks: int | None = None, stats: dict[str,
                 appended, opened = {}, set()
             if not ids:
                 return refreshed
-            taken = _append(appended, opened) if appended else Appended()
-            recomputed = sorted(set(ids) - set(appended) | taken.full)
-            _refresh(recomputed, taken=taken)
+            for start in range(0, len(ids), chunk):  # in id order, as every refresh takes the states' locks
+                part = ids[start : start + chunk]
+                _drain_part(part, {pk: appended[pk] for pk in part if pk in appended}, opened, stats)
         refreshed += len(ids)
-        if stats is not None:
-            full = len(set(recomputed) | taken.full)  # with openings a concurrent refresh stored first
-            stats["fast"] = stats.get("fast", 0) + len(ids) - full - len(taken.conversations)
-            stats["opened"] = stats.get("opened", 0) + len(taken.conversations)
-            stats["full"] = stats.get("full", 0) + full
     return refreshed
+
+
+def _drain_part(ids: list[int], appended: dict[int, list[int]], opened: set[int], stats: dict | None) -> None:
+    """One chunk of a drain's conversations: the fast paths, then the recompute of the rest (a fixed number of
+    statements whatever the chunk's size)."""
+    taken = _append(appended, opened) if appended else Appended()
+    recomputed = sorted(set(ids) - set(appended) | taken.full)
+    _refresh(recomputed, taken=taken)
+    if stats is not None:
+        full = len(set(recomputed) | taken.full)  # with openings a concurrent refresh stored first
+        stats["fast"] = stats.get("fast", 0) + len(ids) - full - len(taken.conversations)
+        stats["opened"] = stats.get("opened", 0) + len(taken.conversations)
+        stats["full"] = stats.get("full", 0) + full
 
 
 @dataclass

@@ -482,7 +482,7 @@ def test_the_marks_are_deleted_by_key_even_when_autoanalyze_saw_the_queue_empty(
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(record):
-        assert rollups.drain(chunk=5, max_chunks=1) == 5
+        assert rollups.drain(chunk=5, marks=5, max_chunks=1) == 5
     assert len(rollups.marked()) == 7
     assert len(statements) == 2
     with connection.cursor() as cursor:

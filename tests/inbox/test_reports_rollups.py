@@ -217,7 +217,7 @@ def test_deferred_marks_each_conversation_once_and_a_drain_refreshes_it_once(
     assert ReportMarkBatch.objects.count() == 6 and len(drains_scheduled) == 6  # the task debounces itself
     assert sorted(len(messages) for _full, _opened, messages in rollups.marked().values()) == [1, 5]
     assert not ReportDay.objects.exists()  # nothing counted before the drain
-    assert rollups.drain(chunk=1, max_chunks=1) == 1  # a chunk of one conversation: the oldest batch
+    assert rollups.drain(chunk=1, marks=1, max_chunks=1) == 1  # one conversation's worth of marks: the oldest batch
     assert len(rollups.marked()) == 2 and ReportMarkBatch.objects.count() == 5
     assert rollups.drain() == 2  # one refresh per conversation, whatever its events
     assert ReportDay.objects.aggregate(n=Sum("messages_in"))["n"] == 6
@@ -243,9 +243,9 @@ def test_a_chunk_takes_no_more_marks_than_its_size_whatever_the_plan(
     with connection.cursor() as cursor:  # the test's transaction: undone after it
         for option in ("hashjoin", "mergejoin", "hashagg", "sort", "material"):
             cursor.execute(f"SET LOCAL enable_{option} = off")
-    assert rollups.drain(chunk=1, max_chunks=1) == 1
+    assert rollups.drain(chunk=1, marks=1, max_chunks=1) == 1
     assert ReportMarkBatch.objects.count() == 2
-    assert rollups.drain(chunk=2, max_chunks=1) == 2 and not ReportMarkBatch.objects.exists()
+    assert rollups.drain(chunk=1, marks=2, max_chunks=1) == 2 and not ReportMarkBatch.objects.exists()
 
 
 def test_the_celery_task_drains(django_capture_on_commit_callbacks, settings, drains_scheduled):
