@@ -58,6 +58,11 @@ from inbox.reports.models import (
 logger = logging.getLogger(__name__)
 
 CHUNK = 500
+# Marks a drain's transaction takes at most (conversations, counted once per batch naming them): the conversations a
+# transaction's batches name are refreshed once however many name them, so the larger, the fewer refreshes of a
+# conversation with messages in many webhook batches (a refresh rewrites its state row); the transaction holds its
+# conversations' state rows locked until it commits (only other refreshes wait for them).
+MARKS_PER_TRANSACTION = 20 * CHUNK
 RESOLVED = Conversation.Status.RESOLVED
 COUNT_INDEX = {name: index for index, name in enumerate(DAY_COUNTS)}
 
@@ -220,10 +225,9 @@ def drain(
     stats: dict[str, int] | None = None,
 ) -> int:
     """Refresh every marked conversation: per transaction (at most `max_chunks`), the oldest mark batches naming at
-    most `marks` conversations together (4 × `chunk` unless given; at least one batch), their conversations refreshed
-    `chunk` at a time; returns how many were refreshed (a conversation several batches of one transaction name,
-    once: a conversation with messages in several webhook batches is usually named more than once, and each
-    refresh of it rewrites its state row).
+    most `marks` conversations together (MARKS_PER_TRANSACTION unless given; at least one batch), their conversations
+    refreshed `chunk` at a time; returns how many were refreshed (a conversation several batches of one transaction
+    name, once).
 
     Concurrency: the states' row locks decide, not the marks. A drain that finds the oldest batches held by another
     drain ends (that one goes on to the rest); a mark made while its conversation is being refreshed is a new row that
@@ -233,7 +237,7 @@ def drain(
     `stats` (if given) is counted into: "fast" conversations added to on the fast path, "opened" computed from the
     messages that opened them (no reads), "full" recomputed."""
     table = connection.ops.quote_name(ReportMarkBatch._meta.db_table)
-    budget = marks or 4 * chunk
+    budget = marks or MARKS_PER_TRANSACTION
     refreshed = 0
     for _ in range(max_chunks) if max_chunks is not None else itertools.count():
         with collector_paused(), transaction.atomic():

@@ -7,7 +7,9 @@ from celery import shared_task
 from inbox.models import ReportMarkBatch
 from inbox.reports import rollups
 
-MAX_CHUNKS_PER_RUN = 100  # 50,000 conversations: then the next run, so one task never holds the worker for long
+# Transactions of at most rollups.MARKS_PER_TRANSACTION marks: ≤ 50,000 marks, then the next run, so one task never
+# holds the worker for long.
+MAX_CHUNKS_PER_RUN = 5
 
 
 @shared_task(ignore_result=True, acks_late=True)
