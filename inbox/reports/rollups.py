@@ -243,7 +243,7 @@ def drain(
         with collector_paused(), transaction.atomic():
             if connection.vendor == "postgresql":
                 with connection.cursor() as cursor:
-                    # Whole batches, oldest first, as many as fit in the chunk (at least one), picked and locked once
+                    # Whole batches, oldest first, as many as fit in `budget` (at least one), picked and locked once
                     # (skipping those another drain holds: only those it took are locked, no row lock is spent on the
                     # rest), then deleted by their keys (a literal array). The batches that fit are chosen by an init
                     # plan (`ARRAY(…)`, run once: as `IN (SELECT … LIMIT n)` under FOR UPDATE SKIP LOCKED the planner
