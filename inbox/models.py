@@ -529,6 +529,20 @@ class WebhookEvent(models.Model):
         return f"{self.path_kind} webhook #{self.pk} ({self.verdict})"
 
 
+class WebhookWaiter(models.Model):
+    """A webhook processor waiting for a wake-up (PostgreSQL): one row per waiting processor, keyed by the backend of
+    the connection it LISTENs on. The webhook's INSERT notifies only while a row exists (inbox/processor.py: a
+    notifying commit waits for every other notifying commit's flush); each processor adds and removes its own row,
+    so one that works under load never silences another that waits. A row whose backend is gone (a killed
+    processor) is removed by the next processor that starts waiting."""
+
+    pid = models.IntegerField(primary_key=True, help_text="The listening connection's backend process id.")
+    backend_start = models.DateTimeField(help_text="When that backend started (a process id can be reused).")
+
+    def __str__(self) -> str:
+        return f"webhook processor waiting on backend {self.pid}"
+
+
 # Routing and automation (teams, availability, rules, CSAT, SLA) keep their rows in their own module.
 from inbox.automation.models import *  # noqa: E402, F403
 
