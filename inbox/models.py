@@ -512,6 +512,8 @@ class WebhookEvent(models.Model):
         # Every request writes its row and then its verdict, so each index here costs every request an entry (two
         # when the verdict's UPDATE makes a new row version): only what a query needs (bench/README.md, "the
         # ledger's fixed cost"). The admin's list (newest first, date drill-down): `received_at`'s own index.
+        # The table's pages are filled half by INSERTs (migration 0039, `fillfactor`): the verdict's new row version
+        # stays on its row's page, so its WAL record is the changed bytes, not a copy of the body.
         indexes = [
             # The processor's queue: `WHERE verdict = 'pending' ORDER BY id`, small however large the ledger; also
             # the health page's count of requests waiting too long (a connection's pending rows).

@@ -831,3 +831,22 @@ def test_the_ledgers_queries_have_their_index(client, account, deferred):
     assert "webhookevent_pending" in _plan(waiting)
     indexes = {index.name for index in WebhookEvent._meta.indexes}
     assert indexes == {"webhookevent_pending", "webhookevent_trouble"}  # a new one costs every request: say why
+
+
+def _pages() -> list[int]:
+    with connection.cursor() as cursor:  # the heap page of each ledger row (its ctid's block number)
+        cursor.execute("SELECT (ctid::text::point)[0]::int FROM inbox_webhookevent ORDER BY id")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_a_verdict_is_written_on_its_rows_own_page(client, account, deferred):
+    """The ledger's pages are filled half by the INSERTs (migration 0039): each verdict's new row version then fits on
+    the row's page, and its WAL record carries the changed bytes, not a copy of the whole body."""
+    for n in range(12):  # rows of ~1 kB: a page filled to the brim would hold seven
+        text = f"{n} " + "x" * 800
+        body = p.inbound_event(p.inbound_result(user_id=f"u{n}", business_id="biz-1", content=p.text_content(text)))
+        assert post(client, account, body).status_code == 200
+    before = _pages()
+    assert processor.drain_once(20) == 12
+    assert set(WebhookEvent.objects.values_list("verdict", flat=True)) == {"processed"}
+    assert _pages() == before
