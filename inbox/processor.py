@@ -155,13 +155,19 @@ def store_pending(
     return True
 
 
+# Not read by the claim: a pending row's summary and problems are empty and the verdict overwrites them, and applying
+# a request never needs its headers; decoding the three JSON values was a third of the claim's CPU (bench/README.md,
+# "ninth session, branch proc5"). They stay deferred fields: reading one loads it, as the ORM's `defer()` would.
+CLAIM_DEFERRED = ("headers", "summary", "problems")
+
+
 def _claim_statement() -> tuple[str, list]:
     """The claim of pending rows as SQL (`%s`: the batch size), and each column's converters: built once per
     process, not compiled by the ORM for every batch (bench/README.md, "Ingest 1/POST: the fixed cost")."""
     global _claim
     if _claim is None:
         table = WebhookEvent._meta.db_table
-        fields = WebhookEvent._meta.concrete_fields
+        fields = [field for field in WebhookEvent._meta.concrete_fields if field.name not in CLAIM_DEFERRED]
         quote = connection.ops.quote_name
         columns = ", ".join(quote(field.column) for field in fields)
         converters = []
@@ -190,6 +196,7 @@ def _claim_pending(batch_size: int) -> list[WebhookEvent]:
     if connection.vendor != "postgresql":
         return list(
             WebhookEvent.objects.select_for_update(skip_locked=True)
+            .defer(*CLAIM_DEFERRED)
             .filter(verdict=WebhookEvent.Verdict.PENDING)
             .order_by("pk")[:batch_size]
         )

@@ -665,13 +665,32 @@ def test_the_claim_is_one_statement_and_builds_the_rows_the_orm_would(client, ac
 
     with CaptureQueriesContext(connection) as queries, transaction.atomic():
         claimed = processor._claim_pending(2)
-
+    assert len([q for q in queries if "inbox_webhookevent" in q["sql"]]) == 1
+    # The JSON columns a batch never reads are not decoded; read anyway, each loads as the ORM's defer() would.
+    assert claimed[0].get_deferred_fields() == set(processor.CLAIM_DEFERRED) == {"headers", "summary", "problems"}
     assert [[getattr(row, name) for name in fields] for row in claimed] == [
         [getattr(row, name) for name in fields] for row in expected[:2]
     ]
     assert claimed[0].headers["X-Request-Id"] == "r-claim" and claimed[0].summary == {}
     assert not claimed[0]._state.adding  # a stored row: saving it updates, as the ORM's would
-    assert len([q for q in queries if "inbox_webhookevent" in q["sql"]]) == 1
+
+
+def test_a_batch_reads_the_ledger_once(client, account, deferred):
+    """The verdicts are written without loading the columns the claim left out (no query per row)."""
+    for name in ("inbound_text", "seen", "delivery_delivered"):
+        assert post(client, account, fixture(name)).status_code == 200
+    reads = []
+
+    def record(execute, sql, params, many, context):
+        if sql.lstrip().upper().startswith("SELECT") and WebhookEvent._meta.db_table in sql:
+            reads.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        assert processor.drain_once(10) == 3
+    assert len(reads) == 1  # the claim
+    summaries = list(WebhookEvent.objects.order_by("pk").values_list("verdict", "summary", "problems"))
+    assert [row[0] for row in summaries] == ["processed"] * 3 and summaries[0][1:] == ({"inbound": 1}, [])
 
 
 # --- a live tick's path through the processor (bench/README.md "Ticks") ------------------------------------------
