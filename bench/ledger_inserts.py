@@ -46,8 +46,9 @@ def main(argv: list[str]) -> int:
     settings.DATABASES["default"]["NAME"] = f"{settings.DATABASES['default']['NAME']}_ingestcost"
     params = connection.get_connection_params()
     params.pop("cursor_factory", None)
-    flag = getattr(processor, "WAITING_FLAG", None)
-    flags = args.flag if flag else ["(none: always notifies)"]
+    flag = getattr(processor, "WAITING_FLAG", None)  # the eighth session's shared flag (a sequence)
+    waiter_rows = hasattr(processor, "_WAITER_ADD")  # since the ninth: a row per waiting processor
+    flags = args.flag if flag or waiter_rows else ["(none: always notifies)"]
     body = scenarios._single_body()
     ticks = os.sysconf("SC_CLK_TCK")
 
@@ -59,6 +60,8 @@ def main(argv: list[str]) -> int:
         with psycopg.connect(**params, autocommit=True) as admin:
             if flag:
                 admin.execute(f"SELECT setval('{flag}', %s)", [1 if setting == "up" else 0])
+            elif waiter_rows:  # this connection's row stands for a waiting processor (it stays after it closes)
+                admin.execute(processor._WAITER_ADD if setting == "up" else "DELETE FROM inbox_webhookwaiter")
         counts = [0] * args.clients
         cpu = [0.0] * args.clients
         start = threading.Barrier(args.clients + 1)
@@ -105,6 +108,8 @@ def main(argv: list[str]) -> int:
         admin.execute("DELETE FROM inbox_webhookevent WHERE connection_id = 0")
         if flag:
             admin.execute(f"SELECT setval('{flag}', 1)")
+        elif waiter_rows:
+            admin.execute("DELETE FROM inbox_webhookwaiter")
     print(f"{'waiting flag':<26} {'INSERTs/s (rounds)':>36} {'PostgreSQL CPU µs/INSERT':>26}")
     for setting, rows in figures.items():
         rates = ", ".join(f"{rate:,.0f}" for rate, _ in rows)

@@ -512,6 +512,8 @@ class WebhookEvent(models.Model):
         # Every request writes its row and then its verdict, so each index here costs every request an entry (two
         # when the verdict's UPDATE makes a new row version): only what a query needs (bench/README.md, "the
         # ledger's fixed cost"). The admin's list (newest first, date drill-down): `received_at`'s own index.
+        # The table's pages are filled half by INSERTs (migration 0040, `fillfactor`): the verdict's new row version
+        # stays on its row's page, so its WAL record is the changed bytes, not a copy of the body.
         indexes = [
             # The processor's queue: `WHERE verdict = 'pending' ORDER BY id`, small however large the ledger; also
             # the health page's count of requests waiting too long (a connection's pending rows).
@@ -527,6 +529,20 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.path_kind} webhook #{self.pk} ({self.verdict})"
+
+
+class WebhookWaiter(models.Model):
+    """A webhook processor waiting for a wake-up (PostgreSQL): one row per waiting processor, keyed by the backend of
+    the connection it LISTENs on. The webhook's INSERT notifies only while a row exists (inbox/processor.py: a
+    notifying commit waits for every other notifying commit's flush); each processor adds and removes its own row,
+    so one that works under load never silences another that waits. A row whose backend is gone (a killed
+    processor) is removed by the next processor that starts waiting."""
+
+    pid = models.IntegerField(primary_key=True, help_text="The listening connection's backend process id.")
+    backend_start = models.DateTimeField(help_text="When that backend started (a process id can be reused).")
+
+    def __str__(self) -> str:
+        return f"webhook processor waiting on backend {self.pid}"
 
 
 # Routing and automation (teams, availability, rules, CSAT, SLA) keep their rows in their own module.

@@ -9,10 +9,11 @@ mid-batch leaves its rows pending for the next one, and every effect is idempote
 
 The wake-up: on PostgreSQL a `pg_notify` inside the INSERT statement itself (delivered at commit, no extra
 round trip; the processors LISTEN on a connection of their own), sent only while a processor is waiting for one
-(`WAITING_FLAG`); elsewhere (SQLite in development) a Redis PUBLISH after the INSERT. It is only a hint: without it
-(a lost connection, Redis down) the loop still looks every `idle_wait` seconds.
+(a `WebhookWaiter` row: each waiting processor has its own); elsewhere (SQLite in development) a Redis PUBLISH after
+the INSERT. It is only a hint: without it (a lost connection, Redis down) the loop still looks every `idle_wait`
+seconds.
 
-Why the flag: a transaction that notified takes, at commit, a lock shared by the whole PostgreSQL cluster and keeps
+Why only then: a transaction that notified takes, at commit, a lock shared by the whole PostgreSQL cluster and keeps
 it until its commit is on disk, so every notifying webhook request waited for the previous one's WAL flush: no
 group commit (bench/README.md, "the ledger's fixed cost": 8 clients, ~1,500–2,400 INSERTs/s without a notification,
 ~310–930/s with one). A busy processor needs no wake-up (it takes the next batch as soon as it is done).
@@ -35,7 +36,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from inbox import domain_events, providers
+from inbox import collector, domain_events, providers
 from inbox.models import WEBHOOK_TROUBLE_VERDICTS, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -44,16 +45,25 @@ trace = logging.getLogger("inbox.trace")
 
 _client: tuple[int, redis.Redis] | None = None
 MAX_RESULTS_PER_BATCH = 5000
-RECHECK_AFTER_RAISING = 0.05  # s: a webhook's statement that read the flag still lowered has committed by then
+RECHECK_AFTER_RAISING = 0.05  # s: a webhook's statement that found no waiting processor has committed by then
 LINGER_FULL_AT = 10  # requests in a batch from which the processor waits its whole linger before the next
 NOTIFY_CHANNEL = "webhooks_pending"  # PostgreSQL notifications are per database already
-# A sequence used as a flag read and written outside transactions (`setval` is immediate and never rolled back):
-# > 0 while some processor waits for a wake-up (migration inbox 0035). The webhook's statement reads it.
-WAITING_FLAG = "inbox_webhookevent_waiting"
+# The webhook's statement notifies while some processor waits: a `WebhookWaiter` row exists (each waiting processor
+# writes its own, in autocommit, so a busy processor removing its row leaves another's in place).
 _NOTIFY_IF_WAITING = """
-SELECT id, CASE WHEN (SELECT last_value FROM inbox_webhookevent_waiting) > 0 THEN pg_notify('webhooks_pending', '') END
+SELECT id, CASE WHEN EXISTS (SELECT FROM inbox_webhookwaiter) THEN pg_notify('webhooks_pending', '') END
 FROM stored
 """
+# A processor starts waiting: the rows of backends that are gone (killed processors) removed, its own written.
+_WAITER_ADD = """
+DELETE FROM inbox_webhookwaiter w WHERE NOT EXISTS (
+    SELECT FROM pg_stat_activity a WHERE a.pid = w.pid AND a.backend_start = w.backend_start
+);
+INSERT INTO inbox_webhookwaiter (pid, backend_start)
+SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()
+ON CONFLICT (pid) DO UPDATE SET backend_start = EXCLUDED.backend_start
+"""
+_WAITER_REMOVE = "DELETE FROM inbox_webhookwaiter WHERE pid = pg_backend_pid()"
 _INSERT_AND_NOTIFY = """
 WITH stored AS (
     INSERT INTO inbox_webhookevent
@@ -145,13 +155,19 @@ def store_pending(
     return True
 
 
+# Not read by the claim: a pending row's summary and problems are empty and the verdict overwrites them, and applying
+# a request never needs its headers; decoding the three JSON values was a third of the claim's CPU (bench/README.md,
+# "ninth session, branch proc5"). They stay deferred fields: reading one loads it, as the ORM's `defer()` would.
+CLAIM_DEFERRED = ("headers", "summary", "problems")
+
+
 def _claim_statement() -> tuple[str, list]:
     """The claim of pending rows as SQL (`%s`: the batch size), and each column's converters: built once per
     process, not compiled by the ORM for every batch (bench/README.md, "Ingest 1/POST: the fixed cost")."""
     global _claim
     if _claim is None:
         table = WebhookEvent._meta.db_table
-        fields = WebhookEvent._meta.concrete_fields
+        fields = [field for field in WebhookEvent._meta.concrete_fields if field.name not in CLAIM_DEFERRED]
         quote = connection.ops.quote_name
         columns = ", ".join(quote(field.column) for field in fields)
         converters = []
@@ -180,6 +196,7 @@ def _claim_pending(batch_size: int) -> list[WebhookEvent]:
     if connection.vendor != "postgresql":
         return list(
             WebhookEvent.objects.select_for_update(skip_locked=True)
+            .defer(*CLAIM_DEFERRED)
             .filter(verdict=WebhookEvent.Verdict.PENDING)
             .order_by("pk")[:batch_size]
         )
@@ -236,7 +253,9 @@ def drain_once(batch_size: int, max_results: int = MAX_RESULTS_PER_BATCH) -> int
 def _drain_once(batch_size: int, max_results: int) -> int:
     tracing = trace.isEnabledFor(logging.DEBUG)
     times = {"start": time.time()} if tracing else {}
-    with transaction.atomic():
+    # The batch's objects (ledger rows, decoded bodies, parsed results) with the cyclic collector paused, as the
+    # intake and the subscribers already run (inbox.collector).
+    with collector.paused(), transaction.atomic():
         if tracing:  # the first on-commit callback: the commit itself, before the subscribers run
             transaction.on_commit(lambda: times.setdefault("committed", time.time()))
         claimed = _claim_pending(batch_size)
@@ -298,7 +317,7 @@ class Processor:
         self.stopping = threading.Event()
         self.pubsub = None
         self.listener: psycopg.Connection | None = None
-        self.flag_raised = False  # this processor set WAITING_FLAG and nothing since says it must be set again
+        self.waiting_row = False  # this processor's WebhookWaiter row is written (on the listener's backend)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -318,7 +337,7 @@ class Processor:
             try:
                 if n := drain_once(self.batch_size):
                     if n > 1:  # load: the next batch is taken without waiting, so the webhooks need not wake us
-                        self._set_flag(0)
+                        self._set_waiting(False)
                     if wait := self.linger_after(n):
                         self.stopping.wait(wait)
                     continue
@@ -331,8 +350,8 @@ class Processor:
         if self.pubsub is not None:
             self.pubsub.close()
         if self.listener is not None:
-            self._set_flag(0)  # nobody here waits any more (another waiting processor raises it again within
-            self.listener.close()  # its idle_wait)
+            self._set_waiting(False)  # nobody here waits any more (the row would go with the backend anyway)
+            self.listener.close()
         connection.close()
         logger.info("webhook processor: stopped")
 
@@ -346,21 +365,22 @@ class Processor:
     @property
     def listening(self) -> bool:
         """Wake-ups reach this processor (tests wait for it before posting)."""
-        return (self.listener is not None and not self.listener.closed and self.flag_raised) or (
+        return (self.listener is not None and not self.listener.closed and self.waiting_row) or (
             self.pubsub is not None and self.pubsub.subscribed
         )
 
-    def _set_flag(self, value: int) -> None:
-        """WAITING_FLAG (PostgreSQL): 1 while this processor waits for a wake-up, 0 while it works under load."""
-        if self.listener is None or self.listener.closed or self.flag_raised == bool(value):
+    def _set_waiting(self, waiting: bool) -> None:
+        """This processor's `WebhookWaiter` row (PostgreSQL): there while it waits for a wake-up, gone while it works
+        under load. Other processors' rows are theirs."""
+        if self.listener is None or self.listener.closed or self.waiting_row == waiting:
             return
         try:
-            self.listener.execute(f"SELECT setval('{WAITING_FLAG}', %s)", [value])
-        except psycopg.Error as exc:  # the flag is a hint; the wait below repairs the connection
-            logger.warning("webhook processor: waiting flag not set: %r", exc)
+            self.listener.execute(_WAITER_ADD if waiting else _WAITER_REMOVE)
+        except psycopg.Error as exc:  # a hint only; the wait below repairs the connection
+            logger.warning("webhook processor: waiting row not %s: %r", "written" if waiting else "removed", exc)
             return
-        self.flag_raised = bool(value)
-        logger.debug("webhook processor: waiting flag %s", "raised" if value else "lowered (busy)")
+        self.waiting_row = waiting
+        logger.debug("webhook processor: %s", "waiting" if waiting else "busy (no wake-ups needed)")
 
     def _pending_now(self) -> bool:
         table = connection.ops.quote_name(WebhookEvent._meta.db_table)
@@ -374,12 +394,12 @@ class Processor:
                 params.pop("cursor_factory", None)
                 self.listener = psycopg.connect(**params, autocommit=True)
                 self.listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                self.flag_raised = False
+                self.waiting_row = False
             recheck_at = None
-            if not self.flag_raised:
-                # A webhook that read the flag lowered sends no wake-up: look once now (it committed) and once
-                # shortly after (it was committing), then rely on the notifications.
-                self._set_flag(1)
+            if not self.waiting_row:
+                # A webhook whose statement found no waiting processor sends no wake-up: look once now (it
+                # committed) and once shortly after (it was committing), then rely on the notifications.
+                self._set_waiting(True)
                 if self._pending_now():
                     return
                 recheck_at = time.monotonic() + RECHECK_AFTER_RAISING
@@ -394,15 +414,12 @@ class Processor:
                     recheck_at = None
                     if self._pending_now():
                         return
-            # A whole idle_wait without a wake-up: raise the flag again next time (another processor that stopped
-            # or worked under load may have lowered it meanwhile).
-            self.flag_raised = False
         except psycopg.Error as exc:
             logger.warning("webhook processor: no wake-ups from PostgreSQL, polling: %r", exc)
             if self.listener is not None:
                 self.listener.close()
             self.listener = None
-            self.flag_raised = False
+            self.waiting_row = False  # its row goes with the backend (the next processor to wait removes it)
             self.stopping.wait(self.idle_wait)
 
     def _wait_publish(self) -> None:

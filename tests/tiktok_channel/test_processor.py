@@ -18,7 +18,16 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from inbox import processor
-from inbox.models import AuditLog, Contact, Conversation, Message, ParkedReport, ReportMarkBatch, WebhookEvent
+from inbox.models import (
+    AuditLog,
+    Contact,
+    Conversation,
+    Message,
+    ParkedReport,
+    ReportMarkBatch,
+    WebhookEvent,
+    WebhookWaiter,
+)
 from inbox.reports import rollups
 from tests.tiktok_channel.webhooks import fixture, post
 from tiktok_channel.infobip_webhooks import process_results
@@ -410,12 +419,16 @@ def test_the_loop_polls_when_no_wake_up_comes(client, account, deferred, monkeyp
         thread.join(timeout=5)
 
 
-def _waiting_flag(value: int | None = None) -> int:
-    with connection.cursor() as cursor:
-        if value is not None:
-            cursor.execute("SELECT setval(%s, %s)", [processor.WAITING_FLAG, value])
-        cursor.execute(f"SELECT last_value FROM {processor.WAITING_FLAG}")  # noqa: S608 - a constant
-        return cursor.fetchone()[0]
+def _connect():
+    import psycopg
+
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    return psycopg.connect(**params, autocommit=True)
+
+
+def _waiters() -> set[int]:
+    return set(WebhookWaiter.objects.values_list("pid", flat=True))
 
 
 def _wake_ups_then(listener, marker: str) -> list[str]:
@@ -431,59 +444,101 @@ def _wake_ups_then(listener, marker: str) -> list[str]:
     raise AssertionError(f"the marker never arrived; got {payloads}")
 
 
+def _idle_processor() -> processor.Processor:
+    """A processor with its listening connection, waiting for nothing yet (the test moves its row by hand)."""
+    idle = processor.Processor()
+    idle.listener = _connect()
+    return idle
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_stored_request_wakes_the_processors_only_while_one_waits(client, account, deferred):
     """The notification makes its commit wait for every other notifying commit's flush (a cluster-wide lock):
-    a busy processor lowers the flag and the webhooks stop notifying."""
-    import psycopg
-
-    params = connection.get_connection_params()
-    params.pop("cursor_factory", None)
-    listener = psycopg.connect(**params, autocommit=True)
+    while no processor waits (each busy one removed its row), the webhooks do not notify."""
+    listener = _connect()
+    first, second = _idle_processor(), _idle_processor()
     try:
         listener.execute(f"LISTEN {processor.NOTIFY_CHANNEL}")
-        _waiting_flag(0)
+        assert _waiters() == set()
         assert post(client, account, fixture("inbound_text")).status_code == 200
         assert _wake_ups_then(listener, "marker-1") == []
-        _waiting_flag(1)
+        first._set_waiting(True)
+        second._set_waiting(True)
+        assert _waiters() == {first.listener.info.backend_pid, second.listener.info.backend_pid}
         body = p.inbound_event(p.inbound_result(user_id="u2", business_id="biz-1", content=p.text_content("two")))
         assert post(client, account, body).status_code == 200
         assert _wake_ups_then(listener, "marker-2") == [""]
-        assert WebhookEvent.objects.filter(verdict="pending").count() == 2  # stored either way
+        # One of them takes a batch of several and stops waiting: the other still waits, and is still woken.
+        first._set_waiting(False)
+        assert _waiters() == {second.listener.info.backend_pid}
+        body = p.inbound_event(p.inbound_result(user_id="u3", business_id="biz-1", content=p.text_content("three")))
+        assert post(client, account, body).status_code == 200
+        assert _wake_ups_then(listener, "marker-3") == [""]
+        second._set_waiting(False)
+        body = p.inbound_event(p.inbound_result(user_id="u4", business_id="biz-1", content=p.text_content("four")))
+        assert post(client, account, body).status_code == 200
+        assert _wake_ups_then(listener, "marker-4") == []
+        assert WebhookEvent.objects.filter(verdict="pending").count() == 4  # stored either way
     finally:
-        listener.close()
-        _waiting_flag(1)
+        for connection_ in (listener, first.listener, second.listener):
+            connection_.close()
+        WebhookWaiter.objects.all().delete()
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_loop_raises_the_flag_to_wait_and_raises_it_again_after_another_lowered_it(client, account, deferred):
-    _waiting_flag(0)  # as a processor working under load leaves it
-    loop = processor.Processor(idle_wait=0.3)
+def test_a_processor_that_starts_waiting_removes_the_rows_of_processors_gone(deferred):
+    gone = _connect()
+    gone_pid = gone.info.backend_pid
+    gone.close()  # a processor killed while it waited: its backend ended, its row stayed
+    WebhookWaiter.objects.create(pid=gone_pid, backend_start=timezone.now())
+    alive = _idle_processor()
+    try:
+        alive._set_waiting(True)
+        assert _waiters() == {alive.listener.info.backend_pid}
+    finally:
+        alive.listener.close()
+        WebhookWaiter.objects.all().delete()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_waiting_loop_is_woken_while_another_processor_works_under_load(client, account, deferred, monkeypatch):
+    """The loop waits (its row written, its looks after writing it done); another processor waits, then takes a
+    batch of several and removes its own row. A request stored now must still wake the loop: its 30 s poll cannot
+    explain the request being applied."""
+    looks = []
+    looked_twice = threading.Event()
+    pending_now = processor.Processor._pending_now
+
+    def counted(self):
+        looks.append(self)
+        if len(looks) >= 2:
+            looked_twice.set()
+        return pending_now(self)
+
+    monkeypatch.setattr(processor.Processor, "_pending_now", counted)
+    loop = processor.Processor(idle_wait=30.0)
+    other = _idle_processor()
     thread = threading.Thread(target=loop.run, daemon=True)
     thread.start()
     waited = threading.Event()
     try:
-        for _ in range(100):  # listening: the flag is raised first
-            if loop.listening:
-                break
-            waited.wait(0.05)
-        assert loop.listening
-        assert _waiting_flag() == 1
-        # Another processor lowers it (it took a batch of several); a request stored now wakes nobody: the wait's
-        # timeout finds it, and the flag is raised again for the next one.
-        _waiting_flag(0)
+        assert looked_twice.wait(10)  # the look right after writing its row and the one shortly after
+        other._set_waiting(True)
+        other._set_waiting(False)  # what a processor does after a batch of several
+        assert _waiters() == {loop.listener.info.backend_pid}
         assert post(client, account, fixture("inbound_text")).status_code == 200
         for _ in range(100):
-            if Message.objects.exists() and _waiting_flag() == 1:
+            if Message.objects.exists():
                 break
             waited.wait(0.05)
         assert Message.objects.count() == 1
-        assert _waiting_flag() == 1
+        assert len(looks) == 2  # woken by the notification, not found by a look
     finally:
         loop.stop()
         thread.join(timeout=5)
-        _waiting_flag(1)
+        other.listener.close()
     assert not thread.is_alive()
+    assert _waiters() == set()  # a stopped processor's row is gone
 
 
 @pytest.mark.django_db(transaction=True)
@@ -507,8 +562,8 @@ def test_after_a_batch_of_several_the_loop_is_woken_again(client, account, defer
                 break
             waited.wait(0.05)
         assert Message.objects.count() == 3
-        # The batch of three lowered the flag; waiting again raises it (and looks for what came meanwhile). The
-        # next request is applied long before the 30 s poll: a wake-up, or the look right after raising it.
+        # The batch of three removed the loop's row; waiting again writes it (and looks for what came meanwhile).
+        # The next request is applied long before the 30 s poll: a wake-up, or the look right after writing it.
         assert post(client, account, fixture("inbound_text")).status_code == 200
         for _ in range(100):
             if Message.objects.count() == 4:
@@ -518,7 +573,6 @@ def test_after_a_batch_of_several_the_loop_is_woken_again(client, account, defer
     finally:
         loop.stop()
         thread.join(timeout=5)
-        _waiting_flag(1)
     assert not thread.is_alive()
 
 
@@ -612,13 +666,32 @@ def test_the_claim_is_one_statement_and_builds_the_rows_the_orm_would(client, ac
 
     with CaptureQueriesContext(connection) as queries, transaction.atomic():
         claimed = processor._claim_pending(2)
-
+    assert len([q for q in queries if "inbox_webhookevent" in q["sql"]]) == 1
+    # The JSON columns a batch never reads are not decoded; read anyway, each loads as the ORM's defer() would.
+    assert claimed[0].get_deferred_fields() == set(processor.CLAIM_DEFERRED) == {"headers", "summary", "problems"}
     assert [[getattr(row, name) for name in fields] for row in claimed] == [
         [getattr(row, name) for name in fields] for row in expected[:2]
     ]
     assert claimed[0].headers["X-Request-Id"] == "r-claim" and claimed[0].summary == {}
     assert not claimed[0]._state.adding  # a stored row: saving it updates, as the ORM's would
-    assert len([q for q in queries if "inbox_webhookevent" in q["sql"]]) == 1
+
+
+def test_a_batch_reads_the_ledger_once(client, account, deferred):
+    """The verdicts are written without loading the columns the claim left out (no query per row)."""
+    for name in ("inbound_text", "seen", "delivery_delivered"):
+        assert post(client, account, fixture(name)).status_code == 200
+    reads = []
+
+    def record(execute, sql, params, many, context):
+        if sql.lstrip().upper().startswith("SELECT") and WebhookEvent._meta.db_table in sql:
+            reads.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        assert processor.drain_once(10) == 3
+    assert len(reads) == 1  # the claim
+    summaries = list(WebhookEvent.objects.order_by("pk").values_list("verdict", "summary", "problems"))
+    assert [row[0] for row in summaries] == ["processed"] * 3 and summaries[0][1:] == ({"inbound": 1}, [])
 
 
 # --- a live tick's path through the processor (bench/README.md "Ticks") ------------------------------------------
@@ -778,3 +851,22 @@ def test_the_ledgers_queries_have_their_index(client, account, deferred):
     assert "webhookevent_pending" in _plan(waiting)
     indexes = {index.name for index in WebhookEvent._meta.indexes}
     assert indexes == {"webhookevent_pending", "webhookevent_trouble"}  # a new one costs every request: say why
+
+
+def _pages() -> list[int]:
+    with connection.cursor() as cursor:  # the heap page of each ledger row (its ctid's block number)
+        cursor.execute("SELECT (ctid::text::point)[0]::int FROM inbox_webhookevent ORDER BY id")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_a_verdict_is_written_on_its_rows_own_page(client, account, deferred):
+    """The ledger's pages are filled half by the INSERTs (migration 0040): each verdict's new row version then fits on
+    the row's page, and its WAL record carries the changed bytes, not a copy of the whole body."""
+    for n in range(12):  # rows of ~1 kB: a page filled to the brim would hold seven
+        text = f"{n} " + "x" * 800
+        body = p.inbound_event(p.inbound_result(user_id=f"u{n}", business_id="biz-1", content=p.text_content(text)))
+        assert post(client, account, body).status_code == 200
+    before = _pages()
+    assert processor.drain_once(20) == 12
+    assert set(WebhookEvent.objects.values_list("verdict", flat=True)) == {"processed"}
+    assert _pages() == before
