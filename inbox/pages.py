@@ -19,13 +19,12 @@ import functools
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, models
 from django.utils import timezone
-from psycopg.types.datetime import TimestamptzLoader
 
 from inbox import selectors
+from inbox.db import times_in_c
 from inbox.models import Contact, Conversation, Inbox, Label, Message
 
 
@@ -134,15 +133,6 @@ def inbox_ids_of(user) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def _times_in_c(cursor) -> None:
-    """Read this cursor's timestamptz values with psycopg's C loader instead of Django's (a Python subclass of
-    psycopg's Python loader that replaces the time zone by the connection's: ~15 µs a value, 130 on a list page).
-    Django sets the session's TimeZone to the connection's, and the C loader returns times in the session's zone,
-    so the values are the same (tests/inbox/test_list_pages.py compares them with the ORM's)."""
-    if settings.USE_TZ:
-        cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
-
-
 @dataclass(frozen=True)
 class _PageQuery:
     """What DRF's CursorPagination asks of a queryset: `order_by`, `filter(<sort key>__lt / __gt=position)` and a
@@ -193,7 +183,7 @@ class _PageQuery:
             order.append(sql + (" DESC" if field.startswith("-") else " ASC"))
         sql, params = self._statement(where, where_params, order, start, page.stop)
         with connection.cursor() as cursor:
-            _times_in_c(cursor)
+            times_in_c(cursor)
             cursor.execute(sql, params)
             return [self._row(values) for values in cursor.fetchall()]
 
