@@ -16,16 +16,16 @@ position)` and a slice, so cursors, offsets and links are DRF's own.
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, models
 from django.utils import timezone
-from psycopg.types.datetime import TimestamptzLoader
 
 from inbox import selectors
+from inbox.db import times_in_c
 from inbox.models import Contact, Conversation, Inbox, Label, Message
 
 
@@ -134,15 +134,6 @@ def inbox_ids_of(user) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def _times_in_c(cursor) -> None:
-    """Read this cursor's timestamptz values with psycopg's C loader instead of Django's (a Python subclass of
-    psycopg's Python loader that replaces the time zone by the connection's: ~15 µs a value, 130 on a list page).
-    Django sets the session's TimeZone to the connection's, and the C loader returns times in the session's zone,
-    so the values are the same (tests/inbox/test_list_pages.py compares them with the ORM's)."""
-    if settings.USE_TZ:
-        cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
-
-
 @dataclass(frozen=True)
 class _PageQuery:
     """What DRF's CursorPagination asks of a queryset: `order_by`, `filter(<sort key>__lt / __gt=position)` and a
@@ -193,7 +184,7 @@ class _PageQuery:
             order.append(sql + (" DESC" if field.startswith("-") else " ASC"))
         sql, params = self._statement(where, where_params, order, start, page.stop)
         with connection.cursor() as cursor:
-            _times_in_c(cursor)
+            times_in_c(cursor)
             cursor.execute(sql, params)
             return [self._row(values) for values in cursor.fetchall()]
 
@@ -224,6 +215,7 @@ class ConversationPageQuery(_PageQuery):
 
     now: object = None
     inboxes: tuple[int, ...] = ()  # an agent of several inboxes: read each inbox's page by its own index, merged
+    statuses: tuple[str, ...] = ()  # no status asked for: read each status's page by its own index, merged
     sort_keys: ClassVar[dict[str, str | None]] = {
         "last_activity_at": 'c."last_activity_at"',
         "id": 'c."id"',
@@ -233,35 +225,40 @@ class ConversationPageQuery(_PageQuery):
 
     def _statement(self, where: list[str], where_params: list, order: list[str], start: int, stop) -> tuple[str, list]:
         by_activity = [field.lstrip("-") for field in self.ordering] == ["last_activity_at", "id"]
-        if not (self.inboxes and by_activity and stop is not None):
-            return super()._statement(where, where_params, order, start, stop)
-        # `inbox_id = ANY(array)` cannot take the order from the (inbox, activity, id) index, so PostgreSQL walks
-        # the activity index of every inbox and filters the others' conversations out. Instead: each of the
-        # agent's inboxes gives its first `stop` rows by that index (the same conditions inside), and the page is
-        # the first of those, in the same order.
+        # `inbox_id = ANY(array)` cannot take the order from the (inbox, status, activity, id) index, nor can a
+        # list of every status: PostgreSQL would walk the index of every inbox or status and sort, or filter. Instead
+        # each (inbox, status) the list covers gives its first `stop` rows by that index (the same conditions
+        # inside), and the page is the first of those, in the same order.
         # The membership's `= ANY(...)` is not repeated in the branches (each is one of its inboxes): beside it the
         # index scan loses its order. It is the first condition, with the first parameter (`conversation_list`).
-        if not where or where[0] != _MEMBER_OF_ANY:
+        by_inbox = bool(self.inboxes) and bool(where) and where[0] == _MEMBER_OF_ANY
+        if not (by_activity and stop is not None and (by_inbox or self.statuses)):
             return super()._statement(where, where_params, order, start, stop)
-        where, where_params = where[1:], where_params[1:]
+        if by_inbox:
+            where, where_params = where[1:], where_params[1:]
         select, select_params = self._select()
         head, tail = select.rsplit(_sql("conversation-from", _CONVERSATION_FROM), 1)
-        # One branch per inbox, its id a constant (an id from a LATERAL list is not: the index would give no order).
+        # One branch per inbox and status, each a constant (a value from a LATERAL list is not: the index would give
+        # no order).
+        dimensions = [('c."inbox_id" = %s', self.inboxes)] if by_inbox else []
+        if self.statuses:
+            dimensions.append(('c."status" = %s', self.statuses))
         branch = (
-            _sql("conversation-of-inbox", 'SELECT c.* FROM {conversation} c WHERE c."inbox_id" = %s')  # noqa: S608
-            + "".join(f" AND {condition}" for condition in where)
+            _sql("conversation-branch", "SELECT c.* FROM {conversation} c WHERE ")  # noqa: S608
+            + " AND ".join([condition for condition, _ in dimensions] + where)
             + " ORDER BY "
             + ", ".join(order)
             + f" LIMIT {int(stop)}"
         )
-        branches = " UNION ALL ".join(f"({branch})" for _ in self.inboxes)
+        branch_keys = list(itertools.product(*(values for _, values in dimensions)))
+        branches = " UNION ALL ".join(f"({branch})" for _ in branch_keys)
         sql = f"{head} FROM ({branches}) c {tail}"
         sql += " ORDER BY " + ", ".join(order) + f" LIMIT {int(stop) - int(start)}"
         if start:
             sql += f" OFFSET {int(start)}"
         params = list(select_params)
-        for inbox_id in self.inboxes:
-            params += [inbox_id, *where_params]
+        for values in branch_keys:
+            params += [*values, *where_params]
         return sql, params
 
     def _sort_key(self, key: str, params: list) -> str:
@@ -354,9 +351,12 @@ def conversation_page_query(
             where.append(_MEMBER_OF_ANY)
             params.append(member_of)
             inboxes = tuple(member_of)
+    statuses: tuple[str, ...] = ()
     if status:
         where.append('c."status" = %s')
         params.append(status)
+    else:
+        statuses = tuple(Conversation.Status.values)
     if assignee == "me":
         where.append('c."assignee_id" = %s')
         params.append(user.pk)
@@ -392,7 +392,9 @@ def conversation_page_query(
             'AND UPPER(m."text"::text) LIKE UPPER(%s)))'
         )
         params.extend([pattern, pattern, pattern])
-    return ConversationPageQuery(where=tuple(where), params=tuple(params), now=timezone.now(), inboxes=inboxes)
+    return ConversationPageQuery(
+        where=tuple(where), params=tuple(params), now=timezone.now(), inboxes=inboxes, statuses=statuses
+    )
 
 
 # The thread: `selectors.THREAD_VALUES` (MessageOut's columns) of one conversation, its author's names and the

@@ -226,7 +226,18 @@ def test_an_agent_of_one_inbox_gets_the_page_s_order_from_that_inbox_s_index(bus
         cursor.execute("EXPLAIN " + page)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     outer = plan.split("SubPlan")[0]  # the page itself, not the per-row subqueries
-    assert "conv_inbox_activity" in outer, plan
+    # Every status: one branch per status by the (inbox, status, activity, id) index, their first rows merged (a
+    # sort of at most a page per status); one status: that index alone, in its order.
+    assert outer.count("conv_inbox_status_activity_id") == len(Conversation.Status.values), plan
+    assert "Filter: (inbox_id" not in outer and "Filter: ((status" not in outer, plan
+    with CaptureQueriesContext(connection) as queries:
+        assert api(colleague).get("/api/v1/conversations/?status=open").status_code == 200
+    page = next(q["sql"] for q in queries if 'FROM "inbox_conversation" c' in q["sql"])
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + page)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    outer = plan.split("SubPlan")[0]
+    assert outer.count("conv_inbox_status_activity_id") == 1 and "UNION" not in page, plan
     assert "Sort" not in outer and "Filter: (inbox_id" not in outer, plan
 
 
@@ -244,7 +255,7 @@ def test_an_agent_of_several_inboxes_reads_each_inbox_s_page_by_its_index(busy):
         cursor.execute("EXPLAIN " + page)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     outer = plan.split("SubPlan")[0]
-    assert outer.count("conv_inbox_activity") == 2, plan
+    assert outer.count("conv_inbox_status_activity_id") == 2 * len(Conversation.Status.values), plan  # inbox × status
     assert "Filter: (inbox_id" not in outer, plan
 
 
@@ -263,8 +274,8 @@ def test_an_admin_reads_each_inbox_s_page_by_its_index_with_no_index_of_the_acti
         definitions = [row[0] for row in cursor.fetchall()]
     assert not [d for d in definitions if d.endswith("(last_activity_at)")], definitions
     for path, branches in (
-        ("/api/v1/conversations/", Inbox.objects.count()),
-        ("/api/v1/conversations/?status=open", 0),
+        ("/api/v1/conversations/", Inbox.objects.count() * len(Conversation.Status.values)),
+        ("/api/v1/conversations/?status=open", Inbox.objects.count()),
     ):
         with CaptureQueriesContext(connection) as queries:
             assert api(admin).get(path).status_code == 200
@@ -277,12 +288,12 @@ def test_an_admin_reads_each_inbox_s_page_by_its_index_with_no_index_of_the_acti
         outer = plan.split("SubPlan")[0]
         assert outer.count("Index Scan") >= Inbox.objects.count(), plan
         assert "Seq Scan" not in outer and "Filter: (inbox_id" not in outer, plan
-        if branches:
-            assert outer.count("conv_inbox_activity") == branches, plan
+        assert outer.count("conv_inbox_status_activity_id") == branches, plan
     with CaptureQueriesContext(connection) as queries:
         assert api(admin).get(f"/api/v1/conversations/?inbox={busy['other'].pk}").status_code == 200
     page = next(q["sql"] for q in queries if 'FROM "inbox_conversation" c' in q["sql"])
-    assert "UNION ALL" not in page  # one inbox asked for: just that one
+    # One inbox asked for: just that one, a branch per status.
+    assert page.count("UNION ALL") == len(Conversation.Status.values) - 1, page
 
 
 def test_the_thread_page_gives_the_orm_rows_for_every_order_type_and_cursor_step(busy):
