@@ -91,6 +91,8 @@ class ReportCycle(models.Model):
             models.Index(
                 fields=["source_kind", "source_id", "-opened_at", "-id"],
                 include=["inbox", "source_name"],
+                # Named cycles only: an organic source has no name, and its probe walked every organic cycle.
+                condition=~models.Q(source_name=""),
                 name="reportcycle_source_name",
             ),
         ]
