@@ -164,14 +164,7 @@ def test_a_fast_path_drain_waits_for_a_concurrent_recompute_and_does_not_count_t
     assert locked.wait(30)
     second = threading.Thread(target=drain)
     second.start()
-    deadline, waiting = time.monotonic() + 30, False
-    with connection.cursor() as cursor:  # until the drain waits on the state's row lock
-        while not waiting and time.monotonic() < deadline:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-            )
-            waiting = cursor.fetchone()[0] > 0
-            time.sleep(0.02)
+    waiting = until(lambda: lock_waiters() > 0)  # until the drain waits on the state's row lock
     release.set()
     first.join(30)
     second.join(30)
@@ -219,14 +212,7 @@ def test_an_opening_waits_for_a_concurrent_recompute_and_is_recomputed_not_count
     assert locked.wait(30)
     second = threading.Thread(target=drain)
     second.start()
-    deadline, waiting = time.monotonic() + 30, False
-    with connection.cursor() as cursor:  # until the drain's INSERT waits on the uncommitted row
-        while not waiting and time.monotonic() < deadline:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-            )
-            waiting = cursor.fetchone()[0] > 0
-            time.sleep(0.02)
+    waiting = until(lambda: lock_waiters() > 0)  # until the drain's INSERT waits on the uncommitted row
     release.set()
     first.join(30)
     second.join(30)
