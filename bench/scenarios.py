@@ -156,9 +156,20 @@ def baseline_and_ingest(stack: Stack, fx: data.Fixtures, cfg: Config, res: Resul
     hook = f"{stack.web}/webhooks/infobip/tiktok/{fx.token}/"
     noop = f"{stack.web}/bench/noop"
     wrk.run(noop, _noop_script(), seconds=1, connections=cfg.connections)  # warm every worker up
-    base = wrk.run(noop, _noop_script(), seconds=cfg.seconds, connections=cfg.connections)
+    from bench.stack import CpuWindow, process_groups
+
+    with CpuWindow(lambda: process_groups(stack)) as base_cpu:
+        base = wrk.run(noop, _noop_script(), seconds=cfg.seconds, connections=cfg.connections)
     res.curves["baseline (saturated)"] = base.percentiles_ms
-    res.add(Row("baseline: bare view, same server", "req/s at saturation, just before ingest", base.rate, "req/s"))
+    res.add(
+        Row(
+            "baseline: bare view, same server",
+            "req/s at saturation, just before ingest",
+            base.rate,
+            "req/s",
+            note=per_request(base_cpu.percent, base.rate),
+        )
+    )
     # The floor of any webhook that stores before it answers: a view doing one INSERT of the body, no more.
     _create_floor_table()
     floor = _floor_row(
@@ -292,9 +303,23 @@ end
     )
 
 
+def per_request(percent: dict[str, float], rate: float) -> str:
+    """CPU per request (ms of one core) by role, from a CpuWindow's percentages over a run at `rate` requests/s: the
+    accounting that compares the bare view, the floor and the webhook in one run (bench/README.md, issue 20)."""
+    if not percent or not rate:
+        return ""
+    roles = ("machine busy (all processes)", "web", "postgres", "ingest", "worker")
+    roles += ("others (not the bench's processes)",)
+    shown = [(role.split(" (")[0], percent[role]) for role in roles if percent.get(role)]
+    return "CPU per request (ms of a core): " + ", ".join(f"{name} {10 * value / rate:.2f}" for name, value in shown)
+
+
 def _floor_row(stack: Stack, cfg: Config, res: Results, base_rate: float, path: str, name: str, note: str):
     """One floor row: wrk at saturation on a one-INSERT view, as a ratio of the bare view just before ingest."""
-    run = wrk.run(f"{stack.web}{path}", _noop_script(), seconds=cfg.seconds, connections=cfg.connections)
+    from bench.stack import CpuWindow, process_groups
+
+    with CpuWindow(lambda: process_groups(stack)) as cpu:
+        run = wrk.run(f"{stack.web}{path}", _noop_script(), seconds=cfg.seconds, connections=cfg.connections)
     res.add(
         Row(
             name,
@@ -303,7 +328,7 @@ def _floor_row(stack: Stack, cfg: Config, res: Results, base_rate: float, path: 
             "req/s",
             baseline=base_rate,
             baseline_of=INGEST_BASE,
-            note=note,
+            note=f"{note}; {per_request(cpu.percent, run.rate)}",
         )
     )
     return run
@@ -375,6 +400,7 @@ class Applied:
             note += "; CPU meanwhile (% of a core): " + ", ".join(
                 f"{name} {percent:.0f}" for name, percent in sorted(self.cpu.items(), key=lambda item: -item[1])
             )
+            note += "; " + per_request(self.cpu, self.rate).replace("per request", "per applied event")
         return note
 
 
