@@ -55,9 +55,12 @@ SELECT id, CASE WHEN EXISTS (SELECT FROM inbox_webhookwaiter) THEN pg_notify('we
 FROM stored
 """
 # A processor starts waiting: the rows of backends that are gone (killed processors) removed, its own written.
+# A backend of another database role shows its pid but not its start to a role without pg_read_all_stats
+# (`backend_start` is NULL): such a row is kept, or processors running as different roles would delete each other's.
 _WAITER_ADD = """
 DELETE FROM inbox_webhookwaiter w WHERE NOT EXISTS (
-    SELECT FROM pg_stat_activity a WHERE a.pid = w.pid AND a.backend_start = w.backend_start
+    SELECT FROM pg_stat_activity a
+    WHERE a.pid = w.pid AND (a.backend_start = w.backend_start OR a.backend_start IS NULL)
 );
 INSERT INTO inbox_webhookwaiter (pid, backend_start)
 SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()

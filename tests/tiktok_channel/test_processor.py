@@ -501,6 +501,40 @@ def test_a_processor_that_starts_waiting_removes_the_rows_of_processors_gone(def
 
 
 @pytest.mark.django_db(transaction=True)
+def test_processors_of_different_database_roles_keep_each_others_waiting_rows(deferred):
+    """A role without pg_read_all_stats sees another role's backends without their start time: the clean-up must
+    not take that for a backend gone (the other processor would get no wake-ups until its next idle look)."""
+    import uuid
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user")
+        if not cursor.fetchone()[0]:
+            pytest.skip("needs a database user that may create roles (CI's and the README's setup: postgres)")
+        role, password = f"processor_{uuid.uuid4().hex[:12]}", uuid.uuid4().hex
+        cursor.execute(f"CREATE ROLE {role} LOGIN PASSWORD %s", [password])
+        cursor.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON inbox_webhookwaiter TO {role}")
+    first = _idle_processor()
+    second = processor.Processor()
+    try:
+        import psycopg
+
+        params = connection.get_connection_params()
+        params.pop("cursor_factory", None)
+        second.listener = psycopg.connect(**{**params, "user": role, "password": password}, autocommit=True)
+        first._set_waiting(True)
+        second._set_waiting(True)
+        assert _waiters() == {first.listener.info.backend_pid, second.listener.info.backend_pid}
+    finally:
+        for waiting in (first, second):
+            if waiting.listener is not None:
+                waiting.listener.close()
+        WebhookWaiter.objects.all().delete()
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP OWNED BY {role}")
+            cursor.execute(f"DROP ROLE {role}")
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_waiting_loop_is_woken_while_another_processor_works_under_load(client, account, deferred, monkeypatch):
     """The loop waits (its row written, its looks after writing it done); another processor waits, then takes a
     batch of several and removes its own row. A request stored now must still wake the loop: its 30 s poll cannot
