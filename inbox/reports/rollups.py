@@ -345,7 +345,9 @@ def _append(appended: dict[int, list[int]], opened: set[int]) -> Appended:
         # The stored states locked in id order: the same locks a recompute takes; the opened conversations without
         # one are read (their state rows are inserted with their figures, `_insert_opened`). A stored state's inbox
         # is that of its day entries (a conversation never changes inbox; one with no day entries has no customer
-        # message and is refused below): a join with the conversations cost more than the rest. The opened
+        # message and is refused below): a join with the conversations cost more than the rest; the inboxes' time
+        # zones come once per inbox, beside the states (a join per state and a jsonb built of its parts per state
+        # cost the server ~2 µs a state: bench/README.md, tenth session). The opened
         # conversations' rows are read once, by their ids (joining to inbox_conversation otherwise was planned as a
         # hash join over all of its rows).
         cursor.execute(
@@ -354,22 +356,25 @@ def _append(appended: dict[int, list[int]], opened: set[int]) -> Appended:
                          CASE WHEN c.referral = '{{}}'::jsonb THEN NULL ELSE c.referral END AS referral, c.assignee_id
                   FROM inbox_conversation c JOIN inbox_inbox i ON i.id = c.inbox_id WHERE c.id = ANY(%s::bigint[])),
                 locked AS (
-                  SELECT s.conversation_id, i.id AS inbox_id, i.time_zone,
-                         jsonb_build_array(s.contributions -> 'c' -> -1, s.contributions -> 'd',
-                                           s.contributions -> 'n', s.contributions -> 'm') AS parts
-                  FROM {state_table} s LEFT JOIN inbox_inbox i ON i.id = (s.contributions -> 'd' -> 0 ->> 0)::bigint
+                  SELECT s.conversation_id, s.contributions -> 'c' -> -1 AS c, s.contributions -> 'd' AS d,
+                         s.contributions -> 'n' AS n, s.contributions -> 'm' AS m
+                  FROM {state_table} s
                   WHERE s.conversation_id = ANY(%s::bigint[]) ORDER BY s.conversation_id FOR UPDATE OF s)
                 SELECT json_build_array(
-                  (SELECT coalesce(json_agg(json_build_array(conversation_id, inbox_id, time_zone, parts)), '[]')
-                   FROM locked),
+                  (SELECT coalesce(json_agg(json_build_array(conversation_id, c, d, n, m)), '[]') FROM locked),
+                  (SELECT coalesce(json_object_agg(id, time_zone), '{{}}') FROM inbox_inbox
+                   WHERE id IN (SELECT (d -> 0 ->> 0)::bigint FROM locked)),
                   (SELECT coalesce(json_agg(json_build_array(o.id, o.inbox_id, o.time_zone, {us("o.created_at")},
                                                              o.referral, o.assignee_id)), '[]')
                    FROM opened o WHERE NOT EXISTS (SELECT FROM locked WHERE locked.conversation_id = o.id)))""",  # noqa: S608
             [_array(pk for pk in ids if pk in opened), _array(ids)],
         )
         # One JSON document (one decoding in C; a document per row cost a decoding and a row each).
-        stored, fresh = _loads(cursor.fetchone()[0])
-        found = {pk: (*parts, inbox_id, tz) for pk, inbox_id, tz, parts in stored}
+        stored, zones_of, fresh = _loads(cursor.fetchone()[0])
+        found = {}
+        for pk, last, days, counted, highest in stored:
+            inbox_id = days[0][0] if days and str(days[0][0]) in zones_of else None  # a deleted inbox: None
+            found[pk] = (last, days, counted, highest, inbox_id, zones_of.get(str(inbox_id)))
         created = {
             pk: {
                 "pk": pk,

@@ -334,6 +334,33 @@ def test_the_fast_path_adds_a_new_day_in_the_order_a_recompute_gives(django_capt
     assert ReportState.objects.get(conversation_id=conversation.pk).contributions["d"] == days
 
 
+@pytest.mark.django_db
+def test_the_fast_path_counts_a_message_on_its_inboxs_local_day(django_capture_on_commit_callbacks):
+    """The day a fast-path message is counted on is its inbox's local day, each inbox's zone in one drain (the zones
+    are read once per inbox beside the states): 10:00 and 20:00 in Los Angeles are one local day but two UTC days, and
+    02:00 and 12:00 in Tokyo (the same instants) one local day too."""
+    west = Stream(
+        Inbox.objects.create(name="West", time_zone="America/Los_Angeles"), django_capture_on_commit_callbacks
+    )
+    east = Stream(
+        Inbox.objects.create(name="East", time_zone="Asia/Tokyo"),
+        django_capture_on_commit_callbacks,
+        endpoint_id="biz-2",
+    )
+    start = (timezone.now() - timedelta(days=3)).astimezone(ZoneInfo("America/Los_Angeles")).replace(hour=10, minute=0)
+    with time_machine.travel(start, tick=False) as clock:
+        conversations = [west.inbound("lee", 1), east.inbound("kai", 1)]
+        assert drained() == {"fast": 0, "opened": 2, "full": 0}
+        clock.shift(timedelta(hours=10))
+        west.inbound("lee", 2)
+        east.inbound("kai", 2)
+        assert drained() == {"fast": 2, "opened": 0, "full": 0}
+    for conversation in conversations:
+        days = ReportState.objects.get(conversation_id=conversation.pk).contributions["d"]
+        assert [entry[5][rollups.COUNT_INDEX["messages_in"]] for entry in days] == [2]
+    assert equals_a_rebuild()
+
+
 def states() -> dict[int, dict]:
     return dict(ReportState.objects.values_list("conversation_id", "contributions"))
 
