@@ -112,11 +112,11 @@ def _body() -> bytes:
 
 
 def _reset(url: str) -> None:
-    """Lower the waiting flag (no notification, as under load) and drop what the rounds stored."""
+    """No processor waiting (no notification, as under load) and drop what the rounds stored."""
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SELECT setval('inbox_webhookevent_waiting', 0)")
+        conn.execute("DELETE FROM inbox_webhookwaiter")  # a row per waiting processor (migration 0040)
         conn.execute("DELETE FROM inbox_webhookevent WHERE verdict = 'pending'")
         conn.execute("CREATE TABLE IF NOT EXISTS bench_floor (id bigserial PRIMARY KEY, body text NOT NULL)")
         conn.execute("TRUNCATE bench_floor")

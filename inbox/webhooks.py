@@ -6,8 +6,8 @@ is written; then the provider parses the body, and the request goes to the ledge
 
 - deferred (WEBHOOK_PROCESSING=deferred, production): one INSERT that also wakes the processor
   (`inbox.processor.store_pending`), and 200. The processor applies pending requests in batches.
-  A provider may keep its connections in a per-process cache: it then gives a guard (`WebhookDoor.guard`, SQL
-  that finds the connection's row only as it was loaded), and the INSERT stores nothing when the row changed or
+  A provider may keep its connections in a per-process cache: it then gives a guard (`WebhookDoor.guard`, a FROM
+  clause that finds the connection's row only as it was loaded), and the INSERT stores nothing when the row changed or
   went (a rotated secret, a deactivation, a deletion, by any process): the request is then run again against a
   fresh lookup, so a stale cache never lets a request in. No extra round trip when nothing changed.
 - inline (tests, and bodies that are not UTF-8): the ledger row and its effects in one transaction.
@@ -82,8 +82,11 @@ class WebhookDoor:
     inline (the caller holds the transaction).
 
     `guard`, for a provider whose `connection` answers from a per-process cache: `guard(connection)` → `(sql,
-    params)`, a SELECT that finds a row only while the connection is still as it was loaded (or None: nothing to
-    check); `connection(token, fresh=True)` must then look it up in the database (and refresh the cache)."""
+    params)`, a FROM clause with its WHERE (`FROM table WHERE …`) that finds one row, only while the connection is
+    still as it was loaded (or None: nothing to check); `connection(token, fresh=True)` must then look it up in the
+    database (and refresh the cache). A FROM clause, not a SELECT: the ledger's INSERT joins it (`INSERT … SELECT
+    … FROM …`), which costs PostgreSQL a little less than an `EXISTS` subquery (bench/README.md, "tenth session,
+    branch status6")."""
 
     provider: str
     connection: Callable[..., Any]
@@ -190,7 +193,7 @@ def _still_current(door: WebhookDoor, connection) -> bool:
         return True
     sql, params = guard
     with db_connection.cursor() as cursor:
-        cursor.execute(f"SELECT EXISTS ({sql})", params)
+        cursor.execute(f"SELECT EXISTS (SELECT 1 {sql})", params)
         return bool(cursor.fetchone()[0])
 
 

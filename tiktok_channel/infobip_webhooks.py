@@ -90,7 +90,8 @@ def account_for_token(token: str, *, fresh: bool = False) -> InfobipAccount | No
 
 
 def account_guard(account: InfobipAccount) -> tuple[str, list] | None:
-    """SQL that finds the account's row only while it is the version `account_for_token` loaded (and active)."""
+    """A FROM clause (with its WHERE) that finds the account's row, once, only while it is the version
+    `account_for_token` loaded (and active)."""
     version = getattr(account, "row_version", None)
     if version is None:
         return None
@@ -99,7 +100,7 @@ def account_guard(account: InfobipAccount) -> tuple[str, list] | None:
     # ctid and xmin together: within one transaction (a test's) an update keeps xmin but moves the row (new ctid);
     # a slot reused after VACUUM belongs to a later transaction (new xmin).
     return (
-        f"SELECT 1 FROM {table} WHERE ctid = %s::tid AND xmin = %s::xid AND id = %s AND active",  # noqa: S608
+        f"FROM {table} WHERE ctid = %s::tid AND xmin = %s::xid AND id = %s AND active",  # noqa: S608
         [ctid, xmin, account.pk],
     )
 

@@ -126,10 +126,10 @@ def test_an_unchanged_row_passes_the_guard_and_a_changed_one_does_not(account):
         return
     sql, params = guard
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT EXISTS ({sql})", params)
+        cursor.execute(f"SELECT EXISTS (SELECT 1 {sql})", params)
         assert cursor.fetchone()[0] is True
         InfobipAccount.objects.filter(pk=account.pk).update(name="renamed")  # any change: a new row version
-        cursor.execute(f"SELECT EXISTS ({sql})", params)
+        cursor.execute(f"SELECT EXISTS (SELECT 1 {sql})", params)
         assert cursor.fetchone()[0] is False
 
 
@@ -166,3 +166,23 @@ def test_meta_headers_read_like_request_headers():
     assert "x-bench-secret" in headers and "X-Missing" not in headers
     with pytest.raises(KeyError):
         headers["X-Missing"]
+
+
+@pytest.mark.skipif(not CACHED, reason="the guard exists on PostgreSQL only")
+def test_the_deferred_insert_joins_the_guard_instead_of_asking_a_subquery(client, account, settings):
+    """The account's row is read as the INSERT's own FROM (a join), not as an `EXISTS` subquery evaluated beside it
+    (an InitPlan): a little less PostgreSQL CPU per request (bench/README.md, "tenth session, branch status6")."""
+    settings.WEBHOOK_PROCESSING = "deferred"
+    assert post(client, account, message(1)).status_code == 200  # loads and caches the account
+    with CaptureQueriesContext(connection) as queries:
+        assert post(client, account, message(2)).status_code == 200
+    [insert] = queries
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (COSTS OFF) {insert['sql']}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    table = InfobipAccount._meta.db_table
+    account_scan = next(line for line in plan.splitlines() if f"on {table}" in line)
+    # Under the INSERT's own rows (the CTE's scan), not under an InitPlan of its own.
+    above = plan[: plan.index(account_scan)]
+    assert "InitPlan" not in above.split("CTE stored")[-1], plan
+    assert WebhookEvent.objects.count() == 2  # the EXPLAIN (without ANALYZE) stored nothing
