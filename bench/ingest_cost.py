@@ -44,6 +44,9 @@ def main(argv: list[str]) -> int:
     args_parser.add_argument("--posts", type=int, default=2000, help="requests per round and case")
     args_parser.add_argument("--rounds", type=int, default=3)
     args_parser.add_argument("--batch", type=int, default=1, help="requests per processor batch")
+    args_parser.add_argument(
+        "--per", type=int, default=1, help="inbound results per request in the processor's cases (100: the batch bench)"
+    )
     args_parser.add_argument("--profile", default="", help="write a cProfile of the processor's batches here")
     args_parser.add_argument("--profile-web", default="", help="write a cProfile of the webhook's requests here")
     args_parser.add_argument("--only", nargs="*", default=["web", "inbound", "reports"])
@@ -93,6 +96,24 @@ def main(argv: list[str]) -> int:
             "@@R@@", received
         )
 
+    def inbound_bodies(users: list[str]) -> list[str]:
+        """The processor's requests: `--per` results each (one user each), as the bench's 100/POST scenario."""
+        if args.per == 1:
+            return [inbound_body(user, next(counter)) for user in users]
+        received = payloads.infobip_time()
+        results = []
+        for user in users:
+            n = next(counter)
+            results.append(
+                item_template.replace("@@U@@", user).replace("@@M@@", f"{run}-{n}").replace("@@T@@", f"hello {n}")
+            )
+        return [
+            '{"results":[' + ",".join(results[i : i + args.per]).replace("@@R@@", received) + "],"
+            f'"messageCount":{len(results[i : i + args.per])},"pendingMessageCount":0}}'
+            for i in range(0, len(results), args.per)
+        ]
+
+    item_template = scenarios._inbound_template()
     counter = iter(range(10**9))
     ticks = os.sysconf("SC_CLK_TCK")
 
@@ -202,18 +223,15 @@ def main(argv: list[str]) -> int:
         WebhookEvent.objects.filter(verdict=WebhookEvent.Verdict.PENDING).update(verdict=WebhookEvent.Verdict.FAILED)
         n_posts = args.posts
         if case == "inbound, new users":
-            for _ in range(n_posts):
-                n = next(counter)
-                post(hook, inbound_body(f"{run}-n{r}-{n}", n), headers)
+            for body in inbound_bodies([f"{run}-n{r}-{k}" for k in range(n_posts * args.per)]):
+                post(hook, body, headers)
         elif case == "inbound, existing conversations":
-            users = [f"{run}-e{r}-{k}" for k in range(n_posts)]
-            for user in users:
-                n = next(counter)
-                post(hook, inbound_body(user, n), headers)
+            users = [f"{run}-e{r}-{k}" for k in range(n_posts * args.per)]
+            for body in inbound_bodies(users):
+                post(hook, body, headers)
             apply_all()  # the conversations exist; what follows is the measured second message of each
-            for user in users:
-                n = next(counter)
-                post(hook, inbound_body(user, n), headers)
+            for body in inbound_bodies(users):
+                post(hook, body, headers)
         else:  # delivery + seen reports: one request each, alternating, as the bench's reports scenario
             made = data.conversations_with_messages(
                 inbox_id=fx.inbox_id, conversations=-(-n_posts // 20), messages_per=20, prefix=f"{run}-r{r}"
@@ -247,7 +265,11 @@ def main(argv: list[str]) -> int:
             profiler.disable()
         return figures
 
-    print(f"code: {args.code}; batches of {args.batch} request(s); {args.posts} requests per round", flush=True)
+    print(
+        f"code: {args.code}; batches of {args.batch} request(s); {args.posts} requests per round; "
+        f"{args.per} inbound result(s) per request",
+        flush=True,
+    )
     if "web" in args.only:
         cases = ["bare view", "floor (one INSERT)", "webhook, 1 inbound"]
         if short_client is not None:

@@ -304,3 +304,28 @@ def test_a_record_set_keeps_each_column_s_type_nulls_and_order_and_a_too_long_va
             Contact,
             {"channel": ["c" * 33], "endpoint_id": ["e"], "channel_user_id": ["u"], "first_seen_at": [T0]},
         )
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="HOT updates and the statistics are PostgreSQL's")
+def test_a_batch_moving_the_last_seen_of_every_contact_on_their_pages_updates_each_in_place(inbox):
+    """Migration 0043: the contacts' pages are filled half, so a batch that moves `last_seen_at` of every contact of a
+    page at once (the old versions are its own: nothing to prune yet) finds room for each new version on its page — a
+    HOT update, no new index entries (the fill 0031 left, 80 %, gave room to about a quarter)."""
+    users = [f"user-{n:04}" for n in range(300)]  # several pages of contacts
+    messages_receive([(inbox.pk, event(user, n, 0)) for n, user in enumerate(users)])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_stat_get_xact_tuples_updated(c.oid), pg_stat_get_xact_tuples_hot_updated(c.oid)"
+            " FROM pg_class c WHERE c.relname = 'inbox_contact'"
+        )
+        before = cursor.fetchone()
+        messages_receive([(inbox.pk, event(user, 1000 + n, 5)) for n, user in enumerate(users)])
+        cursor.execute(
+            "SELECT pg_stat_get_xact_tuples_updated(c.oid), pg_stat_get_xact_tuples_hot_updated(c.oid)"
+            " FROM pg_class c WHERE c.relname = 'inbox_contact'"
+        )
+        after = cursor.fetchone()
+    updated, hot = after[0] - before[0], after[1] - before[1]
+    assert updated == len(users)
+    assert hot == updated
+    assert Contact.objects.filter(last_seen_at=T0 + timedelta(minutes=5)).count() == len(users)
