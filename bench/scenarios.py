@@ -1199,6 +1199,7 @@ def _rollups_through_stack(stack: Stack, fx: data.Fixtures, cfg: Config, res: Re
                 {
                     "rate": applied.events / (done - started) if not result.failed else 0.0,
                     "events": applied.events,
+                    "applied_rate": applied.rate,  # until applied only: the processor's pace, without the drain's tail
                     "lag": done - applied_at,
                     "cpu": per_request(cpu.percent, applied.events / (done - started)).replace(
                         "per request", "per event"
@@ -1229,7 +1230,9 @@ def _rollups_through_stack(stack: Stack, fx: data.Fixtures, cfg: Config, res: Re
             f"and (deferred) every mark drained by the worker; without "
             f"{[round(run['rate']) for run in runs['off']]} / with {[round(run['rate']) for run in runs['deferred']]} "
             f"events/s; cost {100 * (1 - ratio):.1f} %; drain done after the apply by "
-            f"{[round(run['lag'], 2) for run in runs['deferred']]} s; load average after each run "
+            f"{[round(run['lag'], 2) for run in runs['deferred']]} s (the last marks wait DRAIN_DELAY_SECONDS for "
+            f"their task); until applied only: without {[round(run['applied_rate']) for run in runs['off']]} / with "
+            f"{[round(run['applied_rate']) for run in runs['deferred']]} events/s; load average after each run "
             f"{[round(run['load'], 1) for run in runs['off']]} / "
             f"{[round(run['load'], 1) for run in runs['deferred']]}; "
             + "; ".join(f"{mode} run {i + 1}: {run['cpu']}" for mode in runs for i, run in enumerate(runs[mode]))
