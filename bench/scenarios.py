@@ -261,10 +261,9 @@ def baseline_and_ingest(stack: Stack, fx: data.Fixtures, cfg: Config, res: Resul
     return base.rate
 
 
-def ingest_batch(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> None:
-    hook = f"{stack.web}/webhooks/infobip/tiktok/{fx.token}/"
-    per = 100
-    users = 2000 if cfg.smoke else 20000
+def _batch_script(fx: data.Fixtures, *, per: int, users: int, prefix: str = "b", user_prefix: str = "") -> wrk.Script:
+    """The 100/POST run's Lua: `per` unique inbound results per POST (message ids `<prefix>-<n>`) from users
+    `<user_prefix or prefix>-u<n % users>`."""
     body = wrk.template_function("item", _inbound_template())
     body += f"""
 local received = {NOW_LUA}
@@ -272,17 +271,25 @@ request = function()
   local items = {{}}
   for i = 1, {per} do
     counter = counter + 1
-    items[i] = item({{U = "b-u" .. (counter % {users}), M = "b-" .. counter, T = "hi " .. counter, R = received}})
+    items[i] = item({{U = "{user_prefix or prefix}-u" .. (counter % {users}), M = "{prefix}-" .. counter,
+                     T = "hi " .. counter, R = received}})
   end
   received = {NOW_LUA}
   local body = '{{"results":[' .. table.concat(items, ",") .. '],"messageCount":{per},"pendingMessageCount":0}}'
   return wrk.format(nil, nil, nil, body)
 end
 """
+    return wrk.Script("POST", _headers(fx), body)
+
+
+def ingest_batch(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> None:
+    hook = f"{stack.web}/webhooks/infobip/tiktok/{fx.token}/"
+    per = 100
+    users = 2000 if cfg.smoke else 20000
     # Few connections: wrk only counts the POSTs that finish.
     result, applied = run_and_apply(
         lambda: wrk.run(
-            hook, wrk.Script("POST", _headers(fx), body), seconds=max(cfg.seconds, 5), connections=2, timeout_s=30
+            hook, _batch_script(fx, per=per, users=users), seconds=max(cfg.seconds, 5), connections=2, timeout_s=30
         )
     )
     settle()
@@ -1153,6 +1160,91 @@ def _has_figures(chart: dict) -> bool:
     )
 
 
+def _drained_by(deadline: float) -> float:
+    """Wait until no roll-up mark is left undrained (the worker's drain committed them all); when that was."""
+    from inbox.models import ReportMarkBatch
+
+    while ReportMarkBatch.objects.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the worker left {ReportMarkBatch.objects.count()} roll-up mark batches undrained")
+        time.sleep(0.05)
+    return time.monotonic()
+
+
+def _rollups_through_stack(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> None:
+    """Ingest 100 results/POST through the stack (wrk, 2 connections, as the 100/POST ingest run) with the processor
+    and the worker restarted with REPORTS_ROLLUPS=off, then deferred, alternated; each run timed from its start
+    until the processor applied everything and, with roll-ups, until the worker drained every mark."""
+    from bench.stack import READY, CpuWindow, process_groups
+
+    hook = f"{stack.web}/webhooks/infobip/tiktok/{fx.token}/"
+    per, users, seconds = 100, (2000 if cfg.smoke else 20000), (2 if cfg.smoke else max(cfg.seconds, 5))
+    modes = ["off", "deferred"] if cfg.smoke else ["off", "deferred", "off", "deferred"]
+    runs: dict[str, list[dict]] = {"off": [], "deferred": []}
+    try:
+        for index, mode in enumerate(modes):
+            for name in ("ingest", "worker"):
+                stack.restart(name, {"REPORTS_ROLLUPS": mode}, ready=READY[name])
+            script = _batch_script(fx, per=per, users=users, prefix=f"rs{index}", user_prefix=f"rs-{mode}")
+            with CpuWindow(lambda: process_groups(stack)) as cpu:
+                started = time.monotonic()
+                result, applied = run_and_apply(
+                    lambda script=script: wrk.run(hook, script, seconds=seconds, connections=2, timeout_s=30)
+                )
+                applied_at = started + applied.seconds
+                done = _drained_by(time.monotonic() + 300) if mode == "deferred" else applied_at
+                done = max(done, applied_at)
+            settle()
+            runs[mode].append(
+                {
+                    "rate": applied.events / (done - started) if not result.failed else 0.0,
+                    "events": applied.events,
+                    "applied_rate": applied.rate,  # until applied only: the processor's pace, without the drain's tail
+                    "lag": done - applied_at,
+                    "cpu": per_request(cpu.percent, applied.events / (done - started)).replace(
+                        "per request", "per event"
+                    ),
+                    "errors": result.errors,
+                    "load": os.getloadavg()[0],
+                }
+            )
+    finally:
+        for name in ("ingest", "worker"):  # as first started: later scenarios expect the default (deferred)
+            stack.restart(name, {}, ready=READY[name])
+    without = statistics.median(run["rate"] for run in runs["off"])
+    with_ = statistics.median(run["rate"] for run in runs["deferred"])
+    ratio = with_ / without if without else 0.0
+    failed = any(run["errors"] for mode_runs in runs.values() for run in mode_runs)
+    res.add(
+        Row(
+            "reporting: roll-up maintenance, through the stack",
+            "ingest events/s with roll-ups (× without, same run)",
+            with_ if not failed else None,
+            "events/s",
+            "≥ 0.9 × (cost ≤ 10 %)",
+            baseline=without,
+            baseline_of="the same ingest without roll-ups",
+            met=ratio >= 0.9 and not failed,
+            note=f"wrk {per}/POST, 2 connections, {seconds} s a run, users from {users} per mode; processor and worker "
+            f"restarted with REPORTS_ROLLUPS off / deferred, alternated; timed from the run's start until applied "
+            f"and (deferred) every mark drained by the worker; without "
+            f"{[round(run['rate']) for run in runs['off']]} / with {[round(run['rate']) for run in runs['deferred']]} "
+            f"events/s; cost {100 * (1 - ratio):.1f} %; drain done after the apply by "
+            f"{[round(run['lag'], 2) for run in runs['deferred']]} s (the last marks wait DRAIN_DELAY_SECONDS for "
+            f"their task); until applied only: without {[round(run['applied_rate']) for run in runs['off']]} / with "
+            f"{[round(run['applied_rate']) for run in runs['deferred']]} events/s; load average after each run "
+            f"{[round(run['load'], 1) for run in runs['off']]} / "
+            f"{[round(run['load'], 1) for run in runs['deferred']]}; "
+            + "; ".join(f"{mode} run {i + 1}: {run['cpu']}" for mode in runs for i, run in enumerate(runs[mode]))
+            + (f"; wrk errors {[run['errors'] for m in runs.values() for run in m]}" if failed else ""),
+        )
+    )
+    res.info["reporting_through_stack_runs"] = {
+        mode: [{key: value for key, value in run.items() if key != "cpu"} for run in mode_runs]
+        for mode, mode_runs in runs.items()
+    }
+
+
 def reporting(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> None:
     from datetime import timedelta
 
@@ -1215,6 +1307,9 @@ def reporting(stack: Stack, fx: data.Fixtures, cfg: Config, res: Results) -> Non
     )
     res.info["reporting_drain_fast_full"] = [drained.get("fast", 0), drained.get("full", 0)]
     res.info["reporting_drain_opened"] = drained.get("opened", 0)
+
+    # 1b. The same cost through the running stack: the drain in the Celery worker, beside the processor.
+    _rollups_through_stack(stack, fx, cfg, res)
     if cfg.reporting_ingest_only:
         return
 

@@ -29,6 +29,8 @@ PY = sys.executable
 LOG_DIR = ROOT / ".run" / "bench"
 # The Celery worker's threads (README "Deployment at scale": 16); BENCH_WORKER_CONCURRENCY compares others.
 WORKER_CONCURRENCY = os.environ.get("BENCH_WORKER_CONCURRENCY", "16")
+# The log line that says a process is up (`wait_log`, `restart`).
+READY = {"worker": "ready.", "ingest": "webhook processor: started"}
 BENCH_REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "13"))  # another db when several benches share a Redis
 
 
@@ -54,6 +56,8 @@ class Stack:
     web_workers: int
     ws_workers: int
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    # What each process was started with (command, extra env), for `restart`.
+    commands: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
     _embedded: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     notes: list[str] = field(default_factory=list)
 
@@ -75,21 +79,36 @@ class Stack:
             start_new_session=True,
         )
         self.processes[name] = process
+        self.commands[name] = (cmd, dict(extra_env or {}))
         return process
 
-    def stop_all(self) -> None:
-        for process in self.processes.values():
+    def restart(self, name: str, extra_env: dict[str, str] | None = None, ready: str | None = None) -> None:
+        """Stop process `name` and start it again with the command and extra env it was started with, updated by
+        `extra_env` (`{}`: as first started); with `ready`, wait for that line in its log (the log starts anew)."""
+        cmd, first_env = self.commands[name]
+        self._stop([self.processes.pop(name)])
+        self.start(name, cmd, {**first_env, **(extra_env or {})})
+        self.commands[name] = (cmd, first_env)  # `{}` restores the first env again
+        if ready:
+            self.wait_log(name, ready)
+
+    @staticmethod
+    def _stop(processes: list[subprocess.Popen]) -> None:
+        for process in processes:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGCONT)
                 os.killpg(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + 15
-        for process in self.processes.values():
+        for process in processes:
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+    def stop_all(self) -> None:
+        self._stop(list(self.processes.values()))
         self.processes.clear()
         self._embedded.close()
 
@@ -161,8 +180,8 @@ class Stack:
         self.wait_http(f"{self.web}/healthz")
         self.wait_http(f"http://127.0.0.1:{self.ws_port}/healthz")
         self.wait_http(f"http://127.0.0.1:{self.sandbox_port}/sandbox/state")
-        self.wait_log("worker", "ready.")
-        self.wait_log("ingest", "webhook processor: started")
+        self.wait_log("worker", READY["worker"])
+        self.wait_log("ingest", READY["ingest"])
 
 
 def _postgres_bench_url(url: str) -> str:
